@@ -1,0 +1,116 @@
+"""Structured configs: the typed schema behind every Hydra YAML file in ``configs/``.
+
+Registering these dataclasses in Hydra's ConfigStore makes composition strict: an unknown key
+or a value of the wrong type fails at start-up, naming the key and the expected type, before
+any data is read. YAML files select a schema through their defaults list (``- schema``).
+This module imports only Hydra/OmegaConf, so CLIs can validate configs without torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+__all__ = [
+    "DataConfig",
+    "SASRecConfig",
+    "TrainerConfig",
+    "LoggerConfig",
+    "EvalConfig",
+    "ExportConfig",
+    "TrainConfig",
+    "register_configs",
+]
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING  # reader: demo | s3rec | events
+    path: Optional[str] = None  # the input file (or directory) of the reader
+    options: Dict[str, Any] = field(default_factory=dict)  # reader-specific, validated by the reader
+    split: str = "leave_one_out"  # leave_one_out | global_time
+    valid_fraction: float = 0.1  # global_time only
+    test_fraction: float = 0.1  # global_time only
+    dedup_consecutive: bool = False  # collapse consecutive events on the same item into one position
+    hmac_key: Optional[str] = None  # pseudonymisation key (prefer env JOURNEYREC_HMAC_KEY)
+    batch_size: int = 128
+    eval_batch_size: int = 512
+    num_workers: int = 0
+    bucket_by_length: bool = True  # batch users of similar length (less padding, same samples per epoch)
+
+
+@dataclass
+class SASRecConfig:
+    name: str = "sasrec"
+    d_model: int = 64
+    n_blocks: int = 2
+    n_heads: int = 2
+    max_len: int = 50
+    dropout: float = 0.2
+    features: List[str] = field(default_factory=list)  # event_type | channel | time_gap
+    loss: str = "softmax"  # softmax | bce
+    n_negatives: int = 1  # bce only
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+
+
+@dataclass
+class TrainerConfig:
+    max_epochs: int = 50
+    min_epochs: int = 1
+    patience: int = 5  # early stopping: epochs without improvement of `monitor`
+    monitor: str = "valid_seen_excluded/ndcg@10"
+    accelerator: str = "cpu"
+    devices: Any = 1
+    precision: str = "32-true"
+    num_threads: int = 0  # torch intra-op threads; 0 = torch's default (all cores)
+    deterministic: bool = False
+    gradient_clip_val: Optional[float] = None
+    check_val_every_n_epoch: int = 1
+    progress_bar: bool = True
+
+
+@dataclass
+class LoggerConfig:
+    mlflow: bool = True
+    tracking_uri: Optional[str] = None  # None: $MLFLOW_TRACKING_URI, else sqlite file in the working directory
+    experiment_name: Optional[str] = None  # None: derived from the dataset
+    run_name: Optional[str] = None
+
+
+@dataclass
+class EvalConfig:
+    ks: List[int] = field(default_factory=lambda: [10, 20])
+
+
+@dataclass
+class ExportConfig:
+    enabled: bool = True
+    index: str = "Flat"  # FAISS factory string
+
+
+@dataclass
+class TrainConfig:
+    data: Any = MISSING
+    model: Any = MISSING
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    seed: int = 42
+    ckpt_path: Optional[str] = None  # "last" resumes from the run directory's last checkpoint
+    output_dir: Optional[str] = None  # None: Hydra's run directory
+    show_samples: int = 0  # print recommendations for this many test customers at the end
+
+
+def register_configs() -> None:
+    """Register the schemas with Hydra (idempotent); call before ``hydra.main`` composes."""
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(group="data", name="schema", node=DataConfig)
+    cs.store(group="model", name="sasrec_schema", node=SASRecConfig)
+    cs.store(group="trainer", name="schema", node=TrainerConfig)
+    cs.store(group="logger", name="schema", node=LoggerConfig)

@@ -1,0 +1,59 @@
+"""What a person sees at the end of a run: a one-screen summary and sample recommendations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from journeyrec.data.schema import CHANNELS, EVENT_TYPES
+
+__all__ = ["print_summary", "print_samples", "describe_item"]
+
+
+def print_summary(metrics: Mapping[str, float], out: Path, run_id: str | None, ks: Sequence[int]) -> None:
+    lines = ["", "=" * 72, f"run directory : {out}"]
+    if run_id:
+        lines.append(f"mlflow run    : {run_id}  (mlflow ui --backend-store-uri sqlite:///mlruns.db)")
+    lines.append(f"trained       : {metrics.get('epochs', 0):.0f} epochs in {metrics.get('train_seconds', 0):.1f}s "
+                 f"(best epoch {metrics.get('best_epoch', -1):.0f})")
+    lines.append(f"{'full ranking':<24}" + "".join(f"{m + '@' + str(k):>11}" for k in ks for m in ("hr", "ndcg")))
+    for split in ("valid", "test"):
+        for proto, label in (("", "all items"), ("_seen_excluded", "seen excluded")):
+            row = "".join(f"{metrics.get(f'{split}{proto}/{m}@{k}', float('nan')):>11.4f}" for k in ks for m in ("hr", "ndcg"))
+            lines.append(f"{split + ' (' + label + ')':<24}{row}")
+    lines.append("=" * 72)
+    print("\n".join(lines))
+
+
+def describe_item(catalog_row: Mapping[str, Any], item_id: str) -> str:
+    title = catalog_row.get("title")
+    if title:
+        cat = catalog_row.get("category") or ""
+        return f"{title} [{cat.rsplit('/', 1)[-1]}]" if cat else str(title)
+    tags = catalog_row.get("tags")
+    return f"item {item_id}" + (f" (attributes {', '.join(map(str, tags[:4]))})" if tags else "")
+
+
+def print_samples(recommender: Any, prepared: Any, n: int, k: int = 5, recent: int = 5) -> None:
+    """Recent events and top-k recommendations for ``n`` test customers (spread over the test set)."""
+    seqs = prepared.sequences
+    users = prepared.split.test.users
+    if len(users) == 0:
+        return
+    picks = users[np.linspace(0, len(users) - 1, num=min(n, len(users))).astype(int)]
+    rows = recommender.catalog.to_pylist()
+    for u in picks:
+        lo, hi = int(seqs.offsets[u]), int(seqs.offsets[u + 1])
+        ids = [str(seqs.item_ids[i - 1]) for i in seqs.items[lo:hi]]
+        et = [EVENT_TYPES[c - 1] for c in seqs.event_types[lo:hi]]
+        ch = [CHANNELS[c - 1] for c in seqs.channels[lo:hi]]
+        ts = seqs.timestamps[lo:hi].tolist()
+        res = recommender.recommend(ids, k=k, event_types=et, channels=ch, timestamps_ms=ts)
+        print(f"\ncustomer {seqs.user_ids[u]} ({hi - lo} events), most recent last:")
+        for i in range(max(0, len(ids) - recent), len(ids)):
+            print(f"   {et[i]:>9} via {ch[i]:<10} {describe_item(rows[seqs.items[lo + i] - 1], ids[i])}")
+        print("  recommended next:")
+        for r in res.items:
+            print(f"   {r.score:9.3f}  {describe_item(rows[recommender.internal_id(r.item_id) - 1], r.item_id)}")

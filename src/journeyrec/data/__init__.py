@@ -1,0 +1,1 @@
+"""Data layer: canonical event schema, readers, the demo shop, and preparation into sequences."""

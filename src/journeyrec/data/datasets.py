@@ -1,0 +1,127 @@
+"""Torch datasets over prepared sequences that build whole batches at once.
+
+Both datasets implement ``__getitems__`` (a list of indices -> one batch dict), which
+``torch.utils.data.DataLoader`` calls instead of per-sample ``__getitem__`` + collate; together
+with :func:`journeyrec.data.sequences.gather_windows` that keeps Python out of the hot path:
+one vectorised gather per batch, fixed-length int64 tensors out.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from journeyrec.data.sequences import EvalCases, SequenceData, gather_windows, history_pairs
+
+__all__ = ["TrainWindows", "EvalWindows", "LengthBucketSampler", "identity_collate", "trim_padding"]
+
+
+def identity_collate(batch: dict) -> dict:
+    """The batch is already collated by ``__getitems__``."""
+    return batch
+
+
+def trim_padding(batch: dict[str, torch.Tensor], keys: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Drop leading columns that are padding in every row. Exact for journeyrec encoders:
+    positions count back from the most recent event and padding is masked, so a shorter window
+    gives the same outputs at real positions while skipping the wasted work."""
+    nonpad = (batch["items"] != 0).any(dim=0)
+    first = int(nonpad.to(torch.int8).argmax()) if bool(nonpad.any()) else nonpad.shape[0] - 1
+    if first == 0:
+        return batch
+    return {k: (v[:, first:] if k in keys else v) for k, v in batch.items()}
+
+
+class LengthBucketSampler(Sampler[list[int]]):
+    """Batches of users with similar sequence lengths, in random order, different every epoch.
+
+    Sorting by length (with random tie-breaking) then cutting into batches keeps padding, and
+    with :func:`trim_padding` the transformer's work, proportional to real positions. The batch
+    order is shuffled so training still sees lengths in random order.
+    """
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int = 0, drop_last: bool = False) -> None:
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.drop_last = drop_last
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n = len(self.lengths)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1
+        order = np.lexsort((rng.random(len(self.lengths)), self.lengths))
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
+            batches.pop()
+        for b in rng.permutation(len(batches)):
+            yield batches[b].tolist()
+
+
+class TrainWindows(Dataset):
+    """One training window per user: the last ``max_len + 1`` items of the training prefix,
+    giving inputs ``items[:, :-1]`` and next-item targets ``targets = items[:, 1:]``. A position
+    has a target only where both its input and its target are real items (0 elsewhere). Users whose prefix has fewer than 2 items have nothing to predict and are skipped."""
+
+    def __init__(self, data: SequenceData, train_ends: np.ndarray, max_len: int, features: Sequence[str] = ()) -> None:
+        self.data = data
+        self.max_len = max_len
+        self.features = tuple(features)
+        lengths = train_ends - data.offsets[:-1]
+        self.users = np.nonzero(lengths >= 2)[0].astype(np.int64)
+        self.ends = np.asarray(train_ends, dtype=np.int64)[self.users]
+        self.lengths = np.minimum(lengths[self.users], max_len + 1)
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.__getitems__([index])
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        idx = np.asarray(indices, dtype=np.int64)
+        w = gather_windows(self.data, self.users[idx], self.ends[idx], self.max_len + 1, self.features)
+        batch = {name: torch.from_numpy(arr[:, :-1]) for name, arr in w.items()}
+        batch["targets"] = torch.from_numpy(np.where(w["items"][:, :-1] != 0, w["items"][:, 1:], 0))
+        if "event_type" in w:
+            batch["target_event_type"] = torch.from_numpy(w["event_type"][:, 1:])
+        return trim_padding(batch, list(batch))
+
+
+class EvalWindows(Dataset):
+    """Evaluation cases as batches: input window, target, and the user's full history before
+    the target as (row, item) pairs for the seen-excluded protocol."""
+
+    def __init__(self, data: SequenceData, cases: EvalCases, max_len: int, features: Sequence[str] = ()) -> None:
+        self.data = data
+        self.cases = cases
+        self.max_len = max_len
+        self.features = tuple(features)
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.__getitems__([index])
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        idx = np.asarray(indices, dtype=np.int64)
+        users, ends = self.cases.users[idx], self.cases.ends[idx]
+        w = gather_windows(self.data, users, ends, self.max_len, self.features)
+        rows, items = history_pairs(self.data, users, ends)
+        batch = trim_padding({name: torch.from_numpy(arr) for name, arr in w.items()}, list(w))
+        batch["targets"] = torch.from_numpy(self.cases.targets[idx].astype(np.int64))
+        batch["case_index"] = torch.from_numpy(idx)
+        batch["history_rows"] = torch.from_numpy(rows)
+        batch["history_items"] = torch.from_numpy(items)
+        return batch

@@ -1,0 +1,82 @@
+"""Apply a model to evaluation cases: score every item, rank the target under both protocols.
+
+:func:`rank_batch` is the one function that turns a batch into ranks; training-time validation
+(the LightningModule) and offline evaluation (:func:`evaluate`) both call it, so their numbers
+agree exactly on the same split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from journeyrec.data.datasets import EvalWindows, identity_collate
+from journeyrec.data.sequences import EvalCases, SequenceData
+from journeyrec.evaluation.metrics import DEFAULT_KS, exclusion_mask, summarise, target_ranks
+
+__all__ = ["EvalResult", "rank_batch", "evaluate", "model_inputs"]
+
+
+def model_inputs(batch: Mapping[str, torch.Tensor], feature_names: Iterable[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(items, features) for a model from a batch dict."""
+    return batch["items"], {name: batch[name] for name in feature_names}
+
+
+@torch.no_grad()
+def rank_batch(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Ranks (and ties) of the targets of one evaluation batch under both protocols."""
+    items, feats = model_inputs(batch, getattr(model, "feature_names", ()))
+    query = model.session_vectors(items, feats)
+    scores = query @ model.item_vectors().T
+    targets = batch["targets"]
+    excl = exclusion_mask(scores.shape[0], scores.shape[1], batch["history_rows"], batch["history_items"], scores.device)
+    r_all, t_all = target_ranks(scores, targets)
+    r_seen, t_seen = target_ranks(scores, targets, excl)
+    return {"all": r_all, "seen_excluded": r_seen, "ties_all": t_all, "ties_seen_excluded": t_seen}
+
+
+@dataclass
+class EvalResult:
+    """Per-case ranks for each protocol, and the flat metrics derived from them."""
+
+    ranks: dict[str, np.ndarray]
+    metrics: dict[str, float]
+    ties: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    data: SequenceData,
+    cases: EvalCases,
+    split: str,
+    ks: Sequence[int] = DEFAULT_KS,
+    batch_size: int = 512,
+    progress: bool = False,
+) -> EvalResult:
+    """Full-ranking evaluation of ``model`` on ``cases``; metric keys ``<split>/ndcg@10``,
+    ``<split>_seen_excluded/ndcg@10``, ... plus ``<split>/tie_rate``."""
+    was_training = model.training
+    model.eval()
+    ds = EvalWindows(data, cases, model.max_len, getattr(model, "feature_names", ()))
+    device = next(model.parameters()).device
+    out: dict[str, list[torch.Tensor]] = {}
+    starts = range(0, len(ds), batch_size)
+    for lo in tqdm(starts, desc=f"eval {split}", disable=not progress, leave=False):
+        batch = ds.__getitems__(list(range(lo, min(lo + batch_size, len(ds)))))
+        batch = {k: v.to(device) for k, v in batch.items()}
+        for key, val in rank_batch(model, batch).items():
+            out.setdefault(key, []).append(val.cpu())
+    model.train(was_training)
+    cat = {k: torch.cat(v).numpy() if v else np.zeros(0, dtype=np.int64) for k, v in out.items()}
+    ranks = {p: cat.get(p, np.zeros(0, dtype=np.int64)) for p in ("all", "seen_excluded")}
+    ties = {p: cat.get(f"ties_{p}", np.zeros(0, dtype=np.int64)) for p in ("all", "seen_excluded")}
+    metrics = summarise(ranks, ks, split)
+    metrics[f"{split}/tie_rate"] = float((ties["all"] > 0).mean()) if len(ties["all"]) else 0.0
+    metrics[f"{split}/n_cases"] = float(len(cases))
+    return EvalResult(ranks=ranks, metrics=metrics, ties=ties)

@@ -1,0 +1,1 @@
+"""Export: item vectors -> FAISS index, and the versioned bundle that serving loads."""

@@ -1,0 +1,128 @@
+"""The shared sequence encoder: embeddings in, one hidden state per position out.
+
+Read top to bottom: item-id embedding (+ optional per-position feature embeddings such as event
+type, channel and time gap) + learned positions -> dropout -> pre-LayerNorm transformer blocks on
+``scaled_dot_product_attention`` -> final LayerNorm. Masking is causal (SASRec: position t sees
+positions <= t) or bidirectional (BERT4Rec); padding keys are always masked. Sequences are
+left-padded, so the last position is always the most recent event.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["SequenceEncoder", "Block"]
+
+
+class Block(nn.Module):
+    """Pre-LN transformer block: x + attn(LN(x)); x + mlp(LN(x))."""
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float, ffn_mult: int = 4) -> None:
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        self.n_heads = n_heads
+        self.ln1 = nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+        self.ln2 = nn.LayerNorm(d_model)
+        self.mlp = nn.Sequential(
+            nn.Linear(d_model, ffn_mult * d_model), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn_mult * d_model, d_model)
+        )
+        self.dropout = dropout
+        self.resid_drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        b, length, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(d, dim=2)
+        q, k, v = (t.view(b, length, self.n_heads, d // self.n_heads).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        y = y.transpose(1, 2).reshape(b, length, d)
+        x = x + self.resid_drop(self.proj(y))
+        return x + self.resid_drop(self.mlp(self.ln2(x)))
+
+
+class SequenceEncoder(nn.Module):
+    """Item sequence (+ per-position features) -> hidden states [B, L, D].
+
+    Args:
+        n_items: number of real items; embedding row 0 is padding (and row n_items + 1 a
+            [MASK] token when ``mask_token`` is set, for masked-item models).
+        features: per-position categorical inputs and their vocabulary sizes (code 0 = padding),
+            e.g. ``{"event_type": 10, "channel": 7, "time_gap": 11}``; their embeddings are added.
+    """
+
+    def __init__(
+        self,
+        n_items: int,
+        d_model: int = 64,
+        n_blocks: int = 2,
+        n_heads: int = 2,
+        max_len: int = 50,
+        dropout: float = 0.2,
+        causal: bool = True,
+        features: Mapping[str, int] | None = None,
+        mask_token: bool = False,
+    ) -> None:
+        super().__init__()
+        self.n_items = n_items
+        self.max_len = max_len
+        self.causal = causal
+        self.d_model = d_model
+        self.item_emb = nn.Embedding(n_items + 1 + int(mask_token), d_model, padding_idx=0)
+        self.pos_emb = nn.Embedding(max_len, d_model)
+        self.feature_emb = nn.ModuleDict(
+            {name: nn.Embedding(size + 1, d_model, padding_idx=0) for name, size in (features or {}).items()}
+        )
+        self.emb_drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList([Block(d_model, n_heads, dropout) for _ in range(n_blocks)])
+        self.ln_f = nn.LayerNorm(d_model)
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=0.02)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, std=0.02)
+            if m.padding_idx is not None:
+                with torch.no_grad():
+                    m.weight[m.padding_idx].zero_()
+
+    def attention_mask(self, items: torch.Tensor) -> torch.Tensor:
+        """Boolean [B, 1, L, L] mask, True = may attend. Every position may attend to itself so
+        that fully padded rows stay finite (their outputs are never used)."""
+        length = items.shape[1]
+        keys = (items != 0)[:, None, None, :]
+        eye = torch.eye(length, dtype=torch.bool, device=items.device)
+        if self.causal:
+            allowed = torch.tril(torch.ones(length, length, dtype=torch.bool, device=items.device))
+            return (keys & allowed) | eye
+        return keys | eye
+
+    def embed(self, items: torch.Tensor, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        length = items.shape[1]
+        if length > self.max_len:
+            raise ValueError(f"sequence length {length} exceeds max_len {self.max_len}")
+        x = self.item_emb(items) * math.sqrt(self.d_model)
+        # positions count back from the most recent event, so left padding does not shift them
+        pos = torch.arange(self.max_len - length, self.max_len, device=items.device)
+        x = x + self.pos_emb(pos)[None]
+        for name, emb in self.feature_emb.items():
+            x = x + emb(features[name])
+        return self.emb_drop(x * (items != 0)[..., None])
+
+    def forward(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        x = self.embed(items, features or {})
+        mask = self.attention_mask(items)
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.ln_f(x)

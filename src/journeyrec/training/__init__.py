@@ -1,0 +1,1 @@
+"""Training with PyTorch Lightning: the only package that imports Lightning (and MLflow)."""

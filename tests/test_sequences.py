@@ -1,0 +1,134 @@
+"""Sequences, splits and windows on small hand-made event tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+from journeyrec.data.datasets import EvalWindows, LengthBucketSampler, TrainWindows
+from journeyrec.data.schema import EVENT_TYPES, conform_events
+from journeyrec.data.sequences import build_sequences, gather_windows, history_pairs, make_split
+
+
+def events(rows):
+    """rows: (user, item, event_type, ts_seconds)"""
+    u, i, e, t = zip(*rows)
+    return conform_events(
+        pa.table({
+            "user_id": pa.array(u, pa.string()),
+            "item_id": pa.array(i, pa.string()),
+            "event_type": pa.array(e, pa.string()),
+            "timestamp": pa.array([x * 1000 for x in t], pa.timestamp("ms", tz="UTC")),
+        })
+    )
+
+
+def test_stable_sort_ids_and_padding():
+    ev = events([
+        ("b", "x", "view", 5), ("a", "y", "view", 2), ("a", "x", "view", 1),
+        ("a", "z", "view", 2),  # same timestamp as "y": must keep file order y, z
+        ("b", None, "search", 6),  # not an item event: skipped
+    ])
+    s = build_sequences(ev)
+    assert s.n_users == 2 and s.n_items == 3
+    assert set(s.items.tolist()) <= {1, 2, 3}  # 0 is reserved for padding
+    seq_a = [s.item_ids[i - 1] for i in s.sequence(0)]
+    assert seq_a == ["x", "y", "z"]
+    assert [s.item_ids[i - 1] for i in s.sequence(1)] == ["x"]
+
+
+def test_dedup_consecutive_keeps_strongest_event():
+    ev = events([("a", "x", "view", 1), ("a", "x", "cart", 2), ("a", "x", "purchase", 3), ("a", "y", "view", 4), ("a", "x", "view", 5)])
+    s = build_sequences(ev, dedup_consecutive=True)
+    assert [s.item_ids[i - 1] for i in s.items] == ["x", "y", "x"]
+    assert [EVENT_TYPES[c - 1] for c in s.event_types] == ["purchase", "view", "view"]
+    assert s.timestamps.tolist() == [3000, 4000, 5000]
+
+
+def test_leave_one_out_split():
+    ev = events([("a", f"i{k}", "view", k) for k in range(5)] + [("b", "i0", "view", 1), ("b", "i1", "view", 2)])
+    s = build_sequences(ev)
+    sp = make_split(s, "leave_one_out")
+    a = int(np.nonzero(s.user_ids == "a")[0][0])
+    b = int(np.nonzero(s.user_ids == "b")[0][0])
+    assert sp.train_ends[a] - s.offsets[a] == 3  # i0 i1 i2
+    assert sp.train_ends[b] == s.offsets[b + 1]  # too short to evaluate: trains on everything
+    assert sp.valid.users.tolist() == [a] and sp.test.users.tolist() == [a]
+    assert s.item_ids[sp.valid.targets[0] - 1] == "i3"
+    assert s.item_ids[sp.test.targets[0] - 1] == "i4"
+    assert sp.test.ends[0] - s.offsets[a] == 4  # test input = i0..i3
+
+
+def test_global_time_split():
+    rows = [("a", f"i{k}", "view", k) for k in range(10)] + [("b", f"i{k}", "view", k) for k in range(0, 10, 3)]
+    s = build_sequences(events(rows))
+    sp = make_split(s, "global_time", valid_fraction=0.2, test_fraction=0.2)
+    t_valid, t_test = sp.info["cutoff_valid_ms"], sp.info["cutoff_test_ms"]
+    for u in range(s.n_users):
+        ts = s.timestamps[s.offsets[u] : sp.train_ends[u]]
+        assert (ts < t_valid).all()
+    for cases, lo, hi in ((sp.valid, t_valid, t_test), (sp.test, t_test, np.inf)):
+        for u, e in zip(cases.users, cases.ends):
+            assert lo <= s.timestamps[e] < hi
+            assert (s.timestamps[s.offsets[u] : e] < lo).all()
+            assert e > s.offsets[u]  # non-empty history
+
+
+def test_gather_windows_and_history_match_naive():
+    rng = np.random.default_rng(0)
+    rows = [(f"u{u}", f"i{rng.integers(20)}", "view", t) for u in range(6) for t in range(int(rng.integers(1, 12)))]
+    s = build_sequences(events(rows))
+    users = np.arange(s.n_users)
+    ends = s.offsets[1:] - 1
+    w = gather_windows(s, users, ends, 4, ("event_type", "time_gap"))
+    for r, (u, e) in enumerate(zip(users, ends)):
+        seq = s.items[s.offsets[u] : e][-4:]
+        expect = np.r_[np.zeros(4 - len(seq), np.int64), seq]
+        assert w["items"][r].tolist() == expect.tolist()
+        assert ((w["event_type"][r] != 0) == (expect != 0)).all()
+    hr, hi = history_pairs(s, users, ends)
+    for r, (u, e) in enumerate(zip(users, ends)):
+        assert sorted(hi[hr == r].tolist()) == sorted(s.items[s.offsets[u] : e].tolist())
+
+
+def test_trimmed_batches_give_identical_model_outputs():
+    from journeyrec.models.sasrec import SASRec
+
+    rng = np.random.default_rng(1)
+    rows = [(f"u{u}", f"i{rng.integers(30)}", "view", t) for u in range(8) for t in range(int(rng.integers(3, 9)))]
+    s = build_sequences(events(rows))
+    sp = make_split(s)
+    model = SASRec(s.n_items, d_model=16, n_blocks=2, n_heads=2, max_len=20, dropout=0.0).eval()
+    trimmed = EvalWindows(s, sp.test, 20).__getitems__(list(range(len(sp.test))))
+    full = gather_windows(s, sp.test.users, sp.test.ends, 20)
+    assert trimmed["items"].shape[1] < 20
+    with torch.no_grad():
+        a = model.session_vectors(trimmed["items"])
+        b = model.session_vectors(torch.from_numpy(full["items"]))
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_train_windows_targets_and_bucket_sampler():
+    rows = [(f"u{u}", f"i{t % 7}", "view", t) for u in range(10) for t in range(u + 3)]
+    s = build_sequences(events(rows))
+    sp = make_split(s)
+    ds = TrainWindows(s, sp.train_ends, max_len=5)
+    batch = ds.__getitems__(list(range(len(ds))))
+    items, targets = batch["items"], batch["targets"]
+    assert items.dtype == torch.int64 and items.shape == targets.shape
+    assert ((targets != 0) <= (items != 0)).all()  # no target at a padding input
+    sampler = LengthBucketSampler(ds.lengths, batch_size=3, seed=0)
+    first = [sorted(b) for b in sampler]
+    second = [sorted(b) for b in sampler]
+    assert sorted(i for b in first for i in b) == list(range(len(ds)))
+    assert first != second  # a new order every epoch
+    for b in first:
+        assert np.ptp(ds.lengths[b]) <= 3
+
+
+def test_unknown_feature_is_refused():
+    s = build_sequences(events([("a", "x", "view", 1)]))
+    with pytest.raises(ValueError, match="unknown sequence feature"):
+        gather_windows(s, np.array([0]), np.array([1]), 3, ("colour",))
