@@ -132,3 +132,9 @@ def test_unknown_feature_is_refused():
     s = build_sequences(events([("a", "x", "view", 1)]))
     with pytest.raises(ValueError, match="unknown sequence feature"):
         gather_windows(s, np.array([0]), np.array([1]), 3, ("colour",))
+
+
+def test_session_ids_from_inactivity_gap():
+    ev = events([("a", "x", "view", 0), ("a", "y", "view", 60), ("a", "z", "view", 4000), ("b", "x", "view", 10)])
+    s = build_sequences(ev)
+    assert s.session_ids(gap_ms=30 * 60 * 1000).tolist() == [0, 0, 1, 0]

@@ -82,6 +82,19 @@ class SequenceData:
     channels: np.ndarray  # [n_events] int8 codes (schema.CHANNELS, 1-based)
     timestamps: np.ndarray  # [n_events] int64 epoch milliseconds
     catalog: pa.Table = field(repr=False)
+    sessions: np.ndarray | None = None  # [n_events] int64 session number, non-decreasing per user
+
+    def session_ids(self, gap_ms: int = 30 * 60 * 1000) -> np.ndarray:
+        """Per-position session number within each user: the source's sessions when known,
+        otherwise a new session starts after an inactivity gap longer than ``gap_ms``."""
+        if self.sessions is not None:
+            return self.sessions
+        new = np.ones(self.n_events, dtype=bool)
+        if self.n_events > 1:
+            new[1:] = np.diff(self.timestamps) > gap_ms
+        new[self.offsets[:-1][self.lengths > 0]] = True
+        count = np.cumsum(new)
+        return count - count[self.offsets[:-1]].repeat(self.lengths)
 
     @property
     def n_items(self) -> int:

@@ -19,7 +19,7 @@ from journeyrec.data.datasets import EvalWindows, identity_collate
 from journeyrec.data.sequences import EvalCases, SequenceData
 from journeyrec.evaluation.metrics import DEFAULT_KS, exclusion_mask, summarise, target_ranks
 
-__all__ = ["EvalResult", "rank_batch", "evaluate", "model_inputs"]
+__all__ = ["EvalResult", "score_batch", "rank_batch", "evaluate", "model_inputs"]
 
 
 def model_inputs(batch: Mapping[str, torch.Tensor], feature_names: Iterable[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -28,11 +28,23 @@ def model_inputs(batch: Mapping[str, torch.Tensor], feature_names: Iterable[str]
 
 
 @torch.no_grad()
+def score_batch(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Scores [B, N + 1] of every item for each sequence of the batch.
+
+    Embedding models score by ``session_vectors @ item_vectors.T`` (what a FAISS index
+    reproduces); models that are not dot products (popularity, co-occurrence) provide
+    ``scores(items, features)`` instead, and it takes precedence.
+    """
+    items, feats = model_inputs(batch, getattr(model, "feature_names", ()))
+    if hasattr(model, "scores"):
+        return model.scores(items, feats)
+    return model.session_vectors(items, feats) @ model.item_vectors().T
+
+
+@torch.no_grad()
 def rank_batch(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Ranks (and ties) of the targets of one evaluation batch under both protocols."""
-    items, feats = model_inputs(batch, getattr(model, "feature_names", ()))
-    query = model.session_vectors(items, feats)
-    scores = query @ model.item_vectors().T
+    scores = score_batch(model, batch)
     targets = batch["targets"]
     excl = exclusion_mask(scores.shape[0], scores.shape[1], batch["history_rows"], batch["history_items"], scores.device)
     r_all, t_all = target_ranks(scores, targets)
@@ -64,7 +76,8 @@ def evaluate(
     was_training = model.training
     model.eval()
     ds = EvalWindows(data, cases, model.max_len, getattr(model, "feature_names", ()))
-    device = next(model.parameters()).device
+    params = list(model.parameters())
+    device = params[0].device if params else torch.device("cpu")
     out: dict[str, list[torch.Tensor]] = {}
     starts = range(0, len(ds), batch_size)
     for lo in tqdm(starts, desc=f"eval {split}", disable=not progress, leave=False):
