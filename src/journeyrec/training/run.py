@@ -33,6 +33,7 @@ from journeyrec.evaluation.ranking import evaluate
 from journeyrec.export.bundle import write_bundle
 from journeyrec.io import atomic_write_json, atomic_write_text
 from journeyrec.models import build_model
+from journeyrec.training.callbacks import EpochCurve
 from journeyrec.training.datamodule import SequenceDataModule
 from journeyrec.training.module import RecModule
 
@@ -140,7 +141,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         deterministic=bool(cfg.trainer.deterministic),
         gradient_clip_val=cfg.trainer.gradient_clip_val,
         check_val_every_n_epoch=int(cfg.trainer.check_val_every_n_epoch),
-        callbacks=[checkpoint, early],
+        callbacks=[checkpoint, early, EpochCurve(out / "curve.json")],
         logger=logger if logger is not None else False,
         enable_progress_bar=bool(cfg.trainer.progress_bar),
         enable_model_summary=False,
@@ -178,7 +179,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 client.log_metric(run_id, mlflow_key(key), float(value))
         client.set_tag(run_id, "data_fingerprint", prepared.fingerprint())
         client.set_tag(run_id, "seed", str(cfg.seed))
-        for name in ("config.yaml", "metrics.json"):
+        for name in ("config.yaml", "metrics.json", "curve.json"):
             client.log_artifact(run_id, str(out / name))
         for name in ("items.parquet", "users.parquet"):
             client.log_artifact(run_id, str(out / "prepared" / name), "id_maps")
