@@ -157,7 +157,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if checkpoint.best_model_path:
         best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
         module.load_state_dict(best["state_dict"])
-        best_epoch = int(best.get("epoch", -1))
+        best_epoch = int(best.get("epoch", -1)) + 1  # 1-based, as in curve.json
     model = module.model.cpu().eval()
     ks = list(cfg.eval.ks)
     metrics: dict[str, float] = {}
