@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 
 from journeyrec.io import atomic_write_json
 
-__all__ = ["EpochCurve"]
+__all__ = ["EpochCurve", "ResumableRNG"]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,13 @@ class EpochCurve(pl.Callback):
         self._t0 = self._last = 0.0
         self._train_part: float | None = None
         self._valid: dict[str, float] = {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "total": self._total}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.rows = list(state_dict["rows"])
+        self._total = float(state_dict["total"])
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._t0 = self._last = time.perf_counter()
@@ -57,3 +64,24 @@ class EpochCurve(pl.Callback):
         if trainer.is_global_zero:
             atomic_write_json(self.path, self.rows)
             log.info("epoch %d: %s", int(row["epoch"]), ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+
+
+class ResumableRNG(pl.Callback):
+    """Stores the torch RNG states in every checkpoint and restores them on resume, so that a
+    run killed and resumed from ``last.ckpt`` draws the same dropout masks as an uninterrupted
+    run (batch order is already a function of (seed, epoch), see ``EpochBatchSampler``)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        import torch
+
+        state: dict[str, Any] = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        import torch
+
+        torch.set_rng_state(state_dict["cpu"])
+        if "cuda" in state_dict and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])

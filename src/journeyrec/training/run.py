@@ -33,7 +33,7 @@ from journeyrec.evaluation.ranking import evaluate
 from journeyrec.export.bundle import write_bundle
 from journeyrec.io import atomic_write_json, atomic_write_text
 from journeyrec.models import build_model
-from journeyrec.training.callbacks import EpochCurve
+from journeyrec.training.callbacks import EpochCurve, ResumableRNG
 from journeyrec.training.datamodule import SequenceDataModule
 from journeyrec.training.module import RecModule
 
@@ -124,8 +124,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     ckpt_dir = out / "checkpoints"
     monitor = str(cfg.trainer.monitor)
+    # saved at the end of each training epoch, after validation and after EpochCurve has recorded
+    # the epoch (Lightning runs checkpoint callbacks last), so last.ckpt holds complete state
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_last=True,
-                                 save_top_k=1, enable_version_counter=False)
+                                 save_top_k=1, enable_version_counter=False, save_on_train_epoch_end=True)
     early = EarlyStopping(monitor=monitor, mode="max", patience=int(cfg.trainer.patience))
     logger = _make_logger(cfg, out)
     if logger is not None:
@@ -141,7 +143,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         deterministic=bool(cfg.trainer.deterministic),
         gradient_clip_val=cfg.trainer.gradient_clip_val,
         check_val_every_n_epoch=int(cfg.trainer.check_val_every_n_epoch),
-        callbacks=[checkpoint, early, EpochCurve(out / "curve.json")],
+        callbacks=[checkpoint, early, EpochCurve(out / "curve.json"), ResumableRNG()],
         logger=logger if logger is not None else False,
         enable_progress_bar=bool(cfg.trainer.progress_bar),
         enable_model_summary=False,
