@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -96,8 +97,17 @@ def _resolve_ckpt(cfg: DictConfig, ckpt_dir: Path) -> str | None:
     return str(cfg.ckpt_path)
 
 
+def _quiet_third_party() -> None:
+    """Keep the console to what a person needs: no library tips, loader chatter or deprecations
+    from inside dependencies (real warnings about our own usage still show)."""
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run the whole pipeline for one configuration; returns the flat metrics."""
+    _quiet_third_party()
     out = _output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.trainer.num_threads:
