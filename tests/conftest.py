@@ -60,3 +60,15 @@ def tiny_trained_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
     uri = f"sqlite:///{tmp / 'mlruns.db'}"
     run_script("train.py", [*TINY_DEMO, f"hydra.run.dir={tmp / 'train'}"], uri)
     return TrainedRun(tmp / "train", uri, (tmp / "train" / "mlflow_run_id").read_text().strip())
+
+
+def compose(name: str, overrides: list[str]):
+    """A config of configs/<name>.yaml composed in process, as its script would (Hydra compose API)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from journeyrec.config import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        return hydra_compose(name, overrides=overrides)

@@ -12,21 +12,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import ROOT, TINY_DEMO, run_script
-
-from journeyrec.config import register_configs
+from conftest import compose, run_script
 
 DATA_ARGS = ["data=demo", "data.options.n_customers=200"]
 NOT_METRICS = {"train_seconds", "epochs", "best_epoch"}
-
-
-def compose(name: str, overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        return hydra_compose(name, overrides=overrides)
 
 
 @pytest.fixture(scope="module")
