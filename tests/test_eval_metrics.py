@@ -211,3 +211,19 @@ def test_segment_metrics_equal_metrics_of_the_subsets():
     assert seg["a"]["ndcg@10"] == pytest.approx(ranking_metrics(ranks[[0, 2, 5]], [10])["ndcg@10"])
     assert seg["b"]["hr@10"] == 1.0
     assert per_case_metrics(ranks, [10])["hr@10"].sum() == 4
+
+
+def test_paired_interval_equals_a_full_case_bootstrap_in_distribution():
+    # the fast path resamples only the cases where the systems differ; compare with the plain
+    # bootstrap of all cases (resample_weights): same distribution, so close quantiles
+    from journeyrec.evaluation.metrics import resample_weights
+
+    rng = np.random.default_rng(5)
+    a = (rng.random(3000) < 0.1).astype(float)
+    b = np.where(rng.random(3000) < 0.05, 1.0 - a, a)
+    fast = paired_comparison("hr", a, b, n_boot=20000, n_perm=1000, seed=2)
+    d = b - a
+    w = np.concatenate(list(resample_weights(len(d), 20000, np.random.default_rng(9))))
+    slow = (w @ d) / len(d)
+    assert fast.ci_low == pytest.approx(np.quantile(slow, 0.025), abs=6e-4)
+    assert fast.ci_high == pytest.approx(np.quantile(slow, 0.975), abs=6e-4)
