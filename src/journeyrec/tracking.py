@@ -191,22 +191,28 @@ def sweep_parent(client: Any, experiment: str, sweep_dir: str | Path, run_name: 
     """The parent run of the sweep in ``sweep_dir`` (created by its first job, then reused).
 
     The id is kept in ``<sweep_dir>/mlflow_parent_run_id``: every job of one Hydra multirun shares
-    that directory, whichever launcher runs it. A stale id (another store) is replaced.
+    that directory, whichever launcher runs it (a file lock makes parallel jobs agree on one
+    parent). A stale id (another store) is replaced.
     """
+    import fcntl
+
     d = Path(sweep_dir)
+    d.mkdir(parents=True, exist_ok=True)
     f = d / PARENT_FILE
-    if f.is_file():
-        run_id = f.read_text().strip()
-        try:
-            client.get_run(run_id)
-            client.update_run(run_id, status="RUNNING")
-            return run_id
-        except Exception:  # noqa: BLE001 - an id from another store: start a fresh parent
-            pass
-    all_tags = {"journeyrec.kind": "sweep", "journeyrec.sweep_dir": str(d.resolve()), **dict(tags or {})}
-    run = client.create_run(experiment, run_name=run_name, tags=all_tags)
-    atomic_write_text(f, run.info.run_id)
-    return run.info.run_id
+    with open(d / f".{PARENT_FILE}.lock", "w") as lock:  # parallel launchers: one job creates the parent
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if f.is_file():
+            run_id = f.read_text().strip()
+            try:
+                client.get_run(run_id)
+                client.update_run(run_id, status="RUNNING")
+                return run_id
+            except Exception:  # noqa: BLE001 - an id from another store: start a fresh parent
+                pass
+        all_tags = {"journeyrec.kind": "sweep", "journeyrec.sweep_dir": str(d.resolve()), **dict(tags or {})}
+        run = client.create_run(experiment, run_name=run_name, tags=all_tags)
+        atomic_write_text(f, run.info.run_id)
+        return run.info.run_id
 
 
 def record_child(client: Any, parent_id: str, child_id: str, monitor: str, value: float, mode: str = "max") -> bool:
