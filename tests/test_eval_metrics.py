@@ -97,13 +97,22 @@ def test_topk_matches_brute_force_ordering(seed):
         assert (ids[i, len(cands):] == 0).all() and torch.isinf(vals[i, len(cands):]).all()
 
 
-def brute_ild(lst, attrs):
+def brute_ild(lst, codes):
     pairs = []
     for a, b in itertools.combinations([x for x in lst if x > 0], 2):
-        sa, sb = set(np.nonzero(attrs[a])[0]), set(np.nonzero(attrs[b])[0])
+        sa, sb = {c for c in codes[a] if c >= 0}, {c for c in codes[b] if c >= 0}
         if sa and sb:
             pairs.append(1 - len(sa & sb) / len(sa | sb))
     return np.mean(pairs) if pairs else np.nan
+
+
+def random_codes(rng, n, width=3, vocab=6):
+    """Padded attribute codes: up to ``width`` distinct tags per item, some items without any."""
+    codes = np.full((n + 1, width), -1)
+    for i in range(1, n + 1):
+        tags = rng.choice(vocab, size=rng.integers(0, width + 1), replace=False)
+        codes[i, : len(tags)] = tags
+    return codes
 
 
 def test_beyond_accuracy_vs_brute_force():
@@ -112,9 +121,8 @@ def test_beyond_accuracy_vs_brute_force():
     topk = np.stack([rng.choice(np.arange(1, n + 1), size=k, replace=False) for _ in range(b)])
     topk[3, 3:] = 0  # a short list (fewer candidates than K)
     counts = np.r_[0, rng.integers(0, 50, size=n)]
-    attrs = rng.random((n + 1, 6)) < 0.4
-    attrs[0] = False
-    attrs[2] = False  # an item without attributes takes no part in any pair
+    attrs = random_codes(rng, n)
+    attrs[2] = -1  # an item without attributes takes no part in any pair
     agg, per = beyond_accuracy(topk, [2, k], counts, attrs, "test/")
     for kk in (2, k):
         top = topk[:, :kk]
@@ -135,13 +143,18 @@ def test_beyond_accuracy_vs_brute_force():
 
 
 def test_diversity_with_one_category_is_share_of_different_pairs_and_chunking_is_exact():
-    cats = np.array([0, 0, 0, 1, 1, 2])  # item 1..6 -> category
-    attrs = np.zeros((7, 3), dtype=bool)
-    attrs[np.arange(1, 7), cats] = True
+    cats = np.array([-1, 0, 0, 0, 1, 1, 2])[:, None]  # item 1..6 -> category code
     topk = np.array([[1, 2, 3], [1, 4, 6], [4, 5, 0]])
-    np.testing.assert_allclose(intra_list_diversity(topk, attrs), [0.0, 1.0, 0.0])
-    big = np.random.default_rng(1).integers(0, 7, size=(500, 4))
-    np.testing.assert_allclose(intra_list_diversity(big, attrs, chunk_bytes=64), intra_list_diversity(big, attrs), equal_nan=True)
+    np.testing.assert_allclose(intra_list_diversity(topk, cats), [0.0, 1.0, 0.0])
+    rng = np.random.default_rng(1)
+    codes = random_codes(rng, 30, width=4, vocab=8)
+    big = rng.integers(0, 31, size=(300, 6))
+    np.testing.assert_allclose(intra_list_diversity(big, codes, chunk_elements=1),
+                               intra_list_diversity(big, codes), equal_nan=True)
+    np.testing.assert_allclose(intra_list_diversity(big, codes), [brute_ild(r, codes) for r in big], equal_nan=True)
+    # a vocabulary too large for dense rows takes the code-comparison path: same numbers
+    sparse = np.where(codes >= 0, codes * 10_000_000, -1)
+    np.testing.assert_allclose(intra_list_diversity(big, sparse), intra_list_diversity(big, codes), equal_nan=True)
 
 
 def test_gini_and_coverage_edge_cases():
@@ -227,3 +240,17 @@ def test_paired_interval_equals_a_full_case_bootstrap_in_distribution():
     slow = (w @ d) / len(d)
     assert fast.ci_low == pytest.approx(np.quantile(slow, 0.025), abs=6e-4)
     assert fast.ci_high == pytest.approx(np.quantile(slow, 0.975), abs=6e-4)
+
+
+def test_many_protocols_from_one_comparison_equal_separate_calls():
+    from journeyrec.evaluation.metrics import target_ranks_many
+
+    scores, targets, _, excl = random_cases(7, levels=3)
+    s, t = torch.from_numpy(scores), torch.from_numpy(targets)
+    s[2, 5] = float("nan")
+    s[4, int(targets[4])] = float("nan")  # a NaN target: worst rank among its candidates
+    (ra, ta), (rs, ts) = target_ranks_many(s, t, [None, excl])
+    assert ra[4] == scores.shape[1] - 2 and rs[4] == int((~excl[4, 1:]).sum()) - 1 + int(excl[4, targets[4]])
+    for i in range(len(targets)):
+        if i != 4:
+            assert ra[i] == brute_rank(s[i].numpy(), int(targets[i]), set())

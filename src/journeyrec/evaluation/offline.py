@@ -65,8 +65,8 @@ class ItemStats:
     """What beyond-accuracy metrics need about items, in the model's id space.
 
     ``counts``: training interaction count per id 0..N (popularity, novelty);
-    ``attributes``: bool [N + 1, F] attribute sets for diversity: one-hot leaf category when the
-    catalogue has categories, else multi-hot tags, else None; ``attribute_kind`` says which.
+    ``attributes``: padded attribute codes [N + 1, T] (-1 = none) for diversity: the category when
+    the catalogue has categories, else the tags, else None; ``attribute_kind`` says which.
     """
 
     counts: np.ndarray
@@ -81,29 +81,36 @@ class ItemStats:
         return cls(counts, attrs, kind)
 
 
+def _encode(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int]:
+    """Dictionary codes (-1 = null) and the number of distinct values."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    enc = pc.dictionary_encode(values)
+    codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, len(enc.dictionary)
+
+
 def _attributes(catalog: pa.Table | None, n_items: int) -> tuple[np.ndarray | None, str]:
+    """Padded attribute codes [N + 1, T] (-1 = none; row 0 = padding) and which attribute."""
     if catalog is None or catalog.num_rows != n_items:
         return None, "none"
     if "category" in catalog.column_names and catalog.column("category").null_count < catalog.num_rows:
-        codes = pc.dictionary_encode(catalog.column("category")).combine_chunks()
-        idx = codes.indices.to_numpy(zero_copy_only=False)
-        valid = np.asarray(codes.indices.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-        out = np.zeros((n_items + 1, len(codes.dictionary)), dtype=bool)
-        rows = np.nonzero(valid)[0]
-        out[rows + 1, idx[valid].astype(np.int64)] = True
-        return out, "category"
+        codes, _ = _encode(catalog.column("category"))
+        return np.r_[-1, codes][:, None], "category"
     if "tags" in catalog.column_names:
         tags = catalog.column("tags").combine_chunks()
         lens = pc.fill_null(pc.list_value_length(tags), 0).to_numpy(zero_copy_only=False).astype(np.int64)
         if lens.sum() > 0:
-            flat = pc.list_flatten(tags)
-            codes = pc.dictionary_encode(flat).combine_chunks()
-            f = len(codes.dictionary)
-            if (n_items + 1) * f > 200_000_000:  # a dense matrix this large is not worth it
-                return None, "none"
-            out = np.zeros((n_items + 1, f), dtype=bool)
+            codes, _ = _encode(pc.list_flatten(tags))
             rows = np.repeat(np.arange(1, n_items + 1), lens)
-            out[rows, codes.indices.to_numpy(zero_copy_only=False).astype(np.int64)] = True
+            keep = codes >= 0
+            rows, codes = rows[keep], codes[keep]
+            pairs = np.unique(np.stack([rows, codes], axis=1), axis=0)  # an item's tag counts once
+            rows, codes = pairs[:, 0], pairs[:, 1]
+            width = np.bincount(rows, minlength=n_items + 1)
+            out = np.full((n_items + 1, int(width.max())), -1, dtype=np.int64)
+            slot = np.arange(len(rows)) - np.repeat(np.cumsum(width) - width, width)
+            out[rows, slot] = codes
             return out, "tags"
     return None, "none"
 

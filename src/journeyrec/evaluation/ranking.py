@@ -23,7 +23,7 @@ from journeyrec.evaluation.metrics import (
     ranking_metrics,
     sampled_ranks,
     summarise,
-    target_ranks,
+    target_ranks_many,
     topk_items,
 )
 
@@ -67,8 +67,7 @@ def rank_batch(
     scores = score_batch(model, batch)
     targets = batch["targets"]
     excl = exclusion_mask(scores.shape[0], scores.shape[1], batch["history_rows"], batch["history_items"], scores.device)
-    r_all, t_all = target_ranks(scores, targets)
-    r_seen, t_seen = target_ranks(scores, targets, excl)
+    (r_all, t_all), (r_seen, t_seen) = target_ranks_many(scores, targets, [None, excl])
     out = {"all": r_all, "seen_excluded": r_seen, "ties_all": t_all, "ties_seen_excluded": t_seen}
     if topk:
         out["top_all"] = topk_items(scores, topk)[0]
