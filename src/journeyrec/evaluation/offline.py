@@ -38,7 +38,6 @@ from journeyrec.evaluation.metrics import (
     summarise,
 )
 from journeyrec.evaluation.ranking import evaluate
-from journeyrec.evaluation.segments import DEFAULT_LENGTH_EDGES, case_segments
 from journeyrec.models.baselines import training_counts
 
 __all__ = [
