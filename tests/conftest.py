@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -29,10 +32,6 @@ def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 # --- a tiny trained model shared by the evaluation tests (one real training run per session) ---
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-
 TINY_DEMO = ["experiment=demo", "data.options.n_customers=200", "model.d_model=16", "model.n_blocks=1",
              "trainer.max_epochs=2", "trainer.progress_bar=false", "show_samples=0", "eval.bootstrap=200"]
 
