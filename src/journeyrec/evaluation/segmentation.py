@@ -240,11 +240,12 @@ def run_segmentation(cfg: Any) -> tuple[Segmentation, Path]:
     lines = ["", "=" * 100, f"{'output':<15}: {out}", f"{'assignment':<15}: {out / 'segments.parquet'}  "
              f"(scripts/evaluate.py ... eval.segments={out / 'segments.parquet'})",
              f"{'report':<15}: {out / 'report.html'}", f"{'seconds':<15}: {time.perf_counter() - t0:.1f}",
-             f"{'segment':<8}{'users':>8}{'share':>8}{'len':>7}{'returning':>11}  top categories | top brands"]
+             f"{'segment':<8}{'users':>8}{'share':>8}{'len':>7}{'returning':>11}  top categories (else tags) | top brands"]
     for d in descriptions:
         ret = "n/a" if np.isnan(d["returning_share"]) else f"{d['returning_share']:.0%}"
+        what = d["top_categories"] if d["top_categories"] != "n/a" else f"tags {d['top_tags']}"
         lines.append(f"c{d['segment']:<7}{d['users']:>8}{d['share']:>8.1%}{d['mean_length']:>7.1f}{ret:>11}  "
-                     f"{d['top_categories'][:45]} | {d['top_brands'][:30]}")
+                     f"{what[:45]} | {d['top_brands'][:30]}")
     lines.append("=" * 100)
     print("\n".join(lines))
     return seg, out
