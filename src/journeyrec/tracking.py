@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_DB",
     "tracking_uri",
     "artifact_root",
+    "store_exists",
     "flatten",
     "experiment_id",
     "experiment_name_for",
@@ -71,6 +72,11 @@ def tracking_uri(configured: str | None = None) -> str:
     if env:
         return env
     return f"sqlite:///{Path.cwd() / DEFAULT_DB}"
+
+
+def store_exists(uri: str) -> bool:
+    """False for a sqlite store whose file does not exist (opening it would create it)."""
+    return not uri.startswith("sqlite:///") or Path(uri[len("sqlite:///"):]).is_file()
 
 
 def artifact_root(uri: str) -> str:

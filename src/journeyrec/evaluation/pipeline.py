@@ -102,7 +102,9 @@ def resolve_model(cfg: DictConfig, uri: str, scratch: Path) -> ModelSource:
     else:
         bundle = Path(str(cfg.bundle))
         sibling = bundle.parent / "mlflow_run_id"
-        if sibling.is_file():  # the training run that wrote this bundle, if it is in this store
+        from journeyrec.tracking import store_exists
+
+        if sibling.is_file() and store_exists(uri):  # the training run that wrote this bundle, if it is in this store
             with contextlib.suppress(Exception):
                 client = _client(uri)
                 run = client.get_run(sibling.read_text().strip())
