@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,3 +29,45 @@ def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
+
+
+# --- a tiny trained model shared by the evaluation tests (one real training run per session) ---
+TINY_DEMO = ["experiment=demo", "data.options.n_customers=200", "model.d_model=16", "model.n_blocks=1",
+             "trainer.max_epochs=2", "trainer.progress_bar=false", "show_samples=0", "eval.bootstrap=200"]
+
+
+def run_script(script: str, args: list[str], uri: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run scripts/<script> with the tracking store ``uri``; fail with its output if it fails."""
+    env = dict(os.environ, MLFLOW_TRACKING_URI=uri, PYTHONUNBUFFERED="1", MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false")
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"{script} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+@dataclass
+class TrainedRun:
+    out: Path  # training output directory (bundle/, prepared/, metrics.json, per_case.parquet)
+    uri: str  # its MLflow store
+    run_id: str
+
+
+@pytest.fixture(scope="session")
+def tiny_trained_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    tmp = tmp_path_factory.mktemp("tiny_run")
+    uri = f"sqlite:///{tmp / 'mlruns.db'}"
+    run_script("train.py", [*TINY_DEMO, f"hydra.run.dir={tmp / 'train'}"], uri)
+    return TrainedRun(tmp / "train", uri, (tmp / "train" / "mlflow_run_id").read_text().strip())
+
+
+def compose(name: str, overrides: list[str]):
+    """A config of configs/<name>.yaml composed in process, as its script would (Hydra compose API)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from journeyrec.config import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        return hydra_compose(name, overrides=overrides)

@@ -15,11 +15,33 @@ Two protocols are always computed side by side, because papers mix them silently
   (except the target itself, which is always ranked), as in S3-Rec's evaluation code.
 
 From ranks, with one relevant item per case: HR@K = Recall@K = [rank < K];
-NDCG@K = 1/log2(rank + 2) if rank < K; MRR@K = MAP@K = 1/(rank + 1) if rank < K.
+NDCG@K = 1/log2(rank + 2) if rank < K; MRR@K = MAP@K = 1/(rank + 1) if rank < K. K beyond the
+catalogue is allowed (every ranked target counts as a hit).
+
+Beyond accuracy, from each case's top-K list (:func:`topk_items`, same protocol as its ranks):
+
+* ``coverage@K``: share of catalogue items that appear in at least one list;
+* ``diversity@K``: intra-list diversity, the mean Jaccard distance between the attribute sets of
+  every pair of listed items (with one category per item: the share of pairs from different
+  categories); pairs with an item of unknown attributes are left out;
+* ``novelty@K``: mean self-information ``-log2 p(i)`` of listed items, ``p(i) = (c_i + 1) / (C + N)``
+  from training interaction counts (add-one smoothing keeps unseen items finite);
+* ``arp@K``: average recommended popularity (mean training count of listed items);
+* ``gini@K``: Gini coefficient of exposure (how often each catalogue item is listed; 0 = equal).
+
+Uncertainty: :func:`bootstrap_intervals` gives percentile intervals of case means (cases resampled
+with replacement, one shared set of resamples for all metrics). Coverage and Gini are set-level
+statistics: a resample with replacement holds ~63% distinct cases, so a bootstrap would bias them
+low; they are reported without intervals. :func:`paired_comparison` compares two systems on the
+same cases (bootstrap interval of the mean difference and a paired sign-flip permutation test).
+
+Sampled metrics (:func:`sampled_ranks`) exist only to reproduce papers that use them; callers must
+label their keys ``sampled`` (``test_sampled100/ndcg@10``) and never use them by default.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -29,15 +51,36 @@ __all__ = [
     "DEFAULT_KS",
     "PROTOCOLS",
     "target_ranks",
+    "target_ranks_many",
     "exclusion_mask",
     "per_case_metrics",
     "ranking_metrics",
     "topk_items",
     "summarise",
+    "ci_keys",
+    "exposure",
+    "catalogue_coverage",
+    "gini",
+    "self_information",
+    "mean_item_value",
+    "intra_list_diversity",
+    "beyond_accuracy",
+    "resample_weights",
+    "bootstrap_intervals",
+    "PairedResult",
+    "paired_comparison",
+    "sampled_ranks",
+    "segment_metrics",
 ]
 
 DEFAULT_KS: tuple[int, ...] = (10, 20)
 PROTOCOLS: tuple[str, ...] = ("all", "seen_excluded")
+
+
+def _as_float(scores: torch.Tensor) -> torch.Tensor:
+    """float32, except float64 stays float64: baselines encode exact lexicographic keys
+    (co-occurrence count, then popularity rank) that float32 would round into false ties."""
+    return scores if scores.dtype == torch.float64 else scores.float()
 
 
 def exclusion_mask(
@@ -66,25 +109,48 @@ def target_ranks(
     Returns:
         (ranks, ties): int64 [B] each. ``ranks`` counts strictly higher candidates.
     """
+    return target_ranks_many(scores, targets, [exclude])[0]
+
+
+@torch.no_grad()
+def target_ranks_many(
+    scores: torch.Tensor, targets: torch.Tensor, excludes: Sequence[torch.Tensor | None]
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`target_ranks` under several exclusion masks from one comparison of the scores.
+
+    Counting is the hot loop of evaluation ([B, N + 1] per batch): the comparisons with the
+    target are made once; each protocol subtracts the excluded candidates that were higher /
+    tied (int32 counts, about twice as fast as default bool sums).
+    """
     if scores.dim() != 2 or targets.dim() != 1 or scores.shape[0] != targets.shape[0]:
         raise ValueError(f"scores must be [B, N+1] and targets [B]; got {tuple(scores.shape)} and {tuple(targets.shape)}")
     if targets.numel() and (int(targets.min()) < 1 or int(targets.max()) >= scores.shape[1]):
         raise ValueError("targets must be item ids in 1..N (0 is padding)")
-    s = scores.float()
+    s = _as_float(scores)
     rows = torch.arange(s.shape[0], device=s.device)
     t = s[rows, targets]
-    cand = torch.ones_like(s, dtype=torch.bool)
-    cand[:, 0] = False
-    if exclude is not None:
-        cand &= ~exclude
-        cand[rows, targets] = True
-    higher = ((s > t[:, None]) & cand).sum(dim=1)
-    ties = ((s == t[:, None]) & cand).sum(dim=1) - 1
-    worst = cand.sum(dim=1) - 1
+    gt = s > t[:, None]
+    gt[:, 0] = False
+    eq = s == t[:, None]
+    eq[:, 0] = False
+    higher = gt.sum(dim=1, dtype=torch.int32)
+    equal = eq.sum(dim=1, dtype=torch.int32) - 1  # the target itself (a NaN target is handled below)
+    n_items = s.shape[1] - 1
     nan_target = torch.isnan(t)
-    ranks = torch.where(nan_target, worst, higher)
-    ties = torch.where(nan_target, torch.zeros_like(ties), ties)
-    return ranks.long(), ties.long()
+    out = []
+    for exclude in excludes:
+        h, e, n_cand = higher, equal, torch.full_like(higher, n_items)
+        if exclude is not None:
+            ex = exclude.clone()
+            ex[:, 0] = False
+            ex[rows, targets] = False
+            h = h - (gt & ex).sum(dim=1, dtype=torch.int32)
+            e = e - (eq & ex).sum(dim=1, dtype=torch.int32)
+            n_cand = n_cand - ex.sum(dim=1, dtype=torch.int32)
+        ranks = torch.where(nan_target, n_cand - 1, h)
+        ties = torch.where(nan_target, torch.zeros_like(e), e)
+        out.append((ranks.long(), ties.long()))
+    return out
 
 
 def per_case_metrics(ranks: np.ndarray, ks: Iterable[int] = DEFAULT_KS) -> dict[str, np.ndarray]:
@@ -119,11 +185,11 @@ def topk_items(scores: torch.Tensor, k: int, exclude: torch.Tensor | None = None
 
     If fewer than k candidates exist, the tail is filled with id 0 and score -inf.
     """
-    s = scores.float().clone()
+    s = _as_float(scores).clone()  # one copy, then in place
     s[:, 0] = -torch.inf
     if exclude is not None:
-        s = s.masked_fill(exclude, -torch.inf)
-    s = torch.nan_to_num(s, nan=-torch.inf, posinf=torch.inf, neginf=-torch.inf)
+        s.masked_fill_(exclude, -torch.inf)
+    s.nan_to_num_(nan=-torch.inf, posinf=torch.inf, neginf=-torch.inf)
     k_eff = min(k, s.shape[1])
     vals, idx = torch.topk(s, k_eff, dim=1)
     idx = torch.where(torch.isinf(vals) & (vals < 0), torch.zeros_like(idx), idx)
@@ -141,4 +207,316 @@ def summarise(results: Mapping[str, np.ndarray], ks: Sequence[int], split: str) 
     for protocol, ranks in results.items():
         prefix = f"{split}/" if protocol == "all" else f"{split}_{protocol}/"
         out.update(ranking_metrics(ranks, ks, prefix))
+    return out
+
+
+# --- beyond accuracy ------------------------------------------------------------------------
+
+
+def exposure(topk: np.ndarray, n_items: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """How often each item 1..N is listed over all cases (float64 [N]); id 0 (an unfilled slot)
+    is dropped. ``weights`` (one per case) counts a case that many times (bootstrap resamples)."""
+    topk = np.asarray(topk, dtype=np.int64)
+    w = None if weights is None else np.repeat(np.asarray(weights, dtype=np.float64), topk.shape[1])
+    return np.bincount(topk.ravel(), weights=w, minlength=n_items + 1)[1:].astype(np.float64)
+
+
+def catalogue_coverage(topk: np.ndarray, n_items: int) -> float:
+    """Share of the N catalogue items listed in at least one case's top-K."""
+    return float((exposure(topk, n_items) > 0).mean()) if n_items else float("nan")
+
+
+def gini(values: np.ndarray) -> float:
+    """Gini coefficient of non-negative values: 0 when all equal, -> 1 when one item takes all."""
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    n, total = len(x), x.sum()
+    if n == 0 or total <= 0:
+        return float("nan")
+    i = np.arange(1, n + 1, dtype=np.float64)
+    return float(2.0 * (i * x).sum() / (n * total) - (n + 1.0) / n)
+
+
+def self_information(item_counts: np.ndarray) -> np.ndarray:
+    """``-log2 p(i)`` per item id 0..N from training counts ([N + 1], index 0 unused), add-one smoothed."""
+    c = np.asarray(item_counts, dtype=np.float64)
+    n = len(c) - 1
+    p = (c + 1.0) / (c[1:].sum() + n)
+    return -np.log2(p)
+
+
+def mean_item_value(topk: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per case, the mean of ``values[item]`` over its listed items (NaN when the list is empty)."""
+    topk = np.asarray(topk, dtype=np.int64)
+    real = topk > 0
+    v = np.where(real, np.asarray(values, dtype=np.float64)[topk], 0.0)
+    n = real.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, v.sum(axis=1) / np.maximum(n, 1), np.nan)
+
+
+def intra_list_diversity(topk: np.ndarray, item_attributes: np.ndarray, chunk_elements: int = 1 << 25) -> np.ndarray:
+    """Per case, the mean Jaccard distance between the attribute sets of all pairs of listed items.
+
+    Args:
+        topk: int [B, K] item ids (0 = empty slot).
+        item_attributes: int [N + 1, T] attribute codes per item, padded with -1 (one column holding
+            the category code, or the item's tags); row 0 and items without attributes are all -1
+            and take no part in any pair.
+
+    Returns:
+        float64 [B]; NaN where a list has fewer than two items with attributes.
+    """
+    topk = np.asarray(topk, dtype=np.int64)
+    return _diversity_at(topk, item_attributes, [topk.shape[1]], chunk_elements)[topk.shape[1]]
+
+
+def _diversity_at(topk: np.ndarray, item_attributes: np.ndarray, ks: Iterable[int], chunk_elements: int = 1 << 25) -> dict[int, np.ndarray]:
+    """Diversity of the top-k prefix for every k in ``ks`` from one pass over the pairwise
+    distances of the full lists (the k-prefix uses the leading k x k block).
+
+    Pairwise intersections: with a modest attribute vocabulary the sets become dense 0/1 rows and
+    one batched matrix product per chunk counts them (BLAS); otherwise codes are compared
+    directly ([c, K, K, T, T], fine for the few tags an item has)."""
+    topk = np.asarray(topk, dtype=np.int64)
+    b, kmax = topk.shape
+    ks = [min(int(k), kmax) for k in ks]
+    codes = np.asarray(item_attributes, dtype=np.int64)
+    out = {k: np.full(b, np.nan) for k in ks}
+    if b == 0 or kmax < 2 or codes.ndim != 2 or codes.shape[1] == 0 or (codes < 0).all():
+        return out
+    n_attr = int(codes.max()) + 1
+    item_size = torch.from_numpy((codes >= 0).sum(axis=1))
+    dense = codes.shape[1] > 1 and codes.shape[0] * n_attr * 4 <= 256 << 20  # one code per item: compare codes
+    if dense:
+        onehot = np.zeros((codes.shape[0], n_attr), dtype=np.float32)
+        rows, cols = np.nonzero(codes >= 0)
+        onehot[rows, codes[rows, cols]] = 1.0
+        feats = torch.from_numpy(onehot)
+        step = max(1, int(chunk_elements // (kmax * n_attr)))
+    else:
+        feats = torch.from_numpy(codes)
+        step = max(1, int(chunk_elements // (kmax * kmax * codes.shape[1] ** 2)))
+    upper = torch.triu(torch.ones(kmax, kmax, dtype=torch.bool), diagonal=1)
+    for lo in range(0, b, step):
+        idx = torch.from_numpy(topk[lo : lo + step])
+        x = feats[idx]  # [c, K, F] one-hot or [c, K, T] codes
+        size = item_size[idx]
+        if dense:
+            inter = torch.bmm(x, x.transpose(1, 2)).double()
+        else:
+            valid = x >= 0
+            same = (x[:, :, None, :, None] == x[:, None, :, None, :]) & valid[:, :, None, :, None] & valid[:, None, :, None, :]
+            inter = same.sum(dim=(3, 4)).double()
+        union = (size[:, :, None] + size[:, None, :]).double() - inter
+        ok = (size[:, :, None] > 0) & (size[:, None, :] > 0) & upper
+        dist = torch.where(ok, 1.0 - inter / union.clamp_min(1e-9), torch.zeros_like(inter))
+        for k in ks:
+            pairs = ok[:, :k, :k].sum(dim=(1, 2))
+            val = dist[:, :k, :k].sum(dim=(1, 2)) / pairs.clamp_min(1).double()
+            out[k][lo : lo + step] = torch.where(pairs > 0, val, torch.full_like(val, float("nan"))).numpy()
+    return out
+
+
+def beyond_accuracy(
+    topk: np.ndarray,
+    ks: Iterable[int],
+    item_counts: np.ndarray,
+    item_attributes: np.ndarray | None = None,
+    prefix: str = "",
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Coverage, diversity, novelty, ARP and Gini at each K from the top-max(K) lists.
+
+    Returns (aggregates, per-case arrays); the per-case arrays (diversity, novelty, arp) are the
+    ones a bootstrap interval applies to. Keys ``<prefix>coverage@10`` etc.
+    """
+    topk = np.asarray(topk, dtype=np.int64)
+    counts = np.asarray(item_counts, dtype=np.float64)
+    n_items = len(counts) - 1
+    info = self_information(counts)
+    agg: dict[str, float] = {}
+    per: dict[str, np.ndarray] = {}
+    ks = list(ks)
+    diversity = _diversity_at(topk, item_attributes, ks) if item_attributes is not None else {}
+    for k in ks:
+        top = topk[:, :k]
+        exp = exposure(top, n_items)
+        agg[f"{prefix}coverage@{k}"] = float((exp > 0).mean()) if n_items else float("nan")
+        agg[f"{prefix}gini@{k}"] = gini(exp)
+        per[f"{prefix}novelty@{k}"] = mean_item_value(top, info)
+        per[f"{prefix}arp@{k}"] = mean_item_value(top, counts)
+        if item_attributes is not None:
+            per[f"{prefix}diversity@{k}"] = diversity[min(k, topk.shape[1])]
+    for key, v in per.items():
+        agg[key] = float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+    return agg, per
+
+
+# --- uncertainty ----------------------------------------------------------------------------
+
+
+def ci_keys(key: str) -> tuple[str, str]:
+    """Names of the 95% interval bounds of a metric in metrics.json."""
+    return f"{key}_ci95_low", f"{key}_ci95_high"
+
+
+def resample_weights(n: int, n_boot: int, rng: np.random.Generator, chunk: int = 200) -> Iterable[np.ndarray]:
+    """Bootstrap resamples of ``n`` cases as count vectors (float64 [c, n] chunks): row b says
+    how often each case was drawn, so a resampled mean is one matrix product."""
+    for lo in range(0, n_boot, chunk):
+        c = min(chunk, n_boot - lo)
+        idx = rng.integers(0, n, size=(c, n)) + (np.arange(c) * n)[:, None]
+        yield np.bincount(idx.ravel(), minlength=c * n).reshape(c, n).astype(np.float64)
+
+
+def bootstrap_intervals(
+    per_case: Mapping[str, np.ndarray], n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals of the mean of every per-case array (all of length n).
+
+    NaN entries (e.g. a list with no attribute pair) are left out of each resampled mean, as
+    they are of the point estimate.
+    """
+    keys = list(per_case)
+    if not keys or n_boot <= 0:
+        return {}
+    m = np.stack([np.asarray(per_case[k], dtype=np.float64) for k in keys], axis=1)
+    n = m.shape[0]
+    if n == 0:
+        return {k: (float("nan"), float("nan")) for k in keys}
+    finite = np.isfinite(m)
+    m0 = np.where(finite, m, 0.0)
+    f = finite.astype(np.float64)
+    means = []
+    for w in resample_weights(n, n_boot, np.random.default_rng(seed)):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means.append((w @ m0) / (w @ f))
+    allm = np.concatenate(means, axis=0)
+    alpha = (1.0 - level) / 2.0
+    out = {}
+    for j, k in enumerate(keys):
+        col = allm[:, j]
+        col = col[np.isfinite(col)]
+        out[k] = (float(np.quantile(col, alpha)), float(np.quantile(col, 1.0 - alpha))) if len(col) else (float("nan"), float("nan"))
+    return out
+
+
+@dataclass
+class PairedResult:
+    """B against A on the same cases: ``diff = mean(B) - mean(A)`` with its interval and p-value."""
+
+    metric: str
+    n: int
+    mean_a: float
+    mean_b: float
+    diff: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    test: str = "paired sign-flip permutation test (two-sided)"
+
+
+def paired_comparison(
+    metric: str,
+    a: np.ndarray,
+    b: np.ndarray,
+    n_boot: int = 10000,
+    n_perm: int = 10000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> PairedResult:
+    """Paired comparison of per-case values of two systems on the same cases (same order).
+
+    Interval: percentile bootstrap of the mean difference (cases resampled, pairs kept together).
+    Test: under H0 each case's difference is as likely to have either sign; the p-value is the
+    share of random sign flips whose |mean| reaches the observed one, with the +1 correction so
+    it is never 0.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"paired values must be 1-D and aligned case by case; got {a.shape} and {b.shape}")
+    n = len(a)
+    if n == 0:
+        raise ValueError("no common cases to compare")
+    d = b - a
+    obs = float(d.mean())
+    # Only cases where the systems differ move either statistic, and on ranking metrics they are
+    # few (both systems miss most targets). Both procedures below work on them alone, exactly:
+    # of n bootstrap draws, Binomial(n, k/n) land on the k differing cases, uniformly among them;
+    # sign flips of zero differences change nothing.
+    dn = d[d != 0]
+    k = len(dn)
+    rng = np.random.default_rng(seed)
+    boots = np.zeros(n_boot)
+    extreme = n_perm
+    if k:
+        for lo in range(0, n_boot, 1000):
+            c = min(1000, n_boot - lo)
+            m = rng.binomial(n, k / n, size=c)
+            rows = np.repeat(np.arange(c), m)
+            boots[lo : lo + c] = np.bincount(rows, weights=dn[rng.integers(0, k, size=int(m.sum()))], minlength=c) / n
+        extreme = 0
+        step = max(1, (1 << 22) // k)
+        for lo in range(0, n_perm, step):
+            c = min(step, n_perm - lo)
+            signs = rng.integers(0, 2, size=(c, k), dtype=np.int8).astype(np.float64) * 2.0 - 1.0
+            extreme += int((np.abs(signs @ dn) / n >= abs(obs) - 1e-12).sum())
+    alpha = (1.0 - level) / 2.0
+    return PairedResult(
+        metric=metric, n=n, mean_a=float(a.mean()), mean_b=float(b.mean()), diff=obs,
+        ci_low=float(np.quantile(boots, alpha)), ci_high=float(np.quantile(boots, 1.0 - alpha)),
+        p_value=(extreme + 1.0) / (n_perm + 1.0),
+    )
+
+
+# --- sampled metrics (on request only) ------------------------------------------------------
+
+
+@torch.no_grad()
+def sampled_ranks(
+    scores: torch.Tensor,
+    targets: torch.Tensor,
+    n_negatives: int,
+    exclude: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Rank of each target among itself and ``n_negatives`` items drawn uniformly without
+    replacement from the other candidates (not the target, not padding, not ``exclude``).
+
+    Same tie policy as :func:`target_ranks` (strictly higher counts). Provided to reproduce
+    papers that sample; numbers from it must carry ``sampled`` in their names.
+    """
+    s = _as_float(scores)
+    b = s.shape[0]
+    rows = torch.arange(b, device=s.device)
+    keys = torch.rand(s.shape, generator=generator).to(s.device)  # CPU generator: same draws on any device
+    keys[:, 0] = -1.0
+    if exclude is not None:
+        keys = keys.masked_fill(exclude, -1.0)
+    keys[rows, targets] = -1.0
+    k = min(int(n_negatives), s.shape[1] - 1)
+    picked_keys, neg = torch.topk(keys, k, dim=1)
+    valid = picked_keys >= 0
+    t = s[rows, targets]
+    neg_s = s.gather(1, neg)
+    higher = ((neg_s > t[:, None]) & valid).sum(dim=1)
+    return torch.where(torch.isnan(t), valid.sum(dim=1), higher).long()
+
+
+# --- segments -------------------------------------------------------------------------------
+
+
+def segment_metrics(
+    ranks: np.ndarray, labels: np.ndarray, ks: Iterable[int] = DEFAULT_KS, prefix: str = ""
+) -> dict[str, dict[str, float]]:
+    """``{label: {hr@10: ..., ndcg@10: ..., mrr@10: ..., n_cases: ...}}`` for each segment label."""
+    ranks = np.asarray(ranks)
+    labels = np.asarray(labels, dtype=object)
+    ks = list(ks)
+    out: dict[str, dict[str, float]] = {}
+    for label in sorted(set(labels.tolist()), key=str):
+        sel = labels == label
+        m = {k: v for k, v in ranking_metrics(ranks[sel], ks, prefix).items() if not k.startswith((f"{prefix}recall", f"{prefix}map"))}
+        m[f"{prefix}n_cases"] = float(sel.sum())
+        out[str(label)] = m
     return out

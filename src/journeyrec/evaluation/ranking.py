@@ -17,7 +17,15 @@ from tqdm.auto import tqdm
 
 from journeyrec.data.datasets import EvalWindows, identity_collate
 from journeyrec.data.sequences import EvalCases, SequenceData
-from journeyrec.evaluation.metrics import DEFAULT_KS, exclusion_mask, summarise, target_ranks
+from journeyrec.evaluation.metrics import (
+    DEFAULT_KS,
+    exclusion_mask,
+    ranking_metrics,
+    sampled_ranks,
+    summarise,
+    target_ranks_many,
+    topk_items,
+)
 
 __all__ = ["EvalResult", "score_batch", "rank_batch", "evaluate", "model_inputs"]
 
@@ -42,23 +50,46 @@ def score_batch(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Te
 
 
 @torch.no_grad()
-def rank_batch(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Ranks (and ties) of the targets of one evaluation batch under both protocols."""
+def rank_batch(
+    model: nn.Module,
+    batch: Mapping[str, torch.Tensor],
+    topk: int = 0,
+    sampled: int = 0,
+    generator: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
+    """Ranks (and ties) of the targets of one evaluation batch under both protocols.
+
+    With ``topk`` > 0 also the top-k lists under both protocols (``top_all``,
+    ``top_seen_excluded``) for beyond-accuracy metrics, from the same scores. With ``sampled`` > 0
+    also ``sampled``: ranks among that many random negatives drawn from items the user had not
+    seen (the usual sampled protocol; on request only).
+    """
     scores = score_batch(model, batch)
     targets = batch["targets"]
     excl = exclusion_mask(scores.shape[0], scores.shape[1], batch["history_rows"], batch["history_items"], scores.device)
-    r_all, t_all = target_ranks(scores, targets)
-    r_seen, t_seen = target_ranks(scores, targets, excl)
-    return {"all": r_all, "seen_excluded": r_seen, "ties_all": t_all, "ties_seen_excluded": t_seen}
+    (r_all, t_all), (r_seen, t_seen) = target_ranks_many(scores, targets, [None, excl])
+    out = {"all": r_all, "seen_excluded": r_seen, "ties_all": t_all, "ties_seen_excluded": t_seen}
+    if topk:
+        out["top_all"] = topk_items(scores, topk)[0]
+        out["top_seen_excluded"] = topk_items(scores, topk, excl)[0]
+    if sampled:
+        out["sampled"] = sampled_ranks(scores, targets, sampled, excl, generator)
+    return out
 
 
 @dataclass
 class EvalResult:
-    """Per-case ranks for each protocol, and the flat metrics derived from them."""
+    """Per-case ranks for each protocol, and the flat metrics derived from them.
+
+    ``topk`` holds the top-k lists per protocol when asked for (int64 [n_cases, k]);
+    ``sampled`` the sampled-protocol ranks when asked for.
+    """
 
     ranks: dict[str, np.ndarray]
     metrics: dict[str, float]
     ties: dict[str, np.ndarray] = field(default_factory=dict)
+    topk: dict[str, np.ndarray] = field(default_factory=dict)
+    sampled: np.ndarray | None = None
 
 
 @torch.no_grad()
@@ -70,20 +101,26 @@ def evaluate(
     ks: Sequence[int] = DEFAULT_KS,
     batch_size: int = 512,
     progress: bool = False,
+    topk: int = 0,
+    sampled_negatives: int = 0,
+    seed: int = 0,
 ) -> EvalResult:
     """Full-ranking evaluation of ``model`` on ``cases``; metric keys ``<split>/ndcg@10``,
-    ``<split>_seen_excluded/ndcg@10``, ... plus ``<split>/tie_rate``."""
+    ``<split>_seen_excluded/ndcg@10``, ... plus ``<split>/tie_rate``. With
+    ``sampled_negatives`` = n > 0 also ``<split>_sampled<n>/...`` (labelled, never the default)."""
     was_training = model.training
     model.eval()
     ds = EvalWindows(data, cases, model.max_len, getattr(model, "feature_names", ()))
     params = list(model.parameters())
     device = params[0].device if params else torch.device("cpu")
+    gen = torch.Generator().manual_seed(int(seed)) if sampled_negatives else None
     out: dict[str, list[torch.Tensor]] = {}
     starts = range(0, len(ds), batch_size)
-    for lo in tqdm(starts, desc=f"eval {split}", disable=not progress, leave=False):
+    name = getattr(model, "hparams", {}).get("name", type(model).__name__)
+    for lo in tqdm(starts, desc=f"eval {name} {split}", disable=not progress, leave=False, unit="batch"):
         batch = ds.__getitems__(list(range(lo, min(lo + batch_size, len(ds)))))
         batch = {k: v.to(device) for k, v in batch.items()}
-        for key, val in rank_batch(model, batch).items():
+        for key, val in rank_batch(model, batch, topk, sampled_negatives, gen).items():
             out.setdefault(key, []).append(val.cpu())
     model.train(was_training)
     cat = {k: torch.cat(v).numpy() if v else np.zeros(0, dtype=np.int64) for k, v in out.items()}
@@ -92,4 +129,9 @@ def evaluate(
     metrics = summarise(ranks, ks, split)
     metrics[f"{split}/tie_rate"] = float((ties["all"] > 0).mean()) if len(ties["all"]) else 0.0
     metrics[f"{split}/n_cases"] = float(len(cases))
-    return EvalResult(ranks=ranks, metrics=metrics, ties=ties)
+    tops = {p: cat.get(f"top_{p}", np.zeros((0, topk), dtype=np.int64)) for p in ("all", "seen_excluded")} if topk else {}
+    sampled = None
+    if sampled_negatives:
+        sampled = cat.get("sampled", np.zeros(0, dtype=np.int64))
+        metrics.update(ranking_metrics(sampled, ks, f"{split}_sampled{int(sampled_negatives)}/"))
+    return EvalResult(ranks=ranks, metrics=metrics, ties=ties, topk=tops, sampled=sampled)

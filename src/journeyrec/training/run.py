@@ -6,8 +6,11 @@ One call, one MLflow run, one output directory holding::
     prepared/         id maps, catalogue, sequences and split (journeyrec.data.prepare)
     checkpoints/      best.ckpt and last.ckpt (Lightning; ``ckpt_path=last`` resumes)
     bundle/           the serving bundle (journeyrec.export.bundle)
-    metrics.json      flat metrics: valid/..., valid_seen_excluded/..., test/..., test_seen_excluded/...,
-                      train_seconds, epochs
+    metrics.json      flat metrics: valid/..., valid_seen_excluded/..., test/..., test_seen_excluded/...
+                      (accuracy, beyond accuracy, <key>_ci95_low/high), train_seconds, epochs
+    per_case.parquet  per-case target ranks (for paired comparisons: scripts/compare_runs.py)
+
+In a Hydra multirun every job is a child of one MLflow parent run per sweep directory.
 
 Every file is written atomically; a run that fails leaves no half-written bundle or metrics.
 """
@@ -21,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -30,9 +34,10 @@ from journeyrec.console import print_samples, print_summary
 from journeyrec.data.prepare import PreparedData, prepare, save_prepared
 from journeyrec.data.schema import CHANNELS, EVENT_TYPES
 from journeyrec.data.sequences import N_TIME_GAP_BUCKETS
-from journeyrec.evaluation.ranking import evaluate
+from journeyrec.evaluation.metrics import PROTOCOLS, summarise
+from journeyrec.evaluation.offline import ItemStats, evaluate_system, per_case_table
 from journeyrec.export.bundle import write_bundle
-from journeyrec.io import atomic_write_json, atomic_write_text
+from journeyrec.io import atomic_path, atomic_write_json, atomic_write_text
 from journeyrec.models import build_model
 from journeyrec.training.callbacks import EpochCurve, ResumableRNG
 from journeyrec.training.datamodule import SequenceDataModule
@@ -47,10 +52,9 @@ FEATURE_SIZES = {"event_type": len(EVENT_TYPES), "channel": len(CHANNELS), "time
 
 def experiment_name(cfg: DictConfig) -> str:
     """One MLflow experiment per dataset: reader name + file stem (e.g. ``s3rec-Beauty``)."""
-    if cfg.logger.experiment_name:
-        return str(cfg.logger.experiment_name)
-    stem = Path(str(cfg.data.path)).stem if cfg.data.path else None
-    return f"{cfg.data.name}-{stem}" if stem else str(cfg.data.name)
+    from journeyrec.tracking import experiment_name_for
+
+    return experiment_name_for(cfg.data, cfg.logger.experiment_name)
 
 
 def _output_dir(cfg: DictConfig) -> Path:
@@ -64,9 +68,23 @@ def _output_dir(cfg: DictConfig) -> Path:
         return Path("outputs") / datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
 
 
-def _make_logger(cfg: DictConfig, out: Path) -> Any:
-    if not cfg.logger.mlflow:
+def _sweep_dir() -> Path | None:
+    """The sweep directory when this job runs inside a Hydra multirun, else None."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hc = HydraConfig.get()
+        return Path(hc.sweep.dir) if hc.mode == RunMode.MULTIRUN else None
+    except (ImportError, ValueError):
         return None
+
+
+def _make_logger(cfg: DictConfig, out: Path, tags: dict[str, str]) -> tuple[Any, str | None]:
+    """The run's MLflow logger (tagged; a child of the sweep's parent run in a multirun) and
+    the parent run id (None outside a multirun)."""
+    if not cfg.logger.mlflow:
+        return None, None
     from journeyrec.tracking import tracking_uri
     from journeyrec.training.mlflow_logger import JourneyMLFlowLogger
 
@@ -75,17 +93,23 @@ def _make_logger(cfg: DictConfig, out: Path) -> Any:
     run_id = run_id_file.read_text().strip() if run_id_file.is_file() and cfg.ckpt_path else None
     from mlflow.tracking import MlflowClient
 
-    from journeyrec.tracking import experiment_id
+    from journeyrec.tracking import experiment_id, sweep_parent
 
-    experiment_id(MlflowClient(uri), experiment_name(cfg), uri)  # artifacts next to the store
+    exp_id = experiment_id(MlflowClient(uri), experiment_name(cfg), uri)  # artifacts next to the store
+    parent = None
+    sweep = _sweep_dir()
+    if sweep is not None:
+        parent = sweep_parent(MlflowClient(uri), exp_id, sweep, f"sweep-{cfg.model.name}-{sweep.name}", tags)
+        tags = {**tags, "mlflow.parentRunId": parent}
     logger = JourneyMLFlowLogger(
         experiment_name=experiment_name(cfg),
         run_name=cfg.logger.run_name or f"{cfg.model.name}-{out.name}",
         tracking_uri=uri,
         run_id=run_id,
+        tags=tags,
     )
     atomic_write_text(run_id_file, logger.run_id)
-    return logger
+    return logger, parent
 
 
 def _resolve_ckpt(cfg: DictConfig, ckpt_dir: Path) -> str | None:
@@ -139,7 +163,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_last=True,
                                  save_top_k=1, enable_version_counter=False, save_on_train_epoch_end=True)
     early = EarlyStopping(monitor=monitor, mode="max", patience=int(cfg.trainer.patience))
-    logger = _make_logger(cfg, out)
+    from journeyrec.tracking import run_tags
+
+    logger, parent_run = _make_logger(cfg, out, run_tags(int(cfg.seed), prepared.fingerprint()))
     if logger is not None:
         from journeyrec.tracking import flatten
 
@@ -172,10 +198,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
         best_epoch = int(best.get("epoch", -1)) + 1  # 1-based, as in curve.json
     model = module.model.cpu().eval()
     ks = list(cfg.eval.ks)
-    metrics: dict[str, float] = {}
-    for split_name, cases in (("valid", prepared.split.valid), ("test", prepared.split.test)):
-        metrics.update(evaluate(model, seqs, cases, split_name, ks, int(cfg.data.eval_batch_size)).metrics)
+    # the same evaluation as scripts/evaluate.py (accuracy, beyond accuracy, 95% intervals)
+    evaluation = evaluate_system(model, prepared, cfg.eval, ItemStats.from_data(seqs, prepared.split.train_ends),
+                                 batch_size=int(cfg.data.eval_batch_size))
+    metrics: dict[str, float] = dict(evaluation.metrics)
     metrics.update(train_seconds=train_seconds, epochs=float(trainer.current_epoch), best_epoch=float(best_epoch))
+    with atomic_path(out / "per_case.parquet") as tmp:
+        pq.write_table(per_case_table(evaluation, prepared), tmp)
 
     if cfg.export.enabled:
         write_bundle(out / "bundle", model, seqs.catalog, resolved, metrics, str(cfg.export.index))
@@ -183,15 +212,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     run_id = None
     if logger is not None:
-        from journeyrec.tracking import mlflow_key
+        from journeyrec.tracking import log_metrics, record_child
 
         client, run_id = logger.experiment, logger.run_id
-        for key, value in metrics.items():
-            if not key.startswith("valid"):  # the validation curve was logged epoch by epoch
-                client.log_metric(run_id, mlflow_key(key), float(value))
-        client.set_tag(run_id, "data_fingerprint", prepared.fingerprint())
-        client.set_tag(run_id, "seed", str(cfg.seed))
-        for name in ("config.yaml", "metrics.json", "curve.json"):
+        curves = set(summarise({p: [0] for p in PROTOCOLS}, ks, "valid"))  # logged epoch by epoch already
+        log_metrics(client, run_id, {k: v for k, v in metrics.items() if k not in curves})
+        for name in ("config.yaml", "metrics.json", "curve.json", "per_case.parquet"):
             client.log_artifact(run_id, str(out / name))
         for name in ("items.parquet", "users.parquet"):
             client.log_artifact(run_id, str(out / "prepared" / name), "id_maps")
@@ -200,7 +226,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if cfg.export.enabled:
             client.log_artifacts(run_id, str(out / "bundle"), "bundle")
         logger.finalize("success")
+        if parent_run is not None:
+            record_child(client, parent_run, run_id, monitor, float(metrics.get(monitor, float("nan"))))
     print_summary(metrics, out, run_id, ks)
+    key = f"test_seen_excluded/ndcg@{ks[0]}"
+    if f"{key}_ci95_low" in metrics:
+        print(f"{key} = {metrics[key]:.4f}, 95% CI [{metrics[key + '_ci95_low']:.4f}, {metrics[key + '_ci95_high']:.4f}]"
+              + (f"; sweep parent run {parent_run}" if parent_run else ""))
     if cfg.show_samples and cfg.export.enabled:
         from journeyrec.serving import Recommender
 

@@ -1,0 +1,31 @@
+"""Evaluate a trained model without retraining, next to the baselines; write metrics.json,
+per-case ranks and report.md/.html with plots; log them as an MLflow evaluation run.
+
+    python scripts/evaluate.py bundle=outputs/DATE/TIME/bundle                 # data: the run's prepared/
+    python scripts/evaluate.py bundle=PATH data=s3rec data.path=../shared/data/amazon/Beauty.txt
+    python scripts/evaluate.py run_id=<mlflow training run id>                 # bundle from MLflow
+    python scripts/evaluate.py bundle=PATH eval.segments=outputs/segments/.../segments.parquet
+    python scripts/evaluate.py bundle=PATH eval.sampled_negatives=100          # ALSO sampled metrics, labelled
+
+See configs/evaluate.yaml and journeyrec.evaluation.pipeline.
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from journeyrec.config import register_configs
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    from journeyrec.evaluation.pipeline import run_evaluation  # heavy imports only after the config is valid
+
+    run_evaluation(cfg)
+
+
+if __name__ == "__main__":
+    main()
