@@ -30,7 +30,7 @@ from journeyrec.data.prepare import PreparedData, prepare, save_prepared
 from journeyrec.data.schema import CHANNELS, EVENT_TYPES
 from journeyrec.data.sequences import N_TIME_GAP_BUCKETS
 from journeyrec.evaluation.ranking import evaluate
-from journeyrec.export.bundle import write_bundle
+from journeyrec.export.bundle import export_bundle
 from journeyrec.io import atomic_write_json, atomic_write_text
 from journeyrec.models import build_model
 from journeyrec.training.datamodule import SequenceDataModule
@@ -165,7 +165,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     metrics.update(train_seconds=train_seconds, epochs=float(trainer.current_epoch), best_epoch=float(best_epoch))
 
     if cfg.export.enabled:
-        write_bundle(out / "bundle", model, seqs.catalog, resolved, metrics, str(cfg.export.index))
+        export_bundle(out / "bundle", model, prepared, resolved, metrics, cfg.export)
     atomic_write_json(out / "metrics.json", metrics)
 
     run_id = None
