@@ -26,3 +26,23 @@ def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
+
+
+@pytest.fixture
+def one_thread():
+    """Serving runs single-threaded (one query at a time); on a busy 2-core machine a second
+    intra-op thread makes each tiny forward pass wait for a core (10x slower, measured)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def demo_bundle(tmp_path_factory: pytest.TempPathFactory):
+    """The demo shop exported as a serving bundle (tests/serving_support.py), built once."""
+    from serving_support import build_demo_bundle
+
+    return build_demo_bundle(tmp_path_factory.mktemp("demo-bundle") / "bundle")
