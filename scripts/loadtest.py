@@ -92,6 +92,8 @@ async def run(args: argparse.Namespace, payloads: list[bytes]) -> dict:
                     return
                 if scheduled > now:
                     await asyncio.sleep(scheduled - now)
+                if sent >= args.max_requests:  # checked again after sleeping: the bound is exact
+                    return
                 sent += 1
                 start = loop.time()
                 writer.write(payloads[(i * 7919 + j) % len(payloads)])

@@ -19,7 +19,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Dict, List, Literal, Optional, Union
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
@@ -41,8 +41,8 @@ ItemId = Union[StrictStr, StrictInt]
 Scalar = Union[StrictBool, StrictStr, StrictInt, StrictFloat]
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """Raised while the body streams in; an HTTPException, so FastAPI answers it as such (413)."""
 
 
 class BodySizeLimit:
@@ -78,7 +78,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLarge
+                    raise _TooLarge(413, f"request body larger than {self.max_bytes} bytes (limits.max_body_bytes)")
             return message
 
         async def tracking_send(message: Any) -> None:

@@ -32,15 +32,16 @@ class Retriever:
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.n_items = vectors.shape[0] - 1
         self.last_strategy = ""
-        inner = faiss.downcast_index(index)
-        self._hnsw = isinstance(inner, faiss.IndexHNSW)
-        self._ivf = faiss.try_extract_index_ivf(index) is not None and isinstance(inner, faiss.IndexIVF)
+        self._inner = faiss.downcast_index(index)
+        self.selector_ok = True  # set False if this index type refuses selectors (then: exact over eligible)
 
     def _params(self, selector: faiss.IDSelector) -> faiss.SearchParameters:
-        if self._hnsw:
-            return faiss.SearchParametersHNSW(sel=selector, efSearch=faiss.downcast_index(self.index).hnsw.efSearch)
-        if self._ivf:
-            return faiss.SearchParametersIVF(sel=selector, nprobe=faiss.downcast_index(self.index).nprobe)
+        """Selector parameters that keep the index's own search settings (efSearch / nprobe)."""
+        inner = self._inner
+        if isinstance(inner, faiss.IndexHNSW):
+            return faiss.SearchParametersHNSW(sel=selector, efSearch=inner.hnsw.efSearch)
+        if isinstance(inner, faiss.IndexIVF):
+            return faiss.SearchParametersIVF(sel=selector, nprobe=inner.nprobe)
         return faiss.SearchParameters(sel=selector)
 
     def _exact(self, q: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -73,10 +74,15 @@ class Retriever:
             if len(ids) >= n:
                 return self._exact(q, ids)
         self.last_strategy = "pre-filter"
-        bits = np.packbits(eligible[1:], bitorder="little")
-        selector = faiss.IDSelectorBitmap(self.n_items, faiss.swig_ptr(bits))
-        ids = search(self.index, q[None, :], n, params=self._params(selector))[0][0]
-        ids = ids[ids > 0]
+        ids = np.zeros(0, np.int64)
+        if self.selector_ok:
+            bits = np.packbits(eligible[1:], bitorder="little")
+            selector = faiss.IDSelectorBitmap(self.n_items, faiss.swig_ptr(bits))
+            try:
+                ids = search(self.index, q[None, :], n, params=self._params(selector))[0][0]
+            except RuntimeError:  # e.g. a composite index without selector support
+                self.selector_ok = False
+            ids = ids[ids > 0]
         if len(ids) < n:  # an approximate index missed some: exact over the (few) eligible items
             self.last_strategy = "pre-filter + exact"
             cand = np.flatnonzero(eligible)
