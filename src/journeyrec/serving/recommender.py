@@ -389,7 +389,7 @@ class Recommender:
             warnings.append(f"context item_id {ctx.item_id!r} is unknown; ignored")
         ranked = self.trending_order[eligible[self.trending_order]]
         if category:
-            in_cat = self.attrs.attribute_mask("category", category)
+            in_cat = self.attrs.mask({"category": category})  # cached per category
             top = ranked[in_cat[ranked]][:pool_n]
             parts.append((top, minmax(np.log1p(self.stats.trending[top])) + 1.0, f"popular in {category}"))
         top = ranked[:pool_n]
