@@ -12,6 +12,12 @@ pipeline with the model run eagerly (not traced). Prints percentiles and ratios 
 
 from __future__ import annotations
 
+import os
+
+# one thread per serving process, NumPy's OpenBLAS included (set before NumPy loads): its threaded
+# matrix-vector products were ~100x slower on this busy 2-core machine than single-threaded ones
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import argparse
 import json
 import sys

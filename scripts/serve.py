@@ -3,6 +3,12 @@
 
 from __future__ import annotations
 
+import os
+
+# one thread per serving process, NumPy's OpenBLAS included (set before NumPy loads): its threaded
+# matrix-vector products were ~100x slower on this busy 2-core machine than single-threaded ones
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import sys
 from pathlib import Path
 

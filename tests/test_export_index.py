@@ -35,7 +35,7 @@ def test_default_parameters_reach_the_target_recall_on_held_out_queries(data, fa
     q = tune_and_measure(index, items, queries, target_recall=0.95, query_source="test", qps_seconds=0.05)
     assert q["reached_target"] and q["tuned_recall@10"] >= 0.95, q
     assert q["recall@10"] >= 0.93, q  # measured on the other half of the held-out queries
-    assert q["tuned_on"] == q["evaluated_on"] == 200 and q["qps_single_query"] > 0 and q["qps_exact_numpy"] > 0
+    assert q["tuned_on"] == q["evaluated_on"] == 200 and q["qps_single_query"] > 0 and q["qps_exact_torch"] > 0
     assert set(q["search_params"]) & {"efSearch", "nprobe"}
     # the recorded recall is reproducible from the recorded parameters on the evaluation half
     set_search_params(index, {k: 1 for k in q["search_params"]})

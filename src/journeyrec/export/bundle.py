@@ -154,6 +154,7 @@ def write_bundle(
                 "metric": "inner_product",
                 "ntotal": int(index.ntotal),
                 "dim": int(vectors.shape[1]),
+                "equal_norm_augmented": bool(index.d == vectors.shape[1] + 1),  # see export.index.build_index
                 "search_params": quality.pop("search_params"),
                 "quality": quality,
             },

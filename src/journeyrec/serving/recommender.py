@@ -27,6 +27,7 @@ from typing import Any, Mapping, Sequence
 import faiss
 import numpy as np
 import pyarrow.parquet as pq
+import torch
 from safetensors.torch import load_file
 from torch import nn
 
@@ -108,6 +109,7 @@ class Recommender:
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
         self.unit = self.vectors / np.maximum(norms, 1e-12)
+        self._unit_t = torch.from_numpy(self.unit)  # catalogue-wide products go through torch (see _cosine_all)
         self.retriever = Retriever(index, self.vectors)
         self.stats = stats
         self.policy = RepeatPolicy(self.attrs, stats)
@@ -168,6 +170,12 @@ class Recommender:
         prepared = _Prepared(effective, self.attrs)
         self._prepared[key] = (base, prepared)
         return prepared
+
+    def _cosine_all(self, item: int) -> np.ndarray:
+        """Cosine of every item with ``item``. A torch matvec, which follows torch's thread
+        setting: NumPy's multi-threaded OpenBLAS took ~8 ms for this 12k x 64 product on a busy
+        2-core machine, against ~0.1 ms single-threaded."""
+        return (self._unit_t @ self._unit_t[item]).numpy()
 
     def _base_mask(self, filters: Mapping[str, Any] | None, rules: RulesConfig) -> np.ndarray:
         m = self.attrs.mask(filters)
@@ -381,7 +389,7 @@ class Recommender:
         if page is not None:
             eligible[page] = False
             cand = np.flatnonzero(eligible)
-            sims = self.unit[cand] @ self.unit[page]
+            sims = self._cosine_all(page)[cand]
             top = np.argpartition(-sims, min(pool_n, len(cand)) - 1)[:pool_n] if len(cand) > pool_n else np.arange(len(cand))
             parts.append((cand[top], minmax(sims[top]) + 2.0, f"similar to {ctx.item_id}"))
             category = category or self.attrs.value("category", page)
@@ -418,9 +426,9 @@ class Recommender:
         eligible = self._base_mask(filters, prep.rules)
         eligible[i] = False
         cand = np.flatnonzero(eligible)
-        sims = self.unit[cand] @ self.unit[i]
-        top = cand[np.argsort(-sims, kind="stable")[:k]] if len(cand) else cand
-        scores = self.unit[top] @ self.unit[i]
+        sims = self._cosine_all(i)[cand]
+        order = np.argsort(-sims, kind="stable")[:k]
+        top, scores = cand[order], sims[order]
         out = [Recommendation(self._ext(int(t)), float(s), f"similar to {item_id}") for t, s in zip(top, scores)]
         warnings = [] if len(out) == k else [f"only {len(out)} item(s) satisfy the filters (k = {k})"]
         return RecommendResult(out, warnings, bundle_version=self.bundle_version)
