@@ -46,7 +46,6 @@ from journeyrec.serving.settings import CONTEXT_TYPES, RulesConfig, merge_rules
 __all__ = ["Recommender", "Recommendation", "RecommendResult", "RecommendRequest", "FilterError"]
 
 _ITEM_EVENTS = frozenset(ITEM_EVENT_TYPES)
-_ANCHOR_EVENTS = frozenset({"purchase", "cart"})
 _MAX_LISTED_UNKNOWN = 10
 
 

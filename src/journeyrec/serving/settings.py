@@ -149,6 +149,3 @@ def merge_rules(base: RulesConfig, overrides: Optional[Mapping[str, Any]]) -> Ru
 def rules_from_mapping(values: Optional[Mapping[str, Any]]) -> RulesConfig:
     """RulesConfig from a plain mapping (a YAML/JSON section), refusing unknown keys."""
     return merge_rules(RulesConfig(), values)
-
-
-ContextRules = Dict[str, Dict[str, Any]]  # context type -> rule overrides (serve.yaml ``contexts``)
