@@ -276,14 +276,14 @@ class Recommender:
             cand = ids
         rel = np.clip((scores - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.ones(len(cand), np.float32)
         final = rel.astype(np.float32) + prep.boost[cand]
-        reason_of: dict[int, str] = {}
+        reason_of: dict[int, str | int] = {}
         if len(extra):
             slot = np.full(self.attrs.n, -1, dtype=np.int64)
             slot[cand] = np.arange(len(cand))
             if len(comp_ids):
                 np.maximum.at(final, slot[comp_ids], final[slot[comp_ids]] + comp_bonus)
                 for c, a in zip(comp_ids.tolist(), comp_anchor.tolist()):
-                    reason_of.setdefault(c, f"goes with {self._ext(a)}")
+                    reason_of.setdefault(c, a)  # the anchor's id; formatted below for chosen items only
             if len(due):
                 final[slot[due]] += rules.replenish_weight
                 for d in due.tolist():
@@ -291,7 +291,10 @@ class Recommender:
         order = mmr_order(final, prep.groups[cand], rules.diversity_lambda)
         chosen = cand[order[:k]]
         chosen_scores = final[order[:k]]
-        reasons: list[str | None] = [reason_of.get(int(i)) for i in chosen]
+        reasons: list[str | None] = []
+        for i in chosen.tolist():
+            r = reason_of.get(i)
+            reasons.append(f"goes with {self._ext(r)}" if isinstance(r, int) else r)
 
         slots = exploration_slots(len(chosen), rules.epsilon, self._rng)
         if len(slots):
@@ -340,9 +343,9 @@ class Recommender:
         """n exploration items: trending ones, or the least-exposed of the unshown candidates."""
         taken = set(chosen.tolist())
         picks: list[int] = []
-        top_trending = self.trending_order[: max(200, 10 * n)]
-        trending = [int(i) for i in top_trending[eligible[top_trending]] if int(i) not in taken][:20]
-        under = [int(i) for i in rest if int(i) not in taken]
+        top_trending = self.trending_order[: max(100, 10 * n)]
+        trending = [i for i in top_trending[eligible[top_trending]].tolist() if i not in taken][:20]
+        under = [i for i in rest.tolist() if i not in taken]
         for _ in range(n):
             use_trending = self._rng.random() < rules.explore_trending_share
             source = trending if (use_trending and trending) or not under else under
