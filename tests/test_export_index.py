@@ -21,6 +21,15 @@ def clustered(n: int, d: int, seed: int) -> np.ndarray:
     return (centres[which] + 0.35 * rng.standard_normal((n, d))).astype(np.float32)
 
 
+@pytest.fixture(autouse=True)
+def faiss_one_thread():
+    """Index training on one thread: on a busy 2-core machine a second OpenMP thread waits for a core."""
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def data():
     items = np.vstack([np.zeros((1, 32), np.float32), clustered(4000, 32, 0)])  # row 0 = padding
