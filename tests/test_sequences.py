@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 import torch
 
-from journeyrec.data.datasets import EvalWindows, LengthBucketSampler, TrainWindows
+from journeyrec.data.datasets import EpochBatchSampler, EvalWindows, TrainWindows
 from journeyrec.data.schema import EVENT_TYPES, conform_events
 from journeyrec.data.sequences import build_sequences, gather_windows, history_pairs, make_split
 
@@ -119,13 +119,20 @@ def test_train_windows_targets_and_bucket_sampler():
     items, targets = batch["items"], batch["targets"]
     assert items.dtype == torch.int64 and items.shape == targets.shape
     assert ((targets != 0) <= (items != 0)).all()  # no target at a padding input
-    sampler = LengthBucketSampler(ds.lengths, batch_size=3, seed=0)
+    sampler = EpochBatchSampler(ds.lengths, batch_size=3, seed=0)
     first = [sorted(b) for b in sampler]
+    assert [sorted(b) for b in sampler] == first  # the order is a function of (seed, epoch)
+    sampler.set_epoch(1)
     second = [sorted(b) for b in sampler]
     assert sorted(i for b in first for i in b) == list(range(len(ds)))
     assert first != second  # a new order every epoch
     for b in first:
         assert np.ptp(ds.lengths[b]) <= 3
+    plain = EpochBatchSampler(ds.lengths, batch_size=3, seed=0, by_length=False)
+    assert sorted(i for b in plain for i in b) == list(range(len(ds)))
+    halves = [EpochBatchSampler(ds.lengths, 3, seed=0, num_replicas=2, rank=r) for r in (0, 1)]
+    shards = [list(map(tuple, h)) for h in halves]
+    assert len(shards[0]) == len(shards[1]) and not set(shards[0]) & set(shards[1])
 
 
 def test_unknown_feature_is_refused():

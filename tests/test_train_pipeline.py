@@ -44,6 +44,11 @@ def test_metrics_json_has_both_protocols(demo_run):
                     v = m[f"{split}{proto}/{name}@{k}"]
                     assert 0.0 <= v <= 1.0
     assert m["epochs"] == 3 and m["train_seconds"] > 0
+    curve = json.loads((out / "curve.json").read_text())
+    assert [r["epoch"] for r in curve] == [1, 2, 3]
+    assert all(0 < r["epoch_seconds"] <= m["train_seconds"] for r in curve)
+    assert curve[-1]["train_seconds"] == pytest.approx(sum(r["epoch_seconds"] for r in curve))
+    assert all("valid_seen_excluded/ndcg@10" in r and "train/loss" in r for r in curve)
     # excluding seen items can only move targets up
     assert m["test_seen_excluded/hr@10"] >= m["test/hr@10"]
     assert "recommended next" in proc.stdout and "customer" in proc.stdout
@@ -82,7 +87,7 @@ def test_mlflow_run_has_params_curves_metrics_artifacts(demo_run):
     m = json.loads((out / "metrics.json").read_text())
     assert run.data.metrics["test/ndcg_at_10"] == pytest.approx(m["test/ndcg@10"])
     arts = {a.path for a in client.list_artifacts(run_id)}
-    assert {"config.yaml", "metrics.json", "id_maps", "checkpoints", "bundle"} <= arts
+    assert {"config.yaml", "metrics.json", "curve.json", "id_maps", "checkpoints", "bundle"} <= arts
     assert {a.path for a in client.list_artifacts(run_id, "checkpoints")} == {"checkpoints/best.ckpt"}
 
 

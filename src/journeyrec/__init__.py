@@ -7,4 +7,9 @@ The package is layered so that each stage can be used on its own:
 torch, Lightning and MLflow are only imported by the submodules that need them.
 """
 
+import logging
+
+# FAISS logs its CPU-feature probing at INFO on every import; it is noise for our users.
+logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+
 __version__ = "0.1.0"

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset, Sampler
 
 from journeyrec.data.sequences import EvalCases, SequenceData, gather_windows, history_pairs
 
-__all__ = ["TrainWindows", "EvalWindows", "LengthBucketSampler", "identity_collate", "trim_padding"]
+__all__ = ["TrainWindows", "EvalWindows", "EpochBatchSampler", "identity_collate", "trim_padding"]
 
 
 def identity_collate(batch: dict) -> dict:
@@ -35,37 +35,58 @@ def trim_padding(batch: dict[str, torch.Tensor], keys: Sequence[str]) -> dict[st
     return {k: (v[:, first:] if k in keys else v) for k, v in batch.items()}
 
 
-class LengthBucketSampler(Sampler[list[int]]):
-    """Batches of users with similar sequence lengths, in random order, different every epoch.
+class EpochBatchSampler(Sampler[list[int]]):
+    """Batches of dataset indices, a new order every epoch, reproducible from (seed, epoch).
 
-    Sorting by length (with random tie-breaking) then cutting into batches keeps padding, and
-    with :func:`trim_padding` the transformer's work, proportional to real positions. The batch
-    order is shuffled so training still sees lengths in random order.
+    With ``by_length`` (the default) users of similar sequence length share a batch: sorting by
+    length (random tie-breaking) and cutting into batches keeps padding, and with
+    :func:`trim_padding` the transformer's work, proportional to real positions; the batch order
+    is shuffled so training still meets lengths in random order. Without it, batches are a plain
+    random permutation. The order depends only on (seed, epoch), so a run resumed from a
+    checkpoint sees exactly the batches the uninterrupted run would have seen. ``num_replicas`` /
+    ``rank`` give each distributed process every ``num_replicas``-th batch of the same order.
     """
 
-    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int = 0, drop_last: bool = False) -> None:
+    def __init__(
+        self,
+        lengths: np.ndarray,
+        batch_size: int,
+        seed: int = 0,
+        by_length: bool = True,
+        drop_last: bool = False,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
         self.lengths = np.asarray(lengths)
         self.batch_size = batch_size
         self.seed = seed
+        self.by_length = by_length
         self.drop_last = drop_last
+        self.num_replicas = num_replicas
+        self.rank = rank
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning at the start of every epoch (also after resuming)."""
         self.epoch = epoch
 
-    def __len__(self) -> int:
-        n = len(self.lengths)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
-    def __iter__(self) -> Iterator[list[int]]:
+    def _batches(self) -> list[np.ndarray]:
         rng = np.random.default_rng([self.seed, self.epoch])
-        self.epoch += 1
-        order = np.lexsort((rng.random(len(self.lengths)), self.lengths))
-        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        n = len(self.lengths)
+        order = np.lexsort((rng.random(n), self.lengths)) if self.by_length else rng.permutation(n)
+        batches = [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:
             batches.pop()
-        for b in rng.permutation(len(batches)):
-            yield batches[b].tolist()
+        batches = [batches[b] for b in rng.permutation(len(batches))]
+        usable = len(batches) - len(batches) % self.num_replicas if self.num_replicas > 1 else len(batches)
+        return batches[self.rank : usable : self.num_replicas]
+
+    def __len__(self) -> int:
+        return len(self._batches())
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self._batches():
+            yield batch.tolist()
 
 
 class TrainWindows(Dataset):

@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from journeyrec.data.datasets import EvalWindows, LengthBucketSampler, TrainWindows, identity_collate
+from journeyrec.data.datasets import EvalWindows, EpochBatchSampler, TrainWindows, identity_collate
 from journeyrec.data.prepare import PreparedData
 
 __all__ = ["SequenceDataModule"]
@@ -49,24 +49,21 @@ class SequenceDataModule(pl.LightningDataModule):
         if len(self.valid_set) == 0:
             raise ValueError("the split produced no validation cases (users need >= 3 events for leave-one-out)")
 
-    def _loader(self, ds, batch_size: int, shuffle: bool) -> DataLoader:
-        gen = torch.Generator()
-        gen.manual_seed(self.seed)
+    def _loader(self, ds, batch_size: int) -> DataLoader:
         return DataLoader(
             ds,
             batch_size=batch_size,
-            shuffle=shuffle,
+            shuffle=False,
             collate_fn=identity_collate,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
-            generator=gen if shuffle else None,
         )
 
     def train_dataloader(self) -> DataLoader:
-        if not self.bucket_by_length:
-            return self._loader(self.train_set, self.batch_size, shuffle=True)
-        sampler = LengthBucketSampler(self.train_set.lengths, self.batch_size, seed=self.seed)
+        sampler = EpochBatchSampler(
+            self.train_set.lengths, self.batch_size, seed=self.seed, by_length=self.bucket_by_length
+        )
         return DataLoader(
             self.train_set,
             batch_sampler=sampler,
@@ -77,4 +74,4 @@ class SequenceDataModule(pl.LightningDataModule):
         )
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.valid_set, self.eval_batch_size, shuffle=False)
+        return self._loader(self.valid_set, self.eval_batch_size)

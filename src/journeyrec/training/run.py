@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from journeyrec.evaluation.ranking import evaluate
 from journeyrec.export.bundle import export_bundle
 from journeyrec.io import atomic_write_json, atomic_write_text
 from journeyrec.models import build_model
+from journeyrec.training.callbacks import EpochCurve, ResumableRNG
 from journeyrec.training.datamodule import SequenceDataModule
 from journeyrec.training.module import RecModule
 
@@ -95,8 +97,17 @@ def _resolve_ckpt(cfg: DictConfig, ckpt_dir: Path) -> str | None:
     return str(cfg.ckpt_path)
 
 
+def _quiet_third_party() -> None:
+    """Keep the console to what a person needs: no library tips, loader chatter or deprecations
+    from inside dependencies (real warnings about our own usage still show)."""
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run the whole pipeline for one configuration; returns the flat metrics."""
+    _quiet_third_party()
     out = _output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.trainer.num_threads:
@@ -123,8 +134,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     ckpt_dir = out / "checkpoints"
     monitor = str(cfg.trainer.monitor)
+    # saved at the end of each training epoch, after validation and after EpochCurve has recorded
+    # the epoch (Lightning runs checkpoint callbacks last), so last.ckpt holds complete state
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_last=True,
-                                 save_top_k=1, enable_version_counter=False)
+                                 save_top_k=1, enable_version_counter=False, save_on_train_epoch_end=True)
     early = EarlyStopping(monitor=monitor, mode="max", patience=int(cfg.trainer.patience))
     logger = _make_logger(cfg, out)
     if logger is not None:
@@ -140,7 +153,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         deterministic=bool(cfg.trainer.deterministic),
         gradient_clip_val=cfg.trainer.gradient_clip_val,
         check_val_every_n_epoch=int(cfg.trainer.check_val_every_n_epoch),
-        callbacks=[checkpoint, early],
+        callbacks=[checkpoint, early, EpochCurve(out / "curve.json"), ResumableRNG()],
         logger=logger if logger is not None else False,
         enable_progress_bar=bool(cfg.trainer.progress_bar),
         enable_model_summary=False,
@@ -156,7 +169,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if checkpoint.best_model_path:
         best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
         module.load_state_dict(best["state_dict"])
-        best_epoch = int(best.get("epoch", -1))
+        best_epoch = int(best.get("epoch", -1)) + 1  # 1-based, as in curve.json
     model = module.model.cpu().eval()
     ks = list(cfg.eval.ks)
     metrics: dict[str, float] = {}
@@ -178,7 +191,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 client.log_metric(run_id, mlflow_key(key), float(value))
         client.set_tag(run_id, "data_fingerprint", prepared.fingerprint())
         client.set_tag(run_id, "seed", str(cfg.seed))
-        for name in ("config.yaml", "metrics.json"):
+        for name in ("config.yaml", "metrics.json", "curve.json"):
             client.log_artifact(run_id, str(out / name))
         for name in ("items.parquet", "users.parquet"):
             client.log_artifact(run_id, str(out / "prepared" / name), "id_maps")

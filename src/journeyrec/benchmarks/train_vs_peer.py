@@ -1,0 +1,170 @@
+"""Training speed and quality against RecTools' SASRec, measured in one run on one machine.
+
+Both sides train the same SASRec (max_len, d_model, blocks, heads, dropout, lr, batch size,
+softmax cross-entropy, epochs) on the same S3-Rec file under the same leave-one-out split. The
+peer runs in its own virtual environment (``.cache/peer-venv``; RecTools pins numpy<2 and an older
+Lightning) through ``peer_rectools.py``, which dumps its session and item vectors after every
+epoch; journeyrec runs ``scripts/train.py`` with early stopping off. Both sides' metrics come
+from journeyrec's metric function (``evaluation.metrics``) on score matrices, so the comparison
+uses one yardstick.
+
+Time to quality: the quality bar is 95% of the best validation seen-excluded NDCG@10 the peer
+reaches in this run; each side's time is its cumulative *training* time (evaluation excluded
+on both sides) at the first epoch whose validation NDCG@10 reaches the bar.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from journeyrec.data.prepare import prepare
+from journeyrec.data.privacy import pseudonymise, resolve_key
+from journeyrec.data.sequences import EvalCases, SequenceData, history_pairs
+from journeyrec.evaluation.metrics import exclusion_mask, summarise, target_ranks
+
+__all__ = ["ensure_peer_venv", "run"]
+
+ROOT = Path(__file__).resolve().parents[3]
+PEER_PINS = ("torch==2.13.0", "rectools[torch]==0.19.0")
+
+
+def ensure_peer_venv(path: Path) -> Path:
+    """The peer's interpreter, creating its virtual environment on first use (needs the package index)."""
+    python = path / "bin" / "python"
+    if python.exists() and subprocess.run([str(python), "-c", "import rectools"], capture_output=True).returncode == 0:
+        return python
+    print(f"creating the peer environment in {path} ({', '.join(PEER_PINS)}) ...", file=sys.stderr, flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", *PEER_PINS], check=True)
+    return python
+
+
+def _ranks(user_vecs: np.ndarray, item_vecs: np.ndarray, seqs: SequenceData, cases: EvalCases, chunk: int = 1024) -> dict[str, np.ndarray]:
+    """Ranks of the targets under both protocols from user and item vectors (row 0 = padding)."""
+    items = torch.from_numpy(item_vecs)
+    out: dict[str, list[torch.Tensor]] = {"all": [], "seen_excluded": []}
+    for lo in range(0, len(cases), chunk):
+        sub = cases.subset(np.arange(lo, min(lo + chunk, len(cases))))
+        scores = torch.from_numpy(user_vecs[lo : lo + chunk]) @ items.T
+        scores = torch.nan_to_num(scores, nan=-torch.inf)  # items unknown to a model never outrank
+        rows, hist = history_pairs(seqs, sub.users, sub.ends)
+        excl = exclusion_mask(scores.shape[0], scores.shape[1], torch.from_numpy(rows), torch.from_numpy(hist))
+        targets = torch.from_numpy(sub.targets)
+        out["all"].append(target_ranks(scores, targets)[0])
+        out["seen_excluded"].append(target_ranks(scores, targets, excl)[0])
+    return {k: torch.cat(v).numpy() for k, v in out.items()}
+
+
+def _peer_metrics(peer_dir: Path, seqs: SequenceData, split: Any, key: bytes) -> tuple[list[dict], dict]:
+    meta = json.loads((peer_dir / "run.json").read_text())
+    user_row = {u: i for i, u in enumerate(seqs.user_ids)}
+    peer_users = [user_row[pseudonymise(u, key)] for u in meta["users"]]
+    index = seqs.item_index()
+    cols = np.asarray([index[i] for i in meta["item_ids"]], dtype=np.int64)
+    curve = []
+    per_epoch_test = []
+    for epoch, secs in enumerate(meta["epoch_train_seconds"], start=1):
+        dump = np.load(peer_dir / f"epoch{epoch:03d}.npz")
+        item_vecs = np.full((seqs.n_items + 1, dump["items"].shape[1]), np.nan, dtype=np.float32)
+        item_vecs[cols] = dump["items"]
+        row = {"epoch": epoch, "train_seconds": float(np.sum(meta["epoch_train_seconds"][:epoch]))}
+        for name, cases in (("valid", split.valid), ("test", split.test)):
+            pos = {u: r for r, u in enumerate(peer_users)}
+            user_vecs = dump[name][[pos[int(u)] for u in cases.users]].astype(np.float32)
+            m = summarise(_ranks(user_vecs, item_vecs, seqs, cases), [10, 20], name)
+            if name == "valid":
+                row.update({k: v for k, v in m.items() if k.endswith("ndcg@10")})
+            else:
+                per_epoch_test.append(m)
+        curve.append(row)
+    best = int(np.argmax([r["valid_seen_excluded/ndcg@10"] for r in curve]))
+    return curve, {"best_epoch": best + 1, "test": per_epoch_test[best], "meta": meta}
+
+
+def _time_to(curve: list[dict], bar: float) -> float | None:
+    for row in curve:
+        if row["valid_seen_excluded/ndcg@10"] >= bar:
+            return float(row["train_seconds"])
+    return None
+
+
+def run(data: str, epochs: int = 20, workdir: str | Path = ".cache/bench/train-vs-peer", peer_venv: str | Path = ".cache/peer-venv") -> dict:
+    """Train both sides and return the comparison (also printed as one JSON line by the CLI)."""
+    work = Path(workdir).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    python = ensure_peer_venv(Path(peer_venv).resolve())
+    common = dict(max_len=50, d_model=64, n_blocks=2, n_heads=2, dropout=0.2, lr=1e-3, batch_size=128)
+
+    t0 = time.perf_counter()
+    peer_dir = work / "peer"
+    subprocess.run(
+        [str(python), str(Path(__file__).with_name("peer_rectools.py")), "--data", data, "--out", str(peer_dir),
+         "--epochs", str(epochs), "--max-len", "50", "--blocks", "2", "--heads", "2", "--hidden", "64",
+         "--dropout", "0.2", "--lr", "0.001", "--batch-size", "128"],
+        check=True,
+    )
+    peer_wall = time.perf_counter() - t0
+
+    ours_dir = work / "ours"
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), "experiment=beauty_sasrec", f"data.path={data}",
+         f"trainer.max_epochs={epochs}", f"trainer.min_epochs={epochs}", f"trainer.patience={epochs + 1}",
+         "model.d_model=64", "model.n_blocks=2", "model.n_heads=2", "model.max_len=50", "model.dropout=0.2",
+         "model.lr=0.001", "model.loss=softmax", "data.batch_size=128", "logger=none", "export.enabled=false",
+         "trainer.progress_bar=false", f"hydra.run.dir={ours_dir}"],
+        check=True, cwd=ROOT, env=dict(os.environ),
+    )
+    ours_wall = time.perf_counter() - t0
+    ours_curve = json.loads((ours_dir / "curve.json").read_text())
+    ours_metrics = json.loads((ours_dir / "metrics.json").read_text())
+
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(ours_dir / "config.yaml")
+    prepared = prepare(cfg.data)
+    peer_curve, peer_best = _peer_metrics(peer_dir, prepared.sequences, prepared.split, resolve_key(cfg.data.get("hmac_key")))
+
+    bar = 0.95 * max(r["valid_seen_excluded/ndcg@10"] for r in peer_curve)
+    t_peer, t_ours = _time_to(peer_curve, bar), _time_to(ours_curve, bar)
+    peer_epoch_s = float(np.mean(peer_best["meta"]["epoch_train_seconds"]))
+    ours_epoch_s = float(np.mean([r["epoch_seconds"] for r in ours_curve]))
+    n_seq = int(peer_best["meta"]["n_train_sequences"])
+    result = {
+        "benchmark": "train-vs-peer",
+        "data": data,
+        "epochs": epochs,
+        "config": common | {"loss": "softmax"},
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+        "quality_bar_valid_seen_excluded_ndcg@10": bar,
+        "peer_time_to_quality_s": t_peer,
+        "ours_time_to_quality_s": t_ours,
+        "speedup_time_to_quality": (t_peer / t_ours) if (t_peer and t_ours) else None,
+        "peer_seconds_per_epoch": peer_epoch_s,
+        "ours_seconds_per_epoch": ours_epoch_s,
+        "speedup_per_epoch": peer_epoch_s / ours_epoch_s,
+        "peer_sequences_per_s": n_seq / peer_epoch_s,
+        "ours_sequences_per_s": n_seq / ours_epoch_s,
+        "peer_best_epoch": peer_best["best_epoch"],
+        "ours_best_epoch": int(ours_metrics["best_epoch"]),
+        "peer_test_ndcg@10": peer_best["test"]["test/ndcg@10"],
+        "peer_test_seen_excluded_ndcg@10": peer_best["test"]["test_seen_excluded/ndcg@10"],
+        "ours_test_ndcg@10": ours_metrics["test/ndcg@10"],
+        "ours_test_seen_excluded_ndcg@10": ours_metrics["test_seen_excluded/ndcg@10"],
+        "peer_wall_s": peer_wall,
+        "ours_wall_s": ours_wall,
+        "peer_peak_rss_mb": peer_best["meta"]["peak_rss_mb"],
+        "peer_versions": peer_best["meta"]["versions"],
+        "curves": {"peer": peer_curve, "ours": ours_curve},
+    }
+    (work / "result.json").write_text(json.dumps(result, indent=2))
+    return result

@@ -1,0 +1,87 @@
+"""Lightning callbacks of the training pipeline."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+
+from journeyrec.io import atomic_write_json
+
+__all__ = ["EpochCurve", "ResumableRNG"]
+
+log = logging.getLogger(__name__)
+
+
+class EpochCurve(pl.Callback):
+    """Per-epoch training time (validation excluded), loss and validation metrics: one log line
+    per epoch and ``curve.json`` in the run directory, which time-to-quality comparisons read."""
+
+    def __init__(self, path: Path, keys: tuple[str, ...] = ("valid/ndcg@10", "valid_seen_excluded/ndcg@10")) -> None:
+        self.path = Path(path)
+        self.keys = keys
+        self.rows: list[dict[str, float]] = []
+        self._total = 0.0
+        self._t0 = self._last = 0.0
+        self._train_part: float | None = None
+        self._valid: dict[str, float] = {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "total": self._total}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.rows = list(state_dict["rows"])
+        self._total = float(state_dict["total"])
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._t0 = self._last = time.perf_counter()
+        self._train_part = None
+        self._valid = {}
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        self._last = time.perf_counter()
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._train_part = self._last - self._t0
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._valid = {k: float(trainer.callback_metrics[k]) for k in self.keys if k in trainer.callback_metrics}
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        seconds = self._train_part if self._train_part is not None else time.perf_counter() - self._t0
+        self._total += seconds
+        row = {"epoch": float(trainer.current_epoch + 1), "epoch_seconds": seconds, "train_seconds": self._total}
+        loss = trainer.callback_metrics.get("train/loss")
+        if loss is not None:
+            row["train/loss"] = float(loss)
+        row.update(self._valid)
+        self.rows.append(row)
+        if trainer.is_global_zero:
+            atomic_write_json(self.path, self.rows)
+            log.info("epoch %d: %s", int(row["epoch"]), ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+
+
+class ResumableRNG(pl.Callback):
+    """Stores the torch RNG states in every checkpoint and restores them on resume, so that a
+    run killed and resumed from ``last.ckpt`` draws the same dropout masks as an uninterrupted
+    run (batch order is already a function of (seed, epoch), see ``EpochBatchSampler``)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        import torch
+
+        state: dict[str, Any] = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        import torch
+
+        torch.set_rng_state(state_dict["cpu"])
+        if "cuda" in state_dict and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])
