@@ -71,3 +71,21 @@ def compose(name: str, overrides: list[str]):
     register_configs()
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         return hydra_compose(name, overrides=overrides)
+@pytest.fixture
+def one_thread():
+    """Serving runs single-threaded (one query at a time); on a busy 2-core machine a second
+    intra-op thread makes each tiny forward pass wait for a core (10x slower, measured)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def demo_bundle(tmp_path_factory: pytest.TempPathFactory):
+    """The demo shop exported as a serving bundle (tests/serving_support.py), built once."""
+    from serving_support import build_demo_bundle
+
+    return build_demo_bundle(tmp_path_factory.mktemp("demo-bundle") / "bundle")

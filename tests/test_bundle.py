@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from journeyrec.data.schema import conform_catalog
-from journeyrec.export.bundle import BundleError, read_manifest, write_bundle
+from journeyrec.export.bundle import FORMAT_VERSION, BundleError, read_manifest, write_bundle
 from journeyrec.models.sasrec import SASRec
-from journeyrec.serving import Recommender
+from journeyrec.serving import Recommender, RecommendRequest, RulesConfig
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +29,11 @@ def bundle(tmp_path_factory):
 
 def test_index_topk_equals_model_topk(bundle):
     d, model = bundle
-    rec = Recommender.load(d)
+    rec = Recommender.load(d, rules=RulesConfig.raw())
     rng = np.random.default_rng(0)
     for _ in range(20):
         hist = [f"sku-{i}" for i in rng.integers(1, 301, size=rng.integers(1, 15))]
-        res = rec.recommend(hist, k=10)
+        res = rec.recommend(RecommendRequest.from_items(hist, k=10))
         internal = torch.tensor([[int(h.split("-")[1]) for h in hist][-10:]])
         with torch.no_grad():
             scores = model.eval().session_vectors(internal, {"event_type": torch.full_like(internal, 1)}) @ model.item_vectors().T
@@ -45,16 +45,17 @@ def test_index_topk_equals_model_topk(bundle):
 
 def test_unknown_items_are_reported_not_fatal(bundle):
     rec = Recommender.load(bundle[0])
-    res = rec.recommend(["sku-3", "nope"], k=5)
-    assert len(res.items) == 5 and any("nope" in w for w in res.warnings)
-    empty = rec.recommend(["nope"], k=5)
-    assert empty.items == [] and empty.warnings
+    res = rec.recommend(RecommendRequest.from_items(["sku-3", "nope"], k=5))
+    assert len(res.items) == 5 and any("nope" in w for w in res.warnings) and res.personalised
+    unknown_only = rec.recommend(RecommendRequest.from_items(["nope"], k=5))
+    assert not unknown_only.personalised and unknown_only.fallback == "no_history"
+    assert any("nope" in w for w in unknown_only.warnings) and any("non-personal" in w for w in unknown_only.warnings)
 
 
 def test_exclude_history(bundle):
-    rec = Recommender.load(bundle[0])
+    rec = Recommender.load(bundle[0], rules=RulesConfig(exclude_seen=True))
     hist = [f"sku-{i}" for i in range(1, 30)]
-    res = rec.recommend(hist, k=20, exclude_history=True)
+    res = rec.recommend(RecommendRequest.from_items(hist, k=20))
     assert len(res.items) == 20 and not set(r.item_id for r in res.items) & set(hist)
 
 
@@ -91,6 +92,10 @@ def test_unknown_format_version_is_refused(bundle, tmp_path):
     m["format_version"] = 99
     (d / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(BundleError, match="unknown bundle format version 99"):
+        read_manifest(d)
+    m["format_version"] = FORMAT_VERSION - 1
+    (d / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match=f"version {FORMAT_VERSION - 1} is older.*scripts/export_index.py"):
         read_manifest(d)
     (d / "manifest.json").unlink()
     with pytest.raises(BundleError, match="missing manifest.json"):

@@ -82,6 +82,7 @@ def test_optuna_sweep_registers_the_best_bundle_and_pyfunc_predicts_in_a_fresh_p
     bundle = Path(mlflow.artifacts.download_artifacts(run_id=best, artifact_path="bundle", dst_path=str(tmp_path / "b"),
                                                       tracking_uri=uri))
     from journeyrec.serving import Recommender
+    from journeyrec.serving.request import RecommendRequest
 
     rec = Recommender.load(bundle)
     items = [str(x) for x in rec.item_ids]
@@ -105,4 +106,4 @@ def test_optuna_sweep_registers_the_best_bundle_and_pyfunc_predicts_in_a_fresh_p
     for sid, hist in sessions.items():
         got = [r["item_id"] for r in res["wide"] if r["session_id"] == sid]
         assert [r["rank"] for r in res["wide"] if r["session_id"] == sid] == [1, 2, 3, 4, 5]
-        assert got == [r.item_id for r in rec.recommend(hist, k=5).items]
+        assert got == [r.item_id for r in rec.recommend(RecommendRequest.from_items(hist, k=5)).items]

@@ -55,14 +55,19 @@ def test_metrics_json_has_both_protocols(demo_run):
 
 
 def test_bundle_and_recommender(demo_run):
-    from journeyrec.serving import Recommender
+    from journeyrec.export.bundle import FORMAT_VERSION
+    from journeyrec.serving import Recommender, RecommendRequest
 
     out, _, _ = demo_run
     rec = Recommender.load(out / "bundle")
     manifest = json.loads((out / "bundle" / "manifest.json").read_text())
-    assert manifest["format_version"] == 1 and set(manifest["files"]) >= {"model.safetensors", "index.faiss", "items.parquet"}
+    assert manifest["format_version"] == FORMAT_VERSION
+    assert set(manifest["files"]) >= {"model.safetensors", "index.faiss", "items.parquet", "stats.npz", "stats.json"}
+    quality = manifest["index"]["quality"]
+    assert quality["query_source"] == "validation session vectors" and quality["recall@10"] == 1.0  # Flat is exact
+    assert rec.stats.popularity.sum() > 0 and len(rec.stats.comp_items) > 0  # learned from the run's events
     some = [str(x) for x in rec.item_ids[:3]]
-    res = rec.recommend(some, k=7)
+    res = rec.recommend(RecommendRequest.from_items(some, k=7))
     assert len(res.items) == 7 and all(r.item_id in set(map(str, rec.item_ids)) for r in res.items)
 
 

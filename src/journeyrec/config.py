@@ -9,10 +9,14 @@ This module imports only Hydra/OmegaConf, so CLIs can validate configs without t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
+
+from journeyrec.export.settings import StatsConfig
+from journeyrec.serving.settings import ExperimentConfig, LimitsConfig, RulesConfig
 
 __all__ = [
     "DataConfig",
@@ -24,7 +28,10 @@ __all__ = [
     "TrainConfig",
     "EvaluateConfig",
     "SegmentConfig",
+    "ExportJobConfig",
+    "ServeConfig",
     "register_configs",
+    "compose_cli",
 ]
 
 
@@ -104,7 +111,10 @@ class EvalConfig:
 @dataclass
 class ExportConfig:
     enabled: bool = True
-    index: str = "Flat"  # FAISS factory string
+    index: str = "Flat"  # FAISS factory string (Flat, HNSW32, IVF1024,PQ16x4fs, ...)
+    target_recall: float = 0.95  # the search-time parameter is tuned to reach this recall@10 vs exact search
+    n_queries: int = 2000  # held-out validation session vectors used to tune (half) and measure (half) the index
+    stats: StatsConfig = field(default_factory=StatsConfig)  # how rule statistics are learned
 
 
 @dataclass
@@ -156,6 +166,43 @@ class SegmentConfig:
     output_dir: Optional[str] = None
 
 
+@dataclass
+class ExportJobConfig:
+    """scripts/export_index.py: (re-)export the bundle of a finished training run."""
+
+    run: str = MISSING  # training run directory (config.yaml, prepared/, checkpoints/)
+    out: Optional[str] = None  # default: <run>/bundle
+    checkpoint: str = "best"  # best | last | a path to a .ckpt file
+    log_mlflow: bool = True  # log the bundle to the run's MLflow run (if the run has one)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+
+@dataclass
+class ServeConfig:
+    """scripts/serve.py: the HTTP service over a bundle."""
+
+    bundle: str = MISSING  # bundle directory
+    host: str = "127.0.0.1"
+    port: int = 8000
+    threads: int = 1  # torch / FAISS threads per process (requests are single queries)
+    log_level: str = "info"
+    hmac_key: Optional[str] = None  # pseudonymisation key (prefer env JOURNEYREC_HMAC_KEY)
+    rules: RulesConfig = field(default_factory=RulesConfig)
+    contexts: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # context type -> rule overrides
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    ab: Optional[ExperimentConfig] = None  # an A/B experiment (configs/ab/*.yaml), none by default
+
+
+def compose_cli(config_dir: str, config_name: str, overrides: List[str]) -> Any:
+    """Compose ``<config_dir>/<config_name>.yaml`` with ``key=value`` overrides, without Hydra's
+    run directory or logging set-up (for the server and other commands that write no run)."""
+    from hydra import compose, initialize_config_dir
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):
+        return compose(config_name=config_name, overrides=list(overrides))
+
+
 def register_configs() -> None:
     """Register the schemas with Hydra (idempotent); call before ``hydra.main`` composes."""
     cs = ConfigStore.instance()
@@ -166,3 +213,7 @@ def register_configs() -> None:
     cs.store(group="model", name="sasrec_schema", node=SASRecConfig)
     cs.store(group="trainer", name="schema", node=TrainerConfig)
     cs.store(group="logger", name="schema", node=LoggerConfig)
+    cs.store(group="export", name="schema", node=ExportConfig)
+    cs.store(name="export_index_schema", node=ExportJobConfig)
+    cs.store(name="serve_schema", node=ServeConfig)
+    cs.store(group="ab", name="schema", node=ExperimentConfig)

@@ -290,12 +290,14 @@ def register_bundle(run_id: str, name: str, uri: str | None = None, bundle_dir: 
 class _RecommenderPyfunc:
     """What ``mlflow.pyfunc.load_model`` returns for a registered journeyrec bundle.
 
-    ``predict(df, params={"k": 10, "exclude_history": False})`` takes a DataFrame of sessions,
+    ``predict(df, params={"k": 10, "exclude_history": True})`` takes a DataFrame of sessions,
     either one row per session with a list column ``item_ids`` (oldest first; optional list
     columns ``event_types``, ``channels``, ``timestamps_ms`` and a ``session_id``), or one row per
     event with ``session_id`` and ``item_id`` (optional ``event_type``, ``channel``, ``timestamp``;
     rows in time order, or sorted by ``timestamp`` when present). It returns one row per
-    recommendation: ``session_id``, ``rank`` (1-based), ``item_id``, ``score``.
+    recommendation: ``session_id``, ``rank`` (1-based), ``item_id``, ``score``. Answers are those
+    of ``journeyrec.serving.Recommender`` with the bundle's rules (``exclude_history`` overrides
+    whether the session's own items may come back).
     """
 
     def __init__(self, recommender: Any) -> None:
@@ -306,13 +308,19 @@ class _RecommenderPyfunc:
 
         params = dict(params or {})
         k = int(params.get("k", 10))
-        exclude = bool(params.get("exclude_history", False))
         df = pd.DataFrame(model_input)
         sessions = list(self._sessions(df))
         rows = []
+        import dataclasses
+
+        from journeyrec.serving.request import RecommendRequest
+
+        rules = self.recommender.rules  # the bundle's serving rules, as the HTTP service applies them
+        if "exclude_history" in params:
+            rules = dataclasses.replace(rules, exclude_seen=bool(params["exclude_history"]))
         for sid, items, etypes, channels, ts in sessions:
-            res = self.recommender.recommend(items, k=k, exclude_history=exclude, event_types=etypes, channels=channels,
-                                             timestamps_ms=ts)
+            request = RecommendRequest.from_items(items, k=k, event_types=etypes, channels=channels, timestamps_ms=ts)
+            res = self.recommender.recommend(request, rules)
             rows += [{"session_id": sid, "rank": r + 1, "item_id": rec.item_id, "score": rec.score}
                      for r, rec in enumerate(res.items)]
         return pd.DataFrame(rows, columns=["session_id", "rank", "item_id", "score"])

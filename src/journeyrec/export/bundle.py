@@ -1,15 +1,22 @@
 """The bundle: everything serving needs, in one versioned, checksummed directory.
 
-Layout (``FORMAT_VERSION`` 1)::
+Layout (``FORMAT_VERSION`` 2)::
 
     bundle/
-      manifest.json        format name + version, model hparams, index settings, sha256 + size of every file
+      manifest.json        format name + version, model hparams, index settings and measured quality
+                           (recall@K vs exact search, QPS), catalogue attributes present, sha256 + size of every file
       model.safetensors    model weights (safetensors: loading never unpickles anything)
       item_vectors.npy     float32 [N + 1, D], row 0 = padding (what the index was built from)
       index.faiss          FAISS inner-product index over rows 1..N
-      items.parquet        catalogue aligned with internal ids (row i = internal id i + 1)
+      items.parquet        catalogue snapshot aligned with internal ids (row i = internal id i + 1): attributes,
+                           stock, own brand, declared repurchase class / days, tags
+      stats.npz, stats.json  learned rule statistics (journeyrec.export.stats): popularity, trending,
+                           repeat purchase per category, complements
       config.json          the resolved training configuration
       metrics.json         the metrics of the run that produced the bundle
+
+Version history: 1 = weights, vectors, index, catalogue; 2 adds rule statistics and index
+quality. Serving reads only version 2 and refuses others with the command that re-exports.
 
 The directory is written with :func:`journeyrec.io.atomic_dir` (complete or absent, never half
 written); :func:`read_manifest` verifies format and checksums and names what is wrong.
@@ -17,6 +24,7 @@ written); :func:`read_manifest` verifies format and checksums and names what is 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -31,14 +39,25 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from journeyrec.export.index import build_index
+from journeyrec.export.index import build_index, tune_and_measure
+from journeyrec.export.stats import RuleStats, learn_stats
 from journeyrec.io import atomic_dir
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "BundleError", "write_bundle", "read_manifest", "sha256_file"]
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "BundleError",
+    "write_bundle",
+    "export_bundle",
+    "session_queries",
+    "read_manifest",
+    "sha256_file",
+]
 
 FORMAT_NAME = "journeyrec-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
+REEXPORT_HINT = "re-export it from its run: python scripts/export_index.py run=<training run directory>"
 
 
 class BundleError(ValueError):
@@ -53,6 +72,31 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _catalog_summary(catalog: pa.Table) -> dict[str, Any]:
+    """Which attributes the catalogue actually has (rules degrade to no-ops on absent ones)."""
+    present = {name: catalog.num_rows - catalog.column(name).null_count for name in catalog.column_names if name != "item_id"}
+    return {"n_items": catalog.num_rows, "non_null": present}
+
+
+@torch.no_grad()
+def session_queries(model: nn.Module, sequences: Any, cases: Any, n: int = 2000, seed: int = 0, batch: int = 256) -> np.ndarray:
+    """Session vectors of up to ``n`` evaluation cases (what serving will search with): the
+    held-out queries the index is tuned and measured on."""
+    from journeyrec.data.sequences import gather_windows
+
+    idx = np.arange(len(cases))
+    if len(idx) > n:
+        idx = np.sort(np.random.default_rng(seed).choice(idx, size=n, replace=False))
+    out = []
+    features = tuple(getattr(model, "feature_names", ()))
+    for lo in range(0, len(idx), batch):
+        sel = idx[lo : lo + batch]
+        w = gather_windows(sequences, cases.users[sel], cases.ends[sel], model.max_len, features)
+        items = torch.from_numpy(w.pop("items"))
+        out.append(model.session_vectors(items, {k: torch.from_numpy(v) for k, v in w.items()}).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 1), np.float32)
+
+
 def write_bundle(
     directory: str | Path,
     model: nn.Module,
@@ -60,20 +104,39 @@ def write_bundle(
     config: Mapping[str, Any],
     metrics: Mapping[str, Any],
     index_factory: str = "Flat",
+    *,
+    stats: RuleStats | None = None,
+    queries: np.ndarray | None = None,
+    query_source: str = "",
+    target_recall: float = 0.95,
 ) -> Path:
-    """Export ``model`` (a journeyrec sequence model) with its FAISS index and catalogue."""
+    """Export ``model`` (a journeyrec embedding model) with its index, catalogue and statistics.
+
+    ``queries`` are held-out session vectors for tuning and measuring the index; without them
+    the vectors of 1,000 random items stand in (recorded as such in the manifest).
+    """
     model = model.eval()
+    if not hasattr(model, "item_vectors"):
+        raise BundleError(f"model {type(model).__name__} has no item_vectors(): serving needs an embedding model")
     with torch.no_grad():
         vectors = model.item_vectors().detach().float().cpu().numpy()
     if catalog.num_rows != vectors.shape[0] - 1:
         raise BundleError(f"catalogue has {catalog.num_rows} rows but the model has {vectors.shape[0] - 1} items")
+    stats = stats if stats is not None else RuleStats.empty(catalog)
+    if stats.n_items != catalog.num_rows:
+        raise BundleError(f"rule statistics cover {stats.n_items} items but the catalogue has {catalog.num_rows}")
+    if queries is None or len(queries) < 2:
+        pick = np.random.default_rng(0).choice(np.arange(1, vectors.shape[0]), size=min(1000, vectors.shape[0] - 1))
+        queries, query_source = vectors[pick], "item vectors of random items (no held-out sessions given)"
     with atomic_dir(directory) as tmp:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / "model.safetensors"))
         np.save(tmp / "item_vectors.npy", vectors)
         index = build_index(vectors, index_factory)
+        quality = tune_and_measure(index, vectors, queries, target_recall=target_recall, query_source=query_source)
         faiss.write_index(index, str(tmp / "index.faiss"))
         pq.write_table(catalog, tmp / "items.parquet")
+        stats.save(tmp)
         (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True, default=float))
         files = {
@@ -83,13 +146,60 @@ def write_bundle(
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "created_unix": int(time.time()),
+            # identifies the content: changes whenever any file does (responses and A/B logs carry it)
+            "bundle_version": hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12],
             "model": dict(getattr(model, "hparams", {})),
-            "index": {"factory": index_factory, "metric": "inner_product", "ntotal": int(index.ntotal), "dim": int(vectors.shape[1])},
+            "index": {
+                "factory": index_factory,
+                "metric": "inner_product",
+                "ntotal": int(index.ntotal),
+                "dim": int(vectors.shape[1]),
+                "equal_norm_augmented": bool(index.d == vectors.shape[1] + 1),  # see export.index.build_index
+                "search_params": quality.pop("search_params"),
+                "quality": quality,
+            },
+            "catalog": _catalog_summary(catalog),
+            "stats": {"anchor_event": stats.anchor_event, "categories": len(stats.categories),
+                      "complement_pairs": int(len(stats.comp_items)), "data_end_ms": stats.data_end_ms},
             "n_items": int(vectors.shape[0] - 1),
             "files": files,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return Path(directory)
+
+
+def export_bundle(
+    directory: str | Path,
+    model: nn.Module,
+    prepared: Any,
+    config: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    export_cfg: Any,
+) -> Path:
+    """Bundle a trained model with statistics learned from ``prepared`` (a PreparedData) and an
+    index tuned on validation session vectors (never the test split)."""
+    cfg = _as_dict(export_cfg)
+    seqs = prepared.sequences
+    stats = learn_stats(seqs, cfg.get("stats"))
+    queries = session_queries(model, seqs, prepared.split.valid, n=int(cfg.get("n_queries", 2000)))
+    return write_bundle(
+        directory, model, seqs.catalog, config, metrics, str(cfg.get("index", "Flat")),
+        stats=stats, queries=queries, query_source="validation session vectors",
+        target_recall=float(cfg.get("target_recall", 0.95)),
+    )
+
+
+def _as_dict(cfg: Any) -> dict[str, Any]:
+    """An export config given as a dict, a dataclass or an OmegaConf node, as a plain dict."""
+    if cfg is None:
+        return {}
+    if isinstance(cfg, Mapping) and not hasattr(cfg, "_metadata"):
+        return dict(cfg)
+    if dataclasses.is_dataclass(cfg):
+        return dataclasses.asdict(cfg)
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
 def read_manifest(directory: str | Path, verify: bool = True) -> dict[str, Any]:
@@ -106,11 +216,13 @@ def read_manifest(directory: str | Path, verify: bool = True) -> dict[str, Any]:
         raise BundleError(f"{mpath}: manifest is not valid JSON ({exc})") from exc
     if manifest.get("format") != FORMAT_NAME:
         raise BundleError(f"{d}: unknown bundle format {manifest.get('format')!r}; expected {FORMAT_NAME!r}")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise BundleError(
-            f"{d}: unknown bundle format version {manifest.get('format_version')!r}; this journeyrec reads version "
-            f"{FORMAT_VERSION}. Re-export the bundle with scripts/export_index.py"
-        )
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        if isinstance(version, int) and version < FORMAT_VERSION:
+            why = f"bundle format version {version} is older than version {FORMAT_VERSION} read here (it lacks rule statistics and index quality)"
+        else:
+            why = f"unknown bundle format version {version!r}; this journeyrec reads version {FORMAT_VERSION}"
+        raise BundleError(f"{d}: {why}; {REEXPORT_HINT}")
     if verify:
         for name, meta in manifest.get("files", {}).items():
             p = d / name

@@ -36,7 +36,7 @@ from journeyrec.data.schema import CHANNELS, EVENT_TYPES
 from journeyrec.data.sequences import N_TIME_GAP_BUCKETS
 from journeyrec.evaluation.metrics import PROTOCOLS, summarise
 from journeyrec.evaluation.offline import ItemStats, evaluate_system, per_case_table
-from journeyrec.export.bundle import write_bundle
+from journeyrec.export.bundle import export_bundle
 from journeyrec.io import atomic_path, atomic_write_json, atomic_write_text
 from journeyrec.models import build_model
 from journeyrec.training.callbacks import EpochCurve, ResumableRNG
@@ -207,7 +207,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         pq.write_table(per_case_table(evaluation, prepared), tmp)
 
     if cfg.export.enabled:
-        write_bundle(out / "bundle", model, seqs.catalog, resolved, metrics, str(cfg.export.index))
+        export_bundle(out / "bundle", model, prepared, resolved, metrics, cfg.export)
     atomic_write_json(out / "metrics.json", metrics)
 
     run_id = None

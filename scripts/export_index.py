@@ -1,0 +1,30 @@
+"""(Re-)export a training run's serving bundle, e.g. with another FAISS index:
+
+    python scripts/export_index.py run=outputs/2026-11-22/20-00-00 [export=hnsw] [export.index="IVF256,PQ16x4fs,RFlat"]
+        [out=PATH] [checkpoint=best|last|PATH] [log_mlflow=true]
+
+Reads the run's config.yaml, prepared/ data and checkpoint; learns the rule statistics; builds the
+index, tunes its search parameter on validation session vectors and records recall@K and QPS in
+the manifest; logs the bundle to the run's MLflow run (artifact path bundle-<version>).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from journeyrec.config import compose_cli
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def main(argv: list[str]) -> None:
+    cfg = compose_cli(str(CONFIGS), "export_index", argv)  # a bad key fails here, before anything loads
+    from journeyrec.export.run_export import export_run
+
+    out = export_run(cfg)
+    print(out)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

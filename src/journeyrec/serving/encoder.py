@@ -1,0 +1,135 @@
+"""Session encoding for serving: request events -> the model's input window -> session vector.
+
+The window is built exactly as training builds it (:func:`journeyrec.data.sequences.gather_windows`
+semantics: last ``max_len`` item events, left-padded, feature codes from the schema's
+vocabularies, time-gap buckets from :func:`journeyrec.data.sequences.time_gap_buckets`, and
+consecutive events on one item collapsed when the training data were), but for one session
+without building a SequenceData, because this runs on every request.
+
+Speed: the model is traced once at load with TorchScript (``torch.jit.trace`` on a fixed
+``[1, max_len]`` window, frozen and optimised for inference), which removes most of eager
+PyTorch's per-operator Python overhead -- about 2x on a 2-layer SASRec. The trace is checked
+against the eager model at load; any model that cannot be traced faithfully runs eagerly.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from journeyrec.data.schema import CHANNELS, EVENT_TYPES
+from journeyrec.data.sequences import _STRENGTH, time_gap_buckets
+
+__all__ = ["SessionEncoder", "EVENT_CODE", "CHANNEL_CODE"]
+
+log = logging.getLogger(__name__)
+
+EVENT_CODE = {name: i + 1 for i, name in enumerate(EVENT_TYPES)}
+CHANNEL_CODE = {name: i + 1 for i, name in enumerate(CHANNELS)}
+_STRENGTH_BY_CODE = np.zeros(len(EVENT_TYPES) + 1, dtype=np.int64)
+for _name, _s in _STRENGTH.items():
+    _STRENGTH_BY_CODE[EVENT_CODE[_name]] = _s
+
+
+class _Packed(nn.Module):
+    """session_vectors with positional feature tensors (what torch.jit.trace needs)."""
+
+    def __init__(self, model: nn.Module, features: tuple[str, ...]) -> None:
+        super().__init__()
+        self.model = model
+        self.features = features
+
+    def forward(self, items: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+        return self.model.session_vectors(items, {name: feats[i] for i, name in enumerate(self.features)})
+
+
+def collapse_consecutive(items: np.ndarray, etypes: np.ndarray, channels: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Runs of consecutive events on one item -> one position with the run's strongest event type
+    and its last channel and timestamp (``build_sequences(dedup_consecutive=True)``)."""
+    if len(items) < 2:
+        return items, etypes, channels, ts
+    new_run = np.ones(len(items), dtype=bool)
+    new_run[1:] = items[1:] != items[:-1]
+    starts = np.flatnonzero(new_run)
+    packed = _STRENGTH_BY_CODE[etypes] * 64 + etypes
+    best = (np.maximum.reduceat(packed, starts) % 64).astype(etypes.dtype)
+    last = np.r_[starts[1:], len(items)] - 1
+    return items[starts], best, channels[last], ts[last]
+
+
+class SessionEncoder:
+    """Events (internal ids + codes) -> session vector, with the model traced when possible."""
+
+    def __init__(self, model: nn.Module, dedup_consecutive: bool = False, trace: bool = True) -> None:
+        self.model = model.eval()
+        self.max_len = int(model.max_len)
+        self.features = tuple(getattr(model, "feature_names", ()))
+        self.dedup = dedup_consecutive
+        self.traced: torch.jit.ScriptModule | None = None
+        self.has_intent = hasattr(model, "purchase_intent")
+        if trace:
+            self.traced = self._trace()
+
+    def _trace(self) -> torch.jit.ScriptModule | None:
+        packed = _Packed(self.model, self.features).eval()
+        gen = torch.Generator().manual_seed(0)
+        n_items = int(self.model.item_vectors().shape[0] - 1)
+        items = torch.randint(1, n_items + 1, (1, self.max_len), generator=gen)
+        items[0, : self.max_len // 3] = 0
+        feats = torch.randint(1, 4, (max(len(self.features), 1), 1, self.max_len), generator=gen)
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                traced = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(packed, (items, feats))))
+                check_items = torch.randint(1, n_items + 1, (1, self.max_len), generator=gen)
+                check_items[0, :5] = 0
+                check_feats = torch.randint(1, 4, feats.shape, generator=gen)
+                ok = torch.allclose(traced(check_items, check_feats), packed(check_items, check_feats), atol=1e-4, rtol=1e-4)
+        except Exception as exc:  # any model TorchScript cannot trace still serves, eagerly
+            log.warning("model not traced (%s: %s); serving it eagerly", type(exc).__name__, exc)
+            return None
+        if not ok:
+            log.warning("traced model disagrees with the eager model; serving it eagerly")
+            return None
+        return traced
+
+    def window(self, items: np.ndarray, etypes: np.ndarray, channels: np.ndarray, ts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-padded [1, max_len] item window and [F, 1, max_len] feature codes."""
+        if self.dedup:
+            items, etypes, channels, ts = collapse_consecutive(items, etypes, channels, ts)
+        n = min(len(items), self.max_len)
+        window = np.zeros((1 + max(len(self.features), 1), self.max_len), dtype=np.int64)
+        window[0, self.max_len - n :] = items[-n:]
+        for row, name in enumerate(self.features, start=1):
+            if name == "event_type":
+                values = etypes
+            elif name == "channel":
+                values = channels
+            elif name == "time_gap":
+                values = time_gap_buckets(ts)  # the first position of the whole session has gap 0
+            else:
+                raise ValueError(f"serving cannot build model feature '{name}'")
+            window[row, self.max_len - n :] = values[-n:]
+        t = torch.from_numpy(window)
+        return t[:1], t[1:, None, :]
+
+    @torch.no_grad()
+    def encode(self, items: np.ndarray, etypes: np.ndarray, channels: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, float | None]:
+        """Session vector (float32 [D]) and, if the model has a purchase-intent head, P(purchase)."""
+        it, feats = self.window(items, etypes, channels, ts)
+        if self.traced is not None:
+            vec = self.traced(it, feats)
+        else:
+            vec = self.model.session_vectors(it, self._feature_dict(feats))
+        intent = None
+        if self.has_intent:
+            intent = float(self.model.purchase_intent(it, self._feature_dict(feats)).reshape(-1)[0])
+        return vec[0].float().numpy(), intent
+
+    def _feature_dict(self, feats: torch.Tensor) -> Mapping[str, torch.Tensor]:
+        return {name: feats[i] for i, name in enumerate(self.features)}

@@ -1,0 +1,92 @@
+"""What a recommendation request and its answer are, independent of HTTP.
+
+The FastAPI app converts its validated JSON body into a :class:`RecommendRequest`; Python users
+build one directly (``RecommendRequest.from_items(["sku-1", "sku-2"], k=10)`` for the common
+"items the customer looked at" case). A raw ``user_id`` is pseudonymised by the Recommender on
+entry, used only for A/B assignment and exploration randomness, and never stored or logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from journeyrec.serving.settings import CONTEXT_TYPES
+
+__all__ = ["Event", "Context", "RecommendRequest", "Recommendation", "RecommendResult", "REASONS"]
+
+# reason strings (the first four take the related item's id): similar to X, goes with X, buy again,
+# trending, popular in <category>, explore
+REASONS = ("similar to", "goes with", "buy again", "trending", "popular in", "explore")
+
+
+@dataclass(frozen=True)
+class Event:
+    item_id: str | None
+    event_type: str = "view"
+    channel: str = "unknown"
+    timestamp_ms: int | None = None  # None: unknown (time-gap features read it as "no gap")
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where the recommendations will be shown."""
+
+    type: str = "home"  # one of settings.CONTEXT_TYPES
+    item_id: str | None = None  # product page: the product shown
+    category: str | None = None  # search results / category page: the category browsed
+
+    def __post_init__(self) -> None:
+        if self.type not in CONTEXT_TYPES:
+            raise ValueError(f"unknown context type {self.type!r}; allowed: {list(CONTEXT_TYPES)}")
+
+
+@dataclass
+class RecommendRequest:
+    events: Sequence[Event] = ()
+    k: int = 10
+    filters: Mapping[str, Any] = field(default_factory=dict)
+    consent: bool = True  # False: non-personal answer; events and user id are ignored, never logged
+    user_id: str | None = None  # raw id as received; pseudonymised on entry, never kept
+    context: Context = field(default_factory=Context)
+    now_ms: int | None = None  # request time (default: wall clock); replays and tests set it
+
+    @classmethod
+    def from_items(
+        cls,
+        item_ids: Sequence[str],
+        k: int = 10,
+        event_types: Sequence[str] | None = None,
+        channels: Sequence[str] | None = None,
+        timestamps_ms: Sequence[int] | None = None,
+        **kwargs: Any,
+    ) -> "RecommendRequest":
+        """A request from parallel lists (oldest first); event types default to ``view``."""
+        n = len(item_ids)
+        et = event_types or ["view"] * n
+        ch = channels or ["unknown"] * n
+        ts = timestamps_ms if timestamps_ms is not None else [None] * n
+        events = [Event(str(i), e, c, None if t is None else int(t)) for i, e, c, t in zip(item_ids, et, ch, ts)]
+        return cls(events=events, k=k, **kwargs)
+
+
+@dataclass
+class Recommendation:
+    """One recommended item. ``score`` orders the list: for personal answers it is the model's
+    score (session . item) plus the rules' bonuses converted to model-score units (with no rules
+    it is exactly the model's score); for non-personal answers, the source's relevance."""
+
+    item_id: str
+    score: float
+    reason: str = ""
+
+
+@dataclass
+class RecommendResult:
+    items: list[Recommendation]
+    warnings: list[str] = field(default_factory=list)
+    personalised: bool = False
+    fallback: str | None = None  # why not personalised: no_consent | no_history
+    intent: float | None = None  # P(purchase in this session), when the model has an intent head
+    bundle_version: str = ""
+    variant: str | None = None

@@ -1,0 +1,141 @@
+"""Business rules as vectorised functions over candidate arrays (no per-item Python).
+
+* :class:`RepeatPolicy` -- what a customer's purchases exclude or bring back, from the repeat
+  statistics learned at export (per category class and typical interval), falling back to the
+  catalogue's declared ``repurchase_class`` / ``repurchase_days`` where nothing was learned.
+* :func:`mmr_order` -- maximal marginal relevance with category similarity, in closed form.
+* :func:`exploration_slots` -- which of the k slots are given to exploration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from journeyrec.export.stats import CLASS_NAMES, RuleStats
+from journeyrec.serving.catalog import Catalog
+from journeyrec.serving.settings import RulesConfig
+
+__all__ = ["RepeatPolicy", "RepeatDecision", "mmr_order", "exploration_slots", "minmax"]
+
+DAY_MS = 86_400_000
+CONSUMABLE, DURABLE = CLASS_NAMES.index("consumable"), CLASS_NAMES.index("durable")
+
+
+@dataclass
+class RepeatDecision:
+    excluded_items: np.ndarray  # internal ids never to show now
+    excluded_groups: np.ndarray  # category codes whose items are all excluded (durable substitutes)
+    due_items: np.ndarray  # consumables whose next purchase is due: allowed back, reason "buy again"
+
+
+class RepeatPolicy:
+    """Per-item repurchase class and interval, resolved once at load.
+
+    Class: learned for the item's category when the data were conclusive, else the catalogue's
+    declared class, else unknown (an unknown item bought before is simply not shown again while
+    ``exclude_seen`` is on). Interval: learned median gap, else the median declared
+    ``repurchase_days`` of the category's items, else ``RulesConfig.default_interval_days``.
+    """
+
+    def __init__(self, catalog: Catalog, stats: RuleStats) -> None:
+        self.groups = catalog.codes("category")  # substitutes = same category (0: none known)
+        stats_code = {name: i + 1 for i, name in enumerate(stats.categories)}
+        cat_values = [None] + [catalog.value("category", i) for i in range(1, catalog.n)]
+        item_stat = np.asarray([stats_code.get(v, 0) if v else 0 for v in cat_values], dtype=np.int64)
+        learned = np.where(item_stat > 0, stats.cat_class[item_stat], 0).astype(np.int8)
+        interval = np.where(item_stat > 0, stats.cat_interval_days[item_stat], np.nan)
+        declared_codes = catalog.codes("repurchase_class")
+        declared_vocab = {v: i + 1 for i, v in enumerate(catalog.vocabulary("repurchase_class"))}
+        declared = np.zeros(catalog.n, dtype=np.int8)
+        for name in ("consumable", "durable"):
+            if name in declared_vocab:
+                declared[declared_codes == declared_vocab[name]] = CLASS_NAMES.index(name)
+        self.item_class = np.where(learned > 0, learned, declared).astype(np.int8)
+        days = catalog.numbers("repurchase_days")
+        # declared days per category: median over its items (one value per category in practice)
+        declared_days = days.copy()
+        for g in np.unique(self.groups[self.groups > 0]):
+            members = self.groups == g
+            vals = days[members]
+            vals = vals[np.isfinite(vals)]
+            if len(vals):
+                declared_days[members] = np.median(vals)
+        self.item_interval = np.where(np.isfinite(interval), interval, declared_days)
+        self.source = np.where(learned > 0, 1, np.where(declared > 0, 2, 0)).astype(np.int8)  # 1 learned, 2 declared
+
+    def class_of(self, item: int) -> str:
+        return CLASS_NAMES[int(self.item_class[item])]
+
+    def decide(self, items: np.ndarray, times_ms: np.ndarray, now_ms: int, rules: RulesConfig) -> RepeatDecision:
+        """Purchased ``items`` at ``times_ms`` -> what is excluded or due at ``now_ms``."""
+        empty = np.zeros(0, dtype=np.int64)
+        if not rules.repeat_policy or len(items) == 0:
+            return RepeatDecision(empty, empty, empty)
+        items = np.asarray(items, dtype=np.int64)
+        times = np.asarray(times_ms, dtype=np.int64)
+        # the latest purchase of each item decides
+        order = np.lexsort((times, items))
+        items, times = items[order], times[order]
+        last = np.ones(len(items), dtype=bool)
+        last[:-1] = items[1:] != items[:-1]
+        items, times = items[last], times[last]
+        age_days = (now_ms - times) / DAY_MS
+        cls = self.item_class[items]
+        durable_recent = (cls == DURABLE) & (age_days < rules.durable_window_days)
+        interval = self.item_interval[items]
+        interval = np.where(np.isfinite(interval), interval, rules.default_interval_days)
+        consumable = cls == CONSUMABLE
+        due = consumable & (age_days >= rules.due_fraction * interval)
+        not_due = consumable & ~due
+        groups = self.groups[items[durable_recent]]
+        return RepeatDecision(
+            excluded_items=np.concatenate([items[durable_recent], items[not_due]]),
+            excluded_groups=np.unique(groups[groups > 0]),
+            due_items=items[due],
+        )
+
+
+def minmax(x: np.ndarray) -> np.ndarray:
+    """Scale to [0, 1] (all equal -> all 1): relevance that rule weights can add to."""
+    if len(x) == 0:
+        return x.astype(np.float32)
+    lo, hi = float(x.min()), float(x.max())
+    if hi - lo <= 1e-12:
+        return np.ones(len(x), dtype=np.float32)
+    return ((x - lo) / (hi - lo)).astype(np.float32)
+
+
+def mmr_order(relevance: np.ndarray, groups: np.ndarray, lam: float) -> np.ndarray:
+    """Greedy MMR order of candidates with similarity 1 within a group and 0 across groups.
+
+    Greedy MMR picks argmax lam * rel - (1 - lam) * max_sim(selected). With 0/1 group
+    similarity an item's penalty is 1 exactly when a better item of its group precedes it, and
+    the best item of a group always precedes the others, so the greedy order equals sorting by
+    ``lam * rel - (1 - lam) * [not the best of its group]``: computed here in one sort.
+    Items with group <= 0 (attribute missing) are their own groups.
+    """
+    n = len(relevance)
+    if n == 0 or lam >= 1.0:
+        return np.argsort(-relevance, kind="stable")
+    by_rel = np.argsort(-relevance, kind="stable")
+    g = groups[by_rel]
+    first = np.ones(n, dtype=bool)
+    known = g > 0
+    if known.any():
+        _, first_pos = np.unique(g[known], return_index=True)
+        first[known] = False
+        first[np.flatnonzero(known)[first_pos]] = True
+    adjusted = lam * relevance[by_rel] - (1.0 - lam) * (~first)
+    return by_rel[np.argsort(-adjusted, kind="stable")]
+
+
+def exploration_slots(k: int, epsilon: float, rng: np.random.Generator) -> np.ndarray:
+    """Positions (0-based) of the slots given to exploration: floor(eps k) slots plus one more
+    with probability frac(eps k), so the expected share is exactly epsilon; positions uniform."""
+    if epsilon <= 0 or k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    expected = epsilon * k
+    n = int(expected) + int(rng.random() < expected - int(expected))
+    return np.sort(rng.choice(k, size=min(n, k), replace=False)) if n else np.zeros(0, dtype=np.int64)

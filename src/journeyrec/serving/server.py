@@ -1,0 +1,40 @@
+"""Start the HTTP service from a :class:`journeyrec.config.ServeConfig` (``scripts/serve.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["build_service", "run"]
+
+
+def build_service(cfg: Any) -> Any:
+    """Load the bundle(s) of ``cfg`` (a ServeConfig) into a warmed-up Service."""
+    import faiss
+    import torch
+
+    from journeyrec.serving.recommender import Recommender
+    from journeyrec.serving.service import Service
+
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+        faiss.omp_set_num_threads(int(cfg.threads))
+    recommender = Recommender.load(cfg.bundle, rules=cfg.rules, contexts=cfg.contexts)
+    service = Service(recommender, cfg.ab, cfg.limits, cfg.hmac_key)
+    service.warm_up()
+    return service
+
+
+def run(cfg: Any) -> None:
+    """Build the service and serve it with uvicorn until interrupted (no access log: client
+    addresses are personal data; the service writes its own JSON lines)."""
+    import uvicorn
+
+    from journeyrec.serving.app import create_app
+    from journeyrec.serving.observability import configure_logging
+
+    log = configure_logging(cfg.log_level)
+    service = build_service(cfg)
+    log.info("ready", extra={"fields": {"event": "ready", "bundles": sorted({r.bundle_version for r in service.recommenders}),
+                                        "experiment": service.experiment.name, "host": cfg.host, "port": cfg.port}})
+    uvicorn.run(create_app(service), host=cfg.host, port=int(cfg.port), access_log=False, log_level=cfg.log_level,
+                server_header=False)

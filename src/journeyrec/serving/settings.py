@@ -1,0 +1,151 @@
+"""Typed settings of the serving path: business rules, request limits, the server.
+
+Plain dataclasses that import nothing heavy, so that ``journeyrec.config`` can register them as
+Hydra schemas (``configs/serve.yaml`` is validated against them) and the Recommender, the A/B
+variants and tests build them directly. One definition per setting: change a default here.
+
+Scores are normalised per request before rules act: the retrieved candidates' model scores are
+mapped to *relevance* in [0, 1] (best candidate 1, weakest 0), so every weight below is in
+"fractions of the candidate pool's score range" whatever the model's score scale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional
+
+__all__ = [
+    "CONTEXT_TYPES",
+    "BoostRule",
+    "RulesConfig",
+    "LimitsConfig",
+    "VariantConfig",
+    "ExperimentConfig",
+    "merge_rules",
+    "rules_from_mapping",
+]
+
+# Touchpoints a request can come from; ``context.type`` must be one of these.
+CONTEXT_TYPES: tuple[str, ...] = ("home", "product_page", "cart", "search_results", "newsletter", "store")
+
+
+@dataclass
+class BoostRule:
+    """Add ``weight`` to the relevance of items whose ``attribute`` equals ``value`` (or is in it,
+    when ``value`` is a list). Attributes are catalogue columns (own_brand, brand, category, ...);
+    ``category`` matches the path or any ancestor ("Apparel" boosts every apparel item)."""
+
+    attribute: str = "own_brand"
+    value: Any = True
+    weight: float = 0.1
+
+
+@dataclass
+class RulesConfig:
+    """Business rules applied after retrieval, in this order: eligibility (filters, stock, seen,
+    repeat-purchase policy) -> complement / replenishment candidates -> boosts -> diversity ->
+    exploration. Every rule degrades to "no effect" when the catalogue lacks its attribute."""
+
+    # --- eligibility
+    exclude_seen: bool = True  # items in the request's events are not shown again (due consumables excepted)
+    in_stock_only: bool = True  # items known to be out of stock are never shown (unknown stock passes)
+    # --- repeat-purchase policy (classes and intervals learned per category at export time)
+    repeat_policy: bool = True
+    durable_window_days: float = 365.0  # a durable bought this recently: the item and its same-category substitutes are excluded
+    due_fraction: float = 0.8  # a consumable is due again after due_fraction x its category's typical interval
+    default_interval_days: float = 30.0  # consumables whose interval is neither learned nor declared
+    replenish_weight: float = 0.3  # relevance bonus of a due consumable (reason "buy again"); 0 = only allow it back
+    # --- complements of purchased / carted items in the session (reason "goes with <item>")
+    complement_weight: float = 0.2  # bonus x the pair's strength (strongest complement of an anchor = 1)
+    complements_per_anchor: int = 5
+    # --- strategy
+    boosts: List[BoostRule] = field(default_factory=list)
+    # --- diversity: MMR with similarity 1 between items sharing ``diversity_attribute``, else 0
+    diversity_lambda: float = 0.7  # 1 = relevance only; lower = more variety
+    diversity_attribute: str = "category"
+    # --- exploration: a share epsilon of the k slots shows trending or under-exposed items (reason "explore")
+    epsilon: float = 0.0
+    explore_trending_share: float = 0.5  # of exploration slots: from trending; the rest from under-exposed candidates
+    # --- retrieval
+    overfetch: int = 4  # candidate pool = overfetch x k (at least k + 20) before re-ranking
+    prefilter_below: float = 0.05  # FAISS IDSelector pre-filtering when fewer than this share of items is eligible
+    seed: Optional[int] = None  # exploration randomness (None: fresh entropy; set in tests for reproducibility)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 0.0 <= self.epsilon <= 1.0:
+            problems.append(f"epsilon={self.epsilon} (must be within [0, 1])")
+        if not 0.0 <= self.diversity_lambda <= 1.0:
+            problems.append(f"diversity_lambda={self.diversity_lambda} (must be within [0, 1])")
+        if not 0.0 <= self.explore_trending_share <= 1.0:
+            problems.append(f"explore_trending_share={self.explore_trending_share} (must be within [0, 1])")
+        if self.overfetch < 1:
+            problems.append(f"overfetch={self.overfetch} (must be >= 1)")
+        if self.durable_window_days < 0 or self.due_fraction < 0 or self.default_interval_days <= 0:
+            problems.append("durable_window_days and due_fraction must be >= 0, default_interval_days > 0")
+        self.boosts = [b if isinstance(b, BoostRule) else BoostRule(**dict(b)) for b in self.boosts]
+        if problems:
+            raise ValueError("invalid rules: " + "; ".join(problems))
+
+    @classmethod
+    def raw(cls) -> "RulesConfig":
+        """No rules at all: the model's top-k as the index returns it (for checks and baselines)."""
+        return cls(exclude_seen=False, in_stock_only=False, repeat_policy=False, replenish_weight=0.0,
+                   complement_weight=0.0, boosts=[], diversity_lambda=1.0, epsilon=0.0)
+
+
+@dataclass
+class LimitsConfig:
+    """Request limits of the HTTP API (larger requests get a 4xx naming the limit)."""
+
+    max_events: int = 500  # the model reads its last max_len events; older ones still feed the repeat policy
+    max_k: int = 200
+    max_body_bytes: int = 262_144
+    max_filter_values: int = 100
+
+
+@dataclass
+class VariantConfig:
+    """One arm of an A/B test: a bundle (None = the server's bundle) and rule overrides."""
+
+    name: str = "control"
+    share: float = 1.0  # traffic share; the shares of an experiment sum to 1
+    bundle: Optional[str] = None
+    rules: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ExperimentConfig:
+    """An A/B test. Requests are assigned by a keyed hash of the pseudonymous user id, so a
+    customer stays in one arm; requests without an id or consent get the first variant."""
+
+    name: str = "experiment"
+    salt: Optional[str] = None  # hash key (default: the name); a new salt reshuffles everybody
+    variants: List[VariantConfig] = field(default_factory=lambda: [VariantConfig()])
+
+    def __post_init__(self) -> None:
+        self.variants = [v if isinstance(v, VariantConfig) else VariantConfig(**dict(v)) for v in self.variants]
+        if not self.variants:
+            raise ValueError(f"experiment {self.name!r} has no variants")
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"experiment {self.name!r} has duplicate variant names {names}")
+        if any(v.share < 0 for v in self.variants) or abs(sum(v.share for v in self.variants) - 1.0) > 1e-6:
+            raise ValueError(f"experiment {self.name!r}: variant shares {[v.share for v in self.variants]} must be >= 0 and sum to 1")
+
+
+def merge_rules(base: RulesConfig, overrides: Optional[Mapping[str, Any]]) -> RulesConfig:
+    """``base`` with some fields replaced; an unknown field name is refused with the known ones."""
+    if not overrides:
+        return base
+    known = {f.name for f in dataclasses.fields(RulesConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown rule setting(s) {unknown}; known: {sorted(known)}")
+    return dataclasses.replace(base, **dict(overrides))
+
+
+def rules_from_mapping(values: Optional[Mapping[str, Any]]) -> RulesConfig:
+    """RulesConfig from a plain mapping (a YAML/JSON section), refusing unknown keys."""
+    return merge_rules(RulesConfig(), values)
