@@ -52,6 +52,7 @@ __all__ = [
     "PROTOCOLS",
     "target_ranks",
     "target_ranks_many",
+    "rank_vectors",
     "exclusion_mask",
     "per_case_metrics",
     "ranking_metrics",
@@ -151,6 +152,144 @@ def target_ranks_many(
         ties = torch.where(nan_target, torch.zeros_like(e), e)
         out.append((ranks.long(), ties.long()))
     return out
+
+
+_TILE_ELEMENTS = 1 << 21  # scores per tile of rank_vectors (8 MiB in float32: stays in the L3 cache)
+_MIN_TILE = 16  # narrower products take a different BLAS path whose rounding differs from wide tiles
+
+
+def _target_scores(q: torch.Tensor, v: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Each row's score of its target, bit-identical to the value a wide tile computes.
+
+    Ties must be exact, so the target's score has to come from the same BLAS arithmetic as its
+    competitors': the diagonal of ``q @ v[targets].T``, padded to at least ``_MIN_TILE`` columns,
+    takes the same wide-matrix path as the tiles (checked against the dense product by
+    tests/test_eval_rank_vectors.py). A catalogue that fits one tile takes the target's score
+    from that tile instead.
+    """
+    b = q.shape[0]
+    if b == 0:
+        return q.new_zeros(0)
+    cols = v[targets]
+    if b < _MIN_TILE:
+        cols = torch.cat([cols, cols.new_zeros(_MIN_TILE - b, cols.shape[1])])
+    return (q @ cols.T)[torch.arange(b, device=q.device), torch.arange(b, device=q.device)].contiguous()
+
+
+@torch.no_grad()
+def rank_vectors(
+    queries: torch.Tensor,
+    items: torch.Tensor,
+    targets: torch.Tensor,
+    exclude_rows: torch.Tensor | None = None,
+    exclude_items: torch.Tensor | None = None,
+    topk: int = 0,
+    tile: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """Ranks, ties (and optionally top-k lists) under both protocols for dot-product scores
+    ``queries @ items.T``, computed tile by tile over the catalogue: exactly what
+    :func:`target_ranks_many` and :func:`topk_items` give on the full score matrix, without ever
+    materialising it (a 1M-item catalogue would need gigabytes per batch and run at memory speed).
+
+    The target's score is taken from the same matrix-multiply arithmetic (the diagonal of
+    ``queries @ items[targets].T``) and the target's own column is never counted, so ties are
+    exact; a test checks equality with the dense definition, ties and exclusions included.
+    Seen-exclusion comes as (row, item) pairs; duplicates and the target itself are ignored.
+    Returns ``all``, ``seen_excluded``, ``ties_all``, ``ties_seen_excluded`` (int64 [B]) and,
+    with ``topk``, ``top_all`` / ``top_seen_excluded`` (int64 [B, topk], 0 = no item).
+    """
+    q = queries.float()
+    v = items.float()
+    b, n_cols = q.shape[0], v.shape[0]
+    n_items = n_cols - 1
+    if targets.numel() and (int(targets.min()) < 1 or int(targets.max()) > n_items):
+        raise ValueError("targets must be item ids in 1..N (0 is padding)")
+    width = max(_MIN_TILE, tile or _TILE_ELEMENTS // max(b, 1))
+    bounds = list(range(0, n_cols, width))
+    if len(bounds) > 1 and n_cols - bounds[-1] < _MIN_TILE:
+        bounds.pop()  # a narrow last tile would take BLAS's narrow-matrix path: merge it
+    bounds.append(n_cols)
+    single = q @ v.T if len(bounds) == 2 else None  # the whole catalogue is one tile
+    t = single[torch.arange(b, device=q.device), targets] if single is not None else _target_scores(q, v, targets)
+    tcol = t[:, None]
+    higher = torch.zeros(b, dtype=torch.int64, device=q.device)
+    equal = torch.zeros_like(higher)
+    # exclusion pairs: unique, never the target or padding, sorted by item for slicing per tile
+    if exclude_rows is not None and exclude_rows.numel():
+        key = torch.unique(exclude_rows.to(q.device) * n_cols + exclude_items.to(q.device))
+        pr, pi = key // n_cols, key % n_cols
+        keep = (pi != targets[pr]) & (pi != 0)
+        pr, pi = pr[keep], pi[keep]
+        order = torch.argsort(pi, stable=True)
+        pr, pi = pr[order], pi[order]
+    else:
+        pr = pi = torch.zeros(0, dtype=torch.int64, device=q.device)
+    ex_higher = torch.zeros_like(higher)
+    ex_equal = torch.zeros_like(higher)
+    rows = torch.arange(b, device=q.device)
+    tops: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # per tile: values, seen values, ids
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        s = single if single is not None else q @ v[lo:hi].T
+        if lo == 0:
+            s[:, 0] = -torch.inf  # padding
+        own = (targets >= lo) & (targets < hi)
+        s[rows[own], targets[own] - lo] = -torch.inf  # the target is not its own competitor
+        higher += (s > tcol).sum(dim=1)
+        equal += (s == tcol).sum(dim=1)
+        a, z = torch.searchsorted(pi, torch.tensor([lo, hi], device=q.device)).tolist()
+        if z > a:
+            vals = s[pr[a:z], pi[a:z] - lo]
+            tt = t[pr[a:z]]
+            ex_higher.index_add_(0, pr[a:z], (vals > tt).long())
+            ex_equal.index_add_(0, pr[a:z], (vals == tt).long())
+        if topk:
+            s[rows[own], targets[own] - lo] = t[own]  # the target competes for the lists like any item
+            s.nan_to_num_(nan=-torch.inf, posinf=torch.inf, neginf=-torch.inf)
+            tops.append(_tile_topk(s, lo, topk, pr[a:z], pi[a:z]))
+    if topk:
+        out_top = {"all": _final_topk([x[0] for x in tops], [x[2] for x in tops], topk),
+                   "seen_excluded": _final_topk([x[1] for x in tops], [x[2] for x in tops], topk)}
+    n_ex = torch.bincount(pr, minlength=b) if b else torch.zeros(0, dtype=torch.int64)
+    nan_target = torch.isnan(t)
+    out: dict[str, torch.Tensor] = {}
+    for name, h, e, n_cand in (
+        ("all", higher, equal, torch.full_like(higher, n_items)),
+        ("seen_excluded", higher - ex_higher, equal - ex_equal, n_items - n_ex),
+    ):
+        out[name] = torch.where(nan_target, n_cand - 1, h)
+        out[f"ties_{name}"] = torch.where(nan_target, torch.zeros_like(e), e)
+    if topk:
+        for name, idx in out_top.items():
+            out[f"top_{name}"] = idx
+    return out
+
+
+def _tile_topk(
+    s: torch.Tensor, offset: int, k: int, ex_rows: torch.Tensor, ex_items: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One tile's candidates for both protocols from a single top-(k + e) selection, where e is
+    the most excluded items any row has in this tile: removing a row's excluded items from that
+    list leaves its k best non-excluded items."""
+    e = int(torch.bincount(ex_rows).max()) if ex_rows.numel() else 0
+    vals, idx = torch.topk(s, min(k + e, s.shape[1]), dim=1)
+    idx = idx + offset
+    seen = vals
+    if e:
+        hit = idx[ex_rows] == ex_items[:, None]  # [pairs, k + e]: where each excluded item sits
+        r, c = hit.nonzero(as_tuple=True)
+        seen = vals.clone()
+        seen[ex_rows[r], c] = -torch.inf
+    return vals, seen, idx
+
+
+def _final_topk(values: list[torch.Tensor], ids: list[torch.Tensor], k: int) -> torch.Tensor:
+    vals, idx = torch.cat(values, dim=1), torch.cat(ids, dim=1)
+    top, pos = torch.topk(vals, min(k, vals.shape[1]), dim=1)
+    idx = torch.gather(idx, 1, pos)
+    idx = torch.where(torch.isinf(top) & (top < 0), torch.zeros_like(idx), idx)
+    if idx.shape[1] < k:
+        idx = torch.cat([idx, idx.new_zeros(idx.shape[0], k - idx.shape[1])], dim=1)
+    return idx
 
 
 def per_case_metrics(ranks: np.ndarray, ks: Iterable[int] = DEFAULT_KS) -> dict[str, np.ndarray]:

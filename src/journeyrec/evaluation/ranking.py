@@ -20,6 +20,7 @@ from journeyrec.data.sequences import EvalCases, SequenceData
 from journeyrec.evaluation.metrics import (
     DEFAULT_KS,
     exclusion_mask,
+    rank_vectors,
     ranking_metrics,
     sampled_ranks,
     summarise,
@@ -64,8 +65,13 @@ def rank_batch(
     also ``sampled``: ranks among that many random negatives drawn from items the user had not
     seen (the usual sampled protocol; on request only).
     """
-    scores = score_batch(model, batch)
     targets = batch["targets"]
+    if not hasattr(model, "scores") and not sampled:
+        # dot-product models: tile over the catalogue, never materialising [B, N + 1] scores
+        items, feats = model_inputs(batch, getattr(model, "feature_names", ()))
+        return rank_vectors(model.session_vectors(items, feats), model.item_vectors(), targets,
+                            batch["history_rows"], batch["history_items"], topk=topk)
+    scores = score_batch(model, batch)
     excl = exclusion_mask(scores.shape[0], scores.shape[1], batch["history_rows"], batch["history_items"], scores.device)
     (r_all, t_all), (r_seen, t_seen) = target_ranks_many(scores, targets, [None, excl])
     out = {"all": r_all, "seen_excluded": r_seen, "ties_all": t_all, "ties_seen_excluded": t_seen}

@@ -1,0 +1,58 @@
+"""rank_vectors (tiled over the catalogue) must equal the dense definition exactly: ranks, ties
+(exact ties from identical item vectors and zero queries), seen-exclusion, NaN targets, and the
+top-k lists (compared by score, since the order among tied items is free)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from journeyrec.evaluation.metrics import exclusion_mask, rank_vectors, target_ranks_many, topk_items
+
+
+def case(seed: int, n: int = 500, b: int = 37, d: int = 16):
+    g = torch.Generator().manual_seed(seed)
+    items = torch.randn(n + 1, d, generator=g)
+    items[10] = items[20]
+    items[30] = items[20]  # exact ties with target 20
+    items[5] = 0
+    items[6] = 0
+    q = torch.randn(b, d, generator=g)
+    q[3] = 0  # every item ties
+    targets = torch.randint(1, n + 1, (b,), generator=g)
+    targets[0], targets[1] = 20, 5
+    rows = torch.cat([torch.randint(0, b, (200,), generator=g), torch.tensor([0, 0, 1, 2])])
+    cols = torch.cat([torch.randint(0, n + 1, (200,), generator=g), torch.tensor([10, 20, 6, 0])])
+    return q, items, targets, rows, cols
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("tile", [None, 7, 16, 64, 100, 1000])
+def test_tiled_equals_dense(seed, tile):
+    q, items, targets, rows, cols = case(seed)
+    dense = q @ items.T
+    excl = exclusion_mask(q.shape[0], items.shape[0], rows, cols)
+    (ra, ta), (rs, ts) = target_ranks_many(dense, targets, [None, excl])
+    out = rank_vectors(q, items, targets, rows, cols, topk=10, tile=tile)
+    assert torch.equal(out["all"], ra) and torch.equal(out["seen_excluded"], rs)
+    assert torch.equal(out["ties_all"], ta) and torch.equal(out["ties_seen_excluded"], ts)
+    assert ta[0] == 2  # items 10 and 30 tie with target 20 exactly
+    keep = [r for r in range(q.shape[0]) if r != 3]  # the zero query ties everything: order is free
+    for name, ref in (("top_all", topk_items(dense, 10)[0]), ("top_seen_excluded", topk_items(dense, 10, excl)[0])):
+        got = out[name]
+        assert torch.equal(dense.gather(1, got[keep]), dense.gather(1, ref[keep]))
+        assert not (got == 0).any()
+    assert not set(out["top_seen_excluded"][0].tolist()) & {10}
+
+
+def test_nan_target_worst_and_small_catalogue_padding():
+    q = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    items = torch.tensor([[0.0, 0.0], [float("nan"), 0.0], [0.5, 0.0], [0.7, 0.0]])
+    out = rank_vectors(q, items, torch.tensor([1, 2]), topk=5)
+    assert out["all"].tolist() == [2, 1]
+    assert out["top_all"][1].tolist() == [3, 2, 0, 0, 0]  # NaN item never listed, padding fills
+
+
+def test_empty_batch():
+    out = rank_vectors(torch.zeros(0, 4), torch.randn(30, 4), torch.zeros(0, dtype=torch.long), topk=3)
+    assert out["all"].numel() == 0 and out["top_all"].shape == (0, 3)
