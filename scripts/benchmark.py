@@ -1,28 +1,81 @@
-"""Benchmark suite: python scripts/benchmark.py NAME [options]; prints one JSON line per result.
+"""Benchmark suite: python scripts/benchmark.py NAME [options]. Every benchmark prints one JSON
+line per result, with its ratio against a baseline measured in the same run on this machine.
 
-NAME: train-vs-peer (RecTools SASRec on an S3-Rec file).
+  train-vs-peer  time to quality and throughput vs RecTools' SASRec (own virtualenv), Beauty
+  eval           full-ranking users/s for 100k users x 1M items vs the SGEMM FLOP bound
+  faiss          Flat / HNSW32 / IVF-PQ fast-scan on 1M x 64 (+ a real bundle): build, recall@10, QPS
+  serving        in-process recommend() latency (vs the model alone) and HTTP latency under load
+  data           generate + prepare 1M / 10M / 50M events: events/s and peak RSS
+
+Run under the shared CPU lock on a quiet machine; every figure states its threads.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _emit(obj: dict) -> None:
+    print(json.dumps(obj), flush=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="name", required=True)
-    p = sub.add_parser("train-vs-peer", help="time to quality and throughput vs RecTools' SASRec")
+    p = sub.add_parser("train-vs-peer")
     p.add_argument("--data", default="../shared/data/amazon/Beauty.txt")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--workdir", default=".cache/bench/train-vs-peer")
+    p = sub.add_parser("eval")
+    p.add_argument("--users", type=int, default=100_000)
+    p.add_argument("--items", type=int, default=1_000_000)
+    p.add_argument("--dim", type=int, default=64)
+    p.add_argument("--topk", type=int, default=0, help="also build top-k lists (beyond-accuracy metrics)")
+    p = sub.add_parser("faiss")
+    p.add_argument("--items", type=int, default=1_000_000)
+    p.add_argument("--dim", type=int, default=64)
+    p.add_argument("--queries", type=int, default=2000)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--bundle", default=None, help="a trained run's bundle/ (real item vectors + session queries)")
+    p = sub.add_parser("serving")
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--duration", type=int, default=60)
+    p.add_argument("--rate", type=float, default=100.0)
+    p.add_argument("--clients", type=int, default=50)
+    p.add_argument("--requests", type=int, default=2000)
+    p = sub.add_parser("data")
+    p.add_argument("--sizes", nargs="+", default=["1e6", "1e7", "5e7"])
+    p.add_argument("--workdir", default=".cache/bench/data")
     a = ap.parse_args()
+
     if a.name == "train-vs-peer":
         from journeyrec.benchmarks.train_vs_peer import run
 
         result = run(a.data, a.epochs, a.workdir)
         result.pop("curves")
-        print(json.dumps(result))
+        _emit(result)
+    elif a.name == "eval":
+        from journeyrec.benchmarks.eval_throughput import run
+
+        _emit(run(a.users, a.items, a.dim, topk=a.topk))
+    elif a.name == "faiss":
+        from journeyrec.benchmarks.faiss_bench import run
+
+        run(a.items, a.dim, a.queries, a.threads, a.bundle)
+    elif a.name == "serving":
+        from journeyrec.benchmarks.serving_bench import run
+
+        for result in run(a.bundle, a.duration, a.rate, a.clients, a.requests):
+            _emit(result)
+    elif a.name == "data":
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark_data.py"), "--sizes", *a.sizes,
+                        "--workdir", a.workdir], check=True)
 
 
 if __name__ == "__main__":

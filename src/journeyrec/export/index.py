@@ -93,12 +93,18 @@ def set_search_params(index: faiss.Index, params: dict[str, int]) -> None:
         faiss.ParameterSpace().set_index_parameters(index, ",".join(f"{k}={v}" for k, v in params.items()))
 
 
-def exact_topk(item_vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    """Exact top-k internal ids (1-based) by a matmul over all items (padding row excluded)."""
-    scores = queries @ item_vectors[1:].T
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1)
-    return np.take_along_axis(top, order, axis=1) + 1
+def exact_topk(item_vectors: np.ndarray, queries: np.ndarray, k: int, chunk_elements: int = 1 << 26) -> np.ndarray:
+    """Exact top-k internal ids (1-based) by a matmul over all items (padding row excluded),
+    a block of queries at a time so that memory stays bounded for million-item catalogues."""
+    items = item_vectors[1:]
+    step = max(1, chunk_elements // max(len(items), 1))
+    out = []
+    for lo in range(0, len(queries), step):
+        scores = queries[lo : lo + step] @ items.T
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1)
+        out.append(np.take_along_axis(top, order, axis=1) + 1)
+    return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)
 
 
 def _recall(found: np.ndarray, truth: np.ndarray, k: int) -> float:
