@@ -94,7 +94,7 @@ def scan(path: str | None, options: Mapping[str, Any]) -> SourceScan:
             reasons = None
             if opts.min_rating is not None:
                 rating = parse_float(t.column(rcol))
-                reasons = flag(None, pc.and_(pc.is_valid(t.column(rcol)), pc.is_null(rating)), "unparseable_rating")
+                reasons = flag(pa.nulls(t.num_rows, pa.string()), pc.and_(pc.is_valid(t.column(rcol)), pc.is_null(rating)), "unparseable_rating")
                 keep = pc.or_(pc.fill_null(pc.greater_equal(rating, opts.min_rating), False), pc.is_valid(reasons))
                 filtered += t.num_rows - pc.sum(keep).as_py() if t.num_rows else 0
                 t, ts, ts_raw, reasons = t.filter(keep), ts.filter(keep), ts_raw.filter(keep), reasons.filter(keep)
