@@ -20,7 +20,6 @@ log = logging.getLogger("prepare_data")
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="prepare")
 def main(cfg: DictConfig) -> None:
-    from journeyrec.data.card import card_summary
     from journeyrec.data.prepare import prepare_store
 
     if cfg.output_dir:
@@ -30,8 +29,7 @@ def main(cfg: DictConfig) -> None:
 
         out = Path(HydraConfig.get().runtime.output_dir)
     store = out / "prepared"
-    card = prepare_store(cfg.data, store)
-    print(card_summary(card))
+    prepare_store(cfg.data, store)  # logs the card's summary (console and the run's log file)
     print(f"prepared store: {store}  (card: {store / 'dataset_card.md'})")
     if cfg.logger.mlflow:
         from journeyrec.training.data_card import log_prepare_run

@@ -256,7 +256,8 @@ def _exact_duplicates(cols: dict[str, np.ndarray]) -> np.ndarray:
 def assemble(enc: EncodedEvents, catalog: pa.Table | None = None, options: SequenceOptions | None = None) -> Assembled:
     """The global preparation steps on integer-coded events (see the module docstring).
 
-    Memory is a few integer arrays of the event count; no string is touched per event.
+    Memory is a few integer arrays of the event count; no string is touched per event. The
+    columns of ``enc`` are consumed (each is released once its sorted copy exists).
     """
     opt = options or SequenceOptions()
     n = len(enc)
@@ -268,15 +269,20 @@ def assemble(enc: EncodedEvents, catalog: pa.Table | None = None, options: Seque
         old = ts_all < cutoff
         keep &= ~old
         stats.update(retention_cutoff_ms=cutoff, rows_outside_retention=int(old.sum()))
+        del old
     rank = _sorted_rank(enc.user_ids)
-    rows = np.nonzero(keep)[0] if not keep.all() else np.arange(n, dtype=np.int64)
-    user = rank[enc.user[rows]]
-    order = _stable_order(user, ts_all[rows])
-    rows = rows[order]
+    sel = np.nonzero(keep)[0] if not keep.all() else None
+    user = rank[enc.user] if sel is None else rank[enc.user[sel]]
+    enc.user = None  # consumed: each column is released once its sorted copy exists (halves peak memory)
+    order = _stable_order(user, ts_all if sel is None else ts_all[sel])
+    del ts_all
     user = user[order]
-    del order
-    cols = {"user": user, "timestamp": ts_all[rows], "item": enc.item[rows], "event_type": enc.event_type[rows],
-            "channel": enc.channel[rows], "session": enc.session[rows]}
+    rows = order if sel is None else sel[order]
+    del order, sel
+    cols = {"user": user}
+    for k in ("timestamp", "item", "event_type", "channel", "session"):
+        cols[k] = getattr(enc, k)[rows]
+        setattr(enc, k, None)
     stats["duplicates_removed"] = 0
     if opt.dedup:
         dup = _exact_duplicates(cols)
