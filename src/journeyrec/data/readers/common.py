@@ -252,6 +252,11 @@ def constant(value: str | None, n: int) -> pa.Array:
     return pa.nulls(n, pa.string()) if value is None else pa.repeat(pa.scalar(value, pa.string()), n)
 
 
+def _file_column(file: str, n: int) -> pa.Array:
+    """The source file of every row, dictionary-encoded: one string per batch, not per row."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([file], pa.string()))
+
+
 def make_batch(
     columns: Mapping[str, pa.Array | pa.ChunkedArray],
     *,
@@ -274,7 +279,7 @@ def make_batch(
             c = columns[f.name]
             c = c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c
             cols[f.name] = pc.cast(c, f.type)
-    cols["_file"] = constant(file, n)
+    cols["_file"] = _file_column(file, n)
     cols["_line"] = pa.array(np.asarray(lines, dtype=np.int64)) if not isinstance(lines, pa.Array) else pc.cast(lines, pa.int64())
     cols["_reason"] = reasons if reasons is not None else pa.nulls(n, pa.string())
     cols["_detail"] = pa.nulls(n, pa.string())
@@ -283,7 +288,7 @@ def make_batch(
     if malformed:
         k = len(malformed)
         extra = {name: pa.nulls(k, table.schema.field(name).type) for name in table.column_names}
-        extra["_file"] = constant(file, k)
+        extra["_file"] = _file_column(file, k)
         extra["_line"] = pa.array([m[0] for m in malformed], pa.int64())
         extra["_reason"] = constant("malformed_row", k)
         extra["_detail"] = pa.array([m[1] for m in malformed], pa.string())
