@@ -1,4 +1,5 @@
-"""Readers: S3-Rec text and generic events files, with the errors a user must be able to act on."""
+"""Readers: S3-Rec text and generic events files, with the errors a user must be able to act on
+(structural problems raise at once; bad rows go to quarantine with file and line)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from journeyrec.data.prepare import prepare_store
+from journeyrec.data.quarantine import QuarantineError
 from journeyrec.data.readers import ReaderError, read_source
 from journeyrec.data.schema import SchemaError
 
@@ -27,18 +30,32 @@ def test_s3rec_reader(tmp_path):
     assert tags["10"] == ["1", "2"] and tags["11"] == []
 
 
+def strict(name, path, **extra):
+    """A data config that tolerates no bad row (public data: the demo key is fine)."""
+    return {"name": name, "path": str(path), "allow_demo_key": True, "max_bad_fraction": 0.0, **extra}
+
+
 def test_s3rec_malformed_line_names_file_and_line(tmp_path):
     f = tmp_path / "Bad.txt"
     f.write_text("1 10 11\n2\n3 12\n")
-    with pytest.raises(ReaderError, match=r"Bad\.txt:2: malformed line"):
-        read_source("s3rec", str(f))
+    src = read_source("s3rec", str(f))  # the bad line is quarantined, the good ones are read
+    assert src.events.num_rows == 3
+    q = src.quarantine.to_pylist()
+    assert [(r["file"], r["line"], r["reason"]) for r in q] == [(str(f), 2, "malformed_row")]
+    with pytest.raises(QuarantineError, match=r"(?s)malformed_row: 1 row.*Bad\.txt:2"):
+        prepare_store(strict("s3rec", f), tmp_path / "store")
+    assert not (tmp_path / "store").exists()  # nothing half-written
+    assert pq.read_table(tmp_path / "store-quarantine.parquet").column("line").to_pylist() == [2]
 
 
 def test_s3rec_duplicate_user(tmp_path):
     f = tmp_path / "Dup.txt"
     f.write_text("1 10 11\n1 12\n")
-    with pytest.raises(ReaderError, match=r"Dup\.txt:2: user '1' already has a line \(1\)"):
-        read_source("s3rec", str(f))
+    q = read_source("s3rec", str(f)).quarantine.to_pylist()
+    assert [(r["line"], r["reason"]) for r in q] == [(2, "duplicate_user_line")]
+    assert "already has line 1" in q[0]["detail"]
+    with pytest.raises(QuarantineError, match=r"Dup\.txt:2 \(this user already has line 1"):
+        prepare_store(strict("s3rec", f), tmp_path / "store")
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
@@ -77,8 +94,10 @@ def test_events_missing_column_names_it(tmp_path):
 def test_events_unknown_event_type_names_value(tmp_path):
     path = tmp_path / "e.csv"
     path.write_text("user_id,item_id,event_type,timestamp\nu,i,teleport,1\n")
-    with pytest.raises(SchemaError, match="teleport"):
-        read_source("events", str(path))
+    q = read_source("events", str(path)).quarantine.to_pylist()
+    assert [(r["line"], r["reason"], r["value"]) for r in q] == [(2, "unknown_event_type", "teleport")]
+    with pytest.raises(SchemaError, match=r"(?s)unknown_event_type.*e\.csv:2 value 'teleport'"):
+        prepare_store(strict("events", path), tmp_path / "store")
 
 
 def test_unknown_reader_option_is_refused(tmp_path):

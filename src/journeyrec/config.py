@@ -30,6 +30,7 @@ __all__ = [
     "SegmentConfig",
     "ExportJobConfig",
     "ServeConfig",
+    "PrepareConfig",
     "register_configs",
     "compose_cli",
 ]
@@ -37,14 +38,24 @@ __all__ = [
 
 @dataclass
 class DataConfig:
-    name: str = MISSING  # reader: demo | s3rec | events
-    path: Optional[str] = None  # the input file (or directory) of the reader
+    name: str = MISSING  # reader: demo | events | s3rec | taobao | yoochoose | movielens | diginetica | retailrocket | rees46 | otto
+    path: Optional[str] = None  # the input file, or the directory holding the dataset's files under their published names
     options: Dict[str, Any] = field(default_factory=dict)  # reader-specific, validated by the reader
-    split: str = "leave_one_out"  # leave_one_out | global_time
+    prepared: Optional[str] = None  # an existing prepared store (scripts/prepare_data.py): training reads it, not the source
+    split: str = "leave_one_out"  # leave_one_out | global_time | last_session
     valid_fraction: float = 0.1  # global_time only
     test_fraction: float = 0.1  # global_time only
+    dedup: bool = True  # drop exact duplicate events (same user, session, item, type, channel, timestamp)
     dedup_consecutive: bool = False  # collapse consecutive events on the same item into one position
-    hmac_key: Optional[str] = None  # pseudonymisation key (prefer env JOURNEYREC_HMAC_KEY)
+    session_gap_minutes: float = 30.0  # inactivity gap that starts a new session when the source has no session ids
+    min_user_events: int = 1  # k-core filtering: users need >= this many item events ...
+    min_item_events: int = 1  # ... and items >= this many (repeated until both hold); 1 = off
+    retention_days: Optional[float] = None  # drop events older than this many days before the newest event
+    max_bad_fraction: float = 0.01  # fail when more than this share of the rows read is quarantined
+    consent_path: Optional[str] = None  # consent table (user_id, opted_out) as CSV / Parquet
+    hmac_key_file: Optional[str] = None  # file holding the pseudonymisation key (else env JOURNEYREC_HMAC_KEY)
+    allow_demo_key: bool = False  # accept the public demo key: only for public benchmark data and the demo shop
+    store_events: bool = True  # write the cleaned canonical events (events.parquet) into the prepared store
     batch_size: int = 128
     eval_batch_size: int = 512
     num_workers: int = 0
@@ -186,7 +197,8 @@ class ServeConfig:
     port: int = 8000
     threads: int = 1  # torch / FAISS threads per process (requests are single queries)
     log_level: str = "info"
-    hmac_key: Optional[str] = None  # pseudonymisation key (prefer env JOURNEYREC_HMAC_KEY)
+    hmac_key_file: Optional[str] = None  # file holding the pseudonymisation key (else env JOURNEYREC_HMAC_KEY)
+    allow_demo_key: Optional[bool] = None  # None: as the bundle's training data config (public data allows it)
     rules: RulesConfig = field(default_factory=RulesConfig)
     contexts: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # context type -> rule overrides
     limits: LimitsConfig = field(default_factory=LimitsConfig)
@@ -203,12 +215,22 @@ def compose_cli(config_dir: str, config_name: str, overrides: List[str]) -> Any:
         return compose(config_name=config_name, overrides=list(overrides))
 
 
+@dataclass
+class PrepareConfig:
+    """``scripts/prepare_data.py``: read a source, write a prepared store and its dataset card."""
+
+    data: Any = MISSING
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    output_dir: Optional[str] = None  # None: Hydra's run directory; the store is <output_dir>/prepared
+
+
 def register_configs() -> None:
     """Register the schemas with Hydra (idempotent); call before ``hydra.main`` composes."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
     cs.store(name="segment_schema", node=SegmentConfig)
+    cs.store(name="prepare_schema", node=PrepareConfig)
     cs.store(group="data", name="schema", node=DataConfig)
     cs.store(group="model", name="sasrec_schema", node=SASRecConfig)
     cs.store(group="trainer", name="schema", node=TrainerConfig)

@@ -19,6 +19,11 @@ Catalogue table (one row per item)::
 
     item_id, title, category ("Dept/Sub/Leaf"), brand, price, size, colour,
     in_stock, own_brand, repurchase_class (consumable|durable|unknown), repurchase_days, tags
+
+Quarantine table (one row per rejected source row, see :func:`validate_events`)::
+
+    file, line, reason, value, detail, + the row's canonical fields (user_id pseudonymised
+    before it is written; the raw line text is never stored, ``file:line`` points to it)
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = [
     "EVENT_TYPES",
@@ -36,12 +42,15 @@ __all__ = [
     "CATALOG_SCHEMA",
     "REQUIRED_EVENT_COLUMNS",
     "REPURCHASE_CLASSES",
+    "QUARANTINE_SCHEMA",
+    "REJECT_REASONS",
     "SchemaError",
     "event_type_codes",
     "channel_codes",
     "conform_events",
     "conform_catalog",
     "empty_catalog",
+    "validate_events",
 ]
 
 # Closed vocabularies. Code 0 is reserved for padding in tensors, so the integer code of a
@@ -93,6 +102,39 @@ CATALOG_SCHEMA = pa.schema(
         pa.field("repurchase_class", pa.string()),
         pa.field("repurchase_days", pa.float64()),
         pa.field("tags", pa.list_(pa.string())),
+    ]
+)
+
+
+# Why a row was rejected, in the order the checks are applied (a row gets the first that fails).
+# Readers may add their own structural reasons through the ``_reason`` column (e.g. a line with the
+# wrong number of fields is ``malformed_row``); those always win.
+REJECT_REASONS: tuple[str, ...] = (
+    "malformed_row",
+    "missing_user_id",
+    "unknown_event_type",
+    "missing_item_id",
+    "unparseable_timestamp",
+    "unknown_channel",
+    "negative_price",
+    "negative_quantity",
+)
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("file", pa.string()),
+        pa.field("line", pa.int64()),  # 1-based line of a text file (row number for Parquet)
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("value", pa.string()),  # the offending value as text (never the user id)
+        pa.field("detail", pa.string()),
+        pa.field("user_id", pa.string()),
+        pa.field("session_id", pa.string()),
+        pa.field("item_id", pa.string()),
+        pa.field("event_type", pa.string()),
+        pa.field("timestamp", pa.timestamp("ms", tz="UTC")),
+        pa.field("channel", pa.string()),
+        pa.field("price", pa.float64()),
+        pa.field("quantity", pa.int32()),
     ]
 )
 
@@ -173,3 +215,110 @@ def conform_catalog(table: pa.Table | Mapping[str, Sequence], source: str = "cat
 
 def empty_catalog() -> pa.Table:
     return CATALOG_SCHEMA.empty_table()
+
+
+def _str_col(table: pa.Table, name: str) -> pa.ChunkedArray | pa.Array:
+    n = table.num_rows
+    if name not in table.column_names:
+        return pa.nulls(n, pa.string())
+    return pc.cast(table.column(name), pa.string())
+
+
+def _blank(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """True where a string column is null or empty."""
+    return np.asarray(pc.fill_null(pc.or_kleene(pc.is_null(col), pc.equal(col, "")), True), dtype=bool)
+
+
+def validate_events(table: pa.Table, source: str = "events") -> tuple[pa.Table, pa.Table]:
+    """Split a reader's batch into valid canonical rows and rejected rows.
+
+    ``table`` holds canonical columns (event_type still as the source wrote it after mapping,
+    timestamp parsed with failures as nulls) and optionally the bookkeeping columns ``_file``,
+    ``_line``, ``_reason`` (a structural reason set by the reader), ``_detail`` and ``_ts_raw``
+    (the text of timestamps that did not parse). Returns ``(events, rejected)``: events in
+    EVENT_SCHEMA, rejected in QUARANTINE_SCHEMA with the first failing reason of REJECT_REASONS.
+    Vectorised: one pass of Arrow kernels per check, no per-row Python.
+
+    A missing *column* is a structural problem and raises SchemaError at once.
+    """
+    missing = [c for c in REQUIRED_EVENT_COLUMNS if c not in table.column_names]
+    if missing:
+        raise SchemaError(
+            f"{source}: missing required column(s) {missing}; have {[c for c in table.column_names if not c.startswith('_')]}. "
+            "Map your column names in the data config (data.options.columns)."
+        )
+    n = table.num_rows
+    user = _str_col(table, "user_id")
+    etype = _str_col(table, "event_type")
+    item = _str_col(table, "item_id")
+    # a channel that was not recorded is the vocabulary's "unknown", not an error
+    channel = pc.fill_null(_str_col(table, "channel"), "unknown")
+    ts = table.column("timestamp")
+    if not pa.types.is_timestamp(ts.type):
+        raise SchemaError(f"{source}: column 'timestamp' must be a timestamp, got {ts.type}")
+    price = pc.cast(table.column("price"), pa.float64()) if "price" in table.column_names else pa.nulls(n, pa.float64())
+    qty = pc.cast(table.column("quantity"), pa.int32()) if "quantity" in table.column_names else pa.nulls(n, pa.int32())
+
+    reader_reason = _str_col(table, "_reason")
+    checks = [
+        ~_blank(reader_reason),
+        _blank(user),
+        ~np.asarray(pc.fill_null(pc.is_in(etype, pa.array(EVENT_TYPES)), False), dtype=bool),
+        np.asarray(pc.fill_null(pc.is_in(etype, pa.array(ITEM_EVENT_TYPES)), False), dtype=bool) & _blank(item),
+        np.asarray(pc.is_null(ts), dtype=bool),
+        ~np.asarray(pc.fill_null(pc.is_in(channel, pa.array(CHANNELS)), False), dtype=bool),
+        np.asarray(pc.fill_null(pc.less(price, 0.0), False), dtype=bool),
+        np.asarray(pc.fill_null(pc.less(qty, 0), False), dtype=bool),
+    ]
+    code = np.select(checks, np.arange(1, len(checks) + 1), default=0)
+    ok = code == 0
+    if ok.all():
+        good = table
+        rejected = QUARANTINE_SCHEMA.empty_table()
+    else:
+        mask = pa.array(ok)
+        good = table.filter(mask)
+        bad_idx = pa.array(np.nonzero(~ok)[0])
+        bad_code = code[~ok]
+        reasons = np.asarray(REJECT_REASONS, dtype=object)[bad_code - 1]
+        reader_r = np.asarray(reader_reason.take(bad_idx).to_pylist(), dtype=object)
+        reasons = np.where(bad_code == 1, reader_r, reasons)
+        ts_raw = _str_col(table, "_ts_raw").take(bad_idx)
+        values = {  # the offending value for each reason code (None: nothing to show)
+            3: etype.take(bad_idx),
+            5: ts_raw,
+            6: channel.take(bad_idx),
+            7: pc.cast(price.take(bad_idx), pa.string()),
+            8: pc.cast(qty.take(bad_idx), pa.string()),
+        }
+        value = pa.nulls(len(bad_idx), pa.string())
+        for c, v in values.items():
+            value = pc.if_else(pa.array(bad_code == c), v, value)
+        line = pc.cast(table.column("_line"), pa.int64()).take(bad_idx) if "_line" in table.column_names else pa.nulls(len(bad_idx), pa.int64())
+        cols = {
+            "file": _str_col(table, "_file").take(bad_idx) if "_file" in table.column_names else pa.array([source] * len(bad_idx), pa.string()),
+            "line": line,
+            "reason": pa.array(reasons.tolist(), pa.string()),
+            "value": value,
+            "detail": _str_col(table, "_detail").take(bad_idx),
+            "user_id": user.take(bad_idx),
+            "session_id": _str_col(table, "session_id").take(bad_idx),
+            "item_id": item.take(bad_idx),
+            "event_type": etype.take(bad_idx),
+            "timestamp": pc.cast(ts, pa.timestamp("ms", tz="UTC")).take(bad_idx),
+            "channel": channel.take(bad_idx),
+            "price": price.take(bad_idx),
+            "quantity": qty.take(bad_idx),
+        }
+        rejected = pa.Table.from_arrays([pa.array(cols[f.name]) if not isinstance(cols[f.name], pa.ChunkedArray) else cols[f.name].combine_chunks() for f in QUARANTINE_SCHEMA], schema=QUARANTINE_SCHEMA)
+    keep = [c for c in good.column_names if not c.startswith("_")]
+    good = good.select(keep)
+    good_channel = channel.filter(pa.array(ok)) if not ok.all() else channel
+    if "channel" in good.column_names:
+        good = good.set_column(good.column_names.index("channel"), "channel", good_channel)
+    else:
+        good = good.append_column("channel", good_channel)
+    if "item_id" in good.column_names:  # an empty item id on a search / newsletter event means "no item"
+        it = pc.cast(good.column("item_id"), pa.string())
+        good = good.set_column(good.column_names.index("item_id"), "item_id", pc.if_else(pc.equal(it, ""), pa.scalar(None, pa.string()), it))
+    return conform_events(good, source=source), rejected

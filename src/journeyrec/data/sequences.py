@@ -3,11 +3,15 @@
 Everything a model reads is derived here, with numpy only (no torch), so the same code serves
 training, offline evaluation and online inference:
 
-* :func:`build_sequences` keeps item events, sorts them stably by (user, time, original row
-  order), maps ids to contiguous integers (0 = padding) and stores the result as CSR arrays;
-* :func:`make_split` produces training prefixes and evaluation cases for leave-one-out or a
-  global time cutoff; an evaluation case is (user, end, target): the model reads the user's
-  events before ``end`` and must rank ``target`` = the item at ``end``;
+* :func:`assemble` is the one implementation of the global preparation steps, on integer-coded
+  events (``journeyrec.data.encode``): retention window, stable sort by (user, time, original
+  row order), removal of exact duplicates, sessionisation (source session ids, else an
+  inactivity gap), item events only, k-core filtering, contiguous ids (0 = padding) and the CSR
+  layout. :func:`build_sequences` runs it on one in-memory table; streaming preparation runs it
+  on the spooled columns of a whole log;
+* :func:`make_split` produces training prefixes and evaluation cases for leave-one-out, a
+  global time cutoff or the last session; an evaluation case is (user, end, target): the model
+  reads the user's events before ``end`` and must rank ``target`` = the item at ``end``;
 * :func:`gather_windows` cuts left-padded windows of the last ``length`` positions before any
   set of ends, for every per-position feature at once, with no per-sample Python.
 """
@@ -22,19 +26,24 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from journeyrec.data.encode import EncodedEvents, EventEncoder
 from journeyrec.data.schema import (
     CATALOG_SCHEMA,
+    CHANNELS,
+    EVENT_TYPES,
     ITEM_EVENT_TYPES,
     SchemaError,
-    channel_codes,
     conform_catalog,
-    event_type_codes,
 )
 
 __all__ = [
     "SequenceData",
+    "SequenceOptions",
+    "Assembled",
     "EvalCases",
     "Split",
+    "SPLITS",
+    "assemble",
     "TIME_GAP_EDGES_S",
     "N_TIME_GAP_BUCKETS",
     "build_sequences",
@@ -52,6 +61,9 @@ N_TIME_GAP_BUCKETS = len(TIME_GAP_EDGES_S)
 # When consecutive events of one user are on the same item they collapse into one position
 # (``dedup_consecutive``); the position keeps the strongest signal among them.
 _STRENGTH = {"view": 1, "click": 2, "rating": 3, "wishlist": 3, "cart": 4, "purchase": 5}
+_STRENGTH_BY_CODE = np.asarray([0] + [_STRENGTH.get(e, 0) for e in EVENT_TYPES], dtype=np.int64)
+_IS_ITEM_CODE = np.asarray([False] + [e in ITEM_EVENT_TYPES for e in EVENT_TYPES])
+SPLITS = ("leave_one_out", "global_time", "last_session")
 
 
 def time_gap_buckets(timestamps_ms: np.ndarray, starts: np.ndarray | None = None) -> np.ndarray:
@@ -82,7 +94,7 @@ class SequenceData:
     channels: np.ndarray  # [n_events] int8 codes (schema.CHANNELS, 1-based)
     timestamps: np.ndarray  # [n_events] int64 epoch milliseconds
     catalog: pa.Table = field(repr=False)
-    sessions: np.ndarray | None = None  # [n_events] int64 session number, non-decreasing per user
+    sessions: np.ndarray | None = None  # [n_events] int32 session number within the user (0, 1, ...), non-decreasing
 
     def session_ids(self, gap_ms: int = 30 * 60 * 1000) -> np.ndarray:
         """Per-position session number within each user: the source's sessions when known,
@@ -151,54 +163,246 @@ class Split:
     info: dict = field(default_factory=dict)
 
 
-def build_sequences(events: pa.Table, catalog: pa.Table | None = None, dedup_consecutive: bool = False) -> SequenceData:
-    """Item sequences from canonical events (non-item events such as searches are skipped).
+@dataclass(frozen=True)
+class SequenceOptions:
+    """Knobs of the global preparation steps (the data config's fields of the same meaning)."""
+
+    dedup: bool = True  # drop exact duplicates: same user, session, item, type, channel, timestamp
+    dedup_consecutive: bool = False  # collapse consecutive events on the same item into one position
+    session_gap_ms: int = 30 * 60 * 1000  # inactivity gap that starts a new session (no source sessions)
+    min_user_events: int = 1  # k-core: users need at least this many item events ...
+    min_item_events: int = 1  # ... and items at least this many (repeated until both hold)
+    retention_days: float | None = None  # drop events older than this before the newest event
+
+
+@dataclass
+class Assembled:
+    """Output of :func:`assemble`: the sequences, and per source row whether it stays in the
+    cleaned event store and its session number there (-1 where dropped)."""
+
+    sequences: SequenceData
+    keep_rows: np.ndarray  # bool [n rows]
+    row_sessions: np.ndarray  # int32 [n rows]
+    stats: dict
+
+
+def _sorted_rank(ids: np.ndarray) -> np.ndarray:
+    """rank[code] = position of ids[code] in sorted string order (ids are unique)."""
+    order = np.argsort(np.asarray(ids, dtype=str), kind="stable")
+    rank = np.empty(len(ids), dtype=np.int32)
+    rank[order] = np.arange(len(ids), dtype=np.int32)
+    return rank
+
+
+def _stable_order(user: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Permutation sorting by (user, ts), ties in input order (= original row order)."""
+    if len(user) == 0:
+        return np.zeros(0, dtype=np.int64)
+    tmin, tmax = int(ts.min()), int(ts.max())
+    span = tmax - tmin + 1
+    if (int(user.max()) + 1) * span < 2**62:  # one packed int64 key: one stable sort
+        key = user.astype(np.int64) * span + (ts - tmin)
+        return np.argsort(key, kind="stable")
+    o1 = np.argsort(ts, kind="stable")
+    return o1[np.argsort(user[o1], kind="stable")]
+
+
+def _session_numbers(user: np.ndarray, ts: np.ndarray, session: np.ndarray, gap_ms: int) -> tuple[np.ndarray, int]:
+    """Per-user session number of sorted events: a new session starts at a user's first event,
+    where the source session id changes (both events have one), or otherwise after a gap."""
+    n = len(user)
+    new = np.ones(n, dtype=bool)
+    if n > 1:
+        both = (session[1:] != 0) & (session[:-1] != 0)
+        brk = np.where(both, session[1:] != session[:-1], np.diff(ts) > gap_ms)
+        new[1:] = (user[1:] != user[:-1]) | brk
+    return _renumber(user, new), int(new.sum())
+
+
+def _renumber(user: np.ndarray, new: np.ndarray) -> np.ndarray:
+    n = len(user)
+    if n == 0:
+        return np.zeros(0, dtype=np.int32)
+    glob = np.cumsum(new) - 1
+    start = np.ones(n, dtype=bool)
+    start[1:] = user[1:] != user[:-1]
+    base = np.maximum.accumulate(np.where(start, glob, 0))
+    return (glob - base).astype(np.int32)
+
+
+def _exact_duplicates(cols: dict[str, np.ndarray]) -> np.ndarray:
+    """Positions (in sorted order) of events identical to an earlier one. Duplicates share
+    (user, timestamp), so only events in such tie groups are compared."""
+    u, t = cols["user"], cols["timestamp"]
+    if len(u) < 2:
+        return np.zeros(0, dtype=np.int64)
+    tie = (u[1:] == u[:-1]) & (t[1:] == t[:-1])
+    if not tie.any():
+        return np.zeros(0, dtype=np.int64)
+    member = np.zeros(len(u), dtype=bool)
+    member[1:] |= tie
+    member[:-1] |= tie
+    g = np.nonzero(member)[0]
+    keys = [cols[k][g] for k in ("session", "channel", "event_type", "item", "timestamp", "user")]
+    o = np.lexsort([g] + keys)  # last key sorts first; the position breaks ties -> first stays first
+    gs = g[o]
+    same = np.ones(len(gs) - 1, dtype=bool)
+    for k in ("user", "timestamp", "item", "event_type", "channel", "session"):
+        c = cols[k][gs]
+        same &= c[1:] == c[:-1]
+    return gs[1:][same]
+
+
+def assemble(enc: EncodedEvents, catalog: pa.Table | None = None, options: SequenceOptions | None = None) -> Assembled:
+    """The global preparation steps on integer-coded events (see the module docstring).
+
+    Memory is a few integer arrays of the event count; no string is touched per event. The
+    columns of ``enc`` are consumed (each is released once its sorted copy exists).
+    """
+    opt = options or SequenceOptions()
+    n = len(enc)
+    stats: dict = {"events_accepted": n}
+    ts_all = enc.timestamp
+    keep = np.ones(n, dtype=bool)
+    if opt.retention_days is not None and n:
+        cutoff = int(ts_all.max()) - int(round(float(opt.retention_days) * 86_400_000))
+        old = ts_all < cutoff
+        keep &= ~old
+        stats.update(retention_cutoff_ms=cutoff, rows_outside_retention=int(old.sum()))
+        del old
+    rank = _sorted_rank(enc.user_ids)
+    sel = np.nonzero(keep)[0] if not keep.all() else None
+    user = rank[enc.user] if sel is None else rank[enc.user[sel]]
+    enc.user = None  # consumed: each column is released once its sorted copy exists (halves peak memory)
+    order = _stable_order(user, ts_all if sel is None else ts_all[sel])
+    del ts_all
+    user = user[order]
+    rows = order if sel is None else sel[order]
+    del order, sel
+    cols = {"user": user}
+    for k in ("timestamp", "item", "event_type", "channel", "session"):
+        cols[k] = getattr(enc, k)[rows]
+        setattr(enc, k, None)
+    stats["duplicates_removed"] = 0
+    if opt.dedup:
+        dup = _exact_duplicates(cols)
+        if len(dup):
+            stay = np.ones(len(rows), dtype=bool)
+            stay[dup] = False
+            rows = rows[stay]
+            cols = {k: v[stay] for k, v in cols.items()}
+            stats["duplicates_removed"] = int(len(dup))
+    sess, n_sessions = _session_numbers(cols["user"], cols["timestamp"], cols.pop("session"), opt.session_gap_ms)
+    keep_rows = np.zeros(n, dtype=bool)
+    keep_rows[rows] = True
+    row_sessions = np.full(n, -1, dtype=np.int32)
+    row_sessions[rows] = sess
+    m = len(rows)
+    starts = np.ones(m, dtype=bool)
+    starts[1:] = cols["user"][1:] != cols["user"][:-1]
+    stats.update(
+        events_kept=m,
+        users_kept=int(starts.sum()) if m else 0,
+        sessions=n_sessions,
+        events_by_type={e: int(c) for e, c in zip(EVENT_TYPES, np.bincount(cols["event_type"], minlength=len(EVENT_TYPES) + 1)[1:]) if c},
+        events_by_channel={ch: int(c) for ch, c in zip(CHANNELS, np.bincount(cols["channel"], minlength=len(CHANNELS) + 1)[1:]) if c},
+        first_ms=int(cols["timestamp"].min()) if m else None,
+        last_ms=int(cols["timestamp"].max()) if m else None,
+    )
+    del rows
+
+    # item events only: they are the positions of the sequences
+    is_item = (cols["item"] > 0) & _IS_ITEM_CODE[cols["event_type"]]
+    cols["session"] = sess
+    if not is_item.all():
+        cols = {k: v[is_item] for k, v in cols.items()}
+    stats["item_events"] = len(cols["user"])
+    if stats["item_events"] == 0:
+        raise SchemaError("no item events (view/cart/purchase/...) with an item_id: nothing to model")
+
+    # k-core: drop users / items with too few events until both thresholds hold
+    before = len(cols["user"])
+    if opt.min_user_events > 1 or opt.min_item_events > 1:
+        rounds = 0
+        while True:
+            uc = np.bincount(cols["user"], minlength=len(enc.user_ids))
+            ic = np.bincount(cols["item"], minlength=len(enc.item_ids) + 1)
+            bad = (uc[cols["user"]] < opt.min_user_events) | (ic[cols["item"]] < opt.min_item_events)
+            if not bad.any():
+                break
+            cols = {k: v[~bad] for k, v in cols.items()}
+            rounds += 1
+            if len(cols["user"]) == 0:
+                raise SchemaError(
+                    f"k-core filtering (min_user_events={opt.min_user_events}, min_item_events={opt.min_item_events}) "
+                    "removed every event; lower the thresholds"
+                )
+        stats["kcore_rounds"] = rounds
+    stats["kcore_removed_events"] = before - len(cols["user"])
+
+    user, items, ts = cols["user"], cols["item"], cols["timestamp"]
+    etypes, chans, sess = cols["event_type"], cols["channel"], cols["session"]
+    if opt.dedup_consecutive and len(items) > 1:
+        new_run = np.ones(len(items), dtype=bool)
+        new_run[1:] = (user[1:] != user[:-1]) | (items[1:] != items[:-1])
+        run_starts = np.nonzero(new_run)[0]
+        # strongest event type in each run: max of (strength, code) packed in one integer
+        packed = _STRENGTH_BY_CODE[etypes] * 64 + etypes.astype(np.int64)
+        best = np.maximum.reduceat(packed, run_starts) % 64
+        last = np.r_[run_starts[1:], len(items)] - 1  # timestamp, channel, session of the run's last event
+        user, items, ts, chans, sess = user[run_starts], items[run_starts], ts[last], chans[last], sess[last]
+        etypes = best.astype(np.int8)
+        stats["consecutive_merged"] = int(len(new_run) - len(run_starts))
+
+    # contiguous ids in sorted string order (0 = padding for items)
+    item_count = np.bincount(items, minlength=len(enc.item_ids) + 1)
+    present = np.nonzero(item_count[1:])[0] + 1
+    names = enc.item_ids[present - 1]
+    iorder = np.argsort(np.asarray(names, dtype=str), kind="stable")
+    new_item = np.zeros(len(enc.item_ids) + 1, dtype=np.int32)
+    new_item[present[iorder]] = np.arange(1, len(present) + 1, dtype=np.int32)
+    item_ids = np.asarray(names[iorder], dtype=object)
+    user_count = np.bincount(user, minlength=len(enc.user_ids))
+    upresent = np.nonzero(user_count)[0]
+    sorted_users = enc.user_ids[np.argsort(rank)]
+    user_ids = np.asarray(sorted_users[upresent], dtype=object)
+    offsets = np.zeros(len(upresent) + 1, dtype=np.int64)
+    np.cumsum(user_count[upresent], out=offsets[1:])
+    new_s = np.ones(len(user), dtype=bool)
+    if len(user) > 1:
+        new_s[1:] = (user[1:] != user[:-1]) | (sess[1:] != sess[:-1])
+    seqs = SequenceData(
+        item_ids=item_ids,
+        user_ids=user_ids,
+        offsets=offsets,
+        items=new_item[items],
+        event_types=np.ascontiguousarray(etypes, dtype=np.int8),
+        channels=np.ascontiguousarray(chans, dtype=np.int8),
+        timestamps=np.ascontiguousarray(ts, dtype=np.int64),
+        catalog=_align_catalog(item_ids, catalog),
+        sessions=_renumber(user, new_s),
+    )
+    stats.update(users=seqs.n_users, items=seqs.n_items, sequence_events=seqs.n_events,
+                 sequence_sessions=int(new_s.sum()))
+    return Assembled(sequences=seqs, keep_rows=keep_rows, row_sessions=row_sessions, stats=stats)
+
+
+def build_sequences(
+    events: pa.Table,
+    catalog: pa.Table | None = None,
+    dedup_consecutive: bool = False,
+    options: SequenceOptions | None = None,
+) -> SequenceData:
+    """Item sequences from one in-memory table of canonical events (non-item events such as
+    searches are skipped). Same code path as streaming preparation (:func:`assemble`).
 
     Sorting is stable on (user, timestamp, original row order), so events with equal
     timestamps keep their order in the source file.
     """
-    is_item = pc.and_(pc.is_valid(events.column("item_id")), pc.is_in(events.column("event_type"), pa.array(ITEM_EVENT_TYPES)))
-    ev = events.filter(is_item)
-    if ev.num_rows == 0:
-        raise SchemaError("no item events (view/cart/purchase/...) with an item_id: nothing to model")
-    users_raw = ev.column("user_id").to_numpy(zero_copy_only=False).astype(object)
-    user_ids, user_code = np.unique(users_raw, return_inverse=True)
-    ts = ev.column("timestamp").cast(pa.int64()).to_numpy(zero_copy_only=False)
-    order = np.lexsort((np.arange(len(ts)), ts, user_code))
-    user_code = user_code[order]
-    ts = ts[order]
-    item_raw = ev.column("item_id").to_numpy(zero_copy_only=False).astype(object)[order]
-    item_ids, item_code = np.unique(item_raw, return_inverse=True)
-    items = (item_code + 1).astype(np.int32)
-    etype_str = ev.column("event_type").to_numpy(zero_copy_only=False).astype(object)[order]
-    etypes = event_type_codes(etype_str)
-    chans = channel_codes(ev.column("channel").to_numpy(zero_copy_only=False).astype(object)[order])
-
-    if dedup_consecutive and len(items) > 1:
-        new_run = np.ones(len(items), dtype=bool)
-        new_run[1:] = (user_code[1:] != user_code[:-1]) | (items[1:] != items[:-1])
-        starts = np.nonzero(new_run)[0]
-        strength = np.vectorize(lambda e: _STRENGTH.get(e, 0), otypes=[np.int64])(etype_str)
-        # strongest event type in each run: max of (strength, code) packed in one integer
-        packed = strength * 64 + etypes.astype(np.int64)
-        best = np.maximum.reduceat(packed, starts) % 64
-        last = np.r_[starts[1:], len(items)] - 1  # timestamp and channel of the run's last event
-        user_code, items, ts, chans = user_code[starts], items[starts], ts[last], chans[last]
-        etypes = best.astype(np.int8)
-
-    counts = np.bincount(user_code, minlength=len(user_ids))
-    offsets = np.zeros(len(user_ids) + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    return SequenceData(
-        item_ids=item_ids,
-        user_ids=user_ids,
-        offsets=offsets,
-        items=items,
-        event_types=etypes,
-        channels=chans,
-        timestamps=ts.astype(np.int64),
-        catalog=_align_catalog(item_ids, catalog),
-    )
+    opt = options or SequenceOptions(dedup_consecutive=dedup_consecutive)
+    encoder = EventEncoder()
+    encoder.add(events)
+    return assemble(encoder.finish(), catalog, opt).sequences
 
 
 def _align_catalog(item_ids: np.ndarray, catalog: pa.Table | None) -> pa.Table:
@@ -219,7 +423,7 @@ def _align_catalog(item_ids: np.ndarray, catalog: pa.Table | None) -> pa.Table:
 
 def make_split(
     data: SequenceData,
-    kind: Literal["leave_one_out", "global_time"] = "leave_one_out",
+    kind: Literal["leave_one_out", "global_time", "last_session"] = "leave_one_out",
     valid_fraction: float = 0.1,
     test_fraction: float = 0.1,
     min_eval_length: int = 3,
@@ -235,6 +439,11 @@ def make_split(
     ``1 - test_fraction``. Training uses events before the first cutoff; a user's validation
     target is their first event in [cutoff_valid, cutoff_test), the test target their first event
     after cutoff_test, each with the user's whole earlier history as input (if non-empty).
+
+    ``last_session``: for users with at least ``min_eval_length`` sessions (``data.session_ids()``),
+    every position of the last session is a test case and every position of the session before
+    it a validation case, each with everything before it as input (earlier sessions and the
+    session's own prefix); training uses the sessions before those two.
     """
     starts = data.offsets[:-1]
     ends = data.offsets[1:]
@@ -265,7 +474,43 @@ def make_split(
         test = EvalCases(tu, test_pos[tu], data.items[test_pos[tu]].astype(np.int64))
         info = {"cutoff_valid_ms": int(t_valid), "cutoff_test_ms": int(t_test)}
         return Split(kind, train_ends.astype(np.int64), valid, test, info)
-    raise ValueError(f"unknown split '{kind}'; use leave_one_out or global_time")
+    if kind == "last_session":
+        return _last_session_split(data, min_eval_length)
+    raise ValueError(f"unknown split '{kind}'; use one of {list(SPLITS)}")
+
+
+def _positions(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row index, position) for every position in [lo[r], hi[r]) of every row r."""
+    lens = hi - lo
+    rows = np.repeat(np.arange(len(lo), dtype=np.int64), lens)
+    pos = np.arange(lens.sum(), dtype=np.int64) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(lo, lens)
+    return rows, pos
+
+
+def _last_session_split(data: SequenceData, min_sessions: int) -> Split:
+    starts, ends = data.offsets[:-1], data.offsets[1:]
+    sess = data.session_ids()
+    n = data.n_events
+    is_start = np.ones(n, dtype=bool)
+    if n > 1:
+        is_start[1:] = sess[1:] != sess[:-1]
+    is_start[starts[data.lengths > 0]] = True
+    start_pos = np.nonzero(is_start)[0]
+    nonempty = data.lengths > 0
+    n_sess = np.zeros(data.n_users, dtype=np.int64)
+    n_sess[nonempty] = np.searchsorted(start_pos, ends[nonempty], "left") - np.searchsorted(start_pos, starts[nonempty], "left")
+    ev = n_sess >= max(min_sessions, 2)
+    users = np.nonzero(ev)[0].astype(np.int64)
+    k_last = np.searchsorted(start_pos, ends[users], "left") - 1
+    last_start = start_pos[k_last]
+    prev_start = start_pos[k_last - 1]
+    train_ends = ends.astype(np.int64).copy()
+    train_ends[users] = prev_start
+    tr, tp = _positions(last_start, ends[users])
+    vr, vp = _positions(prev_start, last_start)
+    test = EvalCases(users[tr], tp, data.items[tp].astype(np.int64))
+    valid = EvalCases(users[vr], vp, data.items[vp].astype(np.int64))
+    return Split("last_session", train_ends, valid, test, {"evaluated_users": int(len(users))})
 
 
 def _first_at_or_after(data: SequenceData, cutoff: float) -> np.ndarray:

@@ -20,16 +20,28 @@ millions of events take seconds and memory is bounded by ``block_customers``.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
-from typing import Iterator
+from pathlib import Path
+from typing import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from journeyrec.data.schema import conform_catalog, conform_events
+from journeyrec.data.schema import EVENT_SCHEMA, conform_catalog, conform_events
 
-__all__ = ["DemoShopConfig", "DemoShop", "generate_catalog", "generate_events", "generate"]
+__all__ = [
+    "DemoShopConfig",
+    "DemoShop",
+    "generate_catalog",
+    "generate_events",
+    "generate_complements",
+    "generate_consent",
+    "generate",
+    "write_parquet",
+]
 
 OWN_BRAND = "Journey Basics"
 SIZES = ("S", "M", "L", "XL", "XXL")
@@ -79,7 +91,7 @@ class DemoShopConfig:
     sessions_per_customer: float = 9.0  # mean over the horizon (Gamma-distributed activity)
     opt_out_share: float = 0.08  # customers who did not consent to personalisation
     seed: int = 7
-    block_customers: int = 200_000  # customers generated per block (bounds memory)
+    block_customers: int = 50_000  # customers generated per block (bounds memory: ~2M events)
 
 
 @dataclass
@@ -197,10 +209,20 @@ def _build_catalog(cfg: DemoShopConfig, rng: np.random.Generator) -> _Catalog:
     return _Catalog(item_id, leaf, brand, own, size, colour, price, in_stock, pop, partner, leaf_items, table)
 
 
+@functools.lru_cache(maxsize=4)
+def _catalog(models_per_leaf: int, seed: int) -> _Catalog:
+    """The catalogue depends only on these two knobs; built once per process (arrays read-only)."""
+    cat = _build_catalog(DemoShopConfig(models_per_leaf=models_per_leaf, seed=seed), np.random.default_rng(seed))
+    for value in vars(cat).values():
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+    return cat
+
+
 def generate_catalog(cfg: DemoShopConfig | None = None) -> pa.Table:
     """The demo catalogue alone (deterministic for a given seed and size)."""
     cfg = cfg or DemoShopConfig()
-    return _build_catalog(cfg, np.random.default_rng(cfg.seed)).table
+    return _catalog(cfg.models_per_leaf, cfg.seed).table
 
 
 def _gumbel_topk(logw: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -342,8 +364,6 @@ def _simulate_block(
             events.append((view_mask[:, s], picks[:, s], "view", 2 + 3 * s))
             events.append((carted[:, s], picks[:, s], "cart", 3 + 3 * s))
             events.append((bought[:, s], picks[:, s], "purchase", 4 + 3 * s))
-        ch_names = np.asarray(["web", "app", "newsletter", "store"], dtype=object)
-        leaf_names = np.asarray([x[0].rsplit("/", 1)[1] for x in _LEAVES], dtype=object)
         for mask, items, etype, col in events:
             rows = np.nonzero(mask)[0]
             if len(rows) == 0:
@@ -351,23 +371,17 @@ def _simulate_block(
             out["user"].append(cust[rows])
             out["session"].append(sess_no[act[rows]])
             out["item"].append(items[rows] if items is not None else np.full(len(rows), -1))
-            out["etype"].append(np.full(len(rows), etype, dtype=object))
-            out["channel"].append(ch_names[ch[rows]])
+            out["etype"].append(np.full(len(rows), _ETYPE_CODE[etype], dtype=np.int8))
+            out["channel"].append(ch[rows].astype(np.int8))
             out["ts"].append(now[rows] + gap[rows, col])
-            if etype == "search":
-                out["query"].append(leaf_names[leaf[rows]])
-                filt = np.empty(len(rows), dtype=object)
-                for j, i in enumerate(rows):
-                    f = {}
-                    if size_filter[i]:
-                        f["size"] = SIZES[cust_size[act[i]]]
-                    if colour_filter[i]:
-                        f["colour"] = COLOURS[want_colour[i]]
-                    filt[j] = json.dumps(f, sort_keys=True) if f else None
-                out["filters"].append(filt)
+            if etype == "search":  # query = the leaf's name; filters = (size or none) x (colour or none)
+                out["query"].append(leaf[rows].astype(np.int16))
+                size_code = np.where(size_filter[rows], cust_size[act[rows]] + 1, 0)
+                colour_code = np.where(colour_filter[rows], want_colour[rows] + 1, 0)
+                out["filters"].append((size_code * (len(COLOURS) + 1) + colour_code - 1).astype(np.int16))
             else:
-                out["query"].append(np.full(len(rows), None, dtype=object))
-                out["filters"].append(np.full(len(rows), None, dtype=object))
+                out["query"].append(np.full(len(rows), -1, dtype=np.int16))
+                out["filters"].append(np.full(len(rows), -1, dtype=np.int16))
 
         # --- state updates from purchases
         for s in range(max_views):
@@ -391,30 +405,58 @@ def _simulate_block(
     return cols
 
 
-def _events_table(cat: _Catalog, cols: dict[str, np.ndarray]) -> pa.Table:
+# The text of the demo's closed vocabularies, indexed by the integer codes the simulation uses.
+_CHANNEL_NAMES = ("web", "app", "newsletter", "store")
+_ETYPE_CODE = {"newsletter_open": 0, "search": 1, "view": 2, "cart": 3, "purchase": 4}
+_ETYPE_NAMES = tuple(_ETYPE_CODE)
+_LEAF_NAMES = tuple(x[0].rsplit("/", 1)[1] for x in _LEAVES)
+
+
+def _filter_texts() -> tuple[str | None, ...]:
+    """JSON of every filter combination: code = size_code * (len(COLOURS) + 1) + colour_code - 1."""
+    out = []
+    for sc in range(len(SIZES) + 1):
+        for cc in range(len(COLOURS) + 1):
+            f = {}
+            if sc:
+                f["size"] = SIZES[sc - 1]
+            if cc:
+                f["colour"] = COLOURS[cc - 1]
+            out.append(json.dumps(f, sort_keys=True) if f else None)
+    return tuple(out[1:])  # code -1 (neither) is null
+
+
+def _text(codes: np.ndarray, names: Sequence[str | None] | pa.Array) -> pa.Array:
+    """Strings from integer codes (negative = null) without building Python objects per row."""
+    dictionary = names if isinstance(names, pa.Array) else pa.array(list(names), pa.string())
+    codes = np.asarray(codes)
+    indices = pa.array(np.maximum(codes, 0).astype(np.int32), mask=codes < 0)
+    return pa.DictionaryArray.from_arrays(indices, dictionary).cast(pa.string())
+
+
+def _events_table(cat: _Catalog, cols: dict[str, np.ndarray], first_customer: int, n_customers: int) -> pa.Table:
     order = np.lexsort((cols["ts"], cols["user"]))
-    user = cols["user"][order]
+    user = cols["user"][order] - first_customer
     item = cols["item"][order]
     ts_ms = ((START + cols["ts"][order]) * 1000.0).astype(np.int64)
-    user_str = np.char.add("C", np.char.zfill(user.astype(str), 7))
-    sess = np.char.add(np.char.add(user_str, "-"), cols["session"][order].astype(str))
+    names = pa.array([f"C{c:07d}" for c in range(first_customer, first_customer + n_customers)], pa.string())
+    user_str = _text(user, names)
+    sess = pc.binary_join_element_wise(user_str, pc.cast(pa.array(cols["session"][order]), pa.string()), "-")
     has_item = item >= 0
-    item_str = np.where(has_item, cat.item_id[np.maximum(item, 0)], None)
-    price = np.where(has_item, cat.price[np.maximum(item, 0)], np.nan)
     etype = cols["etype"][order]
-    quantity = np.where(etype == "purchase", 1, 0)
+    is_purchase = etype == _ETYPE_CODE["purchase"]
     table = pa.table(
         {
-            "user_id": pa.array(user_str, pa.string()),
-            "session_id": pa.array(sess, pa.string()),
-            "item_id": pa.array(item_str.tolist(), pa.string()),
-            "event_type": pa.array(etype.tolist(), pa.string()),
+            "user_id": user_str,
+            "session_id": sess,
+            "item_id": _text(np.where(has_item, item, -1), cat.table.column("item_id").combine_chunks()),
+            "event_type": _text(etype, _ETYPE_NAMES),
             "timestamp": pa.array(ts_ms, pa.timestamp("ms", tz="UTC")),
-            "channel": pa.array(cols["channel"][order].tolist(), pa.string()),
-            "query": pa.array(cols["query"][order].tolist(), pa.string()),
-            "filters": pa.array(cols["filters"][order].tolist(), pa.string()),
-            "price": pa.array(np.where(has_item, price, None).tolist(), pa.float64()),
-            "quantity": pa.array(np.where(etype == "purchase", quantity, None).tolist(), pa.int32()),
+            "channel": _text(cols["channel"][order], _CHANNEL_NAMES),
+            "query": _text(cols["query"][order], _LEAF_NAMES),
+            "filters": _text(cols["filters"][order], _filter_texts()),
+            "price": pa.array(cat.price[np.maximum(item, 0)], pa.float64(), mask=~has_item),
+            "quantity": pa.array(np.ones(len(item), np.int32), pa.int32(), mask=~is_purchase),
         }
     )
     return conform_events(table, source="demo shop")
@@ -424,28 +466,64 @@ def generate_events(cfg: DemoShopConfig | None = None) -> Iterator[pa.Table]:
     """Yield event tables block by block (``cfg.block_customers`` customers each), sorted by
     (user, time) within a block and blocks in user order: suitable for streaming to Parquet."""
     cfg = cfg or DemoShopConfig()
-    rng = np.random.default_rng(cfg.seed)
-    cat = _build_catalog(cfg, rng)
+    cat = _catalog(cfg.models_per_leaf, cfg.seed)
     for first in range(0, cfg.n_customers, cfg.block_customers):
         n = min(cfg.block_customers, cfg.n_customers - first)
         block_rng = np.random.default_rng([cfg.seed, first])
-        yield _events_table(cat, _simulate_block(cat, cfg, first, n, block_rng))
+        yield _events_table(cat, _simulate_block(cat, cfg, first, n, block_rng), first, n)
 
 
-def generate(cfg: DemoShopConfig | None = None) -> DemoShop:
-    """The whole demo shop in memory: events, catalogue, complement ground truth, consent table."""
+def generate_complements(cfg: DemoShopConfig | None = None) -> pa.Table:
+    """Ground truth of item-level complements: item_id -> complement_item_id."""
     cfg = cfg or DemoShopConfig()
-    rng = np.random.default_rng(cfg.seed)
-    cat = _build_catalog(cfg, rng)
-    events = pa.concat_tables(list(generate_events(cfg)))
+    cat = _catalog(cfg.models_per_leaf, cfg.seed)
     has = cat.partner >= 0
     src = np.repeat(np.arange(len(cat.item_id)), 2)[has.ravel()]
     dst = cat.partner.ravel()[has.ravel()]
-    complements = pa.table(
+    return pa.table(
         {"item_id": pa.array(cat.item_id[src].tolist(), pa.string()), "complement_item_id": pa.array(cat.item_id[dst].tolist(), pa.string())}
     )
-    users = np.asarray(events.column("user_id").unique().to_pylist(), dtype=object)
-    users.sort()
-    opted = np.random.default_rng([cfg.seed, 99]).random(len(users)) < cfg.opt_out_share
-    consent = pa.table({"user_id": pa.array(users.tolist(), pa.string()), "opted_out": pa.array(opted)})
-    return DemoShop(events=events, catalog=cat.table, complements=complements, consent=consent)
+
+
+def generate_consent(cfg: DemoShopConfig | None = None) -> pa.Table:
+    """Consent of every customer (user_id, opted_out), drawn per customer number, so it is known
+    before any event is generated (streaming ingestion drops opted-out users' events at once)."""
+    cfg = cfg or DemoShopConfig()
+    opted = np.random.default_rng([cfg.seed, 99]).random(cfg.n_customers) < cfg.opt_out_share
+    users = pa.array([f"C{c:07d}" for c in range(cfg.n_customers)], pa.string())
+    return pa.table({"user_id": users, "opted_out": pa.array(opted)})
+
+
+def generate(cfg: DemoShopConfig | None = None) -> DemoShop:
+    """The whole demo shop in memory: events, catalogue, complement ground truth, consent table
+    (for the customers who have events)."""
+    cfg = cfg or DemoShopConfig()
+    events = pa.concat_tables(list(generate_events(cfg)))
+    consent = generate_consent(cfg)
+    consent = consent.filter(pc.is_in(consent.column("user_id"), value_set=pc.unique(events.column("user_id"))))
+    return DemoShop(events=events, catalog=generate_catalog(cfg), complements=generate_complements(cfg), consent=consent)
+
+
+def write_parquet(cfg: DemoShopConfig, directory: str | Path) -> dict[str, int]:
+    """Stream a (possibly huge) demo shop to ``directory``: ``events.parquet`` (one row group
+    per block of customers, never more than one block in memory), ``consent.parquet`` and
+    ``catalog.parquet``. Returns row counts. Each file is written atomically."""
+    import pyarrow.parquet as pq
+
+    from journeyrec.io import atomic_path
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    with atomic_path(out / "events.parquet") as tmp:
+        with pq.ParquetWriter(tmp, EVENT_SCHEMA) as writer:
+            for block in generate_events(cfg):
+                writer.write_table(block, row_group_size=1 << 20)
+                rows += block.num_rows
+    consent = generate_consent(cfg)
+    with atomic_path(out / "consent.parquet") as tmp:
+        pq.write_table(consent, tmp)
+    catalog = generate_catalog(cfg)
+    with atomic_path(out / "catalog.parquet") as tmp:
+        pq.write_table(catalog, tmp)
+    return {"events": rows, "customers": consent.num_rows, "items": catalog.num_rows}

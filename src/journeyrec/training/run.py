@@ -3,7 +3,8 @@
 One call, one MLflow run, one output directory holding::
 
     config.yaml       the resolved configuration
-    prepared/         id maps, catalogue, sequences and split (journeyrec.data.prepare)
+    prepared/         the prepared store: arrays, id maps, catalogue, events, dataset card
+                      (journeyrec.data.prepare; absent when data.prepared names an existing store)
     checkpoints/      best.ckpt and last.ckpt (Lightning; ``ckpt_path=last`` resumes)
     bundle/           the serving bundle (journeyrec.export.bundle)
     metrics.json      flat metrics: valid/..., valid_seen_excluded/..., test/..., test_seen_excluded/...
@@ -31,7 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
 from journeyrec.console import print_samples, print_summary
-from journeyrec.data.prepare import PreparedData, prepare, save_prepared
+from journeyrec.data.prepare import PreparedData, load_prepared, prepare_store
 from journeyrec.data.schema import CHANNELS, EVENT_TYPES
 from journeyrec.data.sequences import N_TIME_GAP_BUCKETS
 from journeyrec.evaluation.metrics import PROTOCOLS, summarise
@@ -141,8 +142,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
     t0 = time.perf_counter()
-    prepared: PreparedData = prepare(cfg.data)
-    save_prepared(prepared, out / "prepared")
+    store = Path(cfg.data.prepared) if cfg.data.get("prepared") else out / "prepared"
+    if not cfg.data.get("prepared"):
+        prepare_store(cfg.data, store)
+    prepared: PreparedData = load_prepared(store, mmap=True)
     log.info("prepared %s in %.1fs: %s", prepared.source, time.perf_counter() - t0, prepared.stats)
 
     seqs = prepared.sequences
@@ -168,8 +171,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     logger, parent_run = _make_logger(cfg, out, run_tags(int(cfg.seed), prepared.fingerprint()))
     if logger is not None:
         from journeyrec.tracking import flatten
+        from journeyrec.training.data_card import log_dataset_card
 
         logger.log_hyperparams(flatten(resolved))
+        log_dataset_card(logger.experiment, logger.run_id, store)
     trainer = pl.Trainer(
         max_epochs=int(cfg.trainer.max_epochs),
         min_epochs=int(cfg.trainer.min_epochs),
@@ -220,7 +225,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         for name in ("config.yaml", "metrics.json", "curve.json", "per_case.parquet"):
             client.log_artifact(run_id, str(out / name))
         for name in ("items.parquet", "users.parquet"):
-            client.log_artifact(run_id, str(out / "prepared" / name), "id_maps")
+            client.log_artifact(run_id, str(store / name), "id_maps")
         if checkpoint.best_model_path:
             client.log_artifact(run_id, checkpoint.best_model_path, "checkpoints")
         if cfg.export.enabled:

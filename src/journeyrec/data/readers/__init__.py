@@ -1,8 +1,18 @@
 """Readers turn a source format into canonical tables (see ``journeyrec.data.schema``).
 
-Each reader is a function ``read(path, options) -> SourceData`` registered by name; the data
-config's ``name`` selects it and ``path`` names the file. Readers are imported lazily so that
-adding one costs nothing to the others.
+Every reader module exposes ``scan(path, options) -> SourceScan``: the source opened for
+*streaming*. ``SourceScan.batches`` yields Arrow tables of canonical columns, block by block,
+so a 100M-row log never has to fit in memory; rows are not validated yet (a timestamp that did
+not parse is null, an unmapped event type keeps its source spelling) and carry where they came
+from (``_file``, ``_line``), so that :func:`journeyrec.data.schema.validate_events` can send bad
+rows to quarantine with the file and line instead of failing or dropping them silently.
+Structural problems (no such file, a required column missing, an unreadable file) raise
+:class:`ReaderError` / ``SchemaError`` immediately.
+
+The data config's ``name`` selects the reader, ``path`` names the file or the directory that
+holds the dataset's files under their published names. Readers are imported lazily so that
+adding one costs nothing to the others. :func:`read_source` materialises a scan in memory (for
+small data, tests and notebooks); preparation streams it (``journeyrec.data.prepare``).
 """
 
 from __future__ import annotations
@@ -10,11 +20,14 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-__all__ = ["SourceData", "READERS", "read_source", "parse_options", "ReaderError"]
+from journeyrec.data.schema import EVENT_SCHEMA, QUARANTINE_SCHEMA, validate_events
+
+__all__ = ["SourceData", "SourceScan", "READERS", "open_source", "read_source", "parse_options", "ReaderError"]
 
 
 class ReaderError(ValueError):
@@ -30,23 +43,71 @@ class SourceData:
     source: str
     stats: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, pa.Table] = field(default_factory=dict)  # e.g. demo ground truth, consent
+    quarantine: pa.Table | None = None  # rejected rows (QUARANTINE_SCHEMA) with file, line, reason
 
 
-# name -> "module:function"; the function has signature (path: str | None, options: Mapping) -> SourceData
+@dataclass
+class SourceScan:
+    """A source opened for streaming.
+
+    ``batches`` yields unvalidated canonical batches (see the module docstring); ``catalog()``
+    may only be called once the batches are exhausted (streaming readers collect item
+    attributes on the way); ``stats`` is filled while iterating (``rows_read`` at least).
+    """
+
+    source: str
+    batches: Iterator[pa.Table]
+    catalog: Callable[[], pa.Table]
+    stats: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, pa.Table] = field(default_factory=dict)
+
+
+# name -> "module:function"; the function has signature (path: str | None, options: Mapping) -> SourceScan
 READERS: dict[str, str] = {
-    "demo": "journeyrec.data.readers.demo:read",
-    "s3rec": "journeyrec.data.readers.s3rec:read",
-    "events": "journeyrec.data.readers.events:read",
+    "demo": "journeyrec.data.readers.demo:scan",
+    "events": "journeyrec.data.readers.events:scan",
+    "s3rec": "journeyrec.data.readers.s3rec:scan",
+    "taobao": "journeyrec.data.readers.taobao:scan",
+    "yoochoose": "journeyrec.data.readers.yoochoose:scan",
+    "movielens": "journeyrec.data.readers.movielens:scan",
+    "diginetica": "journeyrec.data.readers.diginetica:scan",
+    "retailrocket": "journeyrec.data.readers.retailrocket:scan",
+    "rees46": "journeyrec.data.readers.rees46:scan",
+    "otto": "journeyrec.data.readers.otto:scan",
 }
 
 
-def read_source(name: str, path: str | None, options: Mapping[str, Any] | None = None) -> SourceData:
-    """Read a dataset with the reader registered under ``name``."""
+def open_source(name: str, path: str | None, options: Mapping[str, Any] | None = None) -> SourceScan:
+    """Open a dataset for streaming with the reader registered under ``name``."""
     if name not in READERS:
         raise ReaderError(f"unknown data reader '{name}'; available: {sorted(READERS)}")
     module, func = READERS[name].split(":")
-    reader: Callable[[str | None, Mapping[str, Any]], SourceData] = getattr(importlib.import_module(module), func)
+    reader: Callable[[str | None, Mapping[str, Any]], SourceScan] = getattr(importlib.import_module(module), func)
     return reader(path, dict(options or {}))
+
+
+def read_source(name: str, path: str | None, options: Mapping[str, Any] | None = None) -> SourceData:
+    """Read a whole dataset into memory: valid events, catalogue and the rejected rows.
+
+    Rejected rows are returned in ``SourceData.quarantine`` (raw user ids: nothing is written
+    here) and counted in ``stats["quarantined"]``; preparation enforces the bad-row limit.
+    """
+    scan = open_source(name, path, options)
+    good: list[pa.Table] = []
+    bad: list[pa.Table] = []
+    for batch in scan.batches:
+        g, b = validate_events(batch, scan.source)
+        good.append(g)
+        if b.num_rows:
+            bad.append(b)
+    events = pa.concat_tables(good) if good else EVENT_SCHEMA.empty_table()
+    quarantine = pa.concat_tables(bad) if bad else QUARANTINE_SCHEMA.empty_table()
+    stats = dict(scan.stats)
+    if quarantine.num_rows:
+        counts = pc.value_counts(quarantine.column("reason")).to_pylist()
+        stats["quarantined"] = {d["values"]: d["counts"] for d in counts}
+    return SourceData(events=events, catalog=scan.catalog(), source=scan.source, stats=stats, extras=dict(scan.extras),
+                      quarantine=quarantine)
 
 
 def parse_options(cls: type, options: Mapping[str, Any], reader: str) -> Any:
