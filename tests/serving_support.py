@@ -23,7 +23,8 @@ from journeyrec.models.sasrec import SASRec
 from journeyrec.serving.request import Event
 
 N_CUSTOMERS = 3000
-DEMO = {"name": "demo", "path": None, "options": {"n_customers": N_CUSTOMERS, "seed": 7}, "dedup_consecutive": True}
+DEMO = {"name": "demo", "path": None, "options": {"n_customers": N_CUSTOMERS, "seed": 7}, "dedup_consecutive": True,
+        "allow_demo_key": True}
 FEATURES = {"event_type": len(EVENT_TYPES), "channel": len(CHANNELS), "time_gap": 10}
 DAY_MS = 86_400_000
 

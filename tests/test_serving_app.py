@@ -164,7 +164,7 @@ def test_variants_are_stable_per_user_and_carried_in_responses(served, demo_bund
                     for _ in range(2)}
         assert len(variants) == 1
         seen[u] = variants.pop()
-        expected, _ = service.assigner.assign(pseudonymise(f"user-{u}", resolve_key(None)))
+        expected, _ = service.assigner.assign(pseudonymise(f"user-{u}", resolve_key(None, allow_demo_key=True)))
         assert seen[u] == expected.name
     assert set(seen.values()) == {"control", "boosted"}
     anonymous = client.post("/v1/recommendations", json={"events": events, "k": 3}).json()
@@ -185,7 +185,7 @@ def test_no_consent_requests_leave_nothing_personal_in_logs(served, demo_bundle)
     written = log.getvalue()[start:]
     lines = [json.loads(x) for x in written.splitlines()]
     assert len(lines) == 3 and [x["consent"] for x in lines] == [False, False, True]
-    for needle in [secret, pseudonymise(secret, resolve_key(None))] + [e["item_id"] for e in events]:
+    for needle in [secret, pseudonymise(secret, resolve_key(None, allow_demo_key=True))] + [e["item_id"] for e in events]:
         assert needle not in written, needle
     metrics = client.get("/metrics").text
     assert 'journeyrec_fallbacks_total{reason="no_consent"}' in metrics
@@ -219,7 +219,7 @@ def test_intent_is_returned_when_the_model_has_an_intent_head(demo_bundle):
     model = WithIntent.from_hparams(base.model.hparams)
     model.load_state_dict(base.model.state_dict())
     rec = Recommender(base.bundle_dir, base.manifest, model.eval(), base.index, base.vectors, base.catalog, base.stats)
-    with ThreadServer(create_app(Service(rec))) as url:
+    with ThreadServer(create_app(Service(rec, allow_demo_key=True))) as url:
         events = some_events(demo_bundle)
         r = httpx.post(f"{url}/v1/recommendations", json={"events": events, "k": 3}, timeout=30)
         assert r.status_code == 200 and 0.0 < r.json()["intent"] < 1.0

@@ -98,12 +98,13 @@ def experiment_id(client: Any, name: str, uri: str) -> str:
 
 
 def experiment_name_for(data_cfg: Any, configured: str | None = None) -> str:
-    """One MLflow experiment per dataset: reader name + file stem (e.g. ``s3rec-Beauty``)."""
+    """One MLflow experiment per dataset: reader name + file (or directory) stem, e.g. ``s3rec-Beauty``
+    for ``.../Beauty.txt`` and ``movielens-ml-1m-subset`` for a dataset directory."""
     if configured:
         return str(configured)
     get = data_cfg.get if isinstance(data_cfg, Mapping) or hasattr(data_cfg, "get") else lambda k, d=None: getattr(data_cfg, k, d)
     path, name = get("path", None), get("name", None)
-    stem = Path(str(path)).stem if path else None
+    stem = Path(str(path).rstrip("/")).name.split(".")[0] if path else None
     return f"{name}-{stem}" if stem else str(name)
 
 

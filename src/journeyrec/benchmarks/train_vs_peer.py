@@ -132,7 +132,7 @@ def run(data: str, epochs: int = 20, workdir: str | Path = ".cache/bench/train-v
 
     cfg = OmegaConf.load(ours_dir / "config.yaml")
     prepared = prepare(cfg.data)
-    peer_curve, peer_best = _peer_metrics(peer_dir, prepared.sequences, prepared.split, resolve_key(cfg.data.get("hmac_key")))
+    peer_curve, peer_best = _peer_metrics(peer_dir, prepared.sequences, prepared.split, resolve_key(cfg.data.get("hmac_key_file"), allow_demo_key=bool(cfg.data.get("allow_demo_key", False))))
 
     bar = 0.95 * max(r["valid_seen_excluded/ndcg@10"] for r in peer_curve)
     t_peer, t_ours = _time_to(peer_curve, bar), _time_to(ours_curve, bar)

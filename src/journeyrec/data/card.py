@@ -3,7 +3,7 @@
 ``dataset_card.json`` (machine-readable), ``dataset_card.md`` (the same as a page) and
 ``sequence_lengths.png`` (histogram of events per user) are written into the prepared store by
 preparation; ``scripts/prepare_data.py`` and training log them to MLflow (one experiment per
-dataset, :func:`experiment_name`). The card holds counts only: never an id, never the key.
+dataset, ``journeyrec.tracking.experiment_name_for``). The card holds counts only: never an id, never the key.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 from journeyrec.io import atomic_path, atomic_write_json, atomic_write_text
 
-__all__ = ["CARD_FILES", "experiment_name", "build_card", "write_card", "load_card", "card_metrics", "card_summary"]
+__all__ = ["CARD_FILES", "build_card", "write_card", "load_card", "card_metrics", "card_summary"]
 
 CARD_FILES = ("dataset_card.json", "dataset_card.md", "sequence_lengths.png")
 
@@ -26,14 +26,6 @@ def _get(cfg: Any, key: str, default: Any = None) -> Any:
     if isinstance(cfg, Mapping):
         return cfg.get(key, default)
     return getattr(cfg, key, default)
-
-
-def experiment_name(data_cfg: Any) -> str:
-    """One MLflow experiment per dataset: reader name + file (or directory) stem, e.g. ``s3rec-Beauty``."""
-    name = str(_get(data_cfg, "name"))
-    path = _get(data_cfg, "path")
-    stem = Path(str(path).rstrip("/")).name.split(".")[0] if path else None
-    return f"{name}-{stem}" if stem else name
 
 
 def _iso(ms: int | None) -> str | None:

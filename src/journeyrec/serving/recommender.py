@@ -96,6 +96,7 @@ class Recommender:
         trace: bool = True,
         dedup_consecutive: bool = False,
     ) -> None:
+        self.train_config: dict[str, Any] = {}  # the bundle's training configuration (set by load)
         self.bundle_dir = bundle_dir
         self.manifest = manifest
         self.bundle_version = str(manifest.get("bundle_version", ""))
@@ -146,7 +147,9 @@ class Recommender:
         stats = RuleStats.load(d)
         config = json.loads((d / "config.json").read_text())
         dedup = bool((config.get("data") or {}).get("dedup_consecutive", False)) if isinstance(config, dict) else False
-        return cls(d, manifest, model, index, vectors, catalog, stats, rules, contexts, trace, dedup)
+        rec = cls(d, manifest, model, index, vectors, catalog, stats, rules, contexts, trace, dedup)
+        rec.train_config = config if isinstance(config, dict) else {}
+        return rec
 
     @property
     def n_items(self) -> int:

@@ -19,7 +19,7 @@ def build_service(cfg: Any) -> Any:
         torch.set_num_threads(int(cfg.threads))
         faiss.omp_set_num_threads(int(cfg.threads))
     recommender = Recommender.load(cfg.bundle, rules=cfg.rules, contexts=cfg.contexts)
-    service = Service(recommender, cfg.ab, cfg.limits, cfg.hmac_key)
+    service = Service(recommender, cfg.ab, cfg.limits, cfg.hmac_key_file, cfg.allow_demo_key)
     service.warm_up()
     return service
 

@@ -42,7 +42,8 @@ class Service:
         recommender: Recommender,
         experiment: ExperimentConfig | None = None,
         limits: LimitsConfig | None = None,
-        hmac_key: str | None = None,
+        hmac_key_file: str | None = None,
+        allow_demo_key: bool | None = None,
         load: Any = None,
     ) -> None:
         """``recommender`` serves the default bundle; variants naming another bundle are loaded
@@ -50,7 +51,9 @@ class Service:
         self.default = recommender
         self.limits = limits or LimitsConfig()
         self.metrics = Metrics()
-        self._key = resolve_key(hmac_key)
+        if allow_demo_key is None:  # as the bundle's training data allowed (public data) or not
+            allow_demo_key = bool((getattr(recommender, "train_config", {}).get("data") or {}).get("allow_demo_key", False))
+        self._key = resolve_key(hmac_key_file, allow_demo_key=allow_demo_key)
         self.experiment = experiment or ExperimentConfig(name="none", variants=[VariantConfig(name="default")])
         self.assigner = Assigner(self.experiment)
         load = load or (lambda path: Recommender.load(path, rules=recommender.rules, contexts=recommender.context_overrides))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from journeyrec.data.card import CARD_FILES, card_metrics, experiment_name, load_card
+from journeyrec.data.card import CARD_FILES, card_metrics, load_card
 
 __all__ = ["log_dataset_card", "log_prepare_run"]
 
@@ -36,11 +36,11 @@ def log_prepare_run(cfg: Any, store: str | Path) -> str:
     from mlflow.tracking import MlflowClient
     from omegaconf import OmegaConf
 
-    from journeyrec.tracking import experiment_id, flatten, tracking_uri
+    from journeyrec.tracking import experiment_id, experiment_name_for, flatten, tracking_uri
 
     uri = tracking_uri(cfg.logger.tracking_uri)
     client = MlflowClient(uri)
-    name = str(cfg.logger.experiment_name) if cfg.logger.experiment_name else experiment_name(cfg.data)
+    name = experiment_name_for(cfg.data, cfg.logger.experiment_name)
     exp = experiment_id(client, name, uri)
     run = client.create_run(exp, run_name=cfg.logger.run_name or f"prepare-{Path(store).parent.name}", tags={"kind": "prepare"})
     params = flatten({"data": OmegaConf.to_container(cfg.data, resolve=True)})
