@@ -125,8 +125,8 @@ def load_prepared(directory: str | Path) -> PreparedData:
     meta = json.loads(meta_path.read_text())
     if meta.get("format") != PREPARED_FORMAT:
         raise ValueError(f"{d}: prepared format {meta.get('format')} is not supported (expected {PREPARED_FORMAT}); prepare again")
-    arr = np.load(d / "sequences.npz")
-    sp = np.load(d / "split.npz")
+    arr = np.load(d / "sequences.npz", allow_pickle=False)  # plain arrays only: a planted object array is refused
+    sp = np.load(d / "split.npz", allow_pickle=False)
     seqs = SequenceData(
         item_ids=np.asarray(pq.read_table(d / "items.parquet").column("item_id").to_pylist(), dtype=object),
         user_ids=np.asarray(pq.read_table(d / "users.parquet").column("user_id").to_pylist(), dtype=object),
