@@ -32,7 +32,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from journeyrec.data.schema import ITEM_EVENT_TYPES
-from journeyrec.export.bundle import BundleError, read_manifest
+from journeyrec.export.bundle import REEXPORT_HINT, BundleError, read_manifest
 from journeyrec.export.index import set_search_params
 from journeyrec.export.stats import RuleStats
 from journeyrec.models import MODELS
@@ -63,6 +63,18 @@ def _load_model(bundle: Path, manifest: dict[str, Any]) -> nn.Module:
     if missing or unexpected:
         raise BundleError(f"{bundle}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
     return model.eval()
+
+
+def _read(bundle: Path, name: str, load: Any) -> Any:
+    """``load()``, with any failure reported as a BundleError naming the file (a file can pass
+    the checksum and still be unreadable: a manifest rewritten along with it, an older writer)."""
+    try:
+        return load()
+    except BundleError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever the reader raised, name the file and the fix
+        raise BundleError(f"{bundle / name}: cannot be read ({type(exc).__name__}: {str(exc)[:300]}); "
+                          f"{REEXPORT_HINT}") from exc
 
 
 class _Prepared:
@@ -138,13 +150,14 @@ class Recommender:
         """Load and verify a bundle (format version, checksums); raises BundleError if damaged."""
         d = Path(bundle_dir)
         manifest = read_manifest(d, verify=verify)
-        model = _load_model(d, manifest)
-        index = faiss.read_index(str(d / "index.faiss"))
+        model = _read(d, "model.safetensors", lambda: _load_model(d, manifest))
+        index = _read(d, "index.faiss", lambda: faiss.read_index(str(d / "index.faiss")))
         set_search_params(index, manifest["index"].get("search_params") or {})
-        vectors = np.load(d / "item_vectors.npy", allow_pickle=False)
-        catalog = pq.read_table(d / "items.parquet")
-        stats = RuleStats.load(d)
-        config = json.loads((d / "config.json").read_text())
+        # plain arrays only: an object array (which NumPy would unpickle) is refused
+        vectors = _read(d, "item_vectors.npy", lambda: np.load(d / "item_vectors.npy", allow_pickle=False))
+        catalog = _read(d, "items.parquet", lambda: pq.read_table(d / "items.parquet"))
+        stats = _read(d, "stats.npz", lambda: RuleStats.load(d))
+        config = _read(d, "config.json", lambda: json.loads((d / "config.json").read_text()))
         dedup = bool((config.get("data") or {}).get("dedup_consecutive", False)) if isinstance(config, dict) else False
         return cls(d, manifest, model, index, vectors, catalog, stats, rules, contexts, trace, dedup)
 
