@@ -38,7 +38,7 @@ from journeyrec.export.stats import RuleStats
 from journeyrec.models import MODELS
 from journeyrec.serving.catalog import Catalog, FilterError
 from journeyrec.serving.encoder import CHANNEL_CODE, EVENT_CODE, SessionEncoder
-from journeyrec.serving.request import Recommendation, RecommendRequest, RecommendResult
+from journeyrec.serving.request import Recommendation, RecommendRequest, RecommendResult, check_ms
 from journeyrec.serving.retrieval import Retriever
 from journeyrec.serving.rules import RepeatPolicy, exploration_slots, minmax, mmr_order
 from journeyrec.serving.settings import CONTEXT_TYPES, RulesConfig, merge_rules
@@ -205,7 +205,7 @@ class Recommender:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         prep = self._rules_for(rules, request.context.type)
-        now = int(request.now_ms if request.now_ms is not None else time.time() * 1000)
+        now = check_ms(request.now_ms, "now_ms") if request.now_ms is not None else int(time.time() * 1000)
         if not request.consent:
             return self._nonpersonal(request, prep, "no_consent", [], now)
         items, etypes, chans, ts, warnings = self._parse_events(request.events, now)
@@ -243,7 +243,7 @@ class Recommender:
             items.append(i)
             etypes.append(code)
             chans.append(ch)
-            ts.append(now if e.timestamp_ms is None else int(e.timestamp_ms))
+            ts.append(now if e.timestamp_ms is None else check_ms(e.timestamp_ms, "timestamp_ms"))
         warnings = []
         if unknown:
             shown = ", ".join(repr(u) for u in unknown[:_MAX_LISTED_UNKNOWN])
