@@ -79,9 +79,10 @@ def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
-def start_server(bundle: Path, port: int, log_path: Path, overrides: list[str], timeout: float = 180.0) -> subprocess.Popen:
+def start_server(bundle: Path, port: int, log_path: Path, overrides: list[str], timeout: float = 180.0,
+                 env: dict | None = None) -> subprocess.Popen:
     """scripts/serve.py on 127.0.0.1:port, its log in ``log_path``; returns once /readyz is 200."""
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env = dict(env if env is not None else os.environ, OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     cmd = [sys.executable, str(HERE / "serve.py"), f"bundle={bundle}", "host=127.0.0.1", f"port={port}", *overrides]
     log = open(log_path, "wb")  # noqa: SIM115 - the child owns it until it exits
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
