@@ -167,12 +167,23 @@ def _inspect(finals: list, check) -> tuple[dict | None, str | None, list, list]:
         return None, f"{type(exc).__name__}: {exc}"[:300], temps, unexpected
 
 
+def _die_with_parent() -> None:
+    """Linux: the forked writer gets SIGKILL if the harness dies (else its 60 s bound ends it)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _temp_lifetime(finals: list, write, seconds: float) -> float:
     """The shortest lifetime of a temporary seen while a forked writer runs (polling): a kill
     that follows a temporary's appearance within this time lands inside that write. 0 when no
     temporary was seen."""
     pid = os.fork()
     if pid == 0:
+        _die_with_parent()
         try:
             deadline = time.time() + seconds + 5
             while time.time() < deadline:
@@ -234,8 +245,9 @@ def harness(work: Path, trials: int, seed: int, names: list[str]) -> dict:
                "errors": []}
         for trial in range(trials):
             pid = os.fork()
-            if pid == 0:  # the writer: rewrite the artifact until killed (bounded, in case the harness dies)
+            if pid == 0:  # the writer: rewrite the artifact until killed (bounded, and dies with the harness)
                 code = 0
+                _die_with_parent()
                 try:
                     deadline = time.time() + 60
                     j = 0
