@@ -160,7 +160,9 @@ def main(argv: list[str]) -> int:
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
-        args.json.write_text(text + "\n")
+        from journeyrec.io import atomic_write_text
+
+        atomic_write_text(args.json, text + "\n")
     return 0 if result["errors"] == 0 else 1
 
 

@@ -47,7 +47,7 @@ def test_bad_rows_quarantined_good_rows_all_kept(tmp_path, monkeypatch):
     got = sorted(zip(ev.column("session_id").to_pylist(), [x or "" for x in ev.column("item_id").to_pylist()],
                      ev.column("event_type").to_pylist(), ev.column("timestamp").cast(pa.int64()).to_pylist(),
                      ev.column("user_id").to_pylist()))
-    want = sorted((g[1], g[2], g[3], int(g[4]) * 1000, pseudonymise(g[0], KEY.encode())) for g in good)
+    want = sorted((pseudonymise(g[1], KEY.encode()), g[2], g[3], int(g[4]) * 1000, pseudonymise(g[0], KEY.encode())) for g in good)
     assert got == want
 
 

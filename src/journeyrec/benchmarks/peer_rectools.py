@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import time
 import warnings
@@ -23,6 +24,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+
+def _replace_atomically(path: Path, write) -> None:
+    """``write(tmp)`` then rename over ``path``: readers never see a torn dump. (This runner
+    imports nothing from journeyrec, whose ``journeyrec.io`` is the general version.)"""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _savez(path: Path, arrays: dict) -> None:
+    with open(path, "wb") as fh:  # a file object: np.savez would append ".npz" to a path
+        np.savez(fh, **arrays)
 
 
 def read_sequences(path: str) -> dict[str, list[str]]:
@@ -109,7 +123,8 @@ def main() -> None:
             pos = {u: r for r, u in enumerate(order)}
             rows[name] = u_emb.numpy()[[pos[u] for u in users]]
         n_extra = prep.n_item_extra_tokens
-        np.savez(out / f"epoch{epoch:03d}.npz", valid=rows["valid"], test=rows["test"], items=i_emb.numpy()[n_extra:])
+        arrays = {"valid": rows["valid"], "test": rows["test"], "items": i_emb.numpy()[n_extra:]}
+        _replace_atomically(out / f"epoch{epoch:03d}.npz", lambda tmp: _savez(tmp, arrays))
         lm.torch_model.train()
 
     class Timer(Callback):
@@ -146,7 +161,7 @@ def main() -> None:
                      "numpy": np.__version__, "pandas": pd.__version__},
         "config": vars(a),
     }
-    (out / "run.json").write_text(json.dumps(meta))
+    _replace_atomically(out / "run.json", lambda tmp: tmp.write_text(json.dumps(meta)))
 
 
 if __name__ == "__main__":

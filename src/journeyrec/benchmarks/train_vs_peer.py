@@ -30,6 +30,7 @@ from journeyrec.data.prepare import prepare
 from journeyrec.data.privacy import pseudonymise, resolve_key
 from journeyrec.data.sequences import EvalCases, SequenceData, history_pairs
 from journeyrec.evaluation.metrics import exclusion_mask, summarise, target_ranks
+from journeyrec.io import atomic_write_json
 
 __all__ = ["ensure_peer_venv", "run"]
 
@@ -73,7 +74,7 @@ def _peer_metrics(peer_dir: Path, seqs: SequenceData, split: Any, key: bytes) ->
     curve = []
     per_epoch_test = []
     for epoch, secs in enumerate(meta["epoch_train_seconds"], start=1):
-        dump = np.load(peer_dir / f"epoch{epoch:03d}.npz")
+        dump = np.load(peer_dir / f"epoch{epoch:03d}.npz", allow_pickle=False)
         item_vecs = np.full((seqs.n_items + 1, dump["items"].shape[1]), np.nan, dtype=np.float32)
         item_vecs[cols] = dump["items"]
         row = {"epoch": epoch, "train_seconds": float(np.sum(meta["epoch_train_seconds"][:epoch]))}
@@ -166,5 +167,5 @@ def run(data: str, epochs: int = 20, workdir: str | Path = ".cache/bench/train-v
         "peer_versions": peer_best["meta"]["versions"],
         "curves": {"peer": peer_curve, "ours": ours_curve},
     }
-    (work / "result.json").write_text(json.dumps(result, indent=2))
+    atomic_write_json(work / "result.json", result)
     return result

@@ -4,7 +4,7 @@ For every batch, in this order and before anything is written:
 
 1. events of users who opted out (consent tables) are dropped; only their count is kept;
 2. rows are validated (``schema.validate_events``); rejected rows go to quarantine;
-3. user ids are replaced by their HMAC pseudonyms (valid and rejected rows alike);
+3. user ids and session ids are replaced by their HMAC pseudonyms (valid and rejected rows alike);
 4. valid rows are appended to the staging Parquet file (the future event store) and encoded
    into integer columns (``encode.EventEncoder``), spooled to disk.
 
@@ -55,6 +55,17 @@ def pseudonymise_extras(extras: dict[str, pa.Table], pseudo: Pseudonymiser) -> d
     return out
 
 
+def _pseudonymise_ids(table: pa.Table, pseudo: Pseudonymiser) -> pa.Table:
+    """User ids and session ids both become HMAC pseudonyms: shops often build session ids from
+    a login or an e-mail address, so a raw session id can identify the customer as well.
+    Equal ids stay equal, so sessions still group; nulls stay null (derived later by time gap)."""
+    for name in ("user_id", "session_id"):
+        if name in table.column_names:
+            i = table.column_names.index(name)
+            table = table.set_column(i, table.schema.field(i), pseudo(table.column(name)))
+    return table
+
+
 def ingest(scan: SourceScan, pseudo: Pseudonymiser, consent: list[pa.Table | None], workdir: Path,
            stage_events: bool = True) -> Ingested:
     """Stream ``scan`` through consent, validation and pseudonymisation into ``workdir``."""
@@ -78,10 +89,10 @@ def ingest(scan: SourceScan, pseudo: Pseudonymiser, consent: list[pa.Table | Non
                     batch = batch.filter(pc.invert(hit))
             good, bad = validate_events(batch, scan.source)
             if bad.num_rows:
-                bad = bad.set_column(bad.column_names.index("user_id"), "user_id", pseudo(bad.column("user_id")))
+                bad = _pseudonymise_ids(bad, pseudo)
                 quarantine.add(bad)
             if good.num_rows:
-                good = good.set_column(0, EVENT_SCHEMA.field("user_id"), pseudo(good.column("user_id")))
+                good = _pseudonymise_ids(good, pseudo)
                 encoder.add(good)
                 if writer is not None:
                     writer.write_table(good)

@@ -297,7 +297,7 @@ def load_prepared(directory: str | Path, mmap: bool = False) -> PreparedData:
     if fmt != PREPARED_FORMAT:
         raise ValueError(f"{d}: prepared format {fmt} is not supported (expected {PREPARED_FORMAT}); prepare again")
     mode = "r" if mmap else None
-    a = {p.stem: np.load(p, mmap_mode=mode) for p in sorted((d / "arrays").glob("*.npy"))}
+    a = {p.stem: np.load(p, mmap_mode=mode, allow_pickle=False) for p in sorted((d / "arrays").glob("*.npy"))}
     seqs = SequenceData(
         item_ids=np.asarray(pq.read_table(d / "items.parquet").column("item_id").to_pylist(), dtype=object),
         user_ids=np.asarray(pq.read_table(d / "users.parquet").column("user_id").to_pylist(), dtype=object),
@@ -313,8 +313,8 @@ def load_prepared(directory: str | Path, mmap: bool = False) -> PreparedData:
 
 def _load_format1(d: Path, meta: dict) -> PreparedData:
     """Stores written before format 2 (``.npz`` arrays)."""
-    arr = np.load(d / "sequences.npz")
-    sp = np.load(d / "split.npz")
+    arr = np.load(d / "sequences.npz", allow_pickle=False)  # plain arrays only: a planted object array is refused
+    sp = np.load(d / "split.npz", allow_pickle=False)
     seqs = SequenceData(
         item_ids=np.asarray(pq.read_table(d / "items.parquet").column("item_id").to_pylist(), dtype=object),
         user_ids=np.asarray(pq.read_table(d / "users.parquet").column("user_id").to_pylist(), dtype=object),

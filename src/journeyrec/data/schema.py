@@ -5,7 +5,7 @@ downstream (preparation, models, serving) reads only these.
 Event table (one row per touchpoint event)::
 
     user_id     string    pseudonymised before anything is written (see privacy.py)
-    session_id  string    source session id, or derived by inactivity gap
+    session_id  string    HMAC pseudonym of the source session id, or derived by inactivity gap
     item_id     string    nullable: search / newsletter_open events carry no item
     event_type  string    closed vocabulary EVENT_TYPES
     timestamp   timestamp[ms, UTC]

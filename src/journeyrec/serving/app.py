@@ -17,7 +17,7 @@ import logging
 import time
 import uuid
 from datetime import datetime
-from typing import Any, Dict, List, Literal, Optional, Union
+from typing import Annotated, Any, Dict, List, Literal, Optional, Union
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 
 from journeyrec.data.schema import CHANNELS, EVENT_TYPES
 from journeyrec.serving.observability import LOGGER_NAME
-from journeyrec.serving.request import Context, Event, RecommendRequest, RecommendResult
+from journeyrec.serving.request import MAX_MS, MIN_MS, Context, Event, RecommendRequest, RecommendResult
 from journeyrec.serving.service import Service
 from journeyrec.serving.settings import CONTEXT_TYPES
 
@@ -39,6 +39,7 @@ Channel = Literal[CHANNELS]  # type: ignore[valid-type]
 ContextType = Literal[CONTEXT_TYPES]  # type: ignore[valid-type]
 ItemId = Union[StrictStr, StrictInt]
 Scalar = Union[StrictBool, StrictStr, StrictInt, StrictFloat]
+EpochMs = Annotated[StrictInt, Field(ge=MIN_MS, le=MAX_MS)]  # bounded: larger integers are not times
 
 
 class _TooLarge(HTTPException):
@@ -101,7 +102,7 @@ def _models(limits: Any) -> tuple[type[BaseModel], type[BaseModel]]:
         item_id: Optional[ItemId] = Field(None, description="item id as the dataset spells it (search/newsletter events have none)")
         event_type: EventType = "view"
         channel: Channel = "unknown"
-        timestamp: Optional[Union[StrictInt, datetime]] = Field(None, description="epoch milliseconds or ISO 8601")
+        timestamp: Optional[Union[EpochMs, datetime]] = Field(None, description="epoch milliseconds or ISO 8601")
 
     class RangeIn(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -125,7 +126,7 @@ def _models(limits: Any) -> tuple[type[BaseModel], type[BaseModel]]:
         consent: StrictBool = True
         user_id: Optional[StrictStr] = Field(None, max_length=256, description="pseudonymised on entry, never stored")
         context: ContextIn = Field(default_factory=ContextIn)
-        now: Optional[Union[StrictInt, datetime]] = Field(None, description="request time for replays (default: now)")
+        now: Optional[Union[EpochMs, datetime]] = Field(None, description="request time for replays (default: now)")
 
     class ItemOut(BaseModel):
         item_id: str
@@ -146,7 +147,10 @@ def _ms(value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return int(value.timestamp() * 1000)
+        try:
+            return int(value.timestamp() * 1000)
+        except (OverflowError, OSError) as exc:  # a naive date at the edge of the calendar in the local time zone
+            raise ValueError(f"time {value.isoformat()} cannot be converted to epoch milliseconds ({exc})") from exc
     return int(value)
 
 

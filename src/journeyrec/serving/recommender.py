@@ -32,13 +32,13 @@ from safetensors.torch import load_file
 from torch import nn
 
 from journeyrec.data.schema import ITEM_EVENT_TYPES
-from journeyrec.export.bundle import BundleError, read_manifest
+from journeyrec.export.bundle import REEXPORT_HINT, BundleError, read_manifest
 from journeyrec.export.index import set_search_params
 from journeyrec.export.stats import RuleStats
 from journeyrec.models import MODELS
 from journeyrec.serving.catalog import Catalog, FilterError
 from journeyrec.serving.encoder import CHANNEL_CODE, EVENT_CODE, SessionEncoder
-from journeyrec.serving.request import Recommendation, RecommendRequest, RecommendResult
+from journeyrec.serving.request import Recommendation, RecommendRequest, RecommendResult, check_ms
 from journeyrec.serving.retrieval import Retriever
 from journeyrec.serving.rules import RepeatPolicy, exploration_slots, minmax, mmr_order
 from journeyrec.serving.settings import CONTEXT_TYPES, RulesConfig, merge_rules
@@ -63,6 +63,18 @@ def _load_model(bundle: Path, manifest: dict[str, Any]) -> nn.Module:
     if missing or unexpected:
         raise BundleError(f"{bundle}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
     return model.eval()
+
+
+def _read(bundle: Path, name: str, load: Any) -> Any:
+    """``load()``, with any failure reported as a BundleError naming the file (a file can pass
+    the checksum and still be unreadable: a manifest rewritten along with it, an older writer)."""
+    try:
+        return load()
+    except BundleError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever the reader raised, name the file and the fix
+        raise BundleError(f"{bundle / name}: cannot be read ({type(exc).__name__}: {str(exc)[:300]}); "
+                          f"{REEXPORT_HINT}") from exc
 
 
 class _Prepared:
@@ -139,13 +151,14 @@ class Recommender:
         """Load and verify a bundle (format version, checksums); raises BundleError if damaged."""
         d = Path(bundle_dir)
         manifest = read_manifest(d, verify=verify)
-        model = _load_model(d, manifest)
-        index = faiss.read_index(str(d / "index.faiss"))
+        model = _read(d, "model.safetensors", lambda: _load_model(d, manifest))
+        index = _read(d, "index.faiss", lambda: faiss.read_index(str(d / "index.faiss")))
         set_search_params(index, manifest["index"].get("search_params") or {})
-        vectors = np.load(d / "item_vectors.npy", allow_pickle=False)
-        catalog = pq.read_table(d / "items.parquet")
-        stats = RuleStats.load(d)
-        config = json.loads((d / "config.json").read_text())
+        # plain arrays only: an object array (which NumPy would unpickle) is refused
+        vectors = _read(d, "item_vectors.npy", lambda: np.load(d / "item_vectors.npy", allow_pickle=False))
+        catalog = _read(d, "items.parquet", lambda: pq.read_table(d / "items.parquet"))
+        stats = _read(d, "stats.npz", lambda: RuleStats.load(d))
+        config = _read(d, "config.json", lambda: json.loads((d / "config.json").read_text()))
         dedup = bool((config.get("data") or {}).get("dedup_consecutive", False)) if isinstance(config, dict) else False
         rec = cls(d, manifest, model, index, vectors, catalog, stats, rules, contexts, trace, dedup)
         rec.train_config = config if isinstance(config, dict) else {}
@@ -195,7 +208,7 @@ class Recommender:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         prep = self._rules_for(rules, request.context.type)
-        now = int(request.now_ms if request.now_ms is not None else time.time() * 1000)
+        now = check_ms(request.now_ms, "now_ms") if request.now_ms is not None else int(time.time() * 1000)
         if not request.consent:
             return self._nonpersonal(request, prep, "no_consent", [], now)
         items, etypes, chans, ts, warnings = self._parse_events(request.events, now)
@@ -233,7 +246,7 @@ class Recommender:
             items.append(i)
             etypes.append(code)
             chans.append(ch)
-            ts.append(now if e.timestamp_ms is None else int(e.timestamp_ms))
+            ts.append(now if e.timestamp_ms is None else check_ms(e.timestamp_ms, "timestamp_ms"))
         warnings = []
         if unknown:
             shown = ", ".join(repr(u) for u in unknown[:_MAX_LISTED_UNKNOWN])

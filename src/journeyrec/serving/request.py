@@ -13,11 +13,25 @@ from typing import Any, Mapping, Sequence
 
 from journeyrec.serving.settings import CONTEXT_TYPES
 
-__all__ = ["Event", "Context", "RecommendRequest", "Recommendation", "RecommendResult", "REASONS"]
+__all__ = ["Event", "Context", "RecommendRequest", "Recommendation", "RecommendResult", "REASONS", "MIN_MS", "MAX_MS",
+           "check_ms"]
 
 # reason strings (the first four take the related item's id): similar to X, goes with X, buy again,
 # trending, popular in <category>, explore
 REASONS = ("similar to", "goes with", "buy again", "trending", "popular in", "explore")
+
+# epoch milliseconds of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z: the times a request can
+# carry (larger integers are not times, and would overflow the int64 arithmetic of the pipeline)
+MIN_MS = -62_135_596_800_000
+MAX_MS = 253_402_300_799_999
+
+
+def check_ms(value: int, what: str) -> int:
+    """``value`` as an int if it is epoch milliseconds within [MIN_MS, MAX_MS], else ValueError."""
+    value = int(value)
+    if not MIN_MS <= value <= MAX_MS:
+        raise ValueError(f"{what}={value} is not a time in epoch milliseconds (allowed {MIN_MS} .. {MAX_MS}, years 1-9999)")
+    return value
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from journeyrec.export.bundle import export_bundle
 from journeyrec.io import atomic_path, atomic_write_json, atomic_write_text
 from journeyrec.models import build_model
 from journeyrec.training.callbacks import EpochCurve, ResumableRNG
+from journeyrec.training.checkpoint_io import AtomicCheckpointIO, load_checkpoint
 from journeyrec.training.datamodule import SequenceDataModule
 from journeyrec.training.module import RecModule
 
@@ -185,6 +186,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         gradient_clip_val=cfg.trainer.gradient_clip_val,
         check_val_every_n_epoch=int(cfg.trainer.check_val_every_n_epoch),
         callbacks=[checkpoint, early, EpochCurve(out / "curve.json"), ResumableRNG()],
+        plugins=[AtomicCheckpointIO()],  # atomic checkpoint writes, weights-only reads (resume included)
         logger=logger if logger is not None else False,
         enable_progress_bar=bool(cfg.trainer.progress_bar),
         enable_model_summary=False,
@@ -198,7 +200,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     best_epoch = -1
     if checkpoint.best_model_path:
-        best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+        best = load_checkpoint(checkpoint.best_model_path)
         module.load_state_dict(best["state_dict"])
         best_epoch = int(best.get("epoch", -1)) + 1  # 1-based, as in curve.json
     model = module.model.cpu().eval()
