@@ -69,12 +69,18 @@ def intent_labels(data: SequenceData, limit_ends: np.ndarray | None = None) -> n
 def heldout_intent_cases(data: SequenceData, split: Split, which: str = "test") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(users, ends, labels) of every prefix of the held-out sessions of ``which``
     (``valid``: sessions starting in [train end, test start); ``test``: starting at or after the
-    user's test event). A case reads the user's events before ``ends`` (exclusive)."""
+    test start: the time cutoff of a ``global_time`` split, the test event of leave-one-out).
+    A case reads the user's events before ``ends`` (exclusive)."""
     user, gid, group_last = _groups(data)
     n = data.n_events
     pos = np.arange(n, dtype=np.int64)
     test_start = data.offsets[1:].copy()
-    test_start[split.test.users] = split.test.ends
+    if "cutoff_test_ms" in split.info:  # time split: every user's events from the cutoff on
+        after = np.where(data.timestamps >= split.info["cutoff_test_ms"], pos, n)
+        nonempty = data.lengths > 0
+        test_start[nonempty] = np.minimum(np.minimum.reduceat(after, data.offsets[:-1][nonempty]), test_start[nonempty])
+    else:
+        test_start[split.test.users] = split.test.ends
     train_end = split.train_ends
     first_of_group = np.r_[0, np.nonzero(np.diff(gid))[0] + 1]
     group_start = first_of_group[gid]

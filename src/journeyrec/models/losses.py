@@ -79,24 +79,25 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
             target_logit = logits[rows, tc]
             mean_logit = logits.mean(dim=1) if eps else None
             peak = logits.amax(dim=1, keepdim=True)
-            probs = logits.sub_(peak).exp_()  # in place: one buffer per chunk, few passes over it
-            norm = probs.sum(dim=1, keepdim=True)
+            expd = logits.sub_(peak).exp_()  # in place: one buffer per chunk, few passes over it
+            norm = expd.sum(dim=1, keepdim=True)
             loss = peak[:, 0] + norm[:, 0].log() - (1.0 - eps) * target_logit
             if eps:
                 loss = loss - eps * mean_logit
-            probs.div_(norm)
-            probs[rows, tc] -= 1.0 - eps  # d CE / d logits
+            # d CE / d logits = expd / norm - smoothed onehot; the division by norm is applied to
+            # the [chunk, D] factors of the two matmuls instead of the [chunk, N] buffer
+            expd[rows, tc] -= (1.0 - eps) * norm[:, 0]
             if eps:
-                probs.sub_(eps / n_items)
+                expd.sub_(norm * (eps / n_items))
+            row_scale = norm.reciprocal()
             if pw is None:
                 total = total + loss.sum()
-                grad_h[lo : lo + chunk] = probs @ w
-                grad_w[1:].addmm_(probs.T, hc)
             else:
                 wc = pw[lo : lo + chunk]
                 total = total + (loss * wc).sum()
-                grad_h[lo : lo + chunk] = (probs @ w) * wc[:, None]
-                grad_w[1:].addmm_(probs.T, hc * wc[:, None])
+                row_scale = row_scale * wc[:, None]
+            grad_h[lo : lo + chunk] = (expd @ w) * row_scale
+            grad_w[1:].addmm_(expd.T, hc * row_scale)
         denom = float(n_pos) if pw is None else pw.sum().clamp_min(1e-12)
         scale = 1.0 / denom if pw is None else denom.reciprocal()
         ctx.save_for_backward(grad_h.mul_(scale), grad_w.mul_(scale))

@@ -80,7 +80,7 @@ class RecModule(pl.LightningModule):
         super().__init__()
         self.model = model
         cfg = loss if isinstance(loss, LossConfig) else LossConfig(loss=loss, n_negatives=n_negatives)
-        n_items = int(model.item_vectors().shape[0] - 1)
+        n_items = int(model.hparams["n_items"])
         self.loss_fn = RecLoss(cfg, n_items, item_counts)
         self.lr = lr
         self.weight_decay = weight_decay
