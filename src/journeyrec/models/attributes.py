@@ -26,7 +26,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["ATTRIBUTE_FIELDS", "attribute_codes", "ItemEmbedding"]
@@ -107,6 +106,7 @@ class ItemEmbedding(nn.Module):
         for name, (_, width) in self.attributes.items():
             self.register_buffer(f"codes_{name}", torch.zeros(n_rows, width, dtype=torch.long))
         self.register_buffer("known", torch.ones(n_rows))
+        self._mean_matrices: dict[str, torch.Tensor] = {}  # derived from the codes; rebuilt when they change
 
     @staticmethod
     def spec(codes: Mapping[str, np.ndarray]) -> dict[str, tuple[int, int]]:
@@ -116,6 +116,32 @@ class ItemEmbedding(nn.Module):
     def set_codes(self, codes: Mapping[str, np.ndarray]) -> None:
         for name, table in codes.items():
             getattr(self, f"codes_{name}").copy_(torch.as_tensor(table))
+        self._mean_matrices.clear()
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:  # type: ignore[override]
+        self._mean_matrices.clear()
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def _apply(self, fn, recurse: bool = True):  # type: ignore[override]
+        self._mean_matrices.clear()  # device / dtype moves
+        return super()._apply(fn, recurse)
+
+    def mean_matrix(self, name: str) -> torch.Tensor:
+        """Sparse [n_rows, vocab + 1] matrix with 1 / (number of codes) at each (row, code):
+        ``mean_matrix @ attr_emb.weight`` is the per-row mean embedding of the field. One sparse
+        matmul (forward and backward) is several times cheaper on CPU than ``embedding_bag``,
+        whose backward sorts all indices."""
+        m = self._mean_matrices.get(name)
+        if m is None:
+            codes = getattr(self, f"codes_{name}")
+            real = codes > 0
+            rows = torch.arange(codes.shape[0], device=codes.device)[:, None].expand_as(codes)[real]
+            weight = (1.0 / real.sum(dim=1).clamp_min(1).float())[:, None].expand_as(codes)[real]
+            vocab = self.attributes[name][0] + 1
+            m = torch.sparse_coo_tensor(torch.stack([rows, codes[real]]), weight.to(self.id_emb.weight.dtype),
+                                        (codes.shape[0], vocab)).coalesce()
+            self._mean_matrices[name] = m
+        return m
 
     def set_known(self, known: np.ndarray | torch.Tensor) -> None:
         """Mark which rows have a trained id embedding (1) and which rely on attributes only (0)."""
@@ -123,10 +149,10 @@ class ItemEmbedding(nn.Module):
 
     def attribute_part(self) -> torch.Tensor:
         """[n_rows, D]: the sum over fields of the mean attribute embedding (zeros if none)."""
-        out = self.id_emb.weight.new_zeros(self.id_emb.weight.shape)
-        for name, emb in self.attr_emb.items():
-            out = out + F.embedding_bag(getattr(self, f"codes_{name}"), emb.weight, mode="mean", padding_idx=0)
-        return out
+        parts = [torch.sparse.mm(self.mean_matrix(name), emb.weight) for name, emb in self.attr_emb.items()]
+        if not parts:
+            return torch.zeros_like(self.id_emb.weight)
+        return torch.stack(parts).sum(0) if len(parts) > 1 else parts[0]
 
     def forward(self) -> torch.Tensor:
         """The whole table [n_rows, D] (compute once per step, then index it)."""

@@ -3,7 +3,8 @@ item attribute tables, and the optional purchase-intent head.
 
 Protocol (all that training, evaluation, FAISS export and serving rely on):
 
-* ``forward(items, features) -> [B, L, D]`` hidden state per position;
+* ``forward(items, features, table=None) -> [B, L, D]`` hidden state per position (``table``:
+  a precomputed ``item_table()``, so a training step builds the item rows once);
 * ``session_vectors(items, features) -> [B, D]`` the query vector of each sequence;
 * ``item_vectors() -> [N + 1, D]`` one vector per item id (row 0 = padding), so that
   ``score = session_vector @ item_vectors.T`` and a FAISS inner-product index reproduce the model;
@@ -104,11 +105,17 @@ class SequenceModel(nn.Module):
         full[:n] = torch.as_tensor(known, dtype=full.dtype)
         self.item_embedding.set_known(full)
 
+    def item_table(self) -> torch.Tensor:
+        """All item rows (id + attributes, special tokens included). Training computes it once
+        per step and hands it to both ``forward(..., table=)`` and ``item_vectors(table)``."""
+        return self.item_embedding()
+
     def session_vectors(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         return self.forward(items, features)[:, -1, :]
 
-    def item_vectors(self) -> torch.Tensor:
-        return self.item_embedding()[: int(self.hparams["n_items"]) + 1]
+    def item_vectors(self, table: torch.Tensor | None = None) -> torch.Tensor:
+        table = self.item_table() if table is None else table
+        return table[: int(self.hparams["n_items"]) + 1]
 
     def intent_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Purchase-intent logit of each hidden state [..., D] -> [...]."""

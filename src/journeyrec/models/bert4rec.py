@@ -73,8 +73,9 @@ class BERT4Rec(SequenceModel):
     def item_embedding(self) -> ItemEmbedding:
         return self.encoder.items
 
-    def forward(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
-        return self.encoder(items, features)
+    def forward(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
+                table: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encoder(items, features, table)
 
     def training_view(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Masked-item inputs and targets from a next-item training batch (see module docstring).

@@ -14,6 +14,7 @@ import math
 from typing import Any, Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from journeyrec.models.attributes import ItemEmbedding
@@ -66,12 +67,14 @@ class GRU4Rec(SequenceModel):
     def item_embedding(self) -> ItemEmbedding:
         return self.items
 
-    def forward(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
+                table: torch.Tensor | None = None) -> torch.Tensor:
         b, length = items.shape
         if length > self.max_len:
             raise ValueError(f"sequence length {length} exceeds max_len {self.max_len}")
         real = items != 0
-        x = self.items()[items] * math.sqrt(self.d_model)
+        table = self.item_table() if table is None else table
+        x = F.embedding(items, table) * math.sqrt(self.d_model)
         x = self.emb_drop(self.features(x, features or {}) * real[..., None])
         # left -> right padding: row b shifts left by its padding count
         shift = length - real.sum(dim=1, keepdim=True)

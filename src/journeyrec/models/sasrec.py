@@ -55,5 +55,6 @@ class SASRec(SequenceModel):
     def item_embedding(self) -> ItemEmbedding:
         return self.encoder.items
 
-    def forward(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
-        return self.encoder(items, features)
+    def forward(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
+                table: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encoder(items, features, table)

@@ -76,11 +76,12 @@ class TwoTower(SequenceModel):
     def _finish(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(x, dim=-1) if self.normalize else x
 
-    def forward(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
+                table: torch.Tensor | None = None) -> torch.Tensor:
         """Query vector at every position [B, L, D] (the next-item objective trains all of them)."""
-        return self._finish(self.query_proj(self.encoder(items, features)))
+        return self._finish(self.query_proj(self.encoder(items, features, table)))
 
-    def item_vectors(self) -> torch.Tensor:
-        table = self.item_embedding()[: int(self.hparams["n_items"]) + 1]
+    def item_vectors(self, table: torch.Tensor | None = None) -> torch.Tensor:
+        table = (self.item_table() if table is None else table)[: int(self.hparams["n_items"]) + 1]
         vectors = self._finish(table + self.item_mlp(table))
         return vectors * (torch.arange(vectors.shape[0], device=vectors.device) > 0)[:, None].to(vectors.dtype)

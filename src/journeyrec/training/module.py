@@ -107,7 +107,9 @@ class RecModule(pl.LightningModule):
         view = self.model.training_view(batch) if hasattr(self.model, "training_view") else batch
         items, targets = view["items"], view["targets"]
         feats = {name: view[name] for name in self.model.feature_names}
-        hidden = self.model(items, feats)
+        table = self.model.item_table() if hasattr(self.model, "item_table") else None
+        hidden = self.model(items, feats, table=table) if table is not None else self.model(items, feats)
+        vectors = self.model.item_vectors(table) if table is not None else self.model.item_vectors()
         mask = (targets != 0) & (items != 0)
         weights = None
         if self.etype_weights.numel():
@@ -115,7 +117,7 @@ class RecModule(pl.LightningModule):
         h = hidden[mask]
         if self.temperature != 1.0:
             h = h / self.temperature
-        loss = self.loss_fn(h, self.model.item_vectors(), targets[mask], weights)
+        loss = self.loss_fn(h, vectors, targets[mask], weights)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=items.shape[0])
         if self.intent_weight > 0:
             lab = self.intent_labels[batch["positions"]]  # -1 (padding) hits the final 0 slot
