@@ -130,3 +130,26 @@ def test_binary_losses_refuse_in_batch_negatives():
         fn(torch.randn(3, 4), torch.randn(10, 4), torch.tensor([1, 2, 3]))
     with pytest.raises(ValueError, match="unknown negatives"):
         RecLoss(LossConfig(negatives="hard"), 9)
+
+
+@pytest.mark.parametrize("chunk_elements", [7, 1 << 21])
+def test_exclude_seen_matches_masked_cross_entropy(monkeypatch, chunk_elements):
+    monkeypatch.setattr(losses, "_CHUNK_ELEMENTS", chunk_elements)
+    h, w, t = tiny()
+    torch.manual_seed(2)
+    seen = torch.randint(0, 51, (t.shape[0], 6))  # 0 = no item
+    seen[:, 0] = t  # a repeated item that is the target stays in the softmax
+    logits = h @ w[1:].T
+    drop = torch.zeros_like(logits, dtype=torch.bool)
+    rows = torch.arange(t.shape[0])[:, None].expand_as(seen)
+    drop[rows[seen > 0], seen[seen > 0] - 1] = True
+    drop[torch.arange(t.shape[0]), t - 1] = False
+    ref = F.cross_entropy(logits.masked_fill(drop, float("-inf")), t - 1)
+    gh, gw = torch.autograd.grad(ref, (h, w))
+    got = losses.softmax_loss(h.float(), w.float(), t, exclude=seen)
+    gh2, gw2 = torch.autograd.grad(got, (h, w))
+    assert got.item() == pytest.approx(ref.item(), rel=1e-5)
+    assert torch.allclose(gh2, gh, atol=1e-5) and torch.allclose(gw2, gw, atol=1e-5)
+    assert got < losses.softmax_loss(h.float(), w.float(), t)  # fewer competitors, lower loss
+    with pytest.raises(ValueError, match="label smoothing"):
+        losses.softmax_loss(h.float(), w.float(), t, label_smoothing=0.1, exclude=seen)

@@ -62,6 +62,7 @@ class ModelConfig:
     logq: bool = True  # sampled_softmax: subtract log expected count of each candidate
     pop_alpha: float = 0.75  # popularity negatives ~ (count + 1) ** pop_alpha
     label_smoothing: float = 0.0  # softmax only
+    exclude_seen: bool = False  # softmax only: each position's softmax leaves out the user's earlier items
     gbce_t: float = 0.75  # gbce calibration parameter t
     temperature: float = 1.0  # logits = session . item / temperature
     event_type_weights: Dict[str, float] = field(default_factory=dict)  # e.g. {purchase: 3.0}; others 1

@@ -58,6 +58,7 @@ class SequenceModel(nn.Module):
     pieces of the protocol that do not depend on the architecture."""
 
     name = "base"
+    causal = True  # position t reads positions <= t only (False: bidirectional, e.g. BERT4Rec)
 
     def __init__(self, hparams: Mapping[str, Any]) -> None:
         super().__init__()

@@ -26,6 +26,7 @@ __all__ = ["BERT4Rec"]
 
 class BERT4Rec(SequenceModel):
     name = "bert4rec"
+    causal = False
 
     def __init__(
         self,
@@ -90,6 +91,7 @@ class BERT4Rec(SequenceModel):
             "items": torch.where(masked, torch.full_like(seq, self.mask_id), seq),
             "targets": torch.where(masked, seq, torch.zeros_like(seq)),
             "target_event_type": batch["target_event_type"],
+            "sequence": seq,  # the unmasked window: what the user had (for exclude_seen)
         }
         for name in self.feature_names:
             view[name] = batch[f"target_{name}"].masked_fill(masked, 0)

@@ -20,6 +20,10 @@ returns the weighted mean ``sum_p w_p loss_p / sum_p w_p``.
   raised to the power beta = alpha (t (1 - 1/alpha) + 1/alpha), alpha = k / (N - 1), which
   counteracts the overconfidence that negative sampling causes; t = ``gbce_t``.
 
+``exclude_seen`` (full softmax): each position's softmax leaves out the items the user already
+had (never the target), matching seen-excluded evaluation and serving with history excluded. Use it
+when repeats are rare: the S3-Rec files never repeat an item within a user.
+
 Negatives (``negatives``): ``uniform`` or ``popularity`` (proportional to (count + 1) ** alpha)
 sampled with replacement; ``in_batch`` (the other positions' targets, corrected by their target
 frequency); ``mixed`` (in-batch plus sampled, corrected by the mixture's expected counts). For
@@ -61,7 +65,8 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,  # type: ignore[override]
-                pos_weights: torch.Tensor | None = None, label_smoothing: float = 0.0) -> torch.Tensor:
+                pos_weights: torch.Tensor | None = None, label_smoothing: float = 0.0,
+                exclude: torch.Tensor | None = None) -> torch.Tensor:
         h = hidden.float()
         w = weight[1:].float()
         n_pos, n_items = h.shape[0], w.shape[0]
@@ -77,6 +82,11 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
             rows = torch.arange(hc.shape[0], device=h.device)
             logits = hc @ w.T
             target_logit = logits[rows, tc]
+            if exclude is not None:  # drop excluded candidates (never the target) from the softmax
+                ex = exclude[lo : lo + chunk]
+                ex = torch.where((ex > 0) & (ex != tc[:, None] + 1), ex - 1, tc[:, None])
+                logits.scatter_(1, ex, float("-inf"))
+                logits[rows, tc] = target_logit
             mean_logit = logits.mean(dim=1) if eps else None
             peak = logits.amax(dim=1, keepdim=True)
             expd = logits.sub_(peak).exp_()  # in place: one buffer per chunk, few passes over it
@@ -108,7 +118,7 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
         grad_h, grad_w = ctx.saved_tensors
         h_dtype, w_dtype = ctx.dtypes
-        return (grad_h * grad_out).to(h_dtype), (grad_w * grad_out).to(w_dtype), None, None, None
+        return (grad_h * grad_out).to(h_dtype), (grad_w * grad_out).to(w_dtype), None, None, None, None
 
 
 def _weighted_mean(per_position: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
@@ -118,11 +128,17 @@ def _weighted_mean(per_position: torch.Tensor, weights: torch.Tensor | None) -> 
 
 
 def softmax_loss(hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor,
-                 weights: torch.Tensor | None = None, label_smoothing: float = 0.0) -> torch.Tensor:
-    """Full softmax CE. hidden [P, D], item_vectors [N + 1, D] (row 0 padding), targets [P] in 1..N."""
+                 weights: torch.Tensor | None = None, label_smoothing: float = 0.0,
+                 exclude: torch.Tensor | None = None) -> torch.Tensor:
+    """Full softmax CE. hidden [P, D], item_vectors [N + 1, D] (row 0 padding), targets [P] in 1..N.
+
+    ``exclude`` [P, S]: item ids (0 = none) removed from each position's softmax, e.g. the items
+    the user already had (the target itself is never removed)."""
     if hidden.shape[0] == 0:
         return hidden.sum() * 0.0
-    return ChunkedSoftmaxCE.apply(hidden, item_vectors, targets, weights, label_smoothing)
+    if exclude is not None and label_smoothing:
+        raise ValueError("label smoothing spreads mass over every item: it cannot be combined with exclude_seen")
+    return ChunkedSoftmaxCE.apply(hidden, item_vectors, targets, weights, label_smoothing, exclude)
 
 
 class NegativeSampler:
@@ -247,6 +263,7 @@ class LossConfig:
     pop_alpha: float = 0.75
     label_smoothing: float = 0.0
     gbce_t: float = 0.75
+    exclude_seen: bool = False
 
 
 class RecLoss:
@@ -255,14 +272,17 @@ class RecLoss:
     def __init__(self, cfg: LossConfig, n_items: int, counts: np.ndarray | None = None) -> None:
         if cfg.loss not in LOSSES:
             raise ValueError(f"unknown loss '{cfg.loss}'; available: {list(LOSSES)}")
+        if cfg.exclude_seen and cfg.loss != "softmax":
+            raise ValueError("exclude_seen is implemented for loss=softmax (full softmax) only")
         self.cfg = cfg
         self.sampler = NegativeSampler(cfg.negatives, n_items, counts, cfg.pop_alpha)
 
     def __call__(self, hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor,
-                 weights: torch.Tensor | None = None) -> torch.Tensor:
+                 weights: torch.Tensor | None = None, seen: torch.Tensor | None = None) -> torch.Tensor:
+        """``seen`` [P, S]: each position's earlier items (0 = none), used when ``exclude_seen``."""
         c = self.cfg
         if c.loss == "softmax":
-            return softmax_loss(hidden, item_vectors, targets, weights, c.label_smoothing)
+            return softmax_loss(hidden, item_vectors, targets, weights, c.label_smoothing, seen if c.exclude_seen else None)
         if c.loss == "sampled_softmax":
             return sampled_softmax_loss(hidden, item_vectors, targets, self.sampler, c.n_negatives, weights, c.logq)
         if c.loss == "bce":

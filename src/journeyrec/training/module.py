@@ -26,7 +26,7 @@ from journeyrec.evaluation.metrics import DEFAULT_KS, summarise
 from journeyrec.evaluation.ranking import rank_batch
 from journeyrec.models.losses import LossConfig, RecLoss
 
-__all__ = ["RecModule", "event_type_weight_table"]
+__all__ = ["RecModule", "event_type_weight_table", "seen_items"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,17 @@ def event_type_weight_table(weights: Mapping[str, float] | None) -> torch.Tensor
             raise ValueError(f"model.event_type_weights.{name} = {w}: weights must be >= 0")
         table[EVENT_TYPES.index(name) + 1] = float(w)
     return None if bool((table == 1).all()) else table
+
+
+def seen_items(sequence: torch.Tensor, mask: torch.Tensor, causal: bool = True) -> torch.Tensor:
+    """[P, L] the items each target position's user had (0 = none): the window up to and
+    including the position (causal models) or the whole window (bidirectional), for the
+    positions selected by ``mask`` [B, L], in the order ``hidden[mask]`` packs them."""
+    length = sequence.shape[1]
+    hist = sequence[:, None, :].expand(-1, length, -1)
+    if causal:
+        hist = hist * torch.ones(length, length, dtype=torch.bool, device=sequence.device).tril()
+    return hist[mask]
 
 
 class RecModule(pl.LightningModule):
@@ -117,7 +128,10 @@ class RecModule(pl.LightningModule):
         h = hidden[mask]
         if self.temperature != 1.0:
             h = h / self.temperature
-        loss = self.loss_fn(h, vectors, targets[mask], weights)
+        seen = None
+        if self.loss_fn.cfg.exclude_seen:
+            seen = seen_items(view.get("sequence", items), mask, getattr(self.model, "causal", True))
+        loss = self.loss_fn(h, vectors, targets[mask], weights, seen)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=items.shape[0])
         if self.intent_weight > 0:
             lab = self.intent_labels[batch["positions"]]  # -1 (padding) hits the final 0 slot
