@@ -25,3 +25,19 @@ def test_event_type_weight_table():
     assert event_type_weight_table({"view": 1.0}) is None and event_type_weight_table({}) is None
     with pytest.raises(ValueError, match="unknown event type"):
         event_type_weight_table({"checkout": 2.0})
+
+
+def test_contrastive_loss_prefers_matching_views_and_ignores_same_target_pairs():
+    from journeyrec.training.module import contrastive_loss
+
+    torch.manual_seed(0)
+    a = torch.randn(6, 8)
+    key = torch.arange(6)
+    aligned = contrastive_loss(a, a + 0.01 * torch.randn(6, 8), key)
+    shuffled = contrastive_loss(a, a[torch.randperm(6)], key)
+    assert aligned < shuffled
+    # two sessions with the same next item: neither is the other's negative
+    b = a.clone()
+    b[1] = a[0]
+    same = torch.tensor([0, 0, 2, 3, 4, 5])
+    assert contrastive_loss(a, b, same) < contrastive_loss(a, b, key)

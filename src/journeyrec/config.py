@@ -67,6 +67,8 @@ class ModelConfig:
     temperature: float = 1.0  # logits = session . item / temperature
     event_type_weights: Dict[str, float] = field(default_factory=dict)  # e.g. {purchase: 3.0}; others 1
     intent_weight: float = 0.0  # > 0: train a purchase-intent head jointly, loss weight (causal models)
+    contrastive_weight: float = 0.0  # > 0: InfoNCE between two dropout views of each session (extra forward pass)
+    contrastive_temperature: float = 0.2
     lr: float = 1e-3
     weight_decay: float = 0.0
     lr_schedule: str = "constant"  # constant | cosine (over trainer.max_epochs)

@@ -139,7 +139,7 @@ class ItemEmbedding(nn.Module):
             weight = (1.0 / real.sum(dim=1).clamp_min(1).float())[:, None].expand_as(codes)[real]
             vocab = self.attributes[name][0] + 1
             m = torch.sparse_coo_tensor(torch.stack([rows, codes[real]]), weight.to(self.id_emb.weight.dtype),
-                                        (codes.shape[0], vocab)).coalesce()
+                                        (codes.shape[0], vocab), check_invariants=False).coalesce()
             self._mean_matrices[name] = m
         return m
 

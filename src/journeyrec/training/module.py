@@ -26,7 +26,7 @@ from journeyrec.evaluation.metrics import DEFAULT_KS, summarise
 from journeyrec.evaluation.ranking import rank_batch
 from journeyrec.models.losses import LossConfig, RecLoss
 
-__all__ = ["RecModule", "event_type_weight_table", "seen_items"]
+__all__ = ["RecModule", "event_type_weight_table", "seen_items", "contrastive_loss"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,17 @@ def seen_items(sequence: torch.Tensor, mask: torch.Tensor, causal: bool = True) 
     return hist[mask]
 
 
+def contrastive_loss(a: torch.Tensor, b: torch.Tensor, key: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
+    """Symmetric InfoNCE between two views [B, D] of the same sessions (cosine / temperature);
+    pairs of different sessions sharing ``key`` (their next item) are not counted as negatives."""
+    a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
+    logits = a @ b.T / temperature
+    same = (key[:, None] == key[None, :]) & ~torch.eye(len(key), dtype=torch.bool, device=key.device)
+    logits = logits.masked_fill(same, float("-inf"))
+    labels = torch.arange(len(key), device=key.device)
+    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+
+
 class RecModule(pl.LightningModule):
     """Wraps any journeyrec sequence model (see ``journeyrec.models``) for Lightning.
 
@@ -69,6 +80,8 @@ class RecModule(pl.LightningModule):
             2 = purchase later (see :func:`journeyrec.models.intent.intent_labels`); with
             ``intent_weight > 0`` the model's intent head is trained on them.
         lr_schedule: ``constant`` or ``cosine`` (decay to 0 over ``max_steps`` after ``warmup_steps``).
+        contrastive_weight: > 0 adds :func:`contrastive_loss` between two dropout views of each
+            session's last hidden state (model-level augmentation, as in DuoRec / CL4SRec).
     """
 
     def __init__(
@@ -87,6 +100,8 @@ class RecModule(pl.LightningModule):
         lr_schedule: str = "constant",
         warmup_steps: int = 0,
         max_steps: int = 0,
+        contrastive_weight: float = 0.0,
+        contrastive_temperature: float = 0.2,
     ) -> None:
         super().__init__()
         self.model = model
@@ -99,6 +114,8 @@ class RecModule(pl.LightningModule):
         self.temperature = float(temperature)
         table = event_type_weight_table(event_type_weights)
         self.register_buffer("etype_weights", table if table is not None else torch.zeros(0), persistent=False)
+        self.contrastive_weight = float(contrastive_weight)
+        self.contrastive_temperature = float(contrastive_temperature)
         self.intent_weight = float(intent_weight)
         if self.intent_weight > 0:
             if not hasattr(model, "intent_head"):
@@ -133,6 +150,13 @@ class RecModule(pl.LightningModule):
             seen = seen_items(view.get("sequence", items), mask, getattr(self.model, "causal", True))
         loss = self.loss_fn(h, vectors, targets[mask], weights, seen)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=items.shape[0])
+        if self.contrastive_weight > 0:
+            # a second pass draws other dropout masks: the two views of a session attract each
+            # other and repel the batch's other sessions (those with the same next item excluded)
+            h2 = self.model(items, feats, table=table) if table is not None else self.model(items, feats)
+            cl = contrastive_loss(hidden[:, -1], h2[:, -1], targets[:, -1], self.contrastive_temperature)
+            self.log("train/contrastive_loss", cl, on_step=False, on_epoch=True, batch_size=items.shape[0])
+            loss = loss + self.contrastive_weight * cl
         if self.intent_weight > 0:
             lab = self.intent_labels[batch["positions"]]  # -1 (padding) hits the final 0 slot
             known = lab > 0

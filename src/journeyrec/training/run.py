@@ -141,6 +141,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         event_type_weights=dict(cfg.model.get("event_type_weights", {}) or {}), intent_labels=labels,
         intent_weight=intent_weight, lr_schedule=str(cfg.model.get("lr_schedule", "constant")),
         warmup_steps=int(cfg.model.get("warmup_steps", 0)), max_steps=steps_per_epoch * int(cfg.trainer.max_epochs),
+        contrastive_weight=float(cfg.model.get("contrastive_weight", 0.0)),
+        contrastive_temperature=float(cfg.model.get("contrastive_temperature", 0.2)),
     )
     ckpt_dir = out / "checkpoints"
     monitor = str(cfg.trainer.monitor)
