@@ -20,7 +20,11 @@ from journeyrec.serving.settings import ExperimentConfig, LimitsConfig, RulesCon
 
 __all__ = [
     "DataConfig",
+    "ModelConfig",
     "SASRecConfig",
+    "BERT4RecConfig",
+    "GRU4RecConfig",
+    "TwoTowerConfig",
     "TrainerConfig",
     "LoggerConfig",
     "EvalConfig",
@@ -63,18 +67,69 @@ class DataConfig:
 
 
 @dataclass
-class SASRecConfig:
+class ModelConfig:
+    """What every model config shares: inputs, objective, optimiser. Which inputs a model reads
+    and which loss trains it are configuration, not code."""
+
+    name: str = MISSING
+    max_len: int = 50
+    features: List[str] = field(default_factory=list)  # per position: event_type | channel | time_gap
+    attributes: List[str] = field(default_factory=list)  # item: category | brand | price | size | colour | repurchase_class | tags
+    id_dropout: float = 0.0  # training-time probability of hiding an item's id embedding (attribute-only vectors)
+    loss: str = "softmax"  # softmax | sampled_softmax | bce | gbce
+    negatives: str = "uniform"  # uniform | popularity | in_batch | mixed (sampled losses only)
+    n_negatives: int = 1  # sampled negatives (per batch for sampled_softmax, per position for bce / gbce)
+    logq: bool = True  # sampled_softmax: subtract log expected count of each candidate
+    pop_alpha: float = 0.75  # popularity negatives ~ (count + 1) ** pop_alpha
+    label_smoothing: float = 0.0  # softmax only
+    exclude_seen: bool = False  # softmax only: each position's softmax leaves out the user's earlier items
+    gbce_t: float = 0.75  # gbce calibration parameter t
+    temperature: float = 1.0  # logits = session . item / temperature
+    event_type_weights: Dict[str, float] = field(default_factory=dict)  # e.g. {purchase: 3.0}; others 1
+    intent_weight: float = 0.0  # > 0: train a purchase-intent head jointly, loss weight (causal models)
+    contrastive_weight: float = 0.0  # > 0: InfoNCE between two dropout views of each session (extra forward pass)
+    contrastive_temperature: float = 0.2
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"  # constant | cosine (over trainer.max_epochs)
+    warmup_steps: int = 0
+
+
+@dataclass
+class SASRecConfig(ModelConfig):
     name: str = "sasrec"
     d_model: int = 64
     n_blocks: int = 2
     n_heads: int = 2
-    max_len: int = 50
     dropout: float = 0.2
-    features: List[str] = field(default_factory=list)  # event_type | channel | time_gap
-    loss: str = "softmax"  # softmax | bce
-    n_negatives: int = 1  # bce only
-    lr: float = 1e-3
-    weight_decay: float = 0.0
+
+
+@dataclass
+class BERT4RecConfig(ModelConfig):
+    name: str = "bert4rec"
+    d_model: int = 64
+    n_blocks: int = 2
+    n_heads: int = 2
+    dropout: float = 0.2
+    mask_prob: float = 0.2  # share of positions replaced by [MASK] in training
+
+
+@dataclass
+class GRU4RecConfig(ModelConfig):
+    name: str = "gru4rec"
+    d_model: int = 64
+    n_layers: int = 1
+    dropout: float = 0.2
+
+
+@dataclass
+class TwoTowerConfig(ModelConfig):
+    name: str = "two_tower"
+    d_model: int = 64
+    n_blocks: int = 2
+    n_heads: int = 2
+    dropout: float = 0.2
+    normalize: bool = True  # cosine similarity (both towers L2-normalised); scale with temperature
 
 
 @dataclass
@@ -117,6 +172,8 @@ class EvalConfig:
     length_edges: List[int] = field(default_factory=lambda: [1, 5, 10, 20, 50])  # sequence-length segments
     segments: Optional[str] = None  # segments.parquet (scripts/segment.py): break metrics down by cluster too
     progress: bool = True
+    cold_items: float = 0.0  # > 0: hide this share of items from training; report test_cold/... on their test cases
+    cold_seed: int = 0  # which items are hidden
 
 
 @dataclass
@@ -233,6 +290,9 @@ def register_configs() -> None:
     cs.store(name="prepare_schema", node=PrepareConfig)
     cs.store(group="data", name="schema", node=DataConfig)
     cs.store(group="model", name="sasrec_schema", node=SASRecConfig)
+    cs.store(group="model", name="bert4rec_schema", node=BERT4RecConfig)
+    cs.store(group="model", name="gru4rec_schema", node=GRU4RecConfig)
+    cs.store(group="model", name="two_tower_schema", node=TwoTowerConfig)
     cs.store(group="trainer", name="schema", node=TrainerConfig)
     cs.store(group="logger", name="schema", node=LoggerConfig)
     cs.store(group="export", name="schema", node=ExportConfig)

@@ -110,12 +110,20 @@ class TrainWindows(Dataset):
         return self.__getitems__([index])
 
     def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        """Inputs, next-item ``targets``, and for journey-aware objectives: ``target_<feature>``
+        (the target position's features; ``target_event_type`` always, for event-type loss
+        weights), ``positions`` (absolute CSR index of each input position, -1 = padding, to look
+        up per-event labels such as purchase intent)."""
         idx = np.asarray(indices, dtype=np.int64)
-        w = gather_windows(self.data, self.users[idx], self.ends[idx], self.max_len + 1, self.features)
-        batch = {name: torch.from_numpy(arr[:, :-1]) for name, arr in w.items()}
+        length = self.max_len + 1
+        gathered = self.features if "event_type" in self.features else (*self.features, "event_type")
+        w = gather_windows(self.data, self.users[idx], self.ends[idx], length, gathered)
+        batch = {name: torch.from_numpy(w[name][:, :-1]) for name in ("items", *self.features)}
         batch["targets"] = torch.from_numpy(np.where(w["items"][:, :-1] != 0, w["items"][:, 1:], 0))
-        if "event_type" in w:
-            batch["target_event_type"] = torch.from_numpy(w["event_type"][:, 1:])
+        for name in gathered:
+            batch[f"target_{name}"] = torch.from_numpy(w[name][:, 1:])
+        pos = self.ends[idx][:, None] - length + np.arange(length, dtype=np.int64)[None, :]
+        batch["positions"] = torch.from_numpy(np.where(w["items"] != 0, pos, -1)[:, :-1])
         return trim_padding(batch, list(batch))
 
 

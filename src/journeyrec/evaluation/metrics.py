@@ -72,6 +72,7 @@ __all__ = [
     "paired_comparison",
     "sampled_ranks",
     "segment_metrics",
+    "roc_auc",
 ]
 
 DEFAULT_KS: tuple[int, ...] = (10, 20)
@@ -672,3 +673,22 @@ def segment_metrics(
         m[f"{prefix}n_cases"] = float(sel.sum())
         out[str(label)] = m
     return out
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve of binary ``labels`` (1 = positive) by ``scores``; tied scores
+    count one half (Mann-Whitney U with average ranks). NaN when a class is absent."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels).astype(bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(s, kind="mergesort")
+    sorted_s = s[order]
+    ranks = np.empty(len(s), dtype=np.float64)
+    # average rank (1-based) of each run of equal scores
+    starts = np.r_[0, np.nonzero(np.diff(sorted_s))[0] + 1]
+    ends = np.r_[starts[1:], len(s)]
+    avg = (starts + ends + 1) / 2.0
+    ranks[order] = np.repeat(avg, ends - starts)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))

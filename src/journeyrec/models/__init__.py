@@ -1,12 +1,13 @@
 """Models: plain torch modules (no Lightning inside) so that serving can load them alone.
 
-Every sequential model exposes the same three methods, which is all training, evaluation and
-serving rely on:
+Every sequential model exposes the same protocol (see :mod:`journeyrec.models.base`), which is
+all training, evaluation and serving rely on:
 
 * ``forward(items, features) -> [B, L, D]`` hidden state per position;
 * ``session_vectors(items, features) -> [B, D]`` the query vector of each sequence;
 * ``item_vectors() -> [N + 1, D]`` one vector per item id (row 0 = padding), so that
-  ``score = session_vector @ item_vectors.T`` and a FAISS inner-product index reproduce the model.
+  ``score = session_vector @ item_vectors.T`` and a FAISS inner-product index reproduce the model;
+* optionally ``purchase_intent(items, features) -> [B]`` probabilities.
 """
 
 from __future__ import annotations
@@ -14,20 +15,27 @@ from __future__ import annotations
 import importlib
 from typing import Any, Mapping
 
+import pyarrow as pa
 from torch import nn
 
 __all__ = ["MODELS", "build_model"]
 
-# model name -> "module:class"; each class has ``from_config(cfg: Mapping, n_items, features)``
+# model name -> "module:class"; each class has ``from_config(cfg, n_items, features, catalog)``
+# and ``from_hparams(hparams)``
 MODELS: dict[str, str] = {
     "sasrec": "journeyrec.models.sasrec:SASRec",
+    "bert4rec": "journeyrec.models.bert4rec:BERT4Rec",
+    "gru4rec": "journeyrec.models.gru4rec:GRU4Rec",
+    "two_tower": "journeyrec.models.two_tower:TwoTower",
 }
 
 
-def build_model(cfg: Mapping[str, Any], n_items: int, feature_sizes: Mapping[str, int]) -> nn.Module:
-    """Instantiate the model named ``cfg["name"]`` for a catalogue of ``n_items`` items."""
+def build_model(cfg: Mapping[str, Any], n_items: int, feature_sizes: Mapping[str, int],
+                catalog: pa.Table | None = None) -> nn.Module:
+    """Instantiate the model named ``cfg["name"]`` for a catalogue of ``n_items`` items
+    (``catalog``, aligned with internal ids, supplies item attributes when the config names some)."""
     name = cfg["name"]
     if name not in MODELS:
         raise ValueError(f"unknown model '{name}'; available: {sorted(MODELS)}")
     module, cls = MODELS[name].split(":")
-    return getattr(importlib.import_module(module), cls).from_config(cfg, n_items, feature_sizes)
+    return getattr(importlib.import_module(module), cls).from_config(cfg, n_items, feature_sizes, catalog)

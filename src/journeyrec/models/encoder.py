@@ -1,22 +1,43 @@
 """The shared sequence encoder: embeddings in, one hidden state per position out.
 
-Read top to bottom: item-id embedding (+ optional per-position feature embeddings such as event
-type, channel and time gap) + learned positions -> dropout -> pre-LayerNorm transformer blocks on
-``scaled_dot_product_attention`` -> final LayerNorm. Masking is causal (SASRec: position t sees
-positions <= t) or bidirectional (BERT4Rec); padding keys are always masked. Sequences are
-left-padded, so the last position is always the most recent event.
+Read top to bottom:
+
+1. item table = id embedding (+ attribute embeddings: category, brand, price bucket, tags; see
+   :mod:`journeyrec.models.attributes`), one row per item, row 0 = padding, optionally a last
+   row for the [MASK] token of masked-item models;
+2. input = item row * sqrt(d) + learned position (counting back from the newest event, so left
+   padding never shifts it) + per-position feature embeddings (event type, channel, time gap);
+3. dropout -> pre-LayerNorm transformer blocks on ``scaled_dot_product_attention`` -> LayerNorm.
+
+Masking is causal (SASRec: position t sees positions <= t) or bidirectional (BERT4Rec); padding
+keys are always masked. Which inputs are used is configuration (``features``, ``attributes``).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SequenceEncoder", "Block"]
+from journeyrec.models.attributes import ItemEmbedding
+
+__all__ = ["SequenceEncoder", "Block", "FeatureEmbeddings", "init_weights"]
+
+
+def init_weights(m: nn.Module) -> None:
+    """Small normal init (std 0.02) for linear and embedding layers; padding rows stay zero."""
+    if isinstance(m, nn.Linear):
+        nn.init.normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.Embedding):
+        nn.init.normal_(m.weight, std=0.02)
+        if m.padding_idx is not None:
+            with torch.no_grad():
+                m.weight[m.padding_idx].zero_()
 
 
 class Block(nn.Module):
@@ -49,14 +70,34 @@ class Block(nn.Module):
         return x + self.resid_drop(self.mlp(self.ln2(x)))
 
 
+class FeatureEmbeddings(nn.Module):
+    """Sum of per-position categorical feature embeddings (code 0 = padding -> zero vector)."""
+
+    def __init__(self, features: Mapping[str, int] | None, d_model: int) -> None:
+        super().__init__()
+        self.emb = nn.ModuleDict(
+            {name: nn.Embedding(size + 1, d_model, padding_idx=0) for name, size in (features or {}).items()}
+        )
+
+    def forward(self, x: torch.Tensor, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        for name, emb in self.emb.items():
+            if name not in features:
+                raise KeyError(f"the model reads feature '{name}' but the batch has only {sorted(features)}")
+            x = x + emb(features[name])
+        return x
+
+
 class SequenceEncoder(nn.Module):
     """Item sequence (+ per-position features) -> hidden states [B, L, D].
 
     Args:
-        n_items: number of real items; embedding row 0 is padding (and row n_items + 1 a
-            [MASK] token when ``mask_token`` is set, for masked-item models).
-        features: per-position categorical inputs and their vocabulary sizes (code 0 = padding),
-            e.g. ``{"event_type": 10, "channel": 7, "time_gap": 11}``; their embeddings are added.
+        n_items: number of real items; row 0 of the item table is padding and, with
+            ``mask_token``, row ``n_items + 1`` is the [MASK] token (``self.mask_id``).
+        features: per-position inputs and their vocabulary sizes (code 0 = padding), e.g.
+            ``{"event_type": 9, "channel": 6, "time_gap": 10}``; their embeddings are added.
+        attributes: item attribute fields ``{field: (vocabulary size, width)}`` (see
+            :class:`journeyrec.models.attributes.ItemEmbedding`).
+        id_dropout: training-time probability of hiding an item's id embedding.
     """
 
     def __init__(
@@ -70,32 +111,22 @@ class SequenceEncoder(nn.Module):
         causal: bool = True,
         features: Mapping[str, int] | None = None,
         mask_token: bool = False,
+        attributes: Mapping[str, Sequence[int]] | None = None,
+        id_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.n_items = n_items
         self.max_len = max_len
         self.causal = causal
         self.d_model = d_model
-        self.item_emb = nn.Embedding(n_items + 1 + int(mask_token), d_model, padding_idx=0)
+        self.mask_id = n_items + 1 if mask_token else None
+        self.items = ItemEmbedding(n_items + 1 + int(mask_token), d_model, attributes, id_dropout)
         self.pos_emb = nn.Embedding(max_len, d_model)
-        self.feature_emb = nn.ModuleDict(
-            {name: nn.Embedding(size + 1, d_model, padding_idx=0) for name, size in (features or {}).items()}
-        )
+        self.features = FeatureEmbeddings(features, d_model)
         self.emb_drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList([Block(d_model, n_heads, dropout) for _ in range(n_blocks)])
         self.ln_f = nn.LayerNorm(d_model)
-        self.apply(self._init)
-
-    @staticmethod
-    def _init(m: nn.Module) -> None:
-        if isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, std=0.02)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Embedding):
-            nn.init.normal_(m.weight, std=0.02)
-            if m.padding_idx is not None:
-                with torch.no_grad():
-                    m.weight[m.padding_idx].zero_()
+        self.apply(init_weights)
 
     def attention_mask(self, items: torch.Tensor) -> torch.Tensor:
         """Boolean [B, 1, L, L] mask, True = may attend. Every position may attend to itself so
@@ -108,20 +139,24 @@ class SequenceEncoder(nn.Module):
             return (keys & allowed) | eye
         return keys | eye
 
-    def embed(self, items: torch.Tensor, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def item_table(self) -> torch.Tensor:
+        """[n_items + 1 (+1 mask), D] item rows (id + attributes); row 0 is zero."""
+        return self.items()
+
+    def embed(self, items: torch.Tensor, features: Mapping[str, torch.Tensor], table: torch.Tensor | None = None) -> torch.Tensor:
         length = items.shape[1]
         if length > self.max_len:
             raise ValueError(f"sequence length {length} exceeds max_len {self.max_len}")
-        x = self.item_emb(items) * math.sqrt(self.d_model)
+        table = self.item_table() if table is None else table
+        x = F.embedding(items, table) * math.sqrt(self.d_model)
         # positions count back from the most recent event, so left padding does not shift them
         pos = torch.arange(self.max_len - length, self.max_len, device=items.device)
-        x = x + self.pos_emb(pos)[None]
-        for name, emb in self.feature_emb.items():
-            x = x + emb(features[name])
+        x = self.features(x + self.pos_emb(pos)[None], features)
         return self.emb_drop(x * (items != 0)[..., None])
 
-    def forward(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
-        x = self.embed(items, features or {})
+    def forward(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
+                table: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.embed(items, features or {}, table)
         mask = self.attention_mask(items)
         for block in self.blocks:
             x = block(x, mask)

@@ -1,53 +1,115 @@
-"""Training losses over packed target positions (padding positions are dropped before the
-catalogue-sized matmul, which is where the time goes).
+"""Training losses over packed target positions, and the negative samplers they draw from.
 
-* ``softmax``: full cross-entropy over all N items (the strongest objective for SASRec). It is
-  computed by :class:`ChunkedSoftmaxCE`, which does forward and backward together, a few hundred
-  positions at a time, so the [positions x items] logits never leave the cache: on a CPU with
-  little memory bandwidth this is ~1.6x faster than ``F.cross_entropy`` on materialised logits,
-  with identical loss and gradients (tested).
-* ``bce``: binary cross-entropy with ``n_negatives`` uniformly sampled negatives per position
-  (the original SASRec objective; cheaper, weaker).
+Padding positions are dropped before anything catalogue-sized is computed; every loss takes
+``hidden [P, D]``, ``item_vectors [N + 1, D]`` (row 0 padding), ``targets [P]`` in 1..N and
+optional per-position ``weights [P]`` (e.g. a purchase target weighs more than a view) and
+returns the weighted mean ``sum_p w_p loss_p / sum_p w_p``.
+
+* ``softmax``: full cross-entropy over all N items (the strongest objective for SASRec), with
+  optional label smoothing. Computed by :class:`ChunkedSoftmaxCE`, which does forward and
+  backward together a few hundred positions at a time, so the [positions x items] logits never
+  leave the cache: on a CPU with little memory bandwidth this is ~1.6x faster than
+  ``F.cross_entropy`` on materialised logits, with identical loss and gradients (tested).
+* ``sampled_softmax``: cross-entropy over the positive and a set of negatives shared by the
+  batch, with the logQ correction (subtract log of each candidate's expected count among the
+  candidates) so that the sampled objective estimates the full softmax; accidental hits (a
+  negative equal to the positive) are removed.
+* ``bce``: binary cross-entropy, positive vs ``n_negatives`` negatives per position (the
+  original SASRec objective; cheap, weaker).
+* ``gbce``: generalised BCE (gSASRec, Petrov & Macdonald 2023): the positive's probability is
+  raised to the power beta = alpha (t (1 - 1/alpha) + 1/alpha), alpha = k / (N - 1), which
+  counteracts the overconfidence that negative sampling causes; t = ``gbce_t``.
+
+``exclude_seen`` (full softmax): each position's softmax leaves out the items the user already
+had (never the target), matching seen-excluded evaluation and serving with history excluded. Use it
+when repeats are rare: the S3-Rec files never repeat an item within a user.
+
+Negatives (``negatives``): ``uniform`` or ``popularity`` (proportional to (count + 1) ** alpha)
+sampled with replacement; ``in_batch`` (the other positions' targets, corrected by their target
+frequency); ``mixed`` (in-batch plus sampled, corrected by the mixture's expected counts). For
+bce / gbce, in-batch candidates are not available (they need per-position negatives).
+Randomness comes from torch's global generator, so a seeded run is reproducible.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["LOSSES", "ChunkedSoftmaxCE", "softmax_loss", "bce_loss", "compute_loss"]
+__all__ = [
+    "LOSSES",
+    "NEGATIVES",
+    "LossConfig",
+    "ChunkedSoftmaxCE",
+    "NegativeSampler",
+    "RecLoss",
+    "softmax_loss",
+    "sampled_softmax_loss",
+    "bce_loss",
+    "gbce_loss",
+    "compute_loss",
+]
 
-LOSSES = ("softmax", "bce")
+LOSSES = ("softmax", "sampled_softmax", "bce", "gbce")
+NEGATIVES = ("uniform", "popularity", "in_batch", "mixed")
 _CHUNK_ELEMENTS = 1 << 21  # logits per chunk (8 MiB in float32)
 
 
 class ChunkedSoftmaxCE(torch.autograd.Function):
-    """mean_p CE(h_p @ W[1:].T, t_p - 1), gradients computed in the forward pass, chunk by chunk."""
+    """sum_p w_p CE_eps(h_p @ W[1:].T, t_p - 1) / sum_p w_p, gradients computed in the forward
+    pass, chunk by chunk. CE_eps is cross-entropy against the label-smoothed target
+    (1 - eps) onehot + eps / N."""
 
     @staticmethod
-    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,  # type: ignore[override]
+                pos_weights: torch.Tensor | None = None, label_smoothing: float = 0.0,
+                exclude: torch.Tensor | None = None) -> torch.Tensor:
         h = hidden.float()
         w = weight[1:].float()
         n_pos, n_items = h.shape[0], w.shape[0]
+        eps = float(label_smoothing)
         chunk = max(1, _CHUNK_ELEMENTS // max(n_items, 1))
         grad_h = torch.empty_like(h)
         grad_w = torch.zeros_like(weight, dtype=torch.float32)
         total = h.new_zeros(())
+        pw = None if pos_weights is None else pos_weights.float()
         for lo in range(0, n_pos, chunk):
             hc = h[lo : lo + chunk]
             tc = targets[lo : lo + chunk] - 1
             rows = torch.arange(hc.shape[0], device=h.device)
             logits = hc @ w.T
             target_logit = logits[rows, tc]
+            if exclude is not None:  # drop excluded candidates (never the target) from the softmax
+                ex = exclude[lo : lo + chunk]
+                ex = torch.where((ex > 0) & (ex != tc[:, None] + 1), ex - 1, tc[:, None])
+                logits.scatter_(1, ex, float("-inf"))
+                logits[rows, tc] = target_logit
+            mean_logit = logits.mean(dim=1) if eps else None
             peak = logits.amax(dim=1, keepdim=True)
-            probs = logits.sub_(peak).exp_()  # in place: one buffer per chunk, few passes over it
-            norm = probs.sum(dim=1, keepdim=True)
-            total = total + (peak[:, 0] + norm[:, 0].log() - target_logit).sum()
-            probs.div_(norm)
-            probs[rows, tc] -= 1.0  # d CE / d logits
-            grad_h[lo : lo + chunk] = probs @ w
-            grad_w[1:].addmm_(probs.T, hc)
-        scale = 1.0 / max(n_pos, 1)
+            expd = logits.sub_(peak).exp_()  # in place: one buffer per chunk, few passes over it
+            norm = expd.sum(dim=1, keepdim=True)
+            loss = peak[:, 0] + norm[:, 0].log() - (1.0 - eps) * target_logit
+            if eps:
+                loss = loss - eps * mean_logit
+            # d CE / d logits = expd / norm - smoothed onehot; the division by norm is applied to
+            # the [chunk, D] factors of the two matmuls instead of the [chunk, N] buffer
+            expd[rows, tc] -= (1.0 - eps) * norm[:, 0]
+            if eps:
+                expd.sub_(norm * (eps / n_items))
+            row_scale = norm.reciprocal()
+            if pw is None:
+                total = total + loss.sum()
+            else:
+                wc = pw[lo : lo + chunk]
+                total = total + (loss * wc).sum()
+                row_scale = row_scale * wc[:, None]
+            grad_h[lo : lo + chunk] = (expd @ w) * row_scale
+            grad_w[1:].addmm_(expd.T, hc * row_scale)
+        denom = float(n_pos) if pw is None else pw.sum().clamp_min(1e-12)
+        scale = 1.0 / denom if pw is None else denom.reciprocal()
         ctx.save_for_backward(grad_h.mul_(scale), grad_w.mul_(scale))
         ctx.dtypes = (hidden.dtype, weight.dtype)
         return total * scale
@@ -56,36 +118,180 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
         grad_h, grad_w = ctx.saved_tensors
         h_dtype, w_dtype = ctx.dtypes
-        return (grad_h * grad_out).to(h_dtype), (grad_w * grad_out).to(w_dtype), None
+        return (grad_h * grad_out).to(h_dtype), (grad_w * grad_out).to(w_dtype), None, None, None, None
 
 
-def softmax_loss(hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Full softmax CE. hidden [P, D], item_vectors [N + 1, D] (row 0 padding), targets [P] in 1..N."""
+def _weighted_mean(per_position: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    if weights is None:
+        return per_position.mean()
+    return (per_position * weights).sum() / weights.sum().clamp_min(1e-12)
+
+
+def softmax_loss(hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor,
+                 weights: torch.Tensor | None = None, label_smoothing: float = 0.0,
+                 exclude: torch.Tensor | None = None) -> torch.Tensor:
+    """Full softmax CE. hidden [P, D], item_vectors [N + 1, D] (row 0 padding), targets [P] in 1..N.
+
+    ``exclude`` [P, S]: item ids (0 = none) removed from each position's softmax, e.g. the items
+    the user already had (the target itself is never removed)."""
     if hidden.shape[0] == 0:
         return hidden.sum() * 0.0
-    return ChunkedSoftmaxCE.apply(hidden, item_vectors, targets)
+    if exclude is not None and label_smoothing:
+        raise ValueError("label smoothing spreads mass over every item: it cannot be combined with exclude_seen")
+    return ChunkedSoftmaxCE.apply(hidden, item_vectors, targets, weights, label_smoothing, exclude)
 
 
-def bce_loss(
-    hidden: torch.Tensor,
-    item_vectors: torch.Tensor,
-    targets: torch.Tensor,
-    n_negatives: int = 1,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """BCE on the positive and ``n_negatives`` uniform negatives (ids 1..N, may rarely hit the positive)."""
-    n_items = item_vectors.shape[0] - 1
-    neg = torch.randint(1, n_items + 1, (targets.shape[0], n_negatives), device=targets.device, generator=generator)
+class NegativeSampler:
+    """Draws negative item ids and knows each id's sampling probability (for logQ).
+
+    ``counts`` [N + 1] are training target counts per item id (row 0 ignored); they define the
+    popularity distribution and the in-batch candidates' probabilities.
+    """
+
+    def __init__(self, kind: str, n_items: int, counts: np.ndarray | torch.Tensor | None = None, alpha: float = 0.75) -> None:
+        if kind not in NEGATIVES:
+            raise ValueError(f"unknown negatives '{kind}'; available: {list(NEGATIVES)}")
+        self.kind = kind
+        self.n_items = n_items
+        c = torch.zeros(n_items + 1) if counts is None else torch.as_tensor(np.asarray(counts), dtype=torch.float64).clone()
+        c[0] = 0.0
+        self.target_freq = (c / c.sum().clamp_min(1.0)).float()  # in-batch: P(item is a target)
+        pop = (c + 1.0) ** alpha
+        pop[0] = 0.0
+        self.pop = (pop / pop.sum()).float()
+        self.uniform = torch.full((n_items + 1,), 1.0 / n_items)
+        self.uniform[0] = 0.0
+
+    @property
+    def sampled_q(self) -> torch.Tensor:
+        """Probabilities of the independently sampled negatives (uniform or popularity)."""
+        return self.pop if self.kind == "popularity" else self.uniform
+
+    def sample(self, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+        n = int(np.prod(shape))
+        if self.kind == "popularity":
+            ids = torch.multinomial(self.pop, n, replacement=True)
+        else:
+            ids = torch.randint(1, self.n_items + 1, (n,))
+        return ids.view(shape).to(device)
+
+    def to(self, device: torch.device) -> "NegativeSampler":
+        for name in ("target_freq", "pop", "uniform"):
+            setattr(self, name, getattr(self, name).to(device))
+        return self
+
+
+def sampled_softmax_loss(hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor, sampler: NegativeSampler,
+                         n_negatives: int, weights: torch.Tensor | None = None, logq: bool = True) -> torch.Tensor:
+    """CE over [positive, candidates]: candidates are shared by all positions of the batch."""
+    if hidden.shape[0] == 0:
+        return hidden.sum() * 0.0
+    device = hidden.device
+    parts, expected = [], []
+    n_pos = targets.shape[0]
+    if sampler.kind in ("in_batch", "mixed"):
+        parts.append(targets)
+    if sampler.kind != "in_batch":
+        parts.append(sampler.sample((n_negatives,), device))
+    cand = torch.cat(parts)
+    logits = hidden @ item_vectors[cand].T  # [P, C]
+    pos = (hidden * item_vectors[targets]).sum(-1)
+    if logq:
+        # log of each id's expected number of occurrences among the candidates
+        expected = torch.zeros(item_vectors.shape[0], device=device)
+        if sampler.kind in ("in_batch", "mixed"):
+            expected = expected + n_pos * sampler.target_freq.to(device)
+        if sampler.kind != "in_batch":
+            expected = expected + n_negatives * sampler.sampled_q.to(device)
+        log_e = expected.clamp_min(1e-30).log()
+        logits = logits - log_e[cand][None, :]
+        pos = pos - log_e[targets]
+    logits = logits.masked_fill(cand[None, :] == targets[:, None], float("-inf"))  # accidental hits
+    all_logits = torch.cat([pos[:, None], logits], dim=1)
+    per = torch.logsumexp(all_logits, dim=1) - pos
+    return _weighted_mean(per, weights)
+
+
+def _binary_terms(hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor, sampler: NegativeSampler,
+                  n_negatives: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    if sampler.kind in ("in_batch", "mixed"):
+        raise ValueError("bce / gbce need per-position negatives: use negatives=uniform or popularity")
+    neg = sampler.sample((targets.shape[0], n_negatives), hidden.device)
     pos_logit = (hidden * item_vectors[targets]).sum(-1)
     neg_logit = torch.einsum("pd,pkd->pk", hidden, item_vectors[neg])
-    pos = F.binary_cross_entropy_with_logits(pos_logit, torch.ones_like(pos_logit))
-    negl = F.binary_cross_entropy_with_logits(neg_logit, torch.zeros_like(neg_logit))
-    return pos + negl
+    valid = (neg != targets[:, None]).float()  # drop accidental hits
+    return pos_logit, neg_logit, valid
+
+
+def bce_loss(hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor, n_negatives: int = 1,
+             generator: torch.Generator | None = None, weights: torch.Tensor | None = None,
+             sampler: NegativeSampler | None = None) -> torch.Tensor:
+    """BCE: -log s(pos) - mean_k log(1 - s(neg_k)) per position (``generator``: uniform
+    negatives from a private generator, for tests)."""
+    if generator is not None:
+        n_items = item_vectors.shape[0] - 1
+        neg = torch.randint(1, n_items + 1, (targets.shape[0], n_negatives), device=targets.device, generator=generator)
+        pos_logit = (hidden * item_vectors[targets]).sum(-1)
+        neg_logit = torch.einsum("pd,pkd->pk", hidden, item_vectors[neg])
+        valid = (neg != targets[:, None]).float()
+    else:
+        sampler = sampler or NegativeSampler("uniform", item_vectors.shape[0] - 1)
+        pos_logit, neg_logit, valid = _binary_terms(hidden, item_vectors, targets, sampler, n_negatives)
+    per = F.softplus(-pos_logit) + (F.softplus(neg_logit) * valid).sum(1) / valid.sum(1).clamp_min(1.0)
+    return _weighted_mean(per, weights)
+
+
+def gbce_loss(hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor, sampler: NegativeSampler,
+              n_negatives: int, t: float = 0.75, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """gBCE: (-beta log s(pos) - sum_k log(1 - s(neg_k))) / (k + 1) per position."""
+    n_items = item_vectors.shape[0] - 1
+    alpha = n_negatives / max(n_items - 1, 1)
+    beta = alpha * (t * (1.0 - 1.0 / alpha) + 1.0 / alpha)
+    pos_logit, neg_logit, valid = _binary_terms(hidden, item_vectors, targets, sampler, n_negatives)
+    per = (beta * F.softplus(-pos_logit) + (F.softplus(neg_logit) * valid).sum(1)) / (n_negatives + 1)
+    return _weighted_mean(per, weights)
+
+
+@dataclass
+class LossConfig:
+    """Which objective and negatives; the fields mirror the model configs (``journeyrec.config``)."""
+
+    loss: str = "softmax"
+    negatives: str = "uniform"
+    n_negatives: int = 1
+    logq: bool = True
+    pop_alpha: float = 0.75
+    label_smoothing: float = 0.0
+    gbce_t: float = 0.75
+    exclude_seen: bool = False
+
+
+class RecLoss:
+    """A configured loss: ``loss(hidden, item_vectors, targets, weights)``."""
+
+    def __init__(self, cfg: LossConfig, n_items: int, counts: np.ndarray | None = None) -> None:
+        if cfg.loss not in LOSSES:
+            raise ValueError(f"unknown loss '{cfg.loss}'; available: {list(LOSSES)}")
+        if cfg.exclude_seen and cfg.loss != "softmax":
+            raise ValueError("exclude_seen is implemented for loss=softmax (full softmax) only")
+        self.cfg = cfg
+        self.sampler = NegativeSampler(cfg.negatives, n_items, counts, cfg.pop_alpha)
+
+    def __call__(self, hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor,
+                 weights: torch.Tensor | None = None, seen: torch.Tensor | None = None) -> torch.Tensor:
+        """``seen`` [P, S]: each position's earlier items (0 = none), used when ``exclude_seen``."""
+        c = self.cfg
+        if c.loss == "softmax":
+            return softmax_loss(hidden, item_vectors, targets, weights, c.label_smoothing, seen if c.exclude_seen else None)
+        if c.loss == "sampled_softmax":
+            return sampled_softmax_loss(hidden, item_vectors, targets, self.sampler, c.n_negatives, weights, c.logq)
+        if c.loss == "bce":
+            return bce_loss(hidden, item_vectors, targets, c.n_negatives, weights=weights, sampler=self.sampler)
+        return gbce_loss(hidden, item_vectors, targets, self.sampler, c.n_negatives, c.gbce_t, weights)
 
 
 def compute_loss(name: str, hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor, n_negatives: int = 1) -> torch.Tensor:
-    if name == "softmax":
-        return softmax_loss(hidden, item_vectors, targets)
-    if name == "bce":
-        return bce_loss(hidden, item_vectors, targets, n_negatives)
-    raise ValueError(f"unknown loss '{name}'; available: {list(LOSSES)}")
+    """One-off loss with default settings (uniform negatives); training uses :class:`RecLoss`."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss '{name}'; available: {list(LOSSES)}")
+    return RecLoss(LossConfig(loss=name, n_negatives=n_negatives), item_vectors.shape[0] - 1)(hidden, item_vectors, targets)

@@ -1,20 +1,24 @@
 """SASRec (Kang & McAuley, 2018): causal self-attention over the item sequence, scores by dot
-product with the tied item-embedding table. Trained by next-item prediction at every position."""
+product with the tied item table (id + optional attribute embeddings). Trained by next-item
+prediction at every position."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
-from torch import nn
 
+from journeyrec.models.attributes import ItemEmbedding
+from journeyrec.models.base import SequenceModel
 from journeyrec.models.encoder import SequenceEncoder
 
 __all__ = ["SASRec"]
 
 
-class SASRec(nn.Module):
+class SASRec(SequenceModel):
     """Causal transformer recommender; ``hparams`` is everything needed to rebuild it."""
+
+    name = "sasrec"
 
     def __init__(
         self,
@@ -25,36 +29,32 @@ class SASRec(nn.Module):
         max_len: int = 50,
         dropout: float = 0.2,
         features: Mapping[str, int] | None = None,
+        attributes: Mapping[str, Sequence[int]] | None = None,
+        id_dropout: float = 0.0,
+        intent_head: bool = False,
     ) -> None:
-        super().__init__()
-        self.hparams = dict(
-            name="sasrec", n_items=n_items, d_model=d_model, n_blocks=n_blocks, n_heads=n_heads,
-            max_len=max_len, dropout=dropout, features=dict(features or {}),
-        )
-        self.max_len = max_len
-        self.feature_names = tuple((features or {}).keys())
+        super().__init__(dict(
+            n_items=n_items, d_model=d_model, n_blocks=n_blocks, n_heads=n_heads, max_len=max_len, dropout=dropout,
+            features=dict(features or {}), attributes=self._json_attributes(attributes), id_dropout=id_dropout,
+            intent_head=intent_head,
+        ))
         self.encoder = SequenceEncoder(
-            n_items, d_model, n_blocks, n_heads, max_len, dropout, causal=True, features=features
+            n_items, d_model, n_blocks, n_heads, max_len, dropout, causal=True, features=features,
+            attributes=attributes, id_dropout=id_dropout,
         )
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any], n_items: int, feature_sizes: Mapping[str, int]) -> "SASRec":
-        feats = {name: feature_sizes[name] for name in cfg.get("features", []) or []}
-        return cls(
-            n_items=n_items, d_model=int(cfg["d_model"]), n_blocks=int(cfg["n_blocks"]), n_heads=int(cfg["n_heads"]),
-            max_len=int(cfg["max_len"]), dropout=float(cfg["dropout"]), features=feats,
+    def arch_kwargs(cls, cfg: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(
+            d_model=int(cfg["d_model"]), n_blocks=int(cfg["n_blocks"]), n_heads=int(cfg["n_heads"]),
+            max_len=int(cfg["max_len"]), dropout=float(cfg["dropout"]), id_dropout=float(cfg.get("id_dropout", 0.0)),
+            intent_head=float(cfg.get("intent_weight", 0.0)) > 0,
         )
 
-    @classmethod
-    def from_hparams(cls, hparams: Mapping[str, Any]) -> "SASRec":
-        h = {k: v for k, v in hparams.items() if k != "name"}
-        return cls(**h)
+    @property
+    def item_embedding(self) -> ItemEmbedding:
+        return self.encoder.items
 
-    def forward(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
-        return self.encoder(items, features)
-
-    def session_vectors(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
-        return self.forward(items, features)[:, -1, :]
-
-    def item_vectors(self) -> torch.Tensor:
-        return self.encoder.item_emb.weight[: self.encoder.n_items + 1]
+    def forward(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
+                table: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encoder(items, features, table)

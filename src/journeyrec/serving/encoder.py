@@ -37,15 +37,18 @@ for _name, _s in _STRENGTH.items():
 
 
 class _Packed(nn.Module):
-    """session_vectors with positional feature tensors (what torch.jit.trace needs)."""
+    """session_vectors with positional feature tensors (what torch.jit.trace needs) and the item
+    table computed once: it is a constant at serving time, and building it (id embeddings plus
+    sparse attribute means over the whole catalogue) would otherwise run on every request."""
 
-    def __init__(self, model: nn.Module, features: tuple[str, ...]) -> None:
+    def __init__(self, model: nn.Module, features: tuple[str, ...], table: torch.Tensor) -> None:
         super().__init__()
         self.model = model
         self.features = features
+        self.register_buffer("table", table)
 
     def forward(self, items: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
-        return self.model.session_vectors(items, {name: feats[i] for i, name in enumerate(self.features)})
+        return self.model.session_vectors(items, {name: feats[i] for i, name in enumerate(self.features)}, table=self.table)
 
 
 def collapse_consecutive(items: np.ndarray, etypes: np.ndarray, channels: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -72,11 +75,13 @@ class SessionEncoder:
         self.dedup = dedup_consecutive
         self.traced: torch.jit.ScriptModule | None = None
         self.has_intent = hasattr(model, "purchase_intent")
+        with torch.no_grad():
+            self.table = model.item_table().detach()
         if trace:
             self.traced = self._trace()
 
     def _trace(self) -> torch.jit.ScriptModule | None:
-        packed = _Packed(self.model, self.features).eval()
+        packed = _Packed(self.model, self.features, self.table).eval()
         gen = torch.Generator().manual_seed(0)
         n_items = int(self.model.item_vectors().shape[0] - 1)
         items = torch.randint(1, n_items + 1, (1, self.max_len), generator=gen)
@@ -125,7 +130,7 @@ class SessionEncoder:
         if self.traced is not None:
             vec = self.traced(it, feats)
         else:
-            vec = self.model.session_vectors(it, self._feature_dict(feats))
+            vec = self.model.session_vectors(it, self._feature_dict(feats), table=self.table)
         intent = None
         if self.has_intent:
             intent = float(self.model.purchase_intent(it, self._feature_dict(feats)).reshape(-1)[0])

@@ -1,54 +1,169 @@
 """LightningModule: next-item training with a configurable loss, full-ranking validation.
 
+The training step is one pass of tensor code with no Python loop over positions and no host
+synchronisation: the model's training view of the batch (next-item targets; masked items for
+BERT4Rec) -> hidden states -> packed target positions -> the configured loss (full / sampled
+softmax, BCE, gBCE; see :mod:`journeyrec.models.losses`), weighted per target event type,
+plus the purchase-intent head's binary cross-entropy when the model has one.
+
 Validation calls :func:`journeyrec.evaluation.ranking.rank_batch` and
 :func:`journeyrec.evaluation.metrics.summarise`, the same functions offline evaluation uses.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import logging
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from journeyrec.data.schema import EVENT_TYPES
 from journeyrec.evaluation.metrics import DEFAULT_KS, summarise
-from journeyrec.evaluation.ranking import model_inputs, rank_batch
-from journeyrec.models.losses import compute_loss
+from journeyrec.evaluation.ranking import rank_batch
+from journeyrec.models.losses import LossConfig, RecLoss
 
-__all__ = ["RecModule"]
+__all__ = ["RecModule", "event_type_weight_table", "seen_items", "contrastive_loss"]
+
+log = logging.getLogger(__name__)
+
+
+def event_type_weight_table(weights: Mapping[str, float] | None) -> torch.Tensor | None:
+    """Loss weight per event-type code (index 0 = padding); None when every weight is 1."""
+    if not weights:
+        return None
+    unknown = sorted(set(weights) - set(EVENT_TYPES))
+    if unknown:
+        raise ValueError(f"model.event_type_weights names unknown event type(s) {unknown}; known: {list(EVENT_TYPES)}")
+    table = torch.ones(len(EVENT_TYPES) + 1)
+    for name, w in weights.items():
+        if w < 0:
+            raise ValueError(f"model.event_type_weights.{name} = {w}: weights must be >= 0")
+        table[EVENT_TYPES.index(name) + 1] = float(w)
+    return None if bool((table == 1).all()) else table
+
+
+def seen_items(sequence: torch.Tensor, mask: torch.Tensor, causal: bool = True) -> torch.Tensor:
+    """[P, L] the items each target position's user had (0 = none): the window up to and
+    including the position (causal models) or the whole window (bidirectional), for the
+    positions selected by ``mask`` [B, L], in the order ``hidden[mask]`` packs them."""
+    length = sequence.shape[1]
+    hist = sequence[:, None, :].expand(-1, length, -1)
+    if causal:
+        hist = hist * torch.ones(length, length, dtype=torch.bool, device=sequence.device).tril()
+    return hist[mask]
+
+
+def contrastive_loss(a: torch.Tensor, b: torch.Tensor, key: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
+    """Symmetric InfoNCE between two views [B, D] of the same sessions (cosine / temperature);
+    pairs of different sessions sharing ``key`` (their next item) are not counted as negatives."""
+    a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
+    logits = a @ b.T / temperature
+    same = (key[:, None] == key[None, :]) & ~torch.eye(len(key), dtype=torch.bool, device=key.device)
+    logits = logits.masked_fill(same, float("-inf"))
+    labels = torch.arange(len(key), device=key.device)
+    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
 
 
 class RecModule(pl.LightningModule):
-    """Wraps any journeyrec sequence model (see ``journeyrec.models``) for Lightning."""
+    """Wraps any journeyrec sequence model (see ``journeyrec.models``) for Lightning.
+
+    Args:
+        loss: a :class:`LossConfig` (or its name, with defaults) choosing objective and negatives.
+        item_counts: [N + 1] training target counts (popularity negatives, logQ of in-batch).
+        temperature: logits are ``session . item / temperature``.
+        event_type_weights: loss weight per target event type, e.g. ``{"purchase": 3.0}``.
+        intent_labels: per CSR position 0 = unknown, 1 = no purchase later in the session,
+            2 = purchase later (see :func:`journeyrec.models.intent.intent_labels`); with
+            ``intent_weight > 0`` the model's intent head is trained on them.
+        lr_schedule: ``constant`` or ``cosine`` (decay to 0 over ``max_steps`` after ``warmup_steps``).
+        contrastive_weight: > 0 adds :func:`contrastive_loss` between two dropout views of each
+            session's last hidden state (model-level augmentation, as in DuoRec / CL4SRec).
+    """
 
     def __init__(
         self,
         model: nn.Module,
-        loss: str = "softmax",
+        loss: LossConfig | str = "softmax",
         n_negatives: int = 1,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         ks: Sequence[int] = DEFAULT_KS,
+        item_counts: np.ndarray | None = None,
+        temperature: float = 1.0,
+        event_type_weights: Mapping[str, float] | None = None,
+        intent_labels: np.ndarray | None = None,
+        intent_weight: float = 0.0,
+        lr_schedule: str = "constant",
+        warmup_steps: int = 0,
+        max_steps: int = 0,
+        contrastive_weight: float = 0.0,
+        contrastive_temperature: float = 0.2,
     ) -> None:
         super().__init__()
         self.model = model
-        self.loss_name = loss
-        self.n_negatives = n_negatives
+        cfg = loss if isinstance(loss, LossConfig) else LossConfig(loss=loss, n_negatives=n_negatives)
+        n_items = int(model.hparams["n_items"])
+        self.loss_fn = RecLoss(cfg, n_items, item_counts)
         self.lr = lr
         self.weight_decay = weight_decay
         self.ks = tuple(ks)
+        self.temperature = float(temperature)
+        table = event_type_weight_table(event_type_weights)
+        self.register_buffer("etype_weights", table if table is not None else torch.zeros(0), persistent=False)
+        self.contrastive_weight = float(contrastive_weight)
+        self.contrastive_temperature = float(contrastive_temperature)
+        self.intent_weight = float(intent_weight)
+        if self.intent_weight > 0:
+            if not hasattr(model, "intent_head"):
+                raise ValueError("model.intent_weight > 0 needs a model with an intent head (causal models)")
+            if intent_labels is None:
+                raise ValueError("model.intent_weight > 0 needs intent labels (event-typed data with purchases)")
+            lab = np.zeros(len(intent_labels) + 1, dtype=np.int64)  # last slot: padding position -1
+            lab[:-1] = intent_labels
+            self.register_buffer("intent_labels", torch.from_numpy(lab), persistent=False)
+        if lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"unknown lr_schedule '{lr_schedule}'; use constant or cosine")
+        self.lr_schedule, self.warmup_steps, self.max_steps = lr_schedule, int(warmup_steps), int(max_steps)
         self._eval: dict[str, list[dict[str, torch.Tensor]]] = {}
         self.last_ranks: dict[str, dict[str, np.ndarray]] = {}
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        items, feats = model_inputs(batch, self.model.feature_names)
-        hidden = self.model(items, feats)
-        targets = batch["targets"]
+        view = self.model.training_view(batch) if hasattr(self.model, "training_view") else batch
+        items, targets = view["items"], view["targets"]
+        feats = {name: view[name] for name in self.model.feature_names}
+        table = self.model.item_table() if hasattr(self.model, "item_table") else None
+        hidden = self.model(items, feats, table=table) if table is not None else self.model(items, feats)
+        vectors = self.model.item_vectors(table) if table is not None else self.model.item_vectors()
         mask = (targets != 0) & (items != 0)
-        loss = compute_loss(self.loss_name, hidden[mask], self.model.item_vectors(), targets[mask], self.n_negatives)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=int(mask.sum()))
+        weights = None
+        if self.etype_weights.numel():
+            weights = self.etype_weights[view["target_event_type"][mask]]
+        h = hidden[mask]
+        if self.temperature != 1.0:
+            h = h / self.temperature
+        seen = None
+        if self.loss_fn.cfg.exclude_seen:
+            seen = seen_items(view.get("sequence", items), mask, getattr(self.model, "causal", True))
+        loss = self.loss_fn(h, vectors, targets[mask], weights, seen)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=items.shape[0])
+        if self.contrastive_weight > 0:
+            # a second pass draws other dropout masks: the two views of a session attract each
+            # other and repel the batch's other sessions (those with the same next item excluded)
+            h2 = self.model(items, feats, table=table) if table is not None else self.model(items, feats)
+            cl = contrastive_loss(hidden[:, -1], h2[:, -1], targets[:, -1], self.contrastive_temperature)
+            self.log("train/contrastive_loss", cl, on_step=False, on_epoch=True, batch_size=items.shape[0])
+            loss = loss + self.contrastive_weight * cl
+        if self.intent_weight > 0:
+            lab = self.intent_labels[batch["positions"]]  # -1 (padding) hits the final 0 slot
+            known = lab > 0
+            logits = self.model.intent_logits(hidden[known])
+            intent = F.binary_cross_entropy_with_logits(logits, (lab[known] == 2).float()) if logits.numel() else logits.sum()
+            self.log("train/intent_loss", intent, on_step=False, on_epoch=True, batch_size=items.shape[0])
+            loss = loss + self.intent_weight * intent
         return loss
 
     # --- evaluation: collect ranks per case, summarise at epoch end --------------------------
@@ -74,6 +189,8 @@ class RecModule(pl.LightningModule):
         key = f"{split}_seen_excluded/ndcg@10"
         if key in metrics:
             self.log(f"{split}_ndcg10", metrics[key], prog_bar=True)
+            log.info("epoch %d: %s=%.4f (%s/ndcg@10=%.4f)", self.current_epoch, key, metrics[key], split,
+                     metrics.get(f"{split}/ndcg@10", float("nan")))
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step("valid", batch)
@@ -86,4 +203,18 @@ class RecModule(pl.LightningModule):
         for name, p in self.model.named_parameters():
             (no_decay if p.dim() < 2 or "emb" in name else decay).append(p)
         groups = [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        return torch.optim.AdamW(groups, lr=self.lr, betas=(0.9, 0.98))
+        opt = torch.optim.AdamW(groups, lr=self.lr, betas=(0.9, 0.98))
+        if self.lr_schedule == "constant" and not self.warmup_steps:
+            return opt
+        warm, total = max(self.warmup_steps, 0), max(self.max_steps, 1)
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            if self.lr_schedule == "constant":
+                return 1.0
+            progress = min(1.0, (step - warm) / max(total - warm, 1))
+            return 0.5 * (1.0 + float(np.cos(np.pi * progress)))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -42,6 +42,9 @@ from journeyrec.io import atomic_path, atomic_write_json, atomic_write_text
 from journeyrec.models import build_model
 from journeyrec.training.callbacks import EpochCurve, ResumableRNG
 from journeyrec.training.checkpoint_io import AtomicCheckpointIO, load_checkpoint
+from journeyrec.models.intent import evaluate_intent, intent_labels
+from journeyrec.models.losses import LossConfig
+from journeyrec.training.cold_start import evaluate_cold, hide_items, training_counts
 from journeyrec.training.datamodule import SequenceDataModule
 from journeyrec.training.module import RecModule
 
@@ -50,6 +53,12 @@ __all__ = ["train", "FEATURE_SIZES", "experiment_name"]
 log = logging.getLogger(__name__)
 
 FEATURE_SIZES = {"event_type": len(EVENT_TYPES), "channel": len(CHANNELS), "time_gap": N_TIME_GAP_BUCKETS}
+
+
+def loss_config(model_cfg: DictConfig) -> LossConfig:
+    """The objective part of a model config."""
+    fields = LossConfig.__dataclass_fields__
+    return LossConfig(**{k: model_cfg[k] for k in fields if k in model_cfg})
 
 
 def experiment_name(cfg: DictConfig) -> str:
@@ -150,15 +159,29 @@ def train(cfg: DictConfig) -> dict[str, float]:
     log.info("prepared %s in %.1fs: %s", prepared.source, time.perf_counter() - t0, prepared.stats)
 
     seqs = prepared.sequences
-    model = build_model(cfg.model, seqs.n_items, FEATURE_SIZES)
+    model = build_model(cfg.model, seqs.n_items, FEATURE_SIZES, seqs.catalog)
     features = list(cfg.model.get("features", []) or [])
+    train_data, hidden = prepared, None
+    if float(cfg.eval.cold_items) > 0:
+        train_data, hidden = hide_items(prepared, float(cfg.eval.cold_items), int(cfg.eval.cold_seed))
+        model.set_known_items(~hidden)
+        log.info("cold start: %d items hidden from training", int(hidden.sum()))
+    counts = training_counts(train_data.sequences, train_data.split.train_ends)
     dm = SequenceDataModule(
-        prepared, int(cfg.model.max_len), int(cfg.data.batch_size), int(cfg.data.eval_batch_size), features,
+        train_data, int(cfg.model.max_len), int(cfg.data.batch_size), int(cfg.data.eval_batch_size), features,
         int(cfg.data.num_workers), int(cfg.seed), bool(cfg.data.bucket_by_length),
     )
+    intent_weight = float(cfg.model.get("intent_weight", 0.0))
+    labels = intent_labels(train_data.sequences, train_data.split.train_ends) if intent_weight > 0 else None
+    steps_per_epoch = -(-len(dm.train_set) // int(cfg.data.batch_size))
     module = RecModule(
-        model, loss=str(cfg.model.loss), n_negatives=int(cfg.model.n_negatives), lr=float(cfg.model.lr),
-        weight_decay=float(cfg.model.weight_decay), ks=list(cfg.eval.ks),
+        model, loss=loss_config(cfg.model), lr=float(cfg.model.lr), weight_decay=float(cfg.model.weight_decay),
+        ks=list(cfg.eval.ks), item_counts=counts, temperature=float(cfg.model.get("temperature", 1.0)),
+        event_type_weights=dict(cfg.model.get("event_type_weights", {}) or {}), intent_labels=labels,
+        intent_weight=intent_weight, lr_schedule=str(cfg.model.get("lr_schedule", "constant")),
+        warmup_steps=int(cfg.model.get("warmup_steps", 0)), max_steps=steps_per_epoch * int(cfg.trainer.max_epochs),
+        contrastive_weight=float(cfg.model.get("contrastive_weight", 0.0)),
+        contrastive_temperature=float(cfg.model.get("contrastive_temperature", 0.2)),
     )
     ckpt_dir = out / "checkpoints"
     monitor = str(cfg.trainer.monitor)
@@ -209,6 +232,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     evaluation = evaluate_system(model, prepared, cfg.eval, ItemStats.from_data(seqs, prepared.split.train_ends),
                                  batch_size=int(cfg.data.eval_batch_size))
     metrics: dict[str, float] = dict(evaluation.metrics)
+    if hasattr(model, "purchase_intent"):
+        for which in ("valid", "test"):
+            metrics.update(evaluate_intent(model, seqs, prepared.split, which))
+    if hidden is not None:
+        metrics.update(evaluate_cold(model, prepared, hidden, counts, ks, int(cfg.data.eval_batch_size)))
     metrics.update(train_seconds=train_seconds, epochs=float(trainer.current_epoch), best_epoch=float(best_epoch))
     with atomic_path(out / "per_case.parquet") as tmp:
         pq.write_table(per_case_table(evaluation, prepared), tmp)

@@ -1,0 +1,165 @@
+"""Item attributes as integer code tables, and the item embedding that reads them.
+
+An item's vector is its id embedding plus, for each configured attribute field, the mean of the
+embeddings of the item's codes in that field. Because the attribute part is shared between items,
+an item never seen in training still gets a meaningful vector (cold start), and rare items borrow
+strength from frequent items with the same brand or category.
+
+Fields (from the canonical catalogue, ``journeyrec.data.schema.CATALOG_SCHEMA``):
+
+* ``category``: every prefix of the ``Dept/Sub/Leaf`` path (3 codes), so leaves share their
+  department's embedding;
+* ``brand``, ``size``, ``colour``, ``repurchase_class``: one code each;
+* ``price``: the price decile within the catalogue (one code);
+* ``tags``: the list of tags (S3-Rec files: the attribute ids of ``<name>_item2attributes.json``).
+
+The code tables are model *buffers* (saved in the state dict with the weights), so a served
+model reproduces the trained one from ``hparams`` + weights alone; ``hparams`` holds each
+field's (vocabulary size, width) so the buffers can be allocated before the weights load.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+from torch import nn
+
+__all__ = ["ATTRIBUTE_FIELDS", "attribute_codes", "ItemEmbedding"]
+
+ATTRIBUTE_FIELDS: tuple[str, ...] = ("category", "brand", "price", "size", "colour", "repurchase_class", "tags")
+PRICE_BUCKETS = 10
+
+
+def _lists(catalog: pa.Table, field: str) -> list[list[str]]:
+    """Per catalogue row, the list of string values of ``field`` (empty when null)."""
+    col = catalog.column(field)
+    if field == "tags":
+        return [list(v) if v else [] for v in col.to_pylist()]
+    if field == "category":
+        out = []
+        for v in col.to_pylist():
+            parts = v.split("/") if v else []
+            out.append(["/".join(parts[: i + 1]) for i in range(len(parts))])
+        return out
+    if field == "price":
+        price = col.to_numpy(zero_copy_only=False).astype(np.float64)
+        ok = np.isfinite(price)
+        if not ok.any():
+            return [[] for _ in range(len(price))]
+        edges = np.unique(np.quantile(price[ok], np.linspace(0, 1, PRICE_BUCKETS + 1)[1:-1]))
+        bucket = np.searchsorted(edges, np.where(ok, price, 0.0), side="right")
+        return [[f"p{b}"] if good else [] for b, good in zip(bucket, ok)]
+    return [[str(v)] if v is not None else [] for v in pc.cast(col, pa.string()).to_pylist()]
+
+
+def attribute_codes(catalog: pa.Table, fields: Sequence[str], extra_rows: int = 0) -> dict[str, np.ndarray]:
+    """Code tables ``{field: int64 [n_items + 1 + extra_rows, width]}`` for a catalogue aligned with
+    internal item ids (row ``i - 1`` = item ``i``). Codes are 1-based per field, 0 = none; row 0
+    (padding) and the ``extra_rows`` special tokens at the end (e.g. [MASK]) have no codes.
+    Codes are numbered in sorted value order, so equal catalogues give equal tables."""
+    unknown = sorted(set(fields) - set(ATTRIBUTE_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown item attribute(s) {unknown}; available: {list(ATTRIBUTE_FIELDS)}")
+    n = catalog.num_rows
+    out: dict[str, np.ndarray] = {}
+    for field in fields:
+        values = _lists(catalog, field)
+        vocab = {v: i + 1 for i, v in enumerate(sorted({x for row in values for x in row}))}
+        width = max((len(row) for row in values), default=0)
+        table = np.zeros((n + 1 + extra_rows, max(width, 1)), dtype=np.int64)
+        lens = np.fromiter((len(row) for row in values), dtype=np.int64, count=n)
+        flat = np.fromiter((vocab[x] for row in values for x in row), dtype=np.int64, count=int(lens.sum()))
+        rows = np.repeat(np.arange(1, n + 1), lens)
+        cols = np.arange(len(flat)) - np.repeat(np.cumsum(lens) - lens, lens)
+        table[rows, cols] = flat
+        out[field] = table
+    return out
+
+
+class ItemEmbedding(nn.Module):
+    """One vector per item row: ``known[i] * id_emb[i] + sum_f mean(attr_emb_f[codes_f[i]])``.
+
+    Args:
+        n_rows: rows of the table (n_items + 1 padding + special tokens).
+        attributes: ``{field: (vocabulary size, width)}``; the code buffers start as zeros and are
+            filled by :meth:`set_codes` (training) or by ``load_state_dict`` (serving).
+        id_dropout: training-time probability of hiding an item's id embedding, so the attribute
+            part alone is trained to be a usable vector (what cold items get).
+
+    ``known`` is a persistent 0/1 buffer: 0 marks items without training interactions, whose
+    id embeddings are untrained noise; they are represented by their attributes alone.
+    """
+
+    def __init__(self, n_rows: int, d_model: int, attributes: Mapping[str, Sequence[int]] | None = None,
+                 id_dropout: float = 0.0) -> None:
+        super().__init__()
+        self.id_emb = nn.Embedding(n_rows, d_model, padding_idx=0)
+        self.id_dropout = id_dropout
+        self.attributes = {name: (int(v), int(w)) for name, (v, w) in (attributes or {}).items()}
+        self.attr_emb = nn.ModuleDict(
+            {name: nn.Embedding(vocab + 1, d_model, padding_idx=0) for name, (vocab, _) in self.attributes.items()}
+        )
+        for name, (_, width) in self.attributes.items():
+            self.register_buffer(f"codes_{name}", torch.zeros(n_rows, width, dtype=torch.long))
+        self.register_buffer("known", torch.ones(n_rows))
+        self._mean_matrices: dict[str, torch.Tensor] = {}  # derived from the codes; rebuilt when they change
+
+    @staticmethod
+    def spec(codes: Mapping[str, np.ndarray]) -> dict[str, tuple[int, int]]:
+        """``{field: (vocabulary size, width)}`` of code tables, the form ``hparams`` stores."""
+        return {name: (int(t.max()), int(t.shape[1])) for name, t in codes.items()}
+
+    def set_codes(self, codes: Mapping[str, np.ndarray]) -> None:
+        for name, table in codes.items():
+            getattr(self, f"codes_{name}").copy_(torch.as_tensor(table))
+        self._mean_matrices.clear()
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:  # type: ignore[override]
+        self._mean_matrices.clear()
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def _apply(self, fn, recurse: bool = True):  # type: ignore[override]
+        self._mean_matrices.clear()  # device / dtype moves
+        return super()._apply(fn, recurse)
+
+    def mean_matrix(self, name: str) -> torch.Tensor:
+        """Sparse [n_rows, vocab + 1] matrix with 1 / (number of codes) at each (row, code):
+        ``mean_matrix @ attr_emb.weight`` is the per-row mean embedding of the field. One sparse
+        matmul (forward and backward) is several times cheaper on CPU than ``embedding_bag``,
+        whose backward sorts all indices."""
+        m = self._mean_matrices.get(name)
+        if m is None:
+            codes = getattr(self, f"codes_{name}")
+            real = codes > 0
+            rows = torch.arange(codes.shape[0], device=codes.device)[:, None].expand_as(codes)[real]
+            weight = (1.0 / real.sum(dim=1).clamp_min(1).float())[:, None].expand_as(codes)[real]
+            vocab = self.attributes[name][0] + 1
+            m = torch.sparse_coo_tensor(torch.stack([rows, codes[real]]), weight.to(self.id_emb.weight.dtype),
+                                        (codes.shape[0], vocab), check_invariants=False).coalesce()
+            self._mean_matrices[name] = m
+        return m
+
+    def set_known(self, known: np.ndarray | torch.Tensor) -> None:
+        """Mark which rows have a trained id embedding (1) and which rely on attributes only (0)."""
+        self.known.copy_(torch.as_tensor(known, dtype=self.known.dtype))
+
+    def attribute_part(self) -> torch.Tensor:
+        """[n_rows, D]: the sum over fields of the mean attribute embedding (zeros if none)."""
+        parts = [torch.sparse.mm(self.mean_matrix(name), emb.weight) for name, emb in self.attr_emb.items()]
+        if not parts:
+            return torch.zeros_like(self.id_emb.weight)
+        return torch.stack(parts).sum(0) if len(parts) > 1 else parts[0]
+
+    def forward(self) -> torch.Tensor:
+        """The whole table [n_rows, D] (compute once per step, then index it)."""
+        keep = self.known
+        if self.training and self.id_dropout > 0:
+            keep = keep * (torch.rand_like(keep) >= self.id_dropout)
+        table = self.id_emb.weight * keep[:, None]
+        if self.attr_emb:
+            table = table + self.attribute_part()
+        return table

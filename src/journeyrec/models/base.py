@@ -1,0 +1,134 @@
+"""What every journeyrec sequence model shares: the protocol, rebuilding from ``hparams``,
+item attribute tables, and the optional purchase-intent head.
+
+Protocol (all that training, evaluation, FAISS export and serving rely on):
+
+* ``forward(items, features, table=None) -> [B, L, D]`` hidden state per position (``table``:
+  a precomputed ``item_table()``, so a training step builds the item rows once);
+* ``session_vectors(items, features) -> [B, D]`` the query vector of each sequence;
+* ``item_vectors() -> [N + 1, D]`` one vector per item id (row 0 = padding), so that
+  ``score = session_vector @ item_vectors.T`` and a FAISS inner-product index reproduce the model;
+* ``feature_names``, ``max_len``, ``hparams`` (JSON-able; ``from_hparams(hparams)`` + the
+  safetensors state dict rebuild the model exactly: attribute code tables and the ``known``
+  mask are buffers, so they travel with the weights);
+* ``from_config(cfg, n_items, feature_sizes, catalog)`` builds it for training;
+* optionally ``purchase_intent(items, features) -> [B]`` probabilities (present only when the
+  model was built with an intent head).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+import torch
+from torch import nn
+
+from journeyrec.models.attributes import ItemEmbedding, attribute_codes
+
+__all__ = ["SequenceModel", "config_features", "config_attributes"]
+
+
+def config_features(cfg: Mapping[str, Any], feature_sizes: Mapping[str, int]) -> dict[str, int]:
+    """``{feature: vocabulary size}`` of the per-position features a model config reads."""
+    names = list(cfg.get("features", []) or [])
+    unknown = sorted(set(names) - set(feature_sizes))
+    if unknown:
+        raise ValueError(f"unknown sequence feature(s) {unknown}; available: {sorted(feature_sizes)}")
+    return {name: int(feature_sizes[name]) for name in names}
+
+
+def config_attributes(cfg: Mapping[str, Any], catalog: pa.Table | None, extra_rows: int = 0) -> dict[str, np.ndarray]:
+    """Code tables of the item attributes a model config reads (empty if none)."""
+    fields = list(cfg.get("attributes", []) or [])
+    if not fields:
+        return {}
+    if catalog is None:
+        raise ValueError(f"model.attributes={fields} needs the catalogue; pass catalog= to build_model")
+    codes = attribute_codes(catalog, fields, extra_rows)
+    empty = [f for f, t in codes.items() if not t.any()]
+    if len(empty) == len(codes):
+        raise ValueError(f"model.attributes={fields}: the catalogue has no values for any of them; remove model.attributes")
+    return codes
+
+
+class SequenceModel(nn.Module):
+    """Base class: stores ``hparams``, owns the optional intent head, and implements the
+    pieces of the protocol that do not depend on the architecture."""
+
+    name = "base"
+    causal = True  # position t reads positions <= t only (False: bidirectional, e.g. BERT4Rec)
+
+    def __init__(self, hparams: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.hparams = {"name": self.name, **dict(hparams)}
+        self.max_len = int(hparams["max_len"])
+        self.feature_names = tuple((hparams.get("features") or {}).keys())
+        if hparams.get("intent_head"):
+            d = int(hparams["d_model"])
+            self.intent_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
+            self.purchase_intent = self._purchase_intent  # the optional protocol method
+
+    # --- building ----------------------------------------------------------------------------
+    @classmethod
+    def arch_kwargs(cls, cfg: Mapping[str, Any]) -> dict[str, Any]:
+        """Constructor arguments read from a model config (besides n_items/features/attributes)."""
+        raise NotImplementedError
+
+    @classmethod
+    def extra_rows(cls, cfg: Mapping[str, Any]) -> int:
+        return 0
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], n_items: int, feature_sizes: Mapping[str, int],
+                    catalog: pa.Table | None = None) -> "SequenceModel":
+        codes = config_attributes(cfg, catalog, cls.extra_rows(cfg))
+        model = cls(n_items=n_items, features=config_features(cfg, feature_sizes),
+                    attributes=ItemEmbedding.spec(codes), **cls.arch_kwargs(cfg))
+        if codes:
+            model.item_embedding.set_codes(codes)
+        return model
+
+    @classmethod
+    def from_hparams(cls, hparams: Mapping[str, Any]) -> "SequenceModel":
+        return cls(**{k: v for k, v in hparams.items() if k != "name"})
+
+    # --- protocol ----------------------------------------------------------------------------
+    @property
+    def item_embedding(self) -> ItemEmbedding:
+        raise NotImplementedError
+
+    def set_known_items(self, known: np.ndarray) -> None:
+        """Items without training interactions (0) are represented by their attributes alone."""
+        n = len(known)
+        full = torch.ones_like(self.item_embedding.known)
+        full[:n] = torch.as_tensor(known, dtype=full.dtype)
+        self.item_embedding.set_known(full)
+
+    def item_table(self) -> torch.Tensor:
+        """All item rows (id + attributes, special tokens included). Training computes it once
+        per step and hands it to both ``forward(..., table=)`` and ``item_vectors(table)``."""
+        return self.item_embedding()
+
+    def session_vectors(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
+                        table: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden state after the newest event. ``table``: a precomputed :meth:`item_table`
+        (serving computes it once at load instead of on every request)."""
+        return self.forward(items, features, table)[:, -1, :]
+
+    def item_vectors(self, table: torch.Tensor | None = None) -> torch.Tensor:
+        table = self.item_table() if table is None else table
+        return table[: int(self.hparams["n_items"]) + 1]
+
+    def intent_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Purchase-intent logit of each hidden state [..., D] -> [...]."""
+        return self.intent_head(hidden).squeeze(-1)
+
+    def _purchase_intent(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """[B] probability that the session of the last event ends in a purchase (after it)."""
+        return torch.sigmoid(self.intent_logits(self.forward(items, features)[:, -1, :]))
+
+    @staticmethod
+    def _json_attributes(attributes: Mapping[str, Sequence[int]] | None) -> dict[str, list[int]]:
+        return {k: [int(v[0]), int(v[1])] for k, v in (attributes or {}).items()}

@@ -1,0 +1,100 @@
+"""Cold-start protocol: hide a share of the items from training, then rank them from attributes.
+
+``hide_items`` picks the hidden items (seeded) and returns a copy of the prepared data whose
+training sequences no longer contain them (their events are removed; the item id space and the
+catalogue are unchanged, so the hidden items keep their attributes). Validation (early stopping)
+runs on the filtered data. ``evaluate_cold`` then ranks, on the *original* sequences, the test
+cases whose target is a hidden item — full ranking over all items — for the trained model (whose
+``known`` mask marks hidden items, so they are scored by attribute-only vectors) and for global
+popularity as the reference (which has never seen them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from journeyrec.data.prepare import PreparedData
+from journeyrec.data.sequences import EvalCases, SequenceData, Split
+from journeyrec.evaluation.metrics import summarise, target_ranks
+from journeyrec.evaluation.ranking import evaluate
+
+__all__ = ["hide_items", "training_counts", "evaluate_cold"]
+
+
+def training_counts(data: SequenceData, train_ends: np.ndarray) -> np.ndarray:
+    """[N + 1] number of training events per item id (row 0 = 0): popularity as training saw it."""
+    user = np.repeat(np.arange(data.n_users), data.lengths)
+    inside = np.arange(data.n_events) < np.asarray(train_ends)[user]
+    return np.bincount(data.items[inside], minlength=data.n_items + 1).astype(np.int64)
+
+
+def _filter(data: SequenceData, keep: np.ndarray) -> tuple[SequenceData, np.ndarray]:
+    """SequenceData with only the ``keep`` positions, and old position -> new position (-1 if dropped)."""
+    new_index = np.cumsum(keep) - 1
+    user = np.repeat(np.arange(data.n_users), data.lengths)
+    counts = np.bincount(user[keep], minlength=data.n_users)
+    offsets = np.zeros(data.n_users + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    sessions = data.session_ids()[keep]  # resolved before filtering: gaps must not merge sessions
+    out = SequenceData(
+        item_ids=data.item_ids, user_ids=data.user_ids, offsets=offsets, items=data.items[keep],
+        event_types=data.event_types[keep], channels=data.channels[keep], timestamps=data.timestamps[keep],
+        catalog=data.catalog, sessions=sessions,
+    )
+    return out, np.where(keep, new_index, -1)
+
+
+def hide_items(prepared: PreparedData, fraction: float, seed: int = 0) -> tuple[PreparedData, np.ndarray]:
+    """(training data without the hidden items, boolean [N + 1] hidden mask)."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"eval.cold_items must be in (0, 1), got {fraction}")
+    seqs, split = prepared.sequences, prepared.split
+    rng = np.random.default_rng(seed)
+    n_hidden = int(round(fraction * seqs.n_items))
+    hidden = np.zeros(seqs.n_items + 1, dtype=bool)
+    hidden[1 + rng.choice(seqs.n_items, size=n_hidden, replace=False)] = True
+    filtered, new_pos = _filter(seqs, ~hidden[seqs.items])
+    # a user's training prefix ends where the original one did, counted in kept positions
+    starts = filtered.offsets[:-1]
+    user = np.repeat(np.arange(seqs.n_users), seqs.lengths)
+    kept_before = np.bincount(user, weights=(~hidden[seqs.items]) & (np.arange(seqs.n_events) < split.train_ends[user]),
+                              minlength=seqs.n_users).astype(np.int64)
+    train_ends = starts + kept_before
+    ok = ~hidden[split.valid.targets]
+    valid = EvalCases(split.valid.users[ok], new_pos[split.valid.ends[ok]], split.valid.targets[ok])
+    ok = ~hidden[split.test.targets]
+    test = EvalCases(split.test.users[ok], new_pos[split.test.ends[ok]], split.test.targets[ok])
+    # keep only cases whose user still has history before the target
+    def nonempty(c: EvalCases) -> EvalCases:
+        return c.subset(np.nonzero(c.ends > filtered.offsets[c.users])[0])
+
+    new_split = Split(split.kind, train_ends, nonempty(valid), nonempty(test), dict(split.info, cold_items=n_hidden))
+    stats = dict(prepared.stats, cold_items=n_hidden)
+    return replace(prepared, sequences=filtered, split=new_split, stats=stats), hidden
+
+
+@torch.no_grad()
+def _popularity_ranks(counts: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    scores = torch.as_tensor(counts, dtype=torch.float32)[None, :].expand(len(targets), -1)
+    return target_ranks(scores, torch.as_tensor(targets))[0].numpy()
+
+
+def evaluate_cold(model: torch.nn.Module, prepared: PreparedData, hidden: np.ndarray, train_counts: np.ndarray,
+                  ks: Sequence[int], batch_size: int = 512) -> dict[str, float]:
+    """Metrics on the original test cases whose target is hidden: ``test_cold/...`` for the model,
+    ``test_cold_popularity/...`` for training popularity (both protocols for the model)."""
+    test = prepared.split.test
+    sel = np.nonzero(hidden[test.targets])[0]
+    cases = test.subset(sel)
+    out = {f"test_cold/n_cases": float(len(cases))}
+    if not len(cases):
+        return out
+    res = evaluate(model, prepared.sequences, cases, "test_cold", ks, batch_size)
+    out.update({k: v for k, v in res.metrics.items() if k != "test_cold/n_cases"})
+    pop = _popularity_ranks(train_counts, cases.targets)
+    out.update({k.replace("test_cold/", "test_cold_popularity/"): v for k, v in summarise({"all": pop}, ks, "test_cold").items()})
+    return out

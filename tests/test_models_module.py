@@ -1,0 +1,43 @@
+"""Pieces of the training step: the seen-item sets of exclude_seen and event-type weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from journeyrec.data.schema import EVENT_TYPES
+from journeyrec.training.module import event_type_weight_table, seen_items
+
+
+def test_seen_items_causal_and_bidirectional():
+    seq = torch.tensor([[0, 0, 4, 7, 9], [3, 5, 6, 2, 8]])
+    mask = torch.tensor([[0, 0, 1, 1, 0], [1, 0, 0, 0, 1]], dtype=torch.bool)
+    causal = seen_items(seq, mask, causal=True)
+    assert causal.tolist() == [[0, 0, 4, 0, 0], [0, 0, 4, 7, 0], [3, 0, 0, 0, 0], [3, 5, 6, 2, 8]]
+    both = seen_items(seq, mask, causal=False)
+    assert both.tolist() == [[0, 0, 4, 7, 9], [0, 0, 4, 7, 9], [3, 5, 6, 2, 8], [3, 5, 6, 2, 8]]
+
+
+def test_event_type_weight_table():
+    t = event_type_weight_table({"purchase": 3.0, "cart": 1.5})
+    assert t[EVENT_TYPES.index("purchase") + 1] == 3.0 and t[EVENT_TYPES.index("cart") + 1] == 1.5
+    assert t[EVENT_TYPES.index("view") + 1] == 1.0 and t.shape == (len(EVENT_TYPES) + 1,)
+    assert event_type_weight_table({"view": 1.0}) is None and event_type_weight_table({}) is None
+    with pytest.raises(ValueError, match="unknown event type"):
+        event_type_weight_table({"checkout": 2.0})
+
+
+def test_contrastive_loss_prefers_matching_views_and_ignores_same_target_pairs():
+    from journeyrec.training.module import contrastive_loss
+
+    torch.manual_seed(0)
+    a = torch.randn(6, 8)
+    key = torch.arange(6)
+    aligned = contrastive_loss(a, a + 0.01 * torch.randn(6, 8), key)
+    shuffled = contrastive_loss(a, a[torch.randperm(6)], key)
+    assert aligned < shuffled
+    # two sessions with the same next item: neither is the other's negative
+    b = a.clone()
+    b[1] = a[0]
+    same = torch.tensor([0, 0, 2, 3, 4, 5])
+    assert contrastive_loss(a, b, same) < contrastive_loss(a, b, key)

@@ -1,0 +1,158 @@
+"""Every model keeps the protocol evaluation, FAISS export and serving rely on, on tiny data:
+shapes, exact rebuild from hparams + weights (attribute tables included), padding invariance,
+causality, BERT4Rec's masking, and attribute-only vectors for items unseen in training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from journeyrec.data.datasets import EvalWindows, TrainWindows
+from journeyrec.data.prepare import prepare
+from journeyrec.data.sequences import gather_windows
+from journeyrec.models import MODELS, build_model
+from journeyrec.training.run import FEATURE_SIZES
+
+ALL = sorted(MODELS)
+FEATS = ["event_type", "channel", "time_gap"]
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return prepare({"name": "demo", "options": {"n_customers": 120, "seed": 3}, "dedup_consecutive": True, "allow_demo_key": True})
+
+
+def make(name: str, demo, **over):
+    cfg = {"name": name, "d_model": 16, "n_blocks": 1, "n_heads": 2, "n_layers": 1, "max_len": 12, "dropout": 0.0,
+           "mask_prob": 0.3, "features": FEATS, "attributes": ["category", "brand", "price"], "normalize": True}
+    cfg.update(over)
+    torch.manual_seed(0)
+    return build_model(cfg, demo.sequences.n_items, FEATURE_SIZES, demo.sequences.catalog)
+
+
+def batch_of(demo, model, n=16):
+    ds = EvalWindows(demo.sequences, demo.split.test, model.max_len, model.feature_names)
+    b = ds.__getitems__(list(range(n)))
+    return b["items"], {k: b[k] for k in model.feature_names}
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_shapes_and_exact_rebuild_from_hparams(name, demo):
+    model = make(name, demo).eval()
+    items, feats = batch_of(demo, model)
+    n = demo.sequences.n_items
+    hidden = model(items, feats)
+    assert hidden.shape == (*items.shape, 16)
+    vecs, sess = model.item_vectors(), model.session_vectors(items, feats)
+    assert vecs.shape == (n + 1, 16) and sess.shape == (items.shape[0], 16)
+    assert torch.isfinite(sess).all() and torch.isfinite(vecs).all()
+    # serving: hparams (JSON) + state dict only, no catalogue
+    import json
+
+    clone = type(model).from_hparams(json.loads(json.dumps(model.hparams)))
+    missing, unexpected = clone.load_state_dict(model.state_dict(), strict=True)
+    clone.eval()
+    assert torch.equal(clone.item_vectors(), vecs)
+    assert torch.equal(clone.session_vectors(items, feats), sess)
+    # attribute codes are buffers: a fresh model without them gives different vectors
+    assert any(k.startswith(("encoder.items.codes_", "items.codes_")) for k in model.state_dict())
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_left_padding_does_not_change_outputs(name, demo):
+    model = make(name, demo).eval()
+    ds = EvalWindows(demo.sequences, demo.split.test, model.max_len, model.feature_names)
+    cases = demo.split.test
+    short = np.nonzero(cases.ends - demo.sequences.offsets[cases.users] < model.max_len - 3)[0]
+    idx = short[:20].tolist()
+    trimmed = ds.__getitems__(idx)
+    full = gather_windows(demo.sequences, demo.split.test.users[idx], demo.split.test.ends[idx], model.max_len,
+                          model.feature_names)
+    assert trimmed["items"].shape[1] < model.max_len
+    with torch.no_grad():
+        a = model.session_vectors(trimmed["items"], {k: trimmed[k] for k in model.feature_names})
+        b = model.session_vectors(torch.from_numpy(full["items"]), {k: torch.from_numpy(full[k]) for k in model.feature_names})
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["sasrec", "gru4rec", "two_tower"])
+def test_causal_models_do_not_see_the_future(name, demo):
+    model = make(name, demo).eval()
+    items, feats = batch_of(demo, model)
+    changed = items.clone()
+    changed[:, -1] = torch.where(items[:, -1] > 1, items[:, -1] - 1, items[:, -1] + 1)
+    with torch.no_grad():
+        a, b = model(items, feats), model(changed, feats)
+    assert torch.allclose(a[:, :-1], b[:, :-1], atol=1e-6)
+    assert not torch.allclose(a[:, -1], b[:, -1])
+
+
+def test_bert4rec_masking_view(demo):
+    model = make("bert4rec", demo)
+    ds = TrainWindows(demo.sequences, demo.split.train_ends, model.max_len, model.feature_names)
+    batch = ds.__getitems__(list(range(len(ds))))
+    torch.manual_seed(1)
+    view = model.training_view(batch)
+    seq = torch.cat([batch["items"][:, 1:], batch["targets"][:, -1:]], dim=1)
+    masked = view["items"] == model.mask_id
+    assert masked.any(dim=1).all()  # every sequence predicts something
+    assert torch.equal(view["targets"][masked], seq[masked]) and (view["targets"][~masked] == 0).all()
+    assert torch.equal(view["items"][~masked], seq[~masked])
+    share = masked.sum() / (seq != 0).sum()
+    assert 0.2 < float(share) < 0.45  # mask_prob 0.3 plus the forced ones
+    for name in model.feature_names:  # features of masked slots are hidden, others are the sequence's
+        assert (view[name][masked] == 0).all()
+        assert torch.equal(view[name][~masked], batch[f"target_{name}"][~masked])
+    # inference: [MASK] appended, the oldest event drops out of a full window
+    items, feats = batch_of(demo, model)
+    full = torch.from_numpy(gather_windows(demo.sequences, demo.split.test.users[:4], demo.split.test.ends[:4], 12)["items"])
+    model.eval()
+    assert model.session_vectors(full, {k: torch.zeros_like(full) for k in model.feature_names}).shape == (4, 16)
+
+
+def test_two_tower_scores_unseen_items_from_attributes(demo):
+    model = make("two_tower", demo).eval()
+    n = demo.sequences.n_items
+    known = np.ones(n + 1, dtype=bool)
+    known[1:6] = False
+    before = model.item_vectors().detach().clone()
+    model.set_known_items(known)
+    after = model.item_vectors().detach()
+    assert torch.equal(before[6:], after[6:])
+    assert not torch.allclose(before[1:6], after[1:6])
+    assert (after[1:6].norm(dim=1) > 0.5).all()  # normalised attribute-only vectors, not zeros
+    # the hidden items' id embeddings get no gradient
+    model.train()
+    model.item_vectors()[1:].sum().backward()
+    assert model.encoder.items.id_emb.weight.grad[1:6].abs().max() == 0
+    assert model.encoder.items.id_emb.weight.grad[6:].abs().max() > 0
+
+
+def test_attribute_only_items_share_vectors_with_their_attributes(demo):
+    from journeyrec.models.attributes import attribute_codes
+
+    codes = attribute_codes(demo.sequences.catalog, ["category", "brand", "price"])
+    assert codes["category"].shape[1] == 3  # Dept, Dept/Sub, Dept/Sub/Leaf
+    assert (codes["category"][0] == 0).all() and (codes["category"][1:] > 0).all()
+    assert 1 <= codes["price"][1:].max() <= 10
+    model = make("sasrec", demo, attributes=["category", "brand"])
+    emb = model.encoder.items
+    model.set_known_items(np.zeros(demo.sequences.n_items + 1, dtype=bool))
+    table = emb().detach()
+    key = [tuple(codes["category"][i]) + tuple(codes["brand"][i]) for i in range(len(codes["brand"]))]
+    same = [i for i in range(2, len(key)) if key[i] == key[1]]
+    assert same, "demo catalogue has several items per leaf and brand"
+    assert torch.allclose(table[same[0]], table[1])
+    assert (table[0] == 0).all()
+
+
+def test_bad_configs_name_the_problem(demo):
+    with pytest.raises(ValueError, match="unknown item attribute"):
+        make("sasrec", demo, attributes=["flavour"])
+    with pytest.raises(ValueError, match="unknown sequence feature"):
+        make("sasrec", demo, features=["weather"])
+    with pytest.raises(ValueError, match="intent"):
+        make("bert4rec", demo, intent_weight=1.0)
+    with pytest.raises(ValueError, match="unknown model"):
+        build_model({"name": "nope"}, 3, {})
