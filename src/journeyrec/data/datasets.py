@@ -121,7 +121,7 @@ class TrainWindows(Dataset):
     def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         """Inputs, next-item ``targets``, and for journey-aware objectives: ``target_<feature>``
         (the target position's features; ``target_event_type`` always, for event-type loss
-        weights), ``positions`` (absolute CSR index of each input position, -1 = padding, to look
+        weights), ``target_index`` (flat indices of the positions with a target), ``positions`` (absolute CSR index of each input position, -1 = padding, to look
         up per-event labels such as purchase intent)."""
         idx = np.asarray(indices, dtype=np.int64)
         length = self.max_len + 1
@@ -133,7 +133,12 @@ class TrainWindows(Dataset):
             batch[f"target_{name}"] = torch.from_numpy(w[name][:, 1:])
         pos = self.ends[idx][:, None] - length + np.arange(length, dtype=np.int64)[None, :]
         batch["positions"] = torch.from_numpy(np.where(w["items"] != 0, pos, -1)[:, :-1])
-        return trim_padding(batch, list(batch))
+        batch = trim_padding(batch, list(batch))
+        # the flat [B * L] indices of the positions that have a target, in row-major order (the
+        # order boolean-mask packing gives): computed here on the host so that packing on the
+        # GPU is an index_select of known size, not a mask whose size the host must wait for
+        batch["target_index"] = torch.from_numpy(np.flatnonzero(batch["targets"].numpy()))
+        return batch
 
 
 class EvalWindows(Dataset):

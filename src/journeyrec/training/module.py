@@ -163,16 +163,28 @@ class RecModule(pl.LightningModule):
         hidden = forward(items, feats, table=table) if table is not None else forward(items, feats)
         vectors = self.model.item_vectors(table) if table is not None else self.model.item_vectors()
         mask = (targets != 0) & (items != 0)
+        # packing the target positions: with the host-computed ``target_index`` (TrainWindows;
+        # valid when the view is the batch itself) it is an index_select of known size and the
+        # step has no host synchronisation; a model's own view (BERT4Rec's random masking)
+        # packs by boolean mask, whose size the host has to wait for on a GPU
+        if view is batch and "target_index" in batch:
+            index = batch["target_index"]
+
+            def pack(t: torch.Tensor) -> torch.Tensor:
+                return t.flatten(0, 1).index_select(0, index)
+        else:
+            def pack(t: torch.Tensor) -> torch.Tensor:
+                return t[mask]
         weights = None
         if self.etype_weights.numel():
-            weights = self.etype_weights[view["target_event_type"][mask]]
-        h = hidden[mask]
+            weights = self.etype_weights[pack(view["target_event_type"])]
+        h = pack(hidden)
         if self.temperature != 1.0:
             h = h / self.temperature
         seen = None
         if self.loss_fn.cfg.exclude_seen:
             seen = seen_items(view.get("sequence", items), mask, getattr(self.model, "causal", True))
-        loss = self.loss_fn(h, vectors, targets[mask], weights, seen)
+        loss = self.loss_fn(h, vectors, pack(targets), weights, seen)
         self.log("train/loss", loss.detach(), on_step=False, on_epoch=True, prog_bar=True, batch_size=items.shape[0])
         share = self._global_share(weights.sum() if weights is not None else mask.sum())
         if share is not None:
@@ -198,7 +210,10 @@ class RecModule(pl.LightningModule):
 
     # --- evaluation: collect ranks per case, summarise at epoch end --------------------------
     def _eval_step(self, split: str, batch: dict[str, torch.Tensor]) -> None:
-        ranks = rank_batch(self.model, batch)
+        # float32 even under bf16 autocast: bf16 scores tie often and would rank targets
+        # differently from the offline evaluation of the same weights (evaluation is float32)
+        with torch.autocast(device_type=self.device.type, enabled=False):
+            ranks = rank_batch(self.model, batch)
         ranks["case_index"] = batch["case_index"]
         self._eval.setdefault(split, []).append({k: v.detach() for k, v in ranks.items()})
 
