@@ -6,6 +6,7 @@ line per result, with its ratio against a baseline measured in the same run on t
   faiss          Flat / HNSW32 / IVF-PQ fast-scan on 1M x 64 (+ a real bundle): build, recall@10, QPS
   serving        in-process recommend() latency (vs the model alone) and HTTP latency under load
   data           generate + prepare 1M / 10M / 50M events: events/s and peak RSS
+  memory         peak memory of one training step vs catalogue size (10k / 100k / 1M items) per loss
 
 Run under the shared CPU lock on a quiet machine; every figure states its threads.
 """
@@ -52,6 +53,14 @@ def main() -> None:
     p = sub.add_parser("data")
     p.add_argument("--sizes", nargs="+", default=["1e6", "1e7", "5e7"])
     p.add_argument("--workdir", default=".cache/bench/data")
+    p = sub.add_parser("memory")
+    p.add_argument("--sizes", nargs="+", type=lambda v: int(float(v)), default=[10_000, 100_000, 1_000_000])
+    p.add_argument("--losses", nargs="+", default=None, help="default: sampled_softmax gbce softmax softmax_materialised")
+    p.add_argument("--dim", type=int, default=64)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--max-len", type=int, default=50)
+    p.add_argument("--negatives", type=int, default=256)
+    p.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
 
     if a.name == "train-vs-peer":
@@ -72,6 +81,12 @@ def main() -> None:
         from journeyrec.benchmarks.serving_bench import run
 
         for result in run(a.bundle, a.duration, a.rate, a.clients, a.requests):
+            _emit(result)
+    elif a.name == "memory":
+        from journeyrec.benchmarks.loss_memory import LOSSES_MEASURED, run
+
+        for result in run(tuple(a.sizes), tuple(a.losses or LOSSES_MEASURED), a.dim, a.batch, a.max_len,
+                          a.negatives, threads=a.threads):
             _emit(result)
     elif a.name == "data":
         subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark_data.py"), "--sizes", *a.sizes,

@@ -139,8 +139,11 @@ class TrainerConfig:
     patience: int = 5  # early stopping: epochs without improvement of `monitor`
     monitor: str = "valid_seen_excluded/ndcg@10"
     accelerator: str = "cpu"
-    devices: Any = 1
-    precision: str = "32-true"
+    devices: Any = 1  # per node: an int, a list of device ids, or "auto"
+    num_nodes: int = 1  # machines (multi-node DDP: launch the same command on each node, see configs/trainer/ddp.yaml)
+    strategy: str = "auto"  # Lightning strategy: auto | ddp (trainer=ddp); data.batch_size stays the GLOBAL batch
+    precision: str = "32-true"  # 32-true | bf16-mixed (autocast) | 16-mixed (CUDA)
+    compile: bool = False  # torch.compile the model (worth it on GPU; the first steps pay the compile time)
     num_threads: int = 0  # torch intra-op threads; 0 = torch's default (all cores)
     deterministic: bool = False
     gradient_clip_val: Optional[float] = None

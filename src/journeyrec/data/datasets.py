@@ -43,8 +43,14 @@ class EpochBatchSampler(Sampler[list[int]]):
     :func:`trim_padding` the transformer's work, proportional to real positions; the batch order
     is shuffled so training still meets lengths in random order. Without it, batches are a plain
     random permutation. The order depends only on (seed, epoch), so a run resumed from a
-    checkpoint sees exactly the batches the uninterrupted run would have seen. ``num_replicas`` /
-    ``rank`` give each distributed process every ``num_replicas``-th batch of the same order.
+    checkpoint sees exactly the batches the uninterrupted run would have seen.
+
+    ``batch_size`` is the GLOBAL batch. With ``num_replicas`` / ``rank`` (data-parallel training)
+    every process builds the same global batches and keeps its own contiguous slice of each
+    (``np.array_split``: sizes differ by at most one), so N processes together see exactly the
+    batches one process would, step for step; with the loss normalised by the global number of
+    targets (``RecModule``) the update is the single-process one. A final global batch smaller
+    than ``num_replicas`` would leave a process empty-handed and is dropped.
     """
 
     def __init__(
@@ -62,6 +68,8 @@ class EpochBatchSampler(Sampler[list[int]]):
         self.seed = seed
         self.by_length = by_length
         self.drop_last = drop_last
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is outside 0..{num_replicas - 1} (num_replicas={num_replicas})")
         self.num_replicas = num_replicas
         self.rank = rank
         self.epoch = 0
@@ -78,8 +86,9 @@ class EpochBatchSampler(Sampler[list[int]]):
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:
             batches.pop()
         batches = [batches[b] for b in rng.permutation(len(batches))]
-        usable = len(batches) - len(batches) % self.num_replicas if self.num_replicas > 1 else len(batches)
-        return batches[self.rank : usable : self.num_replicas]
+        if self.num_replicas == 1:
+            return batches
+        return [np.array_split(b, self.num_replicas)[self.rank] for b in batches if len(b) >= self.num_replicas]
 
     def __len__(self) -> int:
         return len(self._batches())
@@ -112,7 +121,7 @@ class TrainWindows(Dataset):
     def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         """Inputs, next-item ``targets``, and for journey-aware objectives: ``target_<feature>``
         (the target position's features; ``target_event_type`` always, for event-type loss
-        weights), ``positions`` (absolute CSR index of each input position, -1 = padding, to look
+        weights), ``target_index`` (flat indices of the positions with a target), ``positions`` (absolute CSR index of each input position, -1 = padding, to look
         up per-event labels such as purchase intent)."""
         idx = np.asarray(indices, dtype=np.int64)
         length = self.max_len + 1
@@ -124,7 +133,12 @@ class TrainWindows(Dataset):
             batch[f"target_{name}"] = torch.from_numpy(w[name][:, 1:])
         pos = self.ends[idx][:, None] - length + np.arange(length, dtype=np.int64)[None, :]
         batch["positions"] = torch.from_numpy(np.where(w["items"] != 0, pos, -1)[:, :-1])
-        return trim_padding(batch, list(batch))
+        batch = trim_padding(batch, list(batch))
+        # the flat [B * L] indices of the positions that have a target, in row-major order (the
+        # order boolean-mask packing gives): computed here on the host so that packing on the
+        # GPU is an index_select of known size, not a mask whose size the host must wait for
+        batch["target_index"] = torch.from_numpy(np.flatnonzero(batch["targets"].numpy()))
+        return batch
 
 
 class EvalWindows(Dataset):

@@ -67,6 +67,16 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
     def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,  # type: ignore[override]
                 pos_weights: torch.Tensor | None = None, label_smoothing: float = 0.0,
                 exclude: torch.Tensor | None = None) -> torch.Tensor:
+        # float32 throughout, autocast (precision=bf16-mixed) included: the softmax normaliser
+        # sums N exponentials, which bf16's 8-bit mantissa cannot hold, and the in-place
+        # gradient accumulation needs one dtype
+        with torch.autocast(device_type=hidden.device.type, enabled=False):
+            return ChunkedSoftmaxCE._forward(ctx, hidden, weight, targets, pos_weights, label_smoothing, exclude)
+
+    @staticmethod
+    def _forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                 pos_weights: torch.Tensor | None, label_smoothing: float,
+                 exclude: torch.Tensor | None) -> torch.Tensor:
         h = hidden.float()
         w = weight[1:].float()
         n_pos, n_items = h.shape[0], w.shape[0]
@@ -168,17 +178,22 @@ class NegativeSampler:
         return self.pop if self.kind == "popularity" else self.uniform
 
     def sample(self, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+        """Ids drawn directly on ``device`` (no host-to-device copy, hence no host sync in a GPU
+        training step; on CPU the draws are those of the CPU generator as before)."""
         n = int(np.prod(shape))
         if self.kind == "popularity":
-            ids = torch.multinomial(self.pop, n, replacement=True)
+            ids = torch.multinomial(self.to(device).pop, n, replacement=True)
         else:
-            ids = torch.randint(1, self.n_items + 1, (n,))
-        return ids.view(shape).to(device)
+            ids = torch.randint(1, self.n_items + 1, (n,), device=device)
+        return ids.view(shape)
 
     def to(self, device: torch.device) -> "NegativeSampler":
-        for name in ("target_freq", "pop", "uniform"):
-            setattr(self, name, getattr(self, name).to(device))
+        """Move the probability tables to ``device`` (once; later calls are free)."""
+        if self.uniform.device != torch.device(device):
+            for name in ("target_freq", "pop", "uniform"):
+                setattr(self, name, getattr(self, name).to(device))
         return self
+
 
 
 def sampled_softmax_loss(hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor, sampler: NegativeSampler,
@@ -198,11 +213,12 @@ def sampled_softmax_loss(hidden: torch.Tensor, item_vectors: torch.Tensor, targe
     pos = (hidden * item_vectors[targets]).sum(-1)
     if logq:
         # log of each id's expected number of occurrences among the candidates
+        sampler.to(device)  # the tables stay on the device: no per-step copy
         expected = torch.zeros(item_vectors.shape[0], device=device)
         if sampler.kind in ("in_batch", "mixed"):
-            expected = expected + n_pos * sampler.target_freq.to(device)
+            expected = expected + n_pos * sampler.target_freq
         if sampler.kind != "in_batch":
-            expected = expected + n_negatives * sampler.sampled_q.to(device)
+            expected = expected + n_negatives * sampler.sampled_q
         log_e = expected.clamp_min(1e-30).log()
         logits = logits - log_e[cand][None, :]
         pos = pos - log_e[targets]

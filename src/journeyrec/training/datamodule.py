@@ -6,7 +6,7 @@ from typing import Sequence
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from journeyrec.data.datasets import EvalWindows, EpochBatchSampler, TrainWindows, identity_collate
 from journeyrec.data.prepare import PreparedData
@@ -19,6 +19,15 @@ class SequenceDataModule(pl.LightningDataModule):
     evaluated once, after training, by ``journeyrec.evaluation.ranking.evaluate``).
 
     ``features`` are the per-position inputs the model reads (event_type, channel, time_gap).
+
+    Data-parallel runs (``trainer=ddp``): ``batch_size`` is the global batch and each process
+    gets its slice of every global batch (:class:`EpochBatchSampler`); validation cases are
+    split across processes by ``DistributedSampler`` (it repeats a few cases to even out the
+    ranks; ``RecModule`` gathers the ranks and counts every case once). The prepared store is
+    memory-mapped (``load_prepared(mmap=True)``), so each process pages in only the windows of
+    its own batches, and processes on one node share those pages through the OS cache instead
+    of each holding a copy. Pinned host memory (CUDA) lets the batch copy overlap compute;
+    workers stay alive between epochs when ``num_workers > 0``.
     """
 
     def __init__(
@@ -49,10 +58,20 @@ class SequenceDataModule(pl.LightningDataModule):
         if len(self.valid_set) == 0:
             raise ValueError("the split produced no validation cases (users need >= 3 events for leave-one-out)")
 
+    def _replicas(self) -> tuple[int, int]:
+        """(world size, this process's global rank); (1, 0) outside a distributed fit."""
+        trainer = self.trainer
+        if trainer is None:
+            return 1, 0
+        return int(trainer.world_size), int(trainer.global_rank)
+
     def _loader(self, ds, batch_size: int) -> DataLoader:
+        world, rank = self._replicas()
+        sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=False) if world > 1 else None
         return DataLoader(
             ds,
             batch_size=batch_size,
+            sampler=sampler,
             shuffle=False,
             collate_fn=identity_collate,
             num_workers=self.num_workers,
@@ -61,8 +80,10 @@ class SequenceDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        world, rank = self._replicas()
         sampler = EpochBatchSampler(
-            self.train_set.lengths, self.batch_size, seed=self.seed, by_length=self.bucket_by_length
+            self.train_set.lengths, self.batch_size, seed=self.seed, by_length=self.bucket_by_length,
+            num_replicas=world, rank=rank,
         )
         return DataLoader(
             self.train_set,

@@ -6,6 +6,14 @@ BERT4Rec) -> hidden states -> packed target positions -> the configured loss (fu
 softmax, BCE, gBCE; see :mod:`journeyrec.models.losses`), weighted per target event type,
 plus the purchase-intent head's binary cross-entropy when the model has one.
 
+Data-parallel training (``trainer=ddp``): each process computes its slice of the global batch
+and DDP averages the gradients over the processes, so the per-process loss is rescaled from a
+local mean to ``world_size * local_sum / global_count`` (the count all-reduced over processes):
+the averaged gradient is then exactly the gradient of the single-process mean over the global
+batch, whatever share of the targets each process holds. This is exact for full softmax, BCE
+with sampled negatives in distribution only (each process draws its own negatives), and not for
+the in-batch parts (in-batch negatives, the contrastive term), which see only the local slice.
+
 Validation calls :func:`journeyrec.evaluation.ranking.rank_batch` and
 :func:`journeyrec.evaluation.metrics.summarise`, the same functions offline evaluation uses.
 """
@@ -102,6 +110,7 @@ class RecModule(pl.LightningModule):
         max_steps: int = 0,
         contrastive_weight: float = 0.0,
         contrastive_temperature: float = 0.2,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         self.model = model
@@ -128,47 +137,83 @@ class RecModule(pl.LightningModule):
         if lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"unknown lr_schedule '{lr_schedule}'; use constant or cosine")
         self.lr_schedule, self.warmup_steps, self.max_steps = lr_schedule, int(warmup_steps), int(max_steps)
+        # torch.compile of the model's forward for training only (evaluation and export use the
+        # plain module). Kept out of the module tree so state_dict keys do not change.
+        self.__dict__["_train_forward"] = torch.compile(model) if compile else model
         self._eval: dict[str, list[dict[str, torch.Tensor]]] = {}
         self.last_ranks: dict[str, dict[str, np.ndarray]] = {}
+
+    def _global_share(self, local_count: torch.Tensor) -> torch.Tensor | None:
+        """``world_size * local_count / global_count``: turns this process's local mean into its
+        share of the global-batch mean (DDP then averages over processes); None on one process.
+        The all-reduce is a collective on device tensors, not a host synchronisation."""
+        trainer = self._trainer
+        if trainer is None or trainer.world_size == 1:
+            return None
+        local = local_count.detach().float()
+        total = trainer.strategy.reduce(local.clone(), reduce_op="sum")
+        return local * trainer.world_size / total.clamp_min(1e-12)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         view = self.model.training_view(batch) if hasattr(self.model, "training_view") else batch
         items, targets = view["items"], view["targets"]
         feats = {name: view[name] for name in self.model.feature_names}
         table = self.model.item_table() if hasattr(self.model, "item_table") else None
-        hidden = self.model(items, feats, table=table) if table is not None else self.model(items, feats)
+        forward = self.__dict__["_train_forward"]
+        hidden = forward(items, feats, table=table) if table is not None else forward(items, feats)
         vectors = self.model.item_vectors(table) if table is not None else self.model.item_vectors()
         mask = (targets != 0) & (items != 0)
+        # packing the target positions: with the host-computed ``target_index`` (TrainWindows;
+        # valid when the view is the batch itself) it is an index_select of known size and the
+        # step has no host synchronisation; a model's own view (BERT4Rec's random masking)
+        # packs by boolean mask, whose size the host has to wait for on a GPU
+        if view is batch and "target_index" in batch:
+            index = batch["target_index"]
+
+            def pack(t: torch.Tensor) -> torch.Tensor:
+                return t.flatten(0, 1).index_select(0, index)
+        else:
+            def pack(t: torch.Tensor) -> torch.Tensor:
+                return t[mask]
         weights = None
         if self.etype_weights.numel():
-            weights = self.etype_weights[view["target_event_type"][mask]]
-        h = hidden[mask]
+            weights = self.etype_weights[pack(view["target_event_type"])]
+        h = pack(hidden)
         if self.temperature != 1.0:
             h = h / self.temperature
         seen = None
         if self.loss_fn.cfg.exclude_seen:
             seen = seen_items(view.get("sequence", items), mask, getattr(self.model, "causal", True))
-        loss = self.loss_fn(h, vectors, targets[mask], weights, seen)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=items.shape[0])
+        loss = self.loss_fn(h, vectors, pack(targets), weights, seen)
+        self.log("train/loss", loss.detach(), on_step=False, on_epoch=True, prog_bar=True, batch_size=items.shape[0])
+        share = self._global_share(weights.sum() if weights is not None else mask.sum())
+        if share is not None:
+            loss = loss * share
         if self.contrastive_weight > 0:
             # a second pass draws other dropout masks: the two views of a session attract each
             # other and repel the batch's other sessions (those with the same next item excluded)
-            h2 = self.model(items, feats, table=table) if table is not None else self.model(items, feats)
+            h2 = forward(items, feats, table=table) if table is not None else forward(items, feats)
             cl = contrastive_loss(hidden[:, -1], h2[:, -1], targets[:, -1], self.contrastive_temperature)
-            self.log("train/contrastive_loss", cl, on_step=False, on_epoch=True, batch_size=items.shape[0])
+            self.log("train/contrastive_loss", cl.detach(), on_step=False, on_epoch=True, batch_size=items.shape[0])
             loss = loss + self.contrastive_weight * cl
         if self.intent_weight > 0:
             lab = self.intent_labels[batch["positions"]]  # -1 (padding) hits the final 0 slot
             known = lab > 0
             logits = self.model.intent_logits(hidden[known])
             intent = F.binary_cross_entropy_with_logits(logits, (lab[known] == 2).float()) if logits.numel() else logits.sum()
-            self.log("train/intent_loss", intent, on_step=False, on_epoch=True, batch_size=items.shape[0])
+            self.log("train/intent_loss", intent.detach(), on_step=False, on_epoch=True, batch_size=items.shape[0])
+            share = self._global_share(known.sum())
+            if share is not None:
+                intent = intent * share
             loss = loss + self.intent_weight * intent
         return loss
 
     # --- evaluation: collect ranks per case, summarise at epoch end --------------------------
     def _eval_step(self, split: str, batch: dict[str, torch.Tensor]) -> None:
-        ranks = rank_batch(self.model, batch)
+        # float32 even under bf16 autocast: bf16 scores tie often and would rank targets
+        # differently from the offline evaluation of the same weights (evaluation is float32)
+        with torch.autocast(device_type=self.device.type, enabled=False):
+            ranks = rank_batch(self.model, batch)
         ranks["case_index"] = batch["case_index"]
         self._eval.setdefault(split, []).append({k: v.detach() for k, v in ranks.items()})
 

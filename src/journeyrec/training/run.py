@@ -19,6 +19,7 @@ Every file is written atomically; a run that fails leaves no half-written bundle
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 from datetime import datetime
@@ -48,7 +49,7 @@ from journeyrec.training.cold_start import evaluate_cold, hide_items, training_c
 from journeyrec.training.datamodule import SequenceDataModule
 from journeyrec.training.module import RecModule
 
-__all__ = ["train", "FEATURE_SIZES", "experiment_name"]
+__all__ = ["train", "FEATURE_SIZES", "experiment_name", "launched_rank"]
 
 log = logging.getLogger(__name__)
 
@@ -138,10 +139,27 @@ def _quiet_third_party() -> None:
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    # validation metrics are computed from ranks gathered over all processes (RecModule), so
+    # every process logs the same values: there is nothing for sync_dist to add
+    warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
+
+
+def launched_rank() -> int:
+    """This process's rank as its launcher announced it in the environment, before any process
+    group exists: 0 for a single process and for the process that starts the others (Lightning's
+    DDP launcher re-runs the command with LOCAL_RANK set; torchrun sets RANK; SLURM
+    SLURM_PROCID; other nodes of a multi-node run have NODE_RANK). Only rank 0 prepares data,
+    writes the run directory's files, tracks to MLflow and evaluates; the others only fit."""
+    for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK"):
+        value = int(os.environ.get(var, "0") or 0)
+        if value:
+            return value
+    return 0
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Run the whole pipeline for one configuration; returns the flat metrics."""
+    """Run the whole pipeline for one configuration; returns the flat metrics (empty on a
+    data-parallel process other than rank 0, which only takes part in the fit)."""
     _quiet_third_party()
     out = _output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
@@ -149,12 +167,20 @@ def train(cfg: DictConfig) -> dict[str, float]:
         torch.set_num_threads(int(cfg.trainer.num_threads))
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    main_process = launched_rank() == 0
+    if main_process:
+        atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
     t0 = time.perf_counter()
     store = Path(cfg.data.prepared) if cfg.data.get("prepared") else out / "prepared"
     if not cfg.data.get("prepared"):
-        prepare_store(cfg.data, store)
+        if main_process:
+            prepare_store(cfg.data, store)
+        elif not (store / "prepared.json").is_file():
+            raise FileNotFoundError(
+                f"rank {launched_rank()}: no prepared store at {store}. Processes started outside "
+                "Lightning (torchrun, SLURM, other nodes) do not wait for rank 0 to prepare: run "
+                "scripts/prepare_data.py once and pass data.prepared=<its store> to every process")
     prepared: PreparedData = load_prepared(store, mmap=True)
     log.info("prepared %s in %.1fs: %s", prepared.source, time.perf_counter() - t0, prepared.stats)
 
@@ -182,6 +208,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         warmup_steps=int(cfg.model.get("warmup_steps", 0)), max_steps=steps_per_epoch * int(cfg.trainer.max_epochs),
         contrastive_weight=float(cfg.model.get("contrastive_weight", 0.0)),
         contrastive_temperature=float(cfg.model.get("contrastive_temperature", 0.2)),
+        compile=bool(cfg.trainer.compile),
     )
     ckpt_dir = out / "checkpoints"
     monitor = str(cfg.trainer.monitor)
@@ -192,7 +219,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     early = EarlyStopping(monitor=monitor, mode="max", patience=int(cfg.trainer.patience))
     from journeyrec.tracking import run_tags
 
-    logger, parent_run = _make_logger(cfg, out, run_tags(int(cfg.seed), prepared.fingerprint()))
+    logger, parent_run = (_make_logger(cfg, out, run_tags(int(cfg.seed), prepared.fingerprint()))
+                          if main_process else (None, None))
     if logger is not None:
         from journeyrec.tracking import flatten
         from journeyrec.training.data_card import log_dataset_card
@@ -204,6 +232,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         min_epochs=int(cfg.trainer.min_epochs),
         accelerator=str(cfg.trainer.accelerator),
         devices=cfg.trainer.devices,
+        num_nodes=int(cfg.trainer.num_nodes),
+        strategy=str(cfg.trainer.strategy),
+        # the datamodule shards batches and validation cases itself (global batches split per
+        # rank, see EpochBatchSampler); Lightning cannot inject a sampler into a batch sampler
+        use_distributed_sampler=False,
         precision=cfg.trainer.precision,
         deterministic=bool(cfg.trainer.deterministic),
         gradient_clip_val=cfg.trainer.gradient_clip_val,
@@ -220,6 +253,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     t_fit = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=_resolve_ckpt(cfg, ckpt_dir))
     train_seconds = time.perf_counter() - t_fit
+    if not trainer.is_global_zero:
+        return {}  # rank 0 evaluates, exports and tracks the run
 
     best_epoch = -1
     if checkpoint.best_model_path:
