@@ -38,6 +38,8 @@ def main() -> None:
     p.add_argument("--items", type=int, default=1_000_000)
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--topk", type=int, default=0, help="also build top-k lists (beyond-accuracy metrics)")
+    p.add_argument("--interleaved-peak", action="store_true",
+                   help="also time an SGEMM burst before every batch (for a shared, busy machine)")
     p = sub.add_parser("faiss")
     p.add_argument("--items", type=int, default=1_000_000)
     p.add_argument("--dim", type=int, default=64)
@@ -72,7 +74,7 @@ def main() -> None:
     elif a.name == "eval":
         from journeyrec.benchmarks.eval_throughput import run
 
-        _emit(run(a.users, a.items, a.dim, topk=a.topk))
+        _emit(run(a.users, a.items, a.dim, topk=a.topk, interleaved_peak=a.interleaved_peak))
     elif a.name == "faiss":
         from journeyrec.benchmarks.faiss_bench import run
 

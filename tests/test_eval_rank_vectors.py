@@ -4,10 +4,11 @@ top-k lists (compared by score, since the order among tied items is free)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
-from journeyrec.evaluation.metrics import exclusion_mask, rank_vectors, target_ranks_many, topk_items
+from journeyrec.evaluation.metrics import _row_counts, exclusion_mask, rank_vectors, target_ranks_many, topk_items
 
 
 def case(seed: int, n: int = 500, b: int = 37, d: int = 16):
@@ -56,3 +57,47 @@ def test_nan_target_worst_and_small_catalogue_padding():
 def test_empty_batch():
     out = rank_vectors(torch.zeros(0, 4), torch.randn(30, 4), torch.zeros(0, dtype=torch.long), topk=3)
     assert out["all"].numel() == 0 and out["top_all"].shape == (0, 3)
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("tile", [None, 1024, 2048, 1500])
+def test_blocks_on_threads_equal_dense(two_threads, seed, tile):
+    """Several query blocks (run on two threads), tiles of whole SWAR groups and ragged ones,
+    duplicate item vectors (exact ties), zero queries, NaN scores, seen items in every tile."""
+    g = torch.Generator().manual_seed(100 + seed)
+    n, b, d = 5000, 600, 32
+    items = torch.randn(n + 1, d, generator=g)
+    dup = torch.randint(1, n + 1, (300,), generator=g)
+    items[dup] = items[7].clone()  # 300 items tie with item 7 exactly
+    items[11, 0] = float("nan")
+    q = torch.randn(b, d, generator=g)
+    q[::50] = 0  # every item ties (NaN item aside)
+    targets = torch.randint(1, n + 1, (b,), generator=g)
+    targets[::7] = 7
+    targets[5] = 11  # NaN target: worst rank
+    rows = torch.randint(0, b, (8000,), generator=g)
+    cols = torch.randint(0, n + 1, (8000,), generator=g)
+    rows = torch.cat([rows, torch.arange(b), torch.arange(b)])
+    cols = torch.cat([cols, targets, dup[torch.arange(b) % 300]])
+    dense = q @ items.T
+    excl = exclusion_mask(b, n + 1, rows, cols)
+    (ra, ta), (rs, ts) = target_ranks_many(dense, targets, [None, excl])
+    out = rank_vectors(q, items, targets, rows, cols, tile=tile)
+    assert torch.equal(out["all"], ra) and torch.equal(out["seen_excluded"], rs)
+    assert torch.equal(out["ties_all"], ta) and torch.equal(out["ties_seen_excluded"], ts)
+    assert int(ta[7]) > 250 and int(ra[5]) == n - 1  # the ties and the NaN target are exercised
+
+
+def test_row_counts_words_never_carry():
+    rng = np.random.default_rng(0)
+    for w in (1024, 3072, 1000):
+        mask = rng.random((5, w)) < np.array([0.0, 0.3, 0.5, 0.9, 1.0])[:, None]
+        assert np.array_equal(_row_counts(np.ascontiguousarray(mask)), np.count_nonzero(mask, axis=1))

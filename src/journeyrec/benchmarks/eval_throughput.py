@@ -7,11 +7,18 @@ journeyrec's own evaluation kernel (``evaluation.metrics.rank_vectors``: ranks u
 protocols with seen-item exclusion, optionally the top-k lists for beyond-accuracy metrics) on
 synthetic embeddings, in the same batches ``evaluation.ranking.evaluate`` uses, and reports
 users/s and the ratio to the bound (1.0 would be the bound itself).
+
+On a shared machine the rate the BLAS gets drifts during a long run. ``interleaved_peak`` then
+also measures a short SGEMM burst (same 2048 x 2048 product) right before and after every batch
+and reports the median over batches of (batch time / that batch's FLOP bound at the faster
+burst's rate) as ``ratio_to_interleaved_bound``: both sides of each ratio see the same
+contention. The bursts are not timed as evaluation.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import time
 
 import torch
@@ -35,7 +42,7 @@ def sgemm_peak(n: int = 2048, repeats: int = 5, rounds: int = 3) -> float:
 
 
 def run(users: int = 100_000, items: int = 1_000_000, dim: int = 64, batch: int = 512, history: int = 10,
-        topk: int = 0, seed: int = 0) -> dict:
+        topk: int = 0, seed: int = 0, interleaved_peak: bool = False) -> dict:
     """Time rank_vectors over ``users`` synthetic cases against ``items`` items."""
     g = torch.Generator().manual_seed(seed)
     item_vecs = torch.randn(items + 1, dim, generator=g) / dim**0.5
@@ -43,21 +50,27 @@ def run(users: int = 100_000, items: int = 1_000_000, dim: int = 64, batch: int 
     elapsed = 0.0
     checksum = 0
     done = 0
+    batch_ratios = []
     while done < users:
         b = min(batch, users - done)
         q = torch.randn(b, dim, generator=g)
         targets = torch.randint(1, items + 1, (b,), generator=g)
         rows = torch.arange(b).repeat_interleave(history)
         hist = torch.randint(1, items + 1, (b * history,), generator=g)
+        burst = sgemm_peak(repeats=1, rounds=1) if interleaved_peak else 0.0
         t0 = time.perf_counter()
         out = rank_vectors(q, item_vecs, targets, rows, hist, topk=topk)
-        elapsed += time.perf_counter() - t0
+        dt = time.perf_counter() - t0
+        elapsed += dt
+        if burst:
+            burst = max(burst, sgemm_peak(repeats=1, rounds=1))
+            batch_ratios.append(dt / (2.0 * b * items * dim / burst))
         checksum += int(out["seen_excluded"].sum())
         done += b
     peak = max(peak_before, sgemm_peak())
     flops = 2.0 * users * items * dim
     bound = flops / peak
-    return {
+    result = {
         "benchmark": "eval",
         "users": users,
         "items": items,
@@ -75,3 +88,7 @@ def run(users: int = 100_000, items: int = 1_000_000, dim: int = 64, batch: int 
         "cpus": os.cpu_count(),
         "checksum": checksum,
     }
+    if batch_ratios:
+        result["ratio_to_interleaved_bound"] = round(statistics.median(batch_ratios), 3)
+        result["interleaved_ratio_quartiles"] = [round(x, 3) for x in statistics.quantiles(batch_ratios, n=4)] if len(batch_ratios) > 1 else []
+    return result
