@@ -120,15 +120,18 @@ def test_export_and_checkpoint_io_refuse_a_planted_checkpoint(tiny_trained_run, 
     assert sum(p.numel() for p in model.parameters()) > 0
 
 
-@pytest.mark.parametrize("name", ["sequences.npz", "split.npz"])
-def test_prepared_data_with_a_planted_pickle_is_refused(tiny_trained_run, tmp_path, marker, name):
-    """What scripts/evaluate.py and scripts/segment.py read (load_prepared)."""
+@pytest.mark.parametrize("name", ["arrays/items.npy", "arrays/test_targets.npy"])
+@pytest.mark.parametrize("mmap", [False, True])
+def test_prepared_data_with_a_planted_pickle_is_refused(tiny_trained_run, tmp_path, marker, name, mmap):
+    """What training, scripts/evaluate.py and scripts/segment.py read (load_prepared, memory-mapped
+    or not)."""
     from journeyrec.data.prepare import load_prepared
 
     prepared = shutil.copytree(tiny_trained_run.out / "prepared", tmp_path / "prepared")
-    planted_npz(prepared / name, marker, tiny_trained_run.out / "prepared" / name)
-    with pytest.raises(ValueError, match="allow_pickle=False"):
-        load_prepared(prepared)
+    assert (prepared / name).is_file()
+    planted_npy(prepared / name, marker)
+    with pytest.raises(ValueError, match="allow_pickle=False|Python objects"):
+        load_prepared(prepared, mmap=mmap)
     assert not marker.exists()
 
 

@@ -83,7 +83,7 @@ def _bundle_vectors(bundle: Path, n_queries: int) -> tuple[np.ndarray, np.ndarra
     prepared = load_prepared(run_dir / "prepared")
     queries = session_queries(rec.model, prepared.sequences, prepared.split.valid, n=n_queries)
     cfg = OmegaConf.load(run_dir / "config.yaml")
-    return np.load(bundle / "item_vectors.npy"), queries, f"{cfg.model.name} on {Path(str(cfg.data.path)).name}"
+    return np.load(bundle / "item_vectors.npy", allow_pickle=False), queries, f"{cfg.model.name} on {Path(str(cfg.data.path)).name}"
 
 
 def _flat_blas_qps(n_items: int, dim: int, n_queries: int, coretype: str | None) -> float:
