@@ -212,8 +212,8 @@ def test_intent_is_returned_when_the_model_has_an_intent_head(demo_bundle):
     from journeyrec.models.sasrec import SASRec
 
     class WithIntent(SASRec):
-        def purchase_intent(self, items, features=None):
-            return torch.sigmoid(self.session_vectors(items, features).sum(-1))
+        def purchase_intent(self, items, features=None, table=None):
+            return torch.sigmoid(self.session_vectors(items, features, table).sum(-1))
 
     base = Recommender.load(demo_bundle.path)
     model = WithIntent.from_hparams(base.model.hparams)

@@ -7,7 +7,7 @@ all training, evaluation and serving rely on:
 * ``session_vectors(items, features) -> [B, D]`` the query vector of each sequence;
 * ``item_vectors() -> [N + 1, D]`` one vector per item id (row 0 = padding), so that
   ``score = session_vector @ item_vectors.T`` and a FAISS inner-product index reproduce the model;
-* optionally ``purchase_intent(items, features) -> [B]`` probabilities.
+* optionally ``purchase_intent(items, features, table=None) -> [B]`` probabilities.
 """
 
 from __future__ import annotations

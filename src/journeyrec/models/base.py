@@ -12,7 +12,7 @@ Protocol (all that training, evaluation, FAISS export and serving rely on):
   safetensors state dict rebuild the model exactly: attribute code tables and the ``known``
   mask are buffers, so they travel with the weights);
 * ``from_config(cfg, n_items, feature_sizes, catalog)`` builds it for training;
-* optionally ``purchase_intent(items, features) -> [B]`` probabilities (present only when the
+* optionally ``purchase_intent(items, features, table=None) -> [B]`` probabilities (present only when the
   model was built with an intent head).
 """
 
@@ -125,9 +125,11 @@ class SequenceModel(nn.Module):
         """Purchase-intent logit of each hidden state [..., D] -> [...]."""
         return self.intent_head(hidden).squeeze(-1)
 
-    def _purchase_intent(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
-        """[B] probability that the session of the last event ends in a purchase (after it)."""
-        return torch.sigmoid(self.intent_logits(self.forward(items, features)[:, -1, :]))
+    def _purchase_intent(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
+                         table: torch.Tensor | None = None) -> torch.Tensor:
+        """[B] probability that the session of the last event ends in a purchase (after it).
+        ``table``: a precomputed :meth:`item_table`, as for :meth:`session_vectors`."""
+        return torch.sigmoid(self.intent_logits(self.forward(items, features, table)[:, -1, :]))
 
     @staticmethod
     def _json_attributes(attributes: Mapping[str, Sequence[int]] | None) -> dict[str, list[int]]:

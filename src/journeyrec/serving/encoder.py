@@ -133,7 +133,7 @@ class SessionEncoder:
             vec = self.model.session_vectors(it, self._feature_dict(feats), table=self.table)
         intent = None
         if self.has_intent:
-            intent = float(self.model.purchase_intent(it, self._feature_dict(feats)).reshape(-1)[0])
+            intent = float(self.model.purchase_intent(it, self._feature_dict(feats), table=self.table).reshape(-1)[0])
         return vec[0].float().numpy(), intent
 
     def _feature_dict(self, feats: torch.Tensor) -> Mapping[str, torch.Tensor]:
