@@ -147,6 +147,21 @@ def test_attribute_only_items_share_vectors_with_their_attributes(demo):
     assert (table[0] == 0).all()
 
 
+def test_sasrec_feed_forward_options_change_the_block_and_survive_rebuild(demo):
+    import json
+
+    narrow = make("sasrec", demo, ffn_mult=1, activation="relu").eval()
+    wide = make("sasrec", demo).eval()
+    assert narrow.encoder.blocks[0].mlp[0].out_features == 16 and wide.encoder.blocks[0].mlp[0].out_features == 64
+    assert isinstance(narrow.encoder.blocks[0].mlp[1], torch.nn.ReLU)
+    items, feats = batch_of(demo, narrow)
+    clone = type(narrow).from_hparams(json.loads(json.dumps(narrow.hparams)))
+    clone.load_state_dict(narrow.state_dict(), strict=True)
+    assert torch.equal(clone.eval().session_vectors(items, feats), narrow.session_vectors(items, feats))
+    with pytest.raises(ValueError, match="activation must be one of"):
+        make("sasrec", demo, activation="swish")
+
+
 def test_bad_configs_name_the_problem(demo):
     with pytest.raises(ValueError, match="unknown item attribute"):
         make("sasrec", demo, attributes=["flavour"])

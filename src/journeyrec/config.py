@@ -102,6 +102,8 @@ class SASRecConfig(ModelConfig):
     n_blocks: int = 2
     n_heads: int = 2
     dropout: float = 0.2
+    ffn_mult: int = 4  # feed-forward width = ffn_mult * d_model
+    activation: str = "gelu"  # gelu | relu
 
 
 @dataclass

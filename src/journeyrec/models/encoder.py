@@ -27,6 +27,9 @@ from journeyrec.models.attributes import ItemEmbedding
 __all__ = ["SequenceEncoder", "Block", "FeatureEmbeddings", "init_weights"]
 
 
+ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
+
+
 def init_weights(m: nn.Module) -> None:
     """Small normal init (std 0.02) for linear and embedding layers; padding rows stay zero."""
     if isinstance(m, nn.Linear):
@@ -41,9 +44,10 @@ def init_weights(m: nn.Module) -> None:
 
 
 class Block(nn.Module):
-    """Pre-LN transformer block: x + attn(LN(x)); x + mlp(LN(x))."""
+    """Pre-LN transformer block: x + attn(LN(x)); x + mlp(LN(x)). The feed-forward width is
+    ``ffn_mult * d_model``."""
 
-    def __init__(self, d_model: int, n_heads: int, dropout: float, ffn_mult: int = 4) -> None:
+    def __init__(self, d_model: int, n_heads: int, dropout: float, ffn_mult: int = 4, activation: str = "gelu") -> None:
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
@@ -53,7 +57,8 @@ class Block(nn.Module):
         self.proj = nn.Linear(d_model, d_model)
         self.ln2 = nn.LayerNorm(d_model)
         self.mlp = nn.Sequential(
-            nn.Linear(d_model, ffn_mult * d_model), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn_mult * d_model, d_model)
+            nn.Linear(d_model, ffn_mult * d_model), ACTIVATIONS[activation](), nn.Dropout(dropout),
+            nn.Linear(ffn_mult * d_model, d_model),
         )
         self.dropout = dropout
         self.resid_drop = nn.Dropout(dropout)
@@ -113,8 +118,12 @@ class SequenceEncoder(nn.Module):
         mask_token: bool = False,
         attributes: Mapping[str, Sequence[int]] | None = None,
         id_dropout: float = 0.0,
+        ffn_mult: int = 4,
+        activation: str = "gelu",
     ) -> None:
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         self.n_items = n_items
         self.max_len = max_len
         self.causal = causal
@@ -124,7 +133,7 @@ class SequenceEncoder(nn.Module):
         self.pos_emb = nn.Embedding(max_len, d_model)
         self.features = FeatureEmbeddings(features, d_model)
         self.emb_drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList([Block(d_model, n_heads, dropout) for _ in range(n_blocks)])
+        self.blocks = nn.ModuleList([Block(d_model, n_heads, dropout, ffn_mult, activation) for _ in range(n_blocks)])
         self.ln_f = nn.LayerNorm(d_model)
         self.apply(init_weights)
 
