@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from journeyrec.evaluation.metrics import _row_counts, exclusion_mask, rank_vectors, target_ranks_many, topk_items
+from journeyrec.evaluation.metrics import exclusion_mask, rank_vectors, target_ranks_many, topk_items
 
 
 def case(seed: int, n: int = 500, b: int = 37, d: int = 16):
@@ -70,7 +70,7 @@ def two_threads():
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("tile", [None, 1024, 2048, 1500])
 def test_blocks_on_threads_equal_dense(two_threads, seed, tile):
-    """Several query blocks (run on two threads), tiles of whole SWAR groups and ragged ones,
+    """Several query blocks (run on two threads), tiles of several widths and ragged ones,
     duplicate item vectors (exact ties), zero queries, NaN scores, seen items in every tile."""
     g = torch.Generator().manual_seed(100 + seed)
     n, b, d = 5000, 600, 32
@@ -96,8 +96,27 @@ def test_blocks_on_threads_equal_dense(two_threads, seed, tile):
     assert int(ta[7]) > 250 and int(ra[5]) == n - 1  # the ties and the NaN target are exercised
 
 
-def test_row_counts_words_never_carry():
+def test_count_tile_equals_reference_with_ties_and_nan():
+    """The compiled compare-and-count against NumPy's definition: exact ties (duplicated scores,
+    the target's own value), NaN scores and a NaN target, accumulation into non-zero counts, and
+    a row wider than the kernel's float32 chunk (so the chunked sums are exercised)."""
+    from journeyrec.evaluation import tile_kernel
+
     rng = np.random.default_rng(0)
-    for w in (1024, 3072, 1000):
-        mask = rng.random((5, w)) < np.array([0.0, 0.3, 0.5, 0.9, 1.0])[:, None]
-        assert np.array_equal(_row_counts(np.ascontiguousarray(mask)), np.count_nonzero(mask, axis=1))
+    for b, w in ((7, 1000), (3, tile_kernel._CHUNK + 1000)):
+        s = rng.integers(-20, 20, size=(b, w)).astype(np.float32) / 4  # many exact ties
+        t = s[np.arange(b), rng.integers(0, w, size=b)].copy()
+        s[1, ::3] = np.nan
+        t[2] = np.nan
+        higher = np.arange(b, dtype=np.int64)
+        equal = np.arange(b, dtype=np.int64) * 2
+        fr = rng.integers(0, b, size=50)
+        fc = rng.integers(0, w, size=50) + 500
+        fv = np.empty(50, dtype=np.float32)
+        tile_kernel.count_tile(s, t, higher, equal, fr, fc, 500, fv)
+        with np.errstate(invalid="ignore"):
+            ref_h = np.arange(b) + (s > t[:, None]).sum(axis=1)
+            ref_e = np.arange(b) * 2 + (s == t[:, None]).sum(axis=1)
+        assert np.array_equal(higher, ref_h) and np.array_equal(equal, ref_e)
+        assert np.array_equal(fv, s[fr, fc - 500], equal_nan=True)
+        assert ref_e[0] > np.arange(b)[0] * 2 + 1 and equal[2] == 4  # ties exercised; NaN ties nothing

@@ -158,7 +158,6 @@ def target_ranks_many(
 _TILE_ELEMENTS = 1 << 18  # scores per tile (1 MiB in float32): stays in one core's L2 cache
 _BLOCK_ROWS = 256  # queries per block; blocks run on separate cores
 _MIN_TILE = 16  # narrower products take a different BLAS path whose rounding differs from wide tiles
-_SWAR_GROUP = 128  # 64-bit words summed per group: each byte lane stays <= 128, so never carries
 
 
 def _target_scores(q: torch.Tensor, v: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -203,10 +202,11 @@ def rank_vectors(
 
     Speed (issue 7: within 2x of the SGEMM FLOP bound). Queries go in blocks of ``_BLOCK_ROWS``;
     on the CPU the blocks run on ``torch.get_num_threads()`` Python threads with one BLAS thread
-    each (the product and NumPy's comparisons release the GIL), so each core multiplies and
-    counts its own 1 MiB score tile while it is still in its L2 cache. The padding column, the
-    target's own column and the seen items are not masked in the tile: their few scores are
-    read back and their contribution subtracted from the counts afterwards.
+    each (the product and the compiled count release the GIL), so each core multiplies and
+    counts its own 1 MiB score tile while it is still in its cache; the count reads the tile once
+    (:func:`journeyrec.evaluation.tile_kernel.count_tile`). The padding column, the target's own
+    column and the seen items are not masked in the tile: their few scores are read back in the
+    same pass and their contribution subtracted from the counts afterwards.
     """
     q = queries.float()
     v = items.float()
@@ -255,8 +255,6 @@ def _rank_block(
     n_items = n_cols - 1
     dev = q.device
     width = max(_MIN_TILE, tile or _TILE_ELEMENTS // max(b, 1))
-    if width >= 8 * _SWAR_GROUP:
-        width -= width % (8 * _SWAR_GROUP)  # whole SWAR groups (see _row_counts)
     bounds = list(range(0, n_cols, width))
     if len(bounds) > 1 and n_cols - bounds[-1] < _MIN_TILE:
         bounds.pop()  # a narrow last tile would take BLAS's narrow-matrix path: merge it
@@ -277,9 +275,12 @@ def _rank_block(
     higher = torch.zeros(b, dtype=torch.int64, device=dev)
     equal = torch.zeros_like(higher)
     cpu = dev.type == "cpu"
-    if cpu:  # NumPy views of the same memory: per-tile bookkeeping without torch's per-op overhead
-        buf, mask = torch.empty(b, width), np.empty((b, width), dtype=np.bool_)
+    if cpu:  # NumPy views of the same memory for the compiled kernel
+        from journeyrec.evaluation.tile_kernel import count_tile
+
+        buf = torch.empty(b, width)
         fix_rn, fix_cn, fix_valn = fix_r.numpy(), fix_c.numpy(), fix_val.numpy()
+        tn, hn, en = t.contiguous().numpy(), higher.numpy(), equal.numpy()
     tops: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # per tile: values, seen values, ids
     if topk:
         by_item = torch.argsort(pi, stable=True)
@@ -292,12 +293,14 @@ def _rank_block(
             s = torch.mm(q, v[lo:hi].T, out=buf)
         else:
             s = q @ v[lo:hi].T
-        _count_vs_target(s, tcol, higher, equal, mask if cpu else None)
         a, z = fix_pos[i], fix_pos[i + 1]
-        if z > a and cpu:
-            fix_valn[a:z] = s.numpy()[fix_rn[a:z], fix_cn[a:z] - lo]
-        elif z > a:
-            fix_val[a:z] = s[fix_r[a:z], fix_c[a:z] - lo]
+        if cpu:  # one compiled pass: counts, and the read-back scores of this tile
+            count_tile(s.numpy(), tn, hn, en, fix_rn[a:z], fix_cn[a:z], lo, fix_valn[a:z])
+        else:
+            higher += (s > tcol).sum(dim=1)
+            equal += (s == tcol).sum(dim=1)
+            if z > a:
+                fix_val[a:z] = s[fix_r[a:z], fix_c[a:z] - lo]
         if topk:
             a, z = top_pos[i], top_pos[i + 1]
             ex_r, ex_c = top_r[a:z], top_c[a:z]
@@ -334,42 +337,6 @@ def _rank_block(
 
 def _sum_by_row(rows: torch.Tensor, values: torch.Tensor, b: int) -> torch.Tensor:
     return torch.zeros(b, dtype=torch.int64, device=values.device).index_add_(0, rows, values)
-
-
-def _count_vs_target(
-    s: torch.Tensor, t: torch.Tensor, higher: torch.Tensor, equal: torch.Tensor, mask: np.ndarray | None = None
-) -> None:
-    """Add to ``higher`` / ``equal`` how many scores of each row are above / equal to the row's
-    target score ``t`` ([B, 1]; NaN scores count as neither).
-
-    On the CPU this is NumPy: SIMD comparisons into a reused bool buffer, then row sums of that
-    buffer read as 64-bit words (eight flags per add; see :func:`_row_counts`), accumulated in
-    place. On a 256 x 1024 tile torch's broadcast comparison was ~3x and its bool row sums ~5x
-    slower."""
-    if s.device.type != "cpu":
-        higher += (s > t).sum(dim=1)
-        equal += (s == t).sum(dim=1)
-        return
-    sn, tn = s.numpy(), t.numpy()
-    if mask is None or mask.shape != sn.shape:
-        mask = np.empty(sn.shape, dtype=np.bool_)
-    np.greater(sn, tn, out=mask)
-    hn = higher.numpy()
-    hn += _row_counts(mask)
-    np.equal(sn, tn, out=mask)
-    en = equal.numpy()
-    en += _row_counts(mask)
-
-
-def _row_counts(mask: np.ndarray) -> np.ndarray:
-    """True flags per row of a C-contiguous bool [b, w] array (int64 [b]). With w a multiple of
-    8 * _SWAR_GROUP, the flags are summed as 64-bit words: each byte lane of a sum of at most
-    128 words holds the count of its flag position (<= 128, so no carry into the next lane)."""
-    b, w = mask.shape
-    if w % (8 * _SWAR_GROUP) or not mask.flags.c_contiguous:
-        return np.count_nonzero(mask, axis=1).astype(np.int64)
-    lanes = mask.view(np.int64).reshape(b, -1, _SWAR_GROUP).sum(axis=2)
-    return lanes.view(np.uint8).reshape(b, -1).sum(axis=1, dtype=np.int64)
 
 
 def _tile_topk(
