@@ -79,11 +79,19 @@ def test_intent_head_auc_on_heldout_sessions(tmp_path):
     # funnel events kept apart (no dedup): a cart that is not yet a purchase is the intent signal
     metrics, out = run(tmp_path, ["experiment=demo", "data.split=global_time", "data.dedup_consecutive=false",
                                   "model.n_blocks=1", "model.d_model=32", "model.intent_weight=1.0",
-                                  "trainer.max_epochs=3", "data.options.n_customers=400", "data.batch_size=16"])
+                                  "trainer.max_epochs=3", "data.options.n_customers=400", "data.batch_size=16",
+                                  "trainer.monitor=valid_intent/auc"])
     for which in ("valid", "test"):
         assert metrics[f"{which}_intent/n_cases"] > 100
         assert 0 < metrics[f"{which}_intent/positive_rate"] < 1
+        assert 0.5 < metrics[f"{which}_intent/baseline_auc"] < 1  # the count baseline on the same cases
     assert metrics["test_intent/auc"] > 0.6  # cart events announce purchases in the demo shop
+    # valid_intent/auc is logged every epoch, so it can pick the best checkpoint: the final
+    # evaluation of that checkpoint reproduces the best epoch's value
+    curve = json.loads((out / "curve.json").read_text())
+    aucs = [row["valid_intent/auc"] for row in curve]
+    assert len(aucs) == 3 and metrics["best_epoch"] == 1 + int(np.argmax(aucs))
+    assert metrics["valid_intent/auc"] == pytest.approx(max(aucs), abs=1e-6)
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["test_intent/auc"] == metrics["test_intent/auc"]
     from journeyrec.serving import Recommender

@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 
 from journeyrec.io import atomic_write_json
 
-__all__ = ["EpochCurve", "ResumableRNG"]
+__all__ = ["EpochCurve", "ResumableRNG", "IntentValidation"]
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ class EpochCurve(pl.Callback):
     """Per-epoch training time (validation excluded), loss and validation metrics: one log line
     per epoch and ``curve.json`` in the run directory, which time-to-quality comparisons read."""
 
-    def __init__(self, path: Path, keys: tuple[str, ...] = ("valid/ndcg@10", "valid_seen_excluded/ndcg@10")) -> None:
+    def __init__(self, path: Path, keys: tuple[str, ...] = ("valid/ndcg@10", "valid_seen_excluded/ndcg@10", "valid_intent/auc")) -> None:
         self.path = Path(path)
         self.keys = keys
         self.rows: list[dict[str, float]] = []
@@ -85,3 +85,21 @@ class ResumableRNG(pl.Callback):
         torch.set_rng_state(state_dict["cpu"])
         if "cuda" in state_dict and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+
+class IntentValidation(pl.Callback):
+    """Logs ``valid_intent/auc`` (purchase-intent AUC on the validation split's held-out
+    sessions, :func:`journeyrec.models.intent.evaluate_intent`) after every validation epoch,
+    so that ``trainer.monitor=valid_intent/auc`` can drive early stopping and the best checkpoint
+    of an intent experiment: the ranking metric peaks epochs before the intent head has learnt."""
+
+    def __init__(self, data: Any, split: Any, batch_size: int = 1024) -> None:
+        self.data, self.split, self.batch_size = data, split, batch_size
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        from journeyrec.models.intent import evaluate_intent
+
+        auc = evaluate_intent(pl_module.model, self.data, self.split, "valid", self.batch_size)["valid_intent/auc"]
+        pl_module.log("valid_intent/auc", auc, prog_bar=True, sync_dist=False, rank_zero_only=False)

@@ -41,9 +41,9 @@ from journeyrec.evaluation.offline import ItemStats, evaluate_system, per_case_t
 from journeyrec.export.bundle import export_bundle
 from journeyrec.io import atomic_path, atomic_write_json, atomic_write_text
 from journeyrec.models import build_model
-from journeyrec.training.callbacks import EpochCurve, ResumableRNG
+from journeyrec.training.callbacks import EpochCurve, IntentValidation, ResumableRNG
 from journeyrec.training.checkpoint_io import AtomicCheckpointIO, load_checkpoint
-from journeyrec.models.intent import evaluate_intent, intent_labels
+from journeyrec.models.intent import SessionLogit, evaluate_intent, intent_labels
 from journeyrec.models.losses import LossConfig
 from journeyrec.training.cold_start import evaluate_cold, hide_items, training_counts
 from journeyrec.training.datamodule import SequenceDataModule
@@ -241,7 +241,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         deterministic=bool(cfg.trainer.deterministic),
         gradient_clip_val=cfg.trainer.gradient_clip_val,
         check_val_every_n_epoch=int(cfg.trainer.check_val_every_n_epoch),
-        callbacks=[checkpoint, early, EpochCurve(out / "curve.json"), ResumableRNG()],
+        # IntentValidation first: it logs valid_intent/auc before the others read the epoch's metrics
+        callbacks=[*([IntentValidation(seqs, prepared.split, int(cfg.data.eval_batch_size))] if intent_weight > 0 else []),
+                   checkpoint, early, EpochCurve(out / "curve.json"), ResumableRNG()],
         plugins=[AtomicCheckpointIO()],  # atomic checkpoint writes, weights-only reads (resume included)
         logger=logger if logger is not None else False,
         enable_progress_bar=bool(cfg.trainer.progress_bar),
@@ -268,8 +270,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
                                  batch_size=int(cfg.data.eval_batch_size))
     metrics: dict[str, float] = dict(evaluation.metrics)
     if hasattr(model, "purchase_intent"):
+        # the count baseline, fitted on the head's training labels, scored on the same cases
+        baseline = SessionLogit.from_training(train_data.sequences, train_data.split.train_ends)
         for which in ("valid", "test"):
-            metrics.update(evaluate_intent(model, seqs, prepared.split, which))
+            metrics.update(evaluate_intent(model, seqs, prepared.split, which, baseline=baseline))
     if hidden is not None:
         metrics.update(evaluate_cold(model, prepared, hidden, counts, ks, int(cfg.data.eval_batch_size)))
     metrics.update(train_seconds=train_seconds, epochs=float(trainer.current_epoch), best_epoch=float(best_epoch))
