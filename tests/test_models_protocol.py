@@ -171,3 +171,23 @@ def test_bad_configs_name_the_problem(demo):
         make("bert4rec", demo, intent_weight=1.0)
     with pytest.raises(ValueError, match="unknown model"):
         build_model({"name": "nope"}, 3, {})
+
+
+@pytest.mark.parametrize("n_blocks", [1, 2])
+def test_unpadded_session_vectors_equal_the_padded_ones(n_blocks, demo):
+    """Serving's fast path (no padding, no mask, last block on the newest position only) gives
+    the model's own session vector of the left-padded window, at every length."""
+    model = make("sasrec", demo, n_blocks=n_blocks, max_len=12).eval()
+    items, feats = batch_of(demo, model, n=16)
+    length = items.shape[1]
+    for row in range(len(items)):  # sessions of every length 1..max_len, left-padded as training pads them
+        n = 1 + row % length
+        items[row, : length - n] = 0
+        for v in feats.values():
+            v[row, : length - n] = 0
+    with torch.no_grad():
+        padded = model.session_vectors(items, feats)
+        for row in range(len(items)):
+            n = int((items[row] != 0).sum())
+            got = model.session_vectors_unpadded(items[row : row + 1, -n:], {k: v[row : row + 1, -n:] for k, v in feats.items()})
+            torch.testing.assert_close(got[0], padded[row], atol=1e-5, rtol=1e-5)

@@ -305,3 +305,21 @@ def test_serving_encodes_sessions_exactly_as_training_windows(demo_bundle, rec):
         ids, et, ch, ts, _ = rec._parse_events(raw, now=0)
         got, _ = rec.encoder.encode(ids, et, ch, ts)
         np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_unpadded_fast_path_encodes_like_the_padded_window(demo_bundle, rec):
+    """The traced unpadded fast path (used for SASRec) gives the padded eager model's session
+    vector to 1e-5, at every session length up to and beyond max_len."""
+    enc = rec.encoder
+    assert enc.unpadded is not None and isinstance(enc.unpadded, torch.jit.ScriptModule)
+    rng = np.random.default_rng(0)
+    for n in list(range(1, enc.max_len + 1, 3)) + [enc.max_len, enc.max_len + 7]:
+        ids = rng.integers(1, rec.n_items + 1, n)
+        et = rng.integers(1, 4, n)
+        ch = rng.integers(1, 3, n)
+        ts = 1_770_000_000_000 + np.cumsum(rng.integers(1_000, 10**8, n))
+        got, _ = enc.encode(ids, et, ch, ts)
+        items, feats = enc.window(ids, et, ch, ts)
+        with torch.no_grad():
+            expected = rec.model.session_vectors(items, enc._feature_dict(feats))[0].numpy()
+        np.testing.assert_allclose(got, expected, atol=1e-5)

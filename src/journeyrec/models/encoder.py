@@ -63,14 +63,24 @@ class Block(nn.Module):
         self.dropout = dropout
         self.resid_drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, is_causal: bool = False,
+                last_only: bool = False) -> torch.Tensor:
+        """``attn_mask`` None with ``is_causal``: plain causal attention (sequences without padding).
+        ``last_only``: return only the newest position, [B, 1, D] -- its query attends to every
+        key, so the other positions' queries, projections and MLP rows need not be computed (the
+        last block of serving's session vector)."""
         b, length, d = x.shape
+        h = self.n_heads
         q, k, v = self.qkv(self.ln1(x)).split(d, dim=2)
-        q, k, v = (t.view(b, length, self.n_heads, d // self.n_heads).transpose(1, 2) for t in (q, k, v))
+        if last_only:
+            q, x = q[:, -1:], x[:, -1:]
+        n_q = q.shape[1]
+        q = q.reshape(b, n_q, h, d // h).transpose(1, 2)
+        k, v = (t.view(b, length, h, d // h).transpose(1, 2) for t in (k, v))
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0, is_causal=is_causal
         )
-        y = y.transpose(1, 2).reshape(b, length, d)
+        y = y.transpose(1, 2).reshape(b, n_q, d)
         x = x + self.resid_drop(self.proj(y))
         return x + self.resid_drop(self.mlp(self.ln2(x)))
 
@@ -170,3 +180,15 @@ class SequenceEncoder(nn.Module):
         for block in self.blocks:
             x = block(x, mask)
         return self.ln_f(x)
+
+    def last_hidden_unpadded(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
+                             table: torch.Tensor | None = None) -> torch.Tensor:
+        """``forward(items)[:, -1]`` for sequences WITHOUT padding (every position a real item),
+        computed with less work: no attention mask is built (causal attention is SDPA's
+        ``is_causal``; bidirectional needs none), and the last block computes the newest position
+        only. Serving encodes one session at a time, so it can trim the padding and use this."""
+        x = self.embed(items, features or {}, table)
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            x = block(x, None, is_causal=self.causal and i < last, last_only=i == last)
+        return self.ln_f(x)[:, -1]

@@ -61,3 +61,9 @@ class SASRec(SequenceModel):
     def forward(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
                 table: torch.Tensor | None = None) -> torch.Tensor:
         return self.encoder(items, features, table)
+
+    def session_vectors_unpadded(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
+                                 table: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`session_vectors` of sequences without padding, cheaper (see
+        :meth:`SequenceEncoder.last_hidden_unpadded`); serving's one-session fast path."""
+        return self.encoder.last_hidden_unpadded(items, features, table)

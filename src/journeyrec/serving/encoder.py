@@ -10,6 +10,12 @@ Speed: the model is traced once at load with TorchScript (``torch.jit.trace`` on
 ``[1, max_len]`` window, frozen and optimised for inference), which removes most of eager
 PyTorch's per-operator Python overhead -- about 2x on a 2-layer SASRec. The trace is checked
 against the eager model at load; any model that cannot be traced faithfully runs eagerly.
+
+Fast path: a model with ``session_vectors_unpadded`` (SASRec) is also traced on the session
+*without* padding (``[1, n]``, n = the session's length up to ``max_len``): no attention mask,
+no padded positions, and only the newest position in the last block -- the same vector for
+less work. That trace is checked at load, at several lengths, against the eager model on the
+padded window (the reference); if any length disagrees, serving keeps the padded path.
 """
 
 from __future__ import annotations
@@ -51,6 +57,14 @@ class _Packed(nn.Module):
         return self.model.session_vectors(items, {name: feats[i] for i, name in enumerate(self.features)}, table=self.table)
 
 
+class _PackedUnpadded(_Packed):
+    """The same for ``session_vectors_unpadded`` (windows without padding, any length)."""
+
+    def forward(self, items: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+        return self.model.session_vectors_unpadded(
+            items, {name: feats[i] for i, name in enumerate(self.features)}, table=self.table)
+
+
 def collapse_consecutive(items: np.ndarray, etypes: np.ndarray, channels: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, ...]:
     """Runs of consecutive events on one item -> one position with the run's strongest event type
     and its last channel and timestamp (``build_sequences(dedup_consecutive=True)``)."""
@@ -74,16 +88,20 @@ class SessionEncoder:
         self.features = tuple(getattr(model, "feature_names", ()))
         self.dedup = dedup_consecutive
         self.traced: torch.jit.ScriptModule | None = None
+        self.unpadded: nn.Module | None = None  # the fast path (see the module docstring), traced if possible
         self.has_intent = hasattr(model, "purchase_intent")
         with torch.no_grad():
             self.table = model.item_table().detach()
+            self._n_items = int(model.item_vectors().shape[0] - 1)
         if trace:
             self.traced = self._trace()
+        if hasattr(model, "session_vectors_unpadded"):
+            self.unpadded = self._fast_path(trace)
 
     def _trace(self) -> torch.jit.ScriptModule | None:
         packed = _Packed(self.model, self.features, self.table).eval()
         gen = torch.Generator().manual_seed(0)
-        n_items = int(self.model.item_vectors().shape[0] - 1)
+        n_items = self._n_items
         items = torch.randint(1, n_items + 1, (1, self.max_len), generator=gen)
         items[0, : self.max_len // 3] = 0
         feats = torch.randint(1, 4, (max(len(self.features), 1), 1, self.max_len), generator=gen)
@@ -103,13 +121,60 @@ class SessionEncoder:
             return None
         return traced
 
-    def window(self, items: np.ndarray, etypes: np.ndarray, channels: np.ndarray, ts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Left-padded [1, max_len] item window and [F, 1, max_len] feature codes."""
+    def _fast_path(self, trace: bool) -> nn.Module | None:
+        """The unpadded model (traced when ``trace`` and faithful), or None when it disagrees with
+        the padded reference at any checked length: the padded path then serves."""
+        packed = _PackedUnpadded(self.model, self.features, self.table).eval()
+        reference = _Packed(self.model, self.features, self.table).eval()
+        gen = torch.Generator().manual_seed(1)
+        L, n_feats = self.max_len, max(len(self.features), 1)
+
+        def example(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+            return (torch.randint(1, self._n_items + 1, (1, n), generator=gen),
+                    torch.randint(1, 4, (n_feats, 1, n), generator=gen))
+
+        def agrees(module: nn.Module) -> bool:
+            for n in sorted({1, 2, 3, L // 2, L - 1, L} - {0}):
+                items, feats = example(n)
+                padded_items = torch.zeros(1, L, dtype=torch.int64)
+                padded_items[0, L - n:] = items[0]
+                padded_feats = torch.zeros(n_feats, 1, L, dtype=torch.int64)
+                padded_feats[:, :, L - n:] = feats
+                if not torch.allclose(module(items, feats), reference(padded_items, padded_feats), atol=1e-5, rtol=1e-5):
+                    return False
+            return True
+
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                if not agrees(packed):
+                    log.warning("the model's unpadded session vectors disagree with the padded ones; not used")
+                    return None
+            except Exception as exc:  # noqa: BLE001 - the padded path still serves
+                log.warning("unpadded session vectors failed (%s: %s); not used", type(exc).__name__, exc)
+                return None
+            if not trace:
+                return packed
+            try:
+                # frozen, not optimize_for_inference: on this shape its MKLDNN rewrites cost more than they save
+                traced = torch.jit.freeze(torch.jit.trace(packed, example(L)))
+                if agrees(traced):
+                    return traced
+                log.warning("traced unpadded model disagrees with the eager one; the fast path runs eagerly")
+            except Exception as exc:  # noqa: BLE001
+                log.warning("unpadded model not traced (%s: %s); the fast path runs eagerly", type(exc).__name__, exc)
+            return packed
+
+    def window(self, items: np.ndarray, etypes: np.ndarray, channels: np.ndarray, ts: np.ndarray,
+               pad: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-padded [1, max_len] item window and [F, 1, max_len] feature codes; with
+        ``pad=False`` the same without the padding ([1, n], n = min(events, max_len) >= 1)."""
         if self.dedup:
             items, etypes, channels, ts = collapse_consecutive(items, etypes, channels, ts)
         n = min(len(items), self.max_len)
-        window = np.zeros((1 + max(len(self.features), 1), self.max_len), dtype=np.int64)
-        window[0, self.max_len - n :] = items[-n:]
+        width = self.max_len if pad else n
+        window = np.zeros((1 + max(len(self.features), 1), width), dtype=np.int64)
+        window[0, width - n :] = items[-n:]
         for row, name in enumerate(self.features, start=1):
             if name == "event_type":
                 values = etypes
@@ -119,22 +184,27 @@ class SessionEncoder:
                 values = time_gap_buckets(ts)  # the first position of the whole session has gap 0
             else:
                 raise ValueError(f"serving cannot build model feature '{name}'")
-            window[row, self.max_len - n :] = values[-n:]
+            window[row, width - n :] = values[-n:]
         t = torch.from_numpy(window)
         return t[:1], t[1:, None, :]
 
-    @torch.no_grad()
     def encode(self, items: np.ndarray, etypes: np.ndarray, channels: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, float | None]:
         """Session vector (float32 [D]) and, if the model has a purchase-intent head, P(purchase)."""
-        it, feats = self.window(items, etypes, channels, ts)
-        if self.traced is not None:
-            vec = self.traced(it, feats)
-        else:
-            vec = self.model.session_vectors(it, self._feature_dict(feats), table=self.table)
-        intent = None
-        if self.has_intent:
-            intent = float(self.model.purchase_intent(it, self._feature_dict(feats), table=self.table).reshape(-1)[0])
-        return vec[0].float().numpy(), intent
+        with torch.inference_mode():  # cheaper per call than no_grad (no version counters)
+            if self.unpadded is not None and len(items):
+                vec = self.unpadded(*self.window(items, etypes, channels, ts, pad=False))
+                if not self.has_intent:
+                    return vec[0].float().numpy(), None
+            it, feats = self.window(items, etypes, channels, ts)
+            if self.unpadded is None or not len(items):
+                if self.traced is not None:
+                    vec = self.traced(it, feats)
+                else:
+                    vec = self.model.session_vectors(it, self._feature_dict(feats), table=self.table)
+            intent = None
+            if self.has_intent:
+                intent = float(self.model.purchase_intent(it, self._feature_dict(feats), table=self.table).reshape(-1)[0])
+            return vec[0].float().numpy(), intent
 
     def _feature_dict(self, feats: torch.Tensor) -> Mapping[str, torch.Tensor]:
         return {name: feats[i] for i, name in enumerate(self.features)}

@@ -229,24 +229,26 @@ class Recommender:
         return self._personal(request, prep, items, etypes, chans, ts, warnings, now)
 
     def _parse_events(self, events: Sequence[Any], now: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
-        items, etypes, chans, ts, unknown = [], [], [], [], []
+        # one pass of plain Python over the events (the only per-event loop of a request): local
+        # names for the lookups, and one tuple per kept event, transposed once at the end
+        rows, unknown = [], []
+        event_code, channel_code, index_of, item_events = EVENT_CODE.get, CHANNEL_CODE.get, self._index_of.get, _ITEM_EVENTS
         for e in events:
-            code = EVENT_CODE.get(e.event_type)
+            code = event_code(e.event_type)
             if code is None:
                 raise ValueError(f"unknown event_type {e.event_type!r}; allowed: {list(EVENT_CODE)}")
-            ch = CHANNEL_CODE.get(e.channel)
+            ch = channel_code(e.channel)
             if ch is None:
                 raise ValueError(f"unknown channel {e.channel!r}; allowed: {list(CHANNEL_CODE)}")
-            if e.event_type not in _ITEM_EVENTS or e.item_id is None:
+            if e.event_type not in item_events or e.item_id is None:
                 continue  # searches, newsletter opens, removals: not positions of the item sequence
-            i = self._index_of.get(str(e.item_id))
+            i = index_of(e.item_id if type(e.item_id) is str else str(e.item_id))
             if i is None:
                 unknown.append(str(e.item_id))
                 continue
-            items.append(i)
-            etypes.append(code)
-            chans.append(ch)
-            ts.append(now if e.timestamp_ms is None else check_ms(e.timestamp_ms, "timestamp_ms"))
+            t = e.timestamp_ms
+            rows.append((i, code, ch, now if t is None else check_ms(t, "timestamp_ms")))
+        items, etypes, chans, ts = zip(*rows) if rows else ((), (), (), ())
         warnings = []
         if unknown:
             shown = ", ".join(repr(u) for u in unknown[:_MAX_LISTED_UNKNOWN])
@@ -338,20 +340,19 @@ class Recommender:
             return empty
         _, first = np.unique(anchors, return_index=True)
         anchors = anchors[np.sort(first)][:10]
+        # each anchor's first complements_per_anchor entries of the CSR complement lists, gathered
+        # in one vectorised step (anchor order kept: newest anchor first)
         off = self.stats.comp_offsets
-        parts_c, parts_s, parts_a = [], [], []
-        for a in anchors.tolist():
-            lo = off[a]
-            hi = min(off[a + 1], lo + rules.complements_per_anchor)
-            if hi > lo:
-                parts_c.append(self.stats.comp_items[lo:hi])
-                parts_s.append(self.stats.comp_strength[lo:hi])
-                parts_a.append(np.full(hi - lo, a, dtype=np.int64))
-        if not parts_c:
+        lo = off[anchors]
+        counts = np.minimum(off[anchors + 1] - lo, rules.complements_per_anchor)
+        total = int(counts.sum())
+        if total <= 0:
             return empty
-        c = np.concatenate(parts_c).astype(np.int64)
-        s = np.concatenate(parts_s) * rules.complement_weight
-        a = np.concatenate(parts_a)
+        starts = np.cumsum(counts) - counts
+        pos = np.repeat(lo - starts, counts) + np.arange(total)
+        c = self.stats.comp_items[pos].astype(np.int64)
+        s = self.stats.comp_strength[pos] * rules.complement_weight
+        a = np.repeat(anchors, counts).astype(np.int64)
         keep = eligible[c]
         return c[keep], s[keep].astype(np.float32), a[keep]
 
