@@ -153,3 +153,55 @@ def test_exclude_seen_matches_masked_cross_entropy(monkeypatch, chunk_elements):
     assert got < losses.softmax_loss(h.float(), w.float(), t)  # fewer competitors, lower loss
     with pytest.raises(ValueError, match="label smoothing"):
         losses.softmax_loss(h.float(), w.float(), t, label_smoothing=0.1, exclude=seen)
+
+
+@pytest.mark.parametrize("chunk_elements", [7, 1 << 21])
+def test_seen_bias_matches_biased_cross_entropy_and_its_gradient(monkeypatch, chunk_elements):
+    """The learned repeat bias: + b on each seen item's logit (once, even when the item occurs
+    twice; the target too when it is a repeat), loss and gradients of h, W and b exact."""
+    monkeypatch.setattr(losses, "_CHUNK_ELEMENTS", chunk_elements)
+    h, w, t = tiny()
+    torch.manual_seed(3)
+    seen = torch.randint(0, 51, (t.shape[0], 6))  # 0 = no item
+    seen[:, 1] = seen[:, 2]  # duplicates count once
+    seen[::3, 0] = t[::3]  # some targets are repeats
+    pw = torch.rand(t.shape[0], dtype=torch.float64) * 2
+    b = torch.tensor(-0.7, dtype=torch.float64, requires_grad=True)
+    in_seen = torch.zeros(t.shape[0], 51, dtype=torch.bool).scatter_(1, seen, True)[:, 1:]
+    per = F.cross_entropy(h @ w[1:].T + in_seen * b, t - 1, reduction="none", label_smoothing=0.05)
+    ref = (per * pw).sum() / pw.sum()
+    gh, gw, gb = torch.autograd.grad(ref * 1.3, (h, w, b))
+    b32 = b.detach().float().requires_grad_()
+    got = losses.softmax_loss(h.float(), w.float(), t, pw.float(), 0.05, exclude=seen, seen_bias=b32)
+    gh2, gw2, gb2 = torch.autograd.grad(got * 1.3, (h, w, b32))
+    assert got.item() == pytest.approx(ref.item(), rel=1e-5)
+    assert torch.allclose(gh2, gh, atol=1e-5) and torch.allclose(gw2, gw, atol=1e-5)
+    assert gb2.item() == pytest.approx(gb.item(), rel=1e-4, abs=1e-6)
+    assert gb.abs() > 1e-3  # the bias gets a real gradient here
+    with pytest.raises(ValueError, match="seen_bias needs"):
+        losses.softmax_loss(h.float(), w.float(), t, seen_bias=b32)
+    with pytest.raises(ValueError, match="loss=softmax"):
+        RecLoss(LossConfig(loss="bce"), 50)(h.float(), w.float(), t, seen=seen, seen_bias=b32)
+
+
+@pytest.mark.parametrize("repeats", [False, True])
+def test_seen_bias_learns_whether_the_data_repeats(repeats):
+    """Gradient descent on the bias alone: negative when targets are never earlier items, positive
+    when they always are (the data decides, not a rule)."""
+    torch.manual_seed(4)
+    p, n, d = 256, 40, 8
+    h, w = torch.randn(p, d), torch.randn(n + 1, d) * 0.5
+    seen = torch.randint(1, n + 1, (p, 5))
+    if repeats:
+        t = seen[:, 0].clone()
+    else:
+        t = torch.randint(1, n + 1, (p,))
+        while (hit := (seen == t[:, None]).any(1)).any():
+            t[hit] = torch.randint(1, n + 1, (int(hit.sum()),))
+    b = torch.zeros((), requires_grad=True)
+    opt = torch.optim.SGD([b], lr=2.0)
+    for _ in range(60):
+        opt.zero_grad()
+        losses.softmax_loss(h, w, t, exclude=seen, seen_bias=b).backward()
+        opt.step()
+    assert (b.item() > 0.5) if repeats else (b.item() < -0.5)

@@ -41,3 +41,19 @@ def test_contrastive_loss_prefers_matching_views_and_ignores_same_target_pairs()
     b[1] = a[0]
     same = torch.tensor([0, 0, 2, 3, 4, 5])
     assert contrastive_loss(a, b, same) < contrastive_loss(a, b, key)
+
+
+def test_repeat_bias_needs_full_softmax_without_exclusion():
+    from journeyrec.models import build_model
+    from journeyrec.models.losses import LossConfig
+    from journeyrec.training.module import RecModule
+
+    model = build_model({"name": "sasrec", "d_model": 8, "n_blocks": 1, "n_heads": 1, "max_len": 5, "dropout": 0.0,
+                         "repeat_bias": True}, 20, {})
+    RecModule(model, LossConfig(loss="softmax"))
+    with pytest.raises(ValueError, match="needs loss=softmax"):
+        RecModule(model, LossConfig(loss="gbce"))
+    with pytest.raises(ValueError, match="contradict"):
+        RecModule(model, LossConfig(loss="softmax", exclude_seen=True))
+    with pytest.raises(ValueError, match="temperature"):
+        RecModule(model, LossConfig(loss="softmax"), temperature=0.5)

@@ -162,6 +162,46 @@ def test_sasrec_feed_forward_options_change_the_block_and_survive_rebuild(demo):
         make("sasrec", demo, activation="swish")
 
 
+def test_repeat_bias_scores_window_items_and_survives_rebuild(demo):
+    """With ``repeat_bias`` the model scores densely (``scores``): dot products plus the bias on
+    each item of its window, once; evaluation ranks under the bias, so a negative bias lifts a
+    new target in the nothing-excluded protocol (seen-excluded ranks of new targets cannot change:
+    the window is excluded there) and sinks a repeated one."""
+    import json
+
+    from journeyrec.evaluation.ranking import rank_batch
+
+    plain = make("sasrec", demo).eval()
+    assert not hasattr(plain, "scores") and "repeat_bias" not in dict(plain.named_parameters())
+    model = make("sasrec", demo, repeat_bias=True).eval()
+    with torch.no_grad():
+        model.repeat_bias.fill_(-2.5)
+    items, feats = batch_of(demo, model)
+    dots = model.session_vectors(items, feats) @ model.item_vectors().T
+    got = model.scores(items, feats)
+    for row in range(items.shape[0]):
+        window = set(items[row][items[row] > 0].tolist())
+        expect = dots[row].clone()
+        expect[list(window)] += -2.5
+        assert torch.allclose(got[row], expect, atol=1e-6)
+    clone = type(model).from_hparams(json.loads(json.dumps(model.hparams)))
+    clone.load_state_dict(model.state_dict(), strict=True)
+    assert torch.equal(clone.eval().scores(items, feats), got)
+    ds = EvalWindows(demo.sequences, demo.split.test, model.max_len, model.feature_names)
+    batch = ds.__getitems__(list(range(32)))
+    ranks = {b: None for b in (0.0, -50.0)}
+    for b in ranks:
+        with torch.no_grad():
+            model.repeat_bias.fill_(b)
+        ranks[b] = rank_batch(model, batch)
+    fresh = ~(batch["items"] == batch["targets"][:, None]).any(1)  # target not a repeat of the window
+    assert fresh.any() and (~fresh).any()  # the demo shop has both
+    assert torch.equal(ranks[0.0]["seen_excluded"][fresh], ranks[-50.0]["seen_excluded"][fresh])
+    assert (ranks[-50.0]["all"][fresh] <= ranks[0.0]["all"][fresh]).all()  # seen items pushed below
+    assert (ranks[-50.0]["all"][fresh] < ranks[0.0]["all"][fresh]).any()
+    assert (ranks[-50.0]["all"][~fresh] >= ranks[0.0]["all"][~fresh]).all()  # a repeated target sinks too
+
+
 def test_bad_configs_name_the_problem(demo):
     with pytest.raises(ValueError, match="unknown item attribute"):
         make("sasrec", demo, attributes=["flavour"])

@@ -59,10 +59,16 @@ def test_model_trains_and_its_bundle_serves_the_same_vectors(tmp_path, model):
                                   "model.loss=gbce model.negatives=popularity model.n_negatives=16",
                                   "model=bert4rec model.exclude_seen=true",
                                   "model.exclude_seen=true +model.event_type_weights.purchase=2.0 model.contrastive_weight=0.1",
-                                  "model.loss=softmax model.label_smoothing=0.1 +model.event_type_weights.purchase=3.0 +model.event_type_weights.cart=2.0"])
+                                  "model.loss=softmax model.label_smoothing=0.1 +model.event_type_weights.purchase=3.0 +model.event_type_weights.cart=2.0",
+                                  "model.repeat_bias=true +model.event_type_weights.purchase=2.0"])
 def test_objectives_train(tmp_path, loss):
-    metrics, _ = run(tmp_path, ["experiment=demo", "trainer.max_epochs=1", "model.n_blocks=1", *loss.split()])
+    metrics, out = run(tmp_path, ["experiment=demo", "trainer.max_epochs=1", "model.n_blocks=1", *loss.split()])
     assert np.isfinite(metrics["valid_seen_excluded/ndcg@10"])
+    if "repeat_bias" in loss:  # learned (moved off its zero start), saved and served with the bundle
+        from journeyrec.serving import Recommender
+
+        bias = Recommender.load(out / "bundle").model.repeat_bias.item()
+        assert bias != 0.0 and np.isfinite(bias)
 
 
 def test_same_seed_same_metrics(tmp_path):

@@ -13,7 +13,10 @@ Protocol (all that training, evaluation, FAISS export and serving rely on):
   mask are buffers, so they travel with the weights);
 * ``from_config(cfg, n_items, feature_sizes, catalog)`` builds it for training;
 * optionally ``purchase_intent(items, features, table=None) -> [B]`` probabilities (present only when the
-  model was built with an intent head).
+  model was built with an intent head);
+* optionally ``scores(items, features) -> [B, N + 1]`` (present only when the model was built with a
+  learned repeat bias, ``repeat_bias``): the dot products plus the bias on the items of the
+  window, which a pure inner-product index cannot express, so evaluation scores densely.
 """
 
 from __future__ import annotations
@@ -69,6 +72,11 @@ class SequenceModel(nn.Module):
             d = int(hparams["d_model"])
             self.intent_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
             self.purchase_intent = self._purchase_intent  # the optional protocol method
+        if hparams.get("repeat_bias"):
+            # one learned logit offset for the items already in the sequence: data where items
+            # come back (consumables) make it positive, data where they never do strongly negative
+            self.repeat_bias = nn.Parameter(torch.zeros(()))
+            self.scores = self._repeat_scores  # the optional protocol method
 
     # --- building ----------------------------------------------------------------------------
     @classmethod
@@ -130,6 +138,15 @@ class SequenceModel(nn.Module):
         """[B] probability that the session of the last event ends in a purchase (after it).
         ``table``: a precomputed :meth:`item_table`, as for :meth:`session_vectors`."""
         return torch.sigmoid(self.intent_logits(self.forward(items, features, table)[:, -1, :]))
+
+    def _repeat_scores(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """[B, N + 1] ``session . item`` plus ``repeat_bias`` on each item of the window (once per
+        item however often it occurs), the logits the training softmax saw."""
+        scores = self.session_vectors(items, features) @ self.item_vectors().T
+        in_window = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
+        in_window.scatter_(1, items.clamp(max=scores.shape[1] - 1) * (items < scores.shape[1]), True)
+        in_window[:, 0] = False  # padding
+        return scores + in_window * self.repeat_bias
 
     @staticmethod
     def _json_attributes(attributes: Mapping[str, Sequence[int]] | None) -> dict[str, list[int]]:

@@ -24,6 +24,12 @@ returns the weighted mean ``sum_p w_p loss_p / sum_p w_p``.
 had (never the target), matching seen-excluded evaluation and serving with history excluded. Use it
 when repeats are rare: the S3-Rec files never repeat an item within a user.
 
+``seen_bias`` (full softmax, a model's learned repeat bias): a scalar added to the logits of the
+items the user already had, learned with the rest. It is the soft form of ``exclude_seen``
+(which is the limit bias -> -inf): on data where items come back (consumables, re-watches) it
+learns a positive value, where they never do a strongly negative one, so a model ranks earlier
+items as the data says instead of as the embedding geometry happens to place them.
+
 Negatives (``negatives``): ``uniform`` or ``popularity`` (proportional to (count + 1) ** alpha)
 sampled with replacement; ``in_batch`` (the other positions' targets, corrected by their target
 frequency); ``mixed`` (in-batch plus sampled, corrected by the mixture's expected counts). For
@@ -66,17 +72,20 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,  # type: ignore[override]
                 pos_weights: torch.Tensor | None = None, label_smoothing: float = 0.0,
-                exclude: torch.Tensor | None = None) -> torch.Tensor:
+                exclude: torch.Tensor | None = None, seen_bias: torch.Tensor | None = None) -> torch.Tensor:
         # float32 throughout, autocast (precision=bf16-mixed) included: the softmax normaliser
         # sums N exponentials, which bf16's 8-bit mantissa cannot hold, and the in-place
         # gradient accumulation needs one dtype
         with torch.autocast(device_type=hidden.device.type, enabled=False):
-            return ChunkedSoftmaxCE._forward(ctx, hidden, weight, targets, pos_weights, label_smoothing, exclude)
+            return ChunkedSoftmaxCE._forward(ctx, hidden, weight, targets, pos_weights, label_smoothing, exclude, seen_bias)
 
     @staticmethod
     def _forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
                  pos_weights: torch.Tensor | None, label_smoothing: float,
-                 exclude: torch.Tensor | None) -> torch.Tensor:
+                 exclude: torch.Tensor | None, seen_bias: torch.Tensor | None = None) -> torch.Tensor:
+        """``exclude`` [P, S] with ``seen_bias`` None: those items leave the softmax; with a
+        0-dim ``seen_bias`` b: they stay and their logits get + b (target included), and
+        dL/db is accumulated alongside the other gradients."""
         h = hidden.float()
         w = weight[1:].float()
         n_pos, n_items = h.shape[0], w.shape[0]
@@ -86,13 +95,22 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
         grad_w = torch.zeros_like(weight, dtype=torch.float32)
         total = h.new_zeros(())
         pw = None if pos_weights is None else pos_weights.float()
+        biased = seen_bias is not None and exclude is not None
+        b = seen_bias.detach().float() if biased else None
+        grad_b = h.new_zeros(())
         for lo in range(0, n_pos, chunk):
             hc = h[lo : lo + chunk]
             tc = targets[lo : lo + chunk] - 1
             rows = torch.arange(hc.shape[0], device=h.device)
             logits = hc @ w.T
+            seen_mask = None
+            if biased:  # + b on the items the position's user already had (each item once)
+                seen_mask = torch.zeros(hc.shape[0], n_items + 1, dtype=torch.bool, device=h.device)
+                seen_mask.scatter_(1, exclude[lo : lo + chunk], True)
+                seen_mask = seen_mask[:, 1:]  # column 0 collected the "none" slots
+                logits.add_(seen_mask * b)
             target_logit = logits[rows, tc]
-            if exclude is not None:  # drop excluded candidates (never the target) from the softmax
+            if exclude is not None and not biased:  # drop excluded candidates (never the target) from the softmax
                 ex = exclude[lo : lo + chunk]
                 ex = torch.where((ex > 0) & (ex != tc[:, None] + 1), ex - 1, tc[:, None])
                 logits.scatter_(1, ex, float("-inf"))
@@ -116,19 +134,22 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
                 wc = pw[lo : lo + chunk]
                 total = total + (loss * wc).sum()
                 row_scale = row_scale * wc[:, None]
+            if seen_mask is not None:  # dL/db = sum of d CE / d logit over the biased entries
+                grad_b = grad_b + ((expd * seen_mask).sum(dim=1) * row_scale[:, 0]).sum()
             grad_h[lo : lo + chunk] = (expd @ w) * row_scale
             grad_w[1:].addmm_(expd.T, hc * row_scale)
         denom = float(n_pos) if pw is None else pw.sum().clamp_min(1e-12)
         scale = 1.0 / denom if pw is None else denom.reciprocal()
-        ctx.save_for_backward(grad_h.mul_(scale), grad_w.mul_(scale))
-        ctx.dtypes = (hidden.dtype, weight.dtype)
+        ctx.save_for_backward(grad_h.mul_(scale), grad_w.mul_(scale), grad_b * scale)
+        ctx.dtypes = (hidden.dtype, weight.dtype, seen_bias.dtype if biased else None)
         return total * scale
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
-        grad_h, grad_w = ctx.saved_tensors
-        h_dtype, w_dtype = ctx.dtypes
-        return (grad_h * grad_out).to(h_dtype), (grad_w * grad_out).to(w_dtype), None, None, None, None
+        grad_h, grad_w, grad_b = ctx.saved_tensors
+        h_dtype, w_dtype, b_dtype = ctx.dtypes
+        gb = None if b_dtype is None else (grad_b * grad_out).to(b_dtype)
+        return (grad_h * grad_out).to(h_dtype), (grad_w * grad_out).to(w_dtype), None, None, None, None, gb
 
 
 def _weighted_mean(per_position: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
@@ -139,16 +160,19 @@ def _weighted_mean(per_position: torch.Tensor, weights: torch.Tensor | None) -> 
 
 def softmax_loss(hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor,
                  weights: torch.Tensor | None = None, label_smoothing: float = 0.0,
-                 exclude: torch.Tensor | None = None) -> torch.Tensor:
+                 exclude: torch.Tensor | None = None, seen_bias: torch.Tensor | None = None) -> torch.Tensor:
     """Full softmax CE. hidden [P, D], item_vectors [N + 1, D] (row 0 padding), targets [P] in 1..N.
 
     ``exclude`` [P, S]: item ids (0 = none) removed from each position's softmax, e.g. the items
-    the user already had (the target itself is never removed)."""
+    the user already had (the target itself is never removed). With a 0-dim ``seen_bias`` they
+    are not removed but get that (learned) bias added to their logits instead."""
     if hidden.shape[0] == 0:
         return hidden.sum() * 0.0
-    if exclude is not None and label_smoothing:
+    if exclude is not None and label_smoothing and seen_bias is None:
         raise ValueError("label smoothing spreads mass over every item: it cannot be combined with exclude_seen")
-    return ChunkedSoftmaxCE.apply(hidden, item_vectors, targets, weights, label_smoothing, exclude)
+    if seen_bias is not None and exclude is None:
+        raise ValueError("seen_bias needs the seen items (exclude=[P, S] item ids)")
+    return ChunkedSoftmaxCE.apply(hidden, item_vectors, targets, weights, label_smoothing, exclude, seen_bias)
 
 
 class NegativeSampler:
@@ -294,10 +318,16 @@ class RecLoss:
         self.sampler = NegativeSampler(cfg.negatives, n_items, counts, cfg.pop_alpha)
 
     def __call__(self, hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor,
-                 weights: torch.Tensor | None = None, seen: torch.Tensor | None = None) -> torch.Tensor:
-        """``seen`` [P, S]: each position's earlier items (0 = none), used when ``exclude_seen``."""
+                 weights: torch.Tensor | None = None, seen: torch.Tensor | None = None,
+                 seen_bias: torch.Tensor | None = None) -> torch.Tensor:
+        """``seen`` [P, S]: each position's earlier items (0 = none), used when ``exclude_seen``
+        or with ``seen_bias`` (a model's learned repeat bias, full softmax only)."""
         c = self.cfg
+        if seen_bias is not None and c.loss != "softmax":
+            raise ValueError(f"model.repeat_bias is implemented for loss=softmax (full softmax) only, not {c.loss}")
         if c.loss == "softmax":
+            if seen_bias is not None:
+                return softmax_loss(hidden, item_vectors, targets, weights, c.label_smoothing, seen, seen_bias)
             return softmax_loss(hidden, item_vectors, targets, weights, c.label_smoothing, seen if c.exclude_seen else None)
         if c.loss == "sampled_softmax":
             return sampled_softmax_loss(hidden, item_vectors, targets, self.sampler, c.n_negatives, weights, c.logq)

@@ -134,6 +134,14 @@ class RecModule(pl.LightningModule):
             lab = np.zeros(len(intent_labels) + 1, dtype=np.int64)  # last slot: padding position -1
             lab[:-1] = intent_labels
             self.register_buffer("intent_labels", torch.from_numpy(lab), persistent=False)
+        if self._repeat_bias() is not None:
+            if cfg.loss != "softmax":
+                raise ValueError(f"model.repeat_bias=true needs loss=softmax (full softmax), not {cfg.loss}")
+            if cfg.exclude_seen:
+                raise ValueError("model.repeat_bias and model.exclude_seen contradict each other (exclude_seen drops the "
+                                 "seen items the bias would score): set one of them to false")
+            if self.temperature != 1.0:
+                raise ValueError("model.repeat_bias=true needs model.temperature=1 (the bias is learned in logit units)")
         if lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"unknown lr_schedule '{lr_schedule}'; use constant or cosine")
         self.lr_schedule, self.warmup_steps, self.max_steps = lr_schedule, int(warmup_steps), int(max_steps)
@@ -182,9 +190,10 @@ class RecModule(pl.LightningModule):
         if self.temperature != 1.0:
             h = h / self.temperature
         seen = None
-        if self.loss_fn.cfg.exclude_seen:
+        bias = self._repeat_bias()
+        if self.loss_fn.cfg.exclude_seen or bias is not None:
             seen = seen_items(view.get("sequence", items), mask, getattr(self.model, "causal", True))
-        loss = self.loss_fn(h, vectors, pack(targets), weights, seen)
+        loss = self.loss_fn(h, vectors, pack(targets), weights, seen, bias)
         self.log("train/loss", loss.detach(), on_step=False, on_epoch=True, prog_bar=True, batch_size=items.shape[0])
         share = self._global_share(weights.sum() if weights is not None else mask.sum())
         if share is not None:
@@ -207,6 +216,10 @@ class RecModule(pl.LightningModule):
                 intent = intent * share
             loss = loss + self.intent_weight * intent
         return loss
+
+    def _repeat_bias(self) -> torch.Tensor | None:
+        bias = getattr(self.model, "repeat_bias", None)
+        return bias if isinstance(bias, torch.Tensor) else None
 
     # --- evaluation: collect ranks per case, summarise at epoch end --------------------------
     def _eval_step(self, split: str, batch: dict[str, torch.Tensor]) -> None:
