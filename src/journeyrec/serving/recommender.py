@@ -343,9 +343,7 @@ class Recommender:
         comp_ids, comp_bonus, comp_anchor = self._session_complements(items, etypes, eligible, rules)
         extra = np.concatenate([comp_ids, due]).astype(np.int64)
         if len(extra):
-            cand = np.concatenate([ids, extra])
-            _, first = np.unique(cand, return_index=True)
-            cand = cand[np.sort(first)]
+            cand = _first_occurrences(np.concatenate([ids, extra]))
             scores = self.vectors[cand] @ query
         else:
             cand = ids
@@ -369,10 +367,11 @@ class Recommender:
         order = mmr_order(final, prep.groups[cand], rules.diversity_lambda)
         chosen = cand[order[:k]]
         chosen_scores = final[order[:k]]
+        ext = self._ext_ids
         reasons: list[str | None] = []
         for i in chosen.tolist():
             r = reason_of.get(i)
-            reasons.append(f"goes with {self._ext(r)}" if isinstance(r, int) else r)
+            reasons.append(f"goes with {ext[r]}" if isinstance(r, int) else r)
 
         slots = exploration_slots(len(chosen), rules.epsilon, self._rng)
         if len(slots):
@@ -380,13 +379,14 @@ class Recommender:
             picks = self._explore(len(slots), eligible, chosen, rest, rules)
             for s, p in zip(slots[: len(picks)], picks):
                 chosen[s] = p
-                chosen_scores[s] = float(np.clip((self.vectors[p] @ query - lo) / max(hi - lo, 1e-12), 0, 1) + prep.boost[p])
+                rel_p = (self.vectors[p] @ query - lo) / max(hi - lo, 1e-12)  # float32, clipped to [0, 1] below
+                chosen_scores[s] = float(min(max(rel_p, 0), 1) + prep.boost[p])
                 reasons[s] = "explore"
         self._similar_reasons(chosen, reasons, items)
         self.exposure[chosen] += 1
         # report in the model's score units: the model score plus rule bonuses x the pool's score range
         reported = lo + chosen_scores * (hi - lo) if hi > lo else lo + chosen_scores - 1.0
-        out = [Recommendation(self._ext(i), float(s), r or "") for i, s, r in zip(chosen.tolist(), reported.tolist(), reasons)]
+        out = [Recommendation(ext[i], s, r or "") for i, s, r in zip(chosen.tolist(), reported.tolist(), reasons)]
         return RecommendResult(out, warnings, personalised=True, intent=intent, bundle_version=self.bundle_version)
 
     def _session_complements(self, items: np.ndarray, etypes: np.ndarray, eligible: np.ndarray,
@@ -446,8 +446,9 @@ class Recommender:
         recent = _first_occurrences(session[::-1])[:50]
         sims = self.unit[chosen[missing]] @ self.unit[recent].T
         best = recent[np.argmax(sims, axis=1)]
+        ext = self._ext_ids
         for j, b in zip(missing, best.tolist()):
-            reasons[j] = f"similar to {self._ext(b)}"
+            reasons[j] = f"similar to {ext[b]}"
 
     # ------------------------------------------------------------------ non-personal
     def _nonpersonal(self, request: RecommendRequest, prep: _Prepared, fallback: str, warnings: list[str],

@@ -14,19 +14,12 @@ Strategy per request (``eligible`` = items passing filters and rules):
 Approximate indexes (HNSW with a selector) can still return fewer than asked; then the
 eligible items are scored exactly, so the guarantee holds for every index type. Returned scores
 are always exact inner products recomputed from the item vectors.
-
-An exact flat inner-product index holding exactly the bundle's item vectors (checked at load)
-answers both filtered strategies with the same list -- the eligible items' exact top ``n`` -- so
-for it they run as one masked scan (one matrix-vector product over the catalogue and a top-n, in
-torch): no FAISS call, no over-fetch guess and never a second search. On Beauty (12k items)
-this is several times cheaper than the post-filter's FAISS search for hundreds of results.
 """
 
 from __future__ import annotations
 
 import faiss
 import numpy as np
-import torch
 
 from journeyrec.export.index import search
 
@@ -41,28 +34,6 @@ class Retriever:
         self.last_strategy = ""
         self._inner = faiss.downcast_index(index)
         self.selector_ok = True  # set False if this index type refuses selectors (then: exact over eligible)
-        self._flat = self._flat_copy(index)  # item vectors as a torch tensor when the index is exact flat IP
-
-    def _flat_copy(self, index: faiss.Index) -> torch.Tensor | None:
-        """The item vectors (row 0 = padding) as a tensor if ``index`` is an exact flat
-        inner-product index over exactly these vectors, else None (then FAISS searches)."""
-        inner = self._inner
-        if not isinstance(inner, faiss.IndexFlat) or inner.metric_type != faiss.METRIC_INNER_PRODUCT:
-            return None
-        if inner.d != self.vectors.shape[1] or inner.ntotal != self.n_items:
-            return None
-        if not np.array_equal(inner.reconstruct_n(0, inner.ntotal), self.vectors[1:]):
-            return None
-        return torch.from_numpy(self.vectors)
-
-    def _masked_topn(self, q: np.ndarray, n: int, eligible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The ``n`` best eligible items by exact inner product, best first (needs more than ``n``
-        eligible items). A torch matvec and top-k: single-threaded under torch's setting, where
-        NumPy's OpenBLAS may use every core for a product this small."""
-        scores = self._flat @ torch.from_numpy(q)
-        scores.masked_fill_(torch.from_numpy(~eligible), float("-inf"))
-        top = torch.topk(scores, n, sorted=True).indices.numpy()
-        return self._exact(q, top)
 
     def _params(self, selector: faiss.IDSelector) -> faiss.SearchParameters:
         """Selector parameters that keep the index's own search settings (efSearch / nprobe)."""
@@ -94,9 +65,6 @@ class Retriever:
             self.last_strategy = "all eligible"
             return self._exact(q, np.flatnonzero(eligible))
         share = n_eligible / self.n_items
-        if self._flat is not None:  # exact flat index: both strategies give this list
-            self.last_strategy = "post-filter" if share >= prefilter_below else "pre-filter"
-            return self._masked_topn(q, n, eligible)
         if share >= prefilter_below:
             self.last_strategy = "post-filter"
             fetch = min(self.n_items, int(n / share * 1.2) + 10)
