@@ -38,7 +38,7 @@ from journeyrec.export.stats import RuleStats
 from journeyrec.models import MODELS
 from journeyrec.serving.catalog import Catalog, FilterError
 from journeyrec.serving.encoder import CHANNEL_CODE, EVENT_CODE, SessionEncoder
-from journeyrec.serving.request import Recommendation, RecommendRequest, RecommendResult, check_ms
+from journeyrec.serving.request import MAX_MS, MIN_MS, Recommendation, RecommendRequest, RecommendResult, check_ms
 from journeyrec.serving.retrieval import Retriever
 from journeyrec.serving.rules import RepeatPolicy, exploration_slots, minmax, mmr_order
 from journeyrec.serving.settings import CONTEXT_TYPES, RulesConfig, merge_rules
@@ -46,7 +46,14 @@ from journeyrec.serving.settings import CONTEXT_TYPES, RulesConfig, merge_rules
 __all__ = ["Recommender", "Recommendation", "RecommendResult", "RecommendRequest", "FilterError"]
 
 _ITEM_EVENTS = frozenset(ITEM_EVENT_TYPES)
+_ITEM_CODES = frozenset(EVENT_CODE[t] for t in ITEM_EVENT_TYPES)
 _MAX_LISTED_UNKNOWN = 10
+
+
+def _first_occurrences(ids: np.ndarray) -> np.ndarray:
+    """``ids`` without repeats, each kept at its first position (a session's few dozen ids: a
+    dict keeps insertion order, several times cheaper here than np.unique + sort)."""
+    return np.fromiter(dict.fromkeys(ids.tolist()), dtype=np.int64)
 
 
 def _load_model(bundle: Path, manifest: dict[str, Any]) -> nn.Module:
@@ -118,6 +125,9 @@ class Recommender:
         self.attrs = Catalog(catalog)
         self.item_ids = np.asarray(catalog.column("item_id").to_pylist(), dtype=object)
         self._index_of = {str(x): i + 1 for i, x in enumerate(self.item_ids)}
+        # external id string by internal id (row 0: padding), a plain list: formatting a response
+        # indexes it ~40 times per request, where object-array indexing + str() costs 3x more
+        self._ext_ids: list[str] = [""] + [str(x) for x in self.item_ids]
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
         self.unit = self.vectors / np.maximum(norms, 1e-12)
@@ -173,7 +183,7 @@ class Recommender:
         return self._index_of.get(str(item_id))
 
     def _ext(self, i: int) -> str:
-        return str(self.item_ids[i - 1])
+        return self._ext_ids[i]
 
     def _rules_for(self, rules: RulesConfig | None, context: str) -> _Prepared:
         base = rules or self.rules
@@ -229,8 +239,52 @@ class Recommender:
         return self._personal(request, prep, items, etypes, chans, ts, warnings, now)
 
     def _parse_events(self, events: Sequence[Any], now: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
-        # one pass of plain Python over the events (the only per-event loop of a request): local
-        # names for the lookups, and one tuple per kept event, transposed once at the end
+        """Known item events -> (internal ids, event codes, channel codes, times), oldest first,
+        and the warnings (unknown ids). Raises ValueError on an unknown event type or channel or
+        a timestamp that is not epoch milliseconds (the first offending event is named)."""
+        if not isinstance(events, (list, tuple)):
+            events = list(events)  # read more than once below
+        parsed = self._parse_events_fast(events, now)
+        return parsed if parsed is not None else self._parse_events_checked(events, now)
+
+    def _parse_events_fast(self, events: Sequence[Any], now: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]] | None:
+        """The usual request (valid codes, int or missing timestamps) with list comprehensions and
+        one vectorised range check instead of a per-event loop with a call per timestamp; None
+        whenever anything is unusual, so that :meth:`_parse_events_checked` (the reference, which
+        also names the first bad event) decides."""
+        event_code, channel_code = EVENT_CODE.get, CHANNEL_CODE.get
+        try:
+            codes = [event_code(e.event_type) for e in events]
+            chans = [channel_code(e.channel) for e in events]
+        except TypeError:  # an unhashable event type or channel
+            return None
+        if None in codes or None in chans:
+            return None
+        item_codes = _ITEM_CODES
+        kept = [(e, c, ch) for e, c, ch in zip(events, codes, chans) if c in item_codes and e.item_id is not None]
+        index_of = self._index_of.get
+        found = [index_of(e.item_id if type(e.item_id) is str else str(e.item_id)) for e, _, _ in kept]
+        times = [e.timestamp_ms for e, _, _ in kept]
+        if not all(t is None or type(t) is int for t in times):
+            return None
+        unknown = [str(e.item_id) for (e, _, _), i in zip(kept, found) if i is None]
+        if unknown:
+            kept = [row for row, i in zip(kept, found) if i is not None]
+            found = [i for i in found if i is not None]
+        try:
+            ts = np.asarray([now if e.timestamp_ms is None else e.timestamp_ms for e, _, _ in kept], np.int64)
+        except OverflowError:
+            return None
+        if len(ts) and (int(ts.min()) < MIN_MS or int(ts.max()) > MAX_MS):
+            return None
+        items = np.asarray(found, np.int64)
+        etypes = np.asarray([c for _, c, _ in kept], np.int64)
+        channels = np.asarray([ch for _, _, ch in kept], np.int64)
+        return items, etypes, channels, ts, self._unknown_warnings(unknown)
+
+    def _parse_events_checked(self, events: Sequence[Any], now: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+        # one pass of plain Python over the events, checking each as it comes: local names for the
+        # lookups, and one tuple per kept event, transposed once at the end
         rows, unknown = [], []
         event_code, channel_code, index_of, item_events = EVENT_CODE.get, CHANNEL_CODE.get, self._index_of.get, _ITEM_EVENTS
         for e in events:
@@ -249,13 +303,16 @@ class Recommender:
             t = e.timestamp_ms
             rows.append((i, code, ch, now if t is None else check_ms(t, "timestamp_ms")))
         items, etypes, chans, ts = zip(*rows) if rows else ((), (), (), ())
-        warnings = []
-        if unknown:
-            shown = ", ".join(repr(u) for u in unknown[:_MAX_LISTED_UNKNOWN])
-            more = f" and {len(unknown) - _MAX_LISTED_UNKNOWN} more" if len(unknown) > _MAX_LISTED_UNKNOWN else ""
-            warnings.append(f"{len(unknown)} unknown item_id(s) ignored: {shown}{more}")
         return (np.asarray(items, np.int64), np.asarray(etypes, np.int64), np.asarray(chans, np.int64),
-                np.asarray(ts, np.int64), warnings)
+                np.asarray(ts, np.int64), self._unknown_warnings(unknown))
+
+    @staticmethod
+    def _unknown_warnings(unknown: list[str]) -> list[str]:
+        if not unknown:
+            return []
+        shown = ", ".join(repr(u) for u in unknown[:_MAX_LISTED_UNKNOWN])
+        more = f" and {len(unknown) - _MAX_LISTED_UNKNOWN} more" if len(unknown) > _MAX_LISTED_UNKNOWN else ""
+        return [f"{len(unknown)} unknown item_id(s) ignored: {shown}{more}"]
 
     def _personal(self, request: RecommendRequest, prep: _Prepared, items: np.ndarray, etypes: np.ndarray,
                   chans: np.ndarray, ts: np.ndarray, warnings: list[str], now: int) -> RecommendResult:
@@ -286,9 +343,7 @@ class Recommender:
         comp_ids, comp_bonus, comp_anchor = self._session_complements(items, etypes, eligible, rules)
         extra = np.concatenate([comp_ids, due]).astype(np.int64)
         if len(extra):
-            cand = np.concatenate([ids, extra])
-            _, first = np.unique(cand, return_index=True)
-            cand = cand[np.sort(first)]
+            cand = _first_occurrences(np.concatenate([ids, extra]))
             scores = self.vectors[cand] @ query
         else:
             cand = ids
@@ -296,23 +351,27 @@ class Recommender:
         final = rel.astype(np.float32) + prep.boost[cand]
         reason_of: dict[int, str | int] = {}
         if len(extra):
-            slot = np.full(self.attrs.n, -1, dtype=np.int64)
-            slot[cand] = np.arange(len(cand))
+            # position in cand of each extra item (cand is duplicate-free): a sorted lookup over
+            # the ~100 candidates rather than a catalogue-size position array per request
+            sorter = np.argsort(cand, kind="stable")
+            comp_slot = sorter[np.searchsorted(cand, comp_ids, sorter=sorter)]
+            due_slot = sorter[np.searchsorted(cand, due, sorter=sorter)]
             if len(comp_ids):
-                np.maximum.at(final, slot[comp_ids], final[slot[comp_ids]] + comp_bonus)
+                np.maximum.at(final, comp_slot, final[comp_slot] + comp_bonus)
                 for c, a in zip(comp_ids.tolist(), comp_anchor.tolist()):
                     reason_of.setdefault(c, a)  # the anchor's id; formatted below for chosen items only
             if len(due):
-                final[slot[due]] += rules.replenish_weight
+                final[due_slot] += rules.replenish_weight
                 for d in due.tolist():
                     reason_of[d] = "buy again"
         order = mmr_order(final, prep.groups[cand], rules.diversity_lambda)
         chosen = cand[order[:k]]
         chosen_scores = final[order[:k]]
+        ext = self._ext_ids
         reasons: list[str | None] = []
         for i in chosen.tolist():
             r = reason_of.get(i)
-            reasons.append(f"goes with {self._ext(r)}" if isinstance(r, int) else r)
+            reasons.append(f"goes with {ext[r]}" if isinstance(r, int) else r)
 
         slots = exploration_slots(len(chosen), rules.epsilon, self._rng)
         if len(slots):
@@ -320,13 +379,14 @@ class Recommender:
             picks = self._explore(len(slots), eligible, chosen, rest, rules)
             for s, p in zip(slots[: len(picks)], picks):
                 chosen[s] = p
-                chosen_scores[s] = float(np.clip((self.vectors[p] @ query - lo) / max(hi - lo, 1e-12), 0, 1) + prep.boost[p])
+                rel_p = (self.vectors[p] @ query - lo) / max(hi - lo, 1e-12)  # float32, clipped to [0, 1] below
+                chosen_scores[s] = float(min(max(rel_p, 0), 1) + prep.boost[p])
                 reasons[s] = "explore"
         self._similar_reasons(chosen, reasons, items)
         self.exposure[chosen] += 1
         # report in the model's score units: the model score plus rule bonuses x the pool's score range
         reported = lo + chosen_scores * (hi - lo) if hi > lo else lo + chosen_scores - 1.0
-        out = [Recommendation(self._ext(i), float(s), r or "") for i, s, r in zip(chosen.tolist(), reported.tolist(), reasons)]
+        out = [Recommendation(ext[i], s, r or "") for i, s, r in zip(chosen.tolist(), reported.tolist(), reasons)]
         return RecommendResult(out, warnings, personalised=True, intent=intent, bundle_version=self.bundle_version)
 
     def _session_complements(self, items: np.ndarray, etypes: np.ndarray, eligible: np.ndarray,
@@ -338,8 +398,7 @@ class Recommender:
         anchors = items[anchor_mask][::-1]  # newest first: its complements win reason ties
         if not len(anchors):
             return empty
-        _, first = np.unique(anchors, return_index=True)
-        anchors = anchors[np.sort(first)][:10]
+        anchors = _first_occurrences(anchors)[:10]
         # each anchor's first complements_per_anchor entries of the CSR complement lists, gathered
         # in one vectorised step (anchor order kept: newest anchor first)
         off = self.stats.comp_offsets
@@ -384,13 +443,12 @@ class Recommender:
         missing = [j for j, r in enumerate(reasons) if r is None]
         if not missing or not len(session):
             return
-        recent = session[::-1]
-        _, first = np.unique(recent, return_index=True)
-        recent = recent[np.sort(first)][:50]
+        recent = _first_occurrences(session[::-1])[:50]
         sims = self.unit[chosen[missing]] @ self.unit[recent].T
         best = recent[np.argmax(sims, axis=1)]
+        ext = self._ext_ids
         for j, b in zip(missing, best.tolist()):
-            reasons[j] = f"similar to {self._ext(b)}"
+            reasons[j] = f"similar to {ext[b]}"
 
     # ------------------------------------------------------------------ non-personal
     def _nonpersonal(self, request: RecommendRequest, prep: _Prepared, fallback: str, warnings: list[str],
