@@ -105,7 +105,7 @@ class SASRecConfig(ModelConfig):
     dropout: float = 0.2
     ffn_mult: int = 4  # feed-forward width = ffn_mult * d_model
     activation: str = "gelu"  # gelu | relu
-    repeat_bias: bool = False  # softmax only: learn one logit offset for items already in the sequence
+    repeat_bias: bool = False  # softmax only: fit one logit offset for items already in the sequence (stop-gradient)
 
 
 @dataclass

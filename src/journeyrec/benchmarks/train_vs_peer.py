@@ -41,9 +41,10 @@ ROOT = Path(__file__).resolve().parents[3]
 PEER_PINS = ("torch==2.13.0", "rectools[torch]==0.19.0")
 SHARED = dict(max_len=50, d_model=64, n_blocks=2, n_heads=2, batch_size=128, loss="softmax")
 PEER = dict(dropout=0.2, lr=1e-3, lr_schedule="constant")
-# journeyrec's side: feed-forward width 1 x d with ReLU (as the peer's block), and a higher
-# learning rate with cosine decay over the run, chosen on Beauty's validation split.
-OURS = dict(dropout=0.2, lr=2e-3, lr_schedule="cosine", ffn_mult=1, activation="relu")
+# journeyrec's side: feed-forward width 1 x d with ReLU (as the peer's block), a higher learning
+# rate with cosine decay over the run, and the learned repeat bias (one logit offset for items
+# already in the sequence, trained by the same softmax), chosen on Beauty's validation split.
+OURS = dict(dropout=0.2, lr=2e-3, lr_schedule="cosine", ffn_mult=1, activation="relu", repeat_bias=True)
 
 
 def ensure_peer_venv(path: Path) -> Path:

@@ -24,11 +24,14 @@ returns the weighted mean ``sum_p w_p loss_p / sum_p w_p``.
 had (never the target), matching seen-excluded evaluation and serving with history excluded. Use it
 when repeats are rare: the S3-Rec files never repeat an item within a user.
 
-``seen_bias`` (full softmax, a model's learned repeat bias): a scalar added to the logits of the
-items the user already had, learned with the rest. It is the soft form of ``exclude_seen``
-(which is the limit bias -> -inf): on data where items come back (consumables, re-watches) it
-learns a positive value, where they never do a strongly negative one, so a model ranks earlier
-items as the data says instead of as the embedding geometry happens to place them.
+``seen_bias`` (full softmax, a model's learned repeat bias b): the model scores the items the user
+already had with + b. b is fitted by maximum likelihood of that biased softmax with the
+representation held fixed (stop-gradient): the returned loss and the gradients of hidden states
+and item vectors are those of the plain softmax, and b gets the gradient of the biased one,
+computed in the same chunked pass. So the bias calibrates how likely a repeat is (positive
+where items come back, strongly negative where they never do) without changing what the
+embeddings learn: a bias that shapes the embeddings as well lowered seen-excluded NDCG@10 on
+Beauty's validation split (0.0620 against 0.0640 at best).
 
 Negatives (``negatives``): ``uniform`` or ``popularity`` (proportional to (count + 1) ** alpha)
 sampled with replacement; ``in_batch`` (the other positions' targets, corrected by their target
@@ -83,9 +86,9 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
     def _forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
                  pos_weights: torch.Tensor | None, label_smoothing: float,
                  exclude: torch.Tensor | None, seen_bias: torch.Tensor | None = None) -> torch.Tensor:
-        """``exclude`` [P, S] with ``seen_bias`` None: those items leave the softmax; with a
-        0-dim ``seen_bias`` b: they stay and their logits get + b (target included), and
-        dL/db is accumulated alongside the other gradients."""
+        """``exclude`` [P, S] with ``seen_bias`` None: those items leave the softmax. With a
+        0-dim ``seen_bias`` b they stay, the loss is the plain one, and b's gradient is that of
+        the softmax whose seen logits (target included) get + b, hidden and weight held fixed."""
         h = hidden.float()
         w = weight[1:].float()
         n_pos, n_items = h.shape[0], w.shape[0]
@@ -108,7 +111,6 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
                 seen_mask = torch.zeros(hc.shape[0], n_items + 1, dtype=torch.bool, device=h.device)
                 seen_mask.scatter_(1, exclude[lo : lo + chunk], True)
                 seen_mask = seen_mask[:, 1:]  # column 0 collected the "none" slots
-                logits.add_(seen_mask * b)
             target_logit = logits[rows, tc]
             if exclude is not None and not biased:  # drop excluded candidates (never the target) from the softmax
                 ex = exclude[lo : lo + chunk]
@@ -119,6 +121,13 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
             peak = logits.amax(dim=1, keepdim=True)
             expd = logits.sub_(peak).exp_()  # in place: one buffer per chunk, few passes over it
             norm = expd.sum(dim=1, keepdim=True)
+            if seen_mask is not None:
+                # biased softmax from the plain one: its normaliser is norm + (e^b - 1) * S with
+                # S the seen items' share of norm; d CE_b / db = P_b(seen) - [target is seen]
+                mass = (expd * seen_mask).sum(dim=1)
+                eb = b.exp()
+                d_b = eb * mass / (norm[:, 0] + (eb - 1.0) * mass) - seen_mask[rows, tc].float()
+                grad_b = grad_b + (d_b.sum() if pw is None else (d_b * pw[lo : lo + chunk]).sum())
             loss = peak[:, 0] + norm[:, 0].log() - (1.0 - eps) * target_logit
             if eps:
                 loss = loss - eps * mean_logit
@@ -134,8 +143,6 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
                 wc = pw[lo : lo + chunk]
                 total = total + (loss * wc).sum()
                 row_scale = row_scale * wc[:, None]
-            if seen_mask is not None:  # dL/db = sum of d CE / d logit over the biased entries
-                grad_b = grad_b + ((expd * seen_mask).sum(dim=1) * row_scale[:, 0]).sum()
             grad_h[lo : lo + chunk] = (expd @ w) * row_scale
             grad_w[1:].addmm_(expd.T, hc * row_scale)
         denom = float(n_pos) if pw is None else pw.sum().clamp_min(1e-12)
@@ -165,7 +172,8 @@ def softmax_loss(hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torc
 
     ``exclude`` [P, S]: item ids (0 = none) removed from each position's softmax, e.g. the items
     the user already had (the target itself is never removed). With a 0-dim ``seen_bias`` they
-    are not removed but get that (learned) bias added to their logits instead."""
+    are not removed: the loss is the plain one and the bias gets the gradient of the softmax
+    that adds it to their logits, the representation held fixed (see the module docstring)."""
     if hidden.shape[0] == 0:
         return hidden.sum() * 0.0
     if exclude is not None and label_smoothing and seen_bias is None:
