@@ -6,7 +6,7 @@ line per result, with its ratio against a baseline measured in the same run on t
   faiss          Flat / HNSW32 / IVF-PQ fast-scan on 1M x 64 (+ a real bundle): build, recall@10, QPS
   serving        in-process recommend() latency (vs the model alone) and HTTP latency under load
   data           generate + prepare 1M / 10M / 50M events: events/s and peak RSS
-  memory         peak memory of one training step vs catalogue size (10k / 100k / 1M items) per loss
+  memory         peak memory of one training step vs catalogue size (10k / 100k / 1M items) per loss and path
 
 Run under the shared CPU lock on a quiet machine; every figure states its threads.
 """
@@ -63,6 +63,9 @@ def main() -> None:
     p.add_argument("--max-len", type=int, default=50)
     p.add_argument("--negatives", type=int, default=256)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--paths", nargs="+", default=["table"], choices=["table", "rows", "rows_sparse"],
+                   help="table: the whole item table every step (every loss); rows / rows_sparse: the sampled "
+                        "losses' gathered rows, dense / sparse id-embedding gradient, + the first Adam step")
     a = ap.parse_args()
 
     if a.name == "train-vs-peer":
@@ -88,7 +91,7 @@ def main() -> None:
         from journeyrec.benchmarks.loss_memory import LOSSES_MEASURED, run
 
         for result in run(tuple(a.sizes), tuple(a.losses or LOSSES_MEASURED), a.dim, a.batch, a.max_len,
-                          a.negatives, threads=a.threads):
+                          a.negatives, threads=a.threads, paths=tuple(a.paths)):
             _emit(result)
     elif a.name == "data":
         subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark_data.py"), "--sizes", *a.sizes,

@@ -76,6 +76,7 @@ class ModelConfig:
     features: List[str] = field(default_factory=list)  # per position: event_type | channel | time_gap
     attributes: List[str] = field(default_factory=list)  # item: category | brand | price | size | colour | repurchase_class | tags
     id_dropout: float = 0.0  # training-time probability of hiding an item's id embedding (attribute-only vectors)
+    sparse_item_grad: bool = False  # sampled losses: sparse id-embedding gradient + SparseAdam (not with ddp / clipping)
     loss: str = "softmax"  # softmax | sampled_softmax | bce | gbce
     negatives: str = "uniform"  # uniform | popularity | in_batch | mixed (sampled losses only)
     n_negatives: int = 1  # sampled negatives (per batch for sampled_softmax, per position for bce / gbce)

@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["ATTRIBUTE_FIELDS", "attribute_codes", "ItemEmbedding"]
@@ -99,6 +100,9 @@ class ItemEmbedding(nn.Module):
         super().__init__()
         self.id_emb = nn.Embedding(n_rows, d_model, padding_idx=0)
         self.id_dropout = id_dropout
+        # rows(): the id embedding's gradient as a sparse tensor of the looked-up rows (needs an
+        # optimiser that takes sparse gradients, e.g. SparseAdam); not a hyperparameter of the model
+        self.sparse_grad = False
         self.attributes = {name: (int(v), int(w)) for name, (v, w) in (attributes or {}).items()}
         self.attr_emb = nn.ModuleDict(
             {name: nn.Embedding(vocab + 1, d_model, padding_idx=0) for name, (vocab, _) in self.attributes.items()}
@@ -147,19 +151,43 @@ class ItemEmbedding(nn.Module):
         """Mark which rows have a trained id embedding (1) and which rely on attributes only (0)."""
         self.known.copy_(torch.as_tensor(known, dtype=self.known.dtype))
 
-    def attribute_part(self) -> torch.Tensor:
-        """[n_rows, D]: the sum over fields of the mean attribute embedding (zeros if none)."""
-        parts = [torch.sparse.mm(self.mean_matrix(name), emb.weight) for name, emb in self.attr_emb.items()]
+    def attribute_part(self, ids: torch.Tensor | None = None) -> torch.Tensor:
+        """[n_rows, D] (or [len(ids), D] for the rows ``ids``): the sum over fields of the mean
+        attribute embedding (zeros if none). All rows: one sparse matmul per field; a subset:
+        the rows' codes gathered and averaged, so nothing catalogue-sized is built."""
+        if ids is None:
+            parts = [torch.sparse.mm(self.mean_matrix(name), emb.weight) for name, emb in self.attr_emb.items()]
+        else:
+            parts = []
+            for name, emb in self.attr_emb.items():
+                codes = getattr(self, f"codes_{name}")[ids]  # [U, width], 0 = none
+                real = (codes > 0).to(emb.weight.dtype)
+                share = real / real.sum(dim=1, keepdim=True).clamp_min(1.0)  # 1 / number of codes, as mean_matrix
+                parts.append(torch.einsum("uw,uwd->ud", share, emb(codes)))
         if not parts:
-            return torch.zeros_like(self.id_emb.weight)
+            n = self.id_emb.weight.shape[0] if ids is None else ids.shape[0]
+            return self.id_emb.weight.new_zeros(n, self.id_emb.weight.shape[1])
         return torch.stack(parts).sum(0) if len(parts) > 1 else parts[0]
 
     def forward(self) -> torch.Tensor:
         """The whole table [n_rows, D] (compute once per step, then index it)."""
-        keep = self.known
+        return self._rows(None)
+
+    def rows(self, ids: torch.Tensor) -> torch.Tensor:
+        """``forward()[ids]`` without building the table: a step that needs a few rows (sampled
+        losses) costs memory and time in the number of rows, not in the catalogue. With
+        ``sparse_grad`` the id embedding's gradient is sparse (the rows only). Pass each id
+        once (e.g. ``torch.unique``): id dropout draws one mask per listed row."""
+        return self._rows(ids)
+
+    def _rows(self, ids: torch.Tensor | None) -> torch.Tensor:
+        keep = self.known if ids is None else self.known[ids]
         if self.training and self.id_dropout > 0:
             keep = keep * (torch.rand_like(keep) >= self.id_dropout)
-        table = self.id_emb.weight * keep[:, None]
+        if ids is None:
+            table = self.id_emb.weight * keep[:, None]
+        else:
+            table = F.embedding(ids, self.id_emb.weight, padding_idx=0, sparse=self.sparse_grad) * keep[:, None]
         if self.attr_emb:
-            table = table + self.attribute_part()
+            table = table + self.attribute_part(ids)
         return table

@@ -119,6 +119,13 @@ class SequenceModel(nn.Module):
         per step and hands it to both ``forward(..., table=)`` and ``item_vectors(table)``."""
         return self.item_embedding()
 
+    def item_rows(self, ids: torch.Tensor) -> torch.Tensor:
+        """``item_table()[ids]`` without building the table (each id once, sorted, 0 first when
+        present). A training step with a sampled loss passes the rows it needs and the step's
+        item ids renumbered as positions in ``ids`` wherever this protocol takes item ids or a
+        table: the models read item ids only through the table (and ``!= 0`` for padding)."""
+        return self.item_embedding.rows(ids)
+
     def session_vectors(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
                         table: torch.Tensor | None = None) -> torch.Tensor:
         """Hidden state after the newest event. ``table``: a precomputed :meth:`item_table`

@@ -219,6 +219,16 @@ class NegativeSampler:
             ids = torch.randint(1, self.n_items + 1, (n,), device=device)
         return ids.view(shape)
 
+    def log_expected(self, ids: torch.Tensor, n_pos: int, n_negatives: int) -> torch.Tensor:
+        """logQ: the log of each id's expected number of occurrences among a step's candidates
+        (``n_pos`` in-batch targets and / or ``n_negatives`` draws), for the given ids only."""
+        expected = torch.zeros(ids.shape, device=ids.device)
+        if self.kind in ("in_batch", "mixed"):
+            expected = expected + n_pos * self.target_freq[ids]
+        if self.kind != "in_batch":
+            expected = expected + n_negatives * self.sampled_q[ids]
+        return expected.clamp_min(1e-30).log()
+
     def to(self, device: torch.device) -> "NegativeSampler":
         """Move the probability tables to ``device`` (once; later calls are free)."""
         if self.uniform.device != torch.device(device):
@@ -229,31 +239,30 @@ class NegativeSampler:
 
 
 def sampled_softmax_loss(hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor, sampler: NegativeSampler,
-                         n_negatives: int, weights: torch.Tensor | None = None, logq: bool = True) -> torch.Tensor:
-    """CE over [positive, candidates]: candidates are shared by all positions of the batch."""
+                         n_negatives: int, weights: torch.Tensor | None = None, logq: bool = True,
+                         negatives: torch.Tensor | None = None, ids: torch.Tensor | None = None) -> torch.Tensor:
+    """CE over [positive, candidates]: candidates are shared by all positions of the batch.
+
+    ``negatives`` [n_negatives]: drawn beforehand (:meth:`RecLoss.draw_negatives`) instead of here.
+    ``ids``: the item id of each row of ``item_vectors`` when it holds only a step's rows
+    (targets and negatives then index those rows); None: row i is item i."""
     if hidden.shape[0] == 0:
         return hidden.sum() * 0.0
     device = hidden.device
-    parts, expected = [], []
+    parts = []
     n_pos = targets.shape[0]
     if sampler.kind in ("in_batch", "mixed"):
         parts.append(targets)
     if sampler.kind != "in_batch":
-        parts.append(sampler.sample((n_negatives,), device))
+        parts.append(sampler.sample((n_negatives,), device) if negatives is None else negatives)
     cand = torch.cat(parts)
     logits = hidden @ item_vectors[cand].T  # [P, C]
     pos = (hidden * item_vectors[targets]).sum(-1)
     if logq:
-        # log of each id's expected number of occurrences among the candidates
         sampler.to(device)  # the tables stay on the device: no per-step copy
-        expected = torch.zeros(item_vectors.shape[0], device=device)
-        if sampler.kind in ("in_batch", "mixed"):
-            expected = expected + n_pos * sampler.target_freq
-        if sampler.kind != "in_batch":
-            expected = expected + n_negatives * sampler.sampled_q
-        log_e = expected.clamp_min(1e-30).log()
-        logits = logits - log_e[cand][None, :]
-        pos = pos - log_e[targets]
+        item_id = (lambda rows: rows) if ids is None else (lambda rows: ids[rows])
+        logits = logits - sampler.log_expected(item_id(cand), n_pos, n_negatives)[None, :]
+        pos = pos - sampler.log_expected(item_id(targets), n_pos, n_negatives)
     logits = logits.masked_fill(cand[None, :] == targets[:, None], float("-inf"))  # accidental hits
     all_logits = torch.cat([pos[:, None], logits], dim=1)
     per = torch.logsumexp(all_logits, dim=1) - pos
@@ -261,10 +270,10 @@ def sampled_softmax_loss(hidden: torch.Tensor, item_vectors: torch.Tensor, targe
 
 
 def _binary_terms(hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor, sampler: NegativeSampler,
-                  n_negatives: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                  n_negatives: int, negatives: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     if sampler.kind in ("in_batch", "mixed"):
         raise ValueError("bce / gbce need per-position negatives: use negatives=uniform or popularity")
-    neg = sampler.sample((targets.shape[0], n_negatives), hidden.device)
+    neg = sampler.sample((targets.shape[0], n_negatives), hidden.device) if negatives is None else negatives
     pos_logit = (hidden * item_vectors[targets]).sum(-1)
     neg_logit = torch.einsum("pd,pkd->pk", hidden, item_vectors[neg])
     valid = (neg != targets[:, None]).float()  # drop accidental hits
@@ -273,9 +282,10 @@ def _binary_terms(hidden: torch.Tensor, item_vectors: torch.Tensor, targets: tor
 
 def bce_loss(hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor, n_negatives: int = 1,
              generator: torch.Generator | None = None, weights: torch.Tensor | None = None,
-             sampler: NegativeSampler | None = None) -> torch.Tensor:
+             sampler: NegativeSampler | None = None, negatives: torch.Tensor | None = None) -> torch.Tensor:
     """BCE: -log s(pos) - mean_k log(1 - s(neg_k)) per position (``generator``: uniform
-    negatives from a private generator, for tests)."""
+    negatives from a private generator, for tests; ``negatives`` [P, k]: drawn beforehand,
+    as rows of ``item_vectors``)."""
     if generator is not None:
         n_items = item_vectors.shape[0] - 1
         neg = torch.randint(1, n_items + 1, (targets.shape[0], n_negatives), device=targets.device, generator=generator)
@@ -284,18 +294,20 @@ def bce_loss(hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Te
         valid = (neg != targets[:, None]).float()
     else:
         sampler = sampler or NegativeSampler("uniform", item_vectors.shape[0] - 1)
-        pos_logit, neg_logit, valid = _binary_terms(hidden, item_vectors, targets, sampler, n_negatives)
+        pos_logit, neg_logit, valid = _binary_terms(hidden, item_vectors, targets, sampler, n_negatives, negatives)
     per = F.softplus(-pos_logit) + (F.softplus(neg_logit) * valid).sum(1) / valid.sum(1).clamp_min(1.0)
     return _weighted_mean(per, weights)
 
 
 def gbce_loss(hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor, sampler: NegativeSampler,
-              n_negatives: int, t: float = 0.75, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """gBCE: (-beta log s(pos) - sum_k log(1 - s(neg_k))) / (k + 1) per position."""
-    n_items = item_vectors.shape[0] - 1
-    alpha = n_negatives / max(n_items - 1, 1)
+              n_negatives: int, t: float = 0.75, weights: torch.Tensor | None = None,
+              negatives: torch.Tensor | None = None) -> torch.Tensor:
+    """gBCE: (-beta log s(pos) - sum_k log(1 - s(neg_k))) / (k + 1) per position (``negatives``
+    as for :func:`bce_loss`; the catalogue size N comes from the sampler, since ``item_vectors``
+    may hold only the step's rows)."""
+    alpha = n_negatives / max(sampler.n_items - 1, 1)
     beta = alpha * (t * (1.0 - 1.0 / alpha) + 1.0 / alpha)
-    pos_logit, neg_logit, valid = _binary_terms(hidden, item_vectors, targets, sampler, n_negatives)
+    pos_logit, neg_logit, valid = _binary_terms(hidden, item_vectors, targets, sampler, n_negatives, negatives)
     per = (beta * F.softplus(-pos_logit) + (F.softplus(neg_logit) * valid).sum(1)) / (n_negatives + 1)
     return _weighted_mean(per, weights)
 
@@ -325,23 +337,45 @@ class RecLoss:
         self.cfg = cfg
         self.sampler = NegativeSampler(cfg.negatives, n_items, counts, cfg.pop_alpha)
 
+    @property
+    def samples(self) -> bool:
+        """True for the losses that read only a step's rows of the item table (targets and
+        negatives), so a training step can gather those rows instead of building the table."""
+        return self.cfg.loss != "softmax"
+
+    def draw_negatives(self, n_pos: int, device: torch.device) -> torch.Tensor | None:
+        """The item ids this loss would draw for ``n_pos`` positions, drawn up front so the step
+        knows every row it needs before the forward pass (None: the loss draws none)."""
+        c = self.cfg
+        if not self.samples or self.sampler.kind == "in_batch":
+            return None
+        shape = (c.n_negatives,) if c.loss == "sampled_softmax" else (n_pos, c.n_negatives)
+        return self.sampler.sample(shape, device)
+
     def __call__(self, hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor,
                  weights: torch.Tensor | None = None, seen: torch.Tensor | None = None,
-                 seen_bias: torch.Tensor | None = None) -> torch.Tensor:
+                 seen_bias: torch.Tensor | None = None, negatives: torch.Tensor | None = None,
+                 ids: torch.Tensor | None = None) -> torch.Tensor:
         """``seen`` [P, S]: each position's earlier items (0 = none), used when ``exclude_seen``
-        or with ``seen_bias`` (a model's learned repeat bias, full softmax only)."""
+        or with ``seen_bias`` (a model's learned repeat bias, full softmax only). Sampled
+        losses: ``negatives`` from :meth:`draw_negatives` and, when ``item_vectors`` holds only
+        the step's rows, ``ids`` (item id per row; targets and negatives index rows)."""
         c = self.cfg
         if seen_bias is not None and c.loss != "softmax":
             raise ValueError(f"model.repeat_bias is implemented for loss=softmax (full softmax) only, not {c.loss}")
+        if ids is not None and not self.samples:
+            raise ValueError("the full softmax reads every item: pass the whole item table, not a step's rows")
         if c.loss == "softmax":
             if seen_bias is not None:
                 return softmax_loss(hidden, item_vectors, targets, weights, c.label_smoothing, seen, seen_bias)
             return softmax_loss(hidden, item_vectors, targets, weights, c.label_smoothing, seen if c.exclude_seen else None)
         if c.loss == "sampled_softmax":
-            return sampled_softmax_loss(hidden, item_vectors, targets, self.sampler, c.n_negatives, weights, c.logq)
+            return sampled_softmax_loss(hidden, item_vectors, targets, self.sampler, c.n_negatives, weights, c.logq,
+                                        negatives, ids)
         if c.loss == "bce":
-            return bce_loss(hidden, item_vectors, targets, c.n_negatives, weights=weights, sampler=self.sampler)
-        return gbce_loss(hidden, item_vectors, targets, self.sampler, c.n_negatives, c.gbce_t, weights)
+            return bce_loss(hidden, item_vectors, targets, c.n_negatives, weights=weights, sampler=self.sampler,
+                            negatives=negatives)
+        return gbce_loss(hidden, item_vectors, targets, self.sampler, c.n_negatives, c.gbce_t, weights, negatives)
 
 
 def compute_loss(name: str, hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor, n_negatives: int = 1) -> torch.Tensor:

@@ -33,8 +33,9 @@ from journeyrec.data.schema import EVENT_TYPES
 from journeyrec.evaluation.metrics import DEFAULT_KS, summarise
 from journeyrec.evaluation.ranking import rank_batch
 from journeyrec.models.losses import LossConfig, RecLoss
+from journeyrec.training.optim import SparseDenseAdam
 
-__all__ = ["RecModule", "event_type_weight_table", "seen_items", "contrastive_loss"]
+__all__ = ["RecModule", "event_type_weight_table", "seen_items", "contrastive_loss", "local_ids"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,16 @@ def seen_items(sequence: torch.Tensor, mask: torch.Tensor, causal: bool = True) 
     if causal:
         hist = hist * torch.ones(length, length, dtype=torch.bool, device=sequence.device).tril()
     return hist[mask]
+
+
+def local_ids(*tensors: torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+    """The sorted unique item ids of ``tensors`` (0 always included, so it is row 0) and each
+    tensor renumbered as positions in them (None stays None)."""
+    present = [t for t in tensors if t is not None]
+    zero = torch.zeros(1, dtype=torch.long, device=present[0].device)
+    ids, inverse = torch.unique(torch.cat([zero] + [t.reshape(-1) for t in present]), return_inverse=True)
+    parts = iter(inverse[1:].split([t.numel() for t in present]))
+    return ids, [None if t is None else next(parts).view(t.shape) for t in tensors]
 
 
 def contrastive_loss(a: torch.Tensor, b: torch.Tensor, key: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
@@ -111,6 +122,7 @@ class RecModule(pl.LightningModule):
         contrastive_weight: float = 0.0,
         contrastive_temperature: float = 0.2,
         compile: bool = False,
+        sparse_item_grad: bool = False,
     ) -> None:
         super().__init__()
         self.model = model
@@ -142,6 +154,14 @@ class RecModule(pl.LightningModule):
                                  "seen items the bias would score): set one of them to false")
             if self.temperature != 1.0:
                 raise ValueError("model.repeat_bias=true needs model.temperature=1 (the bias is learned in logit units)")
+        # sampled losses: the step gathers the rows it reads instead of building the item table
+        self.gather_rows = self.loss_fn.samples and hasattr(model, "item_rows")
+        self.sparse_item_grad = bool(sparse_item_grad)
+        if self.sparse_item_grad:
+            if not self.gather_rows:
+                raise ValueError(f"model.sparse_item_grad=true needs a sampled loss (sampled_softmax, bce or gbce) and a "
+                                 f"model with an item table; loss={cfg.loss} reads every item: set sparse_item_grad=false")
+            model.item_embedding.sparse_grad = True
         if lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"unknown lr_schedule '{lr_schedule}'; use constant or cosine")
         self.lr_schedule, self.warmup_steps, self.max_steps = lr_schedule, int(warmup_steps), int(max_steps)
@@ -166,11 +186,20 @@ class RecModule(pl.LightningModule):
         view = self.model.training_view(batch) if hasattr(self.model, "training_view") else batch
         items, targets = view["items"], view["targets"]
         feats = {name: view[name] for name in self.model.feature_names}
-        table = self.model.item_table() if hasattr(self.model, "item_table") else None
+        mask = (targets != 0) & (items != 0)
+        negatives = ids = None
+        if self.gather_rows:
+            # only the rows of this step's items, targets and negatives: nothing catalogue-sized
+            # is built, and the ids are renumbered as row positions (0, padding, stays 0)
+            n_pos = batch["target_index"].numel() if view is batch and "target_index" in batch else int(mask.sum())
+            negatives = self.loss_fn.draw_negatives(n_pos, items.device)
+            ids, (items, targets, negatives) = local_ids(items, targets, negatives)
+            table = self.model.item_rows(ids)
+        else:
+            table = self.model.item_table() if hasattr(self.model, "item_table") else None
         forward = self.__dict__["_train_forward"]
         hidden = forward(items, feats, table=table) if table is not None else forward(items, feats)
         vectors = self.model.item_vectors(table) if table is not None else self.model.item_vectors()
-        mask = (targets != 0) & (items != 0)
         # packing the target positions: with the host-computed ``target_index`` (TrainWindows;
         # valid when the view is the batch itself) it is an index_select of known size and the
         # step has no host synchronisation; a model's own view (BERT4Rec's random masking)
@@ -193,7 +222,7 @@ class RecModule(pl.LightningModule):
         bias = self._repeat_bias()
         if self.loss_fn.cfg.exclude_seen or bias is not None:
             seen = seen_items(view.get("sequence", items), mask, getattr(self.model, "causal", True))
-        loss = self.loss_fn(h, vectors, pack(targets), weights, seen, bias)
+        loss = self.loss_fn(h, vectors, pack(targets), weights, seen, bias, negatives, ids)
         self.log("train/loss", loss.detach(), on_step=False, on_epoch=True, prog_bar=True, batch_size=items.shape[0])
         share = self._global_share(weights.sum() if weights is not None else mask.sum())
         if share is not None:
@@ -257,11 +286,19 @@ class RecModule(pl.LightningModule):
         self._eval_end("valid")
 
     def configure_optimizers(self) -> Any:
-        decay, no_decay = [], []
+        decay, no_decay, sparse = [], [], []
+        sparse_weight = self.model.item_embedding.id_emb.weight if self.sparse_item_grad else None
         for name, p in self.model.named_parameters():
-            (no_decay if p.dim() < 2 or "emb" in name else decay).append(p)
+            if p is sparse_weight:
+                sparse.append(p)
+            else:
+                (no_decay if p.dim() < 2 or "emb" in name else decay).append(p)
         groups = [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        opt = torch.optim.AdamW(groups, lr=self.lr, betas=(0.9, 0.98))
+        if sparse:
+            self._check_sparse_support()
+            opt = SparseDenseAdam(sparse, groups, lr=self.lr, betas=(0.9, 0.98))
+        else:
+            opt = torch.optim.AdamW(groups, lr=self.lr, betas=(0.9, 0.98))
         if self.lr_schedule == "constant" and not self.warmup_steps:
             return opt
         warm, total = max(self.warmup_steps, 0), max(self.max_steps, 1)
@@ -276,3 +313,16 @@ class RecModule(pl.LightningModule):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def _check_sparse_support(self) -> None:
+        """The combinations a sparse id-embedding gradient cannot run in, named before training."""
+        trainer = self._trainer
+        if trainer is None:
+            return
+        if trainer.world_size > 1:
+            raise ValueError("model.sparse_item_grad=true is not supported with data-parallel training (trainer=ddp, "
+                             "world size > 1): set model.sparse_item_grad=false (the gathered rows still keep the "
+                             "step's activations flat in the catalogue)")
+        if trainer.gradient_clip_val:
+            raise ValueError("model.sparse_item_grad=true cannot be combined with trainer.gradient_clip_val (torch's "
+                             "gradient clipping does not take sparse gradients): unset one of them")

@@ -208,7 +208,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         warmup_steps=int(cfg.model.get("warmup_steps", 0)), max_steps=steps_per_epoch * int(cfg.trainer.max_epochs),
         contrastive_weight=float(cfg.model.get("contrastive_weight", 0.0)),
         contrastive_temperature=float(cfg.model.get("contrastive_temperature", 0.2)),
-        compile=bool(cfg.trainer.compile),
+        compile=bool(cfg.trainer.compile), sparse_item_grad=bool(cfg.model.get("sparse_item_grad", False)),
     )
     ckpt_dir = out / "checkpoints"
     monitor = str(cfg.trainer.monitor)
