@@ -151,7 +151,7 @@ class SequenceModel(nn.Module):
         item however often it occurs), the logits the training softmax saw."""
         scores = self.session_vectors(items, features) @ self.item_vectors().T
         in_window = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
-        in_window.scatter_(1, items.clamp(max=scores.shape[1] - 1) * (items < scores.shape[1]), True)
+        in_window.scatter_(1, items.masked_fill(items >= scores.shape[1], 0), True)  # special tokens: none
         in_window[:, 0] = False  # padding
         return scores + in_window * self.repeat_bias
 

@@ -99,7 +99,7 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
         total = h.new_zeros(())
         pw = None if pos_weights is None else pos_weights.float()
         biased = seen_bias is not None and exclude is not None
-        b = seen_bias.detach().float() if biased else None
+        eb = seen_bias.detach().float().exp() if biased else None
         grad_b = h.new_zeros(())
         for lo in range(0, n_pos, chunk):
             hc = h[lo : lo + chunk]
@@ -107,7 +107,7 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
             rows = torch.arange(hc.shape[0], device=h.device)
             logits = hc @ w.T
             seen_mask = None
-            if biased:  # + b on the items the position's user already had (each item once)
+            if biased:  # the items the position's user already had (each item once)
                 seen_mask = torch.zeros(hc.shape[0], n_items + 1, dtype=torch.bool, device=h.device)
                 seen_mask.scatter_(1, exclude[lo : lo + chunk], True)
                 seen_mask = seen_mask[:, 1:]  # column 0 collected the "none" slots
@@ -125,7 +125,6 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
                 # biased softmax from the plain one: its normaliser is norm + (e^b - 1) * S with
                 # S the seen items' share of norm; d CE_b / db = P_b(seen) - [target is seen]
                 mass = (expd * seen_mask).sum(dim=1)
-                eb = b.exp()
                 d_b = eb * mass / (norm[:, 0] + (eb - 1.0) * mass) - seen_mask[rows, tc].float()
                 grad_b = grad_b + (d_b.sum() if pw is None else (d_b * pw[lo : lo + chunk]).sum())
             loss = peak[:, 0] + norm[:, 0].log() - (1.0 - eps) * target_logit
