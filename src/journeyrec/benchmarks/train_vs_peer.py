@@ -42,9 +42,11 @@ PEER_PINS = ("torch==2.13.0", "rectools[torch]==0.19.0")
 SHARED = dict(max_len=50, d_model=64, n_blocks=2, n_heads=2, batch_size=128, loss="softmax")
 PEER = dict(dropout=0.2, lr=1e-3, lr_schedule="constant")
 # journeyrec's side: feed-forward width 1 x d with ReLU (as the peer's block), a higher learning
-# rate with cosine decay over the run, and the learned repeat bias (one logit offset for items
-# already in the sequence, trained by the same softmax), chosen on Beauty's validation split.
-OURS = dict(dropout=0.2, lr=2e-3, lr_schedule="cosine", ffn_mult=1, activation="relu", repeat_bias=True)
+# rate with cosine decay over the run, dropout 0.3 and the learned repeat bias (one logit offset
+# for items already in the sequence, trained by the same softmax), chosen on Beauty's validation
+# split (final valid seen-excluded NDCG@10 after 20 epochs: 0.0647 with lr 3e-3 / dropout 0.3;
+# 0.0640 with 2e-3 / 0.2, 0.0644 with 2e-3 / 0.3, 0.0645 with 2e-3 / 0.4, 0.0632 with 1e-3 / 0.2).
+OURS = dict(dropout=0.3, lr=3e-3, lr_schedule="cosine", ffn_mult=1, activation="relu", repeat_bias=True)
 
 
 def ensure_peer_venv(path: Path) -> Path:
