@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from journeyrec.models.attributes import ItemEmbedding, attribute_codes
+from journeyrec.models.losses import window_mask
 
 __all__ = ["SequenceModel", "config_features", "config_attributes"]
 
@@ -150,10 +151,7 @@ class SequenceModel(nn.Module):
         """[B, N + 1] ``session . item`` plus ``repeat_bias`` on each item of the window (once per
         item however often it occurs), the logits the training softmax saw."""
         scores = self.session_vectors(items, features) @ self.item_vectors().T
-        in_window = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
-        in_window.scatter_(1, items.masked_fill(items >= scores.shape[1], 0), True)  # special tokens: none
-        in_window[:, 0] = False  # padding
-        return scores + in_window * self.repeat_bias
+        return scores + window_mask(items, scores.shape[1]) * self.repeat_bias
 
     @staticmethod
     def _json_attributes(attributes: Mapping[str, Sequence[int]] | None) -> dict[str, list[int]]:

@@ -60,11 +60,23 @@ __all__ = [
     "bce_loss",
     "gbce_loss",
     "compute_loss",
+    "window_mask",
 ]
 
 LOSSES = ("softmax", "sampled_softmax", "bce", "gbce")
 NEGATIVES = ("uniform", "popularity", "in_batch", "mixed")
 _CHUNK_ELEMENTS = 1 << 21  # logits per chunk (8 MiB in float32)
+
+
+def window_mask(ids: torch.Tensor, n_cols: int) -> torch.Tensor:
+    """[B, n_cols] bool, True at every id of each row of ``ids`` [B, L] (each item once however
+    often it occurs). Column 0 (padding) is always False; ids >= n_cols (special tokens such as
+    [MASK]) mark nothing. The one definition of "items already in the window" that the
+    repeat-bias loss and the model's biased scores share."""
+    mask = torch.zeros(ids.shape[0], n_cols, dtype=torch.bool, device=ids.device)
+    mask.scatter_(1, ids.masked_fill(ids >= n_cols, 0), True)
+    mask[:, 0] = False
+    return mask
 
 
 class ChunkedSoftmaxCE(torch.autograd.Function):
@@ -108,9 +120,7 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
             logits = hc @ w.T
             seen_mask = None
             if biased:  # the items the position's user already had (each item once)
-                seen_mask = torch.zeros(hc.shape[0], n_items + 1, dtype=torch.bool, device=h.device)
-                seen_mask.scatter_(1, exclude[lo : lo + chunk], True)
-                seen_mask = seen_mask[:, 1:]  # column 0 collected the "none" slots
+                seen_mask = window_mask(exclude[lo : lo + chunk], n_items + 1)[:, 1:]  # logits have no padding column
             target_logit = logits[rows, tc]
             if exclude is not None and not biased:  # drop excluded candidates (never the target) from the softmax
                 ex = exclude[lo : lo + chunk]
