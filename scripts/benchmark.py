@@ -33,6 +33,8 @@ def main() -> None:
     p.add_argument("--data", default="../shared/data/amazon/Beauty.txt")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--workdir", default=".cache/bench/train-vs-peer")
+    p.add_argument("--compare-only", action="store_true",
+                   help="recompute the comparison from the workdir's finished runs, without training")
     p = sub.add_parser("eval")
     p.add_argument("--users", type=int, default=100_000)
     p.add_argument("--items", type=int, default=1_000_000)
@@ -69,9 +71,9 @@ def main() -> None:
     a = ap.parse_args()
 
     if a.name == "train-vs-peer":
-        from journeyrec.benchmarks.train_vs_peer import run
+        from journeyrec.benchmarks.train_vs_peer import compare, run
 
-        result = run(a.data, a.epochs, a.workdir)
+        result = compare(a.workdir, a.data) if a.compare_only else run(a.data, a.epochs, a.workdir)
         result.pop("curves")
         _emit(result)
     elif a.name == "eval":

@@ -14,6 +14,11 @@ uses one yardstick.
 Time to quality: the quality bar is 95% of the best validation seen-excluded NDCG@10 the peer
 reaches in this run; each side's time is its cumulative *training* time (evaluation excluded
 on both sides) at the first epoch whose validation NDCG@10 reaches the bar.
+
+Final quality: test NDCG@10 of both (the peer at its best validation epoch, journeyrec at its
+best checkpoint), and their difference case by case on the same test cases with a 95% paired
+bootstrap interval, which says whether a gap is larger than the noise of one test split.
+``--compare-only`` recomputes all of it from a finished workdir without training.
 """
 
 from __future__ import annotations
@@ -32,10 +37,10 @@ import torch
 from journeyrec.data.prepare import prepare
 from journeyrec.data.privacy import pseudonymise, resolve_key
 from journeyrec.data.sequences import EvalCases, SequenceData, history_pairs
-from journeyrec.evaluation.metrics import exclusion_mask, summarise, target_ranks
+from journeyrec.evaluation.metrics import exclusion_mask, paired_comparison, per_case_metrics, summarise, target_ranks
 from journeyrec.io import atomic_write_json
 
-__all__ = ["ensure_peer_venv", "run"]
+__all__ = ["ensure_peer_venv", "run", "train", "compare", "paired_test_metrics"]
 
 ROOT = Path(__file__).resolve().parents[3]
 PEER_PINS = ("torch==2.13.0", "rectools[torch]==0.19.0")
@@ -92,14 +97,15 @@ def _peer_metrics(peer_dir: Path, seqs: SequenceData, split: Any, key: bytes) ->
         for name, cases in (("valid", split.valid), ("test", split.test)):
             pos = {u: r for r, u in enumerate(peer_users)}
             user_vecs = dump[name][[pos[int(u)] for u in cases.users]].astype(np.float32)
-            m = summarise(_ranks(user_vecs, item_vecs, seqs, cases), [10, 20], name)
+            ranks = _ranks(user_vecs, item_vecs, seqs, cases)
+            m = summarise(ranks, [10, 20], name)
             if name == "valid":
                 row.update({k: v for k, v in m.items() if k.endswith("ndcg@10")})
             else:
-                per_epoch_test.append(m)
+                per_epoch_test.append((m, ranks))
         curve.append(row)
     best = int(np.argmax([r["valid_seen_excluded/ndcg@10"] for r in curve]))
-    return curve, {"best_epoch": best + 1, "test": per_epoch_test[best], "meta": meta}
+    return curve, {"best_epoch": best + 1, "test": per_epoch_test[best][0], "test_ranks": per_epoch_test[best][1], "meta": meta}
 
 
 def _time_to(curve: list[dict], bar: float) -> float | None:
@@ -111,14 +117,19 @@ def _time_to(curve: list[dict], bar: float) -> float | None:
 
 def run(data: str, epochs: int = 20, workdir: str | Path = ".cache/bench/train-vs-peer", peer_venv: str | Path = ".cache/peer-venv") -> dict:
     """Train both sides and return the comparison (also printed as one JSON line by the CLI)."""
+    train(data, epochs, workdir, peer_venv)
+    return compare(workdir, data)
+
+
+def train(data: str, epochs: int = 20, workdir: str | Path = ".cache/bench/train-vs-peer", peer_venv: str | Path = ".cache/peer-venv") -> None:
+    """Train the peer, then journeyrec, into ``workdir`` (``peer/``, ``ours/``, ``walls.json``)."""
     work = Path(workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     python = ensure_peer_venv(Path(peer_venv).resolve())
 
     t0 = time.perf_counter()
-    peer_dir = work / "peer"
     subprocess.run(
-        [str(python), str(Path(__file__).with_name("peer_rectools.py")), "--data", data, "--out", str(peer_dir),
+        [str(python), str(Path(__file__).with_name("peer_rectools.py")), "--data", data, "--out", str(work / "peer"),
          "--epochs", str(epochs), "--max-len", str(SHARED["max_len"]), "--blocks", str(SHARED["n_blocks"]),
          "--heads", str(SHARED["n_heads"]), "--hidden", str(SHARED["d_model"]), "--dropout", str(PEER["dropout"]),
          "--lr", str(PEER["lr"]), "--batch-size", str(SHARED["batch_size"])],
@@ -126,25 +137,57 @@ def run(data: str, epochs: int = 20, workdir: str | Path = ".cache/bench/train-v
     )
     peer_wall = time.perf_counter() - t0
 
-    ours_dir = work / "ours"
     t0 = time.perf_counter()
     subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "train.py"), "experiment=beauty_sasrec", f"data.path={data}",
          f"trainer.max_epochs={epochs}", f"trainer.min_epochs={epochs}", f"trainer.patience={epochs + 1}",
          *(f"model.{k}={v}" for k, v in SHARED.items() if k != "batch_size"), *(f"model.{k}={v}" for k, v in OURS.items()),
          f"data.batch_size={SHARED['batch_size']}", "logger=none", "export.enabled=false",
-         "trainer.progress_bar=false", f"hydra.run.dir={ours_dir}"],
+         "trainer.progress_bar=false", f"hydra.run.dir={work / 'ours'}"],
         check=True, cwd=ROOT, env=dict(os.environ),
     )
     ours_wall = time.perf_counter() - t0
+    atomic_write_json(work / "walls.json", {"peer_wall_s": peer_wall, "ours_wall_s": ours_wall, "epochs": epochs,
+                                            "ours_config": OURS, "peer_config": PEER})
+
+
+def paired_test_metrics(peer_ranks: dict[str, np.ndarray], ours_ranks: dict[str, np.ndarray]) -> dict[str, dict]:
+    """Test NDCG@10 of journeyrec minus the peer's, case by case on the same test cases, per
+    protocol: the mean difference with its 95% paired bootstrap interval and sign-flip p-value
+    (``evaluation.metrics.paired_comparison``), so that a gap can be told from run-to-run noise."""
+    out = {}
+    for protocol in ("all", "seen_excluded"):
+        a = per_case_metrics(peer_ranks[protocol], [10])["ndcg@10"]
+        b = per_case_metrics(ours_ranks[protocol], [10])["ndcg@10"]
+        r = paired_comparison("ndcg@10", a, b)
+        key = "test_ndcg@10" if protocol == "all" else "test_seen_excluded_ndcg@10"
+        out[key] = {"ours_minus_peer": r.diff, "ci95": [r.ci_low, r.ci_high], "p_value": r.p_value, "cases": r.n}
+    return out
+
+
+def compare(workdir: str | Path, data: str) -> dict:
+    """The comparison from a workdir that :func:`train` filled (also re-runnable on its own:
+    ``scripts/benchmark.py train-vs-peer --compare-only``); writes ``result.json``."""
+    work = Path(workdir).resolve()
+    peer_dir, ours_dir = work / "peer", work / "ours"
+    for needed in (peer_dir / "run.json", ours_dir / "curve.json", ours_dir / "metrics.json", ours_dir / "per_case.parquet"):
+        if not needed.exists():
+            raise FileNotFoundError(f"{needed} is missing: run the benchmark without --compare-only first")
+    walls_file = work / "walls.json"
+    walls = json.loads(walls_file.read_text()) if walls_file.exists() else {}
     ours_curve = json.loads((ours_dir / "curve.json").read_text())
     ours_metrics = json.loads((ours_dir / "metrics.json").read_text())
 
+    import pandas as pd
     from omegaconf import OmegaConf
 
     cfg = OmegaConf.load(ours_dir / "config.yaml")
     prepared = prepare(cfg.data)
     peer_curve, peer_best = _peer_metrics(peer_dir, prepared.sequences, prepared.split, resolve_key(cfg.data.get("hmac_key_file"), allow_demo_key=bool(cfg.data.get("allow_demo_key", False))))
+    cases = pd.read_parquet(ours_dir / "per_case.parquet", filters=[("split", "==", "test"), ("role", "==", "model")]).sort_values("case")
+    if len(cases) != len(prepared.split.test):
+        raise ValueError(f"{ours_dir / 'per_case.parquet'} has {len(cases)} test cases, the split {len(prepared.split.test)}")
+    ours_ranks = {"all": cases["rank_all"].to_numpy(), "seen_excluded": cases["rank_seen_excluded"].to_numpy()}
 
     bar = 0.95 * max(r["valid_seen_excluded/ndcg@10"] for r in peer_curve)
     t_peer, t_ours = _time_to(peer_curve, bar), _time_to(ours_curve, bar)
@@ -154,8 +197,8 @@ def run(data: str, epochs: int = 20, workdir: str | Path = ".cache/bench/train-v
     result = {
         "benchmark": "train-vs-peer",
         "data": data,
-        "epochs": epochs,
-        "config": SHARED, "peer_config": PEER, "ours_config": OURS,
+        "epochs": len(ours_curve),
+        "config": SHARED, "peer_config": walls.get("peer_config", PEER), "ours_config": walls.get("ours_config", OURS),
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
         "quality_bar_valid_seen_excluded_ndcg@10": bar,
         "peer_time_to_quality_s": t_peer,
@@ -172,8 +215,9 @@ def run(data: str, epochs: int = 20, workdir: str | Path = ".cache/bench/train-v
         "peer_test_seen_excluded_ndcg@10": peer_best["test"]["test_seen_excluded/ndcg@10"],
         "ours_test_ndcg@10": ours_metrics["test/ndcg@10"],
         "ours_test_seen_excluded_ndcg@10": ours_metrics["test_seen_excluded/ndcg@10"],
-        "peer_wall_s": peer_wall,
-        "ours_wall_s": ours_wall,
+        "paired": paired_test_metrics(peer_best["test_ranks"], ours_ranks),
+        "peer_wall_s": walls.get("peer_wall_s"),
+        "ours_wall_s": walls.get("ours_wall_s"),
         "peer_peak_rss_mb": peer_best["meta"]["peak_rss_mb"],
         "peer_versions": peer_best["meta"]["versions"],
         "curves": {"peer": peer_curve, "ours": ours_curve},
