@@ -87,6 +87,8 @@ def _peer_metrics(peer_dir: Path, seqs: SequenceData, split: Any, key: bytes) ->
     peer_users = [user_row[pseudonymise(u, key)] for u in meta["users"]]
     index = seqs.item_index()
     cols = np.asarray([index[i] for i in meta["item_ids"]], dtype=np.int64)
+    pos = {u: r for r, u in enumerate(peer_users)}
+    dump_rows = {name: [pos[int(u)] for u in cases.users] for name, cases in (("valid", split.valid), ("test", split.test))}
     curve = []
     per_epoch_test = []
     for epoch, secs in enumerate(meta["epoch_train_seconds"], start=1):
@@ -95,8 +97,7 @@ def _peer_metrics(peer_dir: Path, seqs: SequenceData, split: Any, key: bytes) ->
         item_vecs[cols] = dump["items"]
         row = {"epoch": epoch, "train_seconds": float(np.sum(meta["epoch_train_seconds"][:epoch]))}
         for name, cases in (("valid", split.valid), ("test", split.test)):
-            pos = {u: r for r, u in enumerate(peer_users)}
-            user_vecs = dump[name][[pos[int(u)] for u in cases.users]].astype(np.float32)
+            user_vecs = dump[name][dump_rows[name]].astype(np.float32)
             ranks = _ranks(user_vecs, item_vecs, seqs, cases)
             m = summarise(ranks, [10, 20], name)
             if name == "valid":
@@ -170,11 +171,11 @@ def compare(workdir: str | Path, data: str) -> dict:
     ``scripts/benchmark.py train-vs-peer --compare-only``); writes ``result.json``."""
     work = Path(workdir).resolve()
     peer_dir, ours_dir = work / "peer", work / "ours"
-    for needed in (peer_dir / "run.json", ours_dir / "curve.json", ours_dir / "metrics.json", ours_dir / "per_case.parquet"):
+    for needed in (work / "walls.json", peer_dir / "run.json", ours_dir / "curve.json", ours_dir / "metrics.json",
+                   ours_dir / "per_case.parquet"):
         if not needed.exists():
             raise FileNotFoundError(f"{needed} is missing: run the benchmark without --compare-only first")
-    walls_file = work / "walls.json"
-    walls = json.loads(walls_file.read_text()) if walls_file.exists() else {}
+    walls = json.loads((work / "walls.json").read_text())  # what train() ran: wall times and both sides' settings
     ours_curve = json.loads((ours_dir / "curve.json").read_text())
     ours_metrics = json.loads((ours_dir / "metrics.json").read_text())
 
@@ -198,7 +199,7 @@ def compare(workdir: str | Path, data: str) -> dict:
         "benchmark": "train-vs-peer",
         "data": data,
         "epochs": len(ours_curve),
-        "config": SHARED, "peer_config": walls.get("peer_config", PEER), "ours_config": walls.get("ours_config", OURS),
+        "config": SHARED, "peer_config": walls["peer_config"], "ours_config": walls["ours_config"],
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
         "quality_bar_valid_seen_excluded_ndcg@10": bar,
         "peer_time_to_quality_s": t_peer,
@@ -216,8 +217,8 @@ def compare(workdir: str | Path, data: str) -> dict:
         "ours_test_ndcg@10": ours_metrics["test/ndcg@10"],
         "ours_test_seen_excluded_ndcg@10": ours_metrics["test_seen_excluded/ndcg@10"],
         "paired": paired_test_metrics(peer_best["test_ranks"], ours_ranks),
-        "peer_wall_s": walls.get("peer_wall_s"),
-        "ours_wall_s": walls.get("ours_wall_s"),
+        "peer_wall_s": walls["peer_wall_s"],
+        "ours_wall_s": walls["ours_wall_s"],
         "peer_peak_rss_mb": peer_best["meta"]["peak_rss_mb"],
         "peer_versions": peer_best["meta"]["versions"],
         "curves": {"peer": peer_curve, "ours": ours_curve},
