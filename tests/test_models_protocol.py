@@ -213,11 +213,14 @@ def test_bad_configs_name_the_problem(demo):
         build_model({"name": "nope"}, 3, {})
 
 
-@pytest.mark.parametrize("n_blocks", [1, 2])
-def test_unpadded_session_vectors_equal_the_padded_ones(n_blocks, demo):
+@pytest.mark.parametrize("n_blocks,positions", [(1, "from_end"), (2, "from_end"), (2, "from_start"), (2, "relative")])
+def test_unpadded_session_vectors_equal_the_padded_ones(n_blocks, positions, demo):
     """Serving's fast path (no padding, no mask, last block on the newest position only) gives
     the model's own session vector of the left-padded window, at every length."""
-    model = make("sasrec", demo, n_blocks=n_blocks, max_len=12).eval()
+    model = make("sasrec", demo, n_blocks=n_blocks, max_len=12, positions=positions).eval()
+    if positions == "relative":  # a trained bias, not the zeros it starts from
+        with torch.no_grad():
+            model.encoder.rel_bias.copy_(torch.randn_like(model.encoder.rel_bias))
     items, feats = batch_of(demo, model, n=16)
     length = items.shape[1]
     for row in range(len(items)):  # sessions of every length 1..max_len, left-padded as training pads them
@@ -231,3 +234,37 @@ def test_unpadded_session_vectors_equal_the_padded_ones(n_blocks, demo):
             n = int((items[row] != 0).sum())
             got = model.session_vectors_unpadded(items[row : row + 1, -n:], {k: v[row : row + 1, -n:] for k, v in feats.items()})
             torch.testing.assert_close(got[0], padded[row], atol=1e-5, rtol=1e-5)
+
+
+def test_positions_from_start_or_relative_make_each_training_position_its_prefix(demo):
+    """With ``positions=from_start`` or ``relative`` the hidden state a causal model trains on at position t of a
+    window is exactly the session vector of that window's prefix ending at t (what inference
+    computes when the session ends there); with ``from_end`` it is not (the prefix's items sit at
+    other positions). The option survives a rebuild from hparams and is checked by name."""
+    import json
+
+    items, feats = batch_of(demo, make("sasrec", demo))
+    row = int(torch.argmax((items != 0).sum(1)))  # the longest window in the batch
+    items, feats = items[row : row + 1], {k: v[row : row + 1] for k, v in feats.items()}
+    length, n = items.shape[1], int((items != 0).sum())
+    assert n >= 3
+    for positions, consistent in (("from_start", True), ("relative", True), ("from_end", False)):
+        model = make("sasrec", demo, positions=positions, dropout=0.0).eval()
+        with torch.no_grad():
+            if positions == "relative":
+                model.encoder.rel_bias.copy_(torch.randn_like(model.encoder.rel_bias))
+            hidden = model(items, feats)[0]
+            t = length - 2  # the second-newest position: its prefix drops the newest event
+            prefix = torch.zeros_like(items)
+            prefix[0, 1:] = items[0, :-1]
+            pf = {k: torch.cat([torch.zeros_like(v[:, :1]), v[:, :-1]], 1) for k, v in feats.items()}
+            same = torch.allclose(hidden[t], model.session_vectors(prefix, pf)[0], atol=1e-5)
+        assert same == consistent, positions
+    clone = type(model).from_hparams(json.loads(json.dumps(make("sasrec", demo, positions="from_start").hparams)))
+    assert clone.encoder.positions == "from_start"
+    with pytest.raises(ValueError, match="positions must be one of"):
+        make("sasrec", demo, positions="random")
+    from journeyrec.models.encoder import SequenceEncoder
+
+    with pytest.raises(ValueError, match="needs a causal model"):
+        SequenceEncoder(10, 16, 1, 2, 8, causal=False, positions="relative")

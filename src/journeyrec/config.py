@@ -106,6 +106,7 @@ class SASRecConfig(ModelConfig):
     ffn_mult: int = 4  # feed-forward width = ffn_mult * d_model
     activation: str = "gelu"  # gelu | relu
     repeat_bias: bool = False  # softmax only: fit one logit offset for items already in the sequence (stop-gradient)
+    positions: str = "from_end"  # from_end (newest event = last position) | from_start (first item = 0) | relative (attention bias by distance)
 
 
 @dataclass

@@ -5,8 +5,13 @@ Read top to bottom:
 1. item table = id embedding (+ attribute embeddings: category, brand, price bucket, tags; see
    :mod:`journeyrec.models.attributes`), one row per item, row 0 = padding, optionally a last
    row for the [MASK] token of masked-item models;
-2. input = item row * sqrt(d) + learned position (counting back from the newest event, so left
-   padding never shifts it) + per-position feature embeddings (event type, channel, time gap);
+2. input = item row * sqrt(d) + learned position + per-position feature embeddings (event type,
+   channel, time gap). Positions count back from the newest event (``from_end``: left padding
+   never shifts them) or forward from the window's first item (``from_start``: a causal model then
+   sees, at every training position, the same positions as at inference on that prefix). With
+   ``relative`` (causal models) there is no position input; instead each head adds a learned bias
+   for the distance query - key to its attention scores (shared by the blocks): recency-aware, and
+   every training position is exactly its prefix at inference;
 3. dropout -> pre-LayerNorm transformer blocks on ``scaled_dot_product_attention`` -> LayerNorm.
 
 Masking is causal (SASRec: position t sees positions <= t) or bidirectional (BERT4Rec); padding
@@ -28,6 +33,7 @@ __all__ = ["SequenceEncoder", "Block", "FeatureEmbeddings", "init_weights"]
 
 
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
+POSITIONS = ("from_end", "from_start", "relative")
 
 
 def init_weights(m: nn.Module) -> None:
@@ -74,6 +80,8 @@ class Block(nn.Module):
         q, k, v = self.qkv(self.ln1(x)).split(d, dim=2)
         if last_only:
             q, x = q[:, -1:], x[:, -1:]
+            if attn_mask is not None and attn_mask.shape[-2] > 1:
+                attn_mask = attn_mask[..., -1:, :]
         n_q = q.shape[1]
         q = q.reshape(b, n_q, h, d // h).transpose(1, 2)
         k, v = (t.view(b, length, h, d // h).transpose(1, 2) for t in (k, v))
@@ -130,17 +138,25 @@ class SequenceEncoder(nn.Module):
         id_dropout: float = 0.0,
         ffn_mult: int = 4,
         activation: str = "gelu",
+        positions: str = "from_end",
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        if positions not in POSITIONS:
+            raise ValueError(f"positions must be one of {list(POSITIONS)}, got {positions!r}")
+        if positions == "relative" and not causal:
+            raise ValueError("positions=relative needs a causal model (its bias is indexed by how far back a key is)")
+        self.positions = positions
         self.n_items = n_items
         self.max_len = max_len
         self.causal = causal
         self.d_model = d_model
         self.mask_id = n_items + 1 if mask_token else None
         self.items = ItemEmbedding(n_items + 1 + int(mask_token), d_model, attributes, id_dropout)
-        self.pos_emb = nn.Embedding(max_len, d_model)
+        self.pos_emb = None if positions == "relative" else nn.Embedding(max_len, d_model)
+        # relative: [heads, distance 0..max_len-1] score bias, zero at init (no position preference)
+        self.rel_bias = nn.Parameter(torch.zeros(n_heads, max_len)) if positions == "relative" else None
         self.features = FeatureEmbeddings(features, d_model)
         self.emb_drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList([Block(d_model, n_heads, dropout, ffn_mult, activation) for _ in range(n_blocks)])
@@ -148,15 +164,26 @@ class SequenceEncoder(nn.Module):
         self.apply(init_weights)
 
     def attention_mask(self, items: torch.Tensor) -> torch.Tensor:
-        """Boolean [B, 1, L, L] mask, True = may attend. Every position may attend to itself so
-        that fully padded rows stay finite (their outputs are never used)."""
+        """Boolean [B, 1, L, L] mask, True = may attend; with relative positions the float
+        [B, H, L, L] score bias instead (-inf where not allowed). Every position may attend to
+        itself so that fully padded rows stay finite (their outputs are never used)."""
         length = items.shape[1]
         keys = (items != 0)[:, None, None, :]
         eye = torch.eye(length, dtype=torch.bool, device=items.device)
         if self.causal:
             allowed = torch.tril(torch.ones(length, length, dtype=torch.bool, device=items.device))
-            return (keys & allowed) | eye
-        return keys | eye
+            allowed = (keys & allowed) | eye
+        else:
+            allowed = keys | eye
+        if self.rel_bias is None:
+            return allowed
+        return self._relative_bias(length, items.device).masked_fill(~allowed, float("-inf"))
+
+    def _relative_bias(self, length: int, device: torch.device) -> torch.Tensor:
+        """[1, H, L, L] bias of query t for key j: ``rel_bias[:, t - j]`` (t - j < 0, the future,
+        is clamped to 0: the caller masks it)."""
+        t = torch.arange(length, device=device)
+        return self.rel_bias[:, (t[:, None] - t[None, :]).clamp(min=0)][None]
 
     def item_table(self) -> torch.Tensor:
         """[n_items + 1 (+1 mask), D] item rows (id + attributes); row 0 is zero."""
@@ -168,9 +195,11 @@ class SequenceEncoder(nn.Module):
             raise ValueError(f"sequence length {length} exceeds max_len {self.max_len}")
         table = self.item_table() if table is None else table
         x = F.embedding(items, table) * math.sqrt(self.d_model)
-        # positions count back from the most recent event, so left padding does not shift them
-        pos = torch.arange(self.max_len - length, self.max_len, device=items.device)
-        x = self.features(x + self.pos_emb(pos)[None], features)
+        if self.positions == "from_end":  # the newest event is always position max_len - 1
+            x = x + self.pos_emb(torch.arange(self.max_len - length, self.max_len, device=items.device))[None]
+        elif self.positions == "from_start":  # the window's first real item is position 0, whatever the padding
+            x = x + self.pos_emb(((items != 0).cumsum(1) - 1).clamp_(min=0))
+        x = self.features(x, features)
         return self.emb_drop(x * (items != 0)[..., None])
 
     def forward(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
@@ -189,6 +218,10 @@ class SequenceEncoder(nn.Module):
         only. Serving encodes one session at a time, so it can trim the padding and use this."""
         x = self.embed(items, features or {}, table)
         last = len(self.blocks) - 1
+        bias = None
+        if self.rel_bias is not None:  # causal: the future is masked, only the bias is added
+            bias = self._relative_bias(items.shape[1], items.device)
+            bias = bias.masked_fill(torch.ones_like(bias[0, 0], dtype=torch.bool).triu(1), float("-inf"))
         for i, block in enumerate(self.blocks):
-            x = block(x, None, is_causal=self.causal and i < last, last_only=i == last)
+            x = block(x, bias, is_causal=bias is None and self.causal and i < last, last_only=i == last)
         return self.ln_f(x)[:, -1]

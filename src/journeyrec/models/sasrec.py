@@ -35,15 +35,18 @@ class SASRec(SequenceModel):
         ffn_mult: int = 4,
         activation: str = "gelu",
         repeat_bias: bool = False,
+        positions: str = "from_end",
     ) -> None:
         super().__init__(dict(
             n_items=n_items, d_model=d_model, n_blocks=n_blocks, n_heads=n_heads, max_len=max_len, dropout=dropout,
             features=dict(features or {}), attributes=self._json_attributes(attributes), id_dropout=id_dropout,
             intent_head=intent_head, ffn_mult=ffn_mult, activation=activation, repeat_bias=repeat_bias,
+            positions=positions,
         ))
         self.encoder = SequenceEncoder(
             n_items, d_model, n_blocks, n_heads, max_len, dropout, causal=True, features=features,
             attributes=attributes, id_dropout=id_dropout, ffn_mult=ffn_mult, activation=activation,
+            positions=positions,
         )
 
     @classmethod
@@ -53,7 +56,7 @@ class SASRec(SequenceModel):
             max_len=int(cfg["max_len"]), dropout=float(cfg["dropout"]), id_dropout=float(cfg.get("id_dropout", 0.0)),
             intent_head=float(cfg.get("intent_weight", 0.0)) > 0,
             ffn_mult=int(cfg.get("ffn_mult", 4)), activation=str(cfg.get("activation", "gelu")),
-            repeat_bias=bool(cfg.get("repeat_bias", False)),
+            repeat_bias=bool(cfg.get("repeat_bias", False)), positions=str(cfg.get("positions", "from_end")),
         )
 
     @property

@@ -292,7 +292,7 @@ class RecModule(pl.LightningModule):
             if p is sparse_weight:
                 sparse.append(p)
             else:
-                (no_decay if p.dim() < 2 or "emb" in name else decay).append(p)
+                (no_decay if p.dim() < 2 or "emb" in name or "bias" in name else decay).append(p)
         groups = [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         if sparse:
             self._check_sparse_support()
