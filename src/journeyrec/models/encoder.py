@@ -218,10 +218,7 @@ class SequenceEncoder(nn.Module):
         only. Serving encodes one session at a time, so it can trim the padding and use this."""
         x = self.embed(items, features or {}, table)
         last = len(self.blocks) - 1
-        bias = None
-        if self.rel_bias is not None:  # causal: the future is masked, only the bias is added
-            bias = self._relative_bias(items.shape[1], items.device)
-            bias = bias.masked_fill(torch.ones_like(bias[0, 0], dtype=torch.bool).triu(1), float("-inf"))
+        bias = self.attention_mask(items) if self.rel_bias is not None else None  # no padding: causal + bias
         for i, block in enumerate(self.blocks):
             x = block(x, bias, is_causal=bias is None and self.causal and i < last, last_only=i == last)
         return self.ln_f(x)[:, -1]
