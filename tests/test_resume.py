@@ -24,13 +24,15 @@ def command(out: Path, *extra: str) -> list[str]:
     return [sys.executable, str(ROOT / "scripts" / "train.py"), *ARGS, f"hydra.run.dir={out}", *extra]
 
 
-def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
+@pytest.mark.parametrize("averaging", [[], ["trainer.ema_decay=0.9"]], ids=["raw", "ema"])
+def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, averaging):
+    """With weight averaging, the checkpoint also carries the raw weights and the average's state."""
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlruns.db'}")
     ref = tmp_path / "ref"
-    subprocess.run(command(ref), cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run(command(ref, *averaging), cwd=ROOT, env=env, check=True, capture_output=True)
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen(command(out, "ckpt_path=last"), cwd=ROOT, env=env,
+    proc = subprocess.Popen(command(out, "ckpt_path=last", *averaging), cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     curve = out / "curve.json"
     deadline = time.time() + 300
@@ -49,7 +51,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     assert not (out / "metrics.json").exists()
     assert len(json.loads(curve.read_text())) < 3
 
-    subprocess.run(command(out, "ckpt_path=last"), cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run(command(out, "ckpt_path=last", *averaging), cwd=ROOT, env=env, check=True, capture_output=True)
     a = json.loads((ref / "metrics.json").read_text())
     b = json.loads((out / "metrics.json").read_text())
     for key in a:

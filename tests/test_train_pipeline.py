@@ -107,3 +107,34 @@ def test_unknown_config_key_fails_before_reading_data(tmp_path):
     assert proc.returncode != 0
     assert "d_modle" in proc.stderr
     assert "does/not/exist" not in proc.stderr  # failed at composition, not when reading
+
+
+def test_weight_averaging_is_what_validation_checkpoints_and_evaluation_see(tmp_path):
+    """trainer.ema_decay: the checkpoint holds the average as its state_dict (the raw weights
+    beside it, for resuming), and the final evaluation of the best checkpoint reproduces the
+    validation figure logged for that epoch, which only holds if validation also ran on the
+    average."""
+    import torch
+
+    out = tmp_path / "ema"
+    run_train(["experiment=demo", *TINY, "show_samples=0", "logger=none", "export.enabled=false",
+               "trainer.ema_decay=0.9"], out, f"sqlite:///{tmp_path / 'mlruns.db'}")
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    average, raw = ckpt["state_dict"], ckpt["current_model_state"]
+    assert average.keys() == raw.keys()
+    assert int(ckpt["averaging_state"]["n_averaged"]) == ckpt["global_step"]  # one update per optimiser step
+    assert any(not torch.equal(average[k], raw[k]) for k in average)
+    m = json.loads((out / "metrics.json").read_text())
+    curve = json.loads((out / "curve.json").read_text())
+    best = curve[int(m["best_epoch"]) - 1]
+    assert m["valid_seen_excluded/ndcg@10"] == pytest.approx(best["valid_seen_excluded/ndcg@10"], rel=1e-5)
+
+
+@pytest.mark.parametrize("decay", [1.0, -0.5])
+def test_bad_ema_decay_is_named(decay):
+    from conftest import compose
+
+    from journeyrec.training.run import _weight_averaging
+
+    with pytest.raises(ValueError, match="trainer.ema_decay"):
+        _weight_averaging(compose("train", ["experiment=demo", f"trainer.ema_decay={decay}"]))

@@ -157,6 +157,23 @@ def launched_rank() -> int:
     return 0
 
 
+def _weight_averaging(cfg: DictConfig) -> list[pl.Callback]:
+    """Lightning's EMA of the weights when ``trainer.ema_decay`` > 0, else nothing. The average
+    is what validation sees and what checkpoints (hence early stopping's best epoch and the
+    exported bundle) hold; the raw weights keep training. Buffers are not averaged: ours are
+    constants (attribute codes, label tables), some of them integer."""
+    decay = float(cfg.trainer.ema_decay)
+    if decay == 0.0:
+        return []
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"trainer.ema_decay={decay}: must be 0 (off) or in (0, 1), e.g. 0.999")
+    from pytorch_lightning.callbacks import EMAWeightAveraging
+
+    # the average lives where the weights train (Lightning would place it before the move)
+    device = "cuda" if str(cfg.trainer.accelerator) in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
+    return [EMAWeightAveraging(device=device, use_buffers=False, decay=decay)]
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run the whole pipeline for one configuration; returns the flat metrics (empty on a
     data-parallel process other than rank 0, which only takes part in the fit)."""
@@ -217,6 +234,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_last=True,
                                  save_top_k=1, enable_version_counter=False, save_on_train_epoch_end=True)
     early = EarlyStopping(monitor=monitor, mode="max", patience=int(cfg.trainer.patience))
+    averaging = _weight_averaging(cfg)
     from journeyrec.tracking import run_tags
 
     logger, parent_run = (_make_logger(cfg, out, run_tags(int(cfg.seed), prepared.fingerprint()))
@@ -243,7 +261,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         check_val_every_n_epoch=int(cfg.trainer.check_val_every_n_epoch),
         # IntentValidation first: it logs valid_intent/auc before the others read the epoch's metrics
         callbacks=[*([IntentValidation(seqs, prepared.split, int(cfg.data.eval_batch_size))] if intent_weight > 0 else []),
-                   checkpoint, early, EpochCurve(out / "curve.json"), ResumableRNG()],
+                   *averaging, checkpoint, early, EpochCurve(out / "curve.json"), ResumableRNG()],
         plugins=[AtomicCheckpointIO()],  # atomic checkpoint writes, weights-only reads (resume included)
         logger=logger if logger is not None else False,
         enable_progress_bar=bool(cfg.trainer.progress_bar),
