@@ -158,7 +158,8 @@ def launched_rank() -> int:
 
 
 def _weight_averaging(cfg: DictConfig) -> list[pl.Callback]:
-    """Lightning's EMA of the weights when ``trainer.ema_decay`` > 0, else nothing. The average
+    """An exponential moving average of the weights (Lightning's WeightAveraging, updated after
+    every optimiser step) when ``trainer.ema_decay`` > 0, else nothing. The average
     is what validation sees and what checkpoints (hence early stopping's best epoch and the
     exported bundle) hold; the raw weights keep training. Buffers are not averaged: ours are
     constants (attribute codes, label tables), some of them integer."""
@@ -167,11 +168,14 @@ def _weight_averaging(cfg: DictConfig) -> list[pl.Callback]:
         return []
     if not 0.0 < decay < 1.0:
         raise ValueError(f"trainer.ema_decay={decay}: must be 0 (off) or in (0, 1), e.g. 0.999")
-    from pytorch_lightning.callbacks import EMAWeightAveraging
+    from pytorch_lightning.callbacks import WeightAveraging
+    from torch.optim.swa_utils import get_ema_multi_avg_fn
 
-    # the average lives where the weights train (Lightning would place it before the move)
+    # the average lives where the weights train (Lightning would place it before the move).
+    # Lightning's EMAWeightAveraging updates parameter by parameter (15 ms per step for Beauty's
+    # SASRec, 1 thread, measured); the foreach form below does the same update in 0.8 ms
     device = "cuda" if str(cfg.trainer.accelerator) in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
-    return [EMAWeightAveraging(device=device, use_buffers=False, decay=decay)]
+    return [WeightAveraging(device=device, use_buffers=False, multi_avg_fn=get_ema_multi_avg_fn(decay))]
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
