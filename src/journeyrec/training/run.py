@@ -182,6 +182,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Run the whole pipeline for one configuration; returns the flat metrics (empty on a
     data-parallel process other than rank 0, which only takes part in the fit)."""
     _quiet_third_party()
+    averaging = _weight_averaging(cfg)  # a bad setting fails here, before any data is read
     out = _output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.trainer.num_threads:
@@ -238,7 +239,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_last=True,
                                  save_top_k=1, enable_version_counter=False, save_on_train_epoch_end=True)
     early = EarlyStopping(monitor=monitor, mode="max", patience=int(cfg.trainer.patience))
-    averaging = _weight_averaging(cfg)
     from journeyrec.tracking import run_tags
 
     logger, parent_run = (_make_logger(cfg, out, run_tags(int(cfg.seed), prepared.fingerprint()))
