@@ -152,7 +152,7 @@ class TrainerConfig:
     num_threads: int = 0  # torch intra-op threads; 0 = torch's default (all cores)
     deterministic: bool = False
     gradient_clip_val: Optional[float] = None
-    # exponential moving average of the weights (Lightning's EMAWeightAveraging), used for
+    # exponential moving average of the weights (Lightning's WeightAveraging callback), used for
     # validation, checkpoints and export; 0 = off. Horizon ~ 1 / (1 - decay) optimiser steps
     ema_decay: float = 0.0
     check_val_every_n_epoch: int = 1
