@@ -264,7 +264,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         deterministic=bool(cfg.trainer.deterministic),
         gradient_clip_val=cfg.trainer.gradient_clip_val,
         check_val_every_n_epoch=int(cfg.trainer.check_val_every_n_epoch),
-        # IntentValidation first: it logs valid_intent/auc before the others read the epoch's metrics
+        # IntentValidation first: it logs valid_intent/auc before the others read the epoch's metrics,
+        # and it runs the model before the averaging callback swaps the raw weights back in
         callbacks=[*([IntentValidation(seqs, prepared.split, int(cfg.data.eval_batch_size))] if intent_weight > 0 else []),
                    *averaging, checkpoint, early, EpochCurve(out / "curve.json"), ResumableRNG()],
         plugins=[AtomicCheckpointIO()],  # atomic checkpoint writes, weights-only reads (resume included)
