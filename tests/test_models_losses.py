@@ -186,6 +186,42 @@ def test_seen_bias_is_fitted_on_the_biased_softmax_with_the_representation_held_
         RecLoss(LossConfig(loss="bce"), 50)(h.float(), w.float(), t, seen=seen, seen_bias=b32)
 
 
+@pytest.mark.parametrize("chunk_elements", [7, 1 << 21])
+def test_seen_bias_with_exclusion_trains_the_representation_without_the_seen_items(monkeypatch, chunk_elements):
+    """exclude_seen plus a repeat bias: loss and gradients of h and W are exclude_seen's (seen
+    items out of the softmax, a repeated target kept), b's gradient is still the plain biased
+    softmax's with h and W fixed."""
+    monkeypatch.setattr(losses, "_CHUNK_ELEMENTS", chunk_elements)
+    h, w, t = tiny()
+    torch.manual_seed(5)
+    seen = torch.randint(0, 51, (t.shape[0], 6))
+    seen[::4, 0] = t[::4]  # some targets are repeats: they stay in the softmax
+    pw = torch.rand(t.shape[0], dtype=torch.float64) * 2
+    logits = h @ w[1:].T
+    in_seen = torch.zeros(t.shape[0], 51, dtype=torch.bool).scatter_(1, seen, True)[:, 1:]
+    drop = in_seen.clone()
+    drop[torch.arange(t.shape[0]), t - 1] = False
+    ref = (F.cross_entropy(logits.masked_fill(drop, float("-inf")), t - 1, reduction="none") * pw).sum() / pw.sum()
+    gh, gw = torch.autograd.grad(ref, (h, w))
+    b = torch.tensor(-0.4, dtype=torch.float64, requires_grad=True)
+    biased = F.cross_entropy(h.detach() @ w.detach()[1:].T + in_seen * b, t - 1, reduction="none")
+    (gb,) = torch.autograd.grad((biased * pw).sum() / pw.sum(), (b,))
+    b32 = b.detach().float().requires_grad_()
+    got = losses.softmax_loss(h.float(), w.float(), t, pw.float(), exclude=seen, seen_bias=b32, drop_seen=True)
+    gh2, gw2, gb2 = torch.autograd.grad(got, (h, w, b32))
+    assert got.item() == pytest.approx(ref.item(), rel=1e-5)
+    assert torch.allclose(gh2, gh, atol=1e-5) and torch.allclose(gw2, gw, atol=1e-5)
+    assert gb2.item() == pytest.approx(gb.item(), rel=1e-4, abs=1e-6) and gb.abs() > 1e-3
+    kept = losses.softmax_loss(h.float(), w.float(), t, pw.float(), exclude=seen, seen_bias=b32)
+    assert kept.item() > got.item()  # without drop_seen the seen items compete: the plain, higher loss
+    via_config = RecLoss(LossConfig(exclude_seen=True), 50)(h.float(), w.float(), t, pw.float(), seen=seen, seen_bias=b32)
+    assert via_config.item() == pytest.approx(got.item(), rel=1e-6)
+    with pytest.raises(ValueError, match="label smoothing"):
+        losses.softmax_loss(h.float(), w.float(), t, label_smoothing=0.1, exclude=seen, seen_bias=b32, drop_seen=True)
+    with pytest.raises(ValueError, match="nothing for the seen items"):
+        losses.softmax_loss(h.float(), w.float(), t, exclude=seen, drop_seen=False)
+
+
 @pytest.mark.parametrize("repeats", [False, True])
 def test_seen_bias_learns_whether_the_data_repeats(repeats):
     """Gradient descent on the bias alone: negative when targets are never earlier items, positive

@@ -43,7 +43,7 @@ def test_contrastive_loss_prefers_matching_views_and_ignores_same_target_pairs()
     assert contrastive_loss(a, b, same) < contrastive_loss(a, b, key)
 
 
-def test_repeat_bias_needs_full_softmax_without_exclusion():
+def test_repeat_bias_needs_full_softmax_at_temperature_one():
     from journeyrec.models import build_model
     from journeyrec.models.losses import LossConfig
     from journeyrec.training.module import RecModule
@@ -53,7 +53,6 @@ def test_repeat_bias_needs_full_softmax_without_exclusion():
     RecModule(model, LossConfig(loss="softmax"))
     with pytest.raises(ValueError, match="needs loss=softmax"):
         RecModule(model, LossConfig(loss="gbce"))
-    with pytest.raises(ValueError, match="contradict"):
-        RecModule(model, LossConfig(loss="softmax", exclude_seen=True))
+    RecModule(model, LossConfig(loss="softmax", exclude_seen=True))  # the two combine (tests/test_models_losses.py)
     with pytest.raises(ValueError, match="temperature"):
         RecModule(model, LossConfig(loss="softmax"), temperature=0.5)

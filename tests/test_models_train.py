@@ -60,7 +60,8 @@ def test_model_trains_and_its_bundle_serves_the_same_vectors(tmp_path, model):
                                   "model=bert4rec model.exclude_seen=true",
                                   "model.exclude_seen=true +model.event_type_weights.purchase=2.0 model.contrastive_weight=0.1",
                                   "model.loss=softmax model.label_smoothing=0.1 +model.event_type_weights.purchase=3.0 +model.event_type_weights.cart=2.0",
-                                  "model.repeat_bias=true +model.event_type_weights.purchase=2.0"])
+                                  "model.repeat_bias=true +model.event_type_weights.purchase=2.0",
+                                  "model.repeat_bias=true model.exclude_seen=true"])
 def test_objectives_train(tmp_path, loss):
     metrics, out = run(tmp_path, ["experiment=demo", "trainer.max_epochs=1", "model.n_blocks=1", *loss.split()])
     assert np.isfinite(metrics["valid_seen_excluded/ndcg@10"])

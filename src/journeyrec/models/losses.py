@@ -33,6 +33,12 @@ where items come back, strongly negative where they never do) without changing w
 embeddings learn: a bias that shapes the embeddings as well lowered seen-excluded NDCG@10 on
 Beauty's validation split (0.0620 against 0.0640 at best).
 
+The two combine: with ``exclude_seen`` and a ``seen_bias`` the representation is trained on the
+softmax without the earlier items (the loss, h's and W's gradients are exclude_seen's) while b
+is still fitted on the plain biased softmax, so seen items keep a calibrated score (the
+nothing-excluded protocol, serving with repeats allowed) although the embeddings never learned
+to push them down.
+
 Negatives (``negatives``): ``uniform`` or ``popularity`` (proportional to (count + 1) ** alpha)
 sampled with replacement; ``in_batch`` (the other positions' targets, corrected by their target
 frequency); ``mixed`` (in-batch plus sampled, corrected by the mixture's expected counts). For
@@ -79,6 +85,17 @@ def window_mask(ids: torch.Tensor, n_cols: int) -> torch.Tensor:
     return mask
 
 
+def window_columns(ids: torch.Tensor, n_items: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The items of :func:`window_mask` as [B, L] logit columns (item id - 1) and a validity mask
+    (False for padding, special tokens and second occurrences): the same set, kept sparse, so a
+    loss can read and write the few seen entries of a [B, n_items] buffer instead of building a
+    dense mask of the whole catalogue for every position."""
+    srt = ids.sort(dim=1).values
+    valid = (srt > 0) & (srt <= n_items)
+    valid[:, 1:] &= srt[:, 1:] != srt[:, :-1]
+    return (srt - 1).clamp_(0, max(n_items - 1, 0)), valid
+
+
 class ChunkedSoftmaxCE(torch.autograd.Function):
     """sum_p w_p CE_eps(h_p @ W[1:].T, t_p - 1) / sum_p w_p, gradients computed in the forward
     pass, chunk by chunk. CE_eps is cross-entropy against the label-smoothed target
@@ -87,20 +104,24 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,  # type: ignore[override]
                 pos_weights: torch.Tensor | None = None, label_smoothing: float = 0.0,
-                exclude: torch.Tensor | None = None, seen_bias: torch.Tensor | None = None) -> torch.Tensor:
+                exclude: torch.Tensor | None = None, seen_bias: torch.Tensor | None = None,
+                drop_seen: bool = False) -> torch.Tensor:
         # float32 throughout, autocast (precision=bf16-mixed) included: the softmax normaliser
         # sums N exponentials, which bf16's 8-bit mantissa cannot hold, and the in-place
         # gradient accumulation needs one dtype
         with torch.autocast(device_type=hidden.device.type, enabled=False):
-            return ChunkedSoftmaxCE._forward(ctx, hidden, weight, targets, pos_weights, label_smoothing, exclude, seen_bias)
+            return ChunkedSoftmaxCE._forward(ctx, hidden, weight, targets, pos_weights, label_smoothing, exclude, seen_bias,
+                                             drop_seen)
 
     @staticmethod
     def _forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
                  pos_weights: torch.Tensor | None, label_smoothing: float,
-                 exclude: torch.Tensor | None, seen_bias: torch.Tensor | None = None) -> torch.Tensor:
+                 exclude: torch.Tensor | None, seen_bias: torch.Tensor | None = None,
+                 drop_seen: bool = False) -> torch.Tensor:
         """``exclude`` [P, S] with ``seen_bias`` None: those items leave the softmax. With a
-        0-dim ``seen_bias`` b they stay, the loss is the plain one, and b's gradient is that of
-        the softmax whose seen logits (target included) get + b, hidden and weight held fixed."""
+        0-dim ``seen_bias`` b, b's gradient is that of the softmax whose seen logits (target
+        included) get + b, hidden and weight held fixed; the loss (and h's and W's gradients) is
+        the plain one, or with ``drop_seen`` the one without the seen items (never the target)."""
         h = hidden.float()
         w = weight[1:].float()
         n_pos, n_items = h.shape[0], w.shape[0]
@@ -118,9 +139,8 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
             tc = targets[lo : lo + chunk] - 1
             rows = torch.arange(hc.shape[0], device=h.device)
             logits = hc @ w.T
-            seen_mask = None
-            if biased:  # the items the position's user already had (each item once)
-                seen_mask = window_mask(exclude[lo : lo + chunk], n_items + 1)[:, 1:]  # logits have no padding column
+            if biased:  # the items the position's user already had (each item once), as logit columns
+                seen_cols, seen_ok = window_columns(exclude[lo : lo + chunk], n_items)
             target_logit = logits[rows, tc]
             if exclude is not None and not biased:  # drop excluded candidates (never the target) from the softmax
                 ex = exclude[lo : lo + chunk]
@@ -131,12 +151,19 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
             peak = logits.amax(dim=1, keepdim=True)
             expd = logits.sub_(peak).exp_()  # in place: one buffer per chunk, few passes over it
             norm = expd.sum(dim=1, keepdim=True)
-            if seen_mask is not None:
+            if biased:
                 # biased softmax from the plain one: its normaliser is norm + (e^b - 1) * S with
                 # S the seen items' share of norm; d CE_b / db = P_b(seen) - [target is seen]
-                mass = (expd * seen_mask).sum(dim=1)
-                d_b = eb * mass / (norm[:, 0] + (eb - 1.0) * mass) - seen_mask[rows, tc].float()
+                mass = (expd.gather(1, seen_cols) * seen_ok).sum(dim=1)
+                is_target = seen_ok & (seen_cols == tc[:, None])
+                d_b = eb * mass / (norm[:, 0] + (eb - 1.0) * mass) - is_target.any(dim=1).float()
                 grad_b = grad_b + (d_b.sum() if pw is None else (d_b * pw[lo : lo + chunk]).sum())
+                if drop_seen:  # now the representation's softmax: without the seen items, target kept
+                    drop = seen_ok & ~is_target
+                    # entries not dropped rewrite the target's own value, so no write races a zero
+                    expd.scatter_(1, torch.where(drop, seen_cols, tc[:, None]),
+                                  torch.where(drop, 0.0, expd[rows, tc][:, None]))
+                    norm = expd.sum(dim=1, keepdim=True)
             loss = peak[:, 0] + norm[:, 0].log() - (1.0 - eps) * target_logit
             if eps:
                 loss = loss - eps * mean_logit
@@ -165,7 +192,7 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
         grad_h, grad_w, grad_b = ctx.saved_tensors
         h_dtype, w_dtype, b_dtype = ctx.dtypes
         gb = None if b_dtype is None else (grad_b * grad_out).to(b_dtype)
-        return (grad_h * grad_out).to(h_dtype), (grad_w * grad_out).to(w_dtype), None, None, None, None, gb
+        return (grad_h * grad_out).to(h_dtype), (grad_w * grad_out).to(w_dtype), None, None, None, None, gb, None
 
 
 def _weighted_mean(per_position: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
@@ -176,20 +203,25 @@ def _weighted_mean(per_position: torch.Tensor, weights: torch.Tensor | None) -> 
 
 def softmax_loss(hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor,
                  weights: torch.Tensor | None = None, label_smoothing: float = 0.0,
-                 exclude: torch.Tensor | None = None, seen_bias: torch.Tensor | None = None) -> torch.Tensor:
+                 exclude: torch.Tensor | None = None, seen_bias: torch.Tensor | None = None,
+                 drop_seen: bool | None = None) -> torch.Tensor:
     """Full softmax CE. hidden [P, D], item_vectors [N + 1, D] (row 0 padding), targets [P] in 1..N.
 
     ``exclude`` [P, S]: item ids (0 = none) removed from each position's softmax, e.g. the items
     the user already had (the target itself is never removed). With a 0-dim ``seen_bias`` they
-    are not removed: the loss is the plain one and the bias gets the gradient of the softmax
-    that adds it to their logits, the representation held fixed (see the module docstring)."""
+    are not removed unless ``drop_seen``: the bias gets the gradient of the softmax that adds it
+    to their logits, the representation held fixed (see the module docstring). ``drop_seen``
+    defaults to "remove them when no bias is fitted"."""
     if hidden.shape[0] == 0:
         return hidden.sum() * 0.0
-    if exclude is not None and label_smoothing and seen_bias is None:
+    drop = seen_bias is None if drop_seen is None else bool(drop_seen)
+    if exclude is not None and label_smoothing and drop:
         raise ValueError("label smoothing spreads mass over every item: it cannot be combined with exclude_seen")
     if seen_bias is not None and exclude is None:
         raise ValueError("seen_bias needs the seen items (exclude=[P, S] item ids)")
-    return ChunkedSoftmaxCE.apply(hidden, item_vectors, targets, weights, label_smoothing, exclude, seen_bias)
+    if seen_bias is None and exclude is not None and not drop:
+        raise ValueError("drop_seen=False without a seen_bias leaves nothing for the seen items to do: pass exclude=None")
+    return ChunkedSoftmaxCE.apply(hidden, item_vectors, targets, weights, label_smoothing, exclude, seen_bias, drop)
 
 
 class NegativeSampler:
@@ -376,7 +408,8 @@ class RecLoss:
             raise ValueError("the full softmax reads every item: pass the whole item table, not a step's rows")
         if c.loss == "softmax":
             if seen_bias is not None:
-                return softmax_loss(hidden, item_vectors, targets, weights, c.label_smoothing, seen, seen_bias)
+                return softmax_loss(hidden, item_vectors, targets, weights, c.label_smoothing, seen, seen_bias,
+                                    drop_seen=c.exclude_seen)
             return softmax_loss(hidden, item_vectors, targets, weights, c.label_smoothing, seen if c.exclude_seen else None)
         if c.loss == "sampled_softmax":
             return sampled_softmax_loss(hidden, item_vectors, targets, self.sampler, c.n_negatives, weights, c.logq,

@@ -149,9 +149,6 @@ class RecModule(pl.LightningModule):
         if self._repeat_bias() is not None:
             if cfg.loss != "softmax":
                 raise ValueError(f"model.repeat_bias=true needs loss=softmax (full softmax), not {cfg.loss}")
-            if cfg.exclude_seen:
-                raise ValueError("model.repeat_bias and model.exclude_seen contradict each other (exclude_seen drops the "
-                                 "seen items the bias would score): set one of them to false")
             if self.temperature != 1.0:
                 raise ValueError("model.repeat_bias=true needs model.temperature=1 (the bias is learned in logit units)")
         # sampled losses: the step gathers the rows it reads instead of building the item table
