@@ -186,6 +186,20 @@ def test_seen_bias_is_fitted_on_the_biased_softmax_with_the_representation_held_
         RecLoss(LossConfig(loss="bce"), 50)(h.float(), w.float(), t, seen=seen, seen_bias=b32)
 
 
+def test_window_columns_is_window_mask_in_sparse_form():
+    """Duplicates once, padding (0) and special tokens (ids > n_items, e.g. [MASK]) never."""
+    torch.manual_seed(6)
+    n_items = 30
+    ids = torch.randint(0, n_items + 3, (64, 12))
+    ids[:, 3] = ids[:, 5]  # duplicates
+    cols, ok = losses.window_columns(ids, n_items)
+    dense = torch.zeros(64, n_items, dtype=torch.bool)
+    rows = torch.arange(64)[:, None].expand_as(cols)
+    dense[rows[ok], cols[ok]] = True
+    assert torch.equal(dense, losses.window_mask(ids, n_items + 1)[:, 1:])
+    assert int(ok.sum()) == int(dense.sum())  # each item counted once
+
+
 @pytest.mark.parametrize("chunk_elements", [7, 1 << 21])
 def test_seen_bias_with_exclusion_trains_the_representation_without_the_seen_items(monkeypatch, chunk_elements):
     """exclude_seen plus a repeat bias: loss and gradients of h and W are exclude_seen's (seen

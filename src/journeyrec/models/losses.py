@@ -77,8 +77,8 @@ _CHUNK_ELEMENTS = 1 << 21  # logits per chunk (8 MiB in float32)
 def window_mask(ids: torch.Tensor, n_cols: int) -> torch.Tensor:
     """[B, n_cols] bool, True at every id of each row of ``ids`` [B, L] (each item once however
     often it occurs). Column 0 (padding) is always False; ids >= n_cols (special tokens such as
-    [MASK]) mark nothing. The one definition of "items already in the window" that the
-    repeat-bias loss and the model's biased scores share."""
+    [MASK]) mark nothing. The definition of "items already in the window" of the model's biased
+    scores; :func:`window_columns` is the same set in sparse form, for the repeat-bias loss."""
     mask = torch.zeros(ids.shape[0], n_cols, dtype=torch.bool, device=ids.device)
     mask.scatter_(1, ids.masked_fill(ids >= n_cols, 0), True)
     mask[:, 0] = False
