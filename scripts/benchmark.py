@@ -7,6 +7,7 @@ line per result, with its ratio against a baseline measured in the same run on t
   serving        in-process recommend() latency (vs the model alone) and HTTP latency under load
   data           generate + prepare 1M / 10M / 50M events: events/s and peak RSS
   memory         peak memory of one training step vs catalogue size (10k / 100k / 1M items) per loss and path
+  softmax        one full-softmax step with exclude_seen / the repeat bias vs the plain softmax
 
 Run under the shared CPU lock on a quiet machine; every figure states its threads.
 """
@@ -68,6 +69,10 @@ def main() -> None:
     p.add_argument("--paths", nargs="+", default=["table"], choices=["table", "rows", "rows_sparse"],
                    help="table: the whole item table every step (every loss); rows / rows_sparse: the sampled "
                         "losses' gathered rows, dense / sparse id-embedding gradient, + the first Adam step")
+    p = sub.add_parser("softmax")
+    p.add_argument("--positions", type=int, default=1100)
+    p.add_argument("--items", type=int, default=12_101)
+    p.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
 
     if a.name == "train-vs-peer":
@@ -95,6 +100,10 @@ def main() -> None:
         for result in run(tuple(a.sizes), tuple(a.losses or LOSSES_MEASURED), a.dim, a.batch, a.max_len,
                           a.negatives, threads=a.threads, paths=tuple(a.paths)):
             _emit(result)
+    elif a.name == "softmax":
+        from journeyrec.benchmarks.softmax_step import run
+
+        _emit(run(a.positions, a.items, threads=a.threads))
     elif a.name == "data":
         subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark_data.py"), "--sizes", *a.sizes,
                         "--workdir", a.workdir], check=True)

@@ -1,0 +1,22 @@
+"""The softmax-step benchmark runs every seen-item variant through the real loss and reports
+its time against the plain softmax of the same run (tiny shape here; no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_softmax_benchmark_reports_every_variant_against_plain():
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark.py"), "softmax", "--positions", "40",
+                          "--items", "300"], capture_output=True, text=True, check=True, cwd=ROOT)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    names = {"plain", "exclude_seen", "repeat_bias", "repeat_bias+exclude_seen"}
+    assert set(result["ms_per_step"]) == names == set(result["ratio_vs_plain"])
+    assert result["ratio_vs_plain"]["plain"] == 1.0
+    assert all(v > 0 for v in result["ms_per_step"].values())
+    assert (result["items"], result["positions"], result["threads"]) == (300, 40, 1)
