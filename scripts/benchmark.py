@@ -8,6 +8,7 @@ line per result, with its ratio against a baseline measured in the same run on t
   data           generate + prepare 1M / 10M / 50M events: events/s and peak RSS
   memory         peak memory of one training step vs catalogue size (10k / 100k / 1M items) per loss and path
   softmax        one full-softmax step with exclude_seen / the repeat bias vs the plain softmax
+  ema            one weight-average update: Lightning's per-parameter path vs the foreach one in use
 
 Run under the shared CPU lock on a quiet machine; every figure states its threads.
 """
@@ -73,6 +74,10 @@ def main() -> None:
     p.add_argument("--positions", type=int, default=1100)
     p.add_argument("--items", type=int, default=12_101)
     p.add_argument("--threads", type=int, default=1)
+    p = sub.add_parser("ema")
+    p.add_argument("--items", type=int, default=12_101)
+    p.add_argument("--updates", type=int, default=300)
+    p.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
 
     if a.name == "train-vs-peer":
@@ -104,6 +109,10 @@ def main() -> None:
         from journeyrec.benchmarks.softmax_step import run
 
         _emit(run(a.positions, a.items, threads=a.threads))
+    elif a.name == "ema":
+        from journeyrec.benchmarks.ema_update import run
+
+        _emit(run(a.items, updates=a.updates, threads=a.threads))
     elif a.name == "data":
         subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark_data.py"), "--sizes", *a.sizes,
                         "--workdir", a.workdir], check=True)

@@ -1,5 +1,5 @@
-"""The softmax-step benchmark runs every seen-item variant through the real loss and reports
-its time against the plain softmax of the same run (tiny shape here; no timing asserted)."""
+"""Micro-benchmarks of the suite (softmax step, EMA update) run their real code paths and report
+every variant against the baseline of the same run (tiny shapes here; no timing asserted)."""
 
 from __future__ import annotations
 
@@ -20,3 +20,12 @@ def test_softmax_benchmark_reports_every_variant_against_plain():
     assert result["ratio_vs_plain"]["plain"] == 1.0
     assert all(v > 0 for v in result["ms_per_step"].values())
     assert (result["items"], result["positions"], result["threads"]) == (300, 40, 1)
+
+
+def test_ema_benchmark_times_both_update_paths_on_one_model():
+    from journeyrec.benchmarks.ema_update import run
+
+    result = run(items=200, updates=3)
+    assert set(result["ms_per_update"]) == {"per_parameter", "foreach"}
+    assert all(v > 0 for v in result["ms_per_update"].values())
+    assert result["tensors"] > 2 and result["parameters"] > 200 * 64  # the item table and the blocks
