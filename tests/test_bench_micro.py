@@ -29,3 +29,12 @@ def test_ema_benchmark_times_both_update_paths_on_one_model():
     assert set(result["ms_per_update"]) == {"per_parameter", "foreach"}
     assert all(v > 0 for v in result["ms_per_update"].values())
     assert result["tensors"] > 2 and result["parameters"] > 200 * 64  # the item table and the blocks
+
+
+def test_interleaved_medians_alternates_variants_and_skips_warmup():
+    from journeyrec.benchmarks.interleaved import interleaved_medians
+
+    calls: list[str] = []
+    result = interleaved_medians({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, rounds=3, warmup=2)
+    assert calls == ["a", "b"] * 5  # one call of each variant per round, warm-up rounds included
+    assert set(result) == {"a", "b"} and all(v >= 0 for v in result.values())

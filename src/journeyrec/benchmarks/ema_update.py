@@ -4,11 +4,10 @@
 
 from __future__ import annotations
 
-import time
-
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_avg_fn, get_ema_multi_avg_fn
 
+from journeyrec.benchmarks.interleaved import interleaved_medians
 from journeyrec.models import build_model
 
 __all__ = ["run"]
@@ -22,14 +21,9 @@ def run(items: int = 12_101, d_model: int = 64, blocks: int = 2, updates: int = 
                          "dropout": 0.0}, items, {})
     paths = {"per_parameter": AveragedModel(model, use_buffers=False, avg_fn=get_ema_avg_fn(decay)),
              "foreach": AveragedModel(model, use_buffers=False, multi_avg_fn=get_ema_multi_avg_fn(decay))}
-    times: dict[str, list[float]] = {name: [] for name in paths}
-    for step in range(updates + 2):
-        for name, avg in paths.items():
-            t0 = time.perf_counter()
-            avg.update_parameters(model)
-            if step >= 2:  # the first update copies, the second is the first real one
-                times[name].append(time.perf_counter() - t0)
-    median = {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+    for avg in paths.values():
+        avg.update_parameters(model)  # the first update only copies the weights
+    median = interleaved_medians({name: (lambda a=avg: a.update_parameters(model)) for name, avg in paths.items()}, updates)
     return {
         "benchmark": "ema", "items": items, "d_model": d_model, "blocks": blocks, "threads": threads, "updates": updates,
         "parameters": sum(p.numel() for p in model.parameters()), "tensors": len(list(model.parameters())),

@@ -9,10 +9,9 @@ a window of 50 earlier items per position.
 
 from __future__ import annotations
 
-import time
-
 import torch
 
+from journeyrec.benchmarks.interleaved import interleaved_medians
 from journeyrec.models.losses import softmax_loss
 
 __all__ = ["run"]
@@ -35,16 +34,13 @@ def run(positions: int = 1100, items: int = 12_101, dim: int = 64, window: int =
     targets = torch.randint(1, items + 1, (positions,), generator=gen)
     seen = torch.randint(0, items + 1, (positions, window), generator=gen)
     bias = torch.zeros((), requires_grad=True)
-    times: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    for rep in range(repeats + 1):
-        for name, v in VARIANTS.items():
-            t0 = time.perf_counter()
-            loss = softmax_loss(h, w, targets, exclude=seen if v.get("exclude") else None,
-                                seen_bias=bias if v.get("bias") else None, drop_seen=v.get("drop_seen"))
-            loss.backward()
-            if rep:  # the first round warms up allocator and caches
-                times[name].append(time.perf_counter() - t0)
-    median = {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+
+    def step(v: dict) -> None:
+        softmax_loss(h, w, targets, exclude=seen if v.get("exclude") else None,
+                     seen_bias=bias if v.get("bias") else None, drop_seen=v.get("drop_seen")).backward()
+
+    # one warm-up round (allocator, caches)
+    median = interleaved_medians({name: (lambda v=v: step(v)) for name, v in VARIANTS.items()}, repeats)
     return {
         "benchmark": "softmax",
         "positions": positions, "items": items, "dim": dim, "window": window, "threads": threads, "repeats": repeats,
