@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from journeyrec.evaluation.metrics import exclusion_mask, rank_vectors, target_ranks_many, topk_items
+from journeyrec.models.losses import window_mask
 
 
 def case(seed: int, n: int = 500, b: int = 37, d: int = 16):
@@ -44,6 +45,34 @@ def test_tiled_equals_dense(seed, tile):
         assert torch.equal(dense.gather(1, got[keep]), dense.gather(1, ref[keep]))
         assert not (got == 0).any()
     assert not set(out["top_seen_excluded"][0].tolist()) & {10}
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("tile", [None, 16, 100, 1000])
+@pytest.mark.parametrize("bonus", [-3.0, 0.25])
+def test_window_bonus_equals_the_dense_biased_scores(seed, tile, bonus):
+    """A repeat bias on each row's window items (listed with duplicates, padding and a special
+    token) ranks exactly like the dense ``scores + window_mask * bonus`` a biased model defines."""
+    q, items, targets, rows, cols = case(seed)
+    n_cols = items.shape[0]
+    g = torch.Generator().manual_seed(100 + seed)
+    win = torch.randint(0, n_cols, (q.shape[0], 12), generator=g)
+    win[:, :3] = 0  # left padding
+    win[0, 5], win[0, 6] = 20, 20  # the target, twice: it carries the bonus once
+    win[1, 4] = n_cols  # a [MASK]-like id beyond the catalogue marks nothing
+    win[2, 7] = 10  # an item that ties the target exactly, biased
+    dense = q @ items.T + window_mask(win, n_cols) * bonus
+    excl = exclusion_mask(q.shape[0], n_cols, rows, cols)
+    (ra, ta), (rs, ts) = target_ranks_many(dense, targets, [None, excl])
+    r = torch.arange(q.shape[0])[:, None].expand_as(win).reshape(-1)
+    out = rank_vectors(q, items, targets, rows, cols, topk=10, tile=tile, window=(r, win.reshape(-1)), window_bonus=bonus)
+    assert torch.equal(out["all"], ra) and torch.equal(out["seen_excluded"], rs)
+    assert torch.equal(out["ties_all"], ta) and torch.equal(out["ties_seen_excluded"], ts)
+    keep = [i for i in range(q.shape[0]) if i != 3]
+    for name, ref in (("top_all", topk_items(dense, 10)[0]), ("top_seen_excluded", topk_items(dense, 10, excl)[0])):
+        assert torch.equal(dense.gather(1, out[name][keep]), dense.gather(1, ref[keep]))
+    plain = rank_vectors(q, items, targets, rows, cols)
+    assert not torch.equal(plain["all"], out["all"])  # the bonus changed ranks: the test can fail
 
 
 def test_nan_target_worst_and_small_catalogue_padding():
@@ -94,6 +123,15 @@ def test_blocks_on_threads_equal_dense(two_threads, seed, tile):
     assert torch.equal(out["all"], ra) and torch.equal(out["seen_excluded"], rs)
     assert torch.equal(out["ties_all"], ta) and torch.equal(out["ties_seen_excluded"], ts)
     assert int(ta[7]) > 250 and int(ra[5]) == n - 1  # the ties and the NaN target are exercised
+    # a window bonus on every block and tile (the targets of every third row among them)
+    win = torch.randint(0, n + 1, (b, 20), generator=g)
+    win[::3, 0] = targets[::3]
+    biased = dense + window_mask(win, n + 1) * 0.7
+    (ra, ta), (rs, ts) = target_ranks_many(biased, targets, [None, excl])
+    r = torch.arange(b)[:, None].expand_as(win).reshape(-1)
+    out = rank_vectors(q, items, targets, rows, cols, tile=tile, window=(r, win.reshape(-1)), window_bonus=0.7)
+    assert torch.equal(out["all"], ra) and torch.equal(out["seen_excluded"], rs)
+    assert torch.equal(out["ties_all"], ta) and torch.equal(out["ties_seen_excluded"], ts)
 
 
 def test_count_tile_equals_reference_with_ties_and_nan():

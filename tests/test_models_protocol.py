@@ -236,6 +236,37 @@ def test_unpadded_session_vectors_equal_the_padded_ones(n_blocks, positions, dem
             torch.testing.assert_close(got[0], padded[row], atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("name,over", [
+    ("sasrec", {"n_blocks": 2}), ("sasrec", {"n_blocks": 2, "positions": "relative"}),
+    ("sasrec", {"n_blocks": 2, "positions": "from_start"}), ("two_tower", {"n_blocks": 2}),
+    ("bert4rec", {"n_blocks": 2}), ("gru4rec", {}),
+])
+def test_session_vectors_are_the_full_forward_at_the_newest_position(name, over, demo):
+    """Session vectors compute only the newest position in the last block; that must be the
+    full forward's newest hidden state, on left-padded windows of every length."""
+    model = make(name, demo, **over).eval()
+    enc = getattr(model, "encoder", None)
+    if getattr(enc, "rel_bias", None) is not None:
+        with torch.no_grad():
+            enc.rel_bias.copy_(torch.randn_like(enc.rel_bias))
+    items, feats = batch_of(demo, model, n=24)
+    length = items.shape[1]
+    for row in range(len(items)):
+        cut = length - 1 - row % length
+        items[row, :cut] = 0
+        for v in feats.values():
+            v[row, :cut] = 0
+    with torch.no_grad():
+        got = model.session_vectors(items, feats)
+        if name == "bert4rec":  # its query is a [MASK] appended after the newest event
+            x = torch.cat([items[:, 1:], torch.full_like(items[:, :1], model.mask_id)], dim=1)
+            f = {k: torch.cat([v[:, 1:], torch.zeros_like(v[:, :1])], dim=1) for k, v in feats.items()}
+            want = model.forward(x, f)[:, -1]
+        else:
+            want = model.forward(items, feats)[:, -1]
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
 def test_positions_from_start_or_relative_make_each_training_position_its_prefix(demo):
     """With ``positions=from_start`` or ``relative`` the hidden state a causal model trains on at position t of a
     window is exactly the session vector of that window's prefix ending at t (what inference
@@ -268,3 +299,19 @@ def test_positions_from_start_or_relative_make_each_training_position_its_prefix
 
     with pytest.raises(ValueError, match="needs a causal model"):
         SequenceEncoder(10, 16, 1, 2, 8, causal=False, positions="relative")
+
+
+def test_evaluate_returns_every_result_in_case_order(demo):
+    """``evaluate`` batches cases by window length; its ranks and top-k lists must still be the
+    cases' own, in the order of ``cases`` (paired comparisons and reports index them by case)."""
+    from journeyrec.evaluation.ranking import evaluate, rank_batch
+
+    model = make("sasrec", demo).eval()
+    cases = demo.split.test
+    res = evaluate(model, demo.sequences, cases, "test", batch_size=7, topk=5)
+    ds = EvalWindows(demo.sequences, cases, model.max_len, model.feature_names)
+    assert not (np.diff(ds.lengths) >= 0).all()  # case order is not length order: the test can fail
+    direct = rank_batch(model, ds.__getitems__(list(range(len(ds)))), topk=5)
+    for p in ("all", "seen_excluded"):
+        np.testing.assert_array_equal(res.ranks[p], direct[p].numpy())
+        np.testing.assert_array_equal(res.topk[p], direct[f"top_{p}"].numpy())

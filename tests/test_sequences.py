@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 import torch
 
-from journeyrec.data.datasets import EpochBatchSampler, EvalWindows, TrainWindows
+from journeyrec.data.datasets import EpochBatchSampler, EvalBatchSampler, EvalWindows, TrainWindows
 from journeyrec.data.schema import EVENT_TYPES, conform_events
 from journeyrec.data.sequences import build_sequences, gather_windows, history_pairs, make_split
 
@@ -108,6 +108,20 @@ def test_trimmed_batches_give_identical_model_outputs():
         a = model.session_vectors(trimmed["items"])
         b = model.session_vectors(torch.from_numpy(full["items"]))
     assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_eval_batches_group_similar_lengths_and_cover_every_case_once():
+    lengths = np.random.default_rng(2).integers(1, 50, size=103)
+    batches = list(EvalBatchSampler(lengths, 10))
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(103))  # each case exactly once
+    assert (np.diff(lengths[flat]) >= 0).all()  # shortest first: a batch spans a narrow length range
+    # two replicas: equal case counts (all_gather needs it), together every case, a pad case repeated
+    parts = [[i for b in EvalBatchSampler(lengths, 10, num_replicas=2, rank=r) for i in b] for r in (0, 1)]
+    assert len(parts[0]) == len(parts[1]) == 52
+    assert set(parts[0]) | set(parts[1]) == set(range(103))
+    with pytest.raises(ValueError, match="rank 2 is outside"):
+        EvalBatchSampler(lengths, 10, num_replicas=2, rank=2)
 
 
 def test_train_windows_targets_and_bucket_sampler():

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset, Sampler
 
 from journeyrec.data.sequences import EvalCases, SequenceData, gather_windows, history_pairs
 
-__all__ = ["TrainWindows", "EvalWindows", "EpochBatchSampler", "identity_collate", "trim_padding"]
+__all__ = ["TrainWindows", "EvalWindows", "EpochBatchSampler", "EvalBatchSampler", "identity_collate", "trim_padding"]
 
 
 def identity_collate(batch: dict) -> dict:
@@ -141,15 +141,50 @@ class TrainWindows(Dataset):
         return batch
 
 
+class EvalBatchSampler(Sampler[list[int]]):
+    """Evaluation batches of cases with similar window length, shortest first.
+
+    Random batches on short-session files are mostly padding (one long user sets the width of
+    the batch); with similar lengths together :func:`trim_padding` cuts each batch to what its
+    users have, so the encoder's work follows the real positions. Metrics do not depend on the
+    order: every batch carries ``case_index`` and the consumers put results back in case order.
+
+    With ``num_replicas`` > 1 the sorted cases are padded by repeating the first ones (as
+    ``DistributedSampler`` does) to a multiple of the replicas and dealt round-robin, so every
+    rank has the same number of cases (``all_gather`` needs that) and similar lengths per batch.
+    """
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, num_replicas: int = 1, rank: int = 0) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is outside 0..{num_replicas - 1} (num_replicas={num_replicas})")
+        order = np.argsort(np.asarray(lengths), kind="stable")
+        total = -(-len(order) // num_replicas) * num_replicas
+        if total > len(order):
+            order = np.concatenate([order, order[: total - len(order)]])
+        mine = order[rank::num_replicas]
+        self.batches = [mine[i : i + batch_size].tolist() for i in range(0, len(mine), batch_size)]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 class EvalWindows(Dataset):
     """Evaluation cases as batches: input window, target, and the user's full history before
-    the target as (row, item) pairs for the seen-excluded protocol."""
+    the target as (row, item) pairs for the seen-excluded protocol. ``lengths`` (real items in
+    each case's window) is what :class:`EvalBatchSampler` batches by."""
 
     def __init__(self, data: SequenceData, cases: EvalCases, max_len: int, features: Sequence[str] = ()) -> None:
         self.data = data
         self.cases = cases
         self.max_len = max_len
         self.features = tuple(features)
+        lengths = np.minimum(np.asarray(cases.ends) - data.offsets[np.asarray(cases.users)], max_len)
+        self.lengths = lengths.astype(np.int64)
 
     def __len__(self) -> int:
         return len(self.cases)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from journeyrec.data.datasets import EvalWindows, identity_collate
+from journeyrec.data.datasets import EvalBatchSampler, EvalWindows, identity_collate
 from journeyrec.data.sequences import EvalCases, SequenceData
 from journeyrec.evaluation.metrics import (
     DEFAULT_KS,
@@ -66,11 +66,19 @@ def rank_batch(
     seen (the usual sampled protocol; on request only).
     """
     targets = batch["targets"]
-    if not hasattr(model, "scores") and not sampled:
-        # dot-product models: tile over the catalogue, never materialising [B, N + 1] scores
+    bias = getattr(model, "repeat_bias", None)
+    bias = bias if isinstance(bias, torch.Tensor) else None
+    if (bias is not None or not hasattr(model, "scores")) and not sampled:
+        # dot-product models (+ a repeat bias on the window's items, the whole of their
+        # ``scores``): tile over the catalogue, never materialising [B, N + 1] scores
         items, feats = model_inputs(batch, getattr(model, "feature_names", ()))
+        window = None
+        if bias is not None:
+            real = items != 0
+            window = (torch.arange(items.shape[0], device=items.device)[:, None].expand_as(items)[real], items[real])
         return rank_vectors(model.session_vectors(items, feats), model.item_vectors(), targets,
-                            batch["history_rows"], batch["history_items"], topk=topk)
+                            batch["history_rows"], batch["history_items"], topk=topk,
+                            window=window, window_bonus=float(bias) if bias is not None else 0.0)
     scores = score_batch(model, batch)
     excl = exclusion_mask(scores.shape[0], scores.shape[1], batch["history_rows"], batch["history_items"], scores.device)
     (r_all, t_all), (r_seen, t_seen) = target_ranks_many(scores, targets, [None, excl])
@@ -121,15 +129,18 @@ def evaluate(
     device = params[0].device if params else torch.device("cpu")
     gen = torch.Generator().manual_seed(int(seed)) if sampled_negatives else None
     out: dict[str, list[torch.Tensor]] = {}
-    starts = range(0, len(ds), batch_size)
     name = getattr(model, "hparams", {}).get("name", type(model).__name__)
-    for lo in tqdm(starts, desc=f"eval {name} {split}", disable=not progress, leave=False, unit="batch"):
-        batch = ds.__getitems__(list(range(lo, min(lo + batch_size, len(ds)))))
-        batch = {k: v.to(device) for k, v in batch.items()}
-        for key, val in rank_batch(model, batch, topk, sampled_negatives, gen).items():
+    for indices in tqdm(EvalBatchSampler(ds.lengths, batch_size), desc=f"eval {name} {split}", disable=not progress,
+                        leave=False, unit="batch"):
+        batch = {k: v.to(device) for k, v in ds.__getitems__(indices).items()}
+        ranked = rank_batch(model, batch, topk, sampled_negatives, gen)
+        ranked["case_index"] = batch["case_index"]
+        for key, val in ranked.items():
             out.setdefault(key, []).append(val.cpu())
     model.train(was_training)
-    cat = {k: torch.cat(v).numpy() if v else np.zeros(0, dtype=np.int64) for k, v in out.items()}
+    # batches come shortest window first: put every result back in case order
+    back = np.argsort(torch.cat(out.pop("case_index")).numpy()) if out else np.zeros(0, dtype=np.int64)
+    cat = {k: torch.cat(v).numpy()[back] if v else np.zeros(0, dtype=np.int64) for k, v in out.items()}
     ranks = {p: cat.get(p, np.zeros(0, dtype=np.int64)) for p in ("all", "seen_excluded")}
     ties = {p: cat.get(f"ties_{p}", np.zeros(0, dtype=np.int64)) for p in ("all", "seen_excluded")}
     metrics = summarise(ranks, ks, split)

@@ -131,6 +131,12 @@ class SequenceModel(nn.Module):
                         table: torch.Tensor | None = None) -> torch.Tensor:
         """Hidden state after the newest event. ``table``: a precomputed :meth:`item_table`
         (serving computes it once at load instead of on every request)."""
+        return self.last_hidden(items, features, table)
+
+    def last_hidden(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
+                    table: torch.Tensor | None = None) -> torch.Tensor:
+        """``forward(...)[:, -1]``; encoder models override it to skip the other positions'
+        work in the last block (same result, a fraction of the cost)."""
         return self.forward(items, features, table)[:, -1, :]
 
     def item_vectors(self, table: torch.Tensor | None = None) -> torch.Tensor:
@@ -145,7 +151,7 @@ class SequenceModel(nn.Module):
                          table: torch.Tensor | None = None) -> torch.Tensor:
         """[B] probability that the session of the last event ends in a purchase (after it).
         ``table``: a precomputed :meth:`item_table`, as for :meth:`session_vectors`."""
-        return torch.sigmoid(self.intent_logits(self.forward(items, features, table)[:, -1, :]))
+        return torch.sigmoid(self.intent_logits(self.last_hidden(items, features, table)))
 
     def _repeat_scores(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         """[B, N + 1] ``session . item`` plus ``repeat_bias`` on each item of the window (once per

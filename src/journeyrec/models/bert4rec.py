@@ -105,4 +105,4 @@ class BERT4Rec(SequenceModel):
         pad = torch.full_like(items[:, :1], self.mask_id)
         x = torch.cat([items[:, keep], pad], dim=1)
         feats = {k: torch.cat([v[:, keep], torch.zeros_like(v[:, :1])], dim=1) for k, v in (features or {}).items()}
-        return self.forward(x, feats, table)[:, -1, :]
+        return self.encoder(x, feats, table, last_only=True)

@@ -203,12 +203,19 @@ class SequenceEncoder(nn.Module):
         return self.emb_drop(x * (items != 0)[..., None])
 
     def forward(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
-                table: torch.Tensor | None = None) -> torch.Tensor:
+                table: torch.Tensor | None = None, last_only: bool = False) -> torch.Tensor:
+        """Hidden states [B, L, D]; with ``last_only`` the newest position's only, [B, D].
+
+        ``last_only`` is what a session vector needs: the last block then computes one query per
+        sequence instead of L (its keys and values still come from every position), which is
+        where evaluation and export spend their encoder time."""
         x = self.embed(items, features or {}, table)
         mask = self.attention_mask(items)
-        for block in self.blocks:
-            x = block(x, mask)
-        return self.ln_f(x)
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            x = block(x, mask, last_only=last_only and i == last)
+        x = self.ln_f(x)
+        return x[:, -1] if last_only else x
 
     def last_hidden_unpadded(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
                              table: torch.Tensor | None = None) -> torch.Tensor:

@@ -67,6 +67,10 @@ class SASRec(SequenceModel):
                 table: torch.Tensor | None = None) -> torch.Tensor:
         return self.encoder(items, features, table)
 
+    def last_hidden(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
+                    table: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encoder(items, features, table, last_only=True)
+
     def session_vectors_unpadded(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
                                  table: torch.Tensor | None = None) -> torch.Tensor:
         """:meth:`session_vectors` of sequences without padding, cheaper (see

@@ -81,6 +81,10 @@ class TwoTower(SequenceModel):
         """Query vector at every position [B, L, D] (the next-item objective trains all of them)."""
         return self._finish(self.query_proj(self.encoder(items, features, table)))
 
+    def last_hidden(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
+                    table: torch.Tensor | None = None) -> torch.Tensor:
+        return self._finish(self.query_proj(self.encoder(items, features, table, last_only=True)))
+
     def item_vectors(self, table: torch.Tensor | None = None) -> torch.Tensor:
         table = (self.item_table() if table is None else table)[: int(self.hparams["n_items"]) + 1]
         vectors = self._finish(table + self.item_mlp(table))

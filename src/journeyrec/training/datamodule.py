@@ -6,9 +6,9 @@ from typing import Sequence
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
-from journeyrec.data.datasets import EvalWindows, EpochBatchSampler, TrainWindows, identity_collate
+from journeyrec.data.datasets import EvalBatchSampler, EvalWindows, EpochBatchSampler, TrainWindows, identity_collate
 from journeyrec.data.prepare import PreparedData
 
 __all__ = ["SequenceDataModule"]
@@ -22,8 +22,9 @@ class SequenceDataModule(pl.LightningDataModule):
 
     Data-parallel runs (``trainer=ddp``): ``batch_size`` is the global batch and each process
     gets its slice of every global batch (:class:`EpochBatchSampler`); validation cases are
-    split across processes by ``DistributedSampler`` (it repeats a few cases to even out the
-    ranks; ``RecModule`` gathers the ranks and counts every case once). The prepared store is
+    batched by window length and dealt across processes by :class:`EvalBatchSampler` (it
+    repeats a few cases to even out the ranks; ``RecModule`` gathers the ranks and counts every
+    case once). The prepared store is
     memory-mapped (``load_prepared(mmap=True)``), so each process pages in only the windows of
     its own batches, and processes on one node share those pages through the OS cache instead
     of each holding a copy. Pinned host memory (CUDA) lets the batch copy overlap compute;
@@ -65,20 +66,6 @@ class SequenceDataModule(pl.LightningDataModule):
             return 1, 0
         return int(trainer.world_size), int(trainer.global_rank)
 
-    def _loader(self, ds, batch_size: int) -> DataLoader:
-        world, rank = self._replicas()
-        sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=False) if world > 1 else None
-        return DataLoader(
-            ds,
-            batch_size=batch_size,
-            sampler=sampler,
-            shuffle=False,
-            collate_fn=identity_collate,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
-        )
-
     def train_dataloader(self) -> DataLoader:
         world, rank = self._replicas()
         sampler = EpochBatchSampler(
@@ -95,4 +82,12 @@ class SequenceDataModule(pl.LightningDataModule):
         )
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.valid_set, self.eval_batch_size)
+        world, rank = self._replicas()
+        return DataLoader(
+            self.valid_set,
+            batch_sampler=EvalBatchSampler(self.valid_set.lengths, self.eval_batch_size, num_replicas=world, rank=rank),
+            collate_fn=identity_collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
