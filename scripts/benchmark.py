@@ -9,6 +9,7 @@ line per result, with its ratio against a baseline measured in the same run on t
   memory         peak memory of one training step vs catalogue size (10k / 100k / 1M items) per loss and path
   softmax        one full-softmax step with exclude_seen / the repeat bias vs the plain softmax
   ema            one weight-average update: Lightning's per-parameter path vs the foreach one in use
+  validation     one validation pass on a real file: the evaluation path in use vs the straightforward one
 
 Run under the shared CPU lock on a quiet machine; every figure states its threads.
 """
@@ -78,6 +79,11 @@ def main() -> None:
     p.add_argument("--items", type=int, default=12_101)
     p.add_argument("--updates", type=int, default=300)
     p.add_argument("--threads", type=int, default=1)
+    p = sub.add_parser("validation")
+    p.add_argument("--data", default="../shared/data/amazon/Sports_and_Outdoors.txt")
+    p.add_argument("--experiment", default="s3rec_best")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("overrides", nargs="*", help="more config overrides, key=value")
     a = ap.parse_args()
 
     if a.name == "train-vs-peer":
@@ -113,6 +119,10 @@ def main() -> None:
         from journeyrec.benchmarks.ema_update import run
 
         _emit(run(a.items, updates=a.updates, threads=a.threads))
+    elif a.name == "validation":
+        from journeyrec.benchmarks.validation_pass import run
+
+        _emit(run(a.data, a.experiment, a.overrides, threads=a.threads))
     elif a.name == "data":
         subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark_data.py"), "--sizes", *a.sizes,
                         "--workdir", a.workdir], check=True)

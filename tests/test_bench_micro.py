@@ -38,3 +38,18 @@ def test_interleaved_medians_alternates_variants_and_skips_warmup():
     result = interleaved_medians({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, rounds=3, warmup=2)
     assert calls == ["a", "b"] * 5  # one call of each variant per round, warm-up rounds included
     assert set(result) == {"a", "b"} and all(v >= 0 for v in result.values())
+
+
+def test_validation_benchmark_times_both_paths_and_they_rank_alike():
+    """The validation benchmark composes a real experiment, prepares its data and times the
+    evaluation in use against the straightforward path on one model with a repeat bias: both
+    must give the same ranks up to float rounding (what the speed-up is worth)."""
+    from journeyrec.benchmarks.validation_pass import run
+
+    result = run(experiment="demo", threads=1, bias=-0.5,
+                 overrides=["data.options.n_customers=150", "model.repeat_bias=true", "model.d_model=16"])
+    assert result["repeat_bias"] == -0.5 and result["users"] > 50
+    assert min(result["ranks_equal"].values()) >= 0.98 and max(result["max_rank_difference"].values()) <= 5
+    n = result["ndcg@10_seen_excluded"]
+    assert n["in_use"] > 0 and abs(n["in_use"] - n["straightforward"]) < 1e-3
+    assert all(v > 0 for v in result["seconds"].values()) and result["speedup"] > 0

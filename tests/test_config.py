@@ -48,13 +48,13 @@ def test_unknown_key_or_wrong_type_names_the_key(override, message):
     assert message in text
 
 
-def test_every_experiment_composes_and_s3rec_large_only_widens_s3rec_best():
+def test_every_experiment_composes_and_s3rec_small_only_narrows_s3rec_best():
     names = sorted(p.stem for p in Path(CONFIGS, "experiment").glob("*.yaml"))
-    assert {"s3rec_best", "s3rec_large"} <= set(names)
+    assert {"s3rec_best", "s3rec_small"} <= set(names)
     for name in names:
         assert make([f"experiment={name}"]).model.name
-    best, large = make(["experiment=s3rec_best"]), make(["experiment=s3rec_large"])
+    best, small = make(["experiment=s3rec_best"]), make(["experiment=s3rec_small"])
     changed = {f"{group}.{key}" for group in ("data", "model", "trainer")
-               for key in set(best[group]) | set(large[group]) if best[group].get(key) != large[group].get(key)}
+               for key in set(best[group]) | set(small[group]) if best[group].get(key) != small[group].get(key)}
     assert changed == {"model.d_model", "model.dropout", "trainer.patience", "trainer.ema_decay"}
-    assert large.model.d_model == 2 * best.model.d_model and large.trainer.ema_decay > 0
+    assert best.model.d_model == 2 * small.model.d_model and best.trainer.ema_decay > 0 and small.trainer.ema_decay == 0

@@ -16,7 +16,8 @@ Protocol (all that training, evaluation, FAISS export and serving rely on):
   model was built with an intent head);
 * optionally ``scores(items, features) -> [B, N + 1]`` (present only when the model was built with a
   learned repeat bias, ``repeat_bias``): the dot products plus the bias on the items of the
-  window, which a pure inner-product index cannot express, so evaluation scores densely.
+  window, which a pure inner-product index cannot express (evaluation adds the bias inside its
+  tiled ranking instead, see :func:`journeyrec.evaluation.ranking.rank_batch`).
 """
 
 from __future__ import annotations
