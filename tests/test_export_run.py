@@ -20,20 +20,22 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def fake_run(tmp: Path, uri: str) -> tuple[Path, str, dict]:
-    """A run directory as training leaves it (config, prepared data, a checkpoint, an MLflow run)."""
+    """A run directory as training leaves it (config, prepared data, a checkpoint, an MLflow run),
+    of a model with item attributes (rebuilding it needs the run's catalogue)."""
     from mlflow.tracking import MlflowClient
 
     from journeyrec.training.run import FEATURE_SIZES
 
     cfg = compose_cli(str(ROOT / "configs"), "train", ["experiment=demo", "data.options.n_customers=300", "model.d_model=16",
-                                                      "model.n_blocks=1", f"logger.tracking_uri={uri}"])
+                                                      "model.n_blocks=1", "model.attributes=[category,brand]",
+                                                      f"logger.tracking_uri={uri}"])
     run = tmp / "run"
     run.mkdir()
     OmegaConf.save(cfg, run / "config.yaml")
     prepared = prepare(cfg.data)
     save_prepared(prepared, run / "prepared")
     torch.manual_seed(0)
-    model = build_model(cfg.model, prepared.sequences.n_items, FEATURE_SIZES)
+    model = build_model(cfg.model, prepared.sequences.n_items, FEATURE_SIZES, prepared.sequences.catalog)
     (run / "checkpoints").mkdir()
     torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}, "epoch": 1}, run / "checkpoints" / "best.ckpt")
     client = MlflowClient(uri)

@@ -26,7 +26,8 @@ def load_run_model(run: Path, checkpoint: str = "best") -> tuple[torch.nn.Module
     if not ckpt.is_file():
         raise BundleError(f"{ckpt}: checkpoint not found (checkpoint=best|last|PATH)")
     prepared = load_prepared(run / "prepared")
-    model = build_model(cfg.model, prepared.sequences.n_items, FEATURE_SIZES)
+    # the catalogue gives attribute models (model.attributes) their item code tables
+    model = build_model(cfg.model, prepared.sequences.n_items, FEATURE_SIZES, prepared.sequences.catalog)
     state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
     model.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
     return model.eval(), (cfg, prepared)
