@@ -197,8 +197,8 @@ def rank_vectors(
 
     ``window`` (rows, items) pairs get ``window_bonus`` added to their score, once per pair
     however often it is listed: a model's learned repeat bias on the items of the input window.
-    It is added inside each tile before counting, so biased models keep the tiled path (the dense
-    alternative, building the whole score matrix, took twice as long on 18k items).
+    It is added inside each tile before counting, so biased models keep the tiled path instead of
+    building and comparing a whole [B, N + 1] score matrix per batch.
 
     The target's score is taken from the same matrix-multiply arithmetic (the diagonal of
     ``queries @ items[targets].T``) and the target's own column is never counted, so ties are
