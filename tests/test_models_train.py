@@ -82,6 +82,24 @@ def test_same_seed_same_metrics(tmp_path):
     assert any(a[k] != c[k] for k in keys)
 
 
+def test_refit_keeps_validation_figures_and_trains_on(tmp_path):
+    args = ["experiment=demo", "model.n_blocks=1", "trainer.ema_decay=0.9", "export.enabled=false"]
+    plain, _ = run(tmp_path / "plain", args)
+    refit, _ = run(tmp_path / "refit", [*args, "trainer.refit_epochs=2"])
+    valid = [k for k in plain if k.startswith("valid")]
+    test = [k for k in plain if k.startswith("test") and "ndcg" in k]
+    assert valid and all(plain[k] == refit[k] for k in valid), "validation figures are those of the picked epoch"
+    assert any(plain[k] != refit[k] for k in test), "the refit must have changed the model that is tested"
+    assert refit["refit_epochs"] == 2 and refit["refit_seconds"] > 0 and refit["epochs"] == plain["epochs"]
+    assert "refit_epochs" not in plain
+
+
+def test_refit_refuses_data_parallel_before_reading_data(tmp_path):
+    with pytest.raises(ValueError, match="single-process"):
+        run(tmp_path, ["experiment=demo", "trainer=ddp", "trainer.refit_epochs=1"])
+    assert not (tmp_path / "prepared").exists()
+
+
 def test_intent_head_auc_on_heldout_sessions(tmp_path):
     # funnel events kept apart (no dedup): a cart that is not yet a purchase is the intent signal
     metrics, out = run(tmp_path, ["experiment=demo", "data.split=global_time", "data.dedup_consecutive=false",

@@ -9,7 +9,7 @@ import torch
 
 from journeyrec.data.datasets import EpochBatchSampler, EvalBatchSampler, EvalWindows, TrainWindows
 from journeyrec.data.schema import EVENT_TYPES, conform_events
-from journeyrec.data.sequences import build_sequences, gather_windows, history_pairs, make_split
+from journeyrec.data.sequences import build_sequences, gather_windows, history_pairs, make_split, with_validation_targets
 
 
 def events(rows):
@@ -61,6 +61,29 @@ def test_leave_one_out_split():
     assert sp.test.ends[0] - s.offsets[a] == 4  # test input = i0..i3
 
 
+def test_drop_newest_turns_validation_targets_into_test_targets():
+    rng = np.random.default_rng(1)
+    rows = [(f"u{u}", f"i{rng.integers(30)}", "view", t) for u in range(40) for t in range(int(rng.integers(1, 9)))]
+    s = build_sequences(events(rows))
+    full = make_split(s, "leave_one_out")
+    tune = make_split(s, "leave_one_out", drop_newest=1)
+    assert tune.info == {"drop_newest": 1} and full.info == {}
+    # users long enough to be evaluated once the newest item is gone: their test case is the full split's
+    # validation case (same input, same target); shorter ones train on all but their newest item
+    keep = np.isin(full.valid.users, tune.test.users)
+    assert 0 < keep.sum() < len(full.valid)
+    assert (tune.test.users == full.valid.users[keep]).all()
+    assert (tune.test.ends == full.valid.ends[keep]).all() and (tune.test.targets == full.valid.targets[keep]).all()
+    assert (tune.valid.ends == tune.test.ends - 1).all()
+    newest = s.offsets[1:] - 1
+    assert (tune.train_ends <= np.maximum(newest, s.offsets[:-1])).all()
+    assert (tune.train_ends[tune.test.users] == tune.valid.ends).all()
+    with pytest.raises(ValueError, match="leave_one_out only"):
+        make_split(s, "global_time", drop_newest=1)
+    with pytest.raises(ValueError, match=">= 0"):
+        make_split(s, "leave_one_out", drop_newest=-1)
+
+
 def test_global_time_split():
     rows = [("a", f"i{k}", "view", k) for k in range(10)] + [("b", f"i{k}", "view", k) for k in range(0, 10, 3)]
     s = build_sequences(events(rows))
@@ -74,6 +97,26 @@ def test_global_time_split():
             assert lo <= s.timestamps[e] < hi
             assert (s.timestamps[s.offsets[u] : e] < lo).all()
             assert e > s.offsets[u]  # non-empty history
+
+
+@pytest.mark.parametrize("kind", ["leave_one_out", "global_time"])
+def test_refit_split_trains_on_validation_targets_never_on_test(kind):
+    rows = ([("a", f"i{k}", "view", k) for k in range(10)] + [("b", f"i{k}", "view", k) for k in range(0, 10, 3)]
+            + [("c", "i0", "view", 1), ("c", "i1", "view", 2)])
+    s = build_sequences(events(rows))
+    sp = make_split(s, kind, valid_fraction=0.2, test_fraction=0.2)
+    assert len(sp.valid) > 0
+    re = with_validation_targets(sp)
+    assert (re.train_ends >= sp.train_ends).all()
+    for u, e in zip(sp.valid.users, sp.valid.ends):
+        assert re.train_ends[u] > e  # each validation target is now a training position
+    for u, e in zip(sp.test.users, sp.test.ends):
+        assert re.train_ends[u] <= e  # no test target is
+    untouched = np.setdiff1d(np.arange(s.n_users), sp.valid.users)
+    assert (re.train_ends[untouched] == sp.train_ends[untouched]).all()
+    assert re.test is sp.test and re.valid is sp.valid and re.info["refit_on_validation"]
+    if kind == "leave_one_out":
+        assert (re.train_ends[sp.test.users] == sp.test.ends).all()
 
 
 def test_gather_windows_and_history_match_naive():

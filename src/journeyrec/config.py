@@ -49,6 +49,9 @@ class DataConfig:
     split: str = "leave_one_out"  # leave_one_out | global_time | last_session
     valid_fraction: float = 0.1  # global_time only
     test_fraction: float = 0.1  # global_time only
+    # leave_one_out only: leave each user's newest N items out first. 1 turns the validation targets
+    # into test targets, to tune what trains on validation targets (trainer.refit_epochs) on them
+    drop_newest: int = 0
     dedup: bool = True  # drop exact duplicate events (same user, session, item, type, channel, timestamp)
     dedup_consecutive: bool = False  # collapse consecutive events on the same item into one position
     session_gap_minutes: float = 30.0  # inactivity gap that starts a new session when the source has no session ids
@@ -157,6 +160,11 @@ class TrainerConfig:
     ema_decay: float = 0.0
     check_val_every_n_epoch: int = 1
     progress_bar: bool = True
+    # after early stopping picked the best epoch on validation: train on from that epoch for this
+    # many more epochs with each user's validation targets added to the training prefixes, then
+    # test. Validation figures stay those of the picked epoch (the refit has seen their targets).
+    # 0 = off. Single-process fits only.
+    refit_epochs: int = 0
 
 
 @dataclass

@@ -49,7 +49,7 @@ from journeyrec.data.privacy import DEMO_KEY, Pseudonymiser, load_consent, resol
 from journeyrec.data.quarantine import QuarantineError, check_bad_fraction
 from journeyrec.data.readers import open_source
 from journeyrec.data.schema import EVENT_SCHEMA, QUARANTINE_SCHEMA
-from journeyrec.data.sequences import SPLITS, EvalCases, SequenceData, SequenceOptions, Split, assemble, make_split
+from journeyrec.data.sequences import EvalCases, SequenceData, SequenceOptions, Split, assemble, check_split_options, make_split
 from journeyrec.io import atomic_dir
 
 __all__ = [
@@ -111,6 +111,7 @@ def sequence_options(data_cfg: Any) -> SequenceOptions:
 def _settings(data_cfg: Any, opts: SequenceOptions) -> dict[str, Any]:
     return {
         "split": str(_get(data_cfg, "split", "leave_one_out")),
+        "drop_newest": int(_get(data_cfg, "drop_newest", 0)),
         "session_gap_minutes": opts.session_gap_ms / 60_000,
         "dedup": opts.dedup,
         "dedup_consecutive": opts.dedup_consecutive,
@@ -124,10 +125,10 @@ def _settings(data_cfg: Any, opts: SequenceOptions) -> dict[str, Any]:
 
 def _split(seqs: SequenceData, data_cfg: Any) -> Split:
     kind = str(_get(data_cfg, "split", "leave_one_out"))
-    if kind not in SPLITS:
-        raise ValueError(f"data.split={kind!r} is not a split; use one of {list(SPLITS)}")
+    check_split_options(kind, int(_get(data_cfg, "drop_newest", 0)))
     return make_split(seqs, kind, valid_fraction=float(_get(data_cfg, "valid_fraction", 0.1)),
-                      test_fraction=float(_get(data_cfg, "test_fraction", 0.1)))
+                      test_fraction=float(_get(data_cfg, "test_fraction", 0.1)),
+                      drop_newest=int(_get(data_cfg, "drop_newest", 0)))
 
 
 def _consent(scan_extras: dict[str, pa.Table], data_cfg: Any) -> pa.Table | None:
@@ -150,8 +151,7 @@ def prepare_store(data_cfg: Any, directory: str | Path) -> dict[str, Any]:
     key = resolve_key(_get(data_cfg, "hmac_key_file"), allow_demo_key=allow_demo)  # refuse early, before reading
     opts = sequence_options(data_cfg)
     settings = _settings(data_cfg, opts)
-    if settings["split"] not in SPLITS:
-        raise ValueError(f"data.split={settings['split']!r} is not a split; use one of {list(SPLITS)}")
+    check_split_options(settings["split"], settings["drop_newest"])  # before anything is read
     scan = open_source(name, _get(data_cfg, "path"), dict(_get(data_cfg, "options") or {}))
     consent = _consent(scan.extras, data_cfg)
     if consent is not None:

@@ -44,6 +44,8 @@ __all__ = [
     "Split",
     "SPLITS",
     "assemble",
+    "check_split_options",
+    "with_validation_targets",
     "TIME_GAP_EDGES_S",
     "N_TIME_GAP_BUCKETS",
     "build_sequences",
@@ -421,12 +423,24 @@ def _align_catalog(item_ids: np.ndarray, catalog: pa.Table | None) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=CATALOG_SCHEMA)
 
 
+def check_split_options(kind: str, drop_newest: int = 0) -> None:
+    """Refuse a split setting :func:`make_split` cannot honour (called before any data is read)."""
+    if kind not in SPLITS:
+        raise ValueError(f"data.split={kind!r} is not a split; use one of {list(SPLITS)}")
+    if drop_newest < 0:
+        raise ValueError(f"data.drop_newest={drop_newest}: must be >= 0")
+    if drop_newest and kind != "leave_one_out":
+        raise ValueError(f"data.drop_newest={drop_newest} works with data.split=leave_one_out only (got {kind!r}); "
+                         "set data.drop_newest=0")
+
+
 def make_split(
     data: SequenceData,
     kind: Literal["leave_one_out", "global_time", "last_session"] = "leave_one_out",
     valid_fraction: float = 0.1,
     test_fraction: float = 0.1,
     min_eval_length: int = 3,
+    drop_newest: int = 0,
 ) -> Split:
     """Training prefixes and evaluation cases.
 
@@ -444,9 +458,16 @@ def make_split(
     every position of the last session is a test case and every position of the session before
     it a validation case, each with everything before it as input (earlier sessions and the
     session's own prefix); training uses the sessions before those two.
+
+    ``drop_newest`` (``leave_one_out`` only) leaves each user's newest N items out of every role
+    first. With 1, the test targets are the validation targets of the full split and the
+    validation targets the items before them: a choice that trains on validation targets
+    (``trainer.refit_epochs``) can be tuned this way without the real test split being read.
     """
+    check_split_options(kind, drop_newest)
     starts = data.offsets[:-1]
     ends = data.offsets[1:]
+    ends = np.maximum(ends - drop_newest, starts)
     lengths = ends - starts
     if kind == "leave_one_out":
         ev = lengths >= max(min_eval_length, 2)
@@ -456,7 +477,8 @@ def make_split(
         t_end = ends[users] - 1
         valid = EvalCases(users, v_end, data.items[v_end].astype(np.int64))
         test = EvalCases(users, t_end, data.items[t_end].astype(np.int64))
-        return Split(kind, train_ends.astype(np.int64), valid, test)
+        return Split(kind, train_ends.astype(np.int64), valid, test,
+                     {"drop_newest": int(drop_newest)} if drop_newest else {})
     if kind == "global_time":
         if not (0 < test_fraction < 1 and 0 <= valid_fraction < 1 and valid_fraction + test_fraction < 1):
             raise ValueError("global_time split needs 0 < test_fraction, valid_fraction >= 0, and their sum < 1")
@@ -477,6 +499,21 @@ def make_split(
     if kind == "last_session":
         return _last_session_split(data, min_eval_length)
     raise ValueError(f"unknown split '{kind}'; use one of {list(SPLITS)}")
+
+
+def with_validation_targets(split: Split) -> Split:
+    """The split with each user's training prefix extended over their validation targets (the
+    test cases untouched): what a refit trains on once validation has picked the epoch
+    (``trainer.refit_epochs``). The newest events carry the most signal for the test target
+    right after them, and without this the model never trains on them."""
+    ends = split.train_ends.copy()
+    np.maximum.at(ends, split.valid.users, split.valid.ends + 1)
+    first_test = np.full_like(ends, np.iinfo(np.int64).max)
+    np.minimum.at(first_test, split.test.users, split.test.ends)
+    if (ends > first_test).any():
+        raise ValueError("validation targets come after test targets for some user: this split cannot be refitted")
+    info = {**split.info, "refit_on_validation": True}
+    return Split(split.kind, ends, split.valid, split.test, info)
 
 
 def _positions(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -169,6 +169,13 @@ class SystemEvaluation:
     topk: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # split -> protocol -> [n, K]
     sampled: dict[str, np.ndarray] = field(default_factory=dict)  # split -> sampled-protocol ranks
 
+    def merge(self, other: "SystemEvaluation") -> None:
+        """Take in ``other``'s splits (one system evaluated split by split, e.g. around a refit)."""
+        self.metrics.update(other.metrics)
+        self.ranks.update(other.ranks)
+        self.topk.update(other.topk)
+        self.sampled.update(other.sampled)
+
 
 def eval_settings(cfg: Any, n_items: int, attribute_kind: str) -> dict[str, Any]:
     """The settings behind every number (stored with metrics, printed in reports)."""

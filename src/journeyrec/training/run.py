@@ -8,7 +8,9 @@ One call, one MLflow run, one output directory holding::
     checkpoints/      best.ckpt and last.ckpt (Lightning; ``ckpt_path=last`` resumes)
     bundle/           the serving bundle (journeyrec.export.bundle)
     metrics.json      flat metrics: valid/..., valid_seen_excluded/..., test/..., test_seen_excluded/...
-                      (accuracy, beyond accuracy, <key>_ci95_low/high), train_seconds, epochs
+                      (accuracy, beyond accuracy, <key>_ci95_low/high), train_seconds, epochs;
+                      with trainer.refit_epochs, valid/... come from the epoch validation picked
+                      and test/... from the refitted model (refit_seconds, refit_epochs)
     per_case.parquet  per-case target ranks (for paired comparisons: scripts/compare_runs.py)
 
 In a Hydra multirun every job is a child of one MLflow parent run per sweep directory.
@@ -18,6 +20,7 @@ Every file is written atomically; a run that fails leaves no half-written bundle
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -35,9 +38,9 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from journeyrec.console import print_samples, print_summary
 from journeyrec.data.prepare import PreparedData, load_prepared, prepare_store
 from journeyrec.data.schema import CHANNELS, EVENT_TYPES
-from journeyrec.data.sequences import N_TIME_GAP_BUCKETS
 from journeyrec.evaluation.metrics import PROTOCOLS, summarise
-from journeyrec.evaluation.offline import ItemStats, evaluate_system, per_case_table
+from journeyrec.data.sequences import N_TIME_GAP_BUCKETS, with_validation_targets
+from journeyrec.evaluation.offline import ItemStats, SystemEvaluation, evaluate_system, per_case_table
 from journeyrec.export.bundle import export_bundle
 from journeyrec.io import atomic_path, atomic_write_json, atomic_write_text
 from journeyrec.models import build_model
@@ -178,11 +181,53 @@ def _weight_averaging(cfg: DictConfig) -> list[pl.Callback]:
     return [WeightAveraging(device=device, use_buffers=False, multi_avg_fn=get_ema_multi_avg_fn(decay))]
 
 
+def _single_process(cfg: DictConfig) -> bool:
+    devices = cfg.trainer.devices
+    return int(cfg.trainer.num_nodes) == 1 and "ddp" not in str(cfg.trainer.strategy) and str(devices) in ("1", "[0]")
+
+
+def _refit(cfg: DictConfig, module: RecModule, train_data: PreparedData, features: list[str],
+           best_path: str, best_epoch: int) -> float:
+    """Train on from the best checkpoint (raw weights, optimiser, weight average and RNG state
+    as they were at that epoch) for ``trainer.refit_epochs`` epochs over the training prefixes
+    extended by each user's validation targets; returns the seconds it took. No validation
+    runs: its targets are now training data."""
+    refit_data = dataclasses.replace(train_data, split=with_validation_targets(train_data.split))
+    dm = SequenceDataModule(
+        refit_data, int(cfg.model.max_len), int(cfg.data.batch_size), int(cfg.data.eval_batch_size), features,
+        int(cfg.data.num_workers), int(cfg.seed), bool(cfg.data.bucket_by_length),
+    )
+    trainer = pl.Trainer(
+        max_epochs=best_epoch + int(cfg.trainer.refit_epochs), min_epochs=0,
+        accelerator=str(cfg.trainer.accelerator), devices=1, precision=cfg.trainer.precision,
+        deterministic=bool(cfg.trainer.deterministic), gradient_clip_val=cfg.trainer.gradient_clip_val,
+        limit_val_batches=0, num_sanity_val_steps=0, use_distributed_sampler=False,
+        callbacks=[*_weight_averaging(cfg), ResumableRNG()], plugins=[AtomicCheckpointIO()],
+        enable_checkpointing=False, logger=False, enable_progress_bar=bool(cfg.trainer.progress_bar),
+        enable_model_summary=False,
+    )
+    module.train()  # evaluation left it in eval mode, and Lightning keeps each module's mode
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():  # the checkpoint's early-stopping and checkpoint states have no callback here
+        warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint.*")
+        trainer.fit(module, datamodule=dm, ckpt_path=best_path)
+    if trainer.current_epoch != best_epoch + int(cfg.trainer.refit_epochs):
+        raise RuntimeError(f"refit stopped at epoch {trainer.current_epoch}, expected "
+                           f"{best_epoch + int(cfg.trainer.refit_epochs)}")
+    return time.perf_counter() - t0
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run the whole pipeline for one configuration; returns the flat metrics (empty on a
     data-parallel process other than rank 0, which only takes part in the fit)."""
     _quiet_third_party()
     averaging = _weight_averaging(cfg)  # a bad setting fails here, before any data is read
+    refit_epochs = int(cfg.trainer.refit_epochs)
+    if refit_epochs < 0:
+        raise ValueError(f"trainer.refit_epochs={refit_epochs}: must be >= 0 (0 = no refit)")
+    if refit_epochs and not _single_process(cfg):
+        raise ValueError("trainer.refit_epochs needs a single-process fit (devices=1, one node, no ddp): "
+                         "set trainer.refit_epochs=0 for data-parallel training")
     out = _output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.trainer.num_threads:
@@ -288,18 +333,32 @@ def train(cfg: DictConfig) -> dict[str, float]:
         best_epoch = int(best.get("epoch", -1)) + 1  # 1-based, as in curve.json
     model = module.model.cpu().eval()
     ks = list(cfg.eval.ks)
-    # the same evaluation as scripts/evaluate.py (accuracy, beyond accuracy, 95% intervals)
-    evaluation = evaluate_system(model, prepared, cfg.eval, ItemStats.from_data(seqs, prepared.split.train_ends),
+    stats = ItemStats.from_data(seqs, prepared.split.train_ends)
+    # the count baseline of the intent head, fitted on the head's training labels, scored on the same cases
+    baseline = (SessionLogit.from_training(train_data.sequences, train_data.split.train_ends)
+                if hasattr(model, "purchase_intent") else None)
+
+    def assess(split: str) -> SystemEvaluation:
+        # the same evaluation as scripts/evaluate.py (accuracy, beyond accuracy, 95% intervals)
+        result = evaluate_system(model, prepared, cfg.eval, stats, splits=(split,),
                                  batch_size=int(cfg.data.eval_batch_size))
+        if baseline is not None:
+            result.metrics.update(evaluate_intent(model, seqs, prepared.split, split, baseline=baseline))
+        return result
+
+    evaluation = assess("valid")
+    refit_seconds = 0.0
+    if refit_epochs and checkpoint.best_model_path:
+        refit_seconds = _refit(cfg, module, train_data, features, checkpoint.best_model_path, best_epoch)
+        model = module.model.cpu().eval()
+        log.info("refit %d epochs on the validation targets in %.1fs", refit_epochs, refit_seconds)
+    evaluation.merge(assess("test"))
     metrics: dict[str, float] = dict(evaluation.metrics)
-    if hasattr(model, "purchase_intent"):
-        # the count baseline, fitted on the head's training labels, scored on the same cases
-        baseline = SessionLogit.from_training(train_data.sequences, train_data.split.train_ends)
-        for which in ("valid", "test"):
-            metrics.update(evaluate_intent(model, seqs, prepared.split, which, baseline=baseline))
     if hidden is not None:
         metrics.update(evaluate_cold(model, prepared, hidden, counts, ks, int(cfg.data.eval_batch_size)))
     metrics.update(train_seconds=train_seconds, epochs=float(trainer.current_epoch), best_epoch=float(best_epoch))
+    if refit_epochs:
+        metrics.update(refit_epochs=float(refit_epochs), refit_seconds=refit_seconds)
     with atomic_path(out / "per_case.parquet") as tmp:
         pq.write_table(per_case_table(evaluation, prepared), tmp)
 
