@@ -31,9 +31,11 @@ def run(tmp_path: Path, overrides: list[str]) -> tuple[dict, Path]:
 @pytest.mark.parametrize("model", ["sasrec", "bert4rec", "gru4rec", "two_tower"])
 def test_model_trains_and_its_bundle_serves_the_same_vectors(tmp_path, model):
     extra = ["model.n_blocks=1"] if model != "gru4rec" else []
+    # with a refit epoch: every model family refits, and the bundle holds the refitted model
     metrics, out = run(tmp_path, ["experiment=demo", f"model={model}", "model.features=[event_type,channel,time_gap]",
-                                  "model.attributes=[category,brand,price]", *extra])
+                                  "model.attributes=[category,brand,price]", "trainer.refit_epochs=1", *extra])
     assert 0 < metrics["valid_seen_excluded/ndcg@10"] <= 1 and metrics["epochs"] == 2
+    assert metrics["refit_epochs"] == 1 and 0 < metrics["test_seen_excluded/ndcg@10"] <= 1
     from journeyrec.serving import Recommender
 
     rec = Recommender.load(out / "bundle")
