@@ -38,8 +38,8 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from journeyrec.console import print_samples, print_summary
 from journeyrec.data.prepare import PreparedData, load_prepared, prepare_store
 from journeyrec.data.schema import CHANNELS, EVENT_TYPES
-from journeyrec.evaluation.metrics import PROTOCOLS, summarise
 from journeyrec.data.sequences import N_TIME_GAP_BUCKETS, with_validation_targets
+from journeyrec.evaluation.metrics import PROTOCOLS, summarise
 from journeyrec.evaluation.offline import ItemStats, SystemEvaluation, evaluate_system, per_case_table
 from journeyrec.export.bundle import export_bundle
 from journeyrec.io import atomic_path, atomic_write_json, atomic_write_text
@@ -181,6 +181,13 @@ def _weight_averaging(cfg: DictConfig) -> list[pl.Callback]:
     return [WeightAveraging(device=device, use_buffers=False, multi_avg_fn=get_ema_multi_avg_fn(decay))]
 
 
+def _datamodule(cfg: DictConfig, data: PreparedData, features: list[str]) -> SequenceDataModule:
+    return SequenceDataModule(
+        data, int(cfg.model.max_len), int(cfg.data.batch_size), int(cfg.data.eval_batch_size), features,
+        int(cfg.data.num_workers), int(cfg.seed), bool(cfg.data.bucket_by_length),
+    )
+
+
 def _single_process(cfg: DictConfig) -> bool:
     devices = cfg.trainer.devices
     return int(cfg.trainer.num_nodes) == 1 and "ddp" not in str(cfg.trainer.strategy) and str(devices) in ("1", "[0]")
@@ -192,11 +199,7 @@ def _refit(cfg: DictConfig, module: RecModule, train_data: PreparedData, feature
     as they were at that epoch) for ``trainer.refit_epochs`` epochs over the training prefixes
     extended by each user's validation targets; returns the seconds it took. No validation
     runs: its targets are now training data."""
-    refit_data = dataclasses.replace(train_data, split=with_validation_targets(train_data.split))
-    dm = SequenceDataModule(
-        refit_data, int(cfg.model.max_len), int(cfg.data.batch_size), int(cfg.data.eval_batch_size), features,
-        int(cfg.data.num_workers), int(cfg.seed), bool(cfg.data.bucket_by_length),
-    )
+    dm = _datamodule(cfg, dataclasses.replace(train_data, split=with_validation_targets(train_data.split)), features)
     trainer = pl.Trainer(
         max_epochs=best_epoch + int(cfg.trainer.refit_epochs), min_epochs=0,
         accelerator=str(cfg.trainer.accelerator), devices=1, precision=cfg.trainer.precision,
@@ -260,10 +263,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         model.set_known_items(~hidden)
         log.info("cold start: %d items hidden from training", int(hidden.sum()))
     counts = training_counts(train_data.sequences, train_data.split.train_ends)
-    dm = SequenceDataModule(
-        train_data, int(cfg.model.max_len), int(cfg.data.batch_size), int(cfg.data.eval_batch_size), features,
-        int(cfg.data.num_workers), int(cfg.seed), bool(cfg.data.bucket_by_length),
-    )
+    dm = _datamodule(cfg, train_data, features)
     intent_weight = float(cfg.model.get("intent_weight", 0.0))
     labels = intent_labels(train_data.sequences, train_data.split.train_ends) if intent_weight > 0 else None
     steps_per_epoch = -(-len(dm.train_set) // int(cfg.data.batch_size))
