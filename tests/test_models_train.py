@@ -85,7 +85,7 @@ def test_same_seed_same_metrics(tmp_path):
 
 
 def test_refit_keeps_validation_figures_and_trains_on(tmp_path):
-    args = ["experiment=demo", "model.n_blocks=1", "trainer.ema_decay=0.9", "export.enabled=false"]
+    args = ["experiment=demo", "model.n_blocks=1", "trainer.ema_decay=0.9"]
     plain, _ = run(tmp_path / "plain", args)
     refit, _ = run(tmp_path / "refit", [*args, "trainer.refit_epochs=2"])
     valid = [k for k in plain if k.startswith("valid")]
@@ -94,6 +94,13 @@ def test_refit_keeps_validation_figures_and_trains_on(tmp_path):
     assert any(plain[k] != refit[k] for k in test), "the refit must have changed the model that is tested"
     assert refit["refit_epochs"] == 2 and refit["refit_seconds"] > 0 and refit["epochs"] == plain["epochs"]
     assert "refit_epochs" not in plain
+    # scripts/evaluate.py on the refitted bundle warns that its valid/... figures score trained-on items
+    from journeyrec.evaluation.pipeline import refit_warning
+
+    config = json.loads((tmp_path / "refit" / "bundle" / "config.json").read_text())
+    assert "2 epochs on the validation targets" in refit_warning(config, ["valid", "test"])
+    assert refit_warning(config, ["test"]) is None
+    assert refit_warning(json.loads((tmp_path / "plain" / "bundle" / "config.json").read_text()), ["valid", "test"]) is None
 
 
 def test_refit_refuses_data_parallel_before_reading_data(tmp_path):

@@ -53,7 +53,8 @@ from journeyrec.evaluation.segments import case_segments, load_assignment
 from journeyrec.io import atomic_path, atomic_write_json
 from journeyrec.models.baselines import BASELINES
 
-__all__ = ["run_evaluation", "ModelSource", "resolve_model", "resolve_data", "baseline_params", "EvaluationOutput"]
+__all__ = ["run_evaluation", "ModelSource", "resolve_model", "resolve_data", "baseline_params", "EvaluationOutput",
+           "refit_warning"]
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +219,10 @@ def run_evaluation(cfg: DictConfig) -> EvaluationOutput:
     system_keys = [(model_name, "")] + [(ev.name, f"{ev.name}/") for ev in systems[1:]]
     paired = _paired(systems, ks, splits, int(ecfg.bootstrap), int(ecfg.seed))
     notes = _notes(fitted, segments, prepared, unknown, stats)
+    refit = refit_warning(source.train_config, splits)
+    if refit:
+        log.warning(refit)
+        notes.insert(0, refit)
 
     # MLflow: the evaluation run (created first so the report can name it)
     client, run_id, experiment = None, None, source.experiment
@@ -251,7 +256,8 @@ def run_evaluation(cfg: DictConfig) -> EvaluationOutput:
         ("created", datetime.now().isoformat(timespec="seconds")),
     ]
     atomic_write_json(out / "evaluation.json", {"settings": settings, "provenance": dict(provenance),
-                                                 "paired": [{"comparison": c, **vars(r)} for c, r in paired]})
+                                                 "paired": [{"comparison": c, **vars(r)} for c, r in paired],
+                                                 "notes": notes})
     plots = []
     if cfg.report:
         plots = _plots(out, systems, stats, prepared, unknown, splits, ks, client, source, experiment, metrics, model_name)
@@ -289,6 +295,18 @@ def _paired(systems: list[SystemEvaluation], ks: list[int], splits: list[str], n
                                       n_boot=n_boot, n_perm=max(n_boot, 10000), seed=seed)
                 out.append((f"{model.name} (B) vs {base.name} (A)", r))
     return out
+
+
+def refit_warning(train_config: dict[str, Any], splits: list[str]) -> str | None:
+    """What a reader of valid/... must know when the model was refitted on the validation targets
+    (``trainer.refit_epochs``): those figures then score items it trained on (training's own
+    metrics.json keeps the picked epoch's validation figures); test/... stays held out."""
+    epochs = int((train_config.get("trainer") or {}).get("refit_epochs", 0) or 0)
+    if not epochs or "valid" not in splits:
+        return None
+    return (f"the model was refitted for {epochs} epochs on the validation targets (trainer.refit_epochs): its "
+            "valid/... figures here score items it trained on; only test/... are held out (the training run's "
+            "metrics.json has the validation figures of the epoch early stopping picked)")
 
 
 def _notes(fitted: dict, segments: dict, prepared: PreparedData, unknown: dict, stats: ItemStats) -> list[str]:
