@@ -125,7 +125,6 @@ def _settings(data_cfg: Any, opts: SequenceOptions) -> dict[str, Any]:
 
 def _split(seqs: SequenceData, data_cfg: Any) -> Split:
     kind = str(_get(data_cfg, "split", "leave_one_out"))
-    check_split_options(kind, int(_get(data_cfg, "drop_newest", 0)))
     return make_split(seqs, kind, valid_fraction=float(_get(data_cfg, "valid_fraction", 0.1)),
                       test_fraction=float(_get(data_cfg, "test_fraction", 0.1)),
                       drop_newest=int(_get(data_cfg, "drop_newest", 0)))

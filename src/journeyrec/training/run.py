@@ -347,17 +347,20 @@ def train(cfg: DictConfig) -> dict[str, float]:
         return result
 
     evaluation = assess("valid")
-    refit_seconds = 0.0
+    refit_seconds = None
     if refit_epochs and checkpoint.best_model_path:
         refit_seconds = _refit(cfg, module, train_data, features, checkpoint.best_model_path, best_epoch)
         model = module.model.cpu().eval()
         log.info("refit %d epochs on the validation targets in %.1fs", refit_epochs, refit_seconds)
+    elif refit_epochs:
+        log.warning("trainer.refit_epochs=%d: no best checkpoint to refit from (validation never ran); "
+                    "the test figures are those of the last epoch, without a refit", refit_epochs)
     evaluation.merge(assess("test"))
     metrics: dict[str, float] = dict(evaluation.metrics)
     if hidden is not None:
         metrics.update(evaluate_cold(model, prepared, hidden, counts, ks, int(cfg.data.eval_batch_size)))
     metrics.update(train_seconds=train_seconds, epochs=float(trainer.current_epoch), best_epoch=float(best_epoch))
-    if refit_epochs:
+    if refit_seconds is not None:
         metrics.update(refit_epochs=float(refit_epochs), refit_seconds=refit_seconds)
     with atomic_path(out / "per_case.parquet") as tmp:
         pq.write_table(per_case_table(evaluation, prepared), tmp)
