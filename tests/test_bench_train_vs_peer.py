@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from journeyrec.benchmarks.train_vs_peer import paired_test_metrics
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+
+from journeyrec.benchmarks.train_vs_peer import OURS, SHARED, ours_overrides, paired_test_metrics
+from journeyrec.config import register_configs
 from journeyrec.evaluation.metrics import per_case_metrics
 
 
@@ -34,3 +39,18 @@ def test_the_difference_is_ours_minus_the_peers_with_an_interval_around_it():
     assert out["p_value"] < 0.01
     reverse = paired_test_metrics(ours, peer)["test_seen_excluded_ndcg@10"]
     assert np.isclose(reverse["ours_minus_peer"], -expected) and reverse["ci95"][1] < 0
+
+
+def test_our_side_composes_to_the_shared_shape_with_every_setting_applied():
+    """A renamed config key would otherwise surface only after the peer's 13-minute run."""
+    register_configs()
+    configs = str(Path(__file__).resolve().parents[1] / "configs")
+    with initialize_config_dir(config_dir=configs, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=ours_overrides("/tmp/Beauty.txt", 20))
+    assert (cfg.model.name, cfg.model.max_len, cfg.model.d_model, cfg.model.n_blocks, cfg.model.n_heads, cfg.model.loss) == (
+        "sasrec", SHARED["max_len"], SHARED["d_model"], SHARED["n_blocks"], SHARED["n_heads"], SHARED["loss"])
+    assert cfg.data.batch_size == SHARED["batch_size"] and cfg.data.path == "/tmp/Beauty.txt"
+    assert cfg.trainer.max_epochs == cfg.trainer.min_epochs == 20 and cfg.trainer.patience > 20
+    for key, value in OURS.items():
+        section, name = key.split(".")
+        assert cfg[section][name] == value, key
