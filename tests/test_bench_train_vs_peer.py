@@ -1,16 +1,13 @@
-"""train-vs-peer's paired comparison of the two sides' test ranks (the training itself needs the
-peer's virtual environment and runs in the benchmark, not here)."""
+"""train-vs-peer's paired comparison of the two sides' test ranks, and journeyrec's side of its
+command composed by Hydra (the training itself needs the peer's virtual environment and runs in
+the benchmark, not here)."""
 
 from __future__ import annotations
 
 import numpy as np
-
-from pathlib import Path
-
-from hydra import compose, initialize_config_dir
+from conftest import compose
 
 from journeyrec.benchmarks.train_vs_peer import OURS, SHARED, ours_overrides, paired_test_metrics
-from journeyrec.config import register_configs
 from journeyrec.evaluation.metrics import per_case_metrics
 
 
@@ -43,10 +40,7 @@ def test_the_difference_is_ours_minus_the_peers_with_an_interval_around_it():
 
 def test_our_side_composes_to_the_shared_shape_with_every_setting_applied():
     """A renamed config key would otherwise surface only after the peer's 13-minute run."""
-    register_configs()
-    configs = str(Path(__file__).resolve().parents[1] / "configs")
-    with initialize_config_dir(config_dir=configs, version_base="1.3"):
-        cfg = compose(config_name="train", overrides=ours_overrides("/tmp/Beauty.txt", 20))
+    cfg = compose("train", ours_overrides("/tmp/Beauty.txt", 20))
     assert (cfg.model.name, cfg.model.max_len, cfg.model.d_model, cfg.model.n_blocks, cfg.model.n_heads, cfg.model.loss) == (
         "sasrec", SHARED["max_len"], SHARED["d_model"], SHARED["n_blocks"], SHARED["n_heads"], SHARED["loss"])
     assert cfg.data.batch_size == SHARED["batch_size"] and cfg.data.path == "/tmp/Beauty.txt"
