@@ -20,7 +20,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 def main(argv: list[str]) -> None:
     cfg = compose_cli(str(CONFIGS), "export_index", argv)  # a bad key fails here, before anything loads
-    from journeyrec.export.run_export import export_run
+    from journeyrec.training.export_run import export_run
 
     out = export_run(cfg)
     print(out)

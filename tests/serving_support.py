@@ -17,8 +17,8 @@ import torch
 
 from journeyrec.data.prepare import PreparedData, prepare
 from journeyrec.data.schema import CHANNELS, EVENT_TYPES
-from journeyrec.export.bundle import session_queries, write_bundle
-from journeyrec.export.stats import learn_stats
+from journeyrec.bundle.format import session_queries, write_bundle
+from journeyrec.bundle.stats import learn_stats
 from journeyrec.models.sasrec import SASRec
 from journeyrec.serving.request import Event
 

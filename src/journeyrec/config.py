@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from journeyrec.export.settings import StatsConfig
+from journeyrec.bundle.settings import StatsConfig
 from journeyrec.serving.settings import ExperimentConfig, LimitsConfig, RulesConfig
 
 __all__ = [

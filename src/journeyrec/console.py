@@ -1,31 +1,18 @@
-"""What a person sees at the end of a run: a one-screen summary and sample recommendations."""
+"""Sample recommendations for a few test customers, printed after a training run (``show_samples``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
 from journeyrec.data.schema import CHANNELS, EVENT_TYPES
+from journeyrec.data.prepare import load_prepared
+from journeyrec.serving.recommender import Recommender
 from journeyrec.serving.request import RecommendRequest
 
-__all__ = ["print_summary", "print_samples", "describe_item"]
-
-
-def print_summary(metrics: Mapping[str, float], out: Path, run_id: str | None, ks: Sequence[int]) -> None:
-    lines = ["", "=" * 72, f"run directory : {out}"]
-    if run_id:
-        lines.append(f"mlflow run    : {run_id}  (mlflow ui --backend-store-uri sqlite:///mlruns.db)")
-    lines.append(f"trained       : {metrics.get('epochs', 0):.0f} epochs in {metrics.get('train_seconds', 0):.1f}s "
-                 f"(best epoch {metrics.get('best_epoch', -1):.0f})")
-    lines.append(f"{'full ranking':<24}" + "".join(f"{m + '@' + str(k):>11}" for k in ks for m in ("hr", "ndcg")))
-    for split in ("valid", "test"):
-        for proto, label in (("", "all items"), ("_seen_excluded", "seen excluded")):
-            row = "".join(f"{metrics.get(f'{split}{proto}/{m}@{k}', float('nan')):>11.4f}" for k in ks for m in ("hr", "ndcg"))
-            lines.append(f"{split + ' (' + label + ')':<24}{row}")
-    lines.append("=" * 72)
-    print("\n".join(lines))
+__all__ = ["print_samples", "show_samples", "describe_item"]
 
 
 def describe_item(catalog_row: Mapping[str, Any], item_id: str) -> str:
@@ -59,3 +46,8 @@ def print_samples(recommender: Any, prepared: Any, n: int, k: int = 5, recent: i
         print("  recommended next:")
         for r in res.items:
             print(f"   {r.score:9.3f}  {describe_item(rows[recommender.internal_id(r.item_id) - 1], r.item_id)}  <- {r.reason}")
+
+
+def show_samples(bundle_dir: Path, prepared_dir: Path, n: int) -> None:
+    """:func:`print_samples` for a finished run: its bundle, served as the HTTP service would."""
+    print_samples(Recommender.load(bundle_dir), load_prepared(prepared_dir, mmap=True), n)

@@ -45,6 +45,13 @@ __all__ = [
     "QUARANTINE_SCHEMA",
     "REJECT_REASONS",
     "SchemaError",
+    "EVENT_CODE",
+    "CHANNEL_CODE",
+    "EVENT_STRENGTH",
+    "STRENGTH_BY_CODE",
+    "TIME_GAP_EDGES_S",
+    "N_TIME_GAP_BUCKETS",
+    "FEATURE_SIZES",
     "event_type_codes",
     "channel_codes",
     "conform_events",
@@ -70,6 +77,25 @@ CHANNELS: tuple[str, ...] = ("web", "app", "newsletter", "store", "call_center",
 # Event types that refer to an item and therefore become positions of an item sequence.
 ITEM_EVENT_TYPES: tuple[str, ...] = ("view", "click", "cart", "wishlist", "purchase", "rating")
 REPURCHASE_CLASSES: tuple[str, ...] = ("consumable", "durable", "unknown")
+
+# Integer codes of the vocabularies as tensors carry them (0 = padding): what training's arrays
+# and serving's request encoder both use.
+EVENT_CODE: dict[str, int] = {name: i + 1 for i, name in enumerate(EVENT_TYPES)}
+CHANNEL_CODE: dict[str, int] = {name: i + 1 for i, name in enumerate(CHANNELS)}
+
+# When consecutive events on one item collapse into one position (``data.dedup_consecutive``),
+# the position keeps the strongest of their event types (a cart outranks the view before it).
+EVENT_STRENGTH: dict[str, int] = {"view": 1, "click": 2, "rating": 3, "wishlist": 3, "cart": 4, "purchase": 5}
+STRENGTH_BY_CODE = np.asarray([0] + [EVENT_STRENGTH.get(e, 0) for e in EVENT_TYPES], dtype=np.int64)
+
+# Upper edges (seconds) of the time-gap buckets; code = 1 + bucket index, 0 = padding.
+# The first position of a sequence has gap 0 -> bucket 1.
+TIME_GAP_EDGES_S: tuple[float, ...] = (0.5, 10, 60, 300, 1800, 3 * 3600, 86400, 7 * 86400, 30 * 86400, np.inf)
+N_TIME_GAP_BUCKETS = len(TIME_GAP_EDGES_S)
+
+# Vocabulary size of each per-position model feature (``model.features``): the embedding tables
+# models build, so training, re-export and serving size them alike.
+FEATURE_SIZES: dict[str, int] = {"event_type": len(EVENT_TYPES), "channel": len(CHANNELS), "time_gap": N_TIME_GAP_BUCKETS}
 
 REQUIRED_EVENT_COLUMNS: tuple[str, ...] = ("user_id", "item_id", "event_type", "timestamp")
 

@@ -32,6 +32,8 @@ from journeyrec.data.schema import (
     CHANNELS,
     EVENT_TYPES,
     ITEM_EVENT_TYPES,
+    STRENGTH_BY_CODE,
+    TIME_GAP_EDGES_S,
     SchemaError,
     conform_catalog,
 )
@@ -46,26 +48,34 @@ __all__ = [
     "assemble",
     "check_split_options",
     "with_validation_targets",
-    "TIME_GAP_EDGES_S",
-    "N_TIME_GAP_BUCKETS",
     "build_sequences",
     "make_split",
     "gather_windows",
     "history_pairs",
     "time_gap_buckets",
+    "collapse_runs",
 ]
 
-# Upper edges (seconds) of the time-gap buckets; code = 1 + bucket index, 0 = padding.
-# The first position of a sequence has gap 0 -> bucket 1.
-TIME_GAP_EDGES_S: tuple[float, ...] = (0.5, 10, 60, 300, 1800, 3 * 3600, 86400, 7 * 86400, 30 * 86400, np.inf)
-N_TIME_GAP_BUCKETS = len(TIME_GAP_EDGES_S)
-
-# When consecutive events of one user are on the same item they collapse into one position
-# (``dedup_consecutive``); the position keeps the strongest signal among them.
-_STRENGTH = {"view": 1, "click": 2, "rating": 3, "wishlist": 3, "cart": 4, "purchase": 5}
-_STRENGTH_BY_CODE = np.asarray([0] + [_STRENGTH.get(e, 0) for e in EVENT_TYPES], dtype=np.int64)
 _IS_ITEM_CODE = np.asarray([False] + [e in ITEM_EVENT_TYPES for e in EVENT_TYPES])
 SPLITS = ("leave_one_out", "global_time", "last_session")
+
+
+def collapse_runs(
+    items: np.ndarray, etypes: np.ndarray, owner: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Runs of consecutive events on one item (of one ``owner``, when given) as one position each:
+    (first index of each run, the run's strongest event-type code, last index of each run). The
+    one definition of ``dedup_consecutive``, for prepared sequences and served sessions alike."""
+    new_run = np.ones(len(items), dtype=bool)
+    new_run[1:] = items[1:] != items[:-1]
+    if owner is not None:
+        new_run[1:] |= owner[1:] != owner[:-1]
+    starts = np.flatnonzero(new_run)
+    # strongest event type in each run: max of (strength, code) packed in one integer
+    packed = STRENGTH_BY_CODE[etypes] * 64 + etypes.astype(np.int64)
+    best = np.maximum.reduceat(packed, starts) % 64 if len(starts) else packed[:0]
+    last = np.r_[starts[1:], len(items)] - 1
+    return starts, best.astype(etypes.dtype), last
 
 
 def time_gap_buckets(timestamps_ms: np.ndarray, starts: np.ndarray | None = None) -> np.ndarray:
@@ -345,16 +355,10 @@ def assemble(enc: EncodedEvents, catalog: pa.Table | None = None, options: Seque
     user, items, ts = cols["user"], cols["item"], cols["timestamp"]
     etypes, chans, sess = cols["event_type"], cols["channel"], cols["session"]
     if opt.dedup_consecutive and len(items) > 1:
-        new_run = np.ones(len(items), dtype=bool)
-        new_run[1:] = (user[1:] != user[:-1]) | (items[1:] != items[:-1])
-        run_starts = np.nonzero(new_run)[0]
-        # strongest event type in each run: max of (strength, code) packed in one integer
-        packed = _STRENGTH_BY_CODE[etypes] * 64 + etypes.astype(np.int64)
-        best = np.maximum.reduceat(packed, run_starts) % 64
-        last = np.r_[run_starts[1:], len(items)] - 1  # timestamp, channel, session of the run's last event
+        run_starts, best, last = collapse_runs(items, etypes, user)
         user, items, ts, chans, sess = user[run_starts], items[run_starts], ts[last], chans[last], sess[last]
         etypes = best.astype(np.int8)
-        stats["consecutive_merged"] = int(len(new_run) - len(run_starts))
+        stats["consecutive_merged"] = int(len(cols["item"]) - len(run_starts))
 
     # contiguous ids in sorted string order (0 = padding for items)
     item_count = np.bincount(items, minlength=len(enc.item_ids) + 1)

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from journeyrec.bundle.format import read_bundle
 from journeyrec.data.prepare import PreparedData, load_prepared, prepare
 from journeyrec.evaluation.metrics import PROTOCOLS, paired_comparison, per_case_metrics
 from journeyrec.evaluation.offline import (
@@ -166,7 +167,6 @@ def _scratch() -> Iterator[Path]:
 
 def run_evaluation(cfg: DictConfig) -> EvaluationOutput:
     """Evaluate the configured model and baselines; write and log everything (module docstring)."""
-    from journeyrec.serving import Recommender
     from journeyrec.tracking import experiment_name_for, tracking_uri
 
     t0 = time.perf_counter()
@@ -180,12 +180,12 @@ def run_evaluation(cfg: DictConfig) -> EvaluationOutput:
     splits = [str(s) for s in cfg.splits]
     with _scratch() as scratch:
         source = resolve_model(cfg, uri, scratch)
-        rec = Recommender.load(source.bundle_dir)
-        model_name = str(rec.manifest["model"].get("name", "model"))
+        bundle = read_bundle(source.bundle_dir)
+        model_name = str(bundle.manifest["model"].get("name", "model"))
         original, data_desc = resolve_data(cfg, source)
-    prepared, unknown = align_items(original, rec.item_ids, rec.catalog)
+    prepared, unknown = align_items(original, bundle.item_ids, bundle.catalog)
     seqs = prepared.sequences
-    stats = ItemStats.from_data(seqs, prepared.split.train_ends, rec.catalog)
+    stats = ItemStats.from_data(seqs, prepared.split.train_ends, bundle.catalog)
     assignment = load_assignment(ecfg.segments) if ecfg.segments else None
     # segment breakdowns on the test split (labels from the data as prepared, before alignment)
     segments = {s: case_segments(original.sequences, getattr(original.split, s), list(ecfg.length_edges), assignment)
@@ -195,7 +195,7 @@ def run_evaluation(cfg: DictConfig) -> EvaluationOutput:
     progress = bool(ecfg.progress)
 
     systems: list[SystemEvaluation] = [
-        evaluate_system(rec.model, prepared, ecfg, stats, segments, unknown, splits, model_name, batch_size, progress)
+        evaluate_system(bundle.model, prepared, ecfg, stats, segments, unknown, splits, model_name, batch_size, progress)
     ]
     fitted = {}
     for name in ecfg.baselines:
@@ -245,7 +245,7 @@ def run_evaluation(cfg: DictConfig) -> EvaluationOutput:
         log_metrics(client, run_id, metrics)
 
     provenance = [
-        ("model", f"{model_name} ({rec.manifest['model'].get('n_items')} items), bundle {cfg.bundle or 'from MLflow run ' + str(cfg.run_id)}"),
+        ("model", f"{model_name} ({bundle.manifest['model'].get('n_items')} items), bundle {cfg.bundle or 'from MLflow run ' + str(cfg.run_id)}"),
         ("training run", source.run_id or "not in this tracking store"),
         ("evaluation run", run_id or "MLflow off"),
         ("experiment", experiment or "n/a"),

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from journeyrec.bundle.format import read_bundle
 from journeyrec.data.datasets import trim_padding
 from journeyrec.data.prepare import PreparedData
 from journeyrec.data.schema import EVENT_TYPES
@@ -196,7 +197,6 @@ def run_segmentation(cfg: Any) -> tuple[Segmentation, Path]:
     from journeyrec.evaluation.offline import align_items
     from journeyrec.evaluation.pipeline import _scratch, resolve_data, resolve_model
     from journeyrec.io import atomic_path, atomic_write_json
-    from journeyrec.serving import Recommender
     from journeyrec.tracking import tracking_uri
 
     t0 = time.perf_counter()
@@ -214,11 +214,11 @@ def run_segmentation(cfg: Any) -> tuple[Segmentation, Path]:
         torch.set_num_threads(int(cfg.num_threads))
     with _scratch() as scratch:
         source = resolve_model(cfg, tracking_uri(None), scratch)
-        rec = Recommender.load(source.bundle_dir)
+        bundle = read_bundle(source.bundle_dir)
         original, data_desc = resolve_data(cfg, source)
-    prepared, _ = align_items(original, rec.item_ids, rec.catalog)
+    prepared, _ = align_items(original, bundle.item_ids, bundle.catalog)
     users, ends = user_windows(prepared)
-    vectors = user_vectors(rec.model, prepared.sequences, users, ends, int(cfg.batch_size), progress=True)
+    vectors = user_vectors(bundle.model, prepared.sequences, users, ends, int(cfg.batch_size), progress=True)
     assignment, similarity, centroids = kmeans(vectors, int(cfg.k), int(cfg.niter), int(cfg.seed), bool(cfg.spherical))
     # describe on the data as prepared (original ids and catalogue; same users and positions)
     descriptions = describe_segments(original, users, user_windows(original)[1], assignment, int(cfg.top))
@@ -232,7 +232,7 @@ def run_segmentation(cfg: Any) -> tuple[Segmentation, Path]:
                 "bundle": str(cfg.bundle or ""), "run_id": str(cfg.run_id or ""), "data": data_desc,
                 "data_fingerprint": original.fingerprint(), "users": int(len(users))}
     atomic_write_json(out / "segments.json", {"settings": settings, "segments": descriptions})
-    provenance = [("model", f"{rec.manifest['model'].get('name')} bundle {cfg.bundle or 'from run ' + str(cfg.run_id)}"),
+    provenance = [("model", f"{bundle.manifest['model'].get('name')} bundle {cfg.bundle or 'from run ' + str(cfg.run_id)}"),
                   ("data", f"{original.source}; {data_desc}"), ("data fingerprint", original.fingerprint()),
                   ("users", len(users)), ("k-means", json.dumps({k: settings[k] for k in ("k", "niter", "spherical", "seed")})),
                   ("assignment", str(out / "segments.parquet"))]

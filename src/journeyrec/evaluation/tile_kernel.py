@@ -6,7 +6,7 @@ scores are strictly above and exactly equal to the row's target score. NumPy doe
 passes over the tile (two comparisons into a bool buffer, two row sums) and took about half as
 long as the matrix product itself; this kernel reads the tile once, comparing eight floats per
 AVX2 instruction, and costs a few percent of the product (measured in
-``scripts/benchmark.py eval``). It also reads back the few scores (padding, targets, seen items)
+``benchmarks/__main__.py eval``). It also reads back the few scores (padding, targets, seen items)
 whose contribution the caller subtracts afterwards, so the tile is not touched again.
 
 Imported lazily (numba's import and first compilation take a moment; the compiled code is cached

@@ -20,7 +20,7 @@ no purchase yet: the question "will this session convert?" is still open there. 
 after the session's first purchase are left out: there the session has converted already, and
 "another purchase follows" (multi-item checkouts, often at the same second) is a different
 question whose easy negatives would flatter the AUC. AUC over all cases
-(:func:`journeyrec.evaluation.metrics.roc_auc`).
+(:func:`journeyrec.evaluation.intent.evaluate_intent`).
 
 Baseline. Every report shows the head beside :class:`SessionLogit`, a logistic regression on
 counts read from the same prefix (event types and channel of the newest event, event-type
@@ -32,15 +32,12 @@ same held-out cases.
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch import nn
 
 from journeyrec.data.schema import CHANNELS, EVENT_TYPES
-from journeyrec.data.sequences import SequenceData, Split, gather_windows
-from journeyrec.evaluation.metrics import roc_auc
+from journeyrec.data.sequences import SequenceData, Split
 
 __all__ = ["UNKNOWN", "NEGATIVE", "POSITIVE", "intent_labels", "heldout_intent_cases", "session_features",
-           "SESSION_FEATURES", "SessionLogit", "evaluate_intent"]
+           "SESSION_FEATURES", "SessionLogit", "group_ids"]
 
 UNKNOWN, NEGATIVE, POSITIVE = 0, 1, 2
 _PURCHASE = EVENT_TYPES.index("purchase") + 1
@@ -63,6 +60,11 @@ def _groups(data: SequenceData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     starts = np.nonzero(new)[0]
     last = np.r_[starts[1:], n] - 1
     return user, gid, last[gid]
+
+
+def group_ids(data: SequenceData) -> np.ndarray:
+    """Per position: the id of its (user, session) group."""
+    return _groups(data)[1]
 
 
 def _group_start(gid: np.ndarray) -> np.ndarray:
@@ -199,35 +201,3 @@ class SessionLogit:
         labels = intent_labels(data, train_ends)
         known = np.nonzero(labels > 0)[0]
         return cls(**kwargs).fit(session_features(data, known + 1), labels[known] == POSITIVE)
-
-
-@torch.no_grad()
-def evaluate_intent(model: nn.Module, data: SequenceData, split: Split, which: str = "test",
-                    batch_size: int = 1024, baseline: SessionLogit | None = None) -> dict[str, float]:
-    """AUC of ``model.purchase_intent`` on the held-out sessions of ``which``:
-    ``{which}_intent/auc``, ``/n_cases``, ``/positive_rate``, ``/n_sessions``, and with a fitted
-    ``baseline`` its AUC on the same cases, ``/baseline_auc``."""
-    users, ends, labels = heldout_intent_cases(data, split, which)
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    probs = []
-    feats = tuple(getattr(model, "feature_names", ()))
-    for lo in range(0, len(users), batch_size):
-        w = gather_windows(data, users[lo : lo + batch_size], ends[lo : lo + batch_size], model.max_len, feats)
-        w = {k: torch.from_numpy(v).to(device) for k, v in w.items()}
-        items = w.pop("items")
-        probs.append(model.purchase_intent(items, w).float().cpu().numpy())
-    model.train(was_training)
-    p = np.concatenate(probs) if probs else np.zeros(0)
-    _, gid, _ = _groups(data)
-    key = f"{which}_intent"
-    out = {
-        f"{key}/auc": roc_auc(p, labels),
-        f"{key}/n_cases": float(len(labels)),
-        f"{key}/n_sessions": float(len(np.unique(gid[ends - 1]))) if len(ends) else 0.0,
-        f"{key}/positive_rate": float(labels.mean()) if len(labels) else float("nan"),
-    }
-    if baseline is not None:
-        out[f"{key}/baseline_auc"] = roc_auc(baseline.predict(session_features(data, ends)), labels) if len(ends) else float("nan")
-    return out

@@ -28,18 +28,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from journeyrec.data.schema import CHANNELS, EVENT_TYPES
-from journeyrec.data.sequences import _STRENGTH, time_gap_buckets
+from journeyrec.data.sequences import collapse_runs, time_gap_buckets
 
-__all__ = ["SessionEncoder", "EVENT_CODE", "CHANNEL_CODE"]
+__all__ = ["SessionEncoder"]
 
 log = logging.getLogger(__name__)
 
-EVENT_CODE = {name: i + 1 for i, name in enumerate(EVENT_TYPES)}
-CHANNEL_CODE = {name: i + 1 for i, name in enumerate(CHANNELS)}
-_STRENGTH_BY_CODE = np.zeros(len(EVENT_TYPES) + 1, dtype=np.int64)
-for _name, _s in _STRENGTH.items():
-    _STRENGTH_BY_CODE[EVENT_CODE[_name]] = _s
 
 
 class _Packed(nn.Module):
@@ -70,12 +64,7 @@ def collapse_consecutive(items: np.ndarray, etypes: np.ndarray, channels: np.nda
     and its last channel and timestamp (``build_sequences(dedup_consecutive=True)``)."""
     if len(items) < 2:
         return items, etypes, channels, ts
-    new_run = np.ones(len(items), dtype=bool)
-    new_run[1:] = items[1:] != items[:-1]
-    starts = np.flatnonzero(new_run)
-    packed = _STRENGTH_BY_CODE[etypes] * 64 + etypes
-    best = (np.maximum.reduceat(packed, starts) % 64).astype(etypes.dtype)
-    last = np.r_[starts[1:], len(items)] - 1
+    starts, best, last = collapse_runs(items, etypes)
     return items[starts], best, channels[last], ts[last]
 
 

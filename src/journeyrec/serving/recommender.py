@@ -19,25 +19,20 @@ items and trending items overall. It never reads the request's events or user id
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import faiss
 import numpy as np
-import pyarrow.parquet as pq
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
-from journeyrec.data.schema import ITEM_EVENT_TYPES
-from journeyrec.export.bundle import REEXPORT_HINT, BundleError, read_manifest
-from journeyrec.export.index import set_search_params
-from journeyrec.export.stats import RuleStats
-from journeyrec.models import MODELS
+from journeyrec.data.schema import CHANNEL_CODE, EVENT_CODE, ITEM_EVENT_TYPES
+from journeyrec.bundle.format import Bundle, read_bundle
+from journeyrec.bundle.stats import RuleStats
 from journeyrec.serving.catalog import Catalog, FilterError
-from journeyrec.serving.encoder import CHANNEL_CODE, EVENT_CODE, SessionEncoder
+from journeyrec.serving.encoder import SessionEncoder
 from journeyrec.serving.request import MAX_MS, MIN_MS, Recommendation, RecommendRequest, RecommendResult, check_ms
 from journeyrec.serving.retrieval import Retriever
 from journeyrec.serving.rules import RepeatPolicy, exploration_slots, minmax, mmr_order
@@ -54,34 +49,6 @@ def _first_occurrences(ids: np.ndarray) -> np.ndarray:
     """``ids`` without repeats, each kept at its first position (a session's few dozen ids: a
     dict keeps insertion order, several times cheaper here than np.unique + sort)."""
     return np.fromiter(dict.fromkeys(ids.tolist()), dtype=np.int64)
-
-
-def _load_model(bundle: Path, manifest: dict[str, Any]) -> nn.Module:
-    import importlib
-
-    hp = manifest["model"]
-    name = hp.get("name")
-    if name not in MODELS:
-        raise BundleError(f"{bundle}: model '{name}' is unknown to this journeyrec (known: {sorted(MODELS)})")
-    module, cls = MODELS[name].split(":")
-    model = getattr(importlib.import_module(module), cls).from_hparams(hp)
-    state = load_file(str(bundle / "model.safetensors"))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise BundleError(f"{bundle}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return model.eval()
-
-
-def _read(bundle: Path, name: str, load: Any) -> Any:
-    """``load()``, with any failure reported as a BundleError naming the file (a file can pass
-    the checksum and still be unreadable: a manifest rewritten along with it, an older writer)."""
-    try:
-        return load()
-    except BundleError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - whatever the reader raised, name the file and the fix
-        raise BundleError(f"{bundle / name}: cannot be read ({type(exc).__name__}: {str(exc)[:300]}); "
-                          f"{REEXPORT_HINT}") from exc
 
 
 class _Prepared:
@@ -159,19 +126,21 @@ class Recommender:
         trace: bool = True,
     ) -> "Recommender":
         """Load and verify a bundle (format version, checksums); raises BundleError if damaged."""
-        d = Path(bundle_dir)
-        manifest = read_manifest(d, verify=verify)
-        model = _read(d, "model.safetensors", lambda: _load_model(d, manifest))
-        index = _read(d, "index.faiss", lambda: faiss.read_index(str(d / "index.faiss")))
-        set_search_params(index, manifest["index"].get("search_params") or {})
-        # plain arrays only: an object array (which NumPy would unpickle) is refused
-        vectors = _read(d, "item_vectors.npy", lambda: np.load(d / "item_vectors.npy", allow_pickle=False))
-        catalog = _read(d, "items.parquet", lambda: pq.read_table(d / "items.parquet"))
-        stats = _read(d, "stats.npz", lambda: RuleStats.load(d))
-        config = _read(d, "config.json", lambda: json.loads((d / "config.json").read_text()))
-        dedup = bool((config.get("data") or {}).get("dedup_consecutive", False)) if isinstance(config, dict) else False
-        rec = cls(d, manifest, model, index, vectors, catalog, stats, rules, contexts, trace, dedup)
-        rec.train_config = config if isinstance(config, dict) else {}
+        return cls.from_bundle(read_bundle(bundle_dir, verify=verify), rules, contexts, trace)
+
+    @classmethod
+    def from_bundle(
+        cls,
+        bundle: Bundle,
+        rules: RulesConfig | None = None,
+        contexts: Mapping[str, Mapping[str, Any]] | None = None,
+        trace: bool = True,
+    ) -> "Recommender":
+        """Serve an already loaded bundle."""
+        dedup = bool((bundle.config.get("data") or {}).get("dedup_consecutive", False))
+        rec = cls(bundle.directory, bundle.manifest, bundle.model, bundle.index, bundle.vectors, bundle.catalog,
+                  bundle.stats, rules, contexts, trace, dedup)
+        rec.train_config = bundle.config
         return rec
 
     @property

@@ -21,7 +21,7 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-from journeyrec.export.index import search
+from journeyrec.bundle.index import search
 
 __all__ = ["Retriever"]
 

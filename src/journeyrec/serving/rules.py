@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from journeyrec.export.stats import CLASS_NAMES, RuleStats
+from journeyrec.bundle.stats import CLASS_NAMES, RuleStats
 from journeyrec.serving.catalog import Catalog
 from journeyrec.serving.settings import RulesConfig
 

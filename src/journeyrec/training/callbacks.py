@@ -89,7 +89,7 @@ class ResumableRNG(pl.Callback):
 
 class IntentValidation(pl.Callback):
     """Logs ``valid_intent/auc`` (purchase-intent AUC on the validation split's held-out
-    sessions, :func:`journeyrec.models.intent.evaluate_intent`) after every validation epoch,
+    sessions, :func:`journeyrec.evaluation.intent.evaluate_intent`) after every validation epoch,
     so that ``trainer.monitor=valid_intent/auc`` can drive early stopping and the best checkpoint
     of an intent experiment: the ranking metric peaks epochs before the intent head has learnt."""
 
@@ -99,7 +99,7 @@ class IntentValidation(pl.Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        from journeyrec.models.intent import evaluate_intent
+        from journeyrec.evaluation.intent import evaluate_intent
 
         auc = evaluate_intent(pl_module.model, self.data, self.split, "valid", self.batch_size)["valid_intent/auc"]
         pl_module.log("valid_intent/auc", auc, prog_bar=True, sync_dist=False, rank_zero_only=False)

@@ -6,7 +6,7 @@ One call, one MLflow run, one output directory holding::
     prepared/         the prepared store: arrays, id maps, catalogue, events, dataset card
                       (journeyrec.data.prepare; absent when data.prepared names an existing store)
     checkpoints/      best.ckpt and last.ckpt (Lightning; ``ckpt_path=last`` resumes)
-    bundle/           the serving bundle (journeyrec.export.bundle)
+    bundle/           the serving bundle (journeyrec.bundle.format)
     metrics.json      flat metrics: valid/..., valid_seen_excluded/..., test/..., test_seen_excluded/...
                       (accuracy, beyond accuracy, <key>_ci95_low/high), train_seconds, epochs;
                       with trainer.refit_epochs, valid/... come from the epoch validation picked
@@ -35,29 +35,27 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
-from journeyrec.console import print_samples, print_summary
 from journeyrec.data.prepare import PreparedData, load_prepared, prepare_store
-from journeyrec.data.schema import CHANNELS, EVENT_TYPES
-from journeyrec.data.sequences import N_TIME_GAP_BUCKETS, with_validation_targets
+from journeyrec.data.schema import FEATURE_SIZES
+from journeyrec.data.sequences import with_validation_targets
 from journeyrec.evaluation.metrics import PROTOCOLS, summarise
 from journeyrec.evaluation.offline import ItemStats, SystemEvaluation, evaluate_system, per_case_table
-from journeyrec.export.bundle import export_bundle
+from journeyrec.bundle.format import export_bundle
 from journeyrec.io import atomic_path, atomic_write_json, atomic_write_text
 from journeyrec.models import build_model
 from journeyrec.training.callbacks import EpochCurve, IntentValidation, ResumableRNG
 from journeyrec.training.checkpoint_io import AtomicCheckpointIO, load_checkpoint
-from journeyrec.models.intent import SessionLogit, evaluate_intent, intent_labels
+from journeyrec.evaluation.intent import evaluate_intent
+from journeyrec.models.intent import SessionLogit, intent_labels
 from journeyrec.models.losses import LossConfig
 from journeyrec.training.cold_start import evaluate_cold, hide_items, training_counts
 from journeyrec.training.datamodule import SequenceDataModule
 from journeyrec.training.module import RecModule
+from journeyrec.training.summary import print_summary
 
-__all__ = ["train", "FEATURE_SIZES", "experiment_name", "launched_rank"]
+__all__ = ["train", "TrainResult", "experiment_name", "launched_rank"]
 
 log = logging.getLogger(__name__)
-
-FEATURE_SIZES = {"event_type": len(EVENT_TYPES), "channel": len(CHANNELS), "time_gap": N_TIME_GAP_BUCKETS}
-
 
 def loss_config(model_cfg: DictConfig) -> LossConfig:
     """The objective part of a model config."""
@@ -176,7 +174,7 @@ def _weight_averaging(cfg: DictConfig) -> list[pl.Callback]:
 
     # the average lives where the weights train (Lightning would place it before the move).
     # Lightning's EMAWeightAveraging updates parameter by parameter; the foreach form below does the
-    # same update about 8x faster (`python scripts/benchmark.py ema`)
+    # same update about 8x faster (`python -m benchmarks ema`)
     device = "cuda" if str(cfg.trainer.accelerator) in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
     return [WeightAveraging(device=device, use_buffers=False, multi_avg_fn=get_ema_multi_avg_fn(decay))]
 
@@ -220,9 +218,19 @@ def _refit(cfg: DictConfig, module: RecModule, train_data: PreparedData, feature
     return time.perf_counter() - t0
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Run the whole pipeline for one configuration; returns the flat metrics (empty on a
-    data-parallel process other than rank 0, which only takes part in the fit)."""
+@dataclasses.dataclass
+class TrainResult:
+    """What a training run produced: its flat metrics (empty on a data-parallel process other
+    than rank 0, which only takes part in the fit) and where its files are."""
+
+    metrics: dict[str, float]
+    output_dir: Path
+    prepared_dir: Path
+    bundle_dir: Path | None  # None when export is off (or on ranks other than 0)
+
+
+def train(cfg: DictConfig) -> TrainResult:
+    """Run the whole pipeline for one configuration (module docstring)."""
     _quiet_third_party()
     averaging = _weight_averaging(cfg)  # a bad setting fails here, before any data is read
     refit_epochs = int(cfg.trainer.refit_epochs)
@@ -324,7 +332,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer.fit(module, datamodule=dm, ckpt_path=_resolve_ckpt(cfg, ckpt_dir))
     train_seconds = time.perf_counter() - t_fit
     if not trainer.is_global_zero:
-        return {}  # rank 0 evaluates, exports and tracks the run
+        return TrainResult({}, out, store, None)  # rank 0 evaluates, exports and tracks the run
 
     best_epoch = -1
     if checkpoint.best_model_path:
@@ -392,9 +400,5 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if f"{key}_ci95_low" in metrics:
         print(f"{key} = {metrics[key]:.4f}, 95% CI [{metrics[key + '_ci95_low']:.4f}, {metrics[key + '_ci95_high']:.4f}]"
               + (f"; sweep parent run {parent_run}" if parent_run else ""))
-    if cfg.show_samples and cfg.export.enabled:
-        from journeyrec.serving import Recommender
-
-        print_samples(Recommender.load(out / "bundle"), prepared, int(cfg.show_samples))
-    return metrics
+    return TrainResult(metrics, out, store, out / "bundle" if cfg.export.enabled else None)
 

@@ -1,2 +1,0 @@
-"""Benchmarks: speed and quality figures, each printed as one JSON line with its ratio against a
-baseline measured in the same run (``scripts/benchmark.py NAME``). Timings live here, never in tests."""

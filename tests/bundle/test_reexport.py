@@ -1,0 +1,74 @@
+"""scripts/export_index.py re-exports a run's bundle with another index and logs it to MLflow."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from journeyrec.config import compose_cli
+from journeyrec.data.prepare import prepare, save_prepared
+from journeyrec.models import build_model
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def fake_run(tmp: Path, uri: str) -> tuple[Path, str, dict]:
+    """A run directory as training leaves it (config, prepared data, a checkpoint, an MLflow run),
+    of a model with item attributes (rebuilding it needs the run's catalogue)."""
+    from mlflow.tracking import MlflowClient
+
+    from journeyrec.data.schema import FEATURE_SIZES
+
+    cfg = compose_cli(str(ROOT / "configs"), "train", ["experiment=demo", "data.options.n_customers=300", "model.d_model=16",
+                                                      "model.n_blocks=1", "model.attributes=[category,brand]",
+                                                      f"logger.tracking_uri={uri}"])
+    run = tmp / "run"
+    run.mkdir()
+    OmegaConf.save(cfg, run / "config.yaml")
+    prepared = prepare(cfg.data)
+    save_prepared(prepared, run / "prepared")
+    torch.manual_seed(0)
+    model = build_model(cfg.model, prepared.sequences.n_items, FEATURE_SIZES, prepared.sequences.catalog)
+    (run / "checkpoints").mkdir()
+    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}, "epoch": 1}, run / "checkpoints" / "best.ckpt")
+    client = MlflowClient(uri)
+    run_id = client.create_run(client.create_experiment("demo-export")).info.run_id
+    (run / "mlflow_run_id").write_text(run_id)
+    return run, run_id, model.state_dict()
+
+
+def test_export_index_script_builds_a_tuned_bundle_from_a_run(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    run, run_id, state = fake_run(tmp_path, uri)
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "export_index.py"), f"run={run}", "export=hnsw",
+                           "export.n_queries=200"], capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    manifest = json.loads((run / "bundle" / "manifest.json").read_text())
+    quality = manifest["index"]["quality"]
+    assert manifest["index"]["factory"] == "HNSW32" and "efSearch" in manifest["index"]["search_params"]
+    assert quality["query_source"] == "validation session vectors" and quality["evaluated_on"] == 100
+    assert quality["reached_target"] and quality["recall@10"] >= 0.9
+    from journeyrec.serving import Recommender
+
+    rec = Recommender.load(run / "bundle")
+    served = rec.model.state_dict()
+    assert set(served) == set(state)  # the bundle holds the checkpoint's weights, every tensor
+    assert all(torch.equal(served[name], state[name]) for name in state)
+    assert rec.stats.category_table()  # statistics learned from the run's prepared events
+    arts = {a.path for a in MlflowClient(uri).list_artifacts(run_id)}
+    assert f"bundle-{manifest['bundle_version']}" in arts
+    from journeyrec.bundle.format import BundleError
+    from journeyrec.training.export_run import export_run
+
+    with pytest.raises(BundleError, match="not a training run directory"):
+        export_run(compose_cli(str(ROOT / "configs"), "export_index", [f"run={tmp_path}"]))
