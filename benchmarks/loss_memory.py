@@ -92,7 +92,7 @@ def measure_case(loss: str, items: int, d_model: int, batch: int, max_len: int, 
               "d_model": d_model, "n_negatives": n_negatives if loss in ("sampled_softmax", "gbce") else 0,
               "id_table_mib": round(table_grad, 1)}
     if path == "table":
-        fn = None if loss == "softmax_materialised" else RecLoss(LossConfig(loss=loss, n_negatives=n_negatives), items)
+        fn = None if loss == "softmax_materialised" else RecLoss(LossConfig(name=loss, n_negatives=n_negatives), items)
         before = _reset_peak()
         t0 = time.perf_counter()
         hidden = model(inputs).reshape(-1, d_model)
@@ -107,9 +107,10 @@ def measure_case(loss: str, items: int, d_model: int, batch: int, max_len: int, 
         result.update(table_grad_mib=round(table_grad, 1), step_minus_table_grad_mib=round(step - table_grad, 1))
     else:
         from journeyrec.training.module import RecModule
+        from journeyrec.training.config import OptimConfig
 
         warnings.filterwarnings("ignore", message=".*self.log.*")  # no Trainer: the logged loss goes nowhere
-        module = RecModule(model, LossConfig(loss=loss, n_negatives=n_negatives), sparse_item_grad=path == "rows_sparse")
+        module = RecModule(model, LossConfig(name=loss, n_negatives=n_negatives), OptimConfig(sparse_item_grad=path == "rows_sparse"))
         if not module.gather_rows:
             raise ValueError(f"path={path} needs a sampled loss, not {loss}")
         step_batch = {"items": inputs, "targets": targets.view(batch, max_len),

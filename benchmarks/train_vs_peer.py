@@ -61,9 +61,9 @@ PEER = dict(dropout=0.2, lr=1e-3, lr_schedule="constant")
 # 0.0659 against 0.0650), with weight 0.3 and dropout 0.4 at 0.0659, with its temperature 0.1 / 0.5
 # instead of 0.2 at 0.0658 / 0.0659; it learns faster from the first epoch (0.0590 after 4
 # epochs against 0.0482) for 1.45x longer epochs at 2 threads (a second encoder pass; README).
-OURS = {"model.dropout": 0.3, "model.lr": 3e-3, "model.lr_schedule": "cosine", "model.ffn_mult": 1,
+OURS = {"model.dropout": 0.3, "optim.lr": 3e-3, "optim.lr_schedule": "cosine", "model.ffn_mult": 1,
         "model.activation": "relu", "model.repeat_bias": True, "model.positions": "relative",
-        "trainer.ema_decay": 0.99, "model.contrastive_weight": 0.3}
+        "trainer.ema_decay": 0.99, "loss.contrastive_weight": 0.3}
 
 
 def ours_overrides(data: str, epochs: int) -> list[str]:

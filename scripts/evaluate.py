@@ -15,16 +15,20 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from journeyrec.config import register_configs
+from journeyrec.cli import user_errors
+from journeyrec.config import EvaluateConfig, register_configs
+from journeyrec.typed import to_typed
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="evaluate")
+@user_errors
 def main(cfg: DictConfig) -> None:
+    typed = to_typed(EvaluateConfig, cfg)
     from journeyrec.evaluation.pipeline import run_evaluation  # heavy imports only after the config is valid
 
-    run_evaluation(cfg)
+    run_evaluation(typed)
 
 
 if __name__ == "__main__":

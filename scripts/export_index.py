@@ -13,17 +13,19 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from journeyrec.config import compose_cli
+from journeyrec.cli import user_errors
+from journeyrec.config import ExportJobConfig, compose_cli
+from journeyrec.typed import to_typed
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
+@user_errors
 def main(argv: list[str]) -> None:
-    cfg = compose_cli(str(CONFIGS), "export_index", argv)  # a bad key fails here, before anything loads
+    cfg = to_typed(ExportJobConfig, compose_cli(CONFIGS, "export_index", argv))  # a bad key fails before anything loads
     from journeyrec.training.export_run import export_run
 
-    out = export_run(cfg)
-    print(out)
+    print(export_run(cfg))
 
 
 if __name__ == "__main__":

@@ -6,37 +6,37 @@ card to MLflow; train on it with: python scripts/train.py data=NAME data.prepare
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from journeyrec.config import register_configs
+from journeyrec.cli import user_errors
+from journeyrec.config import PrepareConfig, register_configs
+from journeyrec.typed import to_typed
 
 register_configs()
-log = logging.getLogger("prepare_data")
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="prepare")
+@user_errors
 def main(cfg: DictConfig) -> None:
-    from journeyrec.data.prepare import prepare_store
+    typed = to_typed(PrepareConfig, cfg)
+    from journeyrec.data.prepare import prepare_store  # heavy imports after the config is valid
 
-    if cfg.output_dir:
-        out = Path(cfg.output_dir)
+    if typed.output_dir:
+        out = Path(typed.output_dir)
     else:
         from hydra.core.hydra_config import HydraConfig
 
         out = Path(HydraConfig.get().runtime.output_dir)
     store = out / "prepared"
-    prepare_store(cfg.data, store)  # logs the card's summary (console and the run's log file)
+    prepare_store(typed.data, store)  # logs the card's summary (console and the run's log file)
     print(f"prepared store: {store}  (card: {store / 'dataset_card.md'})")
-    if cfg.logger.mlflow:
+    if typed.logger.mlflow:
         from journeyrec.training.data_card import log_prepare_run
 
-        run_id = log_prepare_run(cfg, store)
-        print(f"mlflow run    : {run_id}")
-    log.info("prepared %s into %s", cfg.data.name, store)
+        print(f"mlflow run    : {log_prepare_run(typed, store)}")
 
 
 if __name__ == "__main__":

@@ -12,16 +12,20 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from journeyrec.config import register_configs
+from journeyrec.cli import user_errors
+from journeyrec.config import SegmentConfig, register_configs
+from journeyrec.typed import to_typed
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="segment")
+@user_errors
 def main(cfg: DictConfig) -> None:
+    typed = to_typed(SegmentConfig, cfg)
     from journeyrec.evaluation.segmentation import run_segmentation  # heavy imports after the config is valid
 
-    run_segmentation(cfg)
+    run_segmentation(typed)
 
 
 if __name__ == "__main__":

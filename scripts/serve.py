@@ -12,15 +12,16 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import sys
 from pathlib import Path
 
-from journeyrec.config import compose_cli
+from journeyrec.cli import user_errors
+from journeyrec.config import ServeConfig, compose_cli
+from journeyrec.typed import to_typed
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
+@user_errors
 def main(argv: list[str]) -> None:
-    from omegaconf import OmegaConf
-
-    cfg = OmegaConf.to_object(compose_cli(str(CONFIGS), "serve", argv))  # fails here on a bad key, before loading
+    cfg = to_typed(ServeConfig, compose_cli(CONFIGS, "serve", argv))  # fails here on a bad key, before loading
     from journeyrec.serving.server import run
 
     run(cfg)

@@ -71,6 +71,20 @@ def compose(name: str, overrides: list[str]):
     register_configs()
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         return hydra_compose(name, overrides=overrides)
+
+
+# a tiny in-process training run: real Hydra composition and a real Lightning fit, in seconds
+TINY_TRAIN = ["data.options.n_customers=150", "model.d_model=16", "trainer.max_epochs=2", "trainer.progress_bar=false",
+              "logger=none", "show_samples=0"]
+
+
+def train_tiny(tmp_path: Path, overrides: list[str]) -> tuple[dict, Path]:
+    """``scripts/train.py`` in process on a tiny config; returns (metrics, output directory)."""
+    from journeyrec.training.run import train
+
+    return train(compose("train", [*TINY_TRAIN, *overrides, f"output_dir={tmp_path}"])).metrics, tmp_path
+
+
 @pytest.fixture
 def one_thread():
     """Serving runs single-threaded (one query at a time); on a busy 2-core machine a second

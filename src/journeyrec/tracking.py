@@ -30,11 +30,15 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
+from dataclasses import dataclass
+from typing import Optional
+
 from hydra.experimental.callback import Callback
 
 from journeyrec.io import atomic_write_text
 
 __all__ = [
+    "LoggerConfig",
     "DEFAULT_DB",
     "tracking_uri",
     "artifact_root",
@@ -62,6 +66,16 @@ PYFUNC_NAME = "pyfunc"  # logged model name of a registered bundle
 VERSIONED_PACKAGES = ("torch", "pytorch-lightning", "numpy", "faiss-cpu", "mlflow", "hydra-core", "pandas", "pyarrow",
                       "safetensors", "journeyrec")
 SERVING_PACKAGES = ("torch", "faiss-cpu", "numpy", "pyarrow", "pandas", "safetensors")
+
+
+@dataclass
+class LoggerConfig:
+    """Where a run is tracked (``logger=mlflow`` | ``logger=none``)."""
+
+    mlflow: bool = True
+    tracking_uri: Optional[str] = None  # None: $MLFLOW_TRACKING_URI, else sqlite file in the working directory
+    experiment_name: Optional[str] = None  # None: derived from the dataset
+    run_name: Optional[str] = None
 
 
 def tracking_uri(configured: str | None = None) -> str:

@@ -41,7 +41,7 @@ def test_the_difference_is_ours_minus_the_peers_with_an_interval_around_it():
 def test_our_side_composes_to_the_shared_shape_with_every_setting_applied():
     """A renamed config key would otherwise surface only after the peer's 13-minute run."""
     cfg = compose("train", ours_overrides("/tmp/Beauty.txt", 20))
-    assert (cfg.model.name, cfg.model.max_len, cfg.model.d_model, cfg.model.n_blocks, cfg.model.n_heads, cfg.model.loss) == (
+    assert (cfg.model.name, cfg.model.max_len, cfg.model.d_model, cfg.model.n_blocks, cfg.model.n_heads, cfg.loss.name) == (
         "sasrec", SHARED["max_len"], SHARED["d_model"], SHARED["n_blocks"], SHARED["n_heads"], SHARED["loss"])
     assert cfg.data.batch_size == SHARED["batch_size"] and cfg.data.path == "/tmp/Beauty.txt"
     assert cfg.trainer.max_epochs == cfg.trainer.min_epochs == 20 and cfg.trainer.patience > 20

@@ -130,12 +130,13 @@ def test_evaluate_by_run_id_rebuilds_data_from_the_bundle_config(tiny_trained_ru
 def test_rebuilt_data_with_other_item_ids_is_aligned_to_the_model(tiny_trained_run):
     from journeyrec.data.prepare import PreparedData, load_prepared
     from journeyrec.data.sequences import EvalCases, SequenceData, Split
+    from journeyrec.bundle.format import read_bundle
+    from journeyrec.evaluation.config import EvalConfig
     from journeyrec.evaluation.offline import align_items, evaluate_system
-    from journeyrec.serving import Recommender
 
-    rec = Recommender.load(tiny_trained_run.out / "bundle")
+    rec = read_bundle(tiny_trained_run.out / "bundle")
     prep = load_prepared(tiny_trained_run.out / "prepared")
-    cfg = {"ks": [10], "bootstrap": 0, "beyond_accuracy": False}
+    cfg = EvalConfig(ks=[10], bootstrap=0, beyond_accuracy=False)
     base = evaluate_system(rec.model, prep, cfg, splits=["test"])
     s = prep.sequences
     # the same data with internal ids in another order (as another preparation might produce)

@@ -13,6 +13,7 @@ import torch
 from journeyrec.models.losses import LossConfig
 from journeyrec.models.sasrec import SASRec
 from journeyrec.training.module import RecModule, local_ids
+from journeyrec.training.config import OptimConfig
 from journeyrec.training.optim import SparseDenseAdam
 
 N_ITEMS = 40
@@ -62,7 +63,7 @@ def test_local_ids_renumber_consistently():
 
 def step_grads(loss: str, gather: bool, sparse: bool = False, negatives: str = "uniform") -> tuple[float, dict]:
     model = tiny_model()
-    module = RecModule(model, LossConfig(loss=loss, negatives=negatives, n_negatives=5), sparse_item_grad=sparse,
+    module = RecModule(model, LossConfig(name=loss, negatives=negatives, n_negatives=5), OptimConfig(sparse_item_grad=sparse),
                        item_counts=np.arange(N_ITEMS + 1))
     module.gather_rows = gather
     model.train()
@@ -87,7 +88,7 @@ def test_gathered_step_matches_the_full_table_step(loss, negatives, sparse):
     assert full["encoder.items.id_emb.weight"].abs().sum() > 0  # the id embedding did get a gradient
     if sparse:
         model = tiny_model()
-        module = RecModule(model, LossConfig(loss=loss, negatives=negatives, n_negatives=5), sparse_item_grad=True)
+        module = RecModule(model, LossConfig(name=loss, negatives=negatives, n_negatives=5), OptimConfig(sparse_item_grad=True))
         model.train()
         module.training_step(batch(), 0).backward()
         assert model.item_embedding.id_emb.weight.grad.is_sparse
@@ -95,9 +96,9 @@ def test_gathered_step_matches_the_full_table_step(loss, negatives, sparse):
 
 def test_sparse_grad_needs_a_sampled_loss_and_the_optimizer_round_trips():
     with pytest.raises(ValueError, match="sparse_item_grad=true needs a sampled loss"):
-        RecModule(tiny_model(), LossConfig(loss="softmax"), sparse_item_grad=True)
+        RecModule(tiny_model(), LossConfig(name="softmax"), OptimConfig(sparse_item_grad=True))
     model = tiny_model()
-    module = RecModule(model, LossConfig(loss="gbce", n_negatives=5), sparse_item_grad=True)
+    module = RecModule(model, LossConfig(name="gbce", n_negatives=5), OptimConfig(sparse_item_grad=True))
     opt = module.configure_optimizers()
     assert isinstance(opt, SparseDenseAdam)
     model.train()
@@ -107,22 +108,22 @@ def test_sparse_grad_needs_a_sampled_loss_and_the_optimizer_round_trips():
     changed = (model.item_embedding.id_emb.weight != before).any(dim=1)
     assert changed.any() and not changed[0]  # rows of the step moved, padding did not
     state = opt.state_dict()
-    fresh = RecModule(tiny_model(), LossConfig(loss="gbce", n_negatives=5), sparse_item_grad=True).configure_optimizers()
+    fresh = RecModule(tiny_model(), LossConfig(name="gbce", n_negatives=5), OptimConfig(sparse_item_grad=True)).configure_optimizers()
     fresh.load_state_dict(state)
     assert fresh._sparse.state is fresh.state and len(fresh.state) == len(opt.state)
     assert fresh._dense.param_groups[0] is fresh.param_groups[1]
 
 
 def test_tiny_fit_with_sparse_item_grad(tmp_path):
-    from test_models_train import run
+    from conftest import train_tiny as run
 
-    metrics, out = run(tmp_path, ["experiment=demo", "model.loss=gbce", "model.n_negatives=16",
-                                  "model.sparse_item_grad=true", "model.attributes=[category,brand]",
-                                  "model.n_blocks=1", "model.lr_schedule=cosine"])
+    metrics, out = run(tmp_path, ["experiment=demo", "loss=gbce", "loss.n_negatives=16",
+                                  "optim.sparse_item_grad=true", "model.attributes=[category,brand]",
+                                  "model.n_blocks=1", "optim.lr_schedule=cosine"])
     curve = json.loads((out / "curve.json").read_text())
     losses = [row["train/loss"] for row in curve]
     assert len(losses) == 2 and all(np.isfinite(losses)) and losses[1] < losses[0]
     assert 0 < metrics["valid_seen_excluded/ndcg@10"] <= 1 and metrics["epochs"] == 2
     with pytest.raises(ValueError, match="gradient_clip_val"):
-        run(tmp_path / "clip", ["experiment=demo", "model.loss=gbce", "model.sparse_item_grad=true",
+        run(tmp_path / "clip", ["experiment=demo", "loss=gbce", "optim.sparse_item_grad=true",
                                 "trainer.gradient_clip_val=1.0", "model.n_blocks=1"])

@@ -116,7 +116,7 @@ def test_every_loss_decreases_when_scores_improve(loss, negatives):
     torch.manual_seed(0)
     w = torch.randn(40, 8)
     t = torch.randint(1, 40, (25,))
-    fn = RecLoss(LossConfig(loss=loss, negatives=negatives, n_negatives=8), 39, np.arange(40))
+    fn = RecLoss(LossConfig(name=loss, negatives=negatives, n_negatives=8), 39, np.arange(40))
     torch.manual_seed(1)
     good = fn(w[t] * 4, w, t)
     torch.manual_seed(1)
@@ -125,7 +125,7 @@ def test_every_loss_decreases_when_scores_improve(loss, negatives):
 
 
 def test_binary_losses_refuse_in_batch_negatives():
-    fn = RecLoss(LossConfig(loss="bce", negatives="in_batch"), 9)
+    fn = RecLoss(LossConfig(name="bce", negatives="in_batch"), 9)
     with pytest.raises(ValueError, match="per-position negatives"):
         fn(torch.randn(3, 4), torch.randn(10, 4), torch.tensor([1, 2, 3]))
     with pytest.raises(ValueError, match="unknown negatives"):
@@ -183,7 +183,7 @@ def test_seen_bias_is_fitted_on_the_biased_softmax_with_the_representation_held_
     with pytest.raises(ValueError, match="seen_bias needs"):
         losses.softmax_loss(h.float(), w.float(), t, seen_bias=b32)
     with pytest.raises(ValueError, match="loss=softmax"):
-        RecLoss(LossConfig(loss="bce"), 50)(h.float(), w.float(), t, seen=seen, seen_bias=b32)
+        RecLoss(LossConfig(name="bce"), 50)(h.float(), w.float(), t, seen=seen, seen_bias=b32)
 
 
 def test_window_columns_is_window_mask_in_sparse_form():

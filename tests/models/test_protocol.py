@@ -4,6 +4,8 @@ causality, BERT4Rec's masking, and attribute-only vectors for items unseen in tr
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ from journeyrec.data.datasets import EvalWindows, TrainWindows
 from journeyrec.data.prepare import prepare
 from journeyrec.data.sequences import gather_windows
 from journeyrec.models import MODELS, build_model
+from journeyrec.models.config import MODEL_CONFIGS
 from journeyrec.data.schema import FEATURE_SIZES
 
 ALL = sorted(MODELS)
@@ -23,12 +26,15 @@ def demo():
     return prepare({"name": "demo", "options": {"n_customers": 120, "seed": 3}, "dedup_consecutive": True, "allow_demo_key": True})
 
 
-def make(name: str, demo, **over):
-    cfg = {"name": name, "d_model": 16, "n_blocks": 1, "n_heads": 2, "n_layers": 1, "max_len": 12, "dropout": 0.0,
-           "mask_prob": 0.3, "features": FEATS, "attributes": ["category", "brand", "price"], "normalize": True}
-    cfg.update(over)
+def make(name: str, demo, intent_head: bool = False, **over):
+    """A tiny model of each family: the settings its typed schema has, from one shared list."""
+    schema = MODEL_CONFIGS[name]
+    shared = {"d_model": 16, "n_blocks": 1, "n_heads": 2, "n_layers": 1, "max_len": 12, "dropout": 0.0,
+              "mask_prob": 0.3, "features": FEATS, "attributes": ["category", "brand", "price"], "normalize": True, **over}
+    fields = {f.name for f in dataclasses.fields(schema)}
+    cfg = schema(**{k: v for k, v in shared.items() if k in fields})
     torch.manual_seed(0)
-    return build_model(cfg, demo.sequences.n_items, FEATURE_SIZES, demo.sequences.catalog)
+    return build_model(cfg, demo.sequences.n_items, FEATURE_SIZES, demo.sequences.catalog, intent_head=intent_head)
 
 
 def batch_of(demo, model, n=16):
@@ -208,7 +214,7 @@ def test_bad_configs_name_the_problem(demo):
     with pytest.raises(ValueError, match="unknown sequence feature"):
         make("sasrec", demo, features=["weather"])
     with pytest.raises(ValueError, match="intent"):
-        make("bert4rec", demo, intent_weight=1.0)
+        make("bert4rec", demo, intent_head=True)
     with pytest.raises(ValueError, match="unknown model"):
         build_model({"name": "nope"}, 3, {})
 

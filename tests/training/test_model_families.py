@@ -10,23 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
-from journeyrec.config import register_configs
-
-CONFIGS = str(Path(__file__).resolve().parents[2] / "configs")
-TINY = ["data.options.n_customers=150", "model.d_model=16", "trainer.max_epochs=2", "trainer.progress_bar=false",
-        "logger=none", "show_samples=0"]
-
-
-def run(tmp_path: Path, overrides: list[str]) -> tuple[dict, Path]:
-    register_configs()
-    with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[*TINY, *overrides, f"output_dir={tmp_path}"])
-    from journeyrec.training.run import train
-
-    return train(cfg).metrics, tmp_path
-
+from conftest import train_tiny as run
 
 @pytest.mark.parametrize("model", ["sasrec", "bert4rec", "gru4rec", "two_tower"])
 def test_model_trains_and_its_bundle_serves_the_same_vectors(tmp_path, model):
@@ -56,14 +41,14 @@ def test_model_trains_and_its_bundle_serves_the_same_vectors(tmp_path, model):
         assert torch.allclose(enc.traced(items, feats), eager, atol=1e-4)
 
 
-@pytest.mark.parametrize("loss", ["model.loss=sampled_softmax model.negatives=mixed model.n_negatives=64",
-                                  "model.loss=sampled_softmax model.negatives=in_batch",
-                                  "model.loss=gbce model.negatives=popularity model.n_negatives=16",
-                                  "model=bert4rec model.exclude_seen=true",
-                                  "model.exclude_seen=true +model.event_type_weights.purchase=2.0 model.contrastive_weight=0.1",
-                                  "model.loss=softmax model.label_smoothing=0.1 +model.event_type_weights.purchase=3.0 +model.event_type_weights.cart=2.0",
-                                  "model.repeat_bias=true +model.event_type_weights.purchase=2.0",
-                                  "model.repeat_bias=true model.exclude_seen=true"])
+@pytest.mark.parametrize("loss", ["loss=sampled_softmax loss.negatives=mixed loss.n_negatives=64",
+                                  "loss=sampled_softmax loss.negatives=in_batch",
+                                  "loss=gbce loss.negatives=popularity loss.n_negatives=16",
+                                  "model=bert4rec loss.exclude_seen=true",
+                                  "loss.exclude_seen=true +loss.event_type_weights.purchase=2.0 loss.contrastive_weight=0.1",
+                                  "loss=softmax loss.label_smoothing=0.1 +loss.event_type_weights.purchase=3.0 +loss.event_type_weights.cart=2.0",
+                                  "model.repeat_bias=true +loss.event_type_weights.purchase=2.0",
+                                  "model.repeat_bias=true loss.exclude_seen=true"])
 def test_objectives_train(tmp_path, loss):
     metrics, out = run(tmp_path, ["experiment=demo", "trainer.max_epochs=1", "model.n_blocks=1", *loss.split()])
     assert np.isfinite(metrics["valid_seen_excluded/ndcg@10"])
@@ -112,7 +97,7 @@ def test_refit_refuses_data_parallel_before_reading_data(tmp_path):
 def test_intent_head_auc_on_heldout_sessions(tmp_path):
     # funnel events kept apart (no dedup): a cart that is not yet a purchase is the intent signal
     metrics, out = run(tmp_path, ["experiment=demo", "data.split=global_time", "data.dedup_consecutive=false",
-                                  "model.n_blocks=1", "model.d_model=32", "model.intent_weight=1.0",
+                                  "model.n_blocks=1", "model.d_model=32", "loss.intent_weight=1.0",
                                   "trainer.max_epochs=3", "data.options.n_customers=400", "data.batch_size=16",
                                   "trainer.monitor=valid_intent/auc"])
     for which in ("valid", "test"):

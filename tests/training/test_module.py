@@ -50,9 +50,9 @@ def test_repeat_bias_needs_full_softmax_at_temperature_one():
 
     model = build_model({"name": "sasrec", "d_model": 8, "n_blocks": 1, "n_heads": 1, "max_len": 5, "dropout": 0.0,
                          "repeat_bias": True}, 20, {})
-    RecModule(model, LossConfig(loss="softmax"))
+    RecModule(model, LossConfig(name="softmax"))
     with pytest.raises(ValueError, match="needs loss=softmax"):
-        RecModule(model, LossConfig(loss="gbce"))
-    RecModule(model, LossConfig(loss="softmax", exclude_seen=True))  # the two combine (tests/test_models_losses.py)
+        RecModule(model, LossConfig(name="gbce"))
+    RecModule(model, LossConfig(name="softmax", exclude_seen=True))  # the two combine (tests/test_models_losses.py)
     with pytest.raises(ValueError, match="temperature"):
-        RecModule(model, LossConfig(loss="softmax"), temperature=0.5)
+        RecModule(model, LossConfig(name="softmax", temperature=0.5))

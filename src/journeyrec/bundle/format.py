@@ -24,7 +24,6 @@ written); :func:`read_manifest` verifies format and checksums and names what is 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import importlib
 import json
@@ -41,9 +40,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from journeyrec.bundle.settings import ExportConfig
 from journeyrec.bundle.index import build_index, set_search_params, tune_and_measure
 from journeyrec.bundle.stats import RuleStats, learn_stats
 from journeyrec.data.sequences import gather_windows
+from journeyrec.errors import JourneyrecError
 from journeyrec.io import atomic_dir
 from journeyrec.models import MODELS
 
@@ -66,7 +67,7 @@ MANIFEST = "manifest.json"
 REEXPORT_HINT = "re-export it from its run: python scripts/export_index.py run=<training run directory>"
 
 
-class BundleError(ValueError):
+class BundleError(JourneyrecError, ValueError):
     """A bundle is missing, damaged or of an unknown format; the message says which file and why."""
 
 
@@ -178,32 +179,18 @@ def export_bundle(
     prepared: Any,
     config: Mapping[str, Any],
     metrics: Mapping[str, Any],
-    export_cfg: Any,
+    export_cfg: ExportConfig | None = None,
 ) -> Path:
     """Bundle a trained model with statistics learned from ``prepared`` (a PreparedData) and an
     index tuned on validation session vectors (never the test split)."""
-    cfg = _as_dict(export_cfg)
+    cfg = export_cfg or ExportConfig()
     seqs = prepared.sequences
-    stats = learn_stats(seqs, cfg.get("stats"))
-    queries = session_queries(model, seqs, prepared.split.valid, n=int(cfg.get("n_queries", 2000)))
+    stats = learn_stats(seqs, cfg.stats)
+    queries = session_queries(model, seqs, prepared.split.valid, n=cfg.n_queries)
     return write_bundle(
-        directory, model, seqs.catalog, config, metrics, str(cfg.get("index", "Flat")),
-        stats=stats, queries=queries, query_source="validation session vectors",
-        target_recall=float(cfg.get("target_recall", 0.95)),
+        directory, model, seqs.catalog, config, metrics, cfg.index,
+        stats=stats, queries=queries, query_source="validation session vectors", target_recall=cfg.target_recall,
     )
-
-
-def _as_dict(cfg: Any) -> dict[str, Any]:
-    """An export config given as a dict, a dataclass or an OmegaConf node, as a plain dict."""
-    if cfg is None:
-        return {}
-    if isinstance(cfg, Mapping) and not hasattr(cfg, "_metadata"):
-        return dict(cfg)
-    if dataclasses.is_dataclass(cfg):
-        return dataclasses.asdict(cfg)
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
 def read_manifest(directory: str | Path, verify: bool = True) -> dict[str, Any]:
@@ -213,6 +200,8 @@ def read_manifest(directory: str | Path, verify: bool = True) -> dict[str, Any]:
         raise BundleError(f"{d}: bundle directory not found")
     mpath = d / MANIFEST
     if not mpath.is_file():
+        if (d / "bundle" / MANIFEST).is_file():  # a training run's directory: its bundle is inside
+            raise BundleError(f"{d}: not a bundle but it holds one; did you mean {d / 'bundle'}?")
         raise BundleError(f"{d}: missing {MANIFEST}; not a journeyrec bundle (or an export that did not finish)")
     try:
         manifest = json.loads(mpath.read_text())
@@ -256,6 +245,10 @@ class Bundle:
     def item_ids(self) -> np.ndarray:
         """External item ids by internal id - 1 (object array of str)."""
         return np.asarray(self.catalog.column("item_id").to_pylist(), dtype=object)
+
+    @property
+    def n_items(self) -> int:
+        return int(self.catalog.num_rows)
 
     @property
     def version(self) -> str:

@@ -1,11 +1,11 @@
-"""Typed settings of the export step (plain dataclasses: Hydra schemas in ``journeyrec.config``,
-and what :mod:`journeyrec.bundle.stats` and :mod:`journeyrec.bundle.format` read)."""
+"""Typed settings of the export step: the index and the rule statistics a bundle is built with
+(plain dataclasses; Hydra schemas registered by ``journeyrec.config``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-__all__ = ["StatsConfig"]
+__all__ = ["StatsConfig", "ExportConfig"]
 
 
 @dataclass
@@ -21,3 +21,14 @@ class StatsConfig:
     complement_max_steps: int = 20
     complement_min_users: int = 2
     complements_per_item: int = 50
+
+
+@dataclass
+class ExportConfig:
+    """How a trained model becomes a bundle (``export=flat|hnsw|ivfpq``)."""
+
+    enabled: bool = True
+    index: str = "Flat"  # FAISS factory string (Flat, HNSW32, IVF1024,PQ16x4fs, ...)
+    target_recall: float = 0.95  # the search-time parameter is tuned to reach this recall@10 vs exact search
+    n_queries: int = 2000  # held-out validation session vectors used to tune (half) and measure (half) the index
+    stats: StatsConfig = field(default_factory=StatsConfig)  # how rule statistics are learned

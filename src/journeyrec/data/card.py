@@ -16,6 +16,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from journeyrec.io import atomic_path, atomic_write_json, atomic_write_text
+from journeyrec.errors import MissingInputError
 
 __all__ = ["CARD_FILES", "build_card", "write_card", "load_card", "card_metrics", "card_summary"]
 
@@ -192,7 +193,7 @@ def write_card(card: Mapping[str, Any], directory: str | Path, lengths: np.ndarr
 def load_card(directory: str | Path) -> dict[str, Any]:
     path = Path(directory) / "dataset_card.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no dataset card (prepare the data with scripts/prepare_data.py)")
+        raise MissingInputError(f"{path}: no dataset card (prepare the data with scripts/prepare_data.py)")
     return json.loads(path.read_text())
 
 

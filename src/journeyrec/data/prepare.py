@@ -43,6 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from journeyrec.data.config import DataConfig
 from journeyrec.data.card import build_card, card_summary, write_card
 from journeyrec.data.ingest import ingest
 from journeyrec.data.privacy import DEMO_KEY, Pseudonymiser, load_consent, resolve_key
@@ -51,6 +52,8 @@ from journeyrec.data.readers import open_source
 from journeyrec.data.schema import EVENT_SCHEMA, QUARANTINE_SCHEMA
 from journeyrec.data.sequences import EvalCases, SequenceData, SequenceOptions, Split, assemble, check_split_options, make_split
 from journeyrec.io import atomic_dir
+from journeyrec.typed import to_typed
+from journeyrec.errors import MissingInputError
 
 __all__ = [
     "PreparedData",
@@ -89,50 +92,41 @@ class PreparedData:
         return h.hexdigest()[:16]
 
 
-def _get(cfg: Any, key: str, default: Any = None) -> Any:
-    if isinstance(cfg, Mapping):
-        return cfg.get(key, default)
-    return getattr(cfg, key, default)
-
-
-def sequence_options(data_cfg: Any) -> SequenceOptions:
+def sequence_options(data_cfg: DataConfig) -> SequenceOptions:
     """The data config's knobs of the global preparation steps."""
-    retention = _get(data_cfg, "retention_days")
     return SequenceOptions(
-        dedup=bool(_get(data_cfg, "dedup", True)),
-        dedup_consecutive=bool(_get(data_cfg, "dedup_consecutive", False)),
-        session_gap_ms=int(round(float(_get(data_cfg, "session_gap_minutes", 30.0)) * 60_000)),
-        min_user_events=int(_get(data_cfg, "min_user_events", 1)),
-        min_item_events=int(_get(data_cfg, "min_item_events", 1)),
-        retention_days=None if retention is None else float(retention),
+        dedup=data_cfg.dedup,
+        dedup_consecutive=data_cfg.dedup_consecutive,
+        session_gap_ms=int(round(data_cfg.session_gap_minutes * 60_000)),
+        min_user_events=data_cfg.min_user_events,
+        min_item_events=data_cfg.min_item_events,
+        retention_days=data_cfg.retention_days,
     )
 
 
-def _settings(data_cfg: Any, opts: SequenceOptions) -> dict[str, Any]:
+def _settings(data_cfg: DataConfig, opts: SequenceOptions) -> dict[str, Any]:
     return {
-        "split": str(_get(data_cfg, "split", "leave_one_out")),
-        "drop_newest": int(_get(data_cfg, "drop_newest", 0)),
+        "split": data_cfg.split,
+        "drop_newest": data_cfg.drop_newest,
         "session_gap_minutes": opts.session_gap_ms / 60_000,
         "dedup": opts.dedup,
         "dedup_consecutive": opts.dedup_consecutive,
         "min_user_events": opts.min_user_events,
         "min_item_events": opts.min_item_events,
         "retention_days": opts.retention_days,
-        "max_bad_fraction": float(_get(data_cfg, "max_bad_fraction", 0.01)),
-        "consent_path": _get(data_cfg, "consent_path"),
+        "max_bad_fraction": data_cfg.max_bad_fraction,
+        "consent_path": data_cfg.consent_path,
     }
 
 
-def _split(seqs: SequenceData, data_cfg: Any) -> Split:
-    kind = str(_get(data_cfg, "split", "leave_one_out"))
-    return make_split(seqs, kind, valid_fraction=float(_get(data_cfg, "valid_fraction", 0.1)),
-                      test_fraction=float(_get(data_cfg, "test_fraction", 0.1)),
-                      drop_newest=int(_get(data_cfg, "drop_newest", 0)))
+def _split(seqs: SequenceData, data_cfg: DataConfig) -> Split:
+    return make_split(seqs, data_cfg.split, valid_fraction=data_cfg.valid_fraction,
+                      test_fraction=data_cfg.test_fraction, drop_newest=data_cfg.drop_newest)
 
 
-def _consent(scan_extras: dict[str, pa.Table], data_cfg: Any) -> pa.Table | None:
+def _consent(scan_extras: dict[str, pa.Table], data_cfg: DataConfig) -> pa.Table | None:
     tables = [t for t in (scan_extras.get("consent"),) if t is not None]
-    path = _get(data_cfg, "consent_path")
+    path = data_cfg.consent_path
     if path:
         tables.append(load_consent(path))
     if not tables:
@@ -141,22 +135,23 @@ def _consent(scan_extras: dict[str, pa.Table], data_cfg: Any) -> pa.Table | None
                              for t in tables])
 
 
-def prepare_store(data_cfg: Any, directory: str | Path) -> dict[str, Any]:
+def prepare_store(data_cfg: DataConfig | Mapping[str, Any], directory: str | Path) -> dict[str, Any]:
     """Read ``data_cfg.name`` from ``data_cfg.path`` and write the prepared store to
-    ``directory`` (atomically). Returns the dataset card."""
+    ``directory`` (atomically). Returns the dataset card. A mapping is checked against
+    :class:`DataConfig` first (unknown keys and wrong types are refused, naming the key)."""
+    data_cfg = to_typed(DataConfig, data_cfg)
     out = Path(directory)
-    name = str(_get(data_cfg, "name"))
-    allow_demo = bool(_get(data_cfg, "allow_demo_key", False))
-    key = resolve_key(_get(data_cfg, "hmac_key_file"), allow_demo_key=allow_demo)  # refuse early, before reading
+    name = data_cfg.name
+    key = resolve_key(data_cfg.hmac_key_file, allow_demo_key=data_cfg.allow_demo_key)  # refuse early, before reading
     opts = sequence_options(data_cfg)
     settings = _settings(data_cfg, opts)
     check_split_options(settings["split"], settings["drop_newest"])  # before anything is read
-    scan = open_source(name, _get(data_cfg, "path"), dict(_get(data_cfg, "options") or {}))
+    scan = open_source(name, data_cfg.path, dict(data_cfg.options))
     consent = _consent(scan.extras, data_cfg)
     if consent is not None:
         scan.extras["consent"] = consent
     pseudo = Pseudonymiser(key)
-    store_events = bool(_get(data_cfg, "store_events", True))
+    store_events = data_cfg.store_events
     with atomic_dir(out) as tmp:
         work = tmp / ".work"
         got = ingest(scan, pseudo, [consent], work, stage_events=store_events)
@@ -261,12 +256,13 @@ def _write_prepared(prepared: PreparedData, d: Path) -> None:
     (d / "prepared.json").write_text(json.dumps(meta, indent=2, default=str))
 
 
-def prepare(data_cfg: Any) -> PreparedData:
+def prepare(data_cfg: DataConfig | Mapping[str, Any]) -> PreparedData:
     """The whole pipeline in memory: prepare into a temporary store and load it back.
 
     With ``data_cfg.prepared`` set, loads that existing store instead of reading the source.
     """
-    existing = _get(data_cfg, "prepared")
+    data_cfg = to_typed(DataConfig, data_cfg)
+    existing = data_cfg.prepared
     if existing:
         return load_prepared(existing)
     with tempfile.TemporaryDirectory(prefix="journeyrec-prepare-") as tmp:
@@ -288,7 +284,7 @@ def load_prepared(directory: str | Path, mmap: bool = False) -> PreparedData:
     d = Path(directory)
     meta_path = d / "prepared.json"
     if not meta_path.is_file():
-        raise FileNotFoundError(f"{d}: not a prepared dataset (no prepared.json); run scripts/prepare_data.py first")
+        raise MissingInputError(f"{d}: not a prepared dataset (no prepared.json); run scripts/prepare_data.py first")
     meta = json.loads(meta_path.read_text())
     fmt = meta.get("format")
     if fmt == 1:

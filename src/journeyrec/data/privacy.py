@@ -26,6 +26,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from journeyrec.errors import JourneyrecError, MissingInputError
+
 __all__ = [
     "DEMO_KEY",
     "HMAC_ENV",
@@ -42,7 +44,7 @@ HMAC_ENV = "JOURNEYREC_HMAC_KEY"
 DEMO_KEY = "journeyrec-demo-key-not-secret"
 
 
-class PrivacyError(RuntimeError):
+class PrivacyError(JourneyrecError, RuntimeError):
     """A run would violate a privacy rule (e.g. a private log with the public demo key)."""
 
 
@@ -114,7 +116,7 @@ def load_consent(path: str | Path) -> pa.Table:
 
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"data.consent_path={p}: no such file")
+        raise MissingInputError(f"data.consent_path={p}: no such file")
     if p.suffix == ".parquet":
         t = pq.read_table(p)
     else:

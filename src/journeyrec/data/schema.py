@@ -34,6 +34,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from journeyrec.errors import JourneyrecError
+
 __all__ = [
     "EVENT_TYPES",
     "CHANNELS",
@@ -165,7 +167,7 @@ QUARANTINE_SCHEMA = pa.schema(
 )
 
 
-class SchemaError(ValueError):
+class SchemaError(JourneyrecError, ValueError):
     """Input data does not fit the canonical schema; the message names the column and the fix."""
 
 

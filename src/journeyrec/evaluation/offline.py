@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from torch import nn
 
 from journeyrec.data.prepare import PreparedData
+from journeyrec.evaluation.config import EvalConfig
 from journeyrec.data.sequences import EvalCases, SequenceData, Split
 from journeyrec.evaluation.metrics import (
     DEFAULT_KS,
@@ -177,9 +178,9 @@ class SystemEvaluation:
         self.sampled.update(other.sampled)
 
 
-def eval_settings(cfg: Any, n_items: int, attribute_kind: str) -> dict[str, Any]:
+def eval_settings(cfg: EvalConfig, n_items: int, attribute_kind: str) -> dict[str, Any]:
     """The settings behind every number (stored with metrics, printed in reports)."""
-    sampled = int(_get(cfg, "sampled_negatives", 0) or 0)
+    sampled = cfg.sampled_negatives
     return {
         "ranking": "full: every catalogue item is a candidate",
         "n_items": int(n_items),
@@ -191,26 +192,18 @@ def eval_settings(cfg: Any, n_items: int, attribute_kind: str) -> dict[str, Any]
         "sampled_negatives": sampled,
         "sampled_protocol": (f"ALSO reported, labelled: keys <split>_sampled{sampled}/..., {sampled} negatives drawn uniformly "
                              "from items the user had not seen") if sampled else "none (full ranking only)",
-        "bootstrap_resamples": int(_get(cfg, "bootstrap", 1000)),
+        "bootstrap_resamples": cfg.bootstrap,
         "interval": "95% percentile bootstrap over cases; coverage and gini have none (set-level statistics)",
         "diversity_attribute": attribute_kind,
         "novelty": "mean -log2 p(i), p from training counts with add-one smoothing",
-        "ks": [int(k) for k in _get(cfg, "ks", DEFAULT_KS)],
+        "ks": list(cfg.ks),
     }
-
-
-def _get(cfg: Any, key: str, default: Any = None) -> Any:
-    if cfg is None:
-        return default
-    if isinstance(cfg, Mapping):
-        return cfg.get(key, default)
-    return getattr(cfg, key, default)
 
 
 def evaluate_system(
     model: nn.Module,
     prepared: PreparedData,
-    cfg: Any = None,
+    cfg: EvalConfig | None = None,
     stats: ItemStats | None = None,
     segments: Mapping[str, Mapping[str, np.ndarray]] | None = None,
     unknown_targets: Mapping[str, np.ndarray] | None = None,
@@ -222,18 +215,16 @@ def evaluate_system(
     """Evaluate ``model`` on ``splits`` of ``prepared`` (see the module docstring).
 
     Args:
-        cfg: evaluation settings (``journeyrec.config.EvalConfig`` or a mapping): ks, bootstrap,
-            seed, sampled_negatives, beyond_accuracy.
+        cfg: evaluation settings (ks, bootstrap, seed, sampled_negatives, beyond_accuracy);
+            the defaults of :class:`EvalConfig` when None.
         stats: item counts / attributes (computed from ``prepared`` when None).
         segments: ``{split: {segmenter: labels}}`` for breakdowns (none when None).
         unknown_targets: ``{split: mask}`` of cases whose target the model cannot know
             (:func:`align_items`); they are scored as misses (worst rank).
     """
-    ks = [int(k) for k in _get(cfg, "ks", DEFAULT_KS)]
-    n_boot = int(_get(cfg, "bootstrap", 1000))
-    seed = int(_get(cfg, "seed", 0))
-    sampled_n = int(_get(cfg, "sampled_negatives", 0) or 0)
-    with_beyond = bool(_get(cfg, "beyond_accuracy", True))
+    cfg = cfg or EvalConfig()
+    ks = list(cfg.ks)
+    n_boot, seed, sampled_n, with_beyond = cfg.bootstrap, cfg.seed, cfg.sampled_negatives, cfg.beyond_accuracy
     seqs = prepared.sequences
     if stats is None and with_beyond:
         stats = ItemStats.from_data(seqs, prepared.split.train_ends)

@@ -28,10 +28,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from omegaconf import DictConfig, OmegaConf
 
 from journeyrec.bundle.format import read_bundle
+from journeyrec.data.config import DataConfig
 from journeyrec.data.prepare import PreparedData, load_prepared, prepare
+from journeyrec.evaluation.config import EvaluateConfig
 from journeyrec.evaluation.metrics import PROTOCOLS, paired_comparison, per_case_metrics
 from journeyrec.evaluation.offline import (
     ItemStats,
@@ -53,6 +54,8 @@ from journeyrec.evaluation.report import (
 from journeyrec.evaluation.segments import case_segments, load_assignment
 from journeyrec.io import atomic_path, atomic_write_json
 from journeyrec.models.baselines import BASELINES
+from journeyrec.typed import as_dict, to_typed
+from journeyrec.errors import MissingInputError
 
 __all__ = ["run_evaluation", "ModelSource", "resolve_model", "resolve_data", "baseline_params", "EvaluationOutput",
            "refit_warning"]
@@ -84,7 +87,7 @@ def _client(uri: str) -> Any:
     return MlflowClient(uri)
 
 
-def resolve_model(cfg: DictConfig, uri: str, scratch: Path) -> ModelSource:
+def resolve_model(cfg: EvaluateConfig, uri: str, scratch: Path) -> ModelSource:
     """The bundle to evaluate: ``bundle=DIR`` or ``run_id=ID`` (its ``bundle`` artifact)."""
     if bool(cfg.bundle) == bool(cfg.run_id):
         raise ValueError("give exactly one of bundle=PATH (a bundle directory) or run_id=ID (an MLflow training run)")
@@ -117,7 +120,7 @@ def resolve_model(cfg: DictConfig, uri: str, scratch: Path) -> ModelSource:
     return ModelSource(bundle, train_config, run_id, experiment)
 
 
-def resolve_data(cfg: DictConfig, source: ModelSource) -> tuple[PreparedData, str]:
+def resolve_data(cfg: EvaluateConfig, source: ModelSource) -> tuple[PreparedData, str]:
     """Prepared data and a description of where it came from (see the module docstring for the order)."""
     if cfg.prepared:
         return load_prepared(str(cfg.prepared)), f"prepared directory {cfg.prepared}"
@@ -126,17 +129,18 @@ def resolve_data(cfg: DictConfig, source: ModelSource) -> tuple[PreparedData, st
     sibling = source.bundle_dir.parent / "prepared"
     if (sibling / "prepared.json").is_file():
         return load_prepared(sibling), f"prepared directory of the training run ({sibling})"
-    data_cfg = source.train_config.get("data")
-    if not data_cfg:
+    stored = source.train_config.get("data")
+    if not stored:
         raise ValueError(f"{source.bundle_dir}: no training config with a data section; pass data=... data.path=... or prepared=DIR")
-    path = data_cfg.get("path")
+    data_cfg = to_typed(DataConfig, stored)
+    path = data_cfg.path
     if path and not Path(path).exists():
-        raise FileNotFoundError(f"the bundle was trained on data.path={path}, which does not exist from {Path.cwd()}; "
+        raise MissingInputError(f"the bundle was trained on data.path={path}, which does not exist from {Path.cwd()}; "
                                 "pass data=<reader> data.path=<file> or prepared=DIR")
-    return prepare(data_cfg), f"prepared again from the bundle's training config ({data_cfg.get('name')}, {path})"
+    return prepare(data_cfg), f"prepared again from the bundle's training config ({data_cfg.name}, {path})"
 
 
-def baseline_params(cfg: DictConfig, name: str) -> dict[str, Any]:
+def baseline_params(cfg: EvaluateConfig, name: str) -> dict[str, Any]:
     """Fit parameters of a baseline from the eval config."""
     e = cfg.eval
     if name == "recent_popularity":
@@ -148,7 +152,7 @@ def baseline_params(cfg: DictConfig, name: str) -> dict[str, Any]:
     return {"seed": int(e.seed)}
 
 
-def _output_dir(cfg: DictConfig) -> Path:
+def _output_dir(cfg: EvaluateConfig) -> Path:
     if cfg.output_dir:
         return Path(str(cfg.output_dir))
     try:
@@ -165,7 +169,7 @@ def _scratch() -> Iterator[Path]:
         yield Path(tmp)
 
 
-def run_evaluation(cfg: DictConfig) -> EvaluationOutput:
+def run_evaluation(cfg: EvaluateConfig) -> EvaluationOutput:
     """Evaluate the configured model and baselines; write and log everything (module docstring)."""
     from journeyrec.tracking import experiment_name_for, tracking_uri
 
@@ -238,7 +242,7 @@ def run_evaluation(cfg: DictConfig) -> EvaluationOutput:
             tags.update({"source_run_id": source.run_id, "mlflow.parentRunId": source.run_id})
         run = client.create_run(exp_id, run_name=cfg.logger.run_name or f"eval-{model_name}-{out.name}", tags=tags)
         run_id = run.info.run_id
-        params = flatten({"eval": OmegaConf.to_container(ecfg, resolve=True)})
+        params = flatten({"eval": as_dict(ecfg)})
         params.update({"bundle": str(cfg.bundle or ""), "source_run_id": str(source.run_id or ""), "data": data_desc[:480]})
         for key, value in params.items():
             client.log_param(run_id, key, value)

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from journeyrec.data.schema import EVENT_TYPES
 from journeyrec.data.sequences import EvalCases, SequenceData
+from journeyrec.errors import MissingInputError
 
 __all__ = ["DEFAULT_LENGTH_EDGES", "length_labels", "case_segments", "load_assignment", "ASSIGNMENT_FILE"]
 
@@ -47,7 +48,7 @@ def load_assignment(path: str | Path) -> dict[str, str]:
     if p.is_dir():
         p = p / ASSIGNMENT_FILE
     if not p.is_file():
-        raise FileNotFoundError(f"{p}: no segment assignment; create one with scripts/segment.py bundle=...")
+        raise MissingInputError(f"{p}: no segment assignment; create one with scripts/segment.py bundle=...")
     t = pq.read_table(p, columns=["user_id", "segment"])
     return {str(u): f"c{int(s)}" for u, s in zip(t.column("user_id").to_pylist(), t.column("segment").to_pylist())}
 

@@ -13,15 +13,19 @@ all training, evaluation and serving rely on:
 from __future__ import annotations
 
 import importlib
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-import pyarrow as pa
-from torch import nn
+from journeyrec.models.config import MODEL_CONFIGS, ModelConfig
+from journeyrec.typed import to_typed
+
+if TYPE_CHECKING:  # the package itself stays light: journeyrec.config imports its config schemas
+    import pyarrow as pa
+    from torch import nn
 
 __all__ = ["MODELS", "build_model"]
 
-# model name -> "module:class"; each class has ``from_config(cfg, n_items, features, catalog)``
-# and ``from_hparams(hparams)``
+# model name -> "module:class"; each class has ``from_config(cfg, n_items, feature_sizes, catalog,
+# intent_head)`` and ``from_hparams(hparams)``
 MODELS: dict[str, str] = {
     "sasrec": "journeyrec.models.sasrec:SASRec",
     "bert4rec": "journeyrec.models.bert4rec:BERT4Rec",
@@ -30,12 +34,18 @@ MODELS: dict[str, str] = {
 }
 
 
-def build_model(cfg: Mapping[str, Any], n_items: int, feature_sizes: Mapping[str, int],
-                catalog: pa.Table | None = None) -> nn.Module:
-    """Instantiate the model named ``cfg["name"]`` for a catalogue of ``n_items`` items
-    (``catalog``, aligned with internal ids, supplies item attributes when the config names some)."""
-    name = cfg["name"]
-    if name not in MODELS:
-        raise ValueError(f"unknown model '{name}'; available: {sorted(MODELS)}")
-    module, cls = MODELS[name].split(":")
-    return getattr(importlib.import_module(module), cls).from_config(cfg, n_items, feature_sizes, catalog)
+def build_model(cfg: ModelConfig | Mapping[str, Any], n_items: int, feature_sizes: Mapping[str, int],
+                catalog: pa.Table | None = None, intent_head: bool = False) -> nn.Module:
+    """Instantiate the model ``cfg`` describes for a catalogue of ``n_items`` items (``catalog``,
+    aligned with internal ids, supplies item attributes when the config names some; ``intent_head``
+    adds the purchase-intent head that ``loss.intent_weight`` trains). A mapping is checked
+    against the schema of its ``name`` first."""
+    if not isinstance(cfg, ModelConfig):
+        name = cfg.get("name")
+        if name not in MODEL_CONFIGS:
+            raise ValueError(f"unknown model '{name}'; available: {sorted(MODELS)}")
+        cfg = to_typed(MODEL_CONFIGS[name], cfg)
+    if cfg.name not in MODELS:
+        raise ValueError(f"unknown model '{cfg.name}'; available: {sorted(MODELS)}")
+    module, cls = MODELS[cfg.name].split(":")
+    return getattr(importlib.import_module(module), cls).from_config(cfg, n_items, feature_sizes, catalog, intent_head)

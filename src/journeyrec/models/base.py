@@ -11,7 +11,8 @@ Protocol (all that training, evaluation, FAISS export and serving rely on):
 * ``feature_names``, ``max_len``, ``hparams`` (JSON-able; ``from_hparams(hparams)`` + the
   safetensors state dict rebuild the model exactly: attribute code tables and the ``known``
   mask are buffers, so they travel with the weights);
-* ``from_config(cfg, n_items, feature_sizes, catalog)`` builds it for training;
+* ``from_config(cfg, n_items, feature_sizes, catalog, intent_head)`` builds it for training from
+  its typed :class:`~journeyrec.models.config.ModelConfig`;
 * optionally ``purchase_intent(items, features, table=None) -> [B]`` probabilities (present only when the
   model was built with an intent head);
 * optionally ``scores(items, features) -> [B, N + 1]`` (present only when the model was built with a
@@ -22,6 +23,7 @@ Protocol (all that training, evaluation, FAISS export and serving rely on):
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -30,31 +32,31 @@ import torch
 from torch import nn
 
 from journeyrec.models.attributes import ItemEmbedding, attribute_codes
+from journeyrec.models.config import ModelConfig
 from journeyrec.models.losses import window_mask
 
 __all__ = ["SequenceModel", "config_features", "config_attributes"]
 
 
-def config_features(cfg: Mapping[str, Any], feature_sizes: Mapping[str, int]) -> dict[str, int]:
-    """``{feature: vocabulary size}`` of the per-position features a model config reads."""
-    names = list(cfg.get("features", []) or [])
+def config_features(names: Sequence[str], feature_sizes: Mapping[str, int]) -> dict[str, int]:
+    """``{feature: vocabulary size}`` of the per-position features a model reads."""
     unknown = sorted(set(names) - set(feature_sizes))
     if unknown:
         raise ValueError(f"unknown sequence feature(s) {unknown}; available: {sorted(feature_sizes)}")
     return {name: int(feature_sizes[name]) for name in names}
 
 
-def config_attributes(cfg: Mapping[str, Any], catalog: pa.Table | None, extra_rows: int = 0) -> dict[str, np.ndarray]:
-    """Code tables of the item attributes a model config reads (empty if none)."""
-    fields = list(cfg.get("attributes", []) or [])
+def config_attributes(fields: Sequence[str], catalog: pa.Table | None, extra_rows: int = 0) -> dict[str, np.ndarray]:
+    """Code tables of the item attributes a model reads (empty if none)."""
     if not fields:
         return {}
     if catalog is None:
-        raise ValueError(f"model.attributes={fields} needs the catalogue; pass catalog= to build_model")
-    codes = attribute_codes(catalog, fields, extra_rows)
+        raise ValueError(f"model.attributes={list(fields)} needs the catalogue; pass catalog= to build_model")
+    codes = attribute_codes(catalog, list(fields), extra_rows)
     empty = [f for f, t in codes.items() if not t.any()]
     if len(empty) == len(codes):
-        raise ValueError(f"model.attributes={fields}: the catalogue has no values for any of them; remove model.attributes")
+        raise ValueError(f"model.attributes={list(fields)}: the catalogue has no values for any of them; "
+                         "remove model.attributes")
     return codes
 
 
@@ -81,21 +83,23 @@ class SequenceModel(nn.Module):
             self.scores = self._repeat_scores  # the optional protocol method
 
     # --- building ----------------------------------------------------------------------------
-    @classmethod
-    def arch_kwargs(cls, cfg: Mapping[str, Any]) -> dict[str, Any]:
-        """Constructor arguments read from a model config (besides n_items/features/attributes)."""
-        raise NotImplementedError
+    #: the [MASK]-like rows a model appends to its item table (attribute tables must cover them)
+    extra_rows = 0
+    #: logits = session . item / temperature when the loss leaves the temperature unset
+    default_temperature = 1.0
 
     @classmethod
-    def extra_rows(cls, cfg: Mapping[str, Any]) -> int:
-        return 0
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any], n_items: int, feature_sizes: Mapping[str, int],
-                    catalog: pa.Table | None = None) -> "SequenceModel":
-        codes = config_attributes(cfg, catalog, cls.extra_rows(cfg))
-        model = cls(n_items=n_items, features=config_features(cfg, feature_sizes),
-                    attributes=ItemEmbedding.spec(codes), **cls.arch_kwargs(cfg))
+    def from_config(cls, cfg: ModelConfig, n_items: int, feature_sizes: Mapping[str, int],
+                    catalog: pa.Table | None = None, intent_head: bool = False) -> "SequenceModel":
+        """Build the model a typed config describes; its architecture fields are the constructor's
+        keyword arguments (the config schemas mirror the constructors)."""
+        codes = config_attributes(cfg.attributes, catalog, cls.extra_rows)
+        arch = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+                if f.name not in ("name", "features", "attributes")}
+        if intent_head:
+            arch["intent_head"] = True
+        model = cls(n_items=n_items, features=config_features(cfg.features, feature_sizes),
+                    attributes=ItemEmbedding.spec(codes), **arch)
         if codes:
             model.item_embedding.set_codes(codes)
         return model

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+import pyarrow as pa
 import torch
 
 from journeyrec.models.attributes import ItemEmbedding
 from journeyrec.models.base import SequenceModel
+from journeyrec.models.config import ModelConfig
 from journeyrec.models.encoder import SequenceEncoder
 
 __all__ = ["BERT4Rec"]
@@ -55,20 +57,15 @@ class BERT4Rec(SequenceModel):
         )
         self.mask_id = n_items + 1
 
-    @classmethod
-    def arch_kwargs(cls, cfg: Mapping[str, Any]) -> dict[str, Any]:
-        if float(cfg.get("intent_weight", 0.0)) > 0:
-            raise ValueError("bert4rec has no purchase-intent head (bidirectional attention sees the future); "
-                             "set model.intent_weight=0 or use a causal model (sasrec, gru4rec, two_tower)")
-        return dict(
-            d_model=int(cfg["d_model"]), n_blocks=int(cfg["n_blocks"]), n_heads=int(cfg["n_heads"]),
-            max_len=int(cfg["max_len"]), dropout=float(cfg["dropout"]), mask_prob=float(cfg["mask_prob"]),
-            id_dropout=float(cfg.get("id_dropout", 0.0)),
-        )
+    extra_rows = 1  # the [MASK] row of the item table
 
     @classmethod
-    def extra_rows(cls, cfg: Mapping[str, Any]) -> int:
-        return 1  # the [MASK] row of the item table
+    def from_config(cls, cfg: ModelConfig, n_items: int, feature_sizes: Mapping[str, int],
+                    catalog: pa.Table | None = None, intent_head: bool = False) -> "BERT4Rec":
+        if intent_head:
+            raise ValueError("bert4rec has no purchase-intent head (bidirectional attention sees the future); "
+                             "set loss.intent_weight=0 or use a causal model (sasrec, gru4rec, two_tower)")
+        return super().from_config(cfg, n_items, feature_sizes, catalog)  # type: ignore[return-value]
 
     @property
     def item_embedding(self) -> ItemEmbedding:

@@ -55,14 +55,6 @@ class GRU4Rec(SequenceModel):
         self.ln = nn.LayerNorm(d_model)
         self.apply(init_weights)
 
-    @classmethod
-    def arch_kwargs(cls, cfg: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(
-            d_model=int(cfg["d_model"]), n_layers=int(cfg["n_layers"]), max_len=int(cfg["max_len"]),
-            dropout=float(cfg["dropout"]), id_dropout=float(cfg.get("id_dropout", 0.0)),
-            intent_head=float(cfg.get("intent_weight", 0.0)) > 0,
-        )
-
     @property
     def item_embedding(self) -> ItemEmbedding:
         return self.items

@@ -48,11 +48,12 @@ Randomness comes from torch's global generator, so a seeded run is reproducible.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from journeyrec.models.config import LossConfig
 
 __all__ = [
     "LOSSES",
@@ -353,27 +354,13 @@ def gbce_loss(hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.T
     return _weighted_mean(per, weights)
 
 
-@dataclass
-class LossConfig:
-    """Which objective and negatives; the fields mirror the model configs (``journeyrec.config``)."""
-
-    loss: str = "softmax"
-    negatives: str = "uniform"
-    n_negatives: int = 1
-    logq: bool = True
-    pop_alpha: float = 0.75
-    label_smoothing: float = 0.0
-    gbce_t: float = 0.75
-    exclude_seen: bool = False
-
-
 class RecLoss:
     """A configured loss: ``loss(hidden, item_vectors, targets, weights)``."""
 
     def __init__(self, cfg: LossConfig, n_items: int, counts: np.ndarray | None = None) -> None:
-        if cfg.loss not in LOSSES:
-            raise ValueError(f"unknown loss '{cfg.loss}'; available: {list(LOSSES)}")
-        if cfg.exclude_seen and cfg.loss != "softmax":
+        if cfg.name not in LOSSES:
+            raise ValueError(f"unknown loss '{cfg.name}'; available: {list(LOSSES)}")
+        if cfg.exclude_seen and cfg.name != "softmax":
             raise ValueError("exclude_seen is implemented for loss=softmax (full softmax) only")
         self.cfg = cfg
         self.sampler = NegativeSampler(cfg.negatives, n_items, counts, cfg.pop_alpha)
@@ -382,7 +369,7 @@ class RecLoss:
     def samples(self) -> bool:
         """True for the losses that read only a step's rows of the item table (targets and
         negatives), so a training step can gather those rows instead of building the table."""
-        return self.cfg.loss != "softmax"
+        return self.cfg.name != "softmax"
 
     def draw_negatives(self, n_pos: int, device: torch.device) -> torch.Tensor | None:
         """The item ids this loss would draw for ``n_pos`` positions, drawn up front so the step
@@ -390,7 +377,7 @@ class RecLoss:
         c = self.cfg
         if not self.samples or self.sampler.kind == "in_batch":
             return None
-        shape = (c.n_negatives,) if c.loss == "sampled_softmax" else (n_pos, c.n_negatives)
+        shape = (c.n_negatives,) if c.name == "sampled_softmax" else (n_pos, c.n_negatives)
         return self.sampler.sample(shape, device)
 
     def __call__(self, hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor,
@@ -402,19 +389,19 @@ class RecLoss:
         losses: ``negatives`` from :meth:`draw_negatives` and, when ``item_vectors`` holds only
         the step's rows, ``ids`` (item id per row; targets and negatives index rows)."""
         c = self.cfg
-        if seen_bias is not None and c.loss != "softmax":
-            raise ValueError(f"model.repeat_bias is implemented for loss=softmax (full softmax) only, not {c.loss}")
+        if seen_bias is not None and c.name != "softmax":
+            raise ValueError(f"model.repeat_bias is implemented for loss=softmax (full softmax) only, not {c.name}")
         if ids is not None and not self.samples:
             raise ValueError("the full softmax reads every item: pass the whole item table, not a step's rows")
-        if c.loss == "softmax":
+        if c.name == "softmax":
             if seen_bias is not None:
                 return softmax_loss(hidden, item_vectors, targets, weights, c.label_smoothing, seen, seen_bias,
                                     drop_seen=c.exclude_seen)
             return softmax_loss(hidden, item_vectors, targets, weights, c.label_smoothing, seen if c.exclude_seen else None)
-        if c.loss == "sampled_softmax":
+        if c.name == "sampled_softmax":
             return sampled_softmax_loss(hidden, item_vectors, targets, self.sampler, c.n_negatives, weights, c.logq,
                                         negatives, ids)
-        if c.loss == "bce":
+        if c.name == "bce":
             return bce_loss(hidden, item_vectors, targets, c.n_negatives, weights=weights, sampler=self.sampler,
                             negatives=negatives)
         return gbce_loss(hidden, item_vectors, targets, self.sampler, c.n_negatives, c.gbce_t, weights, negatives)
@@ -424,4 +411,4 @@ def compute_loss(name: str, hidden: torch.Tensor, item_vectors: torch.Tensor, ta
     """One-off loss with default settings (uniform negatives); training uses :class:`RecLoss`."""
     if name not in LOSSES:
         raise ValueError(f"unknown loss '{name}'; available: {list(LOSSES)}")
-    return RecLoss(LossConfig(loss=name, n_negatives=n_negatives), item_vectors.shape[0] - 1)(hidden, item_vectors, targets)
+    return RecLoss(LossConfig(name=name, n_negatives=n_negatives), item_vectors.shape[0] - 1)(hidden, item_vectors, targets)

@@ -49,16 +49,6 @@ class SASRec(SequenceModel):
             positions=positions,
         )
 
-    @classmethod
-    def arch_kwargs(cls, cfg: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(
-            d_model=int(cfg["d_model"]), n_blocks=int(cfg["n_blocks"]), n_heads=int(cfg["n_heads"]),
-            max_len=int(cfg["max_len"]), dropout=float(cfg["dropout"]), id_dropout=float(cfg.get("id_dropout", 0.0)),
-            intent_head=float(cfg.get("intent_weight", 0.0)) > 0,
-            ffn_mult=int(cfg.get("ffn_mult", 4)), activation=str(cfg.get("activation", "gelu")),
-            repeat_bias=bool(cfg.get("repeat_bias", False)), positions=str(cfg.get("positions", "from_end")),
-        )
-
     @property
     def item_embedding(self) -> ItemEmbedding:
         return self.encoder.items

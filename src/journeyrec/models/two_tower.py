@@ -61,13 +61,7 @@ class TwoTower(SequenceModel):
         for m in (self.query_proj, self.item_mlp):
             m.apply(init_weights)
 
-    @classmethod
-    def arch_kwargs(cls, cfg: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(
-            d_model=int(cfg["d_model"]), n_blocks=int(cfg["n_blocks"]), n_heads=int(cfg["n_heads"]),
-            max_len=int(cfg["max_len"]), dropout=float(cfg["dropout"]), normalize=bool(cfg.get("normalize", True)),
-            id_dropout=float(cfg.get("id_dropout", 0.0)), intent_head=float(cfg.get("intent_weight", 0.0)) > 0,
-        )
+    default_temperature = 0.05  # cosine scores lie in [-1, 1]: sharpen them for the softmax
 
     @property
     def item_embedding(self) -> ItemEmbedding:

@@ -24,6 +24,8 @@ from typing import Any, Mapping
 import numpy as np
 import pyarrow as pa
 
+from journeyrec.errors import JourneyrecError
+
 __all__ = ["FilterError", "Catalog", "STRING_ATTRIBUTES", "NUMERIC_ATTRIBUTES", "BOOL_ATTRIBUTES"]
 
 STRING_ATTRIBUTES = ("category", "brand", "size", "colour", "repurchase_class", "title")
@@ -33,7 +35,7 @@ LIST_ATTRIBUTES = ("tags",)
 _CACHE_SIZE = 4096
 
 
-class FilterError(ValueError):
+class FilterError(JourneyrecError, ValueError):
     """A filter names an unknown attribute or has a value of the wrong type."""
 
 

@@ -15,6 +15,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional
 
+from omegaconf import MISSING
+
 __all__ = [
     "CONTEXT_TYPES",
     "BoostRule",
@@ -22,6 +24,7 @@ __all__ = [
     "LimitsConfig",
     "VariantConfig",
     "ExperimentConfig",
+    "ServeConfig",
     "merge_rules",
     "rules_from_mapping",
 ]
@@ -133,6 +136,23 @@ class ExperimentConfig:
             raise ValueError(f"experiment {self.name!r} has duplicate variant names {names}")
         if any(v.share < 0 for v in self.variants) or abs(sum(v.share for v in self.variants) - 1.0) > 1e-6:
             raise ValueError(f"experiment {self.name!r}: variant shares {[v.share for v in self.variants]} must be >= 0 and sum to 1")
+
+
+@dataclass
+class ServeConfig:
+    """scripts/serve.py: the HTTP service over a bundle."""
+
+    bundle: str = MISSING  # bundle directory
+    host: str = "127.0.0.1"
+    port: int = 8000
+    threads: int = 1  # torch / FAISS threads per process (requests are single queries)
+    log_level: str = "info"
+    hmac_key_file: Optional[str] = None  # file holding the pseudonymisation key (else env JOURNEYREC_HMAC_KEY)
+    allow_demo_key: Optional[bool] = None  # None: as the bundle's training data config (public data allows it)
+    rules: RulesConfig = field(default_factory=RulesConfig)
+    contexts: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # context type -> rule overrides
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    ab: Optional[ExperimentConfig] = None  # an A/B experiment (configs/ab/*.yaml), none by default
 
 
 def merge_rules(base: RulesConfig, overrides: Optional[Mapping[str, Any]]) -> RulesConfig:

@@ -8,17 +8,23 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import TQDMProgressBar
+from pytorch_lightning.callbacks.progress.tqdm_progress import convert_inf
 
+from journeyrec.evaluation.intent import evaluate_intent
 from journeyrec.io import atomic_write_json
 
-__all__ = ["EpochCurve", "ResumableRNG", "IntentValidation"]
+__all__ = ["EpochCurve", "EpochProgressBar", "ResumableRNG", "IntentValidation"]
 
 log = logging.getLogger(__name__)
 
 
 class EpochCurve(pl.Callback):
     """Per-epoch training time (validation excluded), loss and validation metrics: one log line
-    per epoch and ``curve.json`` in the run directory, which time-to-quality comparisons read."""
+    per epoch (numbered from 1, like the progress bar and the MLflow steps), ``curve.json`` in the
+    run directory, which time-to-quality comparisons read, and ``epoch_seconds`` /
+    ``train_seconds`` in the run's logger at the epoch's step."""
 
     def __init__(self, path: Path, keys: tuple[str, ...] = ("valid/ndcg@10", "valid_seen_excluded/ndcg@10", "valid_intent/auc")) -> None:
         self.path = Path(path)
@@ -63,7 +69,28 @@ class EpochCurve(pl.Callback):
         self.rows.append(row)
         if trainer.is_global_zero:
             atomic_write_json(self.path, self.rows)
-            log.info("epoch %d: %s", int(row["epoch"]), ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+            if trainer.logger is not None:
+                trainer.logger.log_metrics({"epoch_seconds": seconds, "train_seconds": self._total}, step=int(row["epoch"]))
+            log.info("epoch %d/%d: %s", int(row["epoch"]), trainer.max_epochs,
+                     ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+
+
+class EpochProgressBar(TQDMProgressBar):
+    """Lightning's bar with epochs numbered as everywhere else in journeyrec ("Epoch 1/8" ...
+    "Epoch 8/8") and without the logger's version number."""
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, *args: Any) -> None:
+        if self._leave:
+            self.train_progress_bar = self.init_train_tqdm()
+        bar = self.train_progress_bar
+        bar.set_description(f"Epoch {trainer.current_epoch + 1}/{trainer.max_epochs}", refresh=False)
+        bar.reset(total=convert_inf(self.total_train_batches))
+        bar.initial = 0
+
+    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics
 
 
 class ResumableRNG(pl.Callback):
@@ -72,16 +99,12 @@ class ResumableRNG(pl.Callback):
     run (batch order is already a function of (seed, epoch), see ``EpochBatchSampler``)."""
 
     def state_dict(self) -> dict[str, Any]:
-        import torch
-
         state: dict[str, Any] = {"cpu": torch.get_rng_state()}
         if torch.cuda.is_available():
             state["cuda"] = torch.cuda.get_rng_state_all()
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        import torch
-
         torch.set_rng_state(state_dict["cpu"])
         if "cuda" in state_dict and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state_dict["cuda"])
@@ -99,7 +122,5 @@ class IntentValidation(pl.Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        from journeyrec.evaluation.intent import evaluate_intent
-
         auc = evaluate_intent(pl_module.model, self.data, self.split, "valid", self.batch_size)["valid_intent/auc"]
         pl_module.log("valid_intent/auc", auc, prog_bar=True, sync_dist=False, rank_zero_only=False)

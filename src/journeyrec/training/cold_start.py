@@ -5,8 +5,10 @@ training sequences no longer contain them (their events are removed; the item id
 catalogue are unchanged, so the hidden items keep their attributes). Validation (early stopping)
 runs on the filtered data. ``evaluate_cold`` then ranks, on the *original* sequences, the test
 cases whose target is a hidden item — full ranking over all items — for the trained model (whose
-``known`` mask marks hidden items, so they are scored by attribute-only vectors) and for global
-popularity as the reference (which has never seen them).
+``known`` mask marks hidden items, so they are scored by attribute-only vectors) and for two
+references on the same cases: global popularity, which has never seen them (they tie at zero
+behind every seen item: a floor, not a competitor), and the attribute-aware baseline a shop would
+use for a new product, :func:`category_popularity_ranks`.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from journeyrec.bundle.stats import category_codes
 from journeyrec.data.prepare import PreparedData
 from journeyrec.data.sequences import EvalCases, SequenceData, Split
 from journeyrec.evaluation.metrics import summarise, target_ranks
 from journeyrec.evaluation.ranking import evaluate
 
-__all__ = ["hide_items", "training_counts", "evaluate_cold"]
+__all__ = ["hide_items", "training_counts", "evaluate_cold", "category_popularity_ranks"]
 
 
 def training_counts(data: SequenceData, train_ends: np.ndarray) -> np.ndarray:
@@ -83,10 +86,36 @@ def _popularity_ranks(counts: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return target_ranks(scores, torch.as_tensor(targets))[0].numpy()
 
 
+@torch.no_grad()
+def category_popularity_ranks(data: SequenceData, cases: EvalCases, hidden: np.ndarray, train_counts: np.ndarray,
+                              batch_size: int = 1024) -> np.ndarray:
+    """Ranks of ``cases``' targets under the attribute-aware popularity baseline: the items of the
+    category of the customer's newest item first, each ranked by its popularity, where an item
+    training never saw (``hidden``) counts as popular as the average seen item of its category."""
+    _, cat = category_codes(data.catalog)
+    seen = ~hidden.copy()
+    seen[0] = False
+    n_cat = int(cat.max()) + 1
+    total = np.bincount(cat[seen], weights=train_counts[seen], minlength=n_cat)
+    per_cat = total / np.maximum(np.bincount(cat[seen], minlength=n_cat), 1)
+    estimate = np.where(hidden, per_cat[cat], train_counts).astype(np.float64)
+    estimate[0] = 0.0
+    popularity = torch.as_tensor(estimate / (estimate.max() + 1.0), dtype=torch.float64)
+    item_cat = torch.as_tensor(cat, dtype=torch.int64)
+    newest = torch.as_tensor(cat[data.items[cases.ends - 1]], dtype=torch.int64)
+    out = []
+    for lo in range(0, len(cases), batch_size):
+        same = (item_cat[None, :] == newest[lo:lo + batch_size, None]) & (newest[lo:lo + batch_size, None] > 0)
+        scores = popularity[None, :] + same.to(torch.float64)
+        out.append(target_ranks(scores, torch.as_tensor(cases.targets[lo:lo + batch_size]))[0].numpy())
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
 def evaluate_cold(model: torch.nn.Module, prepared: PreparedData, hidden: np.ndarray, train_counts: np.ndarray,
                   ks: Sequence[int], batch_size: int = 512) -> dict[str, float]:
-    """Metrics on the original test cases whose target is hidden: ``test_cold/...`` for the model,
-    ``test_cold_popularity/...`` for training popularity (both protocols for the model)."""
+    """Metrics on the original test cases whose target is hidden: ``test_cold/...`` for the model
+    (both protocols), ``test_cold_popularity/...`` for training popularity and
+    ``test_cold_category_popularity/...`` for :func:`category_popularity_ranks`."""
     test = prepared.split.test
     sel = np.nonzero(hidden[test.targets])[0]
     cases = test.subset(sel)
@@ -97,4 +126,7 @@ def evaluate_cold(model: torch.nn.Module, prepared: PreparedData, hidden: np.nda
     out.update({k: v for k, v in res.metrics.items() if k != "test_cold/n_cases"})
     pop = _popularity_ranks(train_counts, cases.targets)
     out.update({k.replace("test_cold/", "test_cold_popularity/"): v for k, v in summarise({"all": pop}, ks, "test_cold").items()})
+    by_cat = category_popularity_ranks(prepared.sequences, cases, hidden, train_counts)
+    out.update({k.replace("test_cold/", "test_cold_category_popularity/"): v
+                for k, v in summarise({"all": by_cat}, ks, "test_cold").items()})
     return out

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from journeyrec.data.card import CARD_FILES, card_metrics, load_card
+from journeyrec.tracking import experiment_id, experiment_name_for, flatten, mlflow_key, tracking_uri
+from journeyrec.typed import as_dict
 
 __all__ = ["log_dataset_card", "log_prepare_run"]
 
@@ -17,8 +19,6 @@ __all__ = ["log_dataset_card", "log_prepare_run"]
 def log_dataset_card(client: Any, run_id: str, store: str | Path) -> dict[str, Any]:
     """Log the card files of a prepared store as artifacts (``dataset_card/``) and its counts
     as metrics (``data/...``); tag the run with the data fingerprint. Returns the card."""
-    from journeyrec.tracking import mlflow_key
-
     store = Path(store)
     card = load_card(store)
     for name in CARD_FILES:
@@ -32,18 +32,16 @@ def log_dataset_card(client: Any, run_id: str, store: str | Path) -> dict[str, A
 
 
 def log_prepare_run(cfg: Any, store: str | Path) -> str:
-    """One MLflow run for a preparation: params (the data config), the card; returns the run id."""
-    from mlflow.tracking import MlflowClient
-    from omegaconf import OmegaConf
-
-    from journeyrec.tracking import experiment_id, experiment_name_for, flatten, tracking_uri
+    """One MLflow run for a preparation (tagged ``journeyrec.kind=prepare``, like training and
+    evaluation runs are tagged by kind): params (the data config), the card; returns the run id."""
+    from mlflow.tracking import MlflowClient  # MLflow only when tracking is on
 
     uri = tracking_uri(cfg.logger.tracking_uri)
     client = MlflowClient(uri)
     name = experiment_name_for(cfg.data, cfg.logger.experiment_name)
     exp = experiment_id(client, name, uri)
-    run = client.create_run(exp, run_name=cfg.logger.run_name or f"prepare-{Path(store).parent.name}", tags={"kind": "prepare"})
-    params = flatten({"data": OmegaConf.to_container(cfg.data, resolve=True)})
+    run = client.create_run(exp, run_name=cfg.logger.run_name or f"prepare-{Path(store).parent.name}", tags={"journeyrec.kind": "prepare"})
+    params = flatten({"data": as_dict(cfg.data)})
     for key, value in params.items():
         client.log_param(run.info.run_id, key, "null" if value is None else str(value)[:500])
     log_dataset_card(client, run.info.run_id, store)

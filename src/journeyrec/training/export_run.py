@@ -2,56 +2,60 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
-from typing import Any
 
 import torch
 from omegaconf import OmegaConf
 
-from journeyrec.data.prepare import load_prepared
-from journeyrec.data.schema import FEATURE_SIZES
 from journeyrec.bundle.format import BundleError, export_bundle, read_manifest
+from journeyrec.data.prepare import PreparedData, load_prepared
+from journeyrec.data.schema import FEATURE_SIZES
 from journeyrec.models import build_model
+from journeyrec.tracking import tracking_uri
+from journeyrec.training.config import ExportJobConfig, TrainConfig, train_config
+from journeyrec.typed import as_dict
 
 __all__ = ["export_run", "load_run_model"]
 
 
-def load_run_model(run: Path, checkpoint: str = "best") -> tuple[torch.nn.Module, Any]:
-    """The trained model of a run directory, from a Lightning checkpoint read with
-    ``weights_only=True`` (tensors and plain containers only: nothing is unpickled)."""
-    cfg = OmegaConf.load(run / "config.yaml")
+def load_run_model(run: Path, checkpoint: str = "best") -> tuple[torch.nn.Module, TrainConfig, PreparedData]:
+    """The trained model of a run directory (with its typed config and prepared data), from a
+    Lightning checkpoint read with ``weights_only=True`` (tensors and plain containers only:
+    nothing is unpickled)."""
+    cfg = train_config(OmegaConf.load(run / "config.yaml"))
     ckpt = Path(checkpoint) if checkpoint not in ("best", "last") else run / "checkpoints" / f"{checkpoint}.ckpt"
     if not ckpt.is_file():
         raise BundleError(f"{ckpt}: checkpoint not found (checkpoint=best|last|PATH)")
-    prepared = load_prepared(run / "prepared")
+    prepared = load_prepared(Path(cfg.data.prepared) if cfg.data.prepared else run / "prepared")
     # the catalogue gives attribute models (model.attributes) their item code tables
-    model = build_model(cfg.model, prepared.sequences.n_items, FEATURE_SIZES, prepared.sequences.catalog)
+    model = build_model(cfg.model, prepared.sequences.n_items, FEATURE_SIZES, prepared.sequences.catalog,
+                        intent_head=cfg.loss.intent_weight > 0)
     state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
     model.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
-    return model.eval(), (cfg, prepared)
+    return model.eval(), cfg, prepared
 
 
-def export_run(cfg: Any) -> Path:
+def export_run(cfg: ExportJobConfig) -> Path:
+    """Rebuild the run's model from its checkpoint and write its bundle with ``cfg.export``'s
+    index; log it to the run's MLflow run (artifact path ``bundle-<version>``) when it has one."""
     run = Path(cfg.run)
     if not (run / "config.yaml").is_file():
         raise BundleError(f"{run}: not a training run directory (no config.yaml)")
-    model, (train_cfg, prepared) = load_run_model(run, str(cfg.checkpoint))
+    model, train_cfg, prepared = load_run_model(run, cfg.checkpoint)
     metrics_file = run / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
     out = Path(cfg.out) if cfg.out else run / "bundle"
-    resolved = OmegaConf.to_container(train_cfg, resolve=True)
-    resolved["export"] = OmegaConf.to_container(cfg.export, resolve=True)
+    resolved = as_dict(dataclasses.replace(train_cfg, export=cfg.export))
     export_bundle(out, model, prepared, resolved, metrics, cfg.export)
     run_id_file = run / "mlflow_run_id"
     if cfg.log_mlflow and run_id_file.is_file():
-        from mlflow.tracking import MlflowClient
-
-        from journeyrec.tracking import tracking_uri
+        from mlflow.tracking import MlflowClient  # MLflow only when the run is tracked
 
         version = read_manifest(out, verify=False)["bundle_version"]
-        client = MlflowClient(tracking_uri(train_cfg.logger.get("tracking_uri")))
+        client = MlflowClient(tracking_uri(train_cfg.logger.tracking_uri))
         run_id = run_id_file.read_text().strip()
         client.log_artifacts(run_id, str(out), f"bundle-{version}")
-        client.set_tag(run_id, f"bundle-{version}", str(cfg.export.index))
+        client.set_tag(run_id, f"bundle-{version}", cfg.export.index)
     return out

@@ -33,6 +33,7 @@ from journeyrec.data.schema import EVENT_TYPES
 from journeyrec.evaluation.metrics import DEFAULT_KS, summarise
 from journeyrec.evaluation.ranking import rank_batch
 from journeyrec.models.losses import LossConfig, RecLoss
+from journeyrec.training.config import OptimConfig
 from journeyrec.training.optim import SparseDenseAdam
 
 __all__ = ["RecModule", "event_type_weight_table", "seen_items", "contrastive_loss", "local_ids"]
@@ -46,11 +47,11 @@ def event_type_weight_table(weights: Mapping[str, float] | None) -> torch.Tensor
         return None
     unknown = sorted(set(weights) - set(EVENT_TYPES))
     if unknown:
-        raise ValueError(f"model.event_type_weights names unknown event type(s) {unknown}; known: {list(EVENT_TYPES)}")
+        raise ValueError(f"loss.event_type_weights names unknown event type(s) {unknown}; known: {list(EVENT_TYPES)}")
     table = torch.ones(len(EVENT_TYPES) + 1)
     for name, w in weights.items():
         if w < 0:
-            raise ValueError(f"model.event_type_weights.{name} = {w}: weights must be >= 0")
+            raise ValueError(f"loss.event_type_weights.{name} = {w}: weights must be >= 0")
         table[EVENT_TYPES.index(name) + 1] = float(w)
     return None if bool((table == 1).all()) else table
 
@@ -91,77 +92,65 @@ class RecModule(pl.LightningModule):
     """Wraps any journeyrec sequence model (see ``journeyrec.models``) for Lightning.
 
     Args:
-        loss: a :class:`LossConfig` (or its name, with defaults) choosing objective and negatives.
+        loss: the objective (:class:`LossConfig`): loss and negatives, temperature, per-target
+            event-type weights, and the auxiliary terms: the purchase-intent head's BCE
+            (``intent_weight``, trained on ``intent_labels``) and the contrastive term between two
+            dropout views of each session (``contrastive_weight``, as in DuoRec / CL4SRec).
+        optim: the optimiser (:class:`OptimConfig`); ``max_steps`` is the horizon of its cosine schedule.
         item_counts: [N + 1] training target counts (popularity negatives, logQ of in-batch).
-        temperature: logits are ``session . item / temperature``.
-        event_type_weights: loss weight per target event type, e.g. ``{"purchase": 3.0}``.
         intent_labels: per CSR position 0 = unknown, 1 = no purchase later in the session,
-            2 = purchase later (see :func:`journeyrec.models.intent.intent_labels`); with
-            ``intent_weight > 0`` the model's intent head is trained on them.
-        lr_schedule: ``constant`` or ``cosine`` (decay to 0 over ``max_steps`` after ``warmup_steps``).
-        contrastive_weight: > 0 adds :func:`contrastive_loss` between two dropout views of each
-            session's last hidden state (model-level augmentation, as in DuoRec / CL4SRec).
+            2 = purchase later (see :func:`journeyrec.models.intent.intent_labels`).
+        compile: ``torch.compile`` the model's forward for training (evaluation and export use
+            the plain module).
     """
 
     def __init__(
         self,
         model: nn.Module,
-        loss: LossConfig | str = "softmax",
-        n_negatives: int = 1,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
+        loss: LossConfig | None = None,
+        optim: OptimConfig | None = None,
         ks: Sequence[int] = DEFAULT_KS,
         item_counts: np.ndarray | None = None,
-        temperature: float = 1.0,
-        event_type_weights: Mapping[str, float] | None = None,
         intent_labels: np.ndarray | None = None,
-        intent_weight: float = 0.0,
-        lr_schedule: str = "constant",
-        warmup_steps: int = 0,
         max_steps: int = 0,
-        contrastive_weight: float = 0.0,
-        contrastive_temperature: float = 0.2,
         compile: bool = False,
-        sparse_item_grad: bool = False,
     ) -> None:
         super().__init__()
         self.model = model
-        cfg = loss if isinstance(loss, LossConfig) else LossConfig(loss=loss, n_negatives=n_negatives)
+        cfg = loss or LossConfig()
+        self.optim_cfg = optim or OptimConfig()
         n_items = int(model.hparams["n_items"])
         self.loss_fn = RecLoss(cfg, n_items, item_counts)
-        self.lr = lr
-        self.weight_decay = weight_decay
         self.ks = tuple(ks)
-        self.temperature = float(temperature)
-        table = event_type_weight_table(event_type_weights)
+        self.temperature = float(cfg.temperature if cfg.temperature is not None
+                                 else getattr(model, "default_temperature", 1.0))
+        table = event_type_weight_table(cfg.event_type_weights)
         self.register_buffer("etype_weights", table if table is not None else torch.zeros(0), persistent=False)
-        self.contrastive_weight = float(contrastive_weight)
-        self.contrastive_temperature = float(contrastive_temperature)
-        self.intent_weight = float(intent_weight)
+        self.contrastive_weight = float(cfg.contrastive_weight)
+        self.contrastive_temperature = float(cfg.contrastive_temperature)
+        self.intent_weight = float(cfg.intent_weight)
         if self.intent_weight > 0:
             if not hasattr(model, "intent_head"):
-                raise ValueError("model.intent_weight > 0 needs a model with an intent head (causal models)")
+                raise ValueError("loss.intent_weight > 0 needs a model with an intent head (causal models)")
             if intent_labels is None:
-                raise ValueError("model.intent_weight > 0 needs intent labels (event-typed data with purchases)")
+                raise ValueError("loss.intent_weight > 0 needs intent labels (event-typed data with purchases)")
             lab = np.zeros(len(intent_labels) + 1, dtype=np.int64)  # last slot: padding position -1
             lab[:-1] = intent_labels
             self.register_buffer("intent_labels", torch.from_numpy(lab), persistent=False)
         if self._repeat_bias() is not None:
-            if cfg.loss != "softmax":
-                raise ValueError(f"model.repeat_bias=true needs loss=softmax (full softmax), not {cfg.loss}")
+            if cfg.name != "softmax":
+                raise ValueError(f"model.repeat_bias=true needs loss=softmax (full softmax), not {cfg.name}")
             if self.temperature != 1.0:
-                raise ValueError("model.repeat_bias=true needs model.temperature=1 (the bias is learned in logit units)")
+                raise ValueError("model.repeat_bias=true needs loss.temperature=1 (the bias is learned in logit units)")
         # sampled losses: the step gathers the rows it reads instead of building the item table
         self.gather_rows = self.loss_fn.samples and hasattr(model, "item_rows")
-        self.sparse_item_grad = bool(sparse_item_grad)
+        self.sparse_item_grad = bool(self.optim_cfg.sparse_item_grad)
         if self.sparse_item_grad:
             if not self.gather_rows:
-                raise ValueError(f"model.sparse_item_grad=true needs a sampled loss (sampled_softmax, bce or gbce) and a "
-                                 f"model with an item table; loss={cfg.loss} reads every item: set sparse_item_grad=false")
+                raise ValueError(f"optim.sparse_item_grad=true needs a sampled loss (sampled_softmax, bce or gbce) and a "
+                                 f"model with an item table; loss={cfg.name} reads every item: set sparse_item_grad=false")
             model.item_embedding.sparse_grad = True
-        if lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"unknown lr_schedule '{lr_schedule}'; use constant or cosine")
-        self.lr_schedule, self.warmup_steps, self.max_steps = lr_schedule, int(warmup_steps), int(max_steps)
+        self.max_steps = int(max_steps)
         # torch.compile of the model's forward for training only (evaluation and export use the
         # plain module). Kept out of the module tree so state_dict keys do not change.
         self.__dict__["_train_forward"] = torch.compile(model) if compile else model
@@ -269,12 +258,13 @@ class RecModule(pl.LightningModule):
         ranks = {p: cat[p].cpu().numpy()[first] for p in ("all", "seen_excluded")}
         self.last_ranks[split] = ranks
         metrics = summarise(ranks, self.ks, split)
-        self.log_dict(metrics, prog_bar=False, sync_dist=False, rank_zero_only=False)
-        key = f"{split}_seen_excluded/ndcg@10"
-        if key in metrics:
-            self.log(f"{split}_ndcg10", metrics[key], prog_bar=True)
-            log.info("epoch %d: %s=%.4f (%s/ndcg@10=%.4f)", self.current_epoch, key, metrics[key], split,
-                     metrics.get(f"{split}/ndcg@10", float("nan")))
+        # the headline figure in the progress bar; every figure once in the logger (EpochCurve
+        # writes the epoch's log line)
+        shown = f"{split}_seen_excluded/ndcg@{self.ks[0]}"
+        self.log_dict({k: v for k, v in metrics.items() if k != shown}, prog_bar=False, sync_dist=False,
+                      rank_zero_only=False)
+        if shown in metrics:
+            self.log(shown, metrics[shown], prog_bar=True, sync_dist=False, rank_zero_only=False)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step("valid", batch)
@@ -290,20 +280,21 @@ class RecModule(pl.LightningModule):
                 sparse.append(p)
             else:
                 (no_decay if p.dim() < 2 or "emb" in name or "bias" in name else decay).append(p)
-        groups = [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        opt_cfg = self.optim_cfg
+        groups = [{"params": decay, "weight_decay": opt_cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         if sparse:
             self._check_sparse_support()
-            opt = SparseDenseAdam(sparse, groups, lr=self.lr, betas=(0.9, 0.98))
+            opt = SparseDenseAdam(sparse, groups, lr=opt_cfg.lr, betas=(0.9, 0.98))
         else:
-            opt = torch.optim.AdamW(groups, lr=self.lr, betas=(0.9, 0.98))
-        if self.lr_schedule == "constant" and not self.warmup_steps:
+            opt = torch.optim.AdamW(groups, lr=opt_cfg.lr, betas=(0.9, 0.98))
+        if opt_cfg.lr_schedule == "constant" and not opt_cfg.warmup_steps:
             return opt
-        warm, total = max(self.warmup_steps, 0), max(self.max_steps, 1)
+        warm, total = max(opt_cfg.warmup_steps, 0), max(self.max_steps, 1)
 
         def factor(step: int) -> float:
             if step < warm:
                 return (step + 1) / warm
-            if self.lr_schedule == "constant":
+            if opt_cfg.lr_schedule == "constant":
                 return 1.0
             progress = min(1.0, (step - warm) / max(total - warm, 1))
             return 0.5 * (1.0 + float(np.cos(np.pi * progress)))
@@ -317,9 +308,9 @@ class RecModule(pl.LightningModule):
         if trainer is None:
             return
         if trainer.world_size > 1:
-            raise ValueError("model.sparse_item_grad=true is not supported with data-parallel training (trainer=ddp, "
-                             "world size > 1): set model.sparse_item_grad=false (the gathered rows still keep the "
+            raise ValueError("optim.sparse_item_grad=true is not supported with data-parallel training (trainer=ddp, "
+                             "world size > 1): set optim.sparse_item_grad=false (the gathered rows still keep the "
                              "step's activations flat in the catalogue)")
         if trainer.gradient_clip_val:
-            raise ValueError("model.sparse_item_grad=true cannot be combined with trainer.gradient_clip_val (torch's "
+            raise ValueError("optim.sparse_item_grad=true cannot be combined with trainer.gradient_clip_val (torch's "
                              "gradient clipping does not take sparse gradients): unset one of them")

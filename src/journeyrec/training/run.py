@@ -1,20 +1,25 @@
-"""The training pipeline behind ``scripts/train.py``: prepare -> fit -> evaluate -> export -> track.
+"""The training pipeline behind ``scripts/train.py``, as named stages:
 
-One call, one MLflow run, one output directory holding::
+    prepare -> build -> fit -> evaluate valid -> refit -> evaluate test -> baselines -> export -> log
+
+:func:`train` runs them in that order; each stage is a function of typed inputs (the
+:class:`~journeyrec.training.config.TrainConfig` and what earlier stages returned), so a notebook
+can run any of them on its own. One call, one MLflow run, one output directory holding::
 
     config.yaml       the resolved configuration
     prepared/         the prepared store: arrays, id maps, catalogue, events, dataset card
                       (journeyrec.data.prepare; absent when data.prepared names an existing store)
-    checkpoints/      best.ckpt and last.ckpt (Lightning; ``ckpt_path=last`` resumes)
+    checkpoints/      best.ckpt and last.ckpt (Lightning; ``ckpt_path=last`` resumes, MLflow run included)
     bundle/           the serving bundle (journeyrec.bundle.format)
+    curve.json        per-epoch training seconds, loss and validation metrics
     metrics.json      flat metrics: valid/..., valid_seen_excluded/..., test/..., test_seen_excluded/...
                       (accuracy, beyond accuracy, <key>_ci95_low/high), train_seconds, epochs;
-                      with trainer.refit_epochs, valid/... come from the epoch validation picked
-                      and test/... from the refitted model (refit_seconds, refit_epochs)
+                      the popularity and co-occurrence baselines on the same splits under
+                      popularity/... and cooccurrence/...; with trainer.refit_epochs, valid/... come
+                      from the epoch validation picked and test/... from the refitted model
     per_case.parquet  per-case target ranks (for paired comparisons: scripts/compare_runs.py)
 
 In a Hydra multirun every job is a child of one MLflow parent run per sweep directory.
-
 Every file is written atomically; a run that fails leaves no half-written bundle or metrics.
 """
 
@@ -25,60 +30,146 @@ import logging
 import os
 import time
 import warnings
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
+from journeyrec.bundle.format import export_bundle
 from journeyrec.data.prepare import PreparedData, load_prepared, prepare_store
 from journeyrec.data.schema import FEATURE_SIZES
 from journeyrec.data.sequences import with_validation_targets
+from journeyrec.evaluation.intent import evaluate_intent
 from journeyrec.evaluation.metrics import PROTOCOLS, summarise
 from journeyrec.evaluation.offline import ItemStats, SystemEvaluation, evaluate_system, per_case_table
-from journeyrec.bundle.format import export_bundle
 from journeyrec.io import atomic_path, atomic_write_json, atomic_write_text
 from journeyrec.models import build_model
-from journeyrec.training.callbacks import EpochCurve, IntentValidation, ResumableRNG
-from journeyrec.training.checkpoint_io import AtomicCheckpointIO, load_checkpoint
-from journeyrec.evaluation.intent import evaluate_intent
+from journeyrec.models.baselines import BASELINES
 from journeyrec.models.intent import SessionLogit, intent_labels
-from journeyrec.models.losses import LossConfig
+from journeyrec.tracking import (
+    experiment_id,
+    experiment_name_for,
+    flatten,
+    log_metrics,
+    record_child,
+    run_tags,
+    sweep_parent,
+    tracking_uri,
+)
+from journeyrec.training.callbacks import EpochCurve, EpochProgressBar, IntentValidation, ResumableRNG
+from journeyrec.training.checkpoint_io import AtomicCheckpointIO, load_checkpoint
 from journeyrec.training.cold_start import evaluate_cold, hide_items, training_counts
+from journeyrec.training.config import TrainConfig, train_config
+from journeyrec.training.data_card import log_dataset_card
 from journeyrec.training.datamodule import SequenceDataModule
 from journeyrec.training.module import RecModule
-from journeyrec.training.summary import print_summary
+from journeyrec.training.summary import baseline_warnings, print_summary
+from journeyrec.typed import as_dict
+from journeyrec.errors import MissingInputError
 
-__all__ = ["train", "TrainResult", "experiment_name", "launched_rank"]
+__all__ = [
+    "train",
+    "TrainResult",
+    "Prepared",
+    "Built",
+    "Fitted",
+    "check_settings",
+    "output_dir",
+    "prepare_stage",
+    "build_stage",
+    "fit_stage",
+    "evaluate_stage",
+    "refit_stage",
+    "baseline_stage",
+    "experiment_name",
+    "launched_rank",
+    "RUN_CONTROL_KEYS",
+    "SUMMARY_BASELINES",
+]
 
 log = logging.getLogger(__name__)
 
-def loss_config(model_cfg: DictConfig) -> LossConfig:
-    """The objective part of a model config."""
-    fields = LossConfig.__dataclass_fields__
-    return LossConfig(**{k: model_cfg[k] for k in fields if k in model_cfg})
+# keys that steer how a run executes, not what it learns: not MLflow params, so that resuming the
+# same run with ckpt_path=last (or printing samples) does not "change" a logged param
+RUN_CONTROL_KEYS = ("ckpt_path", "output_dir", "show_samples")
+# the cheap baselines every training summary shows beside the model, on the same splits
+SUMMARY_BASELINES = ("popularity", "cooccurrence")
 
 
-def experiment_name(cfg: DictConfig) -> str:
+@dataclass
+class TrainResult:
+    """What a training run produced: its flat metrics (empty on a data-parallel process other
+    than rank 0, which only takes part in the fit) and where its files are."""
+
+    metrics: dict[str, float]
+    output_dir: Path
+    prepared_dir: Path
+    bundle_dir: Path | None  # None when export is off (or on ranks other than 0)
+    run_id: str | None = None  # the MLflow run, when tracked
+
+
+@dataclass
+class Prepared:
+    """The prepare stage's output: the data as trained on and where its store lives."""
+
+    data: PreparedData  # everything, for evaluation
+    train_data: PreparedData  # what training reads (cold-start items hidden, when eval.cold_items > 0)
+    store: Path
+    hidden: np.ndarray | None  # [N + 1] items hidden from training (cold start), else None
+
+
+@dataclass
+class Built:
+    """The build stage's output: the model, its Lightning module and the batches it reads."""
+
+    model: torch.nn.Module
+    module: RecModule
+    datamodule: SequenceDataModule
+    item_counts: np.ndarray  # training target counts
+
+
+@dataclass
+class Fitted:
+    """The fit stage's output."""
+
+    best_path: str | None  # the best checkpoint (None when validation never ran)
+    best_epoch: int  # 1-based, as in curve.json; -1 without a best checkpoint
+    epochs: int
+    train_seconds: float
+    logger: Any  # the MLflow logger (None when tracking is off or on ranks other than 0)
+    parent_run: str | None  # the sweep's parent run in a Hydra multirun
+    global_zero: bool = True  # False on the other processes of a data-parallel fit
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def experiment_name(cfg: TrainConfig) -> str:
     """One MLflow experiment per dataset: reader name + file stem (e.g. ``s3rec-Beauty``)."""
-    from journeyrec.tracking import experiment_name_for
-
     return experiment_name_for(cfg.data, cfg.logger.experiment_name)
 
 
-def _output_dir(cfg: DictConfig) -> Path:
+def output_dir(cfg: TrainConfig) -> Path:
+    """``output_dir`` when set, else Hydra's run directory, else ``outputs/<date>/<time>``."""
     if cfg.output_dir:
         return Path(cfg.output_dir)
+    hydra_dir = _hydra_run_dir()
+    return hydra_dir or Path("outputs") / datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
+
+
+def _hydra_run_dir() -> Path | None:
     try:
         from hydra.core.hydra_config import HydraConfig
 
         return Path(HydraConfig.get().runtime.output_dir)
-    except (ImportError, ValueError):
-        return Path("outputs") / datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
+    except ValueError:  # not inside a Hydra job (notebook, test)
+        return None
 
 
 def _sweep_dir() -> Path | None:
@@ -89,60 +180,8 @@ def _sweep_dir() -> Path | None:
 
         hc = HydraConfig.get()
         return Path(hc.sweep.dir) if hc.mode == RunMode.MULTIRUN else None
-    except (ImportError, ValueError):
+    except ValueError:
         return None
-
-
-def _make_logger(cfg: DictConfig, out: Path, tags: dict[str, str]) -> tuple[Any, str | None]:
-    """The run's MLflow logger (tagged; a child of the sweep's parent run in a multirun) and
-    the parent run id (None outside a multirun)."""
-    if not cfg.logger.mlflow:
-        return None, None
-    from journeyrec.tracking import tracking_uri
-    from journeyrec.training.mlflow_logger import JourneyMLFlowLogger
-
-    uri = tracking_uri(cfg.logger.tracking_uri)
-    run_id_file = out / "mlflow_run_id"
-    run_id = run_id_file.read_text().strip() if run_id_file.is_file() and cfg.ckpt_path else None
-    from mlflow.tracking import MlflowClient
-
-    from journeyrec.tracking import experiment_id, sweep_parent
-
-    exp_id = experiment_id(MlflowClient(uri), experiment_name(cfg), uri)  # artifacts next to the store
-    parent = None
-    sweep = _sweep_dir()
-    if sweep is not None:
-        parent = sweep_parent(MlflowClient(uri), exp_id, sweep, f"sweep-{cfg.model.name}-{sweep.name}", tags)
-        tags = {**tags, "mlflow.parentRunId": parent}
-    logger = JourneyMLFlowLogger(
-        experiment_name=experiment_name(cfg),
-        run_name=cfg.logger.run_name or f"{cfg.model.name}-{out.name}",
-        tracking_uri=uri,
-        run_id=run_id,
-        tags=tags,
-    )
-    atomic_write_text(run_id_file, logger.run_id)
-    return logger, parent
-
-
-def _resolve_ckpt(cfg: DictConfig, ckpt_dir: Path) -> str | None:
-    if not cfg.ckpt_path:
-        return None
-    if cfg.ckpt_path == "last":
-        last = ckpt_dir / "last.ckpt"
-        return str(last) if last.is_file() else None  # nothing to resume: start fresh
-    return str(cfg.ckpt_path)
-
-
-def _quiet_third_party() -> None:
-    """Keep the console to what a person needs: no library tips, loader chatter or deprecations
-    from inside dependencies (real warnings about our own usage still show)."""
-    logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-    # validation metrics are computed from ranks gathered over all processes (RecModule), so
-    # every process logs the same values: there is nothing for sync_dist to add
-    warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
 
 
 def launched_rank() -> int:
@@ -158,13 +197,29 @@ def launched_rank() -> int:
     return 0
 
 
-def _weight_averaging(cfg: DictConfig) -> list[pl.Callback]:
+def _quiet_third_party() -> None:
+    """Keep the console to what a person needs: no library tips, loader chatter or deprecations
+    from inside dependencies (real warnings about our own usage still show)."""
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    # validation metrics are computed from ranks gathered over all processes (RecModule), so
+    # every process logs the same values: there is nothing for sync_dist to add
+    warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
+
+
+def _single_process(cfg: TrainConfig) -> bool:
+    t = cfg.trainer
+    return t.num_nodes == 1 and "ddp" not in t.strategy and str(t.devices) in ("1", "[0]")
+
+
+def _weight_averaging(cfg: TrainConfig) -> list[pl.Callback]:
     """An exponential moving average of the weights (Lightning's WeightAveraging, updated after
-    every optimiser step) when ``trainer.ema_decay`` > 0, else nothing. The average
-    is what validation sees and what checkpoints (hence early stopping's best epoch and the
-    exported bundle) hold; the raw weights keep training. Buffers are not averaged: ours are
-    constants (attribute codes, label tables), some of them integer."""
-    decay = float(cfg.trainer.ema_decay)
+    every optimiser step) when ``trainer.ema_decay`` > 0, else nothing. The average is what
+    validation sees and what checkpoints (hence early stopping's best epoch and the exported
+    bundle) hold; the raw weights keep training. Buffers are not averaged: ours are constants
+    (attribute codes, label tables), some of them integer."""
+    decay = cfg.trainer.ema_decay
     if decay == 0.0:
         return []
     if not 0.0 < decay < 1.0:
@@ -175,230 +230,315 @@ def _weight_averaging(cfg: DictConfig) -> list[pl.Callback]:
     # the average lives where the weights train (Lightning would place it before the move).
     # Lightning's EMAWeightAveraging updates parameter by parameter; the foreach form below does the
     # same update about 8x faster (`python -m benchmarks ema`)
-    device = "cuda" if str(cfg.trainer.accelerator) in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
-    return [WeightAveraging(device=device, use_buffers=False, multi_avg_fn=get_ema_multi_avg_fn(decay))]
+    gpu = cfg.trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
+    return [WeightAveraging(device="cuda" if gpu else "cpu", use_buffers=False, multi_avg_fn=get_ema_multi_avg_fn(decay))]
 
 
-def _datamodule(cfg: DictConfig, data: PreparedData, features: list[str]) -> SequenceDataModule:
-    return SequenceDataModule(
-        data, int(cfg.model.max_len), int(cfg.data.batch_size), int(cfg.data.eval_batch_size), features,
-        int(cfg.data.num_workers), int(cfg.seed), bool(cfg.data.bucket_by_length),
-    )
+def _datamodule(cfg: TrainConfig, data: PreparedData) -> SequenceDataModule:
+    d = cfg.data
+    return SequenceDataModule(data, cfg.model.max_len, d.batch_size, d.eval_batch_size, cfg.model.features,
+                              d.num_workers, cfg.seed, d.bucket_by_length)
 
 
-def _single_process(cfg: DictConfig) -> bool:
-    devices = cfg.trainer.devices
-    return int(cfg.trainer.num_nodes) == 1 and "ddp" not in str(cfg.trainer.strategy) and str(devices) in ("1", "[0]")
-
-
-def _refit(cfg: DictConfig, module: RecModule, train_data: PreparedData, features: list[str],
-           best_path: str, best_epoch: int) -> float:
-    """Train on from the best checkpoint (raw weights, optimiser, weight average and RNG state
-    as they were at that epoch) for ``trainer.refit_epochs`` epochs over the training prefixes
-    extended by each user's validation targets; returns the seconds it took. No validation
-    runs: its targets are now training data."""
-    dm = _datamodule(cfg, dataclasses.replace(train_data, split=with_validation_targets(train_data.split)), features)
-    trainer = pl.Trainer(
-        max_epochs=best_epoch + int(cfg.trainer.refit_epochs), min_epochs=0,
-        accelerator=str(cfg.trainer.accelerator), devices=1, precision=cfg.trainer.precision,
-        deterministic=bool(cfg.trainer.deterministic), gradient_clip_val=cfg.trainer.gradient_clip_val,
-        limit_val_batches=0, num_sanity_val_steps=0, use_distributed_sampler=False,
-        callbacks=[*_weight_averaging(cfg), ResumableRNG()], plugins=[AtomicCheckpointIO()],
-        enable_checkpointing=False, logger=False, enable_progress_bar=bool(cfg.trainer.progress_bar),
-        enable_model_summary=False,
-    )
-    module.train()  # evaluation left it in eval mode, and Lightning keeps each module's mode
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():  # the checkpoint's early-stopping and checkpoint states have no callback here
-        warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint.*")
-        trainer.fit(module, datamodule=dm, ckpt_path=best_path)
-    if trainer.current_epoch != best_epoch + int(cfg.trainer.refit_epochs):
-        raise RuntimeError(f"refit stopped at epoch {trainer.current_epoch}, expected "
-                           f"{best_epoch + int(cfg.trainer.refit_epochs)}")
-    return time.perf_counter() - t0
-
-
-@dataclasses.dataclass
-class TrainResult:
-    """What a training run produced: its flat metrics (empty on a data-parallel process other
-    than rank 0, which only takes part in the fit) and where its files are."""
-
-    metrics: dict[str, float]
-    output_dir: Path
-    prepared_dir: Path
-    bundle_dir: Path | None  # None when export is off (or on ranks other than 0)
-
-
-def train(cfg: DictConfig) -> TrainResult:
-    """Run the whole pipeline for one configuration (module docstring)."""
-    _quiet_third_party()
-    averaging = _weight_averaging(cfg)  # a bad setting fails here, before any data is read
-    refit_epochs = int(cfg.trainer.refit_epochs)
-    if refit_epochs < 0:
-        raise ValueError(f"trainer.refit_epochs={refit_epochs}: must be >= 0 (0 = no refit)")
-    if refit_epochs and not _single_process(cfg):
+def check_settings(cfg: TrainConfig) -> None:
+    """Settings that cannot work, refused before any data is read."""
+    _weight_averaging(cfg)
+    if cfg.trainer.refit_epochs < 0:
+        raise ValueError(f"trainer.refit_epochs={cfg.trainer.refit_epochs}: must be >= 0 (0 = no refit)")
+    if cfg.trainer.refit_epochs and not _single_process(cfg):
         raise ValueError("trainer.refit_epochs needs a single-process fit (devices=1, one node, no ddp): "
                          "set trainer.refit_epochs=0 for data-parallel training")
-    out = _output_dir(cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.trainer.num_threads:
-        torch.set_num_threads(int(cfg.trainer.num_threads))
-    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    main_process = launched_rank() == 0
-    if main_process:
-        atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
+
+# --------------------------------------------------------------------------- stages
+
+
+def prepare_stage(cfg: TrainConfig, out: Path, main_process: bool = True) -> Prepared:
+    """Prepare the data into ``<out>/prepared`` (or open ``data.prepared``), memory-mapped;
+    with ``eval.cold_items`` > 0, hide that share of items from training."""
     t0 = time.perf_counter()
-    store = Path(cfg.data.prepared) if cfg.data.get("prepared") else out / "prepared"
-    if not cfg.data.get("prepared"):
+    store = Path(cfg.data.prepared) if cfg.data.prepared else out / "prepared"
+    if not cfg.data.prepared:
         if main_process:
             prepare_store(cfg.data, store)
         elif not (store / "prepared.json").is_file():
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"rank {launched_rank()}: no prepared store at {store}. Processes started outside "
                 "Lightning (torchrun, SLURM, other nodes) do not wait for rank 0 to prepare: run "
                 "scripts/prepare_data.py once and pass data.prepared=<its store> to every process")
-    prepared: PreparedData = load_prepared(store, mmap=True)
-    log.info("prepared %s in %.1fs: %s", prepared.source, time.perf_counter() - t0, prepared.stats)
-
-    seqs = prepared.sequences
-    model = build_model(cfg.model, seqs.n_items, FEATURE_SIZES, seqs.catalog)
-    features = list(cfg.model.get("features", []) or [])
-    train_data, hidden = prepared, None
-    if float(cfg.eval.cold_items) > 0:
-        train_data, hidden = hide_items(prepared, float(cfg.eval.cold_items), int(cfg.eval.cold_seed))
-        model.set_known_items(~hidden)
+    data = load_prepared(store, mmap=True)
+    action = "loaded" if cfg.data.prepared else "prepared"
+    log.info("%s %s in %.1fs: %s", action, data.source, time.perf_counter() - t0, data.stats)
+    train_data, hidden = data, None
+    if cfg.eval.cold_items > 0:
+        train_data, hidden = hide_items(data, cfg.eval.cold_items, cfg.eval.cold_seed)
         log.info("cold start: %d items hidden from training", int(hidden.sum()))
+    return Prepared(data, train_data, store, hidden)
+
+
+def build_stage(cfg: TrainConfig, prepared: Prepared) -> Built:
+    """The model for this catalogue, its Lightning module and data module."""
+    seqs = prepared.data.sequences
+    intent = cfg.loss.intent_weight > 0
+    model = build_model(cfg.model, seqs.n_items, FEATURE_SIZES, seqs.catalog, intent_head=intent)
+    if prepared.hidden is not None:
+        model.set_known_items(~prepared.hidden)
+    train_data = prepared.train_data
     counts = training_counts(train_data.sequences, train_data.split.train_ends)
-    dm = _datamodule(cfg, train_data, features)
-    intent_weight = float(cfg.model.get("intent_weight", 0.0))
-    labels = intent_labels(train_data.sequences, train_data.split.train_ends) if intent_weight > 0 else None
-    steps_per_epoch = -(-len(dm.train_set) // int(cfg.data.batch_size))
-    module = RecModule(
-        model, loss=loss_config(cfg.model), lr=float(cfg.model.lr), weight_decay=float(cfg.model.weight_decay),
-        ks=list(cfg.eval.ks), item_counts=counts, temperature=float(cfg.model.get("temperature", 1.0)),
-        event_type_weights=dict(cfg.model.get("event_type_weights", {}) or {}), intent_labels=labels,
-        intent_weight=intent_weight, lr_schedule=str(cfg.model.get("lr_schedule", "constant")),
-        warmup_steps=int(cfg.model.get("warmup_steps", 0)), max_steps=steps_per_epoch * int(cfg.trainer.max_epochs),
-        contrastive_weight=float(cfg.model.get("contrastive_weight", 0.0)),
-        contrastive_temperature=float(cfg.model.get("contrastive_temperature", 0.2)),
-        compile=bool(cfg.trainer.compile), sparse_item_grad=bool(cfg.model.get("sparse_item_grad", False)),
+    dm = _datamodule(cfg, train_data)
+    labels = intent_labels(train_data.sequences, train_data.split.train_ends) if intent else None
+    steps_per_epoch = -(-len(dm.train_set) // cfg.data.batch_size)
+    module = RecModule(model, cfg.loss, cfg.optim, ks=cfg.eval.ks, item_counts=counts, intent_labels=labels,
+                       max_steps=steps_per_epoch * cfg.trainer.max_epochs, compile=cfg.trainer.compile)
+    return Built(model, module, dm, counts)
+
+
+def _make_logger(cfg: TrainConfig, out: Path, tags: dict[str, str], resume: bool) -> tuple[Any, str | None]:
+    """The run's MLflow logger (tagged; a child of the sweep's parent run in a multirun) and
+    the parent run id (None outside a multirun). A resumed run (``resume``) continues the MLflow
+    run recorded in ``<out>/mlflow_run_id``."""
+    from mlflow.tracking import MlflowClient  # MLflow only when tracking is on
+
+    from journeyrec.training.mlflow_logger import JourneyMLFlowLogger
+
+    uri = tracking_uri(cfg.logger.tracking_uri)
+    run_id_file = out / "mlflow_run_id"
+    run_id = run_id_file.read_text().strip() if resume and run_id_file.is_file() else None
+    client = MlflowClient(uri)
+    exp_id = experiment_id(client, experiment_name(cfg), uri)  # artifacts next to the store
+    parent = None
+    sweep = _sweep_dir()
+    if sweep is not None:
+        parent = sweep_parent(client, exp_id, sweep, f"sweep-{cfg.model.name}-{sweep.name}", tags)
+        tags = {**tags, "mlflow.parentRunId": parent}
+    logger = JourneyMLFlowLogger(
+        experiment_name=experiment_name(cfg),
+        run_name=cfg.logger.run_name or f"{cfg.model.name}-{out.name}",
+        tracking_uri=uri,
+        run_id=run_id,
+        tags=tags,
     )
+    atomic_write_text(run_id_file, logger.run_id)
+    if run_id:
+        log.info("resuming MLflow run %s", run_id)
+    return logger, parent
+
+
+def _resolve_ckpt(cfg: TrainConfig, ckpt_dir: Path) -> str | None:
+    if not cfg.ckpt_path:
+        return None
+    if cfg.ckpt_path == "last":
+        last = ckpt_dir / "last.ckpt"
+        return str(last) if last.is_file() else None  # nothing to resume: start fresh
+    return str(cfg.ckpt_path)
+
+
+def fit_stage(cfg: TrainConfig, prepared: Prepared, built: Built, out: Path, main_process: bool = True) -> Fitted:
+    """Lightning fit with early stopping on ``trainer.monitor``, best and last checkpoints,
+    per-epoch curve, and the MLflow run (params, dataset card, per-epoch metrics)."""
     ckpt_dir = out / "checkpoints"
-    monitor = str(cfg.trainer.monitor)
+    monitor = cfg.trainer.monitor
     # saved at the end of each training epoch, after validation and after EpochCurve has recorded
     # the epoch (Lightning runs checkpoint callbacks last), so last.ckpt holds complete state
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_last=True,
                                  save_top_k=1, enable_version_counter=False, save_on_train_epoch_end=True)
-    early = EarlyStopping(monitor=monitor, mode="max", patience=int(cfg.trainer.patience))
-    from journeyrec.tracking import run_tags
-
-    logger, parent_run = (_make_logger(cfg, out, run_tags(int(cfg.seed), prepared.fingerprint()))
-                          if main_process else (None, None))
-    if logger is not None:
-        from journeyrec.tracking import flatten
-        from journeyrec.training.data_card import log_dataset_card
-
-        logger.log_hyperparams(flatten(resolved))
-        log_dataset_card(logger.experiment, logger.run_id, store)
+    early = EarlyStopping(monitor=monitor, mode="max", patience=cfg.trainer.patience)
+    logger, parent = None, None
+    if main_process and cfg.logger.mlflow:
+        tags = run_tags(cfg.seed, prepared.data.fingerprint(), **{"journeyrec.kind": "training"})
+        logger, parent = _make_logger(cfg, out, tags, resume=bool(cfg.ckpt_path))
+        params = {k: v for k, v in as_dict(cfg).items() if k not in RUN_CONTROL_KEYS}
+        logger.log_hyperparams(flatten(params))
+        log_dataset_card(logger.experiment, logger.run_id, prepared.store)
+    intent_cb = ([IntentValidation(prepared.data.sequences, prepared.data.split, cfg.data.eval_batch_size)]
+                 if cfg.loss.intent_weight > 0 else [])
+    t = cfg.trainer
     trainer = pl.Trainer(
-        max_epochs=int(cfg.trainer.max_epochs),
-        min_epochs=int(cfg.trainer.min_epochs),
-        accelerator=str(cfg.trainer.accelerator),
-        devices=cfg.trainer.devices,
-        num_nodes=int(cfg.trainer.num_nodes),
-        strategy=str(cfg.trainer.strategy),
+        max_epochs=t.max_epochs,
+        min_epochs=t.min_epochs,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
         # the datamodule shards batches and validation cases itself (global batches split per
         # rank, see EpochBatchSampler); Lightning cannot inject a sampler into a batch sampler
         use_distributed_sampler=False,
-        precision=cfg.trainer.precision,
-        deterministic=bool(cfg.trainer.deterministic),
-        gradient_clip_val=cfg.trainer.gradient_clip_val,
-        check_val_every_n_epoch=int(cfg.trainer.check_val_every_n_epoch),
+        precision=t.precision,  # type: ignore[arg-type]
+        deterministic=t.deterministic,
+        gradient_clip_val=t.gradient_clip_val,
+        check_val_every_n_epoch=t.check_val_every_n_epoch,
         # IntentValidation first: it logs valid_intent/auc before the others read the epoch's metrics,
         # and it runs the model before the averaging callback swaps the raw weights back in
-        callbacks=[*([IntentValidation(seqs, prepared.split, int(cfg.data.eval_batch_size))] if intent_weight > 0 else []),
-                   *averaging, checkpoint, early, EpochCurve(out / "curve.json"), ResumableRNG()],
+        callbacks=[*intent_cb, *_weight_averaging(cfg), checkpoint, early, EpochCurve(out / "curve.json"),
+                   ResumableRNG(), *([EpochProgressBar()] if t.progress_bar else [])],
         plugins=[AtomicCheckpointIO()],  # atomic checkpoint writes, weights-only reads (resume included)
         logger=logger if logger is not None else False,
-        enable_progress_bar=bool(cfg.trainer.progress_bar),
+        enable_progress_bar=t.progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         default_root_dir=str(out),
         log_every_n_steps=50,
     )
-    t_fit = time.perf_counter()
-    trainer.fit(module, datamodule=dm, ckpt_path=_resolve_ckpt(cfg, ckpt_dir))
-    train_seconds = time.perf_counter() - t_fit
-    if not trainer.is_global_zero:
-        return TrainResult({}, out, store, None)  # rank 0 evaluates, exports and tracks the run
-
+    t0 = time.perf_counter()
+    trainer.fit(built.module, datamodule=built.datamodule, ckpt_path=_resolve_ckpt(cfg, ckpt_dir))
+    seconds = time.perf_counter() - t0
+    best_path = checkpoint.best_model_path or None
     best_epoch = -1
-    if checkpoint.best_model_path:
-        best = load_checkpoint(checkpoint.best_model_path)
-        module.load_state_dict(best["state_dict"])
+    if best_path and trainer.is_global_zero:
+        best = load_checkpoint(best_path)
+        built.module.load_state_dict(best["state_dict"])
         best_epoch = int(best.get("epoch", -1)) + 1  # 1-based, as in curve.json
-    model = module.model.cpu().eval()
-    ks = list(cfg.eval.ks)
-    stats = ItemStats.from_data(seqs, prepared.split.train_ends)
-    # the count baseline of the intent head, fitted on the head's training labels, scored on the same cases
-    baseline = (SessionLogit.from_training(train_data.sequences, train_data.split.train_ends)
-                if hasattr(model, "purchase_intent") else None)
+    return Fitted(best_path, best_epoch, int(trainer.current_epoch), seconds, logger, parent, trainer.is_global_zero)
 
-    def assess(split: str) -> SystemEvaluation:
-        # the same evaluation as scripts/evaluate.py (accuracy, beyond accuracy, 95% intervals)
-        result = evaluate_system(model, prepared, cfg.eval, stats, splits=(split,),
-                                 batch_size=int(cfg.data.eval_batch_size))
-        if baseline is not None:
-            result.metrics.update(evaluate_intent(model, seqs, prepared.split, split, baseline=baseline))
-        return result
 
-    evaluation = assess("valid")
-    refit_seconds = None
-    if refit_epochs and checkpoint.best_model_path:
-        refit_seconds = _refit(cfg, module, train_data, features, checkpoint.best_model_path, best_epoch)
-        model = module.model.cpu().eval()
-        log.info("refit %d epochs on the validation targets in %.1fs", refit_epochs, refit_seconds)
-    elif refit_epochs:
-        log.warning("trainer.refit_epochs=%d: no best checkpoint to refit from (validation never ran); "
-                    "the test figures are those of the last epoch, without a refit", refit_epochs)
-    evaluation.merge(assess("test"))
-    metrics: dict[str, float] = dict(evaluation.metrics)
-    if hidden is not None:
-        metrics.update(evaluate_cold(model, prepared, hidden, counts, ks, int(cfg.data.eval_batch_size)))
-    metrics.update(train_seconds=train_seconds, epochs=float(trainer.current_epoch), best_epoch=float(best_epoch))
-    if refit_seconds is not None:
-        metrics.update(refit_epochs=float(refit_epochs), refit_seconds=refit_seconds)
-    with atomic_path(out / "per_case.parquet") as tmp:
-        pq.write_table(per_case_table(evaluation, prepared), tmp)
+def evaluate_stage(cfg: TrainConfig, prepared: Prepared, model: torch.nn.Module, split: str) -> SystemEvaluation:
+    """The same evaluation as scripts/evaluate.py (accuracy, beyond accuracy, 95% intervals) on
+    one split; with an intent head, its AUC beside the count baseline's on the same cases."""
+    data = prepared.data
+    stats = ItemStats.from_data(data.sequences, data.split.train_ends)
+    result = evaluate_system(model, data, cfg.eval, stats, splits=(split,), batch_size=cfg.data.eval_batch_size)
+    if hasattr(model, "purchase_intent"):
+        train = prepared.train_data
+        baseline = SessionLogit.from_training(train.sequences, train.split.train_ends)
+        result.metrics.update(evaluate_intent(model, data.sequences, data.split, split, baseline=baseline))
+    return result
 
-    if cfg.export.enabled:
-        export_bundle(out / "bundle", model, prepared, resolved, metrics, cfg.export)
-    atomic_write_json(out / "metrics.json", metrics)
 
-    run_id = None
-    if logger is not None:
-        from journeyrec.tracking import log_metrics, record_child
+def refit_stage(cfg: TrainConfig, prepared: Prepared, built: Built, fitted: Fitted) -> float:
+    """Train on from the best checkpoint (raw weights, optimiser, weight average and RNG state
+    as they were at that epoch) for ``trainer.refit_epochs`` epochs over the training prefixes
+    extended by each user's validation target; returns the seconds it took. No validation
+    runs: its targets are now training data."""
+    if fitted.best_path is None:
+        raise ValueError("refit needs the best checkpoint of the fit")
+    train = prepared.train_data
+    dm = _datamodule(cfg, dataclasses.replace(train, split=with_validation_targets(train.split)))
+    t = cfg.trainer
+    end_epoch = fitted.best_epoch + t.refit_epochs
+    trainer = pl.Trainer(
+        max_epochs=end_epoch, min_epochs=0, accelerator=t.accelerator, devices=1,
+        precision=t.precision,  # type: ignore[arg-type]
+        deterministic=t.deterministic, gradient_clip_val=t.gradient_clip_val,
+        limit_val_batches=0, num_sanity_val_steps=0, use_distributed_sampler=False,
+        callbacks=[*_weight_averaging(cfg), ResumableRNG(), *([EpochProgressBar()] if t.progress_bar else [])],
+        plugins=[AtomicCheckpointIO()], enable_checkpointing=False, logger=False,
+        enable_progress_bar=t.progress_bar, enable_model_summary=False,
+    )
+    built.module.train()  # evaluation left it in eval mode, and Lightning keeps each module's mode
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():  # the checkpoint's early-stopping and checkpoint states have no callback here
+        warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint.*")
+        trainer.fit(built.module, datamodule=dm, ckpt_path=fitted.best_path)
+    if trainer.current_epoch != end_epoch:
+        raise RuntimeError(f"refit stopped at epoch {trainer.current_epoch}, expected {end_epoch}")
+    return time.perf_counter() - t0
 
-        client, run_id = logger.experiment, logger.run_id
-        curves = set(summarise({p: [0] for p in PROTOCOLS}, ks, "valid"))  # logged epoch by epoch already
-        log_metrics(client, run_id, {k: v for k, v in metrics.items() if k not in curves})
-        for name in ("config.yaml", "metrics.json", "curve.json", "per_case.parquet"):
+
+def baseline_stage(cfg: TrainConfig, prepared: Prepared, splits: tuple[str, ...] = ("valid", "test"),
+                   names: tuple[str, ...] = SUMMARY_BASELINES) -> dict[str, float]:
+    """Accuracy of cheap baselines fitted on the same training prefixes and scored on the same
+    cases as the model (keys ``<baseline>/<split>[_seen_excluded]/<metric>@K``), so the summary
+    can say when the model is below them. No intervals or beyond-accuracy metrics: evaluate.py
+    reports those."""
+    data = prepared.train_data
+    light = dataclasses.replace(cfg.eval, bootstrap=0, beyond_accuracy=False, sampled_negatives=0)
+    out: dict[str, float] = {}
+    for name in names:
+        baseline = BASELINES[name].fit(data.sequences, data.split.train_ends, seed=cfg.eval.seed)
+        ev = evaluate_system(baseline, prepared.data, light, splits=splits, name=name,
+                             batch_size=cfg.data.eval_batch_size)
+        out.update({f"{name}/{k}": v for k, v in ev.metrics.items()})
+    return out
+
+
+def _log_run(cfg: TrainConfig, out: Path, prepared: Prepared, fitted: Fitted, metrics: dict[str, float],
+             bundle: Path | None) -> str:
+    """Final metrics and artifacts of the MLflow run; returns its id."""
+    logger = fitted.logger
+    client, run_id = logger.experiment, logger.run_id
+    curves = set(summarise({p: [0] for p in PROTOCOLS}, cfg.eval.ks, "valid"))  # logged epoch by epoch already
+    log_metrics(client, run_id, {k: v for k, v in metrics.items() if k not in curves})
+    for name in ("config.yaml", "metrics.json", "curve.json", "per_case.parquet"):
+        if (out / name).is_file():
             client.log_artifact(run_id, str(out / name))
-        for name in ("items.parquet", "users.parquet"):
-            client.log_artifact(run_id, str(store / name), "id_maps")
-        if checkpoint.best_model_path:
-            client.log_artifact(run_id, checkpoint.best_model_path, "checkpoints")
-        if cfg.export.enabled:
-            client.log_artifacts(run_id, str(out / "bundle"), "bundle")
-        logger.finalize("success")
-        if parent_run is not None:
-            record_child(client, parent_run, run_id, monitor, float(metrics.get(monitor, float("nan"))))
-    print_summary(metrics, out, run_id, ks)
-    key = f"test_seen_excluded/ndcg@{ks[0]}"
-    if f"{key}_ci95_low" in metrics:
-        print(f"{key} = {metrics[key]:.4f}, 95% CI [{metrics[key + '_ci95_low']:.4f}, {metrics[key + '_ci95_high']:.4f}]"
-              + (f"; sweep parent run {parent_run}" if parent_run else ""))
-    return TrainResult(metrics, out, store, out / "bundle" if cfg.export.enabled else None)
+    for name in ("items.parquet", "users.parquet"):
+        client.log_artifact(run_id, str(prepared.store / name), "id_maps")
+    if fitted.best_path:
+        client.log_artifact(run_id, fitted.best_path, "checkpoints")
+    if bundle is not None:
+        client.log_artifacts(run_id, str(bundle), "bundle")
+    logger.finalize("success")
+    if fitted.parent_run is not None:
+        monitor = cfg.trainer.monitor
+        record_child(client, fitted.parent_run, run_id, monitor, float(metrics.get(monitor, float("nan"))))
+    return str(run_id)
 
+
+def log_job_file(run_id: str | None, cfg: TrainConfig, path: Path) -> None:
+    """Attach a file written while the run went on (Hydra's ``train.log``) to the MLflow run."""
+    if run_id is None or not path.is_file():
+        return
+    from mlflow.tracking import MlflowClient  # MLflow only when tracking is on
+
+    MlflowClient(tracking_uri(cfg.logger.tracking_uri)).log_artifact(run_id, str(path))
+
+
+# --------------------------------------------------------------------------- the pipeline
+
+
+def train(cfg: Any) -> TrainResult:
+    """Run every stage for one configuration (a TrainConfig, or a composed / stored config that
+    converts to one; see the module docstring)."""
+    cfg = train_config(cfg)
+    _quiet_third_party()
+    check_settings(cfg)
+    out = output_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.trainer.num_threads:
+        torch.set_num_threads(cfg.trainer.num_threads)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    main_process = launched_rank() == 0
+    if main_process:
+        import yaml  # PyYAML ships with Hydra; the resolved config is written as YAML
+
+        atomic_write_text(out / "config.yaml", yaml.safe_dump(as_dict(cfg), sort_keys=False))
+
+    prepared = prepare_stage(cfg, out, main_process)
+    built = build_stage(cfg, prepared)
+    fitted = fit_stage(cfg, prepared, built, out, main_process)
+    if not fitted.global_zero:
+        return TrainResult({}, out, prepared.store, None)  # rank 0 evaluates, exports and tracks the run
+
+    model = built.module.model.cpu().eval()
+    evaluation = evaluate_stage(cfg, prepared, model, "valid")
+    refit_seconds = None
+    if cfg.trainer.refit_epochs and fitted.best_path:
+        refit_seconds = refit_stage(cfg, prepared, built, fitted)
+        model = built.module.model.cpu().eval()
+        log.info("refit %d epochs on the validation targets in %.1fs", cfg.trainer.refit_epochs, refit_seconds)
+    elif cfg.trainer.refit_epochs:
+        log.warning("trainer.refit_epochs=%d: no best checkpoint to refit from (validation never ran); "
+                    "the test figures are those of the last epoch, without a refit", cfg.trainer.refit_epochs)
+    evaluation.merge(evaluate_stage(cfg, prepared, model, "test"))
+    metrics: dict[str, float] = dict(evaluation.metrics)
+    if prepared.hidden is not None:
+        metrics.update(evaluate_cold(model, prepared.data, prepared.hidden, built.item_counts, cfg.eval.ks,
+                                     cfg.data.eval_batch_size))
+    metrics.update(train_seconds=fitted.train_seconds, epochs=float(fitted.epochs), best_epoch=float(fitted.best_epoch))
+    if refit_seconds is not None:
+        metrics.update(refit_epochs=float(cfg.trainer.refit_epochs), refit_seconds=refit_seconds)
+    metrics.update(baseline_stage(cfg, prepared))
+    with atomic_path(out / "per_case.parquet") as tmp:
+        pq.write_table(per_case_table(evaluation, prepared.data), tmp)
+
+    bundle = None
+    if cfg.export.enabled:
+        bundle = export_bundle(out / "bundle", model, prepared.data, as_dict(cfg), metrics, cfg.export)
+    atomic_write_json(out / "metrics.json", metrics)
+    run_id = _log_run(cfg, out, prepared, fitted, metrics, bundle) if fitted.logger is not None else None
+    print_summary(metrics, out, run_id, cfg.eval.ks, SUMMARY_BASELINES, fitted.parent_run)
+    for line in baseline_warnings(metrics, cfg.eval.ks[0], SUMMARY_BASELINES):
+        log.warning(line)
+    for job_log in sorted(out.glob("*.log")):  # Hydra's job log (train.log), complete up to here
+        log_job_file(run_id, cfg, job_log)
+    return TrainResult(metrics, out, prepared.store, bundle, run_id)

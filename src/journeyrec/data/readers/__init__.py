@@ -26,11 +26,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from journeyrec.data.schema import EVENT_SCHEMA, QUARANTINE_SCHEMA, validate_events
+from journeyrec.errors import JourneyrecError
 
 __all__ = ["SourceData", "SourceScan", "READERS", "open_source", "read_source", "parse_options", "ReaderError"]
 
 
-class ReaderError(ValueError):
+class ReaderError(JourneyrecError, ValueError):
     """A source file cannot be read; the message names the file (and line) and the fix."""
 
 
