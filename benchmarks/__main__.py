@@ -15,6 +15,7 @@ docs/results/RESULT_NAME.json (default: NAME with underscores), from which the d
   softmax            one full-softmax step with exclude_seen / the repeat bias vs the plain softmax
   ema                one weight-average update: Lightning's per-parameter path vs the foreach one in use
   validation         one validation pass on a real file: the evaluation path in use vs the straightforward one
+  atomic-kills       every artifact writer SIGKILLed mid-write N times: torn / older / stray files (vs a naive writer)
 
 Run under the shared CPU lock on a quiet machine; every figure states its threads.
 """
@@ -206,6 +207,7 @@ BENCHMARKS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Runner]] 
     "softmax": (_softmax_args, _softmax),
     "ema": (_ema_args, _ema),
     "validation": (_validation_args, _validation),
+    "atomic-kills": _module("atomic_kills"),
 }
 
 
