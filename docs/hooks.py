@@ -13,7 +13,8 @@ A page writes a marker where a table or a figure belongs, and the build replaces
 
 The result file (every field is described in ``docs/results/README.md``) is a JSON object with
 ``name``, ``command``, ``machine``, ``threads``, ``date``, ``commit`` and either ``rows`` (a list
-of objects) or ``tables`` (``{ID: {"rows": [...], "columns": [...], "title": "..."}}``);
+of objects), ``tables`` (``{ID: {"rows": [...], "columns": [...], "title": "..."}}``) or
+``figures`` (a list of objects, read as rows, or an object of named figures, one row each);
 ``columns`` (a list of ``[key, label]`` pairs) orders and names the columns, otherwise every key
 of the rows is a column, in order of appearance. A value ``{"value": v, "ci95": [lo, hi]}`` is
 written ``v [lo, hi]``; ``null`` is written as a dash.
@@ -57,7 +58,13 @@ def load_result(name: str, results: Path = RESULTS) -> dict[str, Any]:
     record = json.loads(path.read_text(encoding="utf-8"))
     missing = [f for f in REQUIRED if f not in record]
     if "rows" not in record and "tables" not in record:
-        missing.append("rows or tables")
+        figures = record.get("figures")
+        if isinstance(figures, list):  # a list of result objects: one row each
+            record["rows"] = figures
+        elif isinstance(figures, dict):  # named figures: one row per figure
+            record["rows"] = [{"figure": k, "value": v} for k, v in flatten(figures).items()]
+        else:
+            missing.append("rows, tables or figures")
     if missing:
         raise ResultsError(f"{path}: missing field(s) {', '.join(missing)}")
     if record["name"] != name:

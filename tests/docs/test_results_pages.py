@@ -105,12 +105,30 @@ def test_a_table_renders_values_intervals_and_its_provenance(tmp_path):
     assert hooks.render_markdown('{{ result("t", "rows", 0, "n") }}', results=tmp_path) == "22,363"
 
 
+def test_named_figures_render_one_row_each(tmp_path):
+    write(
+        tmp_path,
+        "f",
+        figures={"p50_ms": 1.8, "http": {"p99_ms": 7.9, "errors": 0}, "ndcg": {"value": 0.5, "ci95": [0.4, 0.6]}},
+    )
+    table = hooks.render_table("f", provenance=False, results=tmp_path).splitlines()
+    assert table == [
+        "| figure | value |",
+        "|---|---|",
+        "| p50_ms | 1.8 |",
+        "| http.p99_ms | 7.9 |",
+        "| http.errors | 0 |",
+        "| ndcg | 0.5 [0.4, 0.6] |",
+    ]
+
+
 def test_missing_files_fields_tables_and_columns_fail_with_the_page_named(tmp_path):
     write(tmp_path, "ok", tables={"a": {"rows": [{"x": 1}]}})
     write(tmp_path, "no_commit", rows=[{"x": 1}])
     record = json.loads((tmp_path / "no_commit.json").read_text())
     del record["commit"]
     (tmp_path / "no_commit.json").write_text(json.dumps(record))
+    write(tmp_path, "no_rows", figures=3)
     cases = {
         '{{ results_table("absent") }}': "no such result file",
         '{{ results_table("no_commit") }}': "missing field(s) commit",
