@@ -1,132 +1,268 @@
-"""Benchmark suite: python -m benchmarks NAME [options]. Every benchmark prints one JSON
-line per result, with its ratio against a baseline measured in the same run on this machine.
+"""Benchmark suite: python -m benchmarks NAME [options] [--save [RESULT_NAME]]. Every benchmark prints
+one JSON line per result, with its ratios against a baseline measured in the same run on this
+machine; ``--save`` also writes them with their command, machine, threads, date and commit to
+docs/results/RESULT_NAME.json (default: NAME with underscores), from which the docs render.
 
-  train-vs-peer  time to quality and throughput vs RecTools' SASRec (own virtualenv), Beauty
-  eval           full-ranking users/s for 100k users x 1M items vs the SGEMM FLOP bound
-  faiss          Flat / HNSW32 / IVF-PQ fast-scan on 1M x 64 (+ a real bundle): build, recall@10, QPS
-  serving        in-process recommend() latency (vs the model alone) and HTTP latency under load
-  data           generate + prepare 1M / 10M / 50M events: events/s and peak RSS
-  memory         peak memory of one training step vs catalogue size (10k / 100k / 1M items) per loss and path
-  softmax        one full-softmax step with exclude_seen / the repeat bias vs the plain softmax
-  ema            one weight-average update: Lightning's per-parameter path vs the foreach one in use
-  validation     one validation pass on a real file: the evaluation path in use vs the straightforward one
+  train-vs-peer      time to quality and throughput vs RecTools' SASRec (own virtualenv), Beauty
+  eval               full-ranking users/s for 100k users x 1M items vs the SGEMM FLOP bound
+  faiss              Flat / HNSW32 / IVF-PQ fast-scan on 1M x 64 (+ a real bundle): build, recall@10, QPS
+  serving            recommend-latency and loadtest together on one bundle (in process, then HTTP)
+  recommend-latency  in-process recommend() latency with every rule on vs the model alone and the eager model
+  loadtest           HTTP load (open or closed loop) against a running service on 127.0.0.1
+  soak               a served bundle under a fixed rate for minutes: errors and memory growth
+  data-scale         generate + prepare 1M / 10M / 50M events: events/s and peak RSS
+  memory             peak memory of one training step vs catalogue size per loss and path
+  softmax            one full-softmax step with exclude_seen / the repeat bias vs the plain softmax
+  ema                one weight-average update: Lightning's per-parameter path vs the foreach one in use
+  validation         one validation pass on a real file: the evaluation path in use vs the straightforward one
+  atomic-kills       every artifact writer SIGKILLed mid-write N times: torn / older / stray files (vs a naive writer)
 
 Run under the shared CPU lock on a quiet machine; every figure states its threads.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import subprocess
+import os
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+# A serving process runs one BLAS thread (harness.start_server); the in-process latency benchmark
+# must too, and OpenBLAS reads the setting once, when NumPy loads, hence before any import below.
+if sys.argv[1:2] in (["recommend-latency"], ["serving"]):
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import importlib  # noqa: E402
+import re  # noqa: E402
+from collections.abc import Callable, Iterable  # noqa: E402
+from typing import Any  # noqa: E402
+
+from benchmarks import harness  # noqa: E402
+from benchmarks.harness import command_line, emit, result_record, save_result  # noqa: E402
+
+Runner = Callable[[argparse.Namespace, argparse.ArgumentParser], Iterable[dict]]
 
 
-def _emit(obj: dict) -> None:
-    print(json.dumps(obj), flush=True)
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="name", required=True)
-    p = sub.add_parser("train-vs-peer")
+# --------------------------------------------------------------------------- benchmarks with options here
+def _train_vs_peer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="../shared/data/amazon/Beauty.txt")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--workdir", default=".cache/bench/train-vs-peer")
-    p.add_argument("--compare-only", action="store_true",
-                   help="recompute the comparison from the workdir's finished runs, without training")
-    p = sub.add_parser("eval")
+    p.add_argument(
+        "--compare-only",
+        action="store_true",
+        help="recompute the comparison from the workdir's finished runs, without training",
+    )
+
+
+def _train_vs_peer(a: argparse.Namespace, _: argparse.ArgumentParser) -> list[dict]:
+    from benchmarks.train_vs_peer import compare, run
+
+    result = compare(a.workdir, a.data) if a.compare_only else run(a.data, a.epochs, a.workdir)
+    result.pop("curves")
+    return [result]
+
+
+def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--users", type=int, default=100_000)
     p.add_argument("--items", type=int, default=1_000_000)
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--topk", type=int, default=0, help="also build top-k lists (beyond-accuracy metrics)")
-    p.add_argument("--interleaved-peak", action="store_true",
-                   help="also time an SGEMM burst before every batch (for a shared, busy machine)")
-    p = sub.add_parser("faiss")
+    p.add_argument(
+        "--interleaved-peak",
+        action="store_true",
+        help="also time an SGEMM burst before every batch (for a shared, busy machine)",
+    )
+
+
+def _eval(a: argparse.Namespace, _: argparse.ArgumentParser) -> list[dict]:
+    from benchmarks.eval_throughput import run
+
+    return [run(a.users, a.items, a.dim, topk=a.topk, interleaved_peak=a.interleaved_peak)]
+
+
+def _faiss_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--items", type=int, default=1_000_000)
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--queries", type=int, default=2000)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--bundle", default=None, help="a trained run's bundle/ (real item vectors + session queries)")
-    p = sub.add_parser("serving")
+
+
+def _faiss(a: argparse.Namespace, _: argparse.ArgumentParser) -> Iterable[dict]:
+    from benchmarks.faiss_bench import run
+
+    return run(a.items, a.dim, a.queries, a.threads, a.bundle)
+
+
+def _serving_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bundle", required=True)
     p.add_argument("--duration", type=int, default=60)
     p.add_argument("--rate", type=float, default=100.0)
     p.add_argument("--clients", type=int, default=50)
     p.add_argument("--requests", type=int, default=2000)
-    p = sub.add_parser("data")
-    p.add_argument("--sizes", nargs="+", default=["1e6", "1e7", "5e7"])
-    p.add_argument("--workdir", default=".cache/bench/data")
-    p = sub.add_parser("memory")
+
+
+def _serving(a: argparse.Namespace, _: argparse.ArgumentParser) -> list[dict]:
+    from benchmarks.serving_bench import run
+
+    return run(a.bundle, a.duration, a.rate, a.clients, a.requests)
+
+
+def _memory_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sizes", nargs="+", type=lambda v: int(float(v)), default=[10_000, 100_000, 1_000_000])
-    p.add_argument("--losses", nargs="+", default=None, help="default: sampled_softmax gbce softmax softmax_materialised")
+    p.add_argument(
+        "--losses", nargs="+", default=None, help="default: sampled_softmax gbce softmax softmax_materialised"
+    )
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--max-len", type=int, default=50)
     p.add_argument("--negatives", type=int, default=256)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--paths", nargs="+", default=["table"], choices=["table", "rows", "rows_sparse"],
-                   help="table: the whole item table every step (every loss); rows / rows_sparse: the sampled "
-                        "losses' gathered rows, dense / sparse id-embedding gradient, + the first Adam step")
-    p = sub.add_parser("softmax")
+    p.add_argument(
+        "--paths",
+        nargs="+",
+        default=["table"],
+        choices=["table", "rows", "rows_sparse"],
+        help="table: the whole item table every step (every loss); rows / rows_sparse: the sampled "
+        "losses' gathered rows, dense / sparse id-embedding gradient, + the first Adam step",
+    )
+
+
+def _memory(a: argparse.Namespace, _: argparse.ArgumentParser) -> Iterable[dict]:
+    from benchmarks.loss_memory import LOSSES_MEASURED, run
+
+    return run(
+        tuple(a.sizes),
+        tuple(a.losses or LOSSES_MEASURED),
+        a.dim,
+        a.batch,
+        a.max_len,
+        a.negatives,
+        threads=a.threads,
+        paths=tuple(a.paths),
+    )
+
+
+def _softmax_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--positions", type=int, default=1100)
     p.add_argument("--items", type=int, default=12_101)
     p.add_argument("--threads", type=int, default=1)
-    p = sub.add_parser("ema")
+
+
+def _softmax(a: argparse.Namespace, _: argparse.ArgumentParser) -> list[dict]:
+    from benchmarks.softmax_step import run
+
+    return [run(a.positions, a.items, threads=a.threads)]
+
+
+def _ema_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--items", type=int, default=12_101)
     p.add_argument("--updates", type=int, default=300)
     p.add_argument("--threads", type=int, default=1)
-    p = sub.add_parser("validation")
+
+
+def _ema(a: argparse.Namespace, _: argparse.ArgumentParser) -> list[dict]:
+    from benchmarks.ema_update import run
+
+    return [run(a.items, updates=a.updates, threads=a.threads)]
+
+
+def _validation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="../shared/data/amazon/Sports_and_Outdoors.txt")
     p.add_argument("--experiment", default="s3rec_best")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("overrides", nargs="*", help="more config overrides, key=value")
-    a = ap.parse_args()
 
-    if a.name == "train-vs-peer":
-        from benchmarks.train_vs_peer import compare, run
 
-        result = compare(a.workdir, a.data) if a.compare_only else run(a.data, a.epochs, a.workdir)
-        result.pop("curves")
-        _emit(result)
-    elif a.name == "eval":
-        from benchmarks.eval_throughput import run
+def _validation(a: argparse.Namespace, _: argparse.ArgumentParser) -> list[dict]:
+    from benchmarks.validation_pass import run
 
-        _emit(run(a.users, a.items, a.dim, topk=a.topk, interleaved_peak=a.interleaved_peak))
-    elif a.name == "faiss":
-        from benchmarks.faiss_bench import run
+    return [run(a.data, a.experiment, a.overrides, threads=a.threads)]
 
-        run(a.items, a.dim, a.queries, a.threads, a.bundle)
-    elif a.name == "serving":
-        from benchmarks.serving_bench import run
 
-        for result in run(a.bundle, a.duration, a.rate, a.clients, a.requests):
-            _emit(result)
-    elif a.name == "memory":
-        from benchmarks.loss_memory import LOSSES_MEASURED, run
+# --------------------------------------------------------------------------- benchmarks with their own options
+def _module(name: str) -> tuple[Callable[[argparse.ArgumentParser], None], Runner]:
+    """A benchmark module's ``add_arguments`` and ``main``, imported only when that benchmark runs
+    (each pulls in its own heavy dependencies: torch, FAISS, the serving stack)."""
 
-        for result in run(tuple(a.sizes), tuple(a.losses or LOSSES_MEASURED), a.dim, a.batch, a.max_len,
-                          a.negatives, threads=a.threads, paths=tuple(a.paths)):
-            _emit(result)
-    elif a.name == "softmax":
-        from benchmarks.softmax_step import run
+    def add(p: argparse.ArgumentParser) -> None:
+        importlib.import_module(f"benchmarks.{name}").add_arguments(p)
 
-        _emit(run(a.positions, a.items, threads=a.threads))
-    elif a.name == "ema":
-        from benchmarks.ema_update import run
+    def run(a: argparse.Namespace, p: argparse.ArgumentParser) -> Iterable[dict]:
+        return importlib.import_module(f"benchmarks.{name}").main(a, p)
 
-        _emit(run(a.items, updates=a.updates, threads=a.threads))
-    elif a.name == "validation":
-        from benchmarks.validation_pass import run
+    return add, run
 
-        _emit(run(a.data, a.experiment, a.overrides, threads=a.threads))
-    elif a.name == "data":
-        subprocess.run([sys.executable, "-m", "benchmarks.data_scale", "--sizes", *a.sizes, "--workdir", a.workdir],
-                       check=True, cwd=ROOT)
+
+BENCHMARKS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Runner]] = {
+    "train-vs-peer": (_train_vs_peer_args, _train_vs_peer),
+    "eval": (_eval_args, _eval),
+    "faiss": (_faiss_args, _faiss),
+    "serving": (_serving_args, _serving),
+    "recommend-latency": _module("recommend_latency"),
+    "loadtest": _module("loadtest"),
+    "soak": _module("soak"),
+    "data-scale": _module("data_scale"),
+    "memory": (_memory_args, _memory),
+    "softmax": (_softmax_args, _softmax),
+    "ema": (_ema_args, _ema),
+    "validation": (_validation_args, _validation),
+    "atomic-kills": _module("atomic_kills"),
+}
+
+
+def _result_name(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9_]+", value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: a result name is lower-case letters, digits and _ (the file is docs/results/<name>.json)"
+        )
+    return value
+
+
+def _threads(a: argparse.Namespace) -> int | str:
+    """The threads the figures ran with: the benchmark's own option, else torch's setting when it
+    ran torch in this process, else the OpenMP setting or every core."""
+    if getattr(a, "threads", None):
+        return int(a.threads)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return int(torch.get_num_threads())
+    return os.environ.get("OMP_NUM_THREADS") or f"default ({os.cpu_count()} cores)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = ap.add_subparsers(dest="name", required=True, metavar="NAME")
+    parsers = {}
+    # only the chosen benchmark's options are built: building them imports its module
+    chosen = argv[0] if argv and argv[0] in BENCHMARKS else None
+    for name, (add, _) in BENCHMARKS.items():
+        p = sub.add_parser(name, add_help=name == chosen)
+        if name == chosen:
+            add(p)
+            p.add_argument(
+                "--save",
+                nargs="?",
+                const=name.replace("-", "_"),
+                default=None,
+                metavar="RESULT_NAME",
+                type=_result_name,
+                help="also write the results to docs/results/RESULT_NAME.json (default: %(const)s)",
+            )
+        parsers[name] = p
+    a = ap.parse_args(argv)
+    rows: list[dict[str, Any]] = []
+    for row in BENCHMARKS[a.name][1](a, parsers[a.name]):
+        emit(row)
+        rows.append(row)
+    if a.save:
+        path = save_result(result_record(a.save, rows, command_line(argv), _threads(a)), harness.RESULTS_DIR)
+        print(f"saved {path}", file=sys.stderr)
+    return 1 if any(r.get("passed") is False for r in rows) else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,7 +1,7 @@
 """HTTP load test of a running journeyrec service on this machine (127.0.0.1 only).
 
-    python -m benchmarks.loadtest --port 8000 --bundle PATH [--clients 50] [--rate 200] [--duration 60]
-        [--max-requests 100000] [--events 50] [--k 20] [--filters '{"in_stock": true}'] [--json OUT]
+    python -m benchmarks loadtest --port 8000 --bundle PATH [--clients 50] [--rate 200] [--duration 60]
+        [--max-requests 100000] [--events 50] [--k 20] [--filters '{"in_stock": true}'] [--save]
 
 Design, so that the numbers mean what they say:
 
@@ -12,12 +12,13 @@ Design, so that the numbers mean what they say:
   ``--rate 0``: **closed loop**, each client sends its next request as soon as it has the
   answer: this measures saturation throughput, and latency is then ~clients / throughput.
 * Bounded: stops after ``--duration`` seconds or ``--max-requests`` requests, whichever first.
-* Bodies are pre-built: ``--events`` random catalogue items of the bundle (views, some carts and
-  purchases, timestamps), ``k``, filters; the client is a minimal asyncio HTTP/1.1 client, so
-  the load generator costs as little CPU as possible (it shares the machine with the server).
+* Bodies are pre-built (``harness.recommendation_bodies``: ``--events`` random catalogue items of
+  the bundle, views with some carts and purchases, timestamps), and the client is a minimal
+  asyncio HTTP/1.1 client, so the load generator costs as little CPU as possible (it shares the
+  machine with the server).
 
 Reports offered rate, achieved throughput, errors (non-200 answers, connection failures) and
-latency percentiles p50 / p95 / p99 / max.
+latency percentiles p50 / p95 / p99 / max; ``passed`` is false when there was any error.
 """
 
 from __future__ import annotations
@@ -25,37 +26,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+from benchmarks.harness import LOCAL_HOSTS, post_request, recommendation_bodies
 
+__all__ = ["HTTP_SESSION", "add_arguments", "main", "run"]
 
-def build_bodies(bundle: Path, n: int, events: int, k: int, filters: dict, seed: int = 0) -> list[bytes]:
-    import pyarrow.parquet as pq
-
-    items = pq.read_table(bundle / "items.parquet", columns=["item_id"]).column("item_id").to_pylist()
-    rng = np.random.default_rng(seed)
-    kinds = np.array(["view", "view", "view", "view", "cart", "purchase"])
-    bodies = []
-    t0 = 1_770_000_000_000
-    for r in range(n):
-        picks = rng.integers(0, len(items), size=events)
-        ts = t0 + np.cumsum(rng.integers(5_000, 600_000, size=events))
-        ev = [{"item_id": items[i], "event_type": str(rng.choice(kinds)), "channel": "web", "timestamp": int(t)}
-              for i, t in zip(picks, ts)]
-        body = {"events": ev, "k": k, "filters": filters, "user_id": f"load-{r}", "now": int(ts[-1]) + 60_000}
-        bodies.append(json.dumps(body).encode())
-    return bodies
-
-
-def request_bytes(host: str, port: int, body: bytes) -> bytes:
-    head = (f"POST /v1/recommendations HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n")
-    return head.encode() + body
+# the session shape of the HTTP figures: minutes between events, four views per cart and purchase
+HTTP_SESSION: dict[str, Any] = {"kinds": ("view",) * 4 + ("cart", "purchase"), "max_gap_ms": 600_000}
 
 
 async def read_response(reader: asyncio.StreamReader) -> int:
@@ -134,8 +116,7 @@ async def run(args: argparse.Namespace, payloads: list[bytes]) -> dict:
     }
 
 
-def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--bundle", type=Path, required=True, help="the served bundle (request bodies use its item ids)")
@@ -147,24 +128,18 @@ def main(argv: list[str]) -> int:
     p.add_argument("--k", type=int, default=20)
     p.add_argument("--filters", default="{}", help="JSON object sent as filters")
     p.add_argument("--bodies", type=int, default=500, help="distinct request bodies to cycle through")
-    p.add_argument("--json", type=Path, default=None, help="also write the report here")
-    args = p.parse_args(argv)
+
+
+def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dict]:
     if args.host not in LOCAL_HOSTS:
-        p.error(f"--host {args.host!r}: this load test only targets this machine ({', '.join(LOCAL_HOSTS)})")
+        parser.error(f"--host {args.host!r}: this load test only targets this machine ({', '.join(LOCAL_HOSTS)})")
     if not (0 < args.duration <= 600) or not (0 < args.max_requests <= 1_000_000) or not (0 < args.clients <= 1000):
-        p.error("bounds: 0 < duration <= 600 s, 0 < max-requests <= 1e6, 0 < clients <= 1000")
-    payloads = [request_bytes(args.host, args.port, b)
-                for b in build_bodies(args.bundle, args.bodies, args.events, args.k, json.loads(args.filters))]
+        parser.error("bounds: 0 < duration <= 600 s, 0 < max-requests <= 1e6, 0 < clients <= 1000")
+    filters = json.loads(args.filters)
+    payloads = [
+        post_request(args.host, args.port, b)
+        for b in recommendation_bodies(args.bundle, args.bodies, args.events, args.k, filters, **HTTP_SESSION)
+    ]
     result = asyncio.run(run(args, payloads))
-    result.update(events_per_request=args.events, k=args.k, filters=json.loads(args.filters))
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        from journeyrec.io import atomic_write_text
-
-        atomic_write_text(args.json, text + "\n")
-    return 0 if result["errors"] == 0 else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    result.update(events_per_request=args.events, k=args.k, filters=filters, passed=result["errors"] == 0)
+    return [result]

@@ -1,31 +1,36 @@
 """In-process latency of Recommender.recommend() on a bundle (run it under the CPU lock):
 
-    flock /tmp/journeyrec-cpu.lock python -m benchmarks.recommend_latency --bundle PATH [--events 50] [--k 20]
-        [--filters '{"tags": ["17", "4"]}'] [--rules '{"epsilon": 0.1, ...}'] [--requests 2000]
+    flock /tmp/journeyrec-cpu.lock python -m benchmarks recommend-latency --bundle PATH [--events 50] [--k 20]
+        [--filters '{"tags": ["17", "4"]}'] [--rules '{"epsilon": 0.1, ...}'] [--requests 2000] [--save]
 
-Each request has ``--events`` random catalogue items (views with some carts and purchases and
-real timestamps), ``k``, the filters and every rule on (defaults below: exclusion of seen items,
+Each request has ``--events`` random catalogue items (``harness.random_sessions``: views with some
+carts and purchases and real timestamps), ``k``, the filters and every rule on (defaults below: exclusion of seen items,
 repeat-purchase policy, complements, a boost, MMR diversity, 10% exploration). Baselines measured
 in the same run on the same requests: the model alone (encode + top-k, no rules) and the full
-pipeline with the model run eagerly (not traced). Prints percentiles and ratios as JSON;
-``--stages`` adds the median time of each pipeline step (a separate, timed pass).
+pipeline with the model run eagerly (not traced). Reports percentiles and ratios; ``--stages``
+adds the median time of each pipeline step (a separate, timed pass). One OpenBLAS thread, as a
+serving process has (``benchmarks/__main__.py`` sets it before NumPy loads).
 """
 
 from __future__ import annotations
 
-import os
-
-# one thread per serving process, NumPy's OpenBLAS included (set before NumPy loads): its threaded
-# matrix-vector products were ~100x slower on this busy 2-core machine than single-threaded ones
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
 import argparse
+import functools
 import json
-import sys
 import time
 from pathlib import Path
 
+import faiss
 import numpy as np
+import torch
+
+from benchmarks.harness import random_sessions
+from journeyrec.serving import recommender as recommender_module
+from journeyrec.serving.recommender import Recommender
+from journeyrec.serving.request import Event, RecommendRequest
+from journeyrec.serving.settings import RulesConfig, rules_from_mapping
+
+__all__ = ["DEFAULT_RULES", "STAGES", "add_arguments", "main", "make_requests", "measure", "stage_medians"]
 
 DEFAULT_RULES = {
     "epsilon": 0.1,
@@ -35,18 +40,20 @@ DEFAULT_RULES = {
 }
 
 
-def make_requests(rec, n: int, events: int, k: int, filters: dict, seed: int = 0) -> list:
-    from journeyrec.serving.request import Event, RecommendRequest
-
-    rng = np.random.default_rng(seed)
-    kinds = np.array(["view"] * 6 + ["cart", "purchase"])
-    out = []
-    for _ in range(n):
-        items = rng.integers(0, rec.n_items, size=events)
-        ts = 1_770_000_000_000 + np.cumsum(rng.integers(5_000, 3_600_000, size=events))
-        ev = [Event(str(rec.item_ids[i]), str(rng.choice(kinds)), "web", int(t)) for i, t in zip(items, ts)]
-        out.append(RecommendRequest(events=ev, k=k, filters=filters, now_ms=int(ts[-1]) + 60_000))
-    return out
+def make_requests(
+    rec: Recommender, n: int, events: int, k: int, filters: dict, seed: int = 0
+) -> list[RecommendRequest]:
+    """``harness.random_sessions`` over the bundle's items, as in-process requests."""
+    item_ids = [str(i) for i in rec.item_ids[: rec.n_items]]
+    return [
+        RecommendRequest(
+            events=[Event(e["item_id"], e["event_type"], e["channel"], e["timestamp"]) for e in session],
+            k=k,
+            filters=filters,
+            now_ms=now,
+        )
+        for session, now in random_sessions(item_ids, n, events, seed)
+    ]
 
 
 def measure(rec, requests: list, rules, warmup: int = 50) -> dict:
@@ -60,9 +67,14 @@ def measure(rec, requests: list, rules, warmup: int = 50) -> dict:
         times[j] = time.perf_counter() - t
         short += len(res.items) < r.k
     ms = times * 1000
-    return {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p95_ms": round(float(np.percentile(ms, 95)), 3),
-            "p99_ms": round(float(np.percentile(ms, 99)), 3), "mean_ms": round(float(ms.mean()), 3),
-            "requests": len(requests), "answers_shorter_than_k": int(short)}
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p95_ms": round(float(np.percentile(ms, 95)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+        "mean_ms": round(float(ms.mean()), 3),
+        "requests": len(requests),
+        "answers_shorter_than_k": int(short),
+    }
 
 
 # the pipeline's steps, timed by --stages: (owner, attribute) -> label. The owner "rec" is the
@@ -84,11 +96,13 @@ STAGES = {
 def stage_medians(rec, requests: list, rules) -> dict:
     """Median milliseconds of each pipeline step over ``requests`` (timers wrapped around the
     steps for this pass only, then removed; the wrapping adds a little to every step)."""
-    import functools
-
-    from journeyrec.serving import recommender as module
-
-    owners = {"rec": rec, "encoder": rec.encoder, "policy": rec.policy, "retriever": rec.retriever, "module": module}
+    owners = {
+        "rec": rec,
+        "encoder": rec.encoder,
+        "policy": rec.policy,
+        "retriever": rec.retriever,
+        "module": recommender_module,
+    }
     times: dict[str, list[float]] = {label: [] for label in STAGES.values()}
     saved = []
     for (owner, attr), label in STAGES.items():
@@ -115,8 +129,7 @@ def stage_medians(rec, requests: list, rules) -> dict:
     return {label: round(float(np.median(v)) * 1000, 3) if v else None for label, v in times.items()}
 
 
-def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bundle", type=Path, required=True)
     p.add_argument("--events", type=int, default=50)
     p.add_argument("--k", type=int, default=20)
@@ -124,15 +137,12 @@ def main(argv: list[str]) -> int:
     p.add_argument("--rules", default=json.dumps(DEFAULT_RULES), help="RulesConfig overrides (JSON)")
     p.add_argument("--requests", type=int, default=2000)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--stages", action="store_true", help="also report the median time of each pipeline step (one more pass)")
-    args = p.parse_args(argv)
+    p.add_argument(
+        "--stages", action="store_true", help="also report the median time of each pipeline step (one more pass)"
+    )
 
-    import faiss
-    import torch
 
-    from journeyrec.serving.recommender import Recommender
-    from journeyrec.serving.settings import RulesConfig, rules_from_mapping
-
+def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dict]:
     torch.set_num_threads(args.threads)
     faiss.omp_set_num_threads(args.threads)
     rules = rules_from_mapping(json.loads(args.rules))
@@ -142,9 +152,12 @@ def main(argv: list[str]) -> int:
     requests = make_requests(rec, args.requests, args.events, args.k, filters)
     eligible = int(np.count_nonzero(rec.attrs.mask(filters) & rec.stock_ok))
     full = measure(rec, requests, rules)
-    model_only = measure(rec, [r.__class__(events=r.events, k=r.k, now_ms=r.now_ms) for r in requests], RulesConfig.raw())
+    model_only = measure(
+        rec, [r.__class__(events=r.events, k=r.k, now_ms=r.now_ms) for r in requests], RulesConfig.raw()
+    )
     untraced = measure(eager, requests[: max(200, args.requests // 4)], rules)
     report = {
+        "benchmark": "recommend-latency",
         "bundle": str(args.bundle),
         "items": rec.n_items,
         "index": rec.manifest["index"]["factory"],
@@ -163,9 +176,4 @@ def main(argv: list[str]) -> int:
     }
     if args.stages:
         report["stages_median_ms"] = stage_medians(rec, requests, rules)
-    print(json.dumps(report, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    return [report]

@@ -1,15 +1,15 @@
 """Soak test: a fixed request rate against a server this script starts on 127.0.0.1, for a bounded
 time, reporting errors and the server's memory growth (run it under the CPU lock):
 
-    flock /tmp/journeyrec-cpu.lock python -m benchmarks.soak --bundle PATH [--duration 600] [--rate 50]
-        [--clients 8] [--warmup 60] [--sample-every 5] [--json OUT] [-- serve.py overrides ...]
+    flock /tmp/journeyrec-cpu.lock python -m benchmarks soak --bundle PATH [--duration 600] [--rate 50]
+        [--clients 8] [--warmup 60] [--sample-every 5] [--save] [--serve-override KEY=VALUE ...]
 
 What it does, so that the figures mean what they say:
 
 * starts ``scripts/serve.py bundle=PATH host=127.0.0.1 port=<free port>`` (JSON request log on,
   written to a file) and waits until ``/readyz`` answers 200;
 * offers ``--rate`` requests/s in open loop for ``--duration`` seconds with the client of
-  ``benchmarks/loadtest.py`` (latency from the scheduled send time), cycling through a mix of
+  ``benchmarks.loadtest`` (latency from the scheduled send time), cycling through a mix of
   request kinds: personal recommendations (some with unknown item ids), no-consent requests,
   product-page context, similar and complement items;
 * samples the server's resident memory (``/proc/<pid>/status`` VmRSS) every ``--sample-every``
@@ -19,39 +19,28 @@ What it does, so that the figures mean what they say:
 * counts errors on both sides: non-200 answers and connection failures seen by the client, 5xx
   in the server's own ``/metrics``, error lines in its log, and whether it is still alive.
 
-Exit status 0 when there were no errors and the growth stayed under ``--max-rss-growth`` (default
-10%); the report is printed as JSON (and written to ``--json``).
+``passed`` (and the exit status 0) when there were no errors and the growth stayed under
+``--max-rss-growth`` (default 10%).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
+import urllib.parse
 from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+from benchmarks import loadtest
+from benchmarks.harness import bundle_item_ids, http_get, post_request, recommendation_bodies, served
+
+__all__ = ["add_arguments", "main", "rss_bytes", "rss_report"]
+
 MAX_DURATION_S = 3600.0
-
-
-def _loadtest():
-    """benchmarks/loadtest.py, whose HTTP client and request bodies the soak reuses."""
-    spec = importlib.util.spec_from_file_location("journeyrec_loadtest", HERE / "loadtest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
 
 
 def rss_bytes(pid: int) -> int:
@@ -66,61 +55,12 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:  # noqa: S310 - loopback only
-            return r.status, r.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def start_server(bundle: Path, port: int, log_path: Path, overrides: list[str], timeout: float = 180.0,
-                 env: dict | None = None) -> subprocess.Popen:
-    """scripts/serve.py on 127.0.0.1:port, its log in ``log_path``; returns once /readyz is 200."""
-    env = dict(env if env is not None else os.environ, OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, str(ROOT / "scripts" / "serve.py"), f"bundle={bundle}", "host=127.0.0.1", f"port={port}", *overrides]
-    log = open(log_path, "wb")  # noqa: SIM115 - the child owns it until it exits
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    log.close()
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            if http_get(port, "/readyz", timeout=2)[0] == 200:
-                return proc
-        except OSError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"server not ready after {timeout:.0f} s:\n{log_path.read_text()[-3000:]}")
-
-
-def stop_server(proc: subprocess.Popen) -> int:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)  # uvicorn: graceful shutdown
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
-
-
-def build_mix(lt, bundle: Path, port: int, n: int, events: int, k: int, filters: dict, seed: int = 0) -> list[bytes]:
+def build_mix(bundle: Path, port: int, n: int, events: int, k: int, filters: dict, seed: int = 0) -> list[bytes]:
     """Raw HTTP requests cycling through the request kinds the service answers."""
-    import pyarrow.parquet as pq
-
-    items = pq.read_table(bundle / "items.parquet", columns=["item_id"]).column("item_id").to_pylist()
+    items = bundle_item_ids(bundle)
     rng = np.random.default_rng(seed + 1)
     out = []
-    for j, raw in enumerate(lt.build_bodies(bundle, n, events, k, filters, seed)):
+    for j, raw in enumerate(recommendation_bodies(bundle, n, events, k, filters, seed, **loadtest.HTTP_SESSION)):
         body = json.loads(raw)
         kind = j % 8
         if kind == 1:  # unknown ids among known ones (reported in warnings)
@@ -134,14 +74,14 @@ def build_mix(lt, bundle: Path, port: int, n: int, events: int, k: int, filters:
             body["context"] = {"type": "cart"}
         if kind in (5, 6):
             endpoint = "similar" if kind == 5 else "complements"
-            item = urllib.request.quote(str(items[int(rng.integers(len(items)))]), safe="")
+            item = urllib.parse.quote(str(items[int(rng.integers(len(items)))]), safe="")
             out.append(f"GET /v1/items/{item}/{endpoint}?k={k} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
         else:
-            out.append(lt.request_bytes("127.0.0.1", port, json.dumps(body).encode()))
+            out.append(post_request("127.0.0.1", port, json.dumps(body).encode()))
     return out
 
 
-async def soak(lt, args: argparse.Namespace, payloads: list[bytes], pid: int) -> tuple[dict, list[tuple[float, int]]]:
+async def soak(args: argparse.Namespace, payloads: list[bytes], pid: int) -> tuple[dict, list[tuple[float, int]]]:
     samples: list[tuple[float, int]] = []
     done = asyncio.Event()
 
@@ -156,11 +96,17 @@ async def soak(lt, args: argparse.Namespace, payloads: list[bytes], pid: int) ->
             except asyncio.TimeoutError:
                 pass
 
-    load_args = argparse.Namespace(host="127.0.0.1", port=args.port, clients=args.clients, rate=args.rate,
-                                   duration=args.duration, max_requests=10**9)
+    load_args = argparse.Namespace(
+        host="127.0.0.1",
+        port=args.port,
+        clients=args.clients,
+        rate=args.rate,
+        duration=args.duration,
+        max_requests=10**9,
+    )
     task = asyncio.create_task(sampler())
     try:
-        result = await lt.run(load_args, payloads)
+        result = await loadtest.run(load_args, payloads)
     finally:
         done.set()
         await task
@@ -200,13 +146,7 @@ def rss_report(samples: list[tuple[float, int]], warmup: float) -> dict:
     }
 
 
-def main(argv: list[str]) -> int:
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, overrides = argv[:cut], argv[cut + 1 :]
-    else:
-        overrides = []
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bundle", type=Path, required=True)
     p.add_argument("--duration", type=float, default=600.0, help="seconds of load (default 10 minutes)")
     p.add_argument("--rate", type=float, default=50.0, help="offered requests/s (open loop)")
@@ -220,53 +160,73 @@ def main(argv: list[str]) -> int:
     p.add_argument("--max-rss-growth", type=float, default=0.10, help="goal: growth after warm-up below this fraction")
     p.add_argument("--port", type=int, default=0, help="0 = a free port")
     p.add_argument("--log", type=Path, default=None, help="keep the server's log here (default: a temporary file)")
-    p.add_argument("--json", type=Path, default=None, help="also write the report here")
-    args = p.parse_args(argv)
+    p.add_argument(
+        "--serve-override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a scripts/serve.py override (repeatable), e.g. threads=1",
+    )
+
+
+def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dict]:
     if not (0 < args.duration <= MAX_DURATION_S) or args.rate <= 0 or not (0 < args.clients <= 1000):
-        p.error(f"bounds: 0 < duration <= {MAX_DURATION_S:.0f} s, rate > 0, 0 < clients <= 1000")
+        parser.error(f"bounds: 0 < duration <= {MAX_DURATION_S:.0f} s, rate > 0, 0 < clients <= 1000")
     if not (args.bundle / "manifest.json").is_file():
-        p.error(f"--bundle {args.bundle}: no manifest.json (export one with scripts/export_index.py run=<run>)")
-    args.port = args.port or free_port()
+        parser.error(f"--bundle {args.bundle}: no manifest.json (export one with scripts/export_index.py run=<run>)")
     args.warmup = min(args.warmup, args.duration / 3)
-    lt = _loadtest()
+    overrides = list(args.serve_override)
 
     with tempfile.TemporaryDirectory(prefix="journeyrec-soak-") as tmp:
         log_path = args.log or Path(tmp) / "server.log"
         t_start = time.perf_counter()
-        proc = start_server(args.bundle, args.port, log_path, overrides)
-        startup = time.perf_counter() - t_start
-        payloads = build_mix(lt, args.bundle, args.port, args.bodies, args.events, args.k, json.loads(args.filters))
-        try:
-            result, samples = asyncio.run(soak(lt, args, payloads, proc.pid))
-            alive = proc.poll() is None
-            statuses = server_statuses(args.port) if alive else {}
-            healthy = alive and http_get(args.port, "/healthz")[0] == 200
-        finally:
-            code = stop_server(proc)
+        with served(args.bundle, log_path, overrides, port=args.port) as server:
+            startup = time.perf_counter() - t_start
+            args.port = server.port
+            payloads = build_mix(args.bundle, server.port, args.bodies, args.events, args.k, json.loads(args.filters))
+            result, samples = asyncio.run(soak(args, payloads, server.proc.pid))
+            alive = server.proc.poll() is None
+            statuses = server_statuses(server.port) if alive else {}
+            healthy = alive and http_get(server.port, "/healthz")[0] == 200
         log_lines = log_path.read_text(errors="replace").splitlines()
     errors_logged = sum(1 for line in log_lines if '"level": "error"' in line or "Traceback" in line)
     server_5xx = sum(n for s, n in statuses.items() if s.startswith("5"))
     rss = rss_report(samples, args.warmup)
     report = {
+        "benchmark": "soak",
         "bundle": str(args.bundle),
-        "server": {"startup_s": round(startup, 1), "alive_at_end": alive, "healthz_at_end": healthy, "exit_code": code,
-                   "requests_by_status": statuses, "log_lines": len(log_lines), "log_error_lines": errors_logged,
-                   "overrides": overrides},
-        "load": {k: result[k] for k in ("mode", "clients", "offered_rate_per_s", "duration_s", "requests",
-                                        "throughput_per_s", "errors", "error_kinds", "latency_ms")},
+        "server": {
+            "startup_s": round(startup, 1),
+            "alive_at_end": alive,
+            "healthz_at_end": healthy,
+            "exit_code": server.exit_code,
+            "requests_by_status": statuses,
+            "log_lines": len(log_lines),
+            "log_error_lines": errors_logged,
+            "overrides": overrides,
+        },
+        "load": {
+            k: result[k]
+            for k in (
+                "mode",
+                "clients",
+                "offered_rate_per_s",
+                "duration_s",
+                "requests",
+                "throughput_per_s",
+                "errors",
+                "error_kinds",
+                "latency_ms",
+            )
+        },
         "rss": rss,
         "goal": {"errors": 0, "rss_growth_pct_below": round(100 * args.max_rss_growth, 2)},
     }
-    report["passed"] = bool(result["errors"] == 0 and server_5xx == 0 and errors_logged == 0 and healthy
-                            and rss["growth_after_warmup_pct"] < 100 * args.max_rss_growth)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        from journeyrec.io import atomic_write_text
-
-        atomic_write_text(args.json, text + "\n")
-    return 0 if report["passed"] else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    report["passed"] = bool(
+        result["errors"] == 0
+        and server_5xx == 0
+        and errors_logged == 0
+        and healthy
+        and rss["growth_after_warmup_pct"] < 100 * args.max_rss_growth
+    )
+    return [report]

@@ -46,21 +46,13 @@ ROOT = Path(__file__).resolve().parents[1]
 PEER_PINS = ("torch==2.13.0", "rectools[torch]==0.19.0")
 SHARED = dict(max_len=50, d_model=64, n_blocks=2, n_heads=2, batch_size=128, loss="softmax")
 PEER = dict(dropout=0.2, lr=1e-3, lr_schedule="constant")
-# journeyrec's side (Hydra overrides): feed-forward width 1 x d with ReLU (as the peer's block), a
-# higher learning rate with cosine decay over the run, dropout 0.3, the learned repeat bias (one
-# logit offset for items already in the sequence, trained by the same softmax), relative
-# positions (a learned attention bias per distance instead of position embeddings), an
-# exponential moving average of the weights and a contrastive term between two dropout views of
-# each session (weight 0.3), chosen on Beauty's validation split (valid seen-excluded NDCG@10
-# after 20 epochs: 0.0655 with relative positions, 0.0653 with positions from the window start,
-# 0.0647 from the end; from the end with label smoothing 0.1: 0.0648; lr 3e-3 / dropout 0.3 beat
-# 2e-3 / 0.2 (0.0640), 2e-3 / 0.3 (0.0644), 2e-3 / 0.4 (0.0645) and 1e-3 / 0.2 (0.0632)). The
-# average (decay 0.99, about 100 steps) ends level (0.0655) but gets there sooner: 0.0624 after 8
-# epochs against 0.0591 without it (decay 0.998: 0.0592). On top of all that, the contrastive
-# weight 0.1 / 0.3 / 0.6 ended at 0.0652 / 0.0668 / 0.0656 (without it 0.0655; with seed 7
-# 0.0659 against 0.0650), with weight 0.3 and dropout 0.4 at 0.0659, with its temperature 0.1 / 0.5
-# instead of 0.2 at 0.0658 / 0.0659; it learns faster from the first epoch (0.0590 after 4
-# epochs against 0.0482) for 1.45x longer epochs at 2 threads (a second encoder pass; README).
+# journeyrec's side (Hydra overrides): feed-forward width 1 x d with ReLU (the peer's block width),
+# a higher learning rate with cosine decay over the run, dropout 0.3, the learned repeat bias (one
+# logit offset for items already in the sequence), relative positions (a learned attention bias
+# per distance instead of position embeddings), an exponential moving average of the weights
+# (reaches the bar sooner) and a contrastive term between two dropout views of each session.
+# Every setting was chosen on Beauty's validation split; the trials and their figures are on the
+# docs site (Performance, "How the settings were chosen") and their history in CHANGELOG.md.
 OURS = {"model.dropout": 0.3, "optim.lr": 3e-3, "optim.lr_schedule": "cosine", "model.ffn_mult": 1,
         "model.activation": "relu", "model.repeat_bias": True, "model.positions": "relative",
         "trainer.ema_decay": 0.99, "loss.contrastive_weight": 0.3}

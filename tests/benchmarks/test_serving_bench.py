@@ -1,32 +1,20 @@
-"""benchmarks/recommend_latency.py's ``--stages`` pass: every pipeline step it names is timed on real
+"""``python -m benchmarks recommend-latency``'s ``--stages`` pass: every pipeline step it names is timed on real
 requests through a real Recommender, and the timers are gone afterwards (the same Recommender
 then runs on its own methods again)."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
+import benchmarks.recommend_latency as bench
 from journeyrec.serving import Recommender, RulesConfig
 from journeyrec.serving import recommender as recommender_module
 from journeyrec.serving import rules as rules_module
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("journeyrec_bench_recommend", ROOT / "benchmarks" / "recommend_latency.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_stage_pass_times_every_step_and_removes_its_timers(demo_bundle):
-    bench = load_bench()
     rules = RulesConfig(epsilon=0.2, diversity_lambda=0.7, seed=3)  # every step runs on every request
     rec = Recommender.load(demo_bundle.path, rules=rules)
     requests = bench.make_requests(rec, 40, 20, 10, {})

@@ -13,7 +13,6 @@ off (nothing written to the repository).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -25,19 +24,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchmarks.harness import served
+
 ROOT = Path(__file__).resolve().parents[2]
 LIMITS = {"max_events": 40, "max_k": 30, "max_body_bytes": 16_384, "max_filter_values": 8}
 EXAMPLES = int(os.environ.get("JOURNEYREC_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=False,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
                                        HealthCheck.function_scoped_fixture])
-
-
-def soak_module():
-    spec = importlib.util.spec_from_file_location("journeyrec_soak", ROOT / "benchmarks" / "soak.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
 
 
 class Server:
@@ -48,16 +42,13 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(demo_bundle, tmp_path_factory):
-    soak = soak_module()
     log = tmp_path_factory.mktemp("api-fuzz") / "server.log"
-    port = soak.free_port()
-    proc = soak.start_server(demo_bundle.path, port, log, [f"limits.{k}={v}" for k, v in LIMITS.items()] + ["threads=1"])
-    s = Server(proc, port, log)
-    try:
-        yield s
-    finally:
-        s.client.close()
-        soak.stop_server(proc)
+    with served(demo_bundle.path, log, [f"limits.{k}={v}" for k, v in LIMITS.items()] + ["threads=1"]) as running:
+        s = Server(running.proc, running.port, log)
+        try:
+            yield s
+        finally:
+            s.client.close()
 
 
 # --------------------------------------------------------------------------- strategies

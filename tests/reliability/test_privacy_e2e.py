@@ -17,7 +17,6 @@ decoded so that compression cannot hide a match:
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import os
 import re
@@ -34,6 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from benchmarks.harness import served
 from journeyrec.data.privacy import pseudonymise
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,15 +111,10 @@ def pipeline(tmp_path_factory) -> PipelineRun:
 
 
 def serve_traffic(bundle: Path, logs: Path, env: dict, items: list[str]) -> None:
-    spec = importlib.util.spec_from_file_location("journeyrec_soak", ROOT / "benchmarks" / "soak.py")
-    soak = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(soak)  # type: ignore[union-attr]
-    port = soak.free_port()
-    proc = soak.start_server(bundle, port, logs / "serve.log", [], env=env)
     events = [{"item_id": i, "event_type": "view", "channel": "web", "timestamp": 1_770_000_000_000 + 60_000 * n}
               for n, i in enumerate(items)]
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
+    with served(bundle, logs / "serve.log", env=env) as server:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
             for body in ({"events": events, "k": 5, "user_id": PLANTED_USER},
                          {"events": events, "k": 5, "user_id": NO_CONSENT_USER, "consent": False},
                          {"events": events[:2], "k": 3, "user_id": NO_CONSENT_USER, "consent": False,
@@ -128,8 +123,6 @@ def serve_traffic(bundle: Path, logs: Path, env: dict, items: list[str]) -> None
                 assert r.status_code == 200, r.text
             assert c.get(f"/v1/items/{quote(items[0], safe='')}/similar").status_code == 200
             (logs / "metrics.txt").write_text(c.get("/metrics").text)
-    finally:
-        soak.stop_server(proc)
 
 
 # --------------------------------------------------------------------------- search

@@ -240,21 +240,23 @@ def test_serving_path_imports_neither_lightning_nor_mlflow(demo_bundle):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_loadtest_script_reports_latency_and_errors(served, demo_bundle, tmp_path):
+def test_loadtest_benchmark_reports_latency_and_errors(served, demo_bundle):
     client, _, _ = served
     port = client.base_url.port
-    out = tmp_path / "load.json"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]))
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "loadtest.py"), "--port", str(port), "--bundle", str(demo_bundle.path),
+        [sys.executable, "-m", "benchmarks", "loadtest", "--port", str(port), "--bundle", str(demo_bundle.path),
          "--clients", "4", "--rate", "60", "--duration", "2", "--max-requests", "80", "--events", "20", "--k", "10",
-         "--filters", '{"in_stock": true}', "--bodies", "20", "--json", str(out)],
-        capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+         "--filters", '{"in_stock": true}', "--bodies", "20"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    report = json.loads(out.read_text())
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["errors"] == 0 and report["mode"] == "open loop" and report["offered_rate_per_s"] == 60
     assert 20 <= report["requests"] <= 80 and report["latency_ms"]["p50"] <= report["latency_ms"]["p99"]
-    refused = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "loadtest.py"), "--host", "10.0.0.1", "--port", "1",
-                              "--bundle", str(demo_bundle.path)], capture_output=True, text=True, timeout=60)
+    assert report["passed"] is True
+    refused = subprocess.run([sys.executable, "-m", "benchmarks", "loadtest", "--host", "10.0.0.1", "--port", "1",
+                              "--bundle", str(demo_bundle.path)], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                             env=env)
     assert refused.returncode != 0 and "only targets this machine" in refused.stderr
 
 

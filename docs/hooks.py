@@ -1,0 +1,316 @@
+"""MkDocs hook: the docs' figures come from the result files committed under ``docs/results/``.
+
+A page writes a marker where a table or a figure belongs, and the build replaces it:
+
+* ``{{ results_table("NAME") }}``: the rows of ``docs/results/NAME.json`` as a Markdown table,
+  followed by its provenance line (command as run, the current command where the entry point
+  has moved, machine, threads, date, commit, a link to the file). Options, as keyword
+  arguments: ``table="ID"`` picks one of the file's ``tables``; ``columns="a, b.c"`` picks and
+  orders columns (dotted keys reach into nested objects); ``provenance=False`` leaves the line out
+  (for a second table of the same file on one page).
+* ``{{ result("NAME", "rows", 0, "p50_ms") }}``: one value of the file, reached by that path, for
+  a figure inside a sentence.
+
+The result file (every field is described in ``docs/results/README.md``) is a JSON object with
+``name``, ``command``, ``machine``, ``threads``, ``date``, ``commit`` and either ``rows`` (a list
+of objects), ``tables`` (``{ID: {"rows": [...], "columns": [...], "title": "..."}}``) or
+``figures`` (a list of objects, read as rows, or an object of named figures, one row each);
+``columns`` (a list of ``[key, label]`` pairs) orders and names the columns, otherwise every key
+of the rows is a column, in order of appearance. A value ``{"value": v, "ci95": [lo, hi]}`` is
+written ``v [lo, hi]``; ``null`` is written as a dash.
+
+A missing file, a missing field, an unknown table or a column no row has stops the build with
+a message naming the page, the file and what is missing (``tests/docs/test_results_pages.py``
+renders every page this way without MkDocs).
+
+The configuration page is rendered from the code in the same way, so it cannot drift from it:
+``{{ config_groups() }}`` lists every option file under ``configs/`` with its first comment line,
+and ``{{ config_schema("src/journeyrec/config.py") }}`` (optionally naming classes) every key of
+the structured-config dataclasses with its type, default and the comment written beside it.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import posixpath
+import re
+from pathlib import Path
+from typing import Any
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+RESULTS = DOCS / "results"
+REQUIRED = ("name", "command", "machine", "threads", "date", "commit")
+MARKER = re.compile(r"\{\{\s*(results_table|result|config_groups|config_schema)\((.*?)\)\s*\}\}", re.DOTALL)
+# code is left as written, so a page can show a marker without it being rendered
+CODE_OR_MARKER = re.compile(r"(?P<code>^[ \t]*```.*?^[ \t]*```|`[^`\n]*`)|" + MARKER.pattern, re.DOTALL | re.MULTILINE)
+
+
+class ResultsError(ValueError):
+    """A marker that cannot be rendered from the committed result files."""
+
+
+def load_result(name: str, results: Path = RESULTS) -> dict[str, Any]:
+    path = results / f"{name}.json"
+    if not path.is_file():
+        raise ResultsError(f"{path}: no such result file (write it with `python -m benchmarks NAME --save {name}`)")
+    record = json.loads(path.read_text(encoding="utf-8"))
+    missing = [f for f in REQUIRED if f not in record]
+    if "rows" not in record and "tables" not in record:
+        figures = record.get("figures")
+        if isinstance(figures, list):  # a list of result objects: one row each
+            record["rows"] = figures
+        elif isinstance(figures, dict):  # named figures: one row per figure
+            record["rows"] = [{"figure": k, "value": v} for k, v in flatten(figures).items()]
+        else:
+            missing.append("rows, tables or figures")
+    if missing:
+        raise ResultsError(f"{path}: missing field(s) {', '.join(missing)}")
+    if record["name"] != name:
+        raise ResultsError(f"{path}: its name is {record['name']!r}, the file name says {name!r}")
+    return record
+
+
+def flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested objects as dotted keys; a ``{"value", "ci95"}`` object stays one cell."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, dict) and not _is_interval(value) and value:
+            out.update(flatten(value, f"{full}."))
+        else:
+            out[full] = value
+    return out
+
+
+def _is_interval(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) <= {"value", "ci95"} and "value" in value
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if _is_interval(value):
+        ci = value.get("ci95")
+        return f"{fmt(value['value'])} [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else fmt(value["value"])
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}" if abs(value) >= 10_000 else str(value)
+    if isinstance(value, float):
+        return repr(value) if abs(value) < 10_000 else f"{value:,.1f}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(fmt(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {fmt(v)}" for k, v in value.items()) or "–"
+    # a table cell: pipes would split it, brackets would read as link references
+    return str(value).replace("|", "\\|").replace("[", "\\[").replace("]", "\\]").replace("\n", " ")
+
+
+def _columns(spec: Any, rows: list[dict[str, Any]], where: str) -> list[tuple[str, str]]:
+    if spec is None:
+        seen: dict[str, None] = {}
+        for r in rows:
+            seen.update(dict.fromkeys(r))
+        return [(k, k) for k in seen]
+    if isinstance(spec, str):
+        spec = [c.strip() for c in spec.split(",") if c.strip()]
+    cols = []
+    for c in spec:
+        key, label = (
+            (c, c)
+            if isinstance(c, str)
+            else (c[0], c[1])
+            if isinstance(c, (list, tuple))
+            else (c["key"], c.get("label", c["key"]))
+        )
+        if not any(key in r for r in rows):
+            raise ResultsError(
+                f"{where}: no row has the column {key!r} (columns: {sorted({k for r in rows for k in r})})"
+            )
+        cols.append((key, label))
+    return cols
+
+
+def render_table(
+    name: str,
+    table: str | None = None,
+    columns: Any = None,
+    provenance: bool = True,
+    page_dir: str = "",
+    results: Path = RESULTS,
+) -> str:
+    """The Markdown of one ``results_table`` marker (see the module docstring)."""
+    record = load_result(name, results)
+    where = f"docs/results/{name}.json"
+    if table is not None:
+        tables = record.get("tables") or {}
+        if table not in tables:
+            raise ResultsError(f"{where}: no table {table!r} (tables: {sorted(tables)})")
+        part = tables[table]
+        where = f"{where} table {table!r}"
+    elif "rows" in record:
+        part = record
+    else:
+        raise ResultsError(f"{where}: holds several tables ({sorted(record['tables'])}); name one with table=...")
+    if not part.get("rows"):
+        raise ResultsError(f"{where}: no rows")
+    rows = [flatten(r) for r in part["rows"]]
+    cols = _columns(columns if columns is not None else part.get("columns"), rows, where)
+    lines = ["| " + " | ".join(fmt(label) for _, label in cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r.get(k)) for k, _ in cols) + " |" for r in rows]
+    out = "\n".join(lines)
+    if part.get("title"):
+        out = f"*{part['title']}*\n\n{out}"
+    if provenance:
+        out += "\n\n" + provenance_line(record, page_dir)
+    return out
+
+
+def provenance_line(record: dict[str, Any], page_dir: str = "") -> str:
+    link = posixpath.relpath(f"results/{record['name']}.json", page_dir or ".")
+    parts = [f"Command: `{record['command']}`"]
+    if record.get("command_now") and record["command_now"] != record["command"]:
+        parts.append(f"now: `{record['command_now']}`")
+    dirty = " (uncommitted changes)" if record.get("dirty") else ""
+    parts += [
+        f"machine: {record['machine']}",
+        f"threads: {fmt(record['threads'])}",
+        f"date: {record['date']}",
+        f"commit: `{record['commit']}`{dirty}",
+    ]
+    if record.get("load") is not None:
+        parts.append(f"load: {fmt(record['load'])}")
+    parts.append(f"data: [`{record['name']}.json`]({link})")
+    note = f"\n\n{record['notes']}" if record.get("notes") else ""
+    return "<small>" + " · ".join(parts) + "</small>" + note
+
+
+def render_value(name: str, *path: Any, results: Path = RESULTS) -> str:
+    """The Markdown of one ``result`` marker: the value at ``path`` in the result file."""
+    value: Any = load_result(name, results)
+    for step in path:
+        try:
+            value = value[step]
+        except (KeyError, IndexError, TypeError):
+            raise ResultsError(f"docs/results/{name}.json: nothing at {list(path)!r} (stopped at {step!r})") from None
+    return fmt(value)
+
+
+def render_config_groups(configs: str = "configs") -> str:
+    """Every option file of every config group, with the first line of its leading comment."""
+    root = ROOT / configs
+    if not root.is_dir():
+        raise ResultsError(f"{root}: no such directory")
+    lines = ["| group | option | what it is |", "|---|---|---|"]
+    for path in sorted(root.glob("*.yaml")) + sorted(root.glob("*/*.yaml")):
+        group = path.parent.name if path.parent != root else "(top level)"
+        lines.append(f"| `{group}` | `{path.stem}` | {fmt(_first_comment(path))} |")
+    return "\n".join(lines)
+
+
+def _first_comment(path: Path) -> str:
+    text = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if not stripped.startswith("#"):
+            break
+        body = stripped.lstrip("#").strip()
+        if body.startswith("@package"):
+            continue
+        if not body and text:
+            break
+        text.append(body)
+    sentence = " ".join(text)
+    return sentence if sentence else "–"
+
+
+FIELD = re.compile(r"^    (\w+): ([^=#]+?)(?:\s*=\s*(.+?))?\s*(?:#\s?(.*))?$")
+
+
+def render_config_schema(module: str, *classes: str) -> str:
+    """One table per dataclass of ``module`` (or of ``classes``): key, type, default, comment."""
+    path = ROOT / module
+    if not path.is_file():
+        raise ResultsError(f"{path}: no such file")
+    source = path.read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    lines = source.splitlines()
+    found = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef) and _is_dataclass(n)}
+    missing = [c for c in classes if c not in found]
+    if missing:
+        raise ResultsError(f"{module}: no dataclass {', '.join(missing)}")
+    out = []
+    for name in classes or list(found):
+        node = found[name]
+        bases = [b.id for b in node.bases if isinstance(b, ast.Name)]
+        out.append(f"### `{name}`" + (f" (adds to `{'`, `'.join(bases)}`)" if bases else ""))
+        doc = ast.get_docstring(node)
+        if doc:
+            out.append(" ".join(doc.split()))
+        rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+        pending: list[str] = []
+        for lineno in range(node.body[0].lineno - 1, (node.end_lineno or node.body[-1].lineno)):
+            text = lines[lineno]
+            if text.strip().startswith("#"):
+                pending.append(text.strip().lstrip("#").strip().lstrip("-").strip())
+                continue
+            m = FIELD.match(text)
+            if m is None:
+                pending = []
+                continue
+            key, typ, default, comment = m.groups()
+            default = (
+                (default if default and default.strip() != "MISSING" else "required")
+                .replace("field(default_factory=dict)", "{}")
+                .replace("field(default_factory=list)", "[]")
+            )
+            meaning = " ".join([*pending, comment or ""]).strip()
+            rows.append(f"| `{key}` | `{typ.strip()}` | `{default.strip()}` | {fmt(meaning) if meaning else ''} |")
+            pending = []
+        out.append("\n".join(rows))
+    return "\n\n".join(out)
+
+
+def _is_dataclass(node: ast.ClassDef) -> bool:
+    return any(
+        (isinstance(d, ast.Name) and d.id == "dataclass")
+        or (isinstance(d, ast.Call) and getattr(d.func, "id", "") == "dataclass")
+        for d in node.decorator_list
+    )
+
+
+def _call(args_text: str) -> tuple[list[Any], dict[str, Any]]:
+    call = ast.parse(f"f({args_text})", mode="eval").body
+    assert isinstance(call, ast.Call)
+    return [ast.literal_eval(a) for a in call.args], {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg}
+
+
+def render_markdown(markdown: str, page: str = "", results: Path = RESULTS) -> str:
+    """Every marker of a page replaced; ``page`` (its path under docs/) names it in errors and
+    places the links to the result files."""
+    page_dir = posixpath.dirname(page)
+
+    def replace(m: re.Match[str]) -> str:
+        if m.group("code"):
+            return m.group(0)
+        try:
+            args, kwargs = _call(m.group(3))
+            if m.group(2) == "result":
+                return render_value(*args, results=results)
+            if m.group(2) == "config_groups":
+                return render_config_groups(*args, **kwargs)
+            if m.group(2) == "config_schema":
+                return render_config_schema(*args, **kwargs)
+            return render_table(*args, page_dir=page_dir, results=results, **kwargs)
+        except ResultsError as exc:
+            raise ResultsError(f"{page or 'a page'}: {exc}") from None
+        except (SyntaxError, ValueError, TypeError) as exc:
+            raise ResultsError(f"{page or 'a page'}: cannot read the marker {m.group(0)!r}: {exc}") from None
+
+    return CODE_OR_MARKER.sub(replace, markdown)
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:  # MkDocs' hook signature
+    return render_markdown(markdown, page.file.src_uri)
