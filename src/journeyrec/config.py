@@ -16,6 +16,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from journeyrec.bundle.settings import StatsConfig
+from journeyrec.data.settings import TIMESTAMP_MAX_AHEAD_DAYS, TIMESTAMP_MIN
 from journeyrec.serving.settings import ExperimentConfig, LimitsConfig, RulesConfig
 
 __all__ = [
@@ -59,6 +60,10 @@ class DataConfig:
     min_item_events: int = 1  # ... and items >= this many (repeated until both hold); 1 = off
     retention_days: Optional[float] = None  # drop events older than this many days before the newest event
     max_bad_fraction: float = 0.01  # fail when more than this share of the rows read is quarantined
+    # event times outside [timestamp_min, the file's newest event + timestamp_max_ahead_days] go to
+    # quarantine (timestamp_out_of_range); null turns a bound off (journeyrec.data.schema.TimeBounds)
+    timestamp_min: Optional[str] = TIMESTAMP_MIN
+    timestamp_max_ahead_days: Optional[float] = TIMESTAMP_MAX_AHEAD_DAYS
     consent_path: Optional[str] = None  # consent table (user_id, opted_out) as CSV / Parquet
     hmac_key_file: Optional[str] = None  # file holding the pseudonymisation key (else env JOURNEYREC_HMAC_KEY)
     allow_demo_key: bool = False  # accept the public demo key: only for public benchmark data and the demo shop

@@ -95,7 +95,7 @@ def scan(path: str | None, options: Mapping[str, Any]) -> SourceScan:
     def catalog() -> pa.Table:
         return _catalog(p, sorted(item_set), opts.attributes)
 
-    return SourceScan(source=str(p), batches=batches(), catalog=catalog, stats=stats)
+    return SourceScan(source=str(p), batches=batches(), catalog=catalog, stats=stats, clock_time=False)
 
 
 def _catalog(p: Path, item_ids: list[str], attributes: bool) -> pa.Table:
