@@ -260,7 +260,8 @@ def train(cfg: DictConfig) -> TrainResult:
                 "Lightning (torchrun, SLURM, other nodes) do not wait for rank 0 to prepare: run "
                 "scripts/prepare_data.py once and pass data.prepared=<its store> to every process")
     prepared: PreparedData = load_prepared(store, mmap=True)
-    log.info("prepared %s in %.1fs: %s", prepared.source, time.perf_counter() - t0, prepared.stats)
+    log.info("%s %s in %.1fs: %s", "loaded the prepared store of" if cfg.data.get("prepared") else "prepared",
+             prepared.source, time.perf_counter() - t0, prepared.stats)
 
     seqs = prepared.sequences
     model = build_model(cfg.model, seqs.n_items, FEATURE_SIZES, seqs.catalog)
