@@ -4,6 +4,7 @@ quarantine with its reason, file and line, and every good row is in the event st
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -170,3 +171,11 @@ def test_blank_line_repeated_header_and_bad_price_are_named_with_their_value(tmp
     assert sorted((r["line"], r["reason"], r["value"]) for r in got.quarantine.to_pylist()) == [
         (3, "blank_line", None), (5, "repeated_header", None), (6, "unparseable_price", "n/a")]
     assert got.events.column("item_id").to_pylist() == ["i1", "i2", "i2"] and got.stats["rows_read"] == 6
+
+
+def test_every_reason_is_documented():
+    from journeyrec.data.schema import REJECT_REASONS
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "data_quality.md").read_text()
+    documented = re.findall(r"^\| `([a-z_]+)` \|", page, re.M)
+    assert documented == list(REJECT_REASONS)

@@ -175,7 +175,7 @@ QUARANTINE_SCHEMA = pa.schema(
         pa.field("session_id", pa.string()),
         pa.field("item_id", pa.string()),
         pa.field("event_type", pa.string()),
-        pa.field("timestamp", pa.timestamp("ms", tz="UTC")),
+        pa.field("timestamp", pa.timestamp("ms", tz="UTC")),  # null for timestamp_out_of_range (the text is in value)
         pa.field("channel", pa.string()),
         pa.field("price", pa.float64()),
         pa.field("quantity", pa.int32()),
