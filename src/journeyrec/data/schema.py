@@ -396,9 +396,11 @@ def validate_events(table: pa.Table, source: str = "events", bounds: TimeBounds 
         raise SchemaError(f"{source}: column 'timestamp' must be a timestamp, got {ts.type}")
     price = pc.cast(table.column("price"), pa.float64()) if "price" in table.column_names else pa.nulls(n, pa.float64())
     qty = pc.cast(table.column("quantity"), pa.int32()) if "quantity" in table.column_names else pa.nulls(n, pa.int32())
-    ts_ms = np.asarray(pc.fill_null(pc.cast(pc.cast(ts, pa.timestamp("ms", tz="UTC"), safe=False), pa.int64()), 0), dtype=np.int64)
-    too_early = np.zeros(n, dtype=bool) if bounds is None or bounds.min_ms is None else ts_ms < bounds.min_ms
-    too_late = np.zeros(n, dtype=bool) if bounds is None or bounds.max_ms is None else ts_ms > bounds.max_ms
+    lo, hi = (None, None) if bounds is None else (bounds.min_ms, bounds.max_ms)
+    ts_ms = (np.zeros(n, dtype=np.int64) if lo is None and hi is None else
+             np.asarray(pc.fill_null(pc.cast(pc.cast(ts, pa.timestamp("ms", tz="UTC"), safe=False), pa.int64()), 0), dtype=np.int64))
+    too_early = np.zeros(n, dtype=bool) if lo is None else ts_ms < lo
+    too_late = np.zeros(n, dtype=bool) if hi is None else ts_ms > hi
 
     reader_reason = _str_col(table, "_reason")
     checks = {
