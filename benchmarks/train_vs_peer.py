@@ -63,7 +63,8 @@ def ours_overrides(data: str, epochs: int) -> list[str]:
     number of epochs (early stopping off) and nothing written but the run directory."""
     return ["experiment=beauty_sasrec", f"data.path={data}",
             f"trainer.max_epochs={epochs}", f"trainer.min_epochs={epochs}", f"trainer.patience={epochs + 1}",
-            *(f"model.{k}={v}" for k, v in SHARED.items() if k != "batch_size"), *(f"{k}={v}" for k, v in OURS.items()),
+            *(f"model.{k}={v}" for k, v in SHARED.items() if k not in ("batch_size", "loss")),
+            f"loss={SHARED['loss']}", *(f"{k}={v}" for k, v in OURS.items()),
             f"data.batch_size={SHARED['batch_size']}", "logger=none", "export.enabled=false", "trainer.progress_bar=false"]
 
 

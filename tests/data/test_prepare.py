@@ -36,7 +36,8 @@ def csv_events(path: Path, rows: list[tuple]) -> Path:
 
 
 def cfg(path: Path, **kw) -> dict:
-    return {"name": "events", "path": str(path), "allow_demo_key": True, **kw}
+    # the toy logs count seconds from 1970, before the default data.timestamp_min
+    return {"name": "events", "path": str(path), "allow_demo_key": True, "timestamp_min": None, **kw}
 
 
 def user_seq(p, raw_user: str) -> list[str]:

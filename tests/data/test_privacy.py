@@ -147,7 +147,8 @@ def test_retention_window(tmp_path):
     day = 86400
     lines = ["user_id,item_id,event_type,timestamp"] + [f"u{k % 3},i{k},view,{k * day}" for k in range(40)]
     (tmp_path / "e.csv").write_text("\n".join(lines) + "\n")
-    card = prepare_store({"name": "events", "path": str(tmp_path / "e.csv"), "allow_demo_key": True, "retention_days": 14.5}, tmp_path / "s")
+    card = prepare_store({"name": "events", "path": str(tmp_path / "e.csv"), "allow_demo_key": True, "retention_days": 14.5,
+                          "timestamp_min": None}, tmp_path / "s")  # days counted from 1970
     ts = pq.read_table(tmp_path / "s" / "events.parquet").column("timestamp").cast(pa.int64()).to_numpy()
     assert ts.min() >= (39 - 14.5) * day * 1000 and len(ts) == 15
     assert card["privacy"]["rows_outside_retention"] == 25 and card["events"]["total"] == 15

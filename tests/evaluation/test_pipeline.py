@@ -90,6 +90,19 @@ def test_evaluate_cli_outputs_baselines_intervals_report_and_mlflow_run(tiny_tra
     assert {"metrics.json", "per_case.parquet", "report.md", "report.html", "plots"} <= arts
 
 
+def test_evaluate_log_holds_the_progress_and_the_summary(tiny_trained_run, cli_eval):
+    """Hydra's job log of scripts/evaluate.py used to be empty: every step now goes through logging."""
+    out, _ = cli_eval
+    log = (out / "evaluate.log").read_text()
+    m = json.loads((out / "metrics.json").read_text())
+    n_items = json.loads((tiny_trained_run.out / "bundle" / "manifest.json").read_text())["n_items"]
+    for needle in (f"model sasrec ({n_items} items)", "data demo shop", "split leave_one_out", "evaluated sasrec in", "evaluated popularity in", "evaluated cooccurrence in",
+                   f"wrote metrics.json, per_case.parquet and evaluation.json to {out}", f"wrote the report: {out / 'report.html'}",
+                   "logged MLflow run", "NDCG@10"):
+        assert needle in log, needle
+    assert f"test/ndcg@10 {m['test/ndcg@10']:.4f} [" in log  # each system's headline figure, as computed
+
+
 def test_compare_runs_prints_paired_difference(tiny_trained_run, cli_eval):
     from mlflow.tracking import MlflowClient
 

@@ -123,7 +123,8 @@ def test_tiny_fit_with_sparse_item_grad(tmp_path):
     curve = json.loads((out / "curve.json").read_text())
     losses = [row["train/loss"] for row in curve]
     assert len(losses) == 2 and all(np.isfinite(losses)) and losses[1] < losses[0]
-    assert 0 < metrics["valid_seen_excluded/ndcg@10"] <= 1 and metrics["epochs"] == 2
+    valid = [row["valid_seen_excluded/ndcg@10"] for row in curve]
+    assert metrics["epochs"] == 2 and valid[1] > valid[0], valid  # it learns, not only runs
     with pytest.raises(ValueError, match="gradient_clip_val"):
         run(tmp_path / "clip", ["experiment=demo", "loss=gbce", "optim.sparse_item_grad=true",
                                 "trainer.gradient_clip_val=1.0", "model.n_blocks=1"])

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,12 +39,20 @@ def demo_run(tmp_path_factory):
 def test_metrics_json_has_both_protocols(demo_run):
     out, _, proc = demo_run
     m = json.loads((out / "metrics.json").read_text())
+    # every figure is the mean over the run's own per-case ranks, recomputed here from the formulas
+    per_case = pq.read_table(out / "per_case.parquet").to_pandas()
     for split in ("valid", "test"):
-        for proto in ("", "_seen_excluded"):
+        cases = per_case[per_case.split == split]
+        assert len(cases) == m[f"{split}/n_cases"] > 0
+        for proto, column in (("", "rank_all"), ("_seen_excluded", "rank_seen_excluded")):
+            r = cases[column].to_numpy()
             for k in (10, 20):
-                for name in ("hr", "ndcg", "mrr"):
-                    v = m[f"{split}{proto}/{name}@{k}"]
-                    assert 0.0 <= v <= 1.0
+                hit = r < k
+                assert m[f"{split}{proto}/hr@{k}"] == pytest.approx(hit.mean())
+                assert m[f"{split}{proto}/ndcg@{k}"] == pytest.approx(np.where(hit, 1 / np.log2(r + 2), 0).mean())
+                assert m[f"{split}{proto}/mrr@{k}"] == pytest.approx(np.where(hit, 1 / (r + 1), 0).mean())
+        # the user's earlier items removed from the candidates can only move each target up
+        assert (cases.rank_seen_excluded <= cases.rank_all).all()
     assert m["epochs"] == 3 and m["train_seconds"] > 0
     curve = json.loads((out / "curve.json").read_text())
     assert [r["epoch"] for r in curve] == [1, 2, 3]

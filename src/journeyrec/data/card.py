@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from journeyrec.data.schema import iso_ms
 from journeyrec.io import atomic_path, atomic_write_json, atomic_write_text
 from journeyrec.errors import MissingInputError
 
@@ -30,7 +31,7 @@ def _get(cfg: Any, key: str, default: Any = None) -> Any:
 
 
 def _iso(ms: int | None) -> str | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return None if ms is None else iso_ms(int(ms))
 
 
 def build_card(dataset: str, source: str, stats: Mapping[str, Any], lengths: np.ndarray, split: Mapping[str, Any],

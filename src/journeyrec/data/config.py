@@ -11,7 +11,15 @@ from typing import Any, Dict, Optional
 
 from omegaconf import MISSING
 
-__all__ = ["DataConfig"]
+__all__ = ["DataConfig", "TIMESTAMP_MIN", "TIMESTAMP_MAX_AHEAD_DAYS"]
+
+# Event times are checked against a plausible range (``schema.TimeBounds``): events before
+# TIMESTAMP_MIN cannot come from an online shop's logs (a negative or zero epoch, seconds read as
+# milliseconds), and events more than TIMESTAMP_MAX_AHEAD_DAYS after the file's newest event are a
+# unit error (milliseconds read as seconds), a placeholder date or a device clock far off. Both go
+# to quarantine as ``timestamp_out_of_range``.
+TIMESTAMP_MIN: str = "1990-01-01"  # data.timestamp_min: ISO date (UTC); null: no lower bound
+TIMESTAMP_MAX_AHEAD_DAYS: float = 1.0  # data.timestamp_max_ahead_days; null: no upper bound
 
 
 @dataclass
@@ -35,6 +43,10 @@ class DataConfig:
     min_item_events: int = 1  # ... and items >= this many (repeated until both hold); 1 = off
     retention_days: Optional[float] = None  # drop events older than this many days before the newest event
     max_bad_fraction: float = 0.01  # fail when more than this share of the rows read is quarantined
+    # event times outside [timestamp_min, the file's newest event + timestamp_max_ahead_days] go to
+    # quarantine (timestamp_out_of_range); null turns a bound off (journeyrec.data.schema.TimeBounds)
+    timestamp_min: Optional[str] = TIMESTAMP_MIN
+    timestamp_max_ahead_days: Optional[float] = TIMESTAMP_MAX_AHEAD_DAYS
     consent_path: Optional[str] = None  # consent table (user_id, opted_out) as CSV / Parquet
     hmac_key_file: Optional[str] = None  # file holding the pseudonymisation key (else env JOURNEYREC_HMAC_KEY)
     allow_demo_key: bool = False  # accept the public demo key: only for public benchmark data and the demo shop

@@ -3,7 +3,8 @@
 For every batch, in this order and before anything is written:
 
 1. events of users who opted out (consent tables) are dropped; only their count is kept;
-2. rows are validated (``schema.validate_events``); rejected rows go to quarantine;
+2. rows are validated (``schema.validate_events``, event times against ``bounds``); rejected rows
+   go to quarantine;
 3. user ids and session ids are replaced by their HMAC pseudonyms (valid and rejected rows alike);
 4. valid rows are appended to the staging Parquet file (the future event store) and encoded
    into integer columns (``encode.EventEncoder``), spooled to disk.
@@ -26,7 +27,7 @@ from journeyrec.data.encode import EncodedEvents, EventEncoder
 from journeyrec.data.privacy import Pseudonymiser, opted_out_ids
 from journeyrec.data.quarantine import QuarantineLog
 from journeyrec.data.readers import SourceScan
-from journeyrec.data.schema import EVENT_SCHEMA, validate_events
+from journeyrec.data.schema import EVENT_SCHEMA, TimeBounds, validate_events
 
 __all__ = ["Ingested", "ingest", "pseudonymise_extras"]
 
@@ -67,8 +68,13 @@ def _pseudonymise_ids(table: pa.Table, pseudo: Pseudonymiser) -> pa.Table:
 
 
 def ingest(scan: SourceScan, pseudo: Pseudonymiser, consent: list[pa.Table | None], workdir: Path,
-           stage_events: bool = True) -> Ingested:
-    """Stream ``scan`` through consent, validation and pseudonymisation into ``workdir``."""
+           stage_events: bool = True, bounds: TimeBounds | None = None) -> Ingested:
+    """Stream ``scan`` through consent, validation and pseudonymisation into ``workdir``.
+
+    ``bounds`` apply to sources with clock times (``scan.clock_time``); the caller reads a source
+    again with the upper bound once the first pass has shown rows past it (``TimeBounds.beyond``).
+    """
+    bounds = bounds if scan.clock_time else None
     workdir.mkdir(parents=True, exist_ok=True)
     encoder = EventEncoder(workdir / "spool")
     quarantine = QuarantineLog(workdir / "quarantine.parquet")
@@ -87,7 +93,7 @@ def ingest(scan: SourceScan, pseudo: Pseudonymiser, consent: list[pa.Table | Non
                     opted_seen[np.unique(idx.drop_null().to_numpy(zero_copy_only=False))] = True
                     opted_rows += n_hit
                     batch = batch.filter(pc.invert(hit))
-            good, bad = validate_events(batch, scan.source)
+            good, bad = validate_events(batch, scan.source, bounds)
             if bad.num_rows:
                 bad = _pseudonymise_ids(bad, pseudo)
                 quarantine.add(bad)

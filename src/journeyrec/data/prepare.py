@@ -4,7 +4,10 @@
 
 1. **ingest** (``data.ingest``, streaming, bounded memory): the reader's batches -> consent
    (opted-out users' events dropped) -> validation (bad rows to quarantine with file, line and
-   reason) -> HMAC pseudonyms -> staging Parquet + integer columns spooled to disk;
+   reason) -> HMAC pseudonyms -> staging Parquet + integer columns spooled to disk. When events
+   lie more than ``data.timestamp_max_ahead_days`` after the file's newest event (known only
+   after the first pass, ``schema.TimeBounds``), the source is ingested again with that bound,
+   so they reach quarantine with their file and line like every other bad row;
 2. **check** the share of rejected rows against ``data.max_bad_fraction``;
 3. **assemble** (``data.sequences.assemble``, NumPy on integer columns): retention window,
    stable sort by (user, time, original row order), exact duplicates removed, sessions (source
@@ -48,8 +51,8 @@ from journeyrec.data.card import build_card, card_summary, write_card
 from journeyrec.data.ingest import ingest
 from journeyrec.data.privacy import DEMO_KEY, Pseudonymiser, load_consent, resolve_key
 from journeyrec.data.quarantine import QuarantineError, check_bad_fraction
-from journeyrec.data.readers import open_source
-from journeyrec.data.schema import EVENT_SCHEMA, QUARANTINE_SCHEMA
+from journeyrec.data.readers import SourceScan, open_source
+from journeyrec.data.schema import EVENT_SCHEMA, QUARANTINE_SCHEMA, TimeBounds, iso_ms
 from journeyrec.data.sequences import EvalCases, SequenceData, SequenceOptions, Split, assemble, check_split_options, make_split
 from journeyrec.io import atomic_dir
 from journeyrec.typed import to_typed
@@ -116,6 +119,8 @@ def _settings(data_cfg: DataConfig, opts: SequenceOptions) -> dict[str, Any]:
         "retention_days": opts.retention_days,
         "max_bad_fraction": data_cfg.max_bad_fraction,
         "consent_path": data_cfg.consent_path,
+        "timestamp_min": data_cfg.timestamp_min,
+        "timestamp_max_ahead_days": data_cfg.timestamp_max_ahead_days,
     }
 
 
@@ -135,6 +140,15 @@ def _consent(scan_extras: dict[str, pa.Table], data_cfg: DataConfig) -> pa.Table
                              for t in tables])
 
 
+def _open(name: str, data_cfg: DataConfig) -> tuple[SourceScan, pa.Table | None]:
+    """The source opened for streaming, with its consent table (the scan's own and data.consent_path)."""
+    scan = open_source(name, data_cfg.path, dict(data_cfg.options))
+    consent = _consent(scan.extras, data_cfg)
+    if consent is not None:
+        scan.extras["consent"] = consent
+    return scan, consent
+
+
 def prepare_store(data_cfg: DataConfig | Mapping[str, Any], directory: str | Path) -> dict[str, Any]:
     """Read ``data_cfg.name`` from ``data_cfg.path`` and write the prepared store to
     ``directory`` (atomically). Returns the dataset card. A mapping is checked against
@@ -146,15 +160,24 @@ def prepare_store(data_cfg: DataConfig | Mapping[str, Any], directory: str | Pat
     opts = sequence_options(data_cfg)
     settings = _settings(data_cfg, opts)
     check_split_options(settings["split"], settings["drop_newest"])  # before anything is read
-    scan = open_source(name, data_cfg.path, dict(data_cfg.options))
-    consent = _consent(scan.extras, data_cfg)
-    if consent is not None:
-        scan.extras["consent"] = consent
+    bounds = TimeBounds.from_config(data_cfg)
+    scan, consent = _open(name, data_cfg)
     pseudo = Pseudonymiser(key)
     store_events = data_cfg.store_events
     with atomic_dir(out) as tmp:
         work = tmp / ".work"
-        got = ingest(scan, pseudo, [consent], work, stage_events=store_events)
+        first = bounds.first_pass(scan.written_ms)
+        got = ingest(scan, pseudo, [consent], work, stage_events=store_events, bounds=first)
+        upper = first.beyond(got.encoded.timestamp) if scan.clock_time else None
+        if upper is not None:
+            log.info("%s: %d event(s) lie more than %g day(s) after the file's newest event %s; reading the source again "
+                     "to quarantine them with their file and line", got.source,
+                     int((got.encoded.timestamp > (upper.max_ms or 0)).sum()), settings["timestamp_max_ahead_days"],
+                     iso_ms(int(upper.newest_ms or 0)))
+            got.quarantine.close()
+            shutil.rmtree(work)
+            scan, consent = _open(name, data_cfg)
+            got = ingest(scan, pseudo, [consent], work, stage_events=store_events, bounds=upper)
         stats = dict(got.stats)
         rejected_copy = out.with_name(out.name + "-quarantine.parquet")
         try:

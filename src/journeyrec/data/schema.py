@@ -28,12 +28,15 @@ Quarantine table (one row per rejected source row, see :func:`validate_events`):
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from journeyrec.data.config import DataConfig
 from journeyrec.errors import JourneyrecError
 
 __all__ = [
@@ -46,6 +49,10 @@ __all__ = [
     "REPURCHASE_CLASSES",
     "QUARANTINE_SCHEMA",
     "REJECT_REASONS",
+    "READER_REASONS",
+    "CHECK_REASONS",
+    "TimeBounds",
+    "iso_ms",
     "SchemaError",
     "EVENT_CODE",
     "CHANNEL_CODE",
@@ -134,19 +141,29 @@ CATALOG_SCHEMA = pa.schema(
 )
 
 
-# Why a row was rejected, in the order the checks are applied (a row gets the first that fails).
-# Readers may add their own structural reasons through the ``_reason`` column (e.g. a line with the
-# wrong number of fields is ``malformed_row``); those always win.
-REJECT_REASONS: tuple[str, ...] = (
-    "malformed_row",
+# Why a row was rejected. A reader sets one of READER_REASONS (the ``_reason`` column) on a row it
+# could not turn into canonical fields; those win. Every other row gets the first of CHECK_REASONS
+# that fails, in this order (:func:`validate_events`).
+READER_REASONS: tuple[str, ...] = (
+    "malformed_row",  # wrong number of fields, broken JSON
+    "blank_line",  # a line with no value in any column read
+    "repeated_header",  # the header line again (files concatenated with their headers)
+    "duplicate_user_line",  # a second line for the same user in a one-line-per-user format
+    "unparseable_price",
+    "unparseable_quantity",
+    "unparseable_rating",
+)
+CHECK_REASONS: tuple[str, ...] = (
     "missing_user_id",
     "unknown_event_type",
     "missing_item_id",
     "unparseable_timestamp",
+    "timestamp_out_of_range",  # outside TimeBounds (data.timestamp_min, data.timestamp_max_ahead_days)
     "unknown_channel",
     "negative_price",
     "negative_quantity",
 )
+REJECT_REASONS: tuple[str, ...] = READER_REASONS + CHECK_REASONS
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -159,7 +176,7 @@ QUARANTINE_SCHEMA = pa.schema(
         pa.field("session_id", pa.string()),
         pa.field("item_id", pa.string()),
         pa.field("event_type", pa.string()),
-        pa.field("timestamp", pa.timestamp("ms", tz="UTC")),
+        pa.field("timestamp", pa.timestamp("ms", tz="UTC")),  # null for timestamp_out_of_range (the text is in value)
         pa.field("channel", pa.string()),
         pa.field("price", pa.float64()),
         pa.field("quantity", pa.int32()),
@@ -169,6 +186,99 @@ QUARANTINE_SCHEMA = pa.schema(
 
 class SchemaError(JourneyrecError, ValueError):
     """Input data does not fit the canonical schema; the message names the column and the fix."""
+
+
+
+_DAY_MS = 86_400_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def iso_ms(ms: int) -> str:
+    """Epoch milliseconds as ISO-8601 UTC text, for any int64 value (years beyond 9999 or before 1
+    included, where ``datetime`` gives up): messages and the dataset card must never fail on a
+    timestamp that validation let through."""
+    spec = "seconds" if ms % 1000 == 0 else "milliseconds"
+    try:
+        return (_EPOCH + timedelta(milliseconds=int(ms))).isoformat(timespec=spec).replace("+00:00", "Z")
+    except (ValueError, OverflowError, OSError):
+        return f"{np.datetime_as_string(np.datetime64(int(ms), 'ms'), unit='s' if spec == 'seconds' else 'ms')}Z"
+
+
+@dataclass(frozen=True)
+class TimeBounds:
+    """The accepted range of event times (epoch ms); rows outside go to quarantine as
+    ``timestamp_out_of_range`` (:func:`validate_events`).
+
+    Lower bound: ``min_ms`` (``data.timestamp_min``). Upper bound: ``max_ahead_ms``
+    (``data.timestamp_max_ahead_days``) after the file's newest event, where the newest event is
+    the newest one that is not later than the file itself (its last modification, ``written_ms``):
+    a log cannot hold events from after it was written, so a millisecond value read as seconds
+    (year 55,840), a placeholder year or a device clock set ahead cannot become the reference the
+    way the plain maximum would.
+
+    The newest event is known only once every row has been read, so a source is read in up to two
+    passes. The first rejects what is more than ``max_ahead_ms`` after the file was written (past
+    any possible newest event); when :meth:`beyond` then finds accepted rows more than
+    ``max_ahead_ms`` after the newest event (possible only between the file's write time and a day
+    later), a second pass with that bound sends them to quarantine through the same validation
+    as every other bad row, with their file and line. Sources without a file (the demo shop)
+    have no upper bound.
+    """
+
+    min_ms: int | None = None
+    max_ahead_ms: int | None = None
+    written_ms: int | None = None  # the source file's last modification
+    max_ms: int | None = None  # the upper bound of this pass
+    newest_ms: int | None = None  # the file's newest event, once known (second pass)
+
+    @classmethod
+    def from_config(cls, cfg: DataConfig | Mapping[str, Any]) -> TimeBounds:
+        """From a data config's ``timestamp_min`` (ISO date, UTC) and ``timestamp_max_ahead_days``
+        (null turns a bound off; a mapping's absent keys take DataConfig's defaults)."""
+        if not isinstance(cfg, DataConfig):
+            cfg = DataConfig(**dict(cfg))
+        lo, ahead = cfg.timestamp_min, cfg.timestamp_max_ahead_days
+        min_ms = None
+        if lo is not None:
+            try:
+                min_ms = int(np.datetime64(str(lo).rstrip("Z"), "ms").astype(np.int64))
+            except ValueError:
+                raise SchemaError(f"data.timestamp_min={lo!r} is not an ISO date; use e.g. 1990-01-01, or null for no lower bound") from None
+        if ahead is not None and not float(ahead) >= 0:
+            raise SchemaError(f"data.timestamp_max_ahead_days={ahead!r} must be >= 0 (or null for no upper bound)")
+        return cls(min_ms=min_ms, max_ahead_ms=None if ahead is None else int(round(float(ahead) * _DAY_MS)))
+
+    @classmethod
+    def default(cls) -> TimeBounds:
+        return cls.from_config({})
+
+    def first_pass(self, written_ms: int | None) -> TimeBounds:
+        """The bounds of a first pass over a source last written at ``written_ms`` (None: unknown)."""
+        if self.max_ahead_ms is None or written_ms is None:
+            return replace(self, written_ms=None, max_ms=None, newest_ms=None)
+        return replace(self, written_ms=written_ms, max_ms=written_ms + self.max_ahead_ms, newest_ms=None)
+
+    def beyond(self, timestamps: np.ndarray) -> TimeBounds | None:
+        """The bounds of a second pass, when some of the ``timestamps`` a first pass accepted lie
+        more than ``max_ahead_ms`` after the file's newest event; else None."""
+        ts = np.asarray(timestamps, dtype=np.int64)
+        if self.max_ahead_ms is None or self.written_ms is None or len(ts) == 0:
+            return None
+        not_later = ts[ts <= self.written_ms]
+        if len(not_later) == 0:  # every event is later than the file: no reference to measure from
+            return None
+        newest = int(not_later.max())
+        if int(ts.max()) <= newest + self.max_ahead_ms:
+            return None
+        return replace(self, max_ms=newest + self.max_ahead_ms, newest_ms=newest)
+
+    def late_detail(self) -> str:
+        """Why a row past ``max_ms`` is out of range (the quarantine's ``detail``)."""
+        days = f"{(self.max_ahead_ms or 0) / _DAY_MS:g} day(s)"
+        if self.newest_ms is not None:
+            return f"more than {days} after the file's newest event {iso_ms(self.newest_ms)} (data.timestamp_max_ahead_days)"
+        return (f"more than {days} after the file itself was last written ({iso_ms(self.written_ms or 0)}), so after "
+                "its newest event (data.timestamp_max_ahead_days)")
 
 
 def _codes(values: np.ndarray, vocabulary: Sequence[str], what: str) -> np.ndarray:
@@ -257,15 +367,17 @@ def _blank(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return np.asarray(pc.fill_null(pc.or_kleene(pc.is_null(col), pc.equal(col, "")), True), dtype=bool)
 
 
-def validate_events(table: pa.Table, source: str = "events") -> tuple[pa.Table, pa.Table]:
+def validate_events(table: pa.Table, source: str = "events", bounds: TimeBounds | None = None) -> tuple[pa.Table, pa.Table]:
     """Split a reader's batch into valid canonical rows and rejected rows.
 
     ``table`` holds canonical columns (event_type still as the source wrote it after mapping,
     timestamp parsed with failures as nulls) and optionally the bookkeeping columns ``_file``,
-    ``_line``, ``_reason`` (a structural reason set by the reader), ``_detail`` and ``_ts_raw``
-    (the text of timestamps that did not parse). Returns ``(events, rejected)``: events in
-    EVENT_SCHEMA, rejected in QUARANTINE_SCHEMA with the first failing reason of REJECT_REASONS.
-    Vectorised: one pass of Arrow kernels per check, no per-row Python.
+    ``_line``, ``_reason`` (one of READER_REASONS, set by the reader), ``_detail``, ``_value``
+    (the source text behind a reader's reason) and ``_ts_raw`` (the text of timestamps that did
+    not parse). ``bounds``: the accepted event times (None: any). Returns ``(events, rejected)``:
+    events in EVENT_SCHEMA, rejected in QUARANTINE_SCHEMA with the first failing reason of
+    CHECK_REASONS (or the reader's). Vectorised: one pass of Arrow kernels per check, no per-row
+    Python.
 
     A missing *column* is a structural problem and raises SchemaError at once.
     """
@@ -286,19 +398,25 @@ def validate_events(table: pa.Table, source: str = "events") -> tuple[pa.Table, 
         raise SchemaError(f"{source}: column 'timestamp' must be a timestamp, got {ts.type}")
     price = pc.cast(table.column("price"), pa.float64()) if "price" in table.column_names else pa.nulls(n, pa.float64())
     qty = pc.cast(table.column("quantity"), pa.int32()) if "quantity" in table.column_names else pa.nulls(n, pa.int32())
+    lo, hi = (None, None) if bounds is None else (bounds.min_ms, bounds.max_ms)
+    ts_ms = (np.zeros(n, dtype=np.int64) if lo is None and hi is None else
+             np.asarray(pc.fill_null(pc.cast(pc.cast(ts, pa.timestamp("ms", tz="UTC"), safe=False), pa.int64()), 0), dtype=np.int64))
+    too_early = np.zeros(n, dtype=bool) if lo is None else ts_ms < lo
+    too_late = np.zeros(n, dtype=bool) if hi is None else ts_ms > hi
 
     reader_reason = _str_col(table, "_reason")
-    checks = [
-        ~_blank(reader_reason),
-        _blank(user),
-        ~np.asarray(pc.fill_null(pc.is_in(etype, pa.array(EVENT_TYPES)), False), dtype=bool),
-        np.asarray(pc.fill_null(pc.is_in(etype, pa.array(ITEM_EVENT_TYPES)), False), dtype=bool) & _blank(item),
-        np.asarray(pc.is_null(ts), dtype=bool),
-        ~np.asarray(pc.fill_null(pc.is_in(channel, pa.array(CHANNELS)), False), dtype=bool),
-        np.asarray(pc.fill_null(pc.less(price, 0.0), False), dtype=bool),
-        np.asarray(pc.fill_null(pc.less(qty, 0), False), dtype=bool),
-    ]
-    code = np.select(checks, np.arange(1, len(checks) + 1), default=0)
+    checks = {
+        "missing_user_id": _blank(user),
+        "unknown_event_type": ~np.asarray(pc.fill_null(pc.is_in(etype, pa.array(EVENT_TYPES)), False), dtype=bool),
+        "missing_item_id": np.asarray(pc.fill_null(pc.is_in(etype, pa.array(ITEM_EVENT_TYPES)), False), dtype=bool) & _blank(item),
+        "unparseable_timestamp": np.asarray(pc.is_null(ts), dtype=bool),
+        "timestamp_out_of_range": (too_early | too_late) & np.asarray(pc.is_valid(ts), dtype=bool),
+        "unknown_channel": ~np.asarray(pc.fill_null(pc.is_in(channel, pa.array(CHANNELS)), False), dtype=bool),
+        "negative_price": np.asarray(pc.fill_null(pc.less(price, 0.0), False), dtype=bool),
+        "negative_quantity": np.asarray(pc.fill_null(pc.less(qty, 0), False), dtype=bool),
+    }
+    assert tuple(checks) == CHECK_REASONS
+    code = np.select([~_blank(reader_reason), *checks.values()], np.arange(1, len(checks) + 2), default=0)
     ok = code == 0
     if ok.all():
         good = table
@@ -308,32 +426,50 @@ def validate_events(table: pa.Table, source: str = "events") -> tuple[pa.Table, 
         good = table.filter(mask)
         bad_idx = pa.array(np.nonzero(~ok)[0])
         bad_code = code[~ok]
-        reasons = np.asarray(REJECT_REASONS, dtype=object)[bad_code - 1]
+        reasons = np.asarray(("",) + CHECK_REASONS, dtype=object)[bad_code - 1]
         reader_r = np.asarray(reader_reason.take(bad_idx).to_pylist(), dtype=object)
+        unknown = sorted(set(reader_r[bad_code == 1]) - set(READER_REASONS))
+        if unknown:
+            raise ValueError(f"{source}: reader set undeclared reject reason(s) {unknown}; declare them in schema.READER_REASONS")
         reasons = np.where(bad_code == 1, reader_r, reasons)
-        ts_raw = _str_col(table, "_ts_raw").take(bad_idx)
+        code_of = {r: i + 2 for i, r in enumerate(CHECK_REASONS)}
+        bad_ms = ts_ms[~ok]
+        out_of_range = bad_code == code_of["timestamp_out_of_range"]
+        ts_text = [iso_ms(int(v)) if o else None for v, o in zip(bad_ms, out_of_range)]
         values = {  # the offending value for each reason code (None: nothing to show)
-            3: etype.take(bad_idx),
-            5: ts_raw,
-            6: channel.take(bad_idx),
-            7: pc.cast(price.take(bad_idx), pa.string()),
-            8: pc.cast(qty.take(bad_idx), pa.string()),
+            1: _str_col(table, "_value").take(bad_idx),
+            code_of["unknown_event_type"]: etype.take(bad_idx),
+            code_of["unparseable_timestamp"]: _str_col(table, "_ts_raw").take(bad_idx),
+            code_of["timestamp_out_of_range"]: pa.array(ts_text, pa.string()),
+            code_of["unknown_channel"]: channel.take(bad_idx),
+            code_of["negative_price"]: pc.cast(price.take(bad_idx), pa.string()),
+            code_of["negative_quantity"]: pc.cast(qty.take(bad_idx), pa.string()),
         }
         value = pa.nulls(len(bad_idx), pa.string())
         for c, v in values.items():
             value = pc.if_else(pa.array(bad_code == c), v, value)
+        detail = _str_col(table, "_detail").take(bad_idx)
+        if out_of_range.any() and bounds is not None:
+            early = too_early[~ok] & out_of_range
+            if bounds.min_ms is not None:
+                detail = pc.if_else(pa.array(early), pa.scalar(f"before {iso_ms(bounds.min_ms)} (data.timestamp_min)"), detail)
+            if bounds.max_ms is not None:
+                detail = pc.if_else(pa.array(out_of_range & ~early), pa.scalar(bounds.late_detail()), detail)
         line = pc.cast(table.column("_line"), pa.int64()).take(bad_idx) if "_line" in table.column_names else pa.nulls(len(bad_idx), pa.int64())
         cols = {
             "file": _str_col(table, "_file").take(bad_idx) if "_file" in table.column_names else pa.array([source] * len(bad_idx), pa.string()),
             "line": line,
             "reason": pa.array(reasons.tolist(), pa.string()),
             "value": value,
-            "detail": _str_col(table, "_detail").take(bad_idx),
+            "detail": detail,
             "user_id": user.take(bad_idx),
             "session_id": _str_col(table, "session_id").take(bad_idx),
             "item_id": item.take(bad_idx),
             "event_type": etype.take(bad_idx),
-            "timestamp": pc.cast(ts, pa.timestamp("ms", tz="UTC")).take(bad_idx),
+            # null where out of range: the text is in ``value``, and a year like 55,840 would break
+            # every tool that turns the quarantine into datetimes (pandas, pyarrow's to_pylist)
+            "timestamp": pc.if_else(pa.array(out_of_range), pa.scalar(None, pa.timestamp("ms", tz="UTC")),
+                                    pc.cast(ts, pa.timestamp("ms", tz="UTC"), safe=False).take(bad_idx)),
             "channel": channel.take(bad_idx),
             "price": price.take(bad_idx),
             "quantity": qty.take(bad_idx),

@@ -3,7 +3,8 @@ next to the baselines, without retraining.
 
 Steps: resolve the model (a bundle directory, or an MLflow training run whose ``bundle`` artifact
 is downloaded) -> resolve the data (``prepared=DIR``, else ``data=...``, else the ``prepared/``
-directory beside the bundle, else the bundle's training config) -> express it in the model's
+directory beside the bundle, else the store the bundle was trained on (its ``data.prepared``), else
+its training config's source, prepared again) -> express it in the model's
 item ids (:func:`journeyrec.evaluation.offline.align_items`) -> evaluate the model and each
 baseline with :func:`journeyrec.evaluation.offline.evaluate_system` (the function training uses)
 -> write ``metrics.json`` (model keys as in training, baselines under ``<baseline>/``),
@@ -15,6 +16,7 @@ child of the training run when that run is in the store) -> print a one-screen s
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import tempfile
@@ -45,6 +47,7 @@ from journeyrec.evaluation.offline import (
 )
 from journeyrec.evaluation.report import (
     evaluation_report,
+    fmt_ci,
     plot_accuracy_vs_coverage,
     plot_metric_vs_k,
     plot_popularity_distribution,
@@ -71,6 +74,7 @@ class ModelSource:
     train_config: dict[str, Any]
     run_id: str | None  # the training run in the tracking store, if known
     experiment: str | None  # its experiment
+    data_fingerprint: str | None = None  # of the data the training run saw (its MLflow tag), if known
 
 
 @dataclass
@@ -91,7 +95,7 @@ def resolve_model(cfg: EvaluateConfig, uri: str, scratch: Path) -> ModelSource:
     """The bundle to evaluate: ``bundle=DIR`` or ``run_id=ID`` (its ``bundle`` artifact)."""
     if bool(cfg.bundle) == bool(cfg.run_id):
         raise ValueError("give exactly one of bundle=PATH (a bundle directory) or run_id=ID (an MLflow training run)")
-    run_id, experiment = None, None
+    run_id, experiment, fingerprint = None, None, None
     if cfg.run_id:
         import mlflow
 
@@ -102,6 +106,7 @@ def resolve_model(cfg: EvaluateConfig, uri: str, scratch: Path) -> ModelSource:
             raise ValueError(f"run_id={cfg.run_id}: no such run in {uri} ({exc}); set MLFLOW_TRACKING_URI or logger.tracking_uri") from exc
         run_id = run.info.run_id
         experiment = client.get_experiment(run.info.experiment_id).name
+        fingerprint = run.data.tags.get("data_fingerprint")
         bundle = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="bundle", dst_path=str(scratch),
                                                           tracking_uri=uri))
     else:
@@ -115,9 +120,10 @@ def resolve_model(cfg: EvaluateConfig, uri: str, scratch: Path) -> ModelSource:
                 run = client.get_run(sibling.read_text().strip())
                 run_id = run.info.run_id
                 experiment = client.get_experiment(run.info.experiment_id).name
+                fingerprint = run.data.tags.get("data_fingerprint")
     config_file = bundle / "config.json"
     train_config = json.loads(config_file.read_text()) if config_file.is_file() else {}
-    return ModelSource(bundle, train_config, run_id, experiment)
+    return ModelSource(bundle, train_config, run_id, experiment, fingerprint)
 
 
 def resolve_data(cfg: EvaluateConfig, source: ModelSource) -> tuple[PreparedData, str]:
@@ -129,15 +135,29 @@ def resolve_data(cfg: EvaluateConfig, source: ModelSource) -> tuple[PreparedData
     sibling = source.bundle_dir.parent / "prepared"
     if (sibling / "prepared.json").is_file():
         return load_prepared(sibling), f"prepared directory of the training run ({sibling})"
-    stored = source.train_config.get("data")
-    if not stored:
+    data_cfg = to_typed(DataConfig, source.train_config.get("data") or {}) if source.train_config.get("data") else None
+    if data_cfg is None:
         raise ValueError(f"{source.bundle_dir}: no training config with a data section; pass data=... data.path=... or prepared=DIR")
-    data_cfg = to_typed(DataConfig, stored)
-    path = data_cfg.path
+    store, path = data_cfg.prepared, data_cfg.path
+    gone = ""
+    if store:
+        if (Path(store) / "prepared.json").is_file():
+            prepared = load_prepared(store)
+            if source.data_fingerprint and prepared.fingerprint() != source.data_fingerprint:
+                log.warning("the prepared store %s has changed since the model was trained on it (data fingerprint %s, "
+                            "training run's %s)", store, prepared.fingerprint(), source.data_fingerprint)
+            return prepared, f"the prepared store the model was trained on (data.prepared={store})"
+        gone = f"the store it was trained on (data.prepared={store}) is not there from {Path.cwd()}"
+        if path and not Path(path).exists():
+            raise MissingInputError(f"{gone}, nor its source data.path={path}; pass prepared=DIR or data=<reader> data.path=<file>")
+        log.warning("%s: preparing its source again (%s, %s)", gone, data_cfg.name, path)
+        data_cfg = dataclasses.replace(data_cfg, prepared=None)
     if path and not Path(path).exists():
         raise MissingInputError(f"the bundle was trained on data.path={path}, which does not exist from {Path.cwd()}; "
                                 "pass data=<reader> data.path=<file> or prepared=DIR")
-    return prepare(data_cfg), f"prepared again from the bundle's training config ({data_cfg.name}, {path})"
+    log.info("preparing the bundle's training data again (%s, %s)", data_cfg.name, path)
+    return prepare(data_cfg), (f"prepared again from the bundle's training config ({data_cfg.name}, {path})"
+                               + (f", because {gone}" if gone else ""))
 
 
 def baseline_params(cfg: EvaluateConfig, name: str) -> dict[str, Any]:
@@ -186,7 +206,12 @@ def run_evaluation(cfg: EvaluateConfig) -> EvaluationOutput:
         source = resolve_model(cfg, uri, scratch)
         bundle = read_bundle(source.bundle_dir)
         model_name = str(bundle.manifest["model"].get("name", "model"))
+        log.info("model %s (%s items) from %s; training run %s", model_name, bundle.manifest["model"].get("n_items"),
+                 cfg.bundle or f"MLflow run {cfg.run_id}", source.run_id or "not in this tracking store")
+        t_data = time.perf_counter()
         original, data_desc = resolve_data(cfg, source)
+    log.info("data %s: %s, in %.1fs; split %s: %s", original.source, data_desc, time.perf_counter() - t_data,
+             original.split.kind, ", ".join(f"{s} {len(getattr(original.split, s))} cases" for s in splits))
     prepared, unknown = align_items(original, bundle.item_ids, bundle.catalog)
     seqs = prepared.sequences
     stats = ItemStats.from_data(seqs, prepared.split.train_ends, bundle.catalog)
@@ -198,15 +223,22 @@ def run_evaluation(cfg: EvaluateConfig) -> EvaluationOutput:
                                         source.train_config.get("data", {}).get("eval_batch_size", 512)))
     progress = bool(ecfg.progress)
 
-    systems: list[SystemEvaluation] = [
-        evaluate_system(bundle.model, prepared, ecfg, stats, segments, unknown, splits, model_name, batch_size, progress)
-    ]
-    fitted = {}
     for name in ecfg.baselines:
         if name not in BASELINES:
             raise ValueError(f"eval.baselines: unknown baseline '{name}'; available: {sorted(BASELINES)}")
+    headline = f"{splits[-1]}/ndcg@{ks[0]}"
+
+    def evaluated(system: Any, name: str) -> SystemEvaluation:
+        t = time.perf_counter()
+        ev = evaluate_system(system, prepared, ecfg, stats, segments, unknown, splits, name, batch_size, progress)
+        log.info("evaluated %s in %.1fs: %s %s", name, time.perf_counter() - t, headline, fmt_ci(ev.metrics, headline))
+        return ev
+
+    systems: list[SystemEvaluation] = [evaluated(bundle.model, model_name)]
+    fitted = {}
+    for name in ecfg.baselines:
         fitted[name] = BASELINES[name].fit(seqs, prepared.split.train_ends, **baseline_params(cfg, name))
-        systems.append(evaluate_system(fitted[name], prepared, ecfg, stats, segments, unknown, splits, name, batch_size, progress))
+        systems.append(evaluated(fitted[name], name))
 
     metrics: dict[str, float] = dict(systems[0].metrics)
     for ev in systems[1:]:
@@ -262,6 +294,7 @@ def run_evaluation(cfg: EvaluateConfig) -> EvaluationOutput:
     atomic_write_json(out / "evaluation.json", {"settings": settings, "provenance": dict(provenance),
                                                  "paired": [{"comparison": c, **vars(r)} for c, r in paired],
                                                  "notes": notes})
+    log.info("wrote metrics.json, per_case.parquet and evaluation.json to %s", out)
     plots = []
     if cfg.report:
         plots = _plots(out, systems, stats, prepared, unknown, splits, ks, client, source, experiment, metrics, model_name)
@@ -269,6 +302,7 @@ def run_evaluation(cfg: EvaluateConfig) -> EvaluationOutput:
             f"Evaluation: {model_name} on {Path(str(original.source)).name}", metrics, system_keys, settings, provenance,
             ks, splits, paired, plots, notes,
         ).write(out)
+        log.info("wrote the report: %s (%d plots)", out / "report.html", len(plots))
     if client is not None:
         for name in ("metrics.json", "per_case.parquet", "evaluation.json", "report.md", "report.html"):
             if (out / name).is_file():
@@ -276,10 +310,15 @@ def run_evaluation(cfg: EvaluateConfig) -> EvaluationOutput:
         if (out / "plots").is_dir():
             client.log_artifacts(run_id, str(out / "plots"), "plots")
         client.set_terminated(run_id, "FINISHED")
+        log.info("logged MLflow run %s in experiment %s (%s)", run_id, experiment, uri)
     where = [("output", str(out)), ("report", str(out / "report.html") if cfg.report else "off"),
              ("mlflow run", f"{run_id} (experiment {experiment}; training run {source.run_id})" if run_id else "MLflow off"),
              ("data", data_desc), ("seconds", f"{time.perf_counter() - t0:.1f}")]
-    print(summary_text(metrics, system_keys, where, ks, "test" if "test" in splits else splits[0]))
+    summary = summary_text(metrics, system_keys, where, ks, "test" if "test" in splits else splits[0])
+    if logging.getLogger().hasHandlers():  # Hydra (or the caller) set logging up: console and evaluate.log both get it
+        log.info("%s", summary)
+    else:
+        print(summary)
     return EvaluationOutput(metrics, out, run_id, systems)
 
 

@@ -174,25 +174,117 @@ def plot_metric_vs_k(ranks: Mapping[str, np.ndarray], path: str | Path, title: s
 
 
 def plot_accuracy_vs_coverage(points: Sequence[Mapping[str, Any]], path: str | Path, x_label: str, y_label: str, title: str) -> Path:
-    """Scatter of accuracy vs coverage; ``points`` have x, y, label and kind (run | model | baseline)."""
+    """Scatter of accuracy vs coverage; ``points`` have x, y, label and kind (run | model | baseline).
+    Labels are placed so that none overlaps another, the legend or a marker: the model's and the
+    baselines' always (with a leader line when they must move away), a run's only where there is
+    room near its point (up to 12 runs; their names are in MLflow)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     styles = {"run": dict(color="#999999", marker="o", s=25), "model": dict(color="#d62728", marker="*", s=160),
               "baseline": dict(color="#1f77b4", marker="s", s=60)}
-    for kind in ("run", "baseline", "model"):
+    labelled: list[tuple[float, float, str, bool]] = []
+    markers: list[tuple[float, float, float]] = []
+    for kind in ("model", "baseline", "run"):  # label priority: the model first, then the baselines
         pts = [p for p in points if p["kind"] == kind]
         if not pts:
             continue
-        ax.scatter([p["x"] for p in pts], [p["y"] for p in pts], label={"run": "runs of the experiment"}.get(kind, kind), **styles[kind])
+        ax.scatter([p["x"] for p in pts], [p["y"] for p in pts], label={"run": "runs of the experiment"}.get(kind, kind),
+                   zorder={"run": 2, "baseline": 3, "model": 4}[kind], **styles[kind])
+        markers += [(p["x"], p["y"], math.sqrt(styles[kind]["s"]) / 2) for p in pts]
         if kind != "run" or len(pts) <= 12:
-            for p in pts:
-                ax.annotate(str(p["label"])[:28], (p["x"], p["y"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+            labelled += [(p["x"], p["y"], str(p["label"])[:28], kind != "run") for p in pts]
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.margins(0.12)  # room for labels at the edges
+    legend = ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # outside: the plot is for labels
     ax.set_title(title)
+    _place_labels(fig, ax, labelled, markers, [legend])
     return _save(fig, path)
+
+
+# Label offsets tried around a point, nearest first: distances (points) x directions.
+_LABEL_RADII = (4, 9, 16, 25, 36, 50, 70, 95, 130, 180, 250)
+_OPTIONAL_RADIUS = 25
+_LABEL_DIRECTIONS = tuple((math.cos(a), math.sin(a)) for a in np.deg2rad([30, -30, 150, -150, 90, -90, 0, 180]))
+
+
+def _place_labels(fig: Any, ax: Any, labels: Sequence[tuple[float, float, str, bool]],
+                  markers: Sequence[tuple[float, float, float]], obstacles: Sequence[Any], fontsize: float = 7) -> list[Any]:
+    """Annotate each (x, y, text, required) at the nearest offset where its text box overlaps no
+    label placed before it, no obstacle (the legend) and no marker (x, y, radius in points),
+    inside the axes if possible; far offsets get a leader line. A label that is not required is
+    left out when there is no such place within ``_OPTIONAL_RADIUS`` of its point. Greedy in the
+    given order, measured with the figure's own renderer, so what is checked is what is drawn."""
+    if not labels:
+        return []
+    fig.canvas.draw()  # fixes the axis limits and the legend's place
+    ax.set_autoscale_on(False)
+    renderer = fig.canvas.get_renderer()
+    px = fig.dpi / 72.0
+    taken = [o.get_window_extent(renderer) for o in obstacles]
+    centres = [ax.transData.transform((x, y)) for x, y, _ in markers]
+    dots = [(c, r * px) for c, (_, _, r) in zip(centres, markers)]
+    inside = ax.get_window_extent(renderer)
+    placed = []
+    for x, y, text, required in labels:
+        probe = ax.annotate(text, (x, y), xytext=(0, 0), textcoords="offset points", fontsize=fontsize)
+        choice = None
+        radii = _LABEL_RADII if required else [r for r in _LABEL_RADII if r <= _OPTIONAL_RADIUS]
+        for strict in (True, False) if required else (True,):  # inside the axes and clear of markers, else anywhere
+            for radius, (dx, dy) in ((r, d) for r in radii for d in _LABEL_DIRECTIONS):
+                where = _offset(radius, dx, dy)
+                box = _measure(probe, renderer, where)
+                if any(box.overlaps(t) for t in taken):
+                    continue
+                if strict and (not _contains(inside, box) or any(_hits(box, c, rad) for c, rad in dots)):
+                    continue
+                choice = (radius, where, box)
+                break
+            if choice:
+                break
+        if choice is None and required:  # more labels than room: keep the label on its point rather than drop it
+            where = _offset(0, 0.0, 0.0)
+            choice = (0, where, _measure(probe, renderer, where))
+        probe.remove()
+        if choice is None:
+            continue
+        radius, (xytext, ha, va), box = choice
+        line = dict(arrowstyle="-", color="#777777", lw=0.6, shrinkA=0, shrinkB=3) if radius >= 16 else None
+        placed.append(ax.annotate(text, (x, y), xytext=xytext, textcoords="offset points", fontsize=fontsize, ha=ha, va=va,
+                                  arrowprops=line, zorder=5))
+        taken.append(box)
+    return placed
+
+
+def _offset(radius: float, dx: float, dy: float) -> tuple[tuple[float, float], str, str]:
+    """Offset (points) and alignment of a label put ``radius`` away in direction (dx, dy): the
+    text grows away from its point."""
+    return ((radius * dx, radius * dy), "left" if dx > 0.1 else "right" if dx < -0.1 else "center",
+            "bottom" if dy > 0.1 else "top" if dy < -0.1 else "center")
+
+
+def _measure(probe: Any, renderer: Any, where: tuple[tuple[float, float], str, str]) -> Any:
+    """The text box (display units, with a small margin) of ``probe`` placed at ``where``."""
+    from matplotlib.text import Text
+
+    xytext, ha, va = where
+    probe.xyann = xytext
+    probe.set_horizontalalignment(ha)
+    probe.set_verticalalignment(va)
+    probe.update_positions(renderer)
+    return Text.get_window_extent(probe, renderer).padded(1.5)
+
+
+def _contains(outer: Any, box: Any) -> bool:
+    return outer.x0 <= box.x0 and box.x1 <= outer.x1 and outer.y0 <= box.y0 and box.y1 <= outer.y1
+
+
+def _hits(box: Any, centre: np.ndarray, radius: float) -> bool:
+    """Whether ``box`` (display units) comes within ``radius`` of ``centre``."""
+    nx = min(max(centre[0], box.x0), box.x1)
+    ny = min(max(centre[1], box.y0), box.y1)
+    return (nx - centre[0]) ** 2 + (ny - centre[1]) ** 2 < radius**2
 
 
 def plot_popularity_distribution(

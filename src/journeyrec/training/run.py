@@ -267,7 +267,7 @@ def prepare_stage(cfg: TrainConfig, out: Path, main_process: bool = True) -> Pre
                 "Lightning (torchrun, SLURM, other nodes) do not wait for rank 0 to prepare: run "
                 "scripts/prepare_data.py once and pass data.prepared=<its store> to every process")
     data = load_prepared(store, mmap=True)
-    action = "loaded" if cfg.data.prepared else "prepared"
+    action = "loaded the prepared store of" if cfg.data.prepared else "prepared"
     log.info("%s %s in %.1fs: %s", action, data.source, time.perf_counter() - t0, data.stats)
     train_data, hidden = data, None
     if cfg.eval.cold_items > 0:

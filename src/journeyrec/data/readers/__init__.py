@@ -20,12 +20,13 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from journeyrec.data.schema import EVENT_SCHEMA, QUARANTINE_SCHEMA, validate_events
+from journeyrec.data.schema import EVENT_SCHEMA, QUARANTINE_SCHEMA, TimeBounds, validate_events
 from journeyrec.errors import JourneyrecError
 
 __all__ = ["SourceData", "SourceScan", "READERS", "open_source", "read_source", "parse_options", "ReaderError"]
@@ -61,6 +62,11 @@ class SourceScan:
     catalog: Callable[[], pa.Table]
     stats: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, pa.Table] = field(default_factory=dict)
+    # False: the timestamps only order the events (e.g. S3-Rec's positions), so no date range applies
+    clock_time: bool = True
+    # when the source's files were last written (epoch ms; open_source fills it from data.path):
+    # no event in them can be later, which anchors the upper time bound (schema.TimeBounds)
+    written_ms: int | None = None
 
 
 # name -> "module:function"; the function has signature (path: str | None, options: Mapping) -> SourceScan
@@ -84,23 +90,39 @@ def open_source(name: str, path: str | None, options: Mapping[str, Any] | None =
         raise ReaderError(f"unknown data reader '{name}'; available: {sorted(READERS)}")
     module, func = READERS[name].split(":")
     reader: Callable[[str | None, Mapping[str, Any]], SourceScan] = getattr(importlib.import_module(module), func)
-    return reader(path, dict(options or {}))
+    scan = reader(path, dict(options or {}))
+    if scan.written_ms is None and path:
+        scan.written_ms = _written_ms(Path(path))
+    return scan
 
 
-def read_source(name: str, path: str | None, options: Mapping[str, Any] | None = None) -> SourceData:
+def _written_ms(path: Path) -> int | None:
+    """The newest modification time of ``path`` or of the files under it (a superset of the files a
+    reader reads, so still a time no event in them can be later than)."""
+    if path.is_file():
+        return int(path.stat().st_mtime * 1000)
+    if not path.is_dir():
+        return None
+    times = [f.stat().st_mtime for f in path.rglob("*") if f.is_file()]
+    return int(max(times) * 1000) if times else None
+
+
+def read_source(name: str, path: str | None, options: Mapping[str, Any] | None = None,
+                bounds: TimeBounds | None = None) -> SourceData:
     """Read a whole dataset into memory: valid events, catalogue and the rejected rows.
 
     Rejected rows are returned in ``SourceData.quarantine`` (raw user ids: nothing is written
     here) and counted in ``stats["quarantined"]``; preparation enforces the bad-row limit.
+    ``bounds``: accepted event times (default ``TimeBounds.default()``); like ingestion, the
+    source is read a second time when rows lie past the upper bound (see ``TimeBounds``).
     """
     scan = open_source(name, path, options)
-    good: list[pa.Table] = []
-    bad: list[pa.Table] = []
-    for batch in scan.batches:
-        g, b = validate_events(batch, scan.source)
-        good.append(g)
-        if b.num_rows:
-            bad.append(b)
+    first = (TimeBounds.default() if bounds is None else bounds).first_pass(scan.written_ms)
+    good, bad = _validate_all(scan, first if scan.clock_time else None)
+    upper = first.beyond(pa.concat_tables(good).column("timestamp").cast(pa.int64()).to_numpy()) if scan.clock_time and good else None
+    if upper is not None:
+        scan = open_source(name, path, options)
+        good, bad = _validate_all(scan, upper)
     events = pa.concat_tables(good) if good else EVENT_SCHEMA.empty_table()
     quarantine = pa.concat_tables(bad) if bad else QUARANTINE_SCHEMA.empty_table()
     stats = dict(scan.stats)
@@ -109,6 +131,17 @@ def read_source(name: str, path: str | None, options: Mapping[str, Any] | None =
         stats["quarantined"] = {d["values"]: d["counts"] for d in counts}
     return SourceData(events=events, catalog=scan.catalog(), source=scan.source, stats=stats, extras=dict(scan.extras),
                       quarantine=quarantine)
+
+
+def _validate_all(scan: SourceScan, bounds: TimeBounds | None) -> tuple[list[pa.Table], list[pa.Table]]:
+    good: list[pa.Table] = []
+    bad: list[pa.Table] = []
+    for batch in scan.batches:
+        g, b = validate_events(batch, scan.source, bounds)
+        good.append(g)
+        if b.num_rows:
+            bad.append(b)
+    return good, bad
 
 
 def parse_options(cls: type, options: Mapping[str, Any], reader: str) -> Any:

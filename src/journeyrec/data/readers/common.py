@@ -36,12 +36,17 @@ __all__ = [
     "map_values",
     "constant",
     "make_batch",
-    "flag",
+    "flag_value",
+    "Structural",
     "CatalogCollector",
     "JsonChunk",
     "iter_jsonl",
     "records_as_strings",
 ]
+
+# A line that is not a row: (line, detail), reason ``malformed_row``; or (line, detail, reason)
+# with another of schema.READER_REASONS.
+Structural = tuple[int, str] | tuple[int, str, str]
 
 BLOCK_BYTES = 32 << 20  # bytes of text per streamed block (~1M rows of a typical log)
 _UNITS_MS = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "ns": 1e-6}
@@ -87,12 +92,13 @@ def read_header(path: Path, delimiter: str, encoding: str = "utf-8") -> list[str
 
 @dataclass
 class DelimitedChunk:
-    """One streamed block: string columns, the line number of every row, and the lines that had
-    the wrong number of fields (line, detail) and were therefore not parsed."""
+    """One streamed block: string columns, the line number of every row, and the lines that are
+    not rows and were therefore not parsed: (line, detail) for the wrong number of fields
+    (``malformed_row``), (line, detail, reason) for ``blank_line`` and ``repeated_header``."""
 
     table: pa.Table
     lines: np.ndarray
-    malformed: list[tuple[int, str]] = field(default_factory=list)
+    malformed: list[Structural] = field(default_factory=list)
 
 
 def iter_delimited(
@@ -158,13 +164,39 @@ def iter_delimited(
         holes_before = skipped - np.arange(len(skipped))
         r = rows_before + np.arange(n, dtype=np.int64)
         lines = first_line + r + np.searchsorted(holes_before, r, side="right")
-        new_bad = bad[reported:]
+        new_bad: list[Structural] = list(bad[reported:])
         reported = len(bad)
         rows_before += n
-        yield DelimitedChunk(pa.Table.from_batches([batch]), lines, new_bad)
+        table = pa.Table.from_batches([batch])
+        table, lines, not_rows = _drop_non_rows(table, lines, header)
+        yield DelimitedChunk(table, lines, sorted(new_bad + not_rows))
     if len(bad) > reported:
         empty = pa.table({c: pa.array([], pa.string()) for c in usecols})
         yield DelimitedChunk(empty, np.zeros(0, np.int64), bad[reported:])
+
+
+def _drop_non_rows(table: pa.Table, lines: np.ndarray, header: bool) -> tuple[pa.Table, np.ndarray, list[Structural]]:
+    """Take blank lines and repeated header lines out of a block, as structural rows with their
+    reason: parsed, a blank line is a row of nulls (Arrow keeps it to keep line numbers exact)
+    and a repeated header a row of column names, and either would otherwise be reported for
+    whichever of its values a later check reads first."""
+    if table.num_rows == 0 or table.num_columns == 0:
+        return table, lines, []
+    blank = np.ones(table.num_rows, dtype=bool)
+    for col in table.columns:
+        blank &= np.asarray(pc.is_null(col), dtype=bool)
+    again = np.zeros(table.num_rows, dtype=bool)
+    if header:
+        again = np.ones(table.num_rows, dtype=bool)
+        for name in table.column_names:
+            again &= np.asarray(pc.fill_null(pc.equal(pc.utf8_trim(table.column(name), '" '), name), False), dtype=bool)
+    drop = blank | again
+    if not drop.any():
+        return table, lines, []
+    out: list[Structural] = [(int(x), f"no value in the columns read ({', '.join(table.column_names)})", "blank_line")
+                             for x in lines[blank]]
+    out += [(int(x), "the header line again (files concatenated with their headers?)", "repeated_header") for x in lines[again]]
+    return table.filter(pa.array(~drop)), lines[~drop], out
 
 
 def parse_epoch(col: pa.ChunkedArray | pa.Array, unit: str, source: str = "") -> tuple[pa.Array, pa.Array]:
@@ -262,13 +294,15 @@ def make_batch(
     *,
     file: str,
     lines: np.ndarray | pa.Array,
-    malformed: Sequence[tuple[int, str]] = (),
+    malformed: Sequence[Structural] = (),
     reasons: pa.Array | None = None,
+    values: pa.Array | None = None,
     ts_raw: pa.Array | None = None,
 ) -> pa.Table:
     """A reader batch: canonical columns (names from EVENT_SCHEMA) + ``_file``, ``_line``,
-    ``_reason``, ``_detail``, ``_ts_raw``; lines that could not be split into fields are appended
-    as rows whose only content is their line and reason ``malformed_row``."""
+    ``_reason``, ``_detail``, ``_value`` (the source text behind a reason, see :func:`flag_value`),
+    ``_ts_raw``; lines that are not rows (``malformed``) are appended as rows whose only content
+    is their line, detail and reason (``malformed_row`` unless given)."""
     unknown = sorted(set(columns) - set(EVENT_SCHEMA.names))
     if unknown:
         raise ValueError(f"make_batch: not canonical columns {unknown}")
@@ -283,6 +317,7 @@ def make_batch(
     cols["_line"] = pa.array(np.asarray(lines, dtype=np.int64)) if not isinstance(lines, pa.Array) else pc.cast(lines, pa.int64())
     cols["_reason"] = reasons if reasons is not None else pa.nulls(n, pa.string())
     cols["_detail"] = pa.nulls(n, pa.string())
+    cols["_value"] = values if values is not None else pa.nulls(n, pa.string())
     cols["_ts_raw"] = ts_raw if ts_raw is not None else pa.nulls(n, pa.string())
     table = pa.table(cols)
     if malformed:
@@ -290,20 +325,26 @@ def make_batch(
         extra = {name: pa.nulls(k, table.schema.field(name).type) for name in table.column_names}
         extra["_file"] = _file_column(file, k)
         extra["_line"] = pa.array([m[0] for m in malformed], pa.int64())
-        extra["_reason"] = constant("malformed_row", k)
+        extra["_reason"] = pa.array([m[2] if len(m) > 2 else "malformed_row" for m in malformed], pa.string())
         extra["_detail"] = pa.array([m[1] for m in malformed], pa.string())
         table = pa.concat_tables([table, pa.table(extra, schema=table.schema)])
     return table
 
 
-def flag(reasons: pa.Array | None, mask: pa.Array | np.ndarray, reason: str) -> pa.Array | None:
-    """Set ``reason`` where ``mask`` is true and no earlier reason was set."""
+def flag_value(reasons: pa.Array | None, values: pa.Array | None, mask: pa.Array | np.ndarray, reason: str,
+               text: pa.Array | pa.ChunkedArray | None) -> tuple[pa.Array | None, pa.Array | None]:
+    """Set ``reason`` where ``mask`` is true and no earlier reason was set, and ``text`` (the
+    source value, e.g. a price that is not a number) as the quarantine's ``value`` of those rows."""
     m = pa.array(np.asarray(mask, dtype=bool)) if not isinstance(mask, pa.Array) else pc.fill_null(mask, False)
     if not pc.any(m).as_py():
-        return reasons
+        return reasons, values
     n = len(m)
     base = reasons if reasons is not None else pa.nulls(n, pa.string())
-    return pc.if_else(pc.and_(m, pc.is_null(base)), pa.scalar(reason, pa.string()), base)
+    new = pc.and_(m, pc.is_null(base))
+    reasons = pc.if_else(new, pa.scalar(reason, pa.string()), base)
+    if text is not None:
+        values = pc.if_else(new, _as_string(text), values if values is not None else pa.nulls(n, pa.string()))
+    return reasons, values
 
 
 class CatalogCollector:

@@ -34,8 +34,9 @@ import pyarrow.parquet as pq
 from journeyrec.data.readers import ReaderError, SourceScan, parse_options
 from journeyrec.data.readers.common import (
     BLOCK_BYTES,
+    Structural,
     constant,
-    flag,
+    flag_value,
     iter_delimited,
     iter_jsonl,
     make_batch,
@@ -105,10 +106,10 @@ def _required(have: list[str], opts: EventsOptions, path: Path) -> dict[str, str
 
 
 def _canonical(table: pa.Table, where: dict[str, str], opts: EventsOptions, path: Path, lines: np.ndarray,
-               malformed: list[tuple[int, str]]) -> pa.Table:
+               malformed: list[Structural]) -> pa.Table:
     n = table.num_rows
     cols: dict[str, Any] = {}
-    reasons = None
+    reasons = values = None
     for name, src in where.items():
         if src not in table.column_names:  # a JSON block where no row had this key
             cols[name] = pa.nulls(n, pa.string())
@@ -119,10 +120,10 @@ def _canonical(table: pa.Table, where: dict[str, str], opts: EventsOptions, path
         elif name in ("price", "quantity"):
             num = parse_float(col)
             text_given = pc.and_(pc.is_valid(col), pc.not_equal(pc.cast(col, pa.string()), ""))
-            reasons = flag(reasons, pc.and_kleene(text_given, pc.is_null(num)), f"unparseable_{name}")
+            reasons, values = flag_value(reasons, values, pc.and_kleene(text_given, pc.is_null(num)), f"unparseable_{name}", col)
             if name == "quantity":
                 whole = pc.equal(num, pc.round(num))
-                reasons = flag(reasons, pc.invert(pc.fill_null(whole, True)), "unparseable_quantity")
+                reasons, values = flag_value(reasons, values, pc.invert(pc.fill_null(whole, True)), "unparseable_quantity", col)
                 num = pc.if_else(pc.fill_null(whole, False), num, pa.scalar(None, pa.float64()))
             cols[name] = num
     ts_col = table.column(where["timestamp"]) if where["timestamp"] in table.column_names else pa.nulls(n, pa.string())
@@ -143,7 +144,7 @@ def _canonical(table: pa.Table, where: dict[str, str], opts: EventsOptions, path
         cols["channel"] = pc.fill_null(cols["channel"], opts.default_channel)
     else:
         cols["channel"] = constant(opts.default_channel, n)
-    return make_batch(cols, file=str(path), lines=lines, malformed=malformed, reasons=reasons, ts_raw=ts_raw)
+    return make_batch(cols, file=str(path), lines=lines, malformed=malformed, reasons=reasons, values=values, ts_raw=ts_raw)
 
 
 def _batches(path: Path, fmt: str, opts: EventsOptions, stats: dict) -> Iterator[pa.Table]:

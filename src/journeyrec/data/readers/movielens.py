@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from journeyrec.data.readers import ReaderError, SourceScan, parse_options
-from journeyrec.data.readers.common import constant, find_file, flag, iter_delimited, make_batch, parse_epoch, parse_float, read_header
+from journeyrec.data.readers.common import constant, find_file, flag_value, iter_delimited, make_batch, parse_epoch, parse_float, read_header
 from journeyrec.data.schema import SchemaError, conform_catalog
 
 U_ITEM_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
@@ -91,19 +91,20 @@ def scan(path: str | None, options: Mapping[str, Any]) -> SourceScan:
             stats["rows_read"] += t.num_rows + len(chunk.malformed)
             ts, ts_raw = parse_epoch(t.column(tcol), "s")
             lines = chunk.lines
-            reasons = None
+            reasons = values = None
             if opts.min_rating is not None:
                 rating = parse_float(t.column(rcol))
-                reasons = flag(pa.nulls(t.num_rows, pa.string()), pc.and_(pc.is_valid(t.column(rcol)), pc.is_null(rating)), "unparseable_rating")
+                reasons, values = flag_value(pa.nulls(t.num_rows, pa.string()), pa.nulls(t.num_rows, pa.string()),
+                                             pc.and_(pc.is_valid(t.column(rcol)), pc.is_null(rating)), "unparseable_rating", t.column(rcol))
                 keep = pc.or_(pc.fill_null(pc.greater_equal(rating, opts.min_rating), False), pc.is_valid(reasons))
                 filtered += t.num_rows - pc.sum(keep).as_py() if t.num_rows else 0
-                t, ts, ts_raw, reasons = t.filter(keep), ts.filter(keep), ts_raw.filter(keep), reasons.filter(keep)
+                t, ts, ts_raw, reasons, values = t.filter(keep), ts.filter(keep), ts_raw.filter(keep), reasons.filter(keep), values.filter(keep)
                 lines = lines[keep.to_numpy(zero_copy_only=False)]
             stats["filtered_by_reader"] = {f"rating < {opts.min_rating}": filtered} if opts.min_rating is not None else {}
             yield make_batch(
                 {"user_id": t.column(ucol), "item_id": t.column(icol), "event_type": constant(opts.event_type, t.num_rows),
                  "timestamp": ts, "channel": constant("unknown", t.num_rows)},
-                file=str(p), lines=lines, malformed=chunk.malformed, reasons=reasons, ts_raw=ts_raw,
+                file=str(p), lines=lines, malformed=chunk.malformed, reasons=reasons, values=values, ts_raw=ts_raw,
             )
 
     return SourceScan(source=str(p), batches=batches(), catalog=lambda: _catalog(p, layout), stats=stats)

@@ -29,7 +29,7 @@ from journeyrec.data.readers.common import (
     CatalogCollector,
     constant,
     find_files,
-    flag,
+    flag_value,
     iter_delimited,
     make_batch,
     parse_datetime,
@@ -59,7 +59,8 @@ def scan(path: str | None, options: Mapping[str, Any]) -> SourceScan:
                 stats["rows_read"] += n + len(chunk.malformed)
                 ts, ts_raw = parse_datetime(t.column("event_time"), "%Y-%m-%d %H:%M:%S UTC")
                 price = parse_float(t.column("price"))
-                reasons = flag(None, pc.and_(pc.is_valid(t.column("price")), pc.is_null(price)), "unparseable_price")
+                reasons, values = flag_value(None, None, pc.and_(pc.is_valid(t.column("price")), pc.is_null(price)), "unparseable_price",
+                                             t.column("price"))
                 code = pc.replace_substring(t.column("category_code"), ".", "/")
                 by_id = pc.binary_join_element_wise("category:", t.column("category_id"), "")
                 items.add(pa.table({"item_id": t.column("product_id"), "category": pc.coalesce(code, by_id),
@@ -68,7 +69,7 @@ def scan(path: str | None, options: Mapping[str, Any]) -> SourceScan:
                 yield make_batch(
                     {"user_id": t.column("user_id"), "session_id": t.column("user_session"), "item_id": t.column("product_id"),
                      "event_type": t.column("event_type"), "timestamp": ts, "channel": constant(opts.channel, n), "price": price},
-                    file=str(f), lines=chunk.lines, malformed=chunk.malformed, reasons=reasons, ts_raw=ts_raw,
+                    file=str(f), lines=chunk.lines, malformed=chunk.malformed, reasons=reasons, values=values, ts_raw=ts_raw,
                 )
 
     source = str(files[0]) if len(files) == 1 else f"{files[0].parent} ({len(files)} files)"

@@ -7,7 +7,8 @@ the repository's code is MIT-licensed; the Amazon review data is provided for re
 
 Format: one user per line, ``user item item ...``, items in time order, whitespace-separated.
 The files carry no timestamps, so an event's timestamp is its position in the user's sequence
-(milliseconds since the epoch): order is exact, wall-clock gaps are unknown. If
+(milliseconds since the epoch): order is exact, wall-clock gaps are unknown, and no date range
+applies (``SourceScan.clock_time``). If
 ``<name>_item2attributes.json`` (``{"item": [attribute ids]}``) lies beside ``<name>.txt``,
 the attribute ids become the items' ``tags`` in the catalogue. A line with a user but no item,
 or a second line for the same user, goes to quarantine with its line number.
@@ -95,7 +96,7 @@ def scan(path: str | None, options: Mapping[str, Any]) -> SourceScan:
     def catalog() -> pa.Table:
         return _catalog(p, sorted(item_set), opts.attributes)
 
-    return SourceScan(source=str(p), batches=batches(), catalog=catalog, stats=stats)
+    return SourceScan(source=str(p), batches=batches(), catalog=catalog, stats=stats, clock_time=False)
 
 
 def _catalog(p: Path, item_ids: list[str], attributes: bool) -> pa.Table:

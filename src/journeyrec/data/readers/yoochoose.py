@@ -33,7 +33,7 @@ from journeyrec.data.readers.common import (
     CatalogCollector,
     constant,
     find_files,
-    flag,
+    flag_value,
     iter_delimited,
     make_batch,
     parse_datetime,
@@ -91,7 +91,7 @@ def scan(path: str | None, options: Mapping[str, Any]) -> SourceScan:
                 t = chunk.table
                 n = t.num_rows
                 stats["rows_read"] += n + len(chunk.malformed)
-                reasons = None
+                reasons = values = None
                 category = pa.nulls(n, pa.string())
                 if kind == "sessionrec":
                     session, item = t.column("SessionId"), t.column("ItemId")
@@ -106,12 +106,15 @@ def scan(path: str | None, options: Mapping[str, Any]) -> SourceScan:
                         cols = {"event_type": constant("click", n)}
                     else:
                         price, qty = parse_float(t.column("price")), parse_float(t.column("quantity"))
-                        reasons = flag(reasons, pc.and_(pc.is_valid(t.column("price")), pc.is_null(price)), "unparseable_price")
-                        reasons = flag(reasons, pc.and_(pc.is_valid(t.column("quantity")), pc.is_null(qty)), "unparseable_quantity")
+                        reasons, values = flag_value(reasons, values, pc.and_(pc.is_valid(t.column("price")), pc.is_null(price)),
+                                                     "unparseable_price", t.column("price"))
+                        reasons, values = flag_value(reasons, values, pc.and_(pc.is_valid(t.column("quantity")), pc.is_null(qty)),
+                                                     "unparseable_quantity", t.column("quantity"))
                         cols = {"event_type": constant("purchase", n), "price": price, "quantity": qty}
                 items.add(pa.table({"item_id": item, "category": category}))
                 cols.update(user_id=session, session_id=session, item_id=item, timestamp=ts, channel=constant("unknown", n))
-                yield make_batch(cols, file=str(f), lines=chunk.lines, malformed=chunk.malformed, reasons=reasons, ts_raw=ts_raw)
+                yield make_batch(cols, file=str(f), lines=chunk.lines, malformed=chunk.malformed, reasons=reasons, values=values,
+                                 ts_raw=ts_raw)
 
     if not files:
         raise ReaderError(f"{path}: no YooChoose files found")
