@@ -117,6 +117,29 @@ def test_bert4rec_masking_view(demo):
     assert model.session_vectors(full, {k: torch.zeros_like(full) for k in model.feature_names}).shape == (4, 16)
 
 
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_bert4rec_last_item_samples(demo, share):
+    """A share of the sequences masks only the newest item (what inference asks), the rest are
+    cloze samples; both hide exactly what they predict."""
+    model = make("bert4rec", demo, mask_last_share=share)
+    ds = TrainWindows(demo.sequences, demo.split.train_ends, model.max_len, model.feature_names)
+    batch = ds.__getitems__(list(range(len(ds))))
+    torch.manual_seed(2)
+    view = model.training_view(batch)
+    masked = view["items"] == model.mask_id
+    real = torch.cat([batch["items"][:, 1:], batch["targets"][:, -1:]], dim=1) != 0
+    last_only = masked[:, -1] & (masked.sum(dim=1) == 1)
+    several = masked.sum(dim=1) > 1
+    rows = len(masked)
+    if share == 1.0:
+        assert last_only.all()
+    elif share == 0.0:
+        assert several.float().mean() > 0.5  # cloze: several masked positions in most sequences
+    else:  # about half of the sequences ask the last-item question; only cloze rows mask several
+        assert 0.3 < float(last_only.float().mean()) < 0.8 and several.any()
+    assert not (masked & ~real).any() and rows == len(ds)
+
+
 def test_two_tower_scores_unseen_items_from_attributes(demo):
     model = make("two_tower", demo).eval()
     n = demo.sequences.n_items

@@ -3,7 +3,9 @@
 Training (:meth:`BERT4Rec.training_view`): the whole training window (inputs plus the final
 next-item target) is the sequence; each real position is replaced by [MASK] with probability
 ``mask_prob`` (at least one per sequence: the newest, when the draw picked none) and the loss
-predicts the original item there. The features of a masked position are hidden too (set to
+predicts the original item there. A share ``mask_last_share`` of the sequences masks only the
+newest item instead: the question inference asks (what follows the newest event, with nothing to
+its right), which cloze samples alone rarely pose (Sun et al. add such samples for this reason). The features of a masked position are hidden too (set to
 padding), because at inference the [MASK] slot's event type, channel and gap are unknown.
 
 Inference: [MASK] is appended after the newest event (the oldest event drops out if the window
@@ -39,18 +41,22 @@ class BERT4Rec(SequenceModel):
         max_len: int = 50,
         dropout: float = 0.2,
         mask_prob: float = 0.2,
+        mask_last_share: float = 0.0,
         features: Mapping[str, int] | None = None,
         attributes: Mapping[str, Sequence[int]] | None = None,
         id_dropout: float = 0.0,
     ) -> None:
         if not 0.0 < mask_prob < 1.0:
             raise ValueError(f"mask_prob must be in (0, 1), got {mask_prob}")
+        if not 0.0 <= mask_last_share <= 1.0:
+            raise ValueError(f"mask_last_share must be in [0, 1], got {mask_last_share}")
         super().__init__(dict(
             n_items=n_items, d_model=d_model, n_blocks=n_blocks, n_heads=n_heads, max_len=max_len, dropout=dropout,
-            mask_prob=mask_prob, features=dict(features or {}), attributes=self._json_attributes(attributes),
+            mask_prob=mask_prob, mask_last_share=mask_last_share, features=dict(features or {}),
+            attributes=self._json_attributes(attributes),
             id_dropout=id_dropout,
         ))
-        self.mask_prob = mask_prob
+        self.mask_prob, self.mask_last_share = mask_prob, mask_last_share
         self.encoder = SequenceEncoder(
             n_items, d_model, n_blocks, n_heads, max_len, dropout, causal=False, features=features,
             mask_token=True, attributes=attributes, id_dropout=id_dropout,
@@ -84,6 +90,11 @@ class BERT4Rec(SequenceModel):
         real = seq != 0
         masked = (torch.rand(seq.shape, device=seq.device) < self.mask_prob) & real
         masked[:, -1] |= ~masked.any(dim=1) & real[:, -1]
+        if self.mask_last_share > 0:  # left-padded windows: the newest item is the last column
+            last_only = torch.zeros_like(masked)
+            last_only[:, -1] = real[:, -1]
+            pick = torch.rand(seq.shape[0], 1, device=seq.device) < self.mask_last_share
+            masked = torch.where(pick, last_only, masked)
         view = {
             "items": torch.where(masked, torch.full_like(seq, self.mask_id), seq),
             "targets": torch.where(masked, seq, torch.zeros_like(seq)),

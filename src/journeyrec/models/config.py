@@ -52,6 +52,7 @@ class BERT4RecConfig(ModelConfig):
     n_blocks: int = 2
     n_heads: int = 2
     mask_prob: float = 0.2  # share of positions replaced by [MASK] in training
+    mask_last_share: float = 0.0  # share of sequences that mask only their newest item (inference's question)
 
 
 @dataclass
