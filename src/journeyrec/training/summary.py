@@ -19,5 +19,8 @@ def print_summary(metrics: Mapping[str, float], out: Path, run_id: str | None, k
         for proto, label in (("", "all items"), ("_seen_excluded", "seen excluded")):
             row = "".join(f"{metrics.get(f'{split}{proto}/{m}@{k}', float('nan')):>11.4f}" for k in ks for m in ("hr", "ndcg"))
             lines.append(f"{split + ' (' + label + ')':<24}{row}")
+    share = metrics.get("test/repeat_target_share")
+    if share:
+        lines.append(f"{share:.1%} of test targets repeat an earlier item: misses when seen items are excluded")
     lines.append("=" * 72)
     print("\n".join(lines))
