@@ -10,6 +10,11 @@ line per result, with its ratio against a baseline measured in the same run on t
   softmax        one full-softmax step with exclude_seen / the repeat bias vs the plain softmax
   ema            one weight-average update: Lightning's per-parameter path vs the foreach one in use
   validation     one validation pass on a real file: the evaluation path in use vs the straightforward one
+  demo-shop      the demo shop generator: time vs an earlier version (from git), journey statistics
+  gpu            s3rec_best on Beauty in fp32 / bf16-mixed, eager / compiled, on CUDA; full vs sampled
+                 softmax steps at 1M items (benchmarks/gpu.sh; --dry-run: the same on the CPU, tiny)
+  journey-ablation  next-purchase / next-cart quality with item ids only, + event type, + channel,
+                 + time gap, and views / carts as context only; seeds, intervals, paired tests
 
 Run under the shared CPU lock on a quiet machine; every figure states its threads.
 """
@@ -84,6 +89,33 @@ def main() -> None:
     p.add_argument("--experiment", default="s3rec_best")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("overrides", nargs="*", help="more config overrides, key=value")
+    p = sub.add_parser("demo-shop")
+    p.add_argument("--baseline", default="ba2a47b", help="a commit whose generator is timed beside today's ('' = none)")
+    p.add_argument("--customers", type=int, default=3000)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--write", action="store_true", help="also write docs/results/demo_shop.json")
+    p = sub.add_parser("gpu")
+    p.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU: checks the script without a GPU")
+    p.add_argument("--data", default=None, help="an S3-Rec-format file (default ../shared/data/amazon/Beauty.txt)")
+    p.add_argument("--max-epochs", type=int, default=20)
+    p.add_argument("--budget", type=float, default=690.0, help="seconds for everything after data preparation")
+    p.add_argument("--softmax-items", type=int, default=1_000_000)
+    p.add_argument("--bar", type=float, default=None,
+                   help="quality bar (valid seen-excluded NDCG@10); default 95%% of the fp32 arm's best")
+    p.add_argument("--cpu-metrics", default=None, help="a CPU run's metrics.json of the same configuration")
+    p.add_argument("--arms", nargs="+", default=None, help="default: fp32 bf16-mixed fp32+compile bf16-mixed+compile")
+    p.add_argument("--workdir", default=".cache/bench/gpu")
+    p.add_argument("--write", action="store_true", help="write docs/results/gpu[_dry_run].json (after every arm)")
+    p.add_argument("overrides", nargs="*", help="more scripts/train.py overrides for every arm")
+    p = sub.add_parser("journey-ablation")
+    p.add_argument("--data", required=True, help="demo | taobao | yoochoose")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--arms", nargs="+", default=None, help="default: all (a_item_ids ... e_context_only)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--workdir", default=None, help="default .cache/bench/journey-ablation/<data>; finished runs are reused")
+    p.add_argument("--write", action="store_true", help="also write docs/results/journey_ablation_<data>.json")
+    p.add_argument("overrides", nargs="*", help="more scripts/train.py overrides for every arm")
     a = ap.parse_args()
 
     if a.name == "train-vs-peer":
@@ -123,6 +155,35 @@ def main() -> None:
         from benchmarks.validation_pass import run
 
         _emit(run(a.data, a.experiment, a.overrides, threads=a.threads))
+    elif a.name == "demo-shop":
+        from benchmarks.demo_shop import run
+        from benchmarks.results import write_result
+
+        result = run(a.baseline or None, a.customers, a.rounds, a.threads)
+        _emit(result)
+        if a.write:
+            write_result("demo_shop", result, a.threads)
+    elif a.name == "gpu":
+        from benchmarks.gpu import run
+        from benchmarks.results import write_result
+
+        name = "gpu_dry_run" if a.dry_run else "gpu"
+
+        def save(partial: dict) -> None:
+            if a.write:
+                write_result(name, partial, threads=0)
+
+        result = run(a.workdir, a.dry_run, a.data, a.max_epochs, a.budget, a.softmax_items, a.bar, a.cpu_metrics,
+                     a.arms, a.overrides, on_update=save)
+        _emit(result)
+    elif a.name == "journey-ablation":
+        from benchmarks.journey_ablation import run
+        from benchmarks.results import write_result
+
+        result = run(a.data, a.seeds, a.arms, a.threads, a.workdir, a.overrides)
+        _emit(result)
+        if a.write:
+            write_result(f"journey_ablation_{a.data}", result, a.threads)
     elif a.name == "data":
         subprocess.run([sys.executable, "-m", "benchmarks.data_scale", "--sizes", *a.sizes, "--workdir", a.workdir],
                        check=True, cwd=ROOT)

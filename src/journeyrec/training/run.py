@@ -40,6 +40,7 @@ from journeyrec.data.schema import FEATURE_SIZES
 from journeyrec.data.sequences import with_validation_targets
 from journeyrec.evaluation.metrics import PROTOCOLS, summarise
 from journeyrec.evaluation.offline import ItemStats, SystemEvaluation, evaluate_system, per_case_table
+from journeyrec.evaluation.segments import case_segments
 from journeyrec.bundle.format import export_bundle
 from journeyrec.io import atomic_path, atomic_write_json, atomic_write_text
 from journeyrec.models import build_model
@@ -346,9 +347,13 @@ def train(cfg: DictConfig) -> TrainResult:
     baseline = (SessionLogit.from_training(train_data.sequences, train_data.split.train_ends)
                 if hasattr(model, "purchase_intent") else None)
 
+    # breakdowns of the test split by target event type (next purchase, next cart, ...), new vs
+    # returning user and length, as scripts/evaluate.py gives them
+    segments = {"test": case_segments(seqs, prepared.split.test, list(cfg.eval.length_edges))}
+
     def assess(split: str) -> SystemEvaluation:
         # the same evaluation as scripts/evaluate.py (accuracy, beyond accuracy, 95% intervals)
-        result = evaluate_system(model, prepared, cfg.eval, stats, splits=(split,),
+        result = evaluate_system(model, prepared, cfg.eval, stats, segments, splits=(split,),
                                  batch_size=int(cfg.data.eval_batch_size))
         if baseline is not None:
             result.metrics.update(evaluate_intent(model, seqs, prepared.split, split, baseline=baseline))
@@ -371,7 +376,7 @@ def train(cfg: DictConfig) -> TrainResult:
     if refit_seconds is not None:
         metrics.update(refit_epochs=float(refit_epochs), refit_seconds=refit_seconds)
     with atomic_path(out / "per_case.parquet") as tmp:
-        pq.write_table(per_case_table(evaluation, prepared), tmp)
+        pq.write_table(per_case_table(evaluation, prepared, segments), tmp)
 
     if cfg.export.enabled:
         export_bundle(out / "bundle", model, prepared, resolved, metrics, cfg.export)
