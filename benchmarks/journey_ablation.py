@@ -90,11 +90,12 @@ def _run(args: list[str], log: Path, threads: int) -> None:
         raise RuntimeError(f"{' '.join(args[:2])} failed (exit {proc.returncode}); log {log}:\n{tail}")
 
 
-def prepare_once(data: str, workdir: Path, threads: int) -> Path:
-    """The one prepared store every arm of ``data`` trains on."""
+def prepare_once(data: str, workdir: Path, threads: int, extra: Sequence[str] = ()) -> Path:
+    """The one prepared store every arm of ``data`` trains on (``data.*`` overrides in ``extra``
+    shape it; the arms then read it as it is)."""
     store = workdir / "prepared"
     if not (store / "prepared.json").is_file():
-        data_args = [a for a in DATASETS[data] if a.startswith("data")]
+        data_args = [a for a in [*DATASETS[data], *extra] if a.lstrip("+").startswith("data")]
         if DATASETS[data][0].startswith("experiment="):  # the experiment's data group, spelled out for prepare
             data_args = [f"data={data}"] + data_args
         _run(["scripts/prepare_data.py", *data_args, "logger=none", f"output_dir={workdir}",
@@ -172,7 +173,7 @@ def run(data: str, seeds: Sequence[int] = (0, 1, 2), arms: Sequence[str] | None 
         raise ValueError(f"unknown arm(s) {unknown}; known: {list(ARMS)}")
     wd = Path(workdir or ROOT / ".cache" / "bench" / "journey-ablation" / data)
     wd.mkdir(parents=True, exist_ok=True)
-    store = prepare_once(data, wd, threads)
+    store = prepare_once(data, wd, threads, extra)
     prepared = load_prepared(store)
     seqs, test = prepared.sequences, prepared.split.test
     names = np.asarray(["padding", *EVENT_TYPES], dtype=object)
