@@ -117,6 +117,10 @@ def main() -> None:
     p.add_argument("--write", action="store_true", help="also write docs/results/journey_ablation_<data>.json")
     p.add_argument("overrides", nargs="*", help="more scripts/train.py overrides for every arm")
     a = ap.parse_args()
+    if getattr(a, "write", False):
+        from benchmarks.results import started_commit
+
+        started_commit()  # the code that runs is the code checked out now
 
     if a.name == "train-vs-peer":
         from benchmarks.train_vs_peer import compare, run

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from journeyrec.io import atomic_write_json
 
-__all__ = ["RESULTS_DIR", "machine", "commit", "command_line", "write_result"]
+__all__ = ["RESULTS_DIR", "machine", "commit", "started_commit", "command_line", "write_result"]
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "docs" / "results"
@@ -59,9 +59,21 @@ def command_line() -> str:
     return "python " + " ".join(a if a.startswith("-m ") else shlex.quote(a) for a in argv)
 
 
+# the commit of the code this process runs, taken when it starts (results are written at the end)
+_STARTED_AT = None
+
+
+def started_commit() -> str:
+    global _STARTED_AT
+    if _STARTED_AT is None:
+        _STARTED_AT = commit()
+    return _STARTED_AT
+
+
 def write_result(name: str, figures: Mapping[str, Any], threads: int, path: str | Path | None = None,
                  command: str | None = None, **extra: Any) -> Path:
-    """Write ``docs/results/<name>.json`` (or ``path``) atomically and return its path."""
+    """Write ``docs/results/<name>.json`` (or ``path``) atomically and return its path; ``commit``
+    is the one checked out when this process first asked (:func:`started_commit`)."""
     out = Path(path) if path is not None else RESULTS_DIR / f"{name}.json"
     record = {
         "name": name,
@@ -69,7 +81,7 @@ def write_result(name: str, figures: Mapping[str, Any], threads: int, path: str 
         "machine": machine(),
         "threads": int(threads),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "commit": commit(),
+        "commit": started_commit(),
         "load_average_1min": round(os.getloadavg()[0], 2),
         **extra,
         "figures": dict(figures),
