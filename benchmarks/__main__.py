@@ -13,6 +13,8 @@ line per result, with its ratio against a baseline measured in the same run on t
   demo-shop      the demo shop generator: time vs an earlier version (from git), journey statistics
   gpu            s3rec_best on Beauty in fp32 / bf16-mixed, eager / compiled, on CUDA; full vs sampled
                  softmax steps at 1M items (benchmarks/gpu.sh; --dry-run: the same on the CPU, tiny)
+  protocol       share of repeated targets per data set; a run's seen-excluded figures under S3-Rec's
+                 rule and the earlier one
   journey-ablation  next-purchase / next-cart quality with item ids only, + event type, + channel,
                  + time gap, and views / carts as context only; seeds, intervals, paired tests
 
@@ -108,11 +110,15 @@ def main() -> None:
     p.add_argument("--workdir", default=".cache/bench/gpu")
     p.add_argument("--write", action="store_true", help="write docs/results/gpu[_dry_run].json (after every arm)")
     p.add_argument("overrides", nargs="*", help="more scripts/train.py overrides for every arm")
+    p = sub.add_parser("protocol")
+    p.add_argument("--data", nargs="+", default=None, help="default: every data set of benchmarks/protocol.py DATA")
+    p.add_argument("--run", nargs="*", default=[], help="training run directories (bundle/ + prepared/) to score both ways")
+    p.add_argument("--write", action="store_true", help="also write docs/results/protocol.json")
     p = sub.add_parser("journey-ablation")
     p.add_argument("--data", required=True, help="demo | taobao | yoochoose")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--arms", nargs="+", default=None, help="default: all (a_item_ids ... e_context_only)")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="per run (on a busy 2-core machine one thread is far faster)")
     p.add_argument("--workdir", default=None, help="default .cache/bench/journey-ablation/<data>; finished runs are reused")
     p.add_argument("--write", action="store_true", help="also write docs/results/journey_ablation_<data>.json")
     p.add_argument("overrides", nargs="*", help="more scripts/train.py overrides for every arm")
@@ -180,6 +186,14 @@ def main() -> None:
         result = run(a.workdir, a.dry_run, a.data, a.max_epochs, a.budget, a.softmax_items, a.bar, a.cpu_metrics,
                      a.arms, a.overrides, on_update=save)
         _emit(result)
+    elif a.name == "protocol":
+        from benchmarks.protocol import run
+        from benchmarks.results import write_result
+
+        result = run(a.data, a.run)
+        _emit(result)
+        if a.write:
+            write_result("protocol", result, threads=1)
     elif a.name == "journey-ablation":
         from benchmarks.journey_ablation import run
         from benchmarks.results import write_result
