@@ -58,7 +58,8 @@ TEST_KEYS = ("test_seen_excluded/ndcg@10", "test_seen_excluded/hr@10", "test/ndc
 
 def tiny_s3rec_file(path: Path, users: int = 300, items: int = 400, seed: int = 0) -> Path:
     """A small file in the S3-Rec format (``user item item ...`` per line, no repeats per user)
-    whose sequences walk through item neighbourhoods, so that a model has something to learn."""
+    whose sequences walk through item neighbourhoods, so that a model has something to learn,
+    with its ``<name>_item2attributes.json`` (a neighbourhood tag per item, as s3rec_best reads)."""
     rng = np.random.default_rng(seed)
     lines = []
     for u in range(1, users + 1):
@@ -72,6 +73,8 @@ def tiny_s3rec_file(path: Path, users: int = 300, items: int = 400, seed: int = 
         lines.append(" ".join(str(x) for x in [u, *seq]))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
+    tags = {str(i): [1 + (i - 1) // 10, 100 + i % 7] for i in range(1, items + 1)}
+    path.with_name(f"{path.stem}_item2attributes.json").write_text(json.dumps(tags))
     return path
 
 

@@ -66,3 +66,26 @@ def test_compile_flag_trains_a_compiled_model(tmp_path):
     state = torch.load(tmp_path / "compiled" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     assert not any("_orig_mod" in k for k in state) and any(k.startswith("model.") for k in state)
     torch._dynamo.reset()
+
+
+def test_bf16_autocast_trains_an_item_table_with_attribute_means():
+    """s3rec_best's item table (id + mean tag embedding, a sparse product) under bf16 autocast:
+    its backward used to fail on mixed dtypes; the attribute part stays float32, so the
+    gradients equal those computed without autocast."""
+    from journeyrec.models.attributes import ItemEmbedding
+
+    torch.manual_seed(0)
+    codes = torch.randint(0, 9, (41, 3))
+    codes[0] = 0
+    emb = ItemEmbedding(41, 8, attributes={"tags": (8, 3)})
+    emb.set_codes({"tags": codes.numpy()})
+    h = torch.randn(5, 8)
+    grads = []
+    for autocast in (False, True):
+        emb.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            table = emb()
+        (table @ h.T).square().mean().backward()
+        grads.append(emb.attr_emb["tags"].weight.grad.clone())
+    assert table.dtype == torch.float32 and grads[1].abs().sum() > 0
+    assert torch.equal(grads[0], grads[1])
