@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def gpu_dry_run(tmp_path_factory):
+    """The whole GPU check on the CPU (minutes: torch.compile of two arms on a CPU)."""
     wd = tmp_path_factory.mktemp("gpu")
     out = subprocess.run([sys.executable, "-m", "benchmarks", "gpu", "--dry-run", "--workdir", str(wd)],
                          capture_output=True, text=True, cwd=ROOT, timeout=1800)
@@ -25,6 +26,7 @@ def gpu_dry_run(tmp_path_factory):
     return json.loads(out.stdout.strip().splitlines()[-1]), wd
 
 
+@pytest.mark.slow
 def test_gpu_dry_run_trains_every_arm_and_reports_what_the_gpu_run_would(gpu_dry_run):
     from benchmarks.gpu import ARMS
 
