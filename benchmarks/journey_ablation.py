@@ -213,3 +213,27 @@ def run(data: str, seeds: Sequence[int] = (0, 1, 2), arms: Sequence[str] | None 
         "runs": runs,
         "results": summarise_arms(ranks, target_type),
     }
+
+
+ARM_LABELS = {"a_item_ids": "(a) item ids", "b_event_type": "(b) + event type", "c_channel": "(c) + channel",
+              "d_time_gap": "(d) + time gap", "e_context_only": "(e) (d), views and carts as context only"}
+
+
+def markdown_table(result: dict[str, Any], protocol: str = "all") -> str:
+    """The docs table of one result file: per arm and target kind, NDCG@10 and HR@10 [95% CI] and
+    the paired NDCG@10 difference to the arm before (p-value)."""
+    res = result["results"]
+    kinds = [k for k in ("next_purchase", "next_cart", "next_item") if k in res]
+    head = "| arm | " + " | ".join(f"{k.replace('_', ' ')} ({res[k]['cases']:,} cases): NDCG@10 / HR@10 | vs the arm before"
+                                    for k in kinds) + " |"
+    lines = [head, "|---|" + "---|---|" * len(kinds)]
+    for arm in res[kinds[0]][protocol]:
+        cells = []
+        for k in kinds:
+            row = res[k][protocol][arm]
+            n, h = row["ndcg@10"], row["hr@10"]
+            cells.append(f"{n:.4f} [{row['ndcg@10_ci95'][0]:.4f}, {row['ndcg@10_ci95'][1]:.4f}] / {h:.4f}")
+            d = row.get("ndcg@10_vs_previous")
+            cells.append(f"{d['diff']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}], p = {d['p_value']:.3g}" if d else "")
+        lines.append(f"| {ARM_LABELS.get(arm, arm)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
