@@ -75,6 +75,9 @@ def run(baseline: str | None = "ba2a47b", customers: int = 3000, rounds: int = 5
     prepared = prepare({"name": "demo", "options": {"n_customers": customers}, "dedup_consecutive": True,
                         "allow_demo_key": True})
     seqs, split = prepared.sequences, prepared.split
+    st = prepared.stats  # what the dataset card shows (README's table of data sources)
+    out["dataset_card"] = {k: st.get(k) for k in ("rows_read", "quarantined", "duplicates_removed", "opted_out_rows",
+                                                  "users_kept", "items", "sessions", "events_by_type")}
     declared = dict(zip(shop.catalog.column("category").to_pylist(), shop.catalog.column("repurchase_class").to_pylist()))
     rows = learn_stats(seqs).category_table()
     durable = [r for r in rows if declared.get(r["category"]) == "durable"]
