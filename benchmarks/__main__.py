@@ -16,6 +16,10 @@ docs/results/RESULT_NAME.json (default: NAME with underscores), from which the d
   ema                one weight-average update: Lightning's per-parameter path vs the foreach one in use
   validation         one validation pass on a real file: the evaluation path in use vs the straightforward one
   atomic-kills       every artifact writer SIGKILLed mid-write N times: torn / older / stray files (vs a naive writer)
+  demo-shop          the demo shop generator: time vs an earlier version (from git), journey statistics
+  gpu                s3rec_best on Beauty in fp32 / bf16-mixed, eager / compiled, on CUDA; full vs sampled softmax
+  protocol           seen-excluded figures under S3-Rec's rule vs the rule that ranked repeated targets
+  journey-ablation   next-purchase / next-cart NDCG@10 with item ids only, + event type, channel, time gap, context
 
 Run under the shared CPU lock on a quiet machine; every figure states its threads.
 """
@@ -180,6 +184,93 @@ def _validation(a: argparse.Namespace, _: argparse.ArgumentParser) -> list[dict]
     return [run(a.data, a.experiment, a.overrides, threads=a.threads)]
 
 
+def _demo_shop_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--baseline", default="ba2a47b", help="a commit whose generator is timed beside today's ('' = none)")
+    p.add_argument("--customers", type=int, default=3000)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--write", action="store_true", help="also write docs/results/demo_shop.json")
+
+
+def _demo_shop(a: argparse.Namespace, _: argparse.ArgumentParser) -> list[dict]:
+    from benchmarks.demo_shop import run
+    from benchmarks.results import started_commit, write_result
+
+    started_commit()  # the code that runs is the code checked out now
+    result = run(a.baseline or None, a.customers, a.rounds, a.threads)
+    if a.write:
+        write_result("demo_shop", result, a.threads)
+    return [result]
+
+
+def _gpu_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU: checks the script without a GPU")
+    p.add_argument("--data", default=None, help="an S3-Rec-format file (default ../shared/data/amazon/Beauty.txt)")
+    p.add_argument("--max-epochs", type=int, default=20)
+    p.add_argument("--budget", type=float, default=690.0, help="seconds for everything after data preparation")
+    p.add_argument("--softmax-items", type=int, default=1_000_000)
+    p.add_argument("--bar", type=float, default=None,
+                   help="quality bar (valid seen-excluded NDCG@10); default 95%% of the fp32 arm's best")
+    p.add_argument("--cpu-metrics", default=None, help="a CPU run's metrics.json of the same configuration")
+    p.add_argument("--arms", nargs="+", default=None, help="default: fp32 bf16-mixed fp32+compile bf16-mixed+compile")
+    p.add_argument("--workdir", default=".cache/bench/gpu")
+    p.add_argument("--write", action="store_true", help="write docs/results/gpu[_dry_run].json (after every arm)")
+    p.add_argument("overrides", nargs="*", help="more scripts/train.py overrides for every arm")
+
+
+def _gpu(a: argparse.Namespace, _: argparse.ArgumentParser) -> list[dict]:
+    from benchmarks.gpu import run
+    from benchmarks.results import started_commit, write_result
+
+    started_commit()
+    name = "gpu_dry_run" if a.dry_run else "gpu"
+
+    def save(partial: dict) -> None:
+        if a.write:
+            write_result(name, partial, threads=0)
+
+    return [run(a.workdir, a.dry_run, a.data, a.max_epochs, a.budget, a.softmax_items, a.bar, a.cpu_metrics,
+                a.arms, a.overrides, on_update=save)]
+
+
+def _protocol_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", nargs="+", default=None, help="default: every data set of benchmarks/protocol.py DATA")
+    p.add_argument("--run", nargs="*", default=[], help="training run directories (bundle/ + prepared/) to score both ways")
+    p.add_argument("--write", action="store_true", help="also write docs/results/protocol.json")
+
+
+def _protocol(a: argparse.Namespace, _: argparse.ArgumentParser) -> list[dict]:
+    from benchmarks.protocol import run
+    from benchmarks.results import started_commit, write_result
+
+    started_commit()
+    result = run(a.data, a.run)
+    if a.write:
+        write_result("protocol", result, threads=1)
+    return [result]
+
+
+def _journey_ablation_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="demo | taobao | yoochoose")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--arms", nargs="+", default=None, help="default: all (a_item_ids ... e_context_only)")
+    p.add_argument("--threads", type=int, default=1, help="per run (on a busy 2-core machine one thread is far faster)")
+    p.add_argument("--workdir", default=None, help="default .cache/bench/journey-ablation/<data>; finished runs are reused")
+    p.add_argument("--write", action="store_true", help="also write docs/results/journey_ablation_<data>.json")
+    p.add_argument("overrides", nargs="*", help="more scripts/train.py overrides for every arm")
+
+
+def _journey_ablation(a: argparse.Namespace, _: argparse.ArgumentParser) -> list[dict]:
+    from benchmarks.journey_ablation import run
+    from benchmarks.results import started_commit, write_result
+
+    started_commit()
+    result = run(a.data, a.seeds, a.arms, a.threads, a.workdir, a.overrides)
+    if a.write:
+        write_result(f"journey_ablation_{a.data}", result, a.threads)
+    return [result]
+
+
 # --------------------------------------------------------------------------- benchmarks with their own options
 def _module(name: str) -> tuple[Callable[[argparse.ArgumentParser], None], Runner]:
     """A benchmark module's ``add_arguments`` and ``main``, imported only when that benchmark runs
@@ -208,6 +299,10 @@ BENCHMARKS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Runner]] 
     "ema": (_ema_args, _ema),
     "validation": (_validation_args, _validation),
     "atomic-kills": _module("atomic_kills"),
+    "demo-shop": (_demo_shop_args, _demo_shop),
+    "gpu": (_gpu_args, _gpu),
+    "protocol": (_protocol_args, _protocol),
+    "journey-ablation": (_journey_ablation_args, _journey_ablation),
 }
 
 

@@ -41,6 +41,44 @@ def test_training_run_is_tagged_and_keeps_per_case_ranks(tiny_trained_run):
     assert 0 < m["test/coverage@10"] <= 1 and "per_case.parquet" in {a.path for a in MlflowClient(tiny_trained_run.uri).list_artifacts(run.info.run_id)}
 
 
+def test_repeated_targets_are_misses_when_seen_items_are_excluded(tiny_trained_run):
+    """On the demo shop (consumables come back), a test target that repeats an earlier item is a
+    miss in training's seen-excluded figures, exactly as a plain re-implementation of S3-Rec's
+    rule scores the bundle's model (history scores to -inf, target included, then the top 10);
+    metrics.json and the dataset card report the share of such cases."""
+    import torch
+
+    from journeyrec.data.datasets import EvalWindows
+    from journeyrec.data.prepare import load_prepared
+    from journeyrec.data.sequences import repeated_targets
+    from journeyrec.evaluation.metrics import MISS_RANK
+    from journeyrec.serving import Recommender
+
+    prep = load_prepared(tiny_trained_run.out / "prepared")
+    cases = prep.split.test
+    repeat = repeated_targets(prep.sequences, cases)
+    assert 0 < repeat.sum() < len(cases)  # both kinds of cases: the test can fail
+    m = json.loads((tiny_trained_run.out / "metrics.json").read_text())
+    assert m["test/repeat_target_share"] == pytest.approx(repeat.mean())
+    card = json.loads((tiny_trained_run.out / "prepared" / "dataset_card.json").read_text())
+    assert card["split"]["test_repeat_target_share"] == pytest.approx(repeat.mean(), abs=1e-6)
+    per_case = pq.read_table(tiny_trained_run.out / "per_case.parquet").to_pandas()
+    ranks = per_case[per_case.split == "test"].rank_seen_excluded.to_numpy()
+    assert (ranks[repeat] == MISS_RANK).all() and (ranks[~repeat] < prep.sequences.n_items).all()
+    model = Recommender.load(tiny_trained_run.out / "bundle").model.eval()
+    batch = EvalWindows(prep.sequences, cases, model.max_len, model.feature_names).__getitems__(list(range(len(cases))))
+    with torch.no_grad():
+        scores = model.session_vectors(batch["items"], {f: batch[f] for f in model.feature_names}) @ model.item_vectors().T
+    scores[:, 0] = -torch.inf
+    scores[batch["history_rows"], batch["history_items"]] = -torch.inf
+    top = torch.topk(scores, 10, dim=1).indices
+    hit = (top == torch.from_numpy(cases.targets)[:, None]).any(dim=1).numpy()
+    assert not hit[repeat].any()
+    assert np.array_equal(hit, ranks < 10)
+    assert m["test_seen_excluded/hr@10"] == pytest.approx(hit.mean(), abs=1e-9)
+    assert (per_case[per_case.split == "test"].rank_all.to_numpy()[repeat] < prep.sequences.n_items).all()
+
+
 def test_evaluate_cli_agrees_with_training_to_1e6(tiny_trained_run, cli_eval):
     out, _ = cli_eval
     trained = json.loads((tiny_trained_run.out / "metrics.json").read_text())
@@ -145,6 +183,7 @@ def test_rebuilt_data_with_other_item_ids_is_aligned_to_the_model(tiny_trained_r
     from journeyrec.data.sequences import EvalCases, SequenceData, Split
     from journeyrec.bundle.format import read_bundle
     from journeyrec.evaluation.config import EvalConfig
+    from journeyrec.evaluation.metrics import MISS_RANK
     from journeyrec.evaluation.offline import align_items, evaluate_system
 
     rec = read_bundle(tiny_trained_run.out / "bundle")
@@ -176,7 +215,8 @@ def test_rebuilt_data_with_other_item_ids_is_aligned_to_the_model(tiny_trained_r
     assert aligned.stats["items_unknown_to_model"] == 1
     assert unknown["test"].sum() == (sp.test.targets == target).sum() > 0
     res = evaluate_system(rec.model, aligned, cfg, splits=["test"], unknown_targets=unknown)
-    assert (res.ranks["test"]["all"][unknown["test"]] == rec.n_items).all()
+    assert (res.ranks["test"]["all"][unknown["test"]] == MISS_RANK).all()
+    assert (res.ranks["test"]["seen_excluded"][unknown["test"]] == MISS_RANK).all()
     assert res.metrics["test/unknown_target_rate"] == pytest.approx(unknown["test"].mean())
 
 

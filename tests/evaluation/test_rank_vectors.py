@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from journeyrec.evaluation.metrics import exclusion_mask, rank_vectors, target_ranks_many, topk_items
+from journeyrec.evaluation.metrics import MISS_RANK, exclusion_mask, rank_vectors, target_ranks_many, topk_items
 from journeyrec.models.losses import window_mask
 
 
@@ -44,7 +44,8 @@ def test_tiled_equals_dense(seed, tile):
         got = out[name]
         assert torch.equal(dense.gather(1, got[keep]), dense.gather(1, ref[keep]))
         assert not (got == 0).any()
-    assert not set(out["top_seen_excluded"][0].tolist()) & {10}
+    assert not set(out["top_seen_excluded"][0].tolist()) & {10, 20}
+    assert rs[0] == MISS_RANK and ra[0] < items.shape[0]  # row 0 repeats its target 20
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -114,8 +115,9 @@ def test_blocks_on_threads_equal_dense(two_threads, seed, tile):
     targets[5] = 11  # NaN target: worst rank
     rows = torch.randint(0, b, (8000,), generator=g)
     cols = torch.randint(0, n + 1, (8000,), generator=g)
-    rows = torch.cat([rows, torch.arange(b), torch.arange(b)])
-    cols = torch.cat([cols, targets, dup[torch.arange(b) % 300]])
+    repeat = torch.arange(0, b, 2)  # every other row repeats its target: a miss when seen items are excluded
+    rows = torch.cat([rows, repeat, torch.arange(b)])
+    cols = torch.cat([cols, targets[repeat], dup[torch.arange(b) % 300]])
     dense = q @ items.T
     excl = exclusion_mask(b, n + 1, rows, cols)
     (ra, ta), (rs, ts) = target_ranks_many(dense, targets, [None, excl])
@@ -123,6 +125,9 @@ def test_blocks_on_threads_equal_dense(two_threads, seed, tile):
     assert torch.equal(out["all"], ra) and torch.equal(out["seen_excluded"], rs)
     assert torch.equal(out["ties_all"], ta) and torch.equal(out["ties_seen_excluded"], ts)
     assert int(ta[7]) > 250 and int(ra[5]) == n - 1  # the ties and the NaN target are exercised
+    repeated = excl[torch.arange(b), targets]  # the pairs above, plus chance hits of the random ones
+    assert repeated[repeat].all() and (~repeated).sum() > b // 3  # both kinds of rows are exercised
+    assert torch.equal(rs == MISS_RANK, repeated)
     # a window bonus on every block and tile (the targets of every third row among them)
     win = torch.randint(0, n + 1, (b, 20), generator=g)
     win[::3, 0] = targets[::3]

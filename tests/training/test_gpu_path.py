@@ -53,9 +53,11 @@ def learned(curve: list[dict[str, float]]) -> None:
 
 def test_bf16_mixed_trains_on_cpu(tmp_path):
     """bf16 autocast really runs (the loss differs from float32 by bf16 rounding), learns, and
-    ends where float32 ends."""
-    m32, c32 = _train(tmp_path / "fp32")
-    m16, c16 = _train(tmp_path / "bf16", "trainer.precision=bf16-mixed")
+    ends where float32 ends. Small batches, so the epoch's loss includes steps after the first
+    update: at the initial weights the logits are so small that bf16 rounding can vanish from a
+    float32 loss."""
+    m32, c32 = _train(tmp_path / "fp32", "data.batch_size=16")
+    m16, c16 = _train(tmp_path / "bf16", "data.batch_size=16", "trainer.precision=bf16-mixed")
     l32, l16 = c32[-1]["train/loss"], c16[-1]["train/loss"]
     assert l16 != l32 and l16 == pytest.approx(l32, rel=0.05)
     learned(c16)
@@ -75,3 +77,26 @@ def test_compile_flag_trains_a_compiled_model(tmp_path):
     state = torch.load(tmp_path / "compiled" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     assert not any("_orig_mod" in k for k in state) and any(k.startswith("model.") for k in state)
     torch._dynamo.reset()
+
+
+def test_bf16_autocast_trains_an_item_table_with_attribute_means():
+    """s3rec_best's item table (id + mean tag embedding, a sparse product) under bf16 autocast:
+    its backward used to fail on mixed dtypes; the attribute part stays float32, so the
+    gradients equal those computed without autocast."""
+    from journeyrec.models.attributes import ItemEmbedding
+
+    torch.manual_seed(0)
+    codes = torch.randint(0, 9, (41, 3))
+    codes[0] = 0
+    emb = ItemEmbedding(41, 8, attributes={"tags": (8, 3)})
+    emb.set_codes({"tags": codes.numpy()})
+    h = torch.randn(5, 8)
+    grads = []
+    for autocast in (False, True):
+        emb.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            table = emb()
+        (table @ h.T).square().mean().backward()
+        grads.append(emb.attr_emb["tags"].weight.grad.clone())
+    assert table.dtype == torch.float32 and grads[1].abs().sum() > 0
+    assert torch.equal(grads[0], grads[1])

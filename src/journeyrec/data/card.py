@@ -100,6 +100,9 @@ def card_metrics(card: Mapping[str, Any]) -> dict[str, float]:
         "data/item_events": card["sequences"]["item_events"],
         "data/mean_length": card["sequences"]["length"]["mean"],
     }
+    for role in ("valid", "test"):  # cards written before the share was recorded lack it
+        if f"{role}_repeat_target_share" in card["split"]:
+            out[f"data/{role}_repeat_target_share"] = card["split"][f"{role}_repeat_target_share"]
     for reason, n in card["rows_quarantined"]["by_reason"].items():
         out[f"data/quarantined/{reason}"] = n
     for name, n in card["events"]["by_type"].items():
@@ -211,5 +214,7 @@ def card_summary(card: Mapping[str, Any]) -> str:
         f"  event store: {ev['total']:,} events, {ev['users']:,} users, {ev['sessions']:,} sessions; {types}",
         f"  sequences: {sq['item_events']:,} item events, {sq['users']:,} users, {sq['items']:,} items, "
         f"{sq['sessions']:,} sessions, mean length {sq['length']['mean']:.2f}",
-        f"  split {card['split'].get('kind')}: {card['split'].get('valid_cases', 0):,} valid / {card['split'].get('test_cases', 0):,} test cases",
+        f"  split {card['split'].get('kind')}: {card['split'].get('valid_cases', 0):,} valid / {card['split'].get('test_cases', 0):,} test cases"
+        + (f"; {card['split']['test_repeat_target_share']:.1%} of test targets repeat an earlier item (misses when seen items are excluded)"
+           if "test_repeat_target_share" in card["split"] else ""),
     ])

@@ -53,7 +53,16 @@ from journeyrec.data.privacy import DEMO_KEY, Pseudonymiser, load_consent, resol
 from journeyrec.data.quarantine import QuarantineError, check_bad_fraction
 from journeyrec.data.readers import SourceScan, open_source
 from journeyrec.data.schema import EVENT_SCHEMA, QUARANTINE_SCHEMA, TimeBounds, iso_ms
-from journeyrec.data.sequences import EvalCases, SequenceData, SequenceOptions, Split, assemble, check_split_options, make_split
+from journeyrec.data.sequences import (
+    EvalCases,
+    SequenceData,
+    SequenceOptions,
+    Split,
+    assemble,
+    check_split_options,
+    make_split,
+    repeated_targets,
+)
 from journeyrec.io import atomic_dir
 from journeyrec.typed import to_typed
 from journeyrec.errors import MissingInputError
@@ -200,6 +209,10 @@ def prepare_store(data_cfg: DataConfig | Mapping[str, Any], directory: str | Pat
             _write_quarantine(got.quarantine.path, stats.get("retention_cutoff_ms"), tmp / "quarantine.parquet")
         split_info = {"kind": split.kind, "train_users": int((split.train_ends - asm.sequences.offsets[:-1] >= 2).sum()),
                       "valid_cases": len(split.valid), "test_cases": len(split.test), **split.info}
+        # targets that repeat an earlier item are misses under the seen-excluded protocol
+        for role in ("valid", "test"):
+            cases = getattr(split, role)
+            split_info[f"{role}_repeat_target_share"] = round(float(repeated_targets(asm.sequences, cases).mean()), 6) if len(cases) else 0.0
         card = build_card(name, got.source, stats, asm.sequences.lengths, split_info, settings, fingerprint)
         card["privacy"]["demo_key"] = key == DEMO_KEY.encode()
         write_card(card, tmp, asm.sequences.lengths)

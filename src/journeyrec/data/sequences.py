@@ -52,6 +52,7 @@ __all__ = [
     "make_split",
     "gather_windows",
     "history_pairs",
+    "repeated_targets",
     "time_gap_buckets",
     "collapse_runs",
 ]
@@ -603,3 +604,27 @@ def history_pairs(data: SequenceData, users: np.ndarray, ends: np.ndarray) -> tu
     within = np.arange(lens.sum(), dtype=np.int64) - np.repeat(np.cumsum(lens) - lens, lens)
     items = data.items[np.repeat(starts, lens) + within].astype(np.int64)
     return rows, items
+
+
+def repeated_targets(data: SequenceData, cases: EvalCases, chunk_events: int = 1 << 22) -> np.ndarray:
+    """bool [n_cases]: whether each case's target is an item its user already had before it.
+
+    Under the seen-excluded protocol such a case is a miss (S3-Rec's rule, see
+    :mod:`journeyrec.evaluation.metrics`), so the share of them bounds what that protocol can
+    show and belongs next to its figures. Cases go in chunks of about ``chunk_events`` history
+    positions, so a long log never builds all its (case, item) pairs at once.
+    """
+    users = np.asarray(cases.users, dtype=np.int64)
+    ends = np.asarray(cases.ends, dtype=np.int64)
+    targets = np.asarray(cases.targets, dtype=np.int64)
+    out = np.zeros(len(users), dtype=bool)
+    lens = ends - data.offsets[users]
+    bounds = np.searchsorted(np.cumsum(lens), np.arange(chunk_events, int(lens.sum()) + chunk_events, chunk_events), "right")
+    lo = 0
+    for hi in [*bounds.tolist(), len(users)]:
+        if hi <= lo:
+            continue
+        rows, items = history_pairs(data, users[lo:hi], ends[lo:hi])
+        out[lo + rows[items == targets[lo:hi][rows]]] = True
+        lo = hi
+    return out

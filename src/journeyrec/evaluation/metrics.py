@@ -11,12 +11,18 @@ lower than any number.
 Two protocols are always computed side by side, because papers mix them silently:
 
 * ``all``: every item is a candidate;
-* ``seen_excluded``: the items the user had before the target are removed from the candidates
-  (except the target itself, which is always ranked), as in S3-Rec's evaluation code.
+* ``seen_excluded``: every item the user had before the target is removed from the candidates,
+  the target included when it repeats one of them: such a case is a miss at every K (rank
+  :data:`MISS_RANK`). This is S3-Rec's evaluation code (and BSARec's, TV-Rec's), which zeroes
+  the score of every item of the user's history before ranking. Ranking a repeated target among
+  candidates from which every *other* history item was removed would flatter models on data
+  with repeats (the target's closest competitors, the user's other known items, are gone);
+  ``all`` is the protocol that scores repeats honestly.
 
 From ranks, with one relevant item per case: HR@K = Recall@K = [rank < K];
 NDCG@K = 1/log2(rank + 2) if rank < K; MRR@K = MAP@K = 1/(rank + 1) if rank < K. K beyond the
-catalogue is allowed (every ranked target counts as a hit).
+catalogue is allowed (every ranked target counts as a hit; a target that cannot be ranked, one
+the protocol excludes or the model does not know, has rank :data:`MISS_RANK` and never counts).
 
 Beyond accuracy, from each case's top-K list (:func:`topk_items`, same protocol as its ranks):
 
@@ -36,7 +42,9 @@ low; they are reported without intervals. :func:`paired_comparison` compares two
 same cases (bootstrap interval of the mean difference and a paired sign-flip permutation test).
 
 Sampled metrics (:func:`sampled_ranks`) exist only to reproduce papers that use them; callers must
-label their keys ``sampled`` (``test_sampled100/ndcg@10``) and never use them by default.
+label their keys ``sampled`` (``test_sampled100/ndcg@10``) and never use them by default. As in the
+papers' own code (SASRec's and S3-Rec's sampled evaluation), the target is always ranked there,
+among itself and negatives the user had not seen, even when it repeats an earlier item.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ import torch
 __all__ = [
     "DEFAULT_KS",
     "PROTOCOLS",
+    "MISS_RANK",
     "target_ranks",
     "target_ranks_many",
     "rank_vectors",
@@ -77,6 +86,9 @@ __all__ = [
 
 DEFAULT_KS: tuple[int, ...] = (10, 20)
 PROTOCOLS: tuple[str, ...] = ("all", "seen_excluded")
+# The rank of a target that cannot be ranked (excluded by the protocol, unknown to the model):
+# beyond every K, including K larger than the catalogue; exact in float64, far from int64's limit.
+MISS_RANK: int = 2**62
 
 
 def _as_float(scores: torch.Tensor) -> torch.Tensor:
@@ -106,7 +118,9 @@ def target_ranks(
     Args:
         scores: [B, N + 1] float scores; column 0 is padding and is ignored.
         targets: [B] int64 target column (1..N).
-        exclude: optional [B, N + 1] bool mask of candidates to remove (the target never is).
+        exclude: optional [B, N + 1] bool mask of candidates to remove. A row whose target is
+            itself excluded (a repeat of an earlier item under ``seen_excluded``) is a miss:
+            rank :data:`MISS_RANK`, ties 0.
 
     Returns:
         (ranks, ties): int64 [B] each. ``ranks`` counts strictly higher candidates.
@@ -142,16 +156,18 @@ def target_ranks_many(
     out = []
     for exclude in excludes:
         h, e, n_cand = higher, equal, torch.full_like(higher, n_items)
+        missed = torch.zeros_like(nan_target)
         if exclude is not None:
             ex = exclude.clone()
             ex[:, 0] = False
+            missed = ex[rows, targets]
             ex[rows, targets] = False
             h = h - (gt & ex).sum(dim=1, dtype=torch.int32)
             e = e - (eq & ex).sum(dim=1, dtype=torch.int32)
             n_cand = n_cand - ex.sum(dim=1, dtype=torch.int32)
-        ranks = torch.where(nan_target, n_cand - 1, h)
-        ties = torch.where(nan_target, torch.zeros_like(e), e)
-        out.append((ranks.long(), ties.long()))
+        ranks = torch.where(nan_target, n_cand - 1, h).long()
+        ties = torch.where(nan_target, torch.zeros_like(e), e).long()
+        out.append((ranks.masked_fill(missed, MISS_RANK), ties.masked_fill(missed, 0)))
     return out
 
 
@@ -203,7 +219,9 @@ def rank_vectors(
     The target's score is taken from the same matrix-multiply arithmetic (the diagonal of
     ``queries @ items[targets].T``) and the target's own column is never counted, so ties are
     exact; a test checks equality with the dense definition, ties and exclusions included.
-    Seen-exclusion comes as (row, item) pairs; duplicates and the target itself are ignored.
+    Seen-exclusion comes as (row, item) pairs (duplicates are harmless); a row whose target is
+    among its pairs is a miss under ``seen_excluded`` (rank :data:`MISS_RANK`, ties 0, and the
+    target is left out of its ``top_seen_excluded`` list), as in :func:`target_ranks_many`.
     Returns ``all``, ``seen_excluded``, ``ties_all``, ``ties_seen_excluded`` (int64 [B]) and,
     with ``topk``, ``top_all`` / ``top_seen_excluded`` (int64 [B, topk], 0 = no item).
 
@@ -221,11 +239,11 @@ def rank_vectors(
     n_items = n_cols - 1
     if targets.numel() and (int(targets.min()) < 1 or int(targets.max()) > n_items):
         raise ValueError("targets must be item ids in 1..N (0 is padding)")
-    # exclusion pairs: unique, never the target or padding, sorted by row (then item)
+    # exclusion pairs: unique, never padding, sorted by row (then item)
     if exclude_rows is not None and exclude_rows.numel():
         key = torch.unique(exclude_rows.to(q.device) * n_cols + exclude_items.to(q.device))
         pr, pi = key // n_cols, key % n_cols
-        keep = (pi != targets[pr]) & (pi != 0)
+        keep = pi != 0
         pr, pi = pr[keep], pi[keep]
     else:
         pr = pi = torch.zeros(0, dtype=torch.int64, device=q.device)
@@ -270,6 +288,13 @@ def _rank_block(
     b, n_cols = q.shape[0], v.shape[0]
     n_items = n_cols - 1
     dev = q.device
+    # a pair on the row's own target makes the row a miss under seen_excluded; it still leaves
+    # the target out of the row's seen-excluded list, but is no candidate to subtract
+    on_target = pi == targets[pr]
+    missed = torch.zeros(b, dtype=torch.bool, device=dev)
+    missed[pr[on_target]] = True
+    top_pr, top_pi = pr, pi
+    pr, pi = pr[~on_target], pi[~on_target]
     width = max(_MIN_TILE, tile or _TILE_ELEMENTS // max(b, 1))
     bounds = list(range(0, n_cols, width))
     if len(bounds) > 1 and n_cols - bounds[-1] < _MIN_TILE:
@@ -306,8 +331,8 @@ def _rank_block(
         tn, hn, en = t.contiguous().numpy(), higher.numpy(), equal.numpy()
     tops: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # per tile: values, seen values, ids
     if topk:
-        by_item = torch.argsort(pi, stable=True)
-        top_r, top_c = pr[by_item], pi[by_item]
+        by_item = torch.argsort(top_pi, stable=True)
+        top_r, top_c = top_pr[by_item], top_pi[by_item]
         top_pos = torch.searchsorted(top_c, torch.tensor(bounds, device=dev)).tolist()
     for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
         if single is not None:
@@ -355,6 +380,8 @@ def _rank_block(
     ):
         out[name] = torch.where(nan_target, n_cand - 1, h)
         out[f"ties_{name}"] = torch.where(nan_target, torch.zeros_like(e), e)
+    out["seen_excluded"] = out["seen_excluded"].masked_fill(missed, MISS_RANK)
+    out["ties_seen_excluded"] = out["ties_seen_excluded"].masked_fill(missed, 0)
     if topk:
         out["top_all"] = _final_topk([x[0] for x in tops], [x[2] for x in tops], topk)
         out["top_seen_excluded"] = _final_topk([x[1] for x in tops], [x[2] for x in tops], topk)

@@ -25,10 +25,11 @@ import pyarrow.compute as pc
 from torch import nn
 
 from journeyrec.data.prepare import PreparedData
+from journeyrec.data.sequences import EvalCases, SequenceData, Split, repeated_targets
 from journeyrec.evaluation.config import EvalConfig
-from journeyrec.data.sequences import EvalCases, SequenceData, Split
 from journeyrec.evaluation.metrics import (
     DEFAULT_KS,
+    MISS_RANK,
     PROTOCOLS,
     beyond_accuracy,
     bootstrap_intervals,
@@ -186,7 +187,9 @@ def eval_settings(cfg: EvalConfig, n_items: int, attribute_kind: str) -> dict[st
         "n_items": int(n_items),
         "protocols": {
             "all": "nothing excluded (keys <split>/...)",
-            "seen_excluded": "items the user had before the target are excluded, never the target (keys <split>_seen_excluded/...)",
+            "seen_excluded": ("every item the user had before the target is excluded; a target that repeats one of them is "
+                              "a miss, as in S3-Rec's evaluation code (keys <split>_seen_excluded/...; their share: "
+                              "<split>/repeat_target_share)"),
         },
         "tie_policy": "rank = number of candidates with a strictly higher score; tie_rate reports cases with ties",
         "sampled_negatives": sampled,
@@ -220,7 +223,7 @@ def evaluate_system(
         stats: item counts / attributes (computed from ``prepared`` when None).
         segments: ``{split: {segmenter: labels}}`` for breakdowns (none when None).
         unknown_targets: ``{split: mask}`` of cases whose target the model cannot know
-            (:func:`align_items`); they are scored as misses (worst rank).
+            (:func:`align_items`); they are scored as misses (rank ``MISS_RANK``).
     """
     cfg = cfg or EvalConfig()
     ks = list(cfg.ks)
@@ -239,12 +242,15 @@ def evaluate_system(
         miss = None if unknown_targets is None else np.asarray(unknown_targets.get(split, []), dtype=bool)
         if miss is not None and miss.any():
             for p in ranks:
-                ranks[p] = np.where(miss, seqs.n_items, ranks[p])
+                ranks[p] = np.where(miss, MISS_RANK, ranks[p])
             if sampled is not None:
-                sampled = np.where(miss, sampled_n, sampled)
+                sampled = np.where(miss, MISS_RANK, sampled)
         m = summarise(ranks, ks, split)
         m[f"{split}/tie_rate"] = res.metrics[f"{split}/tie_rate"]
         m[f"{split}/n_cases"] = float(len(cases))
+        m[f"{split}/repeat_target_share"] = res.metrics[f"{split}/repeat_target_share"]
+        if miss is not None and miss.any():  # an unknown target's placeholder id repeats nothing
+            m[f"{split}/repeat_target_share"] = float((repeated_targets(seqs, cases) & ~miss).mean())
         if miss is not None:
             m[f"{split}/unknown_target_rate"] = float(miss.mean()) if len(miss) else 0.0
         per_all: dict[str, np.ndarray] = {}

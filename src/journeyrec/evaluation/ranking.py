@@ -16,7 +16,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from journeyrec.data.datasets import EvalBatchSampler, EvalWindows, identity_collate
-from journeyrec.data.sequences import EvalCases, SequenceData
+from journeyrec.data.sequences import EvalCases, SequenceData, repeated_targets
 from journeyrec.evaluation.metrics import (
     DEFAULT_KS,
     exclusion_mask,
@@ -120,8 +120,10 @@ def evaluate(
     seed: int = 0,
 ) -> EvalResult:
     """Full-ranking evaluation of ``model`` on ``cases``; metric keys ``<split>/ndcg@10``,
-    ``<split>_seen_excluded/ndcg@10``, ... plus ``<split>/tie_rate``. With
-    ``sampled_negatives`` = n > 0 also ``<split>_sampled<n>/...`` (labelled, never the default)."""
+    ``<split>_seen_excluded/ndcg@10``, ... plus ``<split>/tie_rate`` and
+    ``<split>/repeat_target_share`` (cases whose target repeats an earlier item of the user: misses
+    under ``seen_excluded``). With ``sampled_negatives`` = n > 0 also ``<split>_sampled<n>/...``
+    (labelled, never the default)."""
     was_training = model.training
     model.eval()
     ds = EvalWindows(data, cases, model.max_len, getattr(model, "feature_names", ()))
@@ -146,6 +148,7 @@ def evaluate(
     metrics = summarise(ranks, ks, split)
     metrics[f"{split}/tie_rate"] = float((ties["all"] > 0).mean()) if len(ties["all"]) else 0.0
     metrics[f"{split}/n_cases"] = float(len(cases))
+    metrics[f"{split}/repeat_target_share"] = float(repeated_targets(data, cases).mean()) if len(cases) else 0.0
     tops = {p: cat.get(f"top_{p}", np.zeros((0, topk), dtype=np.int64)) for p in ("all", "seen_excluded")} if topk else {}
     sampled = None
     if sampled_negatives:

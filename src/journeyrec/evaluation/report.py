@@ -366,10 +366,15 @@ def evaluation_report(
     rep.heading("How these numbers were computed")
     rep.bullets([f"`{k}`: {v if not isinstance(v, Mapping) else '; '.join(f'{a}: {b}' for a, b in v.items())}"
                  for k, v in settings.items()])
-    protocols = (("all", "all items ranked"), ("seen_excluded", "items seen before the target excluded"))
+    protocols = (("all", "all items ranked"),
+                 ("seen_excluded", "items seen before the target excluded; a target that repeats one is a miss"))
     for split in splits:
         n = metrics.get(f"{split}/n_cases")
         rep.heading(f"Accuracy on {split} ({fmt(n, 0) if n is not None else '?'} cases, full ranking)")
+        share = metrics.get(f"{split}/repeat_target_share")
+        if share:
+            rep.paragraph(f"{share:.1%} of the targets repeat an item the user had before: misses under "
+                          "`seen_excluded` (S3-Rec's rule), ranked under `all`.")
         for protocol, label in protocols:
             pfx = f"{split}/" if protocol == "all" else f"{split}_{protocol}/"
             header = ["system"] + [f"{m}@{k}" for k in ks for m in ("HR", "NDCG", "MRR")]

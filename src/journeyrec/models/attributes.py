@@ -156,7 +156,10 @@ class ItemEmbedding(nn.Module):
         attribute embedding (zeros if none). All rows: one sparse matmul per field; a subset:
         the rows' codes gathered and averaged, so nothing catalogue-sized is built."""
         if ids is None:
-            parts = [torch.sparse.mm(self.mean_matrix(name), emb.weight) for name, emb in self.attr_emb.items()]
+            # float32 even under bf16 autocast: autocast would cast the dense weight but not the
+            # sparse matrix, and the sparse product's backward then fails on the mixed dtypes
+            with torch.autocast(device_type=self.id_emb.weight.device.type, enabled=False):
+                parts = [torch.sparse.mm(self.mean_matrix(name), emb.weight) for name, emb in self.attr_emb.items()]
         else:
             parts = []
             for name, emb in self.attr_emb.items():

@@ -33,7 +33,7 @@ import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -48,6 +48,7 @@ from journeyrec.data.sequences import with_validation_targets
 from journeyrec.evaluation.intent import evaluate_intent
 from journeyrec.evaluation.metrics import PROTOCOLS, summarise
 from journeyrec.evaluation.offline import ItemStats, SystemEvaluation, evaluate_system, per_case_table
+from journeyrec.evaluation.segments import case_segments
 from journeyrec.io import atomic_path, atomic_write_json, atomic_write_text
 from journeyrec.models import build_model
 from journeyrec.models.baselines import BASELINES
@@ -87,6 +88,7 @@ __all__ = [
     "evaluate_stage",
     "refit_stage",
     "baseline_stage",
+    "test_segments",
     "experiment_name",
     "launched_rank",
     "RUN_CONTROL_KEYS",
@@ -391,12 +393,22 @@ def fit_stage(cfg: TrainConfig, prepared: Prepared, built: Built, out: Path, mai
     return Fitted(best_path, best_epoch, int(trainer.current_epoch), seconds, logger, parent, trainer.is_global_zero)
 
 
-def evaluate_stage(cfg: TrainConfig, prepared: Prepared, model: torch.nn.Module, split: str) -> SystemEvaluation:
-    """The same evaluation as scripts/evaluate.py (accuracy, beyond accuracy, 95% intervals) on
-    one split; with an intent head, its AUC beside the count baseline's on the same cases."""
+def test_segments(cfg: TrainConfig, prepared: Prepared) -> dict[str, dict[str, np.ndarray]]:
+    """Breakdowns of the test split by target event type (next purchase, next cart, ...), new vs
+    returning user and length, as scripts/evaluate.py gives them."""
+    data = prepared.data
+    return {"test": case_segments(data.sequences, data.split.test, list(cfg.eval.length_edges))}
+
+
+def evaluate_stage(cfg: TrainConfig, prepared: Prepared, model: torch.nn.Module, split: str,
+                   segments: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> SystemEvaluation:
+    """The same evaluation as scripts/evaluate.py (accuracy, beyond accuracy, 95% intervals, the
+    ``segments`` breakdowns) on one split; with an intent head, its AUC beside the count
+    baseline's on the same cases."""
     data = prepared.data
     stats = ItemStats.from_data(data.sequences, data.split.train_ends)
-    result = evaluate_system(model, data, cfg.eval, stats, splits=(split,), batch_size=cfg.data.eval_batch_size)
+    result = evaluate_system(model, data, cfg.eval, stats, segments, splits=(split,),
+                             batch_size=cfg.data.eval_batch_size)
     if hasattr(model, "purchase_intent"):
         train = prepared.train_data
         baseline = SessionLogit.from_training(train.sequences, train.split.train_ends)
@@ -510,7 +522,8 @@ def train(cfg: Any) -> TrainResult:
         return TrainResult({}, out, prepared.store, None)  # rank 0 evaluates, exports and tracks the run
 
     model = built.module.model.cpu().eval()
-    evaluation = evaluate_stage(cfg, prepared, model, "valid")
+    segments = test_segments(cfg, prepared)
+    evaluation = evaluate_stage(cfg, prepared, model, "valid", segments)
     refit_seconds = None
     if cfg.trainer.refit_epochs and fitted.best_path:
         refit_seconds = refit_stage(cfg, prepared, built, fitted)
@@ -519,7 +532,7 @@ def train(cfg: Any) -> TrainResult:
     elif cfg.trainer.refit_epochs:
         log.warning("trainer.refit_epochs=%d: no best checkpoint to refit from (validation never ran); "
                     "the test figures are those of the last epoch, without a refit", cfg.trainer.refit_epochs)
-    evaluation.merge(evaluate_stage(cfg, prepared, model, "test"))
+    evaluation.merge(evaluate_stage(cfg, prepared, model, "test", segments))
     metrics: dict[str, float] = dict(evaluation.metrics)
     if prepared.hidden is not None:
         metrics.update(evaluate_cold(model, prepared.data, prepared.hidden, built.item_counts, cfg.eval.ks,
@@ -529,7 +542,7 @@ def train(cfg: Any) -> TrainResult:
         metrics.update(refit_epochs=float(cfg.trainer.refit_epochs), refit_seconds=refit_seconds)
     metrics.update(baseline_stage(cfg, prepared))
     with atomic_path(out / "per_case.parquet") as tmp:
-        pq.write_table(per_case_table(evaluation, prepared.data), tmp)
+        pq.write_table(per_case_table(evaluation, prepared.data, segments), tmp)
 
     bundle = None
     if cfg.export.enabled:

@@ -42,6 +42,9 @@ def print_summary(metrics: Mapping[str, float], out: Path, run_id: str | None, k
     if f"{key}_ci95_low" in metrics:
         lines.append(f"{key} = {metrics[key]:.4f}, 95% CI [{metrics[key + '_ci95_low']:.4f}, "
                      f"{metrics[key + '_ci95_high']:.4f}]")
+    share = metrics.get("test/repeat_target_share")
+    if share:
+        lines.append(f"{share:.1%} of test targets repeat an earlier item: misses when seen items are excluded")
     lines.append("=" * 72)
     print("\n".join(lines))
 
