@@ -10,7 +10,8 @@ One call, one MLflow run, one output directory holding::
     metrics.json      flat metrics: valid/..., valid_seen_excluded/..., test/..., test_seen_excluded/...
                       (accuracy, beyond accuracy, <key>_ci95_low/high), train_seconds, epochs;
                       with trainer.refit_epochs, valid/... come from the epoch validation picked
-                      and test/... from the refitted model (refit_seconds, refit_epochs)
+                      and test/... from the refitted model (refit_seconds, refit_epochs);
+                      test_before_refit/... are the picked epoch's (what refit_epochs=0 gives)
     per_case.parquet  per-case target ranks (for paired comparisons: scripts/compare_runs.py)
 
 In a Hydra multirun every job is a child of one MLflow parent run per sweep directory.
@@ -356,7 +357,12 @@ def train(cfg: DictConfig) -> TrainResult:
 
     evaluation = assess("valid")
     refit_seconds = None
+    before_refit: dict[str, float] = {}
     if refit_epochs and checkpoint.best_model_path:
+        # the picked epoch's test figures, i.e. those of the same command with trainer.refit_epochs=0
+        # (same seed, same fit): one run gives both protocols, with and without training on validation targets
+        before_refit = {k.replace("test", "test_before_refit", 1): v for k, v in assess("test").metrics.items()
+                        if k.startswith("test")}
         refit_seconds = _refit(cfg, module, train_data, features, checkpoint.best_model_path, best_epoch)
         model = module.model.cpu().eval()
         log.info("refit %d epochs on the validation targets in %.1fs", refit_epochs, refit_seconds)
@@ -364,7 +370,7 @@ def train(cfg: DictConfig) -> TrainResult:
         log.warning("trainer.refit_epochs=%d: no best checkpoint to refit from (validation never ran); "
                     "the test figures are those of the last epoch, without a refit", refit_epochs)
     evaluation.merge(assess("test"))
-    metrics: dict[str, float] = dict(evaluation.metrics)
+    metrics: dict[str, float] = {**evaluation.metrics, **before_refit}
     if hidden is not None:
         metrics.update(evaluate_cold(model, prepared, hidden, counts, ks, int(cfg.data.eval_batch_size)))
     metrics.update(train_seconds=train_seconds, epochs=float(trainer.current_epoch), best_epoch=float(best_epoch))
