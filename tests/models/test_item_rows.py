@@ -114,7 +114,7 @@ def test_sparse_grad_needs_a_sampled_loss_and_the_optimizer_round_trips():
 
 
 def test_tiny_fit_with_sparse_item_grad(tmp_path):
-    from test_models_train import run
+    from test_model_families import run
 
     metrics, out = run(tmp_path, ["experiment=demo", "model.loss=gbce", "model.n_negatives=16",
                                   "model.sparse_item_grad=true", "model.attributes=[category,brand]",
