@@ -54,8 +54,10 @@ def _commit() -> str:
 
 
 def collect(run_dir: Path, command: str, wall_seconds: float, load: str, threads: int = 2,
-            date: str | None = None, commit: str | None = None) -> dict[str, Any]:
-    """One result record from a run directory (metrics.json, config.yaml)."""
+            date: str | None = None, commit: str | None = None, cpu_seconds: float | None = None,
+            peak_rss_mb: float | None = None) -> dict[str, Any]:
+    """One result record from a run directory (metrics.json, config.yaml). ``cpu_seconds`` (user +
+    sys of the whole command) says what the run cost on a busy machine, where wall time says little."""
     metrics = json.loads((run_dir / "metrics.json").read_text())
     cfg = OmegaConf.load(run_dir / "config.yaml")
     stem = Path(str(cfg.data.path)).stem
@@ -79,6 +81,8 @@ def collect(run_dir: Path, command: str, wall_seconds: float, load: str, threads
         "train_seconds": round(float(metrics["train_seconds"]), 1),
         "refit_seconds": round(float(metrics.get("refit_seconds", 0.0)), 1),
         "wall_seconds": round(float(wall_seconds), 1),
+        "cpu_seconds": None if cpu_seconds is None else round(float(cpu_seconds), 1),
+        "peak_rss_mb": None if peak_rss_mb is None else round(float(peak_rss_mb)),
         "model": OmegaConf.to_container(cfg.model, resolve=True),
         "trainer": {k: cfg.trainer[k] for k in ("max_epochs", "patience", "ema_decay", "refit_epochs")},
     }
@@ -89,10 +93,15 @@ def _cell(fig: Mapping[str, Any], name: str) -> str:
     return f"{fig[name]:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
 
 
+def _minutes(r: Mapping[str, Any]) -> str:
+    cpu = r.get("cpu_seconds")
+    return f"{r['wall_seconds'] / 60:.1f} min" + (f" ({cpu / 60:.1f} min CPU)" if cpu else "") + ", one run for both"
+
+
 def render(results: Sequence[Mapping[str, Any]]) -> str:
     """The page's markdown table: per file, both protocols, against the best published figure."""
     rows = ["| file | best published (NDCG@10 / HR@10) | protocol | test NDCG@10 [95% CI] | vs published | "
-            "test HR@10 [95% CI] | epochs (best) | wall time |",
+            "test HR@10 [95% CI] | epochs (best) | wall time (CPU time) |",
             "|---|---|---|---|---|---|---|---|"]
     for r in sorted(results, key=lambda r: list(ANCHORS).index(r["file"]) if r["file"] in ANCHORS else 99):
         model, ndcg, hr = ANCHORS.get(r["file"], ("-", float("nan"), float("nan")))
@@ -102,7 +111,7 @@ def render(results: Sequence[Mapping[str, Any]]) -> str:
             fig = r[proto]
             rows.append(f"| {r['file']} | {model} {ndcg:.4f} / {hr:.4f} | {label} | {_cell(fig, 'ndcg@10')} | "
                         f"{fig['ndcg@10'] / ndcg - 1:+.1%} | {_cell(fig, 'hr@10')} | {epochs} | "
-                        f"{r['wall_seconds'] / 60:.1f} min (one run, both) |")
+                        f"{_minutes(r)} |")
     return "\n".join(rows)
 
 
@@ -117,12 +126,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     c.add_argument("--wall-seconds", type=float, required=True)
     c.add_argument("--load", required=True, help="what else ran (uptime's load averages)")
     c.add_argument("--threads", type=int, default=2)
+    c.add_argument("--commit", default=None, help="the commit the run ran at (default: HEAD)")
+    c.add_argument("--date", default=None, help="when the run started, ISO 8601 (default: now)")
+    c.add_argument("--cpu-seconds", type=float, default=None, help="user + sys seconds of the command")
+    c.add_argument("--peak-rss-mb", type=float, default=None)
     c.add_argument("--out", type=Path, required=True)
     r = sub.add_parser("render")
     r.add_argument("files", nargs="+", type=Path)
     args = ap.parse_args(argv)
     if args.action == "collect":
-        record = collect(args.run_dir, args.command, args.wall_seconds, args.load, args.threads)
+        record = collect(args.run_dir, args.command, args.wall_seconds, args.load, args.threads, args.date, args.commit,
+                         args.cpu_seconds, args.peak_rss_mb)
         atomic_write_json(args.out, record)
         print(json.dumps({k: record[k] for k in ("name", "without_refit", "with_refit")}))
     else:
