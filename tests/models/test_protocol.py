@@ -242,11 +242,13 @@ def test_bad_configs_name_the_problem(demo):
         build_model({"name": "nope"}, 3, {})
 
 
-@pytest.mark.parametrize("n_blocks,positions", [(1, "from_end"), (2, "from_end"), (2, "from_start"), (2, "relative")])
-def test_unpadded_session_vectors_equal_the_padded_ones(n_blocks, positions, demo):
+@pytest.mark.parametrize("n_blocks,positions,mixer", [(1, "from_end", "attention"), (2, "from_end", "attention"),
+                                                      (2, "from_start", "attention"), (2, "relative", "attention"),
+                                                      (2, "from_end", "bsa")])
+def test_unpadded_session_vectors_equal_the_padded_ones(n_blocks, positions, mixer, demo):
     """Serving's fast path (no padding, no mask, last block on the newest position only) gives
     the model's own session vector of the left-padded window, at every length."""
-    model = make("sasrec", demo, n_blocks=n_blocks, max_len=12, positions=positions).eval()
+    model = make("sasrec", demo, n_blocks=n_blocks, max_len=12, positions=positions, mixer=mixer).eval()
     if positions == "relative":  # a trained bias, not the zeros it starts from
         with torch.no_grad():
             model.encoder.rel_bias.copy_(torch.randn_like(model.encoder.rel_bias))
@@ -267,7 +269,8 @@ def test_unpadded_session_vectors_equal_the_padded_ones(n_blocks, positions, dem
 
 @pytest.mark.parametrize("name,over", [
     ("sasrec", {"n_blocks": 2}), ("sasrec", {"n_blocks": 2, "positions": "relative"}),
-    ("sasrec", {"n_blocks": 2, "positions": "from_start"}), ("two_tower", {"n_blocks": 2}),
+    ("sasrec", {"n_blocks": 2, "positions": "from_start"}), ("sasrec", {"n_blocks": 2, "mixer": "bsa"}),
+    ("two_tower", {"n_blocks": 2}),
     ("bert4rec", {"n_blocks": 2}), ("gru4rec", {}),
 ])
 def test_session_vectors_are_the_full_forward_at_the_newest_position(name, over, demo):
@@ -344,3 +347,89 @@ def test_evaluate_returns_every_result_in_case_order(demo):
     for p in ("all", "seen_excluded"):
         np.testing.assert_array_equal(res.ranks[p], direct[p].numpy())
         np.testing.assert_array_equal(res.topk[p], direct[f"top_{p}"].numpy())
+
+
+def test_low_pass_kernel_is_the_fft_low_pass_at_the_newest_position():
+    """Against torch.fft: zero every rFFT bin from ``cutoff`` up and read the newest position."""
+    from journeyrec.models.encoder import low_pass_kernel
+
+    gen = torch.Generator().manual_seed(0)
+    for length, cutoff in [(50, 3), (12, 1), (12, 7), (11, 4), (11, 6)]:
+        x = torch.randn(length, 5, generator=gen, dtype=torch.float64)
+        spectrum = torch.fft.rfft(x, dim=0, norm="ortho")
+        spectrum[cutoff:] = 0
+        want = torch.fft.irfft(spectrum, n=length, dim=0, norm="ortho")[-1]
+        got = (low_pass_kernel(length, cutoff).double()[:, None] * x.flip(0)).sum(0)
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+    for bad in (0, 8):
+        with pytest.raises(ValueError, match="filter_cutoff must be in 1..7"):
+            low_pass_kernel(12, bad)
+
+
+def test_bsa_filter_is_bsarecs_at_the_newest_position_and_causal_everywhere():
+    """The filter of a full window at its newest position is BSARec's (FFT low-pass of the whole
+    window, plus beta^2 times the rest); at every position t it reads positions <= t only, and
+    padding counts as zeros whatever the hidden states hold there."""
+    from journeyrec.models.encoder import CausalLowPass
+
+    torch.manual_seed(0)
+    length, d = 10, 6
+    filt = CausalLowPass(d, length, 3)
+    h = torch.randn(4, length, d)
+    spectrum = torch.fft.rfft(h, dim=1, norm="ortho")
+    spectrum[:, 3:] = 0
+    low = torch.fft.irfft(spectrum, n=length, dim=1, norm="ortho")
+    want = low[:, -1] + filt.sqrt_beta.square() * (h[:, -1] - low[:, -1])
+    with torch.no_grad():
+        out = filt(h, None)
+        torch.testing.assert_close(out[:, -1], want, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(filt(h, None, last_only=True)[:, 0], out[:, -1])
+        for t in range(length - 1):  # a change at t + 1 leaves positions <= t as they were
+            changed = h.clone()
+            changed[:, t + 1] += 1.0
+            other = filt(changed, None)
+            assert torch.equal(other[:, : t + 1], out[:, : t + 1]) and not torch.allclose(other[:, t + 1], out[:, t + 1])
+        keep = torch.ones(4, length, dtype=torch.bool)
+        keep[:, :3] = False
+        noisy = h.clone()
+        noisy[:, :3] = 99.0
+        zeroed = h.clone()
+        zeroed[:, :3] = 0.0
+        torch.testing.assert_close(filt(noisy, keep)[:, 3:], filt(zeroed, None)[:, 3:])
+
+
+def test_bsa_mixer_is_causal_padding_invariant_and_rebuilds(demo):
+    """A SASRec with ``mixer=bsa``: no position sees a later item, left padding changes nothing,
+    and hparams + weights rebuild it exactly; bad settings are named."""
+    import json
+
+    model = make("sasrec", demo, n_blocks=2, mixer="bsa", filter_alpha=0.6, filter_cutoff=4).eval()
+    assert all(b.low_pass is not None and b.filter_alpha == 0.6 for b in model.encoder.blocks)
+    items, feats = batch_of(demo, model)
+    row = int(torch.argmax((items != 0).sum(1)))
+    first = int((items[row] == 0).sum())
+    with torch.no_grad():
+        base = model(items, feats)
+        for t in range(first, items.shape[1] - 1):
+            changed = items.clone()
+            changed[row, t + 1] = 1 if int(items[row, t + 1]) != 1 else 2
+            out = model(changed, feats)
+            assert torch.allclose(out[row, : t + 1], base[row, : t + 1], atol=1e-6)
+            assert not torch.allclose(out[row, t + 1], base[row, t + 1])
+        padded = torch.cat([torch.zeros_like(items[:, :3]), items], 1)[:, -model.max_len :]
+        if padded.shape[1] > items.shape[1]:
+            pf = {k: torch.cat([torch.zeros_like(v[:, :3]), v], 1)[:, -model.max_len :] for k, v in feats.items()}
+            torch.testing.assert_close(model.session_vectors(padded, pf), model.session_vectors(items, feats),
+                                       atol=1e-5, rtol=1e-5)
+        clone = type(model).from_hparams(json.loads(json.dumps(model.hparams)))
+        clone.load_state_dict(model.state_dict(), strict=True)
+        clone.eval()
+        assert torch.equal(clone.session_vectors(items, feats), model.session_vectors(items, feats))
+    plain = make("sasrec", demo, n_blocks=2)
+    assert all(b.low_pass is None for b in plain.encoder.blocks)
+    with pytest.raises(ValueError, match="mixer must be one of"):
+        make("sasrec", demo, mixer="fourier")
+    with pytest.raises(ValueError, match="filter_alpha must be in"):
+        make("sasrec", demo, mixer="bsa", filter_alpha=1.5)
+    with pytest.raises(ValueError, match="filter_cutoff must be in"):
+        make("sasrec", demo, mixer="bsa", filter_cutoff=9)

@@ -86,3 +86,26 @@ def test_responses_equal_the_reference_paths(demo_bundle):
                     checked += bool(a.items)
     assert checked > 100
     assert np.array_equal(fast.exposure, ref.exposure)
+
+
+def test_bsa_mixer_keeps_the_traced_unpadded_fast_path():
+    """The causal filter of ``mixer=bsa`` keeps prefix semantics, so serving's traced unpadded
+    path is accepted at load and gives the padded window's session vector at every length."""
+    import torch
+
+    from journeyrec.models.sasrec import SASRec
+    from journeyrec.serving.encoder import SessionEncoder
+
+    torch.manual_seed(0)
+    model = SASRec(40, d_model=16, n_blocks=2, max_len=10, mixer="bsa", repeat_bias=True).eval()
+    enc = SessionEncoder(model)
+    assert isinstance(enc.unpadded, torch.jit.ScriptModule), "the fast path fell back"
+    feats = torch.zeros(1, 1, 10, dtype=torch.int64)
+    with torch.no_grad():
+        for n in range(1, 11):
+            items = torch.arange(1, n + 1)[None]
+            padded = torch.zeros(1, 10, dtype=torch.int64)
+            padded[0, 10 - n:] = items[0]
+            want = model.session_vectors(padded)
+            got = enc.unpadded(items, feats[..., :n])
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)

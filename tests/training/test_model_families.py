@@ -78,7 +78,10 @@ def test_refit_keeps_validation_figures_and_trains_on(tmp_path):
     assert valid and all(plain[k] == refit[k] for k in valid), "validation figures are those of the picked epoch"
     assert any(plain[k] != refit[k] for k in test), "the refit must have changed the model that is tested"
     assert refit["refit_epochs"] == 2 and refit["refit_seconds"] > 0 and refit["epochs"] == plain["epochs"]
-    assert "refit_epochs" not in plain
+    assert "refit_epochs" not in plain and not any(k.startswith("test_before_refit") for k in plain)
+    # the refit run also reports the picked epoch's test figures: exactly those of the run without it
+    before = {k.replace("test_before_refit", "test", 1): v for k, v in refit.items() if k.startswith("test_before_refit")}
+    assert test and all(before[k] == plain[k] for k in test) and before.keys() >= set(test)
     # scripts/evaluate.py on the refitted bundle warns that its valid/... figures score trained-on items
     from journeyrec.evaluation.pipeline import refit_warning
 

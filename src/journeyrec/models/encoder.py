@@ -13,6 +13,9 @@ Read top to bottom:
    for the distance query - key to its attention scores (shared by the blocks): recency-aware, and
    every training position is exactly its prefix at inference;
 3. dropout -> pre-LayerNorm transformer blocks on ``scaled_dot_product_attention`` -> LayerNorm.
+   With ``mixer="bsa"`` each block's residual branch mixes attention with a frequency filter
+   (BSARec, Shin et al. AAAI 2024: low-pass + beta^2 * high-pass of the sequence), made causal
+   (:class:`CausalLowPass`) so that every position still reads only itself and its past.
 
 Masking is causal (SASRec: position t sees positions <= t) or bidirectional (BERT4Rec); padding
 keys are always masked. Which inputs are used is configuration (``features``, ``attributes``).
@@ -29,11 +32,56 @@ from torch import nn
 
 from journeyrec.models.attributes import ItemEmbedding
 
-__all__ = ["SequenceEncoder", "Block", "FeatureEmbeddings", "init_weights"]
+__all__ = ["SequenceEncoder", "Block", "CausalLowPass", "FeatureEmbeddings", "init_weights", "low_pass_kernel"]
 
 
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
 POSITIONS = ("from_end", "from_start", "relative")
+MIXERS = ("attention", "bsa")
+
+
+def low_pass_kernel(max_len: int, cutoff: int) -> torch.Tensor:
+    """[max_len] weight of each lag 0..max_len-1 in the low-pass that keeps the ``cutoff`` lowest
+    rFFT frequencies (the constant one included) of a ``max_len`` window, read at the window's
+    newest position: ``irfft(rfft(x) with bins >= cutoff zeroed)[-1] = sum_lag kernel[lag] *
+    x[-1 - lag]``. BSARec's ``c`` corresponds to ``cutoff = c // 2 + 1``."""
+    if not 1 <= cutoff <= max_len // 2 + 1:
+        raise ValueError(f"filter_cutoff must be in 1..{max_len // 2 + 1} (max_len {max_len}), got {cutoff}")
+    lag = torch.arange(max_len, dtype=torch.float64)
+    bins = torch.arange(1, cutoff, dtype=torch.float64)
+    # every bin above 0 stands for itself and its mirror max_len - k, except an even length's Nyquist bin
+    twice = torch.where(2 * bins == max_len, 1.0, 2.0)
+    waves = torch.cos(2 * math.pi * bins[:, None] * lag[None, :] / max_len)
+    return ((1.0 + (twice[:, None] * waves).sum(0)) / max_len).float()
+
+
+class CausalLowPass(nn.Module):
+    """BSARec's frequency filter, causal: position t gets what BSARec's filter gives at the newest
+    position of the window ending at t, ``low + beta^2 * (x - low)`` with ``low`` the low-pass of
+    the past (:func:`low_pass_kernel`, padding read as zeros) and ``beta`` learned per dimension.
+    BSARec filters the whole padded window at once, which lets earlier positions read later ones;
+    it trains on the newest position only, where that cannot happen, but training every position
+    (as SASRec does here) must not see the next item, hence one kernel per lag instead."""
+
+    def __init__(self, d_model: int, max_len: int, cutoff: int) -> None:
+        super().__init__()
+        self.register_buffer("kernel", low_pass_kernel(max_len, cutoff), persistent=False)  # rebuilt from hparams
+        self.sqrt_beta = nn.Parameter(torch.randn(d_model))
+
+    def forward(self, h: torch.Tensor, keep: torch.Tensor | None, last_only: bool = False) -> torch.Tensor:
+        """``h`` [B, L, D]; ``keep`` [B, L] True at real items (None: no padding); ``last_only``:
+        the newest position only, [B, 1, D]."""
+        if keep is not None:
+            h = h * keep[..., None]
+        t = torch.arange(h.shape[1], device=h.device)
+        lag = t[:, None] - t[None, :]
+        weights = torch.where(lag >= 0, self.kernel[lag.clamp(min=0)], 0.0).to(h.dtype)  # [L, L], lower triangular
+        if last_only:
+            weights, h_q = weights[-1:], h[:, -1:]
+        else:
+            h_q = h
+        low = weights @ h
+        return low + self.sqrt_beta.square() * (h_q - low)
 
 
 def init_weights(m: nn.Module) -> None:
@@ -51,9 +99,11 @@ def init_weights(m: nn.Module) -> None:
 
 class Block(nn.Module):
     """Pre-LN transformer block: x + attn(LN(x)); x + mlp(LN(x)). The feed-forward width is
-    ``ffn_mult * d_model``."""
+    ``ffn_mult * d_model``. With a ``low_pass`` (:class:`CausalLowPass`) the first branch is
+    ``(1 - filter_alpha) * attn(LN(x)) + filter_alpha * low_pass(LN(x))`` (BSARec's mix)."""
 
-    def __init__(self, d_model: int, n_heads: int, dropout: float, ffn_mult: int = 4, activation: str = "gelu") -> None:
+    def __init__(self, d_model: int, n_heads: int, dropout: float, ffn_mult: int = 4, activation: str = "gelu",
+                 low_pass: CausalLowPass | None = None, filter_alpha: float = 0.0) -> None:
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
@@ -68,16 +118,20 @@ class Block(nn.Module):
         )
         self.dropout = dropout
         self.resid_drop = nn.Dropout(dropout)
+        self.low_pass = low_pass
+        self.filter_alpha = float(filter_alpha)
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, is_causal: bool = False,
-                last_only: bool = False) -> torch.Tensor:
+                last_only: bool = False, keep: torch.Tensor | None = None) -> torch.Tensor:
         """``attn_mask`` None with ``is_causal``: plain causal attention (sequences without padding).
         ``last_only``: return only the newest position, [B, 1, D] -- its query attends to every
         key, so the other positions' queries, projections and MLP rows need not be computed (the
-        last block of serving's session vector)."""
+        last block of serving's session vector). ``keep`` [B, L]: True at real items, for the
+        low-pass (None: no padding)."""
         b, length, d = x.shape
         h = self.n_heads
-        q, k, v = self.qkv(self.ln1(x)).split(d, dim=2)
+        normed = self.ln1(x)
+        q, k, v = self.qkv(normed).split(d, dim=2)
         if last_only:
             q, x = q[:, -1:], x[:, -1:]
             if attn_mask is not None and attn_mask.shape[-2] > 1:
@@ -88,8 +142,10 @@ class Block(nn.Module):
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0, is_causal=is_causal
         )
-        y = y.transpose(1, 2).reshape(b, n_q, d)
-        x = x + self.resid_drop(self.proj(y))
+        y = self.proj(y.transpose(1, 2).reshape(b, n_q, d))
+        if self.low_pass is not None:
+            y = (1.0 - self.filter_alpha) * y + self.filter_alpha * self.low_pass(normed, keep, last_only)
+        x = x + self.resid_drop(y)
         return x + self.resid_drop(self.mlp(self.ln2(x)))
 
 
@@ -121,6 +177,8 @@ class SequenceEncoder(nn.Module):
         attributes: item attribute fields ``{field: (vocabulary size, width)}`` (see
             :class:`journeyrec.models.attributes.ItemEmbedding`).
         id_dropout: training-time probability of hiding an item's id embedding.
+        mixer: ``attention`` or ``bsa`` (attention mixed with :class:`CausalLowPass`, weight
+            ``filter_alpha``, keeping the ``filter_cutoff`` lowest frequencies).
     """
 
     def __init__(
@@ -139,8 +197,17 @@ class SequenceEncoder(nn.Module):
         ffn_mult: int = 4,
         activation: str = "gelu",
         positions: str = "from_end",
+        mixer: str = "attention",
+        filter_alpha: float = 0.7,
+        filter_cutoff: int = 3,
     ) -> None:
         super().__init__()
+        if mixer not in MIXERS:
+            raise ValueError(f"mixer must be one of {list(MIXERS)}, got {mixer!r}")
+        if mixer == "bsa" and not causal:
+            raise ValueError("mixer=bsa is causal (each position filters its past); use mixer=attention for this model")
+        if mixer == "bsa" and not 0.0 <= filter_alpha <= 1.0:
+            raise ValueError(f"filter_alpha must be in [0, 1], got {filter_alpha}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         if positions not in POSITIONS:
@@ -159,7 +226,12 @@ class SequenceEncoder(nn.Module):
         self.rel_bias = nn.Parameter(torch.zeros(n_heads, max_len)) if positions == "relative" else None
         self.features = FeatureEmbeddings(features, d_model)
         self.emb_drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList([Block(d_model, n_heads, dropout, ffn_mult, activation) for _ in range(n_blocks)])
+        self.mixer = mixer
+        self.blocks = nn.ModuleList([
+            Block(d_model, n_heads, dropout, ffn_mult, activation,
+                  CausalLowPass(d_model, max_len, filter_cutoff) if mixer == "bsa" else None, filter_alpha)
+            for _ in range(n_blocks)
+        ])
         self.ln_f = nn.LayerNorm(d_model)
         self.apply(init_weights)
 
@@ -211,9 +283,10 @@ class SequenceEncoder(nn.Module):
         where evaluation and export spend their encoder time."""
         x = self.embed(items, features or {}, table)
         mask = self.attention_mask(items)
+        keep = items != 0 if self.mixer == "bsa" else None
         last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
-            x = block(x, mask, last_only=last_only and i == last)
+            x = block(x, mask, last_only=last_only and i == last, keep=keep)
         x = self.ln_f(x)
         return x[:, -1] if last_only else x
 

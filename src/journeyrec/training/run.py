@@ -16,7 +16,8 @@ can run any of them on its own. One call, one MLflow run, one output directory h
                       (accuracy, beyond accuracy, <key>_ci95_low/high), train_seconds, epochs;
                       the popularity and co-occurrence baselines on the same splits under
                       popularity/... and cooccurrence/...; with trainer.refit_epochs, valid/... come
-                      from the epoch validation picked and test/... from the refitted model
+                      from the epoch validation picked and test/... from the refitted model; test_before_refit/... are the picked
+                      epoch's test figures when a refit ran (what refit_epochs=0 gives)
     per_case.parquet  per-case target ranks (for paired comparisons: scripts/compare_runs.py)
 
 In a Hydra multirun every job is a child of one MLflow parent run per sweep directory.
@@ -525,7 +526,12 @@ def train(cfg: Any) -> TrainResult:
     segments = test_segments(cfg, prepared)
     evaluation = evaluate_stage(cfg, prepared, model, "valid", segments)
     refit_seconds = None
+    before_refit: dict[str, float] = {}
     if cfg.trainer.refit_epochs and fitted.best_path:
+        # the picked epoch's test figures, i.e. those of the same command with trainer.refit_epochs=0
+        # (same seed, same fit): one run gives the figures with and without training on validation targets
+        before = evaluate_stage(cfg, prepared, model, "test", segments).metrics
+        before_refit = {k.replace("test", "test_before_refit", 1): v for k, v in before.items() if k.startswith("test")}
         refit_seconds = refit_stage(cfg, prepared, built, fitted)
         model = built.module.model.cpu().eval()
         log.info("refit %d epochs on the validation targets in %.1fs", cfg.trainer.refit_epochs, refit_seconds)
@@ -533,7 +539,7 @@ def train(cfg: Any) -> TrainResult:
         log.warning("trainer.refit_epochs=%d: no best checkpoint to refit from (validation never ran); "
                     "the test figures are those of the last epoch, without a refit", cfg.trainer.refit_epochs)
     evaluation.merge(evaluate_stage(cfg, prepared, model, "test", segments))
-    metrics: dict[str, float] = dict(evaluation.metrics)
+    metrics: dict[str, float] = {**evaluation.metrics, **before_refit}
     if prepared.hidden is not None:
         metrics.update(evaluate_cold(model, prepared.data, prepared.hidden, built.item_counts, cfg.eval.ks,
                                      cfg.data.eval_batch_size))
