@@ -47,7 +47,7 @@ def test_validation_benchmark_times_both_paths_and_they_rank_alike():
     from benchmarks.validation_pass import run
 
     result = run(experiment="demo", threads=1, bias=-0.5,
-                 overrides=["data.options.n_customers=150", "model.repeat_bias=true", "model.d_model=16"])
+                 overrides=["data.options.n_customers=500", "model.repeat_bias=true", "model.d_model=16"])
     assert result["repeat_bias"] == -0.5 and result["users"] > 50
     assert min(result["ranks_equal"].values()) >= 0.98 and max(result["max_rank_difference"].values()) <= 5
     n = result["ndcg@10_seen_excluded"]
