@@ -16,7 +16,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from journeyrec.bundle.settings import StatsConfig
-from journeyrec.serving.settings import ExperimentConfig, LimitsConfig, RulesConfig
+from journeyrec.serving.settings import ContextConfig, ExperimentConfig, LimitsConfig, RulesConfig, StoreConfig
 
 __all__ = [
     "DataConfig",
@@ -34,6 +34,7 @@ __all__ = [
     "SegmentConfig",
     "ExportJobConfig",
     "ServeConfig",
+    "BatchRecommendConfig",
     "PrepareConfig",
     "register_configs",
     "compose_cli",
@@ -276,9 +277,29 @@ class ServeConfig:
     hmac_key_file: Optional[str] = None  # file holding the pseudonymisation key (else env JOURNEYREC_HMAC_KEY)
     allow_demo_key: Optional[bool] = None  # None: as the bundle's training data config (public data allows it)
     rules: RulesConfig = field(default_factory=RulesConfig)
-    contexts: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # context type -> rule overrides
+    contexts: Dict[str, ContextConfig] = field(default_factory=dict)  # context type -> its settings and rule overrides
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     ab: Optional[ExperimentConfig] = None  # an A/B experiment (configs/ab/*.yaml), none by default
+    store: Optional[StoreConfig] = None  # the journey store (configs/store/*.yaml); None: stateless
+
+
+@dataclass
+class BatchRecommendConfig:
+    """scripts/batch_recommend.py: top-k per customer of the journey store into a Parquet file."""
+
+    bundle: str = MISSING
+    store: StoreConfig = field(default_factory=StoreConfig)
+    customers: str = "all"  # "all" (every customer in the store, as pseudonyms) or a file of customer ids, one per line
+    context: str = "newsletter"
+    k: int = 10
+    out: Optional[str] = None  # default: <output_dir>/recommendations.parquet
+    output_dir: Optional[str] = None  # None: Hydra's run directory
+    threads: int = 1
+    hmac_key_file: Optional[str] = None
+    allow_demo_key: Optional[bool] = None
+    rules: RulesConfig = field(default_factory=RulesConfig)
+    contexts: Dict[str, ContextConfig] = field(default_factory=dict)
+    progress: bool = True
 
 
 def compose_cli(config_dir: str, config_name: str, overrides: List[str]) -> Any:
@@ -317,4 +338,6 @@ def register_configs() -> None:
     cs.store(group="export", name="schema", node=ExportConfig)
     cs.store(name="export_index_schema", node=ExportJobConfig)
     cs.store(name="serve_schema", node=ServeConfig)
+    cs.store(name="batch_recommend_schema", node=BatchRecommendConfig)
+    cs.store(group="store", name="schema", node=StoreConfig)
     cs.store(group="ab", name="schema", node=ExperimentConfig)

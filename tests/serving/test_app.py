@@ -23,32 +23,10 @@ from journeyrec.serving.observability import configure_logging
 from journeyrec.serving.service import Service
 from journeyrec.serving.settings import ExperimentConfig, LimitsConfig, VariantConfig
 
+from serving_support import ThreadServer
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-class ThreadServer:
-    """uvicorn in a background thread on an ephemeral 127.0.0.1 port."""
-
-    def __init__(self, app) -> None:
-        import uvicorn
-
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, access_log=False, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.time() + 30
-        while not self.server.started:
-            if time.time() > deadline or not self.thread.is_alive():
-                raise RuntimeError("test server did not start")
-            time.sleep(0.02)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 EXPERIMENT = ExperimentConfig(name="own_brand_test", variants=[
