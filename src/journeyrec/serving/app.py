@@ -133,7 +133,7 @@ def _models(limits: Any) -> tuple[type[BaseModel], ...]:
     class RecommendIn(BaseModel):
         model_config = ConfigDict(extra="forbid")
         events: List[EventIn] = Field(..., max_length=limits.max_events, description="recent events, oldest first")
-        k: StrictInt = Field(10, ge=1, le=limits.max_k)
+        k: StrictInt = Field(RecommendRequest.k, ge=1, le=limits.max_k)
         filters: Dict[str, FilterValue] = Field(default_factory=dict, max_length=20,
                                                 description="equality, any-of list, or {min, max} range per catalogue attribute")
         consent: StrictBool = True
@@ -184,7 +184,7 @@ def _models(limits: Any) -> tuple[type[BaseModel], ...]:
         filters: Dict[str, FilterValue] = Field(default_factory=dict, max_length=20,
                                                 description="the page's filters; they win over the last search's per attribute")
         use_search_filters: StrictBool = Field(True, description="apply the last search's filters where the context carries them")
-        k: StrictInt = Field(10, ge=1, le=limits.max_k)
+        k: StrictInt = Field(RecommendRequest.k, ge=1, le=limits.max_k)
         events: List[EventIn] = Field(default_factory=list, max_length=limits.max_events,
                                       description="events of this request not (yet) sent to /v1/events, oldest first")
         item_fields: StrictBool = Field(True, description="add title, category, price and in_stock to each item")
