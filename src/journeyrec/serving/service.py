@@ -123,11 +123,13 @@ class Service:
         return pseudonymise(str(request.user_id), self._key)
 
     def recommend(self, request: RecommendRequest, request_id: str | None = None,
-                  catalog_version: int | None = None) -> tuple[RecommendResult, dict[str, Any]]:
+                  catalog_version: int | None = None, pseudonym: str | None = None) -> tuple[RecommendResult, dict[str, Any]]:
         """The answer and the log fields describing it (safe to log: no personal data).
-        ``catalog_version``: the store's, if already read in this request's round trip."""
+        ``catalog_version``: the store's, if already read in this request's round trip;
+        ``pseudonym``: the customer's, when the caller has it instead of a raw ``user_id``."""
         self.sync_catalog(catalog_version)
-        pseudonym = self.pseudonym(request)
+        if pseudonym is None or not request.consent:
+            pseudonym = self.pseudonym(request)
         request = dataclasses.replace(request, user_id=None)
         variant, assigned = self.assigner.assign(pseudonym)
         del pseudonym
@@ -246,9 +248,14 @@ class Service:
         """Recommendations for a customer by id: the stored journey (recent events and older
         purchases) followed by the request's own events, the last search's filters where the
         context carries them, through :meth:`recommend`."""
+        return self.recommend_pseudonym(self._pseudonym(customer_id), request, use_search_filters, request_id)
+
+    def recommend_pseudonym(self, pseudonym: str, request: RecommendRequest, use_search_filters: bool = True,
+                            request_id: str | None = None) -> tuple[RecommendResult, dict[str, Any]]:
+        """:meth:`recommend_customer` for a customer known by pseudonym only (the batch over the store)."""
         store = self._require_store()
         now = int(time.time() * 1000) if request.now_ms is None else int(request.now_ms)
-        journey = store.journey(self._pseudonym(customer_id), now)
+        journey = store.journey(pseudonym, now)
         warnings: list[str] = []
         ctx_cfg = self.contexts.get(request.context.type, ContextConfig())
         filters = dict(request.filters)
@@ -267,8 +274,8 @@ class Service:
                 warnings.append(f"search filter(s) {dropped} are not catalogue attributes; not applied")
         stored = len(events)
         full = dataclasses.replace(request, events=[*events, *request.events] if consent else [], filters=filters,
-                                   consent=consent, user_id=customer_id, now_ms=now)
-        result, fields = self.recommend(full, request_id, catalog_version=journey.catalog_version)
+                                   consent=consent, user_id=None, now_ms=now)
+        result, fields = self.recommend(full, request_id, catalog_version=journey.catalog_version, pseudonym=pseudonym)
         result.warnings = warnings + result.warnings
         fields.update(source="customer", stored_events=stored, search_filters=bool(filters) and filters != dict(request.filters))
         return result, fields
