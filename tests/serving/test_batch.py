@@ -7,10 +7,9 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
-
+from conftest import compose, run_script
 from omegaconf import OmegaConf
 
-from conftest import compose, run_script
 from journeyrec.serving import Recommender
 from journeyrec.serving.request import Context, RecommendRequest
 from journeyrec.serving.service import Service
@@ -29,15 +28,45 @@ def test_batch_writes_top_k_per_customer_as_the_customer_endpoint_answers(live_b
     now = int(time.time() * 1000)
     customers = [f"news-{j}" for j in range(6)]
     for j, events in enumerate(live_bundle.sessions(6, min_len=5, seed=2)):
-        service.intake([{"customer_id": customers[j], "event_type": e.event_type, "item_id": e.item_id, "channel": e.channel,
-                         "timestamp": now - (len(events) - i) * 60_000} for i, e in enumerate(events)])
+        service.intake(
+            [
+                {
+                    "customer_id": customers[j],
+                    "event_type": e.event_type,
+                    "item_id": e.item_id,
+                    "channel": e.channel,
+                    "timestamp": now - (len(events) - i) * 60_000,
+                }
+                for i, e in enumerate(events)
+            ]
+        )
     service.set_consent(customers[5], False)
     ids = tmp_path / "ids.txt"
     ids.write_text("news-0\nnews-5\nnever-seen\n")
-    run_script("batch_recommend.py", [f"bundle={live_bundle.path}", f"store.path={path}", "customers=all", "k=7",
-                                      f"out={tmp_path / 'all.parquet'}", f"hydra.run.dir={tmp_path / 'run1'}"], mlflow_uri)
-    run_script("batch_recommend.py", [f"bundle={live_bundle.path}", f"store.path={path}", f"customers={ids}", "k=5",
-                                      "context=app_push", f"hydra.run.dir={tmp_path / 'run2'}"], mlflow_uri)
+    run_script(
+        "batch_recommend.py",
+        [
+            f"bundle={live_bundle.path}",
+            f"store.path={path}",
+            "customers=all",
+            "k=7",
+            f"out={tmp_path / 'all.parquet'}",
+            f"hydra.run.dir={tmp_path / 'run1'}",
+        ],
+        mlflow_uri,
+    )
+    run_script(
+        "batch_recommend.py",
+        [
+            f"bundle={live_bundle.path}",
+            f"store.path={path}",
+            f"customers={ids}",
+            "k=5",
+            "context=app_push",
+            f"hydra.run.dir={tmp_path / 'run2'}",
+        ],
+        mlflow_uri,
+    )
     every = pq.read_table(tmp_path / "all.parquet").to_pylist()
     assert len(every) == 6 * 7 and len({r["customer_id"] for r in every}) == 6
     assert "news-0" not in {r["customer_id"] for r in every}  # customers=all names pseudonyms only

@@ -6,7 +6,6 @@ The service's contexts are those of ``configs/serve.yaml`` (composed with Hydra)
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 
@@ -15,11 +14,11 @@ import numpy as np
 import pytest
 import redis
 import torch
+from conftest import compose
 from omegaconf import OmegaConf
 from redis_support import redis_server  # noqa: F401 - fixture
 from serving_support import ThreadServer
 
-from conftest import compose
 from journeyrec.data.privacy import pseudonymise, resolve_key
 from journeyrec.serving import Recommender
 from journeyrec.serving.app import create_app
@@ -55,8 +54,12 @@ class Live:
         out = []
         for k in r.scan_iter(f"{self.where[1]}:*"):
             t = r.type(k)
-            value = {b"string": lambda: r.get(k), b"hash": lambda: r.hgetall(k), b"set": lambda: r.smembers(k),
-                     b"zset": lambda: r.zrange(k, 0, -1)}[t]()
+            value = {
+                b"string": lambda: r.get(k),
+                b"hash": lambda: r.hgetall(k),
+                b"set": lambda: r.smembers(k),
+                b"zset": lambda: r.zrange(k, 0, -1),
+            }[t]()
             out.append(k + b"=" + repr(value).encode())
         return b"\n".join(out)
 
@@ -89,18 +92,36 @@ def items_of(answer: dict) -> list[str]:
 
 
 def category_items(live_bundle, prefix: str, in_stock: bool = True) -> list[str]:
-    return [i for i, c, s in zip(live_bundle.column("item_id"), live_bundle.column("category"), live_bundle.column("in_stock"))
-            if c.startswith(prefix) and (s or not in_stock)]
+    return [
+        i
+        for i, c, s in zip(
+            live_bundle.column("item_id"), live_bundle.column("category"), live_bundle.column("in_stock")
+        )
+        if c.startswith(prefix) and (s or not in_stock)
+    ]
 
 
 def journey_events(live_bundle, now: int) -> tuple[list[dict], list[dict], list[dict]]:
     """One customer over four channels: web views before login, a cart in the app, a store purchase."""
     coats = category_items(live_bundle, "Apparel/Outerwear/Winter coats")
     cameras = category_items(live_bundle, "Electronics/Cameras/Mirrorless")
-    web = [{"event_type": "view", "item_id": cameras[j], "channel": "web", "timestamp": now - (50 - j) * MIN} for j in range(3)]
-    app = [{"event_type": "view", "item_id": coats[1], "channel": "app", "timestamp": now - 30 * MIN},
-           {"event_type": "cart", "item_id": coats[1], "channel": "app", "timestamp": now - 29 * MIN}]
-    store = [{"event_type": "purchase", "item_id": coats[2], "channel": "store", "timestamp": now - 10 * MIN, "price": 179.99}]
+    web = [
+        {"event_type": "view", "item_id": cameras[j], "channel": "web", "timestamp": now - (50 - j) * MIN}
+        for j in range(3)
+    ]
+    app = [
+        {"event_type": "view", "item_id": coats[1], "channel": "app", "timestamp": now - 30 * MIN},
+        {"event_type": "cart", "item_id": coats[1], "channel": "app", "timestamp": now - 29 * MIN},
+    ]
+    store = [
+        {
+            "event_type": "purchase",
+            "item_id": coats[2],
+            "channel": "store",
+            "timestamp": now - 10 * MIN,
+            "price": 179.99,
+        }
+    ]
     return web, app, store
 
 
@@ -114,9 +135,16 @@ def test_four_channels_make_one_journey_answered_as_the_stateless_endpoint(live,
     assert live.post_events([dict(e, customer_id=customer) for e in app])["stored"] == 2
     assert live.post_events([dict(e, customer_id=customer) for e in store])["stored"] == 1
     by_id = live.recommend(customer, context="call_centre", k=10, now=now)
-    stateless = live.client.post("/v1/recommendations", json={
-        "events": [{k: v for k, v in e.items() if k != "price"} for e in web + app + store], "k": 10, "now": now,
-        "context": {"type": "call_centre"}, "user_id": customer}).json()
+    stateless = live.client.post(
+        "/v1/recommendations",
+        json={
+            "events": [{k: v for k, v in e.items() if k != "price"} for e in web + app + store],
+            "k": 10,
+            "now": now,
+            "context": {"type": "call_centre"},
+            "user_id": customer,
+        },
+    ).json()
     assert items_of(by_id) == items_of(stateless) and len(items_of(by_id)) == 10
     assert [x["score"] for x in by_id["items"]] == [x["score"] for x in stateless["items"]]
     assert by_id["variant"] == stateless["variant"]
@@ -125,14 +153,26 @@ def test_four_channels_make_one_journey_answered_as_the_stateless_endpoint(live,
 def test_a_durable_bought_in_the_store_is_not_recommended_on_the_web(live, live_bundle):
     now = int(time.time() * 1000)
     coats = category_items(live_bundle, "Apparel/Outerwear/Winter coats")
-    views = [{"event_type": "view", "item_id": coats[j], "channel": "web", "timestamp": now - (60 - j) * MIN} for j in range(4)]
+    views = [
+        {"event_type": "view", "item_id": coats[j], "channel": "web", "timestamp": now - (60 - j) * MIN}
+        for j in range(4)
+    ]
     outerwear = {"category": "Apparel/Outerwear"}
     control, buyer = uid("cust"), uid("cust")
     live.post_events([dict(e, customer_id=c) for c in (control, buyer) for e in views])
     before = live.recommend(control, context="home", k=10, filters=outerwear, now=now)
     assert any(x["category"].endswith("Winter coats") for x in before["items"])  # the model does suggest coats
-    live.post_events([{"customer_id": buyer, "event_type": "purchase", "item_id": coats[5], "channel": "store",
-                       "timestamp": now - 5 * MIN}])
+    live.post_events(
+        [
+            {
+                "customer_id": buyer,
+                "event_type": "purchase",
+                "item_id": coats[5],
+                "channel": "store",
+                "timestamp": now - 5 * MIN,
+            }
+        ]
+    )
     after = live.recommend(buyer, context="home", k=10, filters=outerwear, now=now)
     assert after["items"] and not any(x["category"].endswith("Winter coats") for x in after["items"])
 
@@ -155,8 +195,12 @@ def test_opt_out_removes_the_stored_journey_and_nothing_is_stored_afterwards(liv
     assert live.service.store.counters()["opted_out_events"] == counted + 2
     assert 'journeyrec_intake_events_total{outcome="opted_out"}' in live.client.get("/metrics").text
     # their recommendations are the non-personal path, whatever the request carries
-    mine = live.recommend(customer, context="home", k=8, now=now, events=[{k: v for k, v in e.items() if k != "price"} for e in web])
-    anonymous = live.client.post("/v1/recommendations", json={"events": [], "k": 8, "consent": False, "now": now}).json()
+    mine = live.recommend(
+        customer, context="home", k=8, now=now, events=[{k: v for k, v in e.items() if k != "price"} for e in web]
+    )
+    anonymous = live.client.post(
+        "/v1/recommendations", json={"events": [], "k": 8, "consent": False, "now": now}
+    ).json()
     assert items_of(mine) == items_of(anonymous)
     assert all(x["reason"].startswith(("trending", "popular in")) for x in mine["items"])
     # a visitor linked to them later brings nothing in
@@ -173,11 +217,25 @@ def test_delete_leaves_nothing_of_the_customer_in_the_store(live, live_bundle):
     web, app, store = journey_events(live_bundle, now)
     live.post_events([dict(e, anonymous_id=anonymous, session_id=session) for e in web])
     live.client.post("/v1/identify", json={"anonymous_id": anonymous, "customer_id": customer})
-    live.post_events([dict(e, customer_id=customer, session_id=session) for e in app + store]
-                     + [{"customer_id": customer, "event_type": "search", "query": "warm coat", "filters": {"size": "L"},
-                         "channel": "web", "timestamp": now - MIN}])
+    live.post_events(
+        [dict(e, customer_id=customer, session_id=session) for e in app + store]
+        + [
+            {
+                "customer_id": customer,
+                "event_type": "search",
+                "query": "warm coat",
+                "filters": {"size": "L"},
+                "channel": "web",
+                "timestamp": now - MIN,
+            }
+        ]
+    )
     live.client.put(f"/v1/customers/{customer}/consent", json={"personalisation": True})
-    needles = [pseudonymise(customer, KEY), pseudonymise(ANONYMOUS_NAMESPACE + anonymous, KEY), pseudonymise(session, KEY)]
+    needles = [
+        pseudonymise(customer, KEY),
+        pseudonymise(ANONYMOUS_NAMESPACE + anonymous, KEY),
+        pseudonymise(session, KEY),
+    ]
     held = live.stored_bytes()
     assert all(n.encode() in held for n in needles)  # the search below can find what it looks for
     r = live.client.delete(f"/v1/customers/{customer}")
@@ -192,21 +250,35 @@ def test_search_filters_carry_into_the_next_product_page(live, live_bundle):
     now = int(time.time() * 1000)
     customer = uid("cust")
     page = category_items(live_bundle, "Sports/Running/Running shoes")[0]
-    live.post_events([{"customer_id": customer, "event_type": "search", "query": "running trousers, XL, blue",
-                       "filters": {"size": "XL", "colour": "blue"}, "channel": "web", "timestamp": now - 2 * MIN},
-                      {"customer_id": customer, "event_type": "view", "item_id": page, "channel": "web", "timestamp": now - MIN}])
+    live.post_events(
+        [
+            {
+                "customer_id": customer,
+                "event_type": "search",
+                "query": "running trousers, XL, blue",
+                "filters": {"size": "XL", "colour": "blue"},
+                "channel": "web",
+                "timestamp": now - 2 * MIN,
+            },
+            {"customer_id": customer, "event_type": "view", "item_id": page, "channel": "web", "timestamp": now - MIN},
+        ]
+    )
     size = dict(zip(live_bundle.column("item_id"), live_bundle.column("size")))
     colour = dict(zip(live_bundle.column("item_id"), live_bundle.column("colour")))
     carried = live.recommend(customer, context="product_page", item_id=page, k=6, now=now)
     assert len(carried["items"]) == 6 and all(size[i] == "XL" and colour[i] == "blue" for i in items_of(carried))
     own = live.recommend(customer, context="product_page", item_id=page, k=6, now=now, filters={"colour": "black"})
-    assert own["items"] and all(size[i] == "XL" and colour[i] == "black" for i in items_of(own))  # the page's filter wins per key
+    assert own["items"] and all(
+        size[i] == "XL" and colour[i] == "black" for i in items_of(own)
+    )  # the page's filter wins per key
     off = live.recommend(customer, context="product_page", item_id=page, k=6, now=now, use_search_filters=False)
     assert not all(size[i] == "XL" and colour[i] == "blue" for i in items_of(off))
     home = live.recommend(customer, context="home", k=6, now=now)  # home does not carry search filters (serve.yaml)
     assert not all(size[i] == "XL" and colour[i] == "blue" for i in items_of(home))
     stale = live.recommend(customer, context="product_page", item_id=page, k=6, now=now + 31 * MIN)
-    assert not all(size[i] == "XL" and colour[i] == "blue" for i in items_of(stale))  # older than search_filters_minutes
+    assert not all(
+        size[i] == "XL" and colour[i] == "blue" for i in items_of(stale)
+    )  # older than search_filters_minutes
 
 
 def test_an_item_set_out_of_stock_disappears_from_the_next_answer(live, live_bundle):
@@ -225,12 +297,24 @@ def test_an_item_set_out_of_stock_disappears_from_the_next_answer(live, live_bun
         stateless = live.client.post("/v1/recommendations", json={"events": [], "k": 50, "now": now}).json()
         assert gone not in items_of(stateless) and all(x["in_stock"] for x in stateless["items"])
         # the live price is what the answer shows, and what a price filter reads
-        cheap = live.client.post("/v1/recommendations", json={
-            "events": [], "k": 5, "filters": {"price": {"max": 2.0}, "in_stock": False}, "now": now}).json()
+        cheap = live.client.post(
+            "/v1/recommendations",
+            json={"events": [], "k": 5, "filters": {"price": {"max": 2.0}, "in_stock": False}, "now": now},
+        ).json()
         assert cheap["items"] == [] or gone in items_of(cheap)
     finally:
-        live.client.put("/v1/catalog/items", json={"items": [{"item_id": gone, "in_stock": True,
-                                                              "price": live_bundle.column("price")[live_bundle.column("item_id").index(gone)]}]})
+        live.client.put(
+            "/v1/catalog/items",
+            json={
+                "items": [
+                    {
+                        "item_id": gone,
+                        "in_stock": True,
+                        "price": live_bundle.column("price")[live_bundle.column("item_id").index(gone)],
+                    }
+                ]
+            },
+        )
     assert gone in items_of(live.recommend(customer, context="home", k=10, now=now))
 
 
@@ -240,8 +324,10 @@ def test_a_new_item_is_recommended_in_its_category_without_retraining(live, live
     twin = category_items(live_bundle, "Apparel/Tops/Sweaters")[3]
     row = {k: live_bundle.column(k)[ids.index(twin)] for k in ("category", "brand", "price", "size", "colour")}
     new_id = uid("NEW")
-    r = live.client.put("/v1/catalog/items", json={"items": [{"item_id": new_id, "title": "Sweater, new season", "in_stock": True,
-                                                               **row}]})
+    r = live.client.put(
+        "/v1/catalog/items",
+        json={"items": [{"item_id": new_id, "title": "Sweater, new season", "in_stock": True, **row}]},
+    )
     assert r.status_code == 200 and r.json()["new"] == {new_id: {"vector": "attributes"}}
     # its vector is the model's attribute part for these attributes: the twin's, computed from the model's own tables
     rec = live.service.default
@@ -255,8 +341,16 @@ def test_a_new_item_is_recommended_in_its_category_without_retraining(live, live
     assert similar["items"][0]["title"] == "Sweater, new season" and similar["items"][0]["category"] == row["category"]
     assert all(not x["new"] for x in similar["items"][1:])
     # and so does the page's non-personal answer (a shopper without consent)
-    page = live.client.post("/v1/recommendations", json={"events": [], "consent": False, "k": 10, "now": now,
-                                                          "context": {"type": "product_page", "item_id": twin}}).json()
+    page = live.client.post(
+        "/v1/recommendations",
+        json={
+            "events": [],
+            "consent": False,
+            "k": 10,
+            "now": now,
+            "context": {"type": "product_page", "item_id": twin},
+        },
+    ).json()
     assert page["items"][0]["item_id"] == new_id and page["items"][0]["reason"] == f"similar to {twin}"
     # from the new item's own page, its category's items come first
     own = live.client.get(f"/v1/items/{new_id}/similar", params={"k": 3}).json()
@@ -267,15 +361,26 @@ def test_a_batch_of_100_with_3_bad_events_stores_97_and_names_the_3(live, live_b
     now = int(time.time() * 1000)
     customer = uid("cust")
     items = live_bundle.column("item_id")
-    events = [{"customer_id": customer, "event_type": "view", "item_id": items[j], "channel": "app",
-               "timestamp": now - (200 - j) * MIN} for j in range(100)]
+    events = [
+        {
+            "customer_id": customer,
+            "event_type": "view",
+            "item_id": items[j],
+            "channel": "app",
+            "timestamp": now - (200 - j) * MIN,
+        }
+        for j in range(100)
+    ]
     events[7]["event_type"] = "teleport"
     del events[42]["item_id"]
     events[99]["timestamp"] = "yesterday"
     answer = live.post_events(events)
     assert answer["received"] == 100 and answer["stored"] == 97
     assert [(x["index"], x["reason"]) for x in answer["rejected"]] == [
-        (7, "unknown_event_type"), (42, "missing_item_id"), (99, "unparseable_timestamp")]
+        (7, "unknown_event_type"),
+        (42, "missing_item_id"),
+        (99, "unparseable_timestamp"),
+    ]
     assert "teleport" in answer["rejected"][0]["detail"] and "yesterday" in answer["rejected"][2]["detail"]
     stored = live.service.store.journey(pseudonymise(customer, KEY), now).events
     assert [e.item_id for e in stored] == [items[j] for j in range(99) if j not in (7, 42)]

@@ -14,7 +14,6 @@ import uuid
 from pathlib import Path
 
 import httpx
-import pytest
 from redis_support import free_port, redis_server  # noqa: F401 - fixture
 
 from journeyrec.data.privacy import pseudonymise, resolve_key
@@ -30,9 +29,19 @@ class Served:
     def __init__(self, bundle: Path, *overrides: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "serve.py"), f"bundle={bundle}", f"port={self.port}",
-                                      "log_level=warning", *overrides], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "scripts" / "serve.py"),
+                f"bundle={bundle}",
+                f"port={self.port}",
+                "log_level=warning",
+                *overrides,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
+        )
 
     def wait_ready(self, timeout: float = 180.0) -> "Served":
         deadline = time.time() + timeout
@@ -65,23 +74,42 @@ def test_two_replicas_sharing_one_redis_see_each_others_writes(live_bundle, redi
         now = int(time.time() * 1000)
         customer = f"cust-{uuid.uuid4().hex[:8]}"
         items = live_bundle.column("item_id")
-        events = [{"event_type": "view", "item_id": items[40 + j], "channel": "web", "timestamp": now - (10 - j) * MIN} for j in range(4)]
-        before = httpx.post(f"{b.url}/v1/customers/{customer}/recommendations", json={"k": 8, "now": now}, timeout=30).json()
-        r = httpx.post(f"{a.url}/v1/events", json={"events": [dict(e, customer_id=customer) for e in events]}, timeout=30)
+        events = [
+            {"event_type": "view", "item_id": items[40 + j], "channel": "web", "timestamp": now - (10 - j) * MIN}
+            for j in range(4)
+        ]
+        before = httpx.post(
+            f"{b.url}/v1/customers/{customer}/recommendations", json={"k": 8, "now": now}, timeout=30
+        ).json()
+        r = httpx.post(
+            f"{a.url}/v1/events", json={"events": [dict(e, customer_id=customer) for e in events]}, timeout=30
+        )
         assert r.status_code == 200 and r.json()["stored"] == 4
-        after = httpx.post(f"{b.url}/v1/customers/{customer}/recommendations", json={"k": 8, "now": now}, timeout=30).json()
-        stateless = httpx.post(f"{b.url}/v1/recommendations", json={"events": events, "k": 8, "now": now, "user_id": customer},
-                               timeout=30).json()
-        assert before["warnings"] and [x["item_id"] for x in after["items"]] == [x["item_id"] for x in stateless["items"]]
+        after = httpx.post(
+            f"{b.url}/v1/customers/{customer}/recommendations", json={"k": 8, "now": now}, timeout=30
+        ).json()
+        stateless = httpx.post(
+            f"{b.url}/v1/recommendations", json={"events": events, "k": 8, "now": now, "user_id": customer}, timeout=30
+        ).json()
+        assert before["warnings"] and [x["item_id"] for x in after["items"]] == [
+            x["item_id"] for x in stateless["items"]
+        ]
         assert [x["item_id"] for x in after["items"]] != [x["item_id"] for x in before["items"]]
         # the live catalogue too: out of stock on A is gone from B's next answer; a new item on A is served by B
         gone = after["items"][0]["item_id"]
         new_id = f"NEW-{uuid.uuid4().hex[:6]}"
         cat = live_bundle.column("category")[items.index(gone)]
-        r = httpx.put(f"{a.url}/v1/catalog/items", json={"items": [{"item_id": gone, "in_stock": False},
-                                                                    {"item_id": new_id, "category": cat, "in_stock": True}]}, timeout=30)
+        r = httpx.put(
+            f"{a.url}/v1/catalog/items",
+            json={
+                "items": [{"item_id": gone, "in_stock": False}, {"item_id": new_id, "category": cat, "in_stock": True}]
+            },
+            timeout=30,
+        )
         assert r.status_code == 200, r.text
-        again = httpx.post(f"{b.url}/v1/customers/{customer}/recommendations", json={"k": 8, "now": now}, timeout=30).json()
+        again = httpx.post(
+            f"{b.url}/v1/customers/{customer}/recommendations", json={"k": 8, "now": now}, timeout=30
+        ).json()
         assert gone not in [x["item_id"] for x in again["items"]]
         similar = httpx.get(f"{b.url}/v1/items/{new_id}/similar", params={"k": 3}, timeout=30)
         assert similar.status_code == 200 and len(similar.json()["items"]) == 3
@@ -91,7 +119,9 @@ def test_two_replicas_sharing_one_redis_see_each_others_writes(live_bundle, redi
 
 def test_sigkill_during_intake_loses_no_acknowledged_event(live_bundle, tmp_path):
     path = tmp_path / "journeys.sqlite"
-    served = Served(live_bundle.path, f"store.path={path}", "store.max_events=100000", "store.max_purchases=100000").wait_ready()
+    served = Served(
+        live_bundle.path, f"store.path={path}", "store.max_events=100000", "store.max_purchases=100000"
+    ).wait_ready()
     items = live_bundle.column("item_id")
     now = int(time.time() * 1000)
     acked: dict[str, set[int]] = {}
@@ -105,8 +135,16 @@ def test_sigkill_during_intake_loses_no_acknowledged_event(live_bundle, tmp_path
         n = 0
         with httpx.Client(base_url=served.url, timeout=10) as client:
             while not stop.is_set() and n < 20_000:
-                batch = [{"customer_id": customer, "event_type": "view", "item_id": items[(n + j) % len(items)], "channel": "app",
-                          "timestamp": now - 100 * MIN + worker * 10 + (n + j) * 1000} for j in range(25)]
+                batch = [
+                    {
+                        "customer_id": customer,
+                        "event_type": "view",
+                        "item_id": items[(n + j) % len(items)],
+                        "channel": "app",
+                        "timestamp": now - 100 * MIN + worker * 10 + (n + j) * 1000,
+                    }
+                    for j in range(25)
+                ]
                 n += 25
                 try:
                     r = client.post("/v1/events", json={"events": batch})
@@ -129,7 +167,9 @@ def test_sigkill_during_intake_loses_no_acknowledged_event(live_bundle, tmp_path
         t.join(timeout=30)
     total = sum(len(v) for v in acked.values())
     assert total >= 40 * 25
-    restarted = Served(live_bundle.path, f"store.path={path}", "store.max_events=100000").wait_ready()  # opens the same file
+    restarted = Served(
+        live_bundle.path, f"store.path={path}", "store.max_events=100000"
+    ).wait_ready()  # opens the same file
     restarted.stop()
     store = SQLiteStore(path, max_events=100_000)
     key = resolve_key(None, allow_demo_key=True)

@@ -5,7 +5,6 @@ Every test runs against a fresh store (a new file; a new key prefix on the modul
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pytest
 import redis
@@ -57,26 +56,48 @@ def test_purchases_outlive_the_event_bound_and_feed_the_timeline(store):
 
 
 def test_last_search_is_kept_with_its_filters(store):
-    store.append([Arrival(ev(None, "search", minutes_ago=5, query="running trousers", filters='{"size": "XL"}'), customer="c1"),
-                  Arrival(ev(None, "search", minutes_ago=9, query="older", filters=None), customer="c1")], NOW)
+    store.append(
+        [
+            Arrival(
+                ev(None, "search", minutes_ago=5, query="running trousers", filters='{"size": "XL"}'), customer="c1"
+            ),
+            Arrival(ev(None, "search", minutes_ago=9, query="older", filters=None), customer="c1"),
+        ],
+        NOW,
+    )
     s = store.journey("c1", NOW).last_search
     assert s is not None and s.query == "running trousers" and s.filters == '{"size": "XL"}'
 
 
 def test_identify_merges_the_anonymous_journey_and_routes_later_events(store):
-    store.append([Arrival(ev("a1", minutes_ago=30), anonymous="anon1"),
-                  Arrival(ev(None, "search", minutes_ago=29, query="q", filters='{"colour": "blue"}'), anonymous="anon1")], NOW)
+    store.append(
+        [
+            Arrival(ev("a1", minutes_ago=30), anonymous="anon1"),
+            Arrival(ev(None, "search", minutes_ago=29, query="q", filters='{"colour": "blue"}'), anonymous="anon1"),
+        ],
+        NOW,
+    )
     assert store.link("anon1", "c1", NOW) == 2
-    store.append([Arrival(ev("a2", minutes_ago=10), anonymous="anon1"),  # the same device after login, id only
-                  Arrival(ev("c2", minutes_ago=5), customer="c1")], NOW)
+    store.append(
+        [
+            Arrival(ev("a2", minutes_ago=10), anonymous="anon1"),  # the same device after login, id only
+            Arrival(ev("c2", minutes_ago=5), customer="c1"),
+        ],
+        NOW,
+    )
     j = store.journey("c1", NOW)
     assert [e.item_id for e in j.events] == ["a1", None, "a2", "c2"] and j.last_search.query == "q"
     assert not store.journey("anon1", NOW).known
     assert list(store.customers()) == ["c1"]
     # an event naming both ids links them as identify does
-    store.append([Arrival(ev("b1", minutes_ago=40), anonymous="anon2"),
-                  Arrival(ev("b2", minutes_ago=3), customer="c3", anonymous="anon2"),
-                  Arrival(ev("b3", minutes_ago=2), anonymous="anon2")], NOW)
+    store.append(
+        [
+            Arrival(ev("b1", minutes_ago=40), anonymous="anon2"),
+            Arrival(ev("b2", minutes_ago=3), customer="c3", anonymous="anon2"),
+            Arrival(ev("b3", minutes_ago=2), anonymous="anon2"),
+        ],
+        NOW,
+    )
     assert [e.item_id for e in store.journey("c3", NOW).events] == ["b1", "b2", "b3"]
     assert not store.journey("anon2", NOW).known and list(store.customers()) == ["c1", "c3"]
 
@@ -104,7 +125,10 @@ def test_live_catalogue_merges_updates_and_reports_changes_since_a_version(store
     v1 = store.put_items({"i1": {"in_stock": False}, "new": {"category": "A/B", "price": 9.5, "tags": []}})
     v2 = store.put_items({"i1": {"price": 20.0}})
     assert (v1, v2) == (1, 2) and store.catalog_version() == 2
-    assert store.catalog_since(0).items == {"i1": {"in_stock": False, "price": 20.0}, "new": {"category": "A/B", "price": 9.5, "tags": []}}
+    assert store.catalog_since(0).items == {
+        "i1": {"in_stock": False, "price": 20.0},
+        "new": {"category": "A/B", "price": 9.5, "tags": []},
+    }
     changes = store.catalog_since(1)
     assert changes.version == 2 and changes.items == {"i1": {"in_stock": False, "price": 20.0}}
     assert store.journey("c", NOW).catalog_version == 2
@@ -116,8 +140,13 @@ def test_forget_leaves_nothing_in_the_sqlite_files(tmp_path):
     secret = "u5ecre7c0ffee1234"
     s.append([Arrival(ev("anon-item"), anonymous="anonX")], NOW)
     s.link("anonX", secret, NOW)
-    s.append([Arrival(ev("i1", "purchase", session_id="s-" + secret), customer=secret),
-              Arrival(ev(None, "search", query="q", filters='{"size": "M"}'), customer=secret)], NOW)
+    s.append(
+        [
+            Arrival(ev("i1", "purchase", session_id="s-" + secret), customer=secret),
+            Arrival(ev(None, "search", query="q", filters='{"size": "M"}'), customer=secret),
+        ],
+        NOW,
+    )
     s.append([Arrival(ev("other"), customer="someone-else")], NOW)
     assert s.forget(secret) == 4  # anon-item (moved), purchase as event and as purchase, search
     files = [p for p in tmp_path.iterdir() if p.name.startswith("j.sqlite")]
@@ -140,7 +169,11 @@ def test_forget_leaves_no_redis_key_or_value(redis_server):  # noqa: F811
     assert not [k for k in keys if secret.encode() in k or b"anonX" in k]
     for k in keys:
         t = r.type(k)
-        dump = {b"string": lambda: [r.get(k)], b"hash": lambda: list(r.hgetall(k).items()), b"set": lambda: list(r.smembers(k)),
-                b"zset": lambda: r.zrange(k, 0, -1)}[t]()
+        dump = {
+            b"string": lambda: [r.get(k)],
+            b"hash": lambda: list(r.hgetall(k).items()),
+            b"set": lambda: list(r.smembers(k)),
+            b"zset": lambda: r.zrange(k, 0, -1),
+        }[t]()
         assert secret.encode() not in repr(dump).encode() and b"anonX" not in repr(dump).encode(), k
     s.close()

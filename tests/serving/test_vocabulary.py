@@ -21,15 +21,36 @@ OLD_SIZES = {"event_type": 9, "channel": 6, "time_gap": 10}  # what bundles expo
 
 
 def test_the_issue_vocabulary_exists_with_stable_codes():
-    assert EVENT_TYPES[:9] == ("view", "click", "cart", "remove_from_cart", "wishlist", "purchase", "search",
-                               "newsletter_open", "rating")  # codes are index + 1: only appended to
+    assert EVENT_TYPES[:9] == (
+        "view",
+        "click",
+        "cart",
+        "remove_from_cart",
+        "wishlist",
+        "purchase",
+        "search",
+        "newsletter_open",
+        "rating",
+    )  # codes are index + 1: only appended to
     assert "newsletter_click" in EVENT_TYPES and {"call_centre", "tv"} <= set(CHANNELS)
     assert CHANNELS.index("call_centre") == 4 and CHANNELS.index("unknown") == 5  # call_centre took call_center's code
-    assert set(CONTEXT_TYPES) == {"home", "product_page", "search", "cart", "checkout", "newsletter", "app_push", "store",
-                                  "call_centre"}
-    ok = validate_records([{"customer_id": "c", "event_type": "newsletter_click", "item_id": "x", "channel": "tv",
-                            "timestamp": 1}, {"customer_id": "c", "event_type": "view", "item_id": "x",
-                                              "channel": "call_center", "timestamp": 1}])
+    assert set(CONTEXT_TYPES) == {
+        "home",
+        "product_page",
+        "search",
+        "cart",
+        "checkout",
+        "newsletter",
+        "app_push",
+        "store",
+        "call_centre",
+    }
+    ok = validate_records(
+        [
+            {"customer_id": "c", "event_type": "newsletter_click", "item_id": "x", "channel": "tv", "timestamp": 1},
+            {"customer_id": "c", "event_type": "view", "item_id": "x", "channel": "call_center", "timestamp": 1},
+        ]
+    )
     assert ok.indices == [0] and [(r.index, r.reason) for r in ok.rejected] == [(1, "unknown_channel")]
 
 
@@ -49,10 +70,21 @@ def test_a_bundle_from_before_the_new_values_still_serves_them_as_their_fallback
     write_bundle(tmp_path / "old", model, seqs.catalog, {"data": {}}, {}, stats=learn_stats(seqs))
     old = Recommender.load(tmp_path / "old")
     items = demo_bundle.column("item_id")[100:106]
-    new_events = [Event(i, "newsletter_click" if j % 2 else "view", "tv" if j < 3 else "call_centre", 1_700_000_000_000 + j * 60_000)
-                  for j, i in enumerate(items)]
-    as_before = [Event(e.item_id, "click" if e.event_type == "newsletter_click" else e.event_type,
-                       "unknown" if e.channel == "tv" else e.channel, e.timestamp_ms) for e in new_events]
+    new_events = [
+        Event(
+            i, "newsletter_click" if j % 2 else "view", "tv" if j < 3 else "call_centre", 1_700_000_000_000 + j * 60_000
+        )
+        for j, i in enumerate(items)
+    ]
+    as_before = [
+        Event(
+            e.item_id,
+            "click" if e.event_type == "newsletter_click" else e.event_type,
+            "unknown" if e.channel == "tv" else e.channel,
+            e.timestamp_ms,
+        )
+        for e in new_events
+    ]
     a = old.recommend(RecommendRequest(new_events, k=10, now_ms=1_700_000_600_000))
     b = old.recommend(RecommendRequest(as_before, k=10, now_ms=1_700_000_600_000))
     assert [x.item_id for x in a.items] == [x.item_id for x in b.items] and a.personalised

@@ -121,22 +121,35 @@ def validate_records(records: Sequence[Any], source: str = "events") -> Validate
         cols["item_id"][i] = None if item is None else str(item)
         filters = r.get("filters")
         if filters is not None:
-            cols["filters"][i] = json.dumps(json.loads(filters) if isinstance(filters, str) else filters, sort_keys=True)
+            cols["filters"][i] = json.dumps(
+                json.loads(filters) if isinstance(filters, str) else filters, sort_keys=True
+            )
         cols["timestamp"][i], ts_raw[i] = _timestamp(r.get("timestamp"))
-    table = pa.table({
-        **{f.name: pa.array(cols[f.name], pa.int64() if f.name == "timestamp" else f.type) for f in EVENT_SCHEMA},
-        "_line": pa.array(range(n), pa.int64()),
-        "_reason": pa.array(reason, pa.string()),
-        "_detail": pa.array(detail, pa.string()),
-        "_ts_raw": pa.array(ts_raw, pa.string()),
-    })
-    table = table.set_column(table.column_names.index("timestamp"), "timestamp",
-                             table.column("timestamp").cast(pa.timestamp("ms", tz="UTC")))
+    table = pa.table(
+        {
+            **{f.name: pa.array(cols[f.name], pa.int64() if f.name == "timestamp" else f.type) for f in EVENT_SCHEMA},
+            "_line": pa.array(range(n), pa.int64()),
+            "_reason": pa.array(reason, pa.string()),
+            "_detail": pa.array(detail, pa.string()),
+            "_ts_raw": pa.array(ts_raw, pa.string()),
+        }
+    )
+    table = table.set_column(
+        table.column_names.index("timestamp"), "timestamp", table.column("timestamp").cast(pa.timestamp("ms", tz="UTC"))
+    )
     good, bad = validate_events(table, source)
     rejected_at = bad.column("line").to_pylist()
-    rejected = [Rejection(int(i), str(why), str(d if d is not None else (f"value {v!r}" if v is not None else _EXPLAIN.get(why, why))))
-                for i, why, d, v in zip(rejected_at, bad.column("reason").to_pylist(), bad.column("detail").to_pylist(),
-                                        bad.column("value").to_pylist())]
+    rejected = [
+        Rejection(
+            int(i), str(why), str(d if d is not None else (f"value {v!r}" if v is not None else _EXPLAIN.get(why, why)))
+        )
+        for i, why, d, v in zip(
+            rejected_at,
+            bad.column("reason").to_pylist(),
+            bad.column("detail").to_pylist(),
+            bad.column("value").to_pylist(),
+        )
+    ]
     bad_set = set(rejected_at)
     indices = [i for i in range(n) if i not in bad_set]
     return ValidatedRecords(good, indices, [anonymous[i] for i in indices], [customer[i] for i in indices], rejected)

@@ -26,33 +26,44 @@ from journeyrec.serving.settings import CONTEXT_TYPES
 
 __all__ = ["BATCH_SCHEMA", "batch_recommend", "read_customer_file", "run_batch"]
 
-BATCH_SCHEMA = pa.schema([
-    pa.field("customer_id", pa.string(), nullable=False),  # as given in the file, or the pseudonym (customers=all)
-    pa.field("rank", pa.int32(), nullable=False),
-    pa.field("item_id", pa.string(), nullable=False),
-    pa.field("score", pa.float64(), nullable=False),
-    pa.field("model_score", pa.float64()),
-    pa.field("reason", pa.string()),
-    pa.field("new", pa.bool_()),
-    pa.field("title", pa.string()),
-    pa.field("category", pa.string()),
-    pa.field("price", pa.float64()),
-    pa.field("personalised", pa.bool_(), nullable=False),
-])
+BATCH_SCHEMA = pa.schema(
+    [
+        pa.field("customer_id", pa.string(), nullable=False),  # as given in the file, or the pseudonym (customers=all)
+        pa.field("rank", pa.int32(), nullable=False),
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("score", pa.float64(), nullable=False),
+        pa.field("model_score", pa.float64()),
+        pa.field("reason", pa.string()),
+        pa.field("new", pa.bool_()),
+        pa.field("title", pa.string()),
+        pa.field("category", pa.string()),
+        pa.field("price", pa.float64()),
+        pa.field("personalised", pa.bool_(), nullable=False),
+    ]
+)
 
 
 def read_customer_file(path: str | Path) -> list[str]:
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"customers={path}: no such file (give 'all' or a text file with one customer id per line)")
+        raise FileNotFoundError(
+            f"customers={path}: no such file (give 'all' or a text file with one customer id per line)"
+        )
     ids = [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
     if not ids:
         raise ValueError(f"customers={path}: the file names no customer")
     return ids
 
 
-def batch_recommend(service: Service, customers: str, out: str | Path, context: str = "newsletter", k: int = 10,
-                    progress: bool = True, flush_rows: int = 200_000) -> dict[str, Any]:
+def batch_recommend(
+    service: Service,
+    customers: str,
+    out: str | Path,
+    context: str = "newsletter",
+    k: int = 10,
+    progress: bool = True,
+    flush_rows: int = 200_000,
+) -> dict[str, Any]:
     """Write ``out`` (Parquet, :data:`BATCH_SCHEMA`) and return counts and throughput."""
     store = service._require_store()
     if customers == "all":
@@ -69,18 +80,32 @@ def batch_recommend(service: Service, customers: str, out: str | Path, context: 
             personal += result.personalised
             for rank, r in enumerate(result.items, start=1):
                 info = r.info or {}
-                for field, value in (("customer_id", name), ("rank", rank), ("item_id", r.item_id), ("score", r.score),
-                                     ("model_score", r.model_score), ("reason", r.reason), ("new", r.new),
-                                     ("title", info.get("title")), ("category", info.get("category")),
-                                     ("price", info.get("price")), ("personalised", result.personalised)):
+                for field, value in (
+                    ("customer_id", name),
+                    ("rank", rank),
+                    ("item_id", r.item_id),
+                    ("score", r.score),
+                    ("model_score", r.model_score),
+                    ("reason", r.reason),
+                    ("new", r.new),
+                    ("title", info.get("title")),
+                    ("category", info.get("category")),
+                    ("price", info.get("price")),
+                    ("personalised", result.personalised),
+                ):
                     rows[field].append(value)
             if len(rows["rank"]) >= flush_rows:
                 writer.write_table(pa.table(rows, schema=BATCH_SCHEMA))
                 rows = {f.name: [] for f in BATCH_SCHEMA}
         writer.write_table(pa.table(rows, schema=BATCH_SCHEMA))
     seconds = time.perf_counter() - started
-    return {"customers": len(who), "personalised": personal, "out": str(out), "seconds": round(seconds, 3),
-            "customers_per_s": round(len(who) / seconds, 1) if seconds > 0 else None}
+    return {
+        "customers": len(who),
+        "personalised": personal,
+        "out": str(out),
+        "seconds": round(seconds, 3),
+        "customers_per_s": round(len(who) / seconds, 1) if seconds > 0 else None,
+    }
 
 
 def run_batch(cfg: Any, output_dir: str | Path) -> dict[str, Any]:

@@ -46,12 +46,16 @@ class NewItemVectors:
             if all(torch.equal(torch.as_tensor(ours[f]), getattr(embedding, f"codes_{f}")[:n].cpu()) for f in fields):
                 self.vocab, self.embedding, self.widths = vocab, embedding, widths
             else:
-                log.warning("the bundle catalogue does not reproduce the model's attribute codes; "
-                            "new items get their category's mean vector")
+                log.warning(
+                    "the bundle catalogue does not reproduce the model's attribute codes; "
+                    "new items get their category's mean vector"
+                )
         # category prefix -> mean vector of the bundle's items under it
         self._category_mean: dict[str, np.ndarray] = {}
         sums: dict[str, tuple[np.ndarray, int]] = {}
-        for i, c in enumerate(catalog.column("category").to_pylist() if "category" in catalog.column_names else [], start=1):
+        for i, c in enumerate(
+            catalog.column("category").to_pylist() if "category" in catalog.column_names else [], start=1
+        ):
             parts = c.split("/") if c else []
             for depth in range(1, len(parts) + 1):
                 key = "/".join(parts[:depth])
@@ -92,4 +96,3 @@ class NewItemVectors:
                     out[j], source[j] = mean, "category"
                     break
         return out, source
-

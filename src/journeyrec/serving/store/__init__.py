@@ -18,8 +18,17 @@ from journeyrec.serving.store.base import (
 )
 from journeyrec.serving.store.sqlite import SQLiteStore
 
-__all__ = ["open_store", "JourneyStore", "StoredEvent", "Arrival", "Journey", "AppendResult", "CatalogChanges",
-           "OPTED_OUT_EVENTS", "SQLiteStore"]
+__all__ = [
+    "open_store",
+    "JourneyStore",
+    "StoredEvent",
+    "Arrival",
+    "Journey",
+    "AppendResult",
+    "CatalogChanges",
+    "OPTED_OUT_EVENTS",
+    "SQLiteStore",
+]
 
 
 def open_store(cfg: StoreConfig) -> JourneyStore:

@@ -148,8 +148,7 @@ class JourneyStore(ABC):
         """Merge field updates (or whole new records) per item id; returns the new catalogue version."""
 
     @abstractmethod
-    def catalog_version(self) -> int:
-        ...
+    def catalog_version(self) -> int: ...
 
     @abstractmethod
     def catalog_since(self, version: int) -> CatalogChanges:
@@ -157,12 +156,10 @@ class JourneyStore(ABC):
 
     # --- counters ----------------------------------------------------------------------------
     @abstractmethod
-    def counters(self) -> dict[str, int]:
-        ...
+    def counters(self) -> dict[str, int]: ...
 
     @abstractmethod
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...
 
     def __enter__(self) -> "JourneyStore":
         return self

@@ -86,7 +86,9 @@ end
 """
 
 # ARGV: prefix, cutoff, max_events, max_purchases, then per arrival: customer, anonymous, ts, event type, body
-_APPEND = _COMMON + """
+_APPEND = (
+    _COMMON
+    + """
 local cutoff, max_events, max_purchases = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local out, touched, opted = {}, {}, 0
 local i = 5
@@ -120,17 +122,25 @@ while i <= #ARGV do
   i = i + 5
 end
 for s, _ in pairs(touched) do trim(s, cutoff, max_events, max_purchases) end
-if opted > 0 then redis.call('HINCRBY', P .. ':counters', '""" + OPTED_OUT_EVENTS + """', opted) end
+if opted > 0 then redis.call('HINCRBY', P .. ':counters', '"""
+    + OPTED_OUT_EVENTS
+    + """', opted) end
 return out
 """
+)
 
 # ARGV: prefix, cutoff, max_events, max_purchases, anonymous, customer
-_LINK = _COMMON + """
+_LINK = (
+    _COMMON
+    + """
 return link(ARGV[5], ARGV[6], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
 """
+)
 
 # ARGV: prefix, subject
-_FORGET = _COMMON + """
+_FORGET = (
+    _COMMON
+    + """
 local s = ARGV[2]
 local removed = 0
 local subjects = redis.call('SMEMBERS', P .. ':anons:' .. s)
@@ -144,9 +154,12 @@ redis.call('DEL', P .. ':anons:' .. s, P .. ':link:' .. s)
 redis.call('SREM', P .. ':customers', s)
 return removed
 """
+)
 
 # ARGV: prefix, subject, personalisation (1 | 0)
-_CONSENT = _COMMON + """
+_CONSENT = (
+    _COMMON
+    + """
 local s = ARGV[2]
 ensure(s, 'customer')
 redis.call('HSET', subj(s), 'consent', ARGV[3])
@@ -156,6 +169,7 @@ redis.call('DEL', ev(s), buy(s))
 redis.call('HDEL', subj(s), 'search', 'search_ts')
 return n
 """
+)
 
 
 def _body(member: bytes) -> bytes:
@@ -163,8 +177,14 @@ def _body(member: bytes) -> bytes:
 
 
 class RedisStore(JourneyStore):
-    def __init__(self, url: str, prefix: str = "jr", max_events: int = 200, max_purchases: int = 500,
-                 retention_days: float = 400.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "jr",
+        max_events: int = 200,
+        max_purchases: int = 500,
+        retention_days: float = 400.0,
+    ) -> None:
         self.url = url
         self.prefix = prefix
         self.max_events = int(max_events)
@@ -237,8 +257,10 @@ class RedisStore(JourneyStore):
                     pipe.watch(key, version_key)
                     version = int(pipe.get(version_key) or 0) + 1
                     old = dict(zip(ids, pipe.hmget(key, ids))) if ids else {}
-                    merged = {i: json.dumps({**(json.loads(old[i]) if old[i] else {}), **dict(items[i])}, sort_keys=True)
-                              for i in ids}
+                    merged = {
+                        i: json.dumps({**(json.loads(old[i]) if old[i] else {}), **dict(items[i])}, sort_keys=True)
+                        for i in ids
+                    }
                     pipe.multi()
                     pipe.set(version_key, version)
                     if merged:
@@ -258,7 +280,9 @@ class RedisStore(JourneyStore):
             pipe.zrangebyscore(self._k("cat", "log"), f"({version}", "+inf")
             current, ids = pipe.execute()
         values = self.r.hmget(self._k("cat", "items"), ids) if ids else []
-        return CatalogChanges(int(current or 0), {i.decode(): json.loads(v) for i, v in zip(ids, values) if v is not None})
+        return CatalogChanges(
+            int(current or 0), {i.decode(): json.loads(v) for i, v in zip(ids, values) if v is not None}
+        )
 
     # ------------------------------------------------------------------ counters
     def counters(self) -> dict[str, int]:

@@ -49,8 +49,14 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 
 
 class SQLiteStore(JourneyStore):
-    def __init__(self, path: str | Path, max_events: int = 200, max_purchases: int = 500, retention_days: float = 400.0,
-                 busy_timeout_ms: int = 10_000) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        max_events: int = 200,
+        max_purchases: int = 500,
+        retention_days: float = 400.0,
+        busy_timeout_ms: int = 10_000,
+    ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_events = int(max_events)
@@ -72,7 +78,9 @@ class SQLiteStore(JourneyStore):
         con = getattr(self._local, "con", None)
         if con is None:
             # one connection per thread; check_same_thread off only so that close() may run anywhere
-            con = sqlite3.connect(self.path, isolation_level=None, timeout=self._busy_ms / 1000, check_same_thread=False)
+            con = sqlite3.connect(
+                self.path, isolation_level=None, timeout=self._busy_ms / 1000, check_same_thread=False
+            )
             con.execute("PRAGMA synchronous=FULL")
             con.execute("PRAGMA secure_delete=ON")
             con.execute(f"PRAGMA busy_timeout={self._busy_ms}")
@@ -110,13 +118,18 @@ class SQLiteStore(JourneyStore):
         cutoff = now_ms - self.retention_ms
         for table, keep in (("events", self.max_events), ("purchases", self.max_purchases)):
             con.execute(f"DELETE FROM {table} WHERE subject = ? AND ts < ?", (subject, cutoff))
-            con.execute(f"DELETE FROM {table} WHERE seq IN (SELECT seq FROM {table} WHERE subject = ? "
-                        "ORDER BY ts DESC, seq DESC LIMIT -1 OFFSET ?)", (subject, keep))
+            con.execute(
+                f"DELETE FROM {table} WHERE seq IN (SELECT seq FROM {table} WHERE subject = ? "
+                "ORDER BY ts DESC, seq DESC LIMIT -1 OFFSET ?)",
+                (subject, keep),
+            )
 
     @staticmethod
     def _set_search(con: sqlite3.Connection, subject: str, event: StoredEvent) -> None:
-        con.execute("UPDATE subjects SET search = ?, search_ts = ? WHERE subject = ? AND (search_ts IS NULL OR search_ts <= ?)",
-                    (event.to_json(), event.timestamp_ms, subject, event.timestamp_ms))
+        con.execute(
+            "UPDATE subjects SET search = ?, search_ts = ? WHERE subject = ? AND (search_ts IS NULL OR search_ts <= ?)",
+            (event.to_json(), event.timestamp_ms, subject, event.timestamp_ms),
+        )
 
     def _delete_journey(self, con: sqlite3.Connection, subject: str) -> int:
         n = con.execute("DELETE FROM events WHERE subject = ?", (subject,)).rowcount
@@ -186,7 +199,9 @@ class SQLiteStore(JourneyStore):
                 body = e.to_json()
                 con.execute("INSERT INTO events (subject, ts, body) VALUES (?, ?, ?)", (subject, e.timestamp_ms, body))
                 if e.event_type == "purchase":
-                    con.execute("INSERT INTO purchases (subject, ts, body) VALUES (?, ?, ?)", (subject, e.timestamp_ms, body))
+                    con.execute(
+                        "INSERT INTO purchases (subject, ts, body) VALUES (?, ?, ?)", (subject, e.timestamp_ms, body)
+                    )
                 elif e.event_type == "search":
                     self._set_search(con, subject, e)
                 touched.add(subject)
@@ -205,16 +220,31 @@ class SQLiteStore(JourneyStore):
     def journey(self, subject: str, now_ms: int) -> Journey:
         cutoff = now_ms - self.retention_ms
         with self._tx(mode="DEFERRED") as con:
-            events = [StoredEvent.from_json(b) for (b,) in con.execute(
-                "SELECT body FROM events WHERE subject = ? AND ts >= ? ORDER BY ts, seq", (subject, cutoff))]
-            purchases = [StoredEvent.from_json(b) for (b,) in con.execute(
-                "SELECT body FROM purchases WHERE subject = ? AND ts >= ? ORDER BY ts, seq", (subject, cutoff))]
+            events = [
+                StoredEvent.from_json(b)
+                for (b,) in con.execute(
+                    "SELECT body FROM events WHERE subject = ? AND ts >= ? ORDER BY ts, seq", (subject, cutoff)
+                )
+            ]
+            purchases = [
+                StoredEvent.from_json(b)
+                for (b,) in con.execute(
+                    "SELECT body FROM purchases WHERE subject = ? AND ts >= ? ORDER BY ts, seq", (subject, cutoff)
+                )
+            ]
             row = con.execute("SELECT consent, search FROM subjects WHERE subject = ?", (subject,)).fetchone()
             version = con.execute("SELECT value FROM meta WHERE key = 'catalog_version'").fetchone()
         consent = None if row is None or row[0] is None else bool(row[0])
         search = StoredEvent.from_json(row[1]) if row is not None and row[1] else None
-        return Journey(subject, events, purchases, search if search and search.timestamp_ms >= cutoff else None, consent,
-                       known=row is not None, catalog_version=int(version[0]) if version else 0)
+        return Journey(
+            subject,
+            events,
+            purchases,
+            search if search and search.timestamp_ms >= cutoff else None,
+            consent,
+            known=row is not None,
+            catalog_version=int(version[0]) if version else 0,
+        )
 
     def link(self, anonymous: str, customer: str, now_ms: int) -> int:
         with self._tx() as con:
@@ -244,8 +274,10 @@ class SQLiteStore(JourneyStore):
         con = self._con()
         last = ""
         while True:  # pages, so a long iteration holds no read snapshot open
-            rows = con.execute("SELECT subject FROM subjects WHERE kind = 'customer' AND subject > ? ORDER BY subject LIMIT 1000",
-                               (last,)).fetchall()
+            rows = con.execute(
+                "SELECT subject FROM subjects WHERE kind = 'customer' AND subject > ? ORDER BY subject LIMIT 1000",
+                (last,),
+            ).fetchall()
             if not rows:
                 return
             for (s,) in rows:
@@ -260,8 +292,10 @@ class SQLiteStore(JourneyStore):
             for item_id, fields in items.items():
                 old = con.execute("SELECT body FROM catalog WHERE item_id = ?", (item_id,)).fetchone()
                 merged = {**(json.loads(old[0]) if old else {}), **dict(fields)}
-                con.execute("INSERT OR REPLACE INTO catalog (item_id, version, body) VALUES (?, ?, ?)",
-                            (item_id, version, json.dumps(merged, sort_keys=True)))
+                con.execute(
+                    "INSERT OR REPLACE INTO catalog (item_id, version, body) VALUES (?, ?, ?)",
+                    (item_id, version, json.dumps(merged, sort_keys=True)),
+                )
             con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('catalog_version', ?)", (version,))
         return version
 
@@ -271,19 +305,23 @@ class SQLiteStore(JourneyStore):
 
     def catalog_since(self, version: int) -> CatalogChanges:
         with self._tx(mode="DEFERRED") as con:
-            rows = con.execute("SELECT item_id, body FROM catalog WHERE version > ? ORDER BY version, item_id", (version,)).fetchall()
+            rows = con.execute(
+                "SELECT item_id, body FROM catalog WHERE version > ? ORDER BY version, item_id", (version,)
+            ).fetchall()
             row = con.execute("SELECT value FROM meta WHERE key = 'catalog_version'").fetchone()
         return CatalogChanges(int(row[0]) if row else 0, {str(i): json.loads(b) for i, b in rows})
 
     # ------------------------------------------------------------------ counters
     @staticmethod
     def _increment(con: sqlite3.Connection, name: str, n: int) -> None:
-        con.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = value + excluded.value",
-                    (f"counter:{name}", int(n)))
+        con.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = value + excluded.value",
+            (f"counter:{name}", int(n)),
+        )
 
     def counters(self) -> dict[str, int]:
         rows = self._con().execute("SELECT key, value FROM meta WHERE key LIKE 'counter:%'").fetchall()
-        return {str(k)[len("counter:"):]: int(v) for k, v in rows}
+        return {str(k)[len("counter:") :]: int(v) for k, v in rows}
 
     def close(self) -> None:
         with self._lock:
