@@ -10,6 +10,7 @@ line per result, with its ratio against a baseline measured in the same run on t
   softmax        one full-softmax step with exclude_seen / the repeat bias vs the plain softmax
   ema            one weight-average update: Lightning's per-parameter path vs the foreach one in use
   validation     one validation pass on a real file: the evaluation path in use vs the straightforward one
+  live           journey store: intake events/s per backend, customer-id vs stateless endpoint p50/p99, batch for 100k customers
 
 Run under the shared CPU lock on a quiet machine; every figure states its threads.
 """
@@ -84,6 +85,14 @@ def main() -> None:
     p.add_argument("--experiment", default="s3rec_best")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("overrides", nargs="*", help="more config overrides, key=value")
+    p = sub.add_parser("live")
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--out", default="docs/results", help="folder of the JSON result files ('' = none)")
+    p.add_argument("--duration", type=float, default=20.0, help="seconds of intake per backend")
+    p.add_argument("--clients", type=int, default=4)
+    p.add_argument("--batch", type=int, default=100, help="events per intake request")
+    p.add_argument("--requests", type=int, default=1500, help="latency: requests per endpoint and backend")
+    p.add_argument("--customers", type=int, default=100_000, help="batch: customers in the store")
     a = ap.parse_args()
 
     if a.name == "train-vs-peer":
@@ -123,6 +132,11 @@ def main() -> None:
         from benchmarks.validation_pass import run
 
         _emit(run(a.data, a.experiment, a.overrides, threads=a.threads))
+    elif a.name == "live":
+        from benchmarks.live_store import run
+
+        for result in run(a.bundle, a.out or None, a.duration, a.clients, a.batch, a.requests, a.customers):
+            _emit(result)
     elif a.name == "data":
         subprocess.run([sys.executable, "-m", "benchmarks.data_scale", "--sizes", *a.sizes, "--workdir", a.workdir],
                        check=True, cwd=ROOT)
