@@ -115,7 +115,8 @@ def serve_traffic(bundle: Path, logs: Path, env: dict, items: list[str]) -> None
     soak = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(soak)  # type: ignore[union-attr]
     port = soak.free_port()
-    proc = soak.start_server(bundle, port, logs / "serve.log", [], env=env)
+    # the journey store lives in the searched tree too
+    proc = soak.start_server(bundle, port, logs / "serve.log", [f"store.path={logs.parent / 'store' / 'journeys.sqlite'}"], env=env)
     events = [{"item_id": i, "event_type": "view", "channel": "web", "timestamp": 1_770_000_000_000 + 60_000 * n}
               for n, i in enumerate(items)]
     try:
@@ -127,6 +128,11 @@ def serve_traffic(bundle: Path, logs: Path, env: dict, items: list[str]) -> None
                 r = c.post("/v1/recommendations", json=body)
                 assert r.status_code == 200, r.text
             assert c.get(f"/v1/items/{quote(items[0], safe='')}/similar").status_code == 200
+            stored = c.post("/v1/events", json={"events": [dict(e, customer_id=PLANTED_USER, session_id=f"{PLANTED_USER}-s1")
+                                                           for e in events]})
+            assert stored.status_code == 200 and stored.json()["stored"] == len(events), stored.text
+            r = c.post(f"/v1/customers/{quote(PLANTED_USER, safe='')}/recommendations", json={"context": "home", "k": 3})
+            assert r.status_code == 200 and not r.json()["warnings"], r.text
             (logs / "metrics.txt").write_text(c.get("/metrics").text)
     finally:
         soak.stop_server(proc)

@@ -267,7 +267,7 @@ def test_serve_cli_starts_answers_and_logs_json(demo_bundle, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "serve.py"), f"bundle={demo_bundle.path}", f"port={port}",
-                             "ab=own_brand", "rules.epsilon=0.1"],
+                             "ab=own_brand", "rules.epsilon=0.1", f"store.path={tmp_path / 'journeys.sqlite'}"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
     try:
         url = f"http://127.0.0.1:{port}"
