@@ -396,7 +396,9 @@ def create_app(service: Service) -> FastAPI:
             return Response(_payload(result, service.default.encoder.has_intent), media_type="application/json")
 
         @app.put("/v1/catalog/items", responses={422: {}})
-        def catalog_items(body: CatalogIn) -> JSONResponse:  # type: ignore[valid-type]
+        async def catalog_items(body: CatalogIn) -> JSONResponse:  # type: ignore[valid-type]
+            # async on purpose: laying the changes over the bundles must not run beside a recommendation
+            # (those run in the event loop); catalogue updates are rare enough to hold it for a moment
             started = time.perf_counter()
             problems = [{"index": i, "detail": why} for i, item in enumerate(body.items)
                         if (why := validate_catalog_record(item)) is not None]
