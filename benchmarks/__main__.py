@@ -93,6 +93,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=100, help="events per intake request")
     p.add_argument("--requests", type=int, default=1500, help="latency: requests per endpoint and backend")
     p.add_argument("--customers", type=int, default=100_000, help="batch: customers in the store")
+    p.add_argument("--parts", nargs="+", default=["intake", "latency", "batch"], choices=["intake", "latency", "batch"])
     a = ap.parse_args()
 
     if a.name == "train-vs-peer":
@@ -135,7 +136,7 @@ def main() -> None:
     elif a.name == "live":
         from benchmarks.live_store import run
 
-        for result in run(a.bundle, a.out or None, a.duration, a.clients, a.batch, a.requests, a.customers):
+        for result in run(a.bundle, a.out or None, a.duration, a.clients, a.batch, a.requests, a.customers, tuple(a.parts)):
             _emit(result)
     elif a.name == "data":
         subprocess.run([sys.executable, "-m", "benchmarks.data_scale", "--sizes", *a.sizes, "--workdir", a.workdir],

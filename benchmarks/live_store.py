@@ -389,13 +389,14 @@ def run(
     batch_size: int = 100,
     requests: int = 1500,
     customers: int = 100_000,
+    parts: tuple[str, ...] = ("intake", "latency", "batch"),
 ) -> list[dict[str, Any]]:
     import pyarrow.parquet as pq
     import torch
 
-    torch.set_num_threads(1)
     from journeyrec.io import atomic_write_json
 
+    torch.set_num_threads(1)
     items = [str(x) for x in pq.read_table(Path(bundle) / "items.parquet", columns=["item_id"]).column(0).to_pylist()]
     common = {
         "machine": _machine(),
@@ -404,34 +405,38 @@ def run(
         "bundle": str(bundle),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
-    command = "python -m benchmarks live --bundle " + str(bundle)
-    results = []
+    command = f"python -m benchmarks live --bundle {bundle}" + (
+        "" if len(parts) == 3 else " --parts " + " ".join(parts)
+    )
+    found: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="journeyrec-live-bench-") as d:
         tmp = Path(d)
         (tmp / "redis").mkdir()
         redis_server = _Redis(tmp / "redis")
         try:
-            intake_rows = [
-                intake(bundle, b, tmp, redis_server.url, items, batch_size, clients, duration)
-                for b in ("sqlite", "redis")
-            ]
-            latency_rows = [latency(bundle, b, tmp, redis_server.url, items, requests) for b in ("sqlite", "redis")]
+            if "intake" in parts:
+                rows = [
+                    intake(bundle, b, tmp, redis_server.url, items, batch_size, clients, duration)
+                    for b in ("sqlite", "redis")
+                ]
+                found["live_intake"] = {
+                    "backends": rows,
+                    "redis_vs_sqlite_http": round(rows[1]["http_events_per_s"] / rows[0]["http_events_per_s"], 3),
+                }
+            if "latency" in parts:
+                found["live_latency"] = {
+                    "backends": [
+                        latency(bundle, b, tmp, redis_server.url, items, requests) for b in ("sqlite", "redis")
+                    ],
+                    "goal": "store lookup adds <= 1 ms p50 (sqlite), <= 2 ms (redis)",
+                }
         finally:
             redis_server.stop()
-        batch_row = batch(bundle, tmp, items, customers)
+        if "batch" in parts:
+            found["live_batch"] = batch(bundle, tmp, items, customers)
     date = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    sqlite_http = next(r for r in intake_rows if r["backend"] == "sqlite")["http_events_per_s"]
-    for name, figures in (
-        (
-            "live_intake",
-            {
-                "backends": intake_rows,
-                "redis_vs_sqlite_http": round(intake_rows[1]["http_events_per_s"] / sqlite_http, 3),
-            },
-        ),
-        ("live_latency", {"backends": latency_rows, "goal": "store lookup adds <= 1 ms p50 (sqlite), <= 2 ms (redis)"}),
-        ("live_batch", batch_row),
-    ):
+    results = []
+    for name, figures in found.items():
         result = {
             "name": name,
             "command": command,

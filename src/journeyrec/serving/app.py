@@ -405,10 +405,10 @@ def create_app(service: Service) -> FastAPI:
             ids = [str(item.get("item_id")) for item in body.items]
             if not problems and len(set(ids)) != len(ids):
                 problems = [{"index": i, "detail": f"item_id {x!r} appears more than once"} for i, x in enumerate(ids) if ids.count(x) > 1]
-            known = set(service.default._index_of)
             if not problems:
                 problems = [{"index": i, "detail": "a new item needs a category (its vector and rules depend on it)"}
-                            for i, item in enumerate(body.items) if ids[i] not in known and not item.get("category")]
+                            for i, item in enumerate(body.items)
+                            if service.default.internal_id(ids[i]) is None and not item.get("category")]
             if problems:  # nothing is applied when any item is invalid
                 finish("/v1/catalog/items", 422, started)
                 return JSONResponse({"detail": problems}, status_code=422)

@@ -219,6 +219,11 @@ class Recommender:
         self._set_catalog(table, vectors, _extend_stats(self._bundle_stats, n_new), is_new, servable)
         return {k: self._new_vectors[k][2] for k in new_ids}
 
+    def vector_source(self, item_id: str) -> str | None:
+        """Where a live item's vector came from (``live.VECTOR_SOURCES``); None for bundle items."""
+        entry = self._new_vectors.get(str(item_id))
+        return entry[2] if entry else None
+
     def item_info(self, i: int) -> dict[str, Any]:
         """The catalogue fields a page shows for internal id ``i`` (live values)."""
         a = self.attrs

@@ -235,13 +235,10 @@ class Service:
         store = self._require_store()
         version = store.put_items(items)
         sources = self.sync_catalog(version)
-        known = {str(x) for x in self.default.item_ids[: self.default.n_bundle]}
-        return {"version": version, "updated": sorted(k for k in items if k in known),
-                "new": {k: {"vector": sources.get(k, self._vector_source(k))} for k in items if k not in known}}
-
-    def _vector_source(self, item_id: str) -> str:
-        entry = self.default._new_vectors.get(item_id)
-        return entry[2] if entry else "none"
+        rec = self.default
+        bundle = [k for k in items if (rec.internal_id(k) or rec.n_bundle + 1) <= rec.n_bundle]
+        return {"version": version, "updated": sorted(bundle),
+                "new": {k: {"vector": sources.get(k) or rec.vector_source(k) or "none"} for k in items if k not in set(bundle)}}
 
     def recommend_customer(self, customer_id: str, request: RecommendRequest, use_search_filters: bool = True,
                            request_id: str | None = None) -> tuple[RecommendResult, dict[str, Any]]:

@@ -48,6 +48,17 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 
+# (part, value, body): 0 events and 1 purchases in time order, 2 the subject (consent, last search),
+# 3 the catalogue version
+_JOURNEY = """
+SELECT 0, ts, body, seq FROM events WHERE subject = ? AND ts >= ?
+UNION ALL SELECT 1, ts, body, seq FROM purchases WHERE subject = ? AND ts >= ?
+UNION ALL SELECT 2, consent, search, 0 FROM subjects WHERE subject = ?
+UNION ALL SELECT 3, value, NULL, 0 FROM meta WHERE key = 'catalog_version'
+ORDER BY 1, 2, 4
+"""
+
+
 class SQLiteStore(JourneyStore):
     def __init__(
         self,
@@ -219,32 +230,24 @@ class SQLiteStore(JourneyStore):
 
     def journey(self, subject: str, now_ms: int) -> Journey:
         cutoff = now_ms - self.retention_ms
-        with self._tx(mode="DEFERRED") as con:
-            events = [
-                StoredEvent.from_json(b)
-                for (b,) in con.execute(
-                    "SELECT body FROM events WHERE subject = ? AND ts >= ? ORDER BY ts, seq", (subject, cutoff)
-                )
-            ]
-            purchases = [
-                StoredEvent.from_json(b)
-                for (b,) in con.execute(
-                    "SELECT body FROM purchases WHERE subject = ? AND ts >= ? ORDER BY ts, seq", (subject, cutoff)
-                )
-            ]
-            row = con.execute("SELECT consent, search FROM subjects WHERE subject = ?", (subject,)).fetchone()
-            version = con.execute("SELECT value FROM meta WHERE key = 'catalog_version'").fetchone()
-        consent = None if row is None or row[0] is None else bool(row[0])
-        search = StoredEvent.from_json(row[1]) if row is not None and row[1] else None
-        return Journey(
-            subject,
-            events,
-            purchases,
-            search if search and search.timestamp_ms >= cutoff else None,
-            consent,
-            known=row is not None,
-            catalog_version=int(version[0]) if version else 0,
-        )
+        # one statement, so one consistent snapshot and one round through SQLite: the serving path's only read
+        rows = self._con().execute(_JOURNEY, (subject, cutoff, subject, cutoff, subject)).fetchall()
+        events, purchases = [], []
+        consent = search = None
+        known, version = False, 0
+        for part, value, body, _ in rows:
+            if part == 0:
+                events.append(StoredEvent.from_json(body))
+            elif part == 1:
+                purchases.append(StoredEvent.from_json(body))
+            elif part == 2:
+                known = True
+                consent = None if value is None else bool(value)
+                search = StoredEvent.from_json(body) if body else None
+            else:
+                version = int(value)
+        return Journey(subject, events, purchases, search if search and search.timestamp_ms >= cutoff else None, consent,
+                       known=known, catalog_version=version)
 
     def link(self, anonymous: str, customer: str, now_ms: int) -> int:
         with self._tx() as con:
