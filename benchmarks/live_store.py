@@ -405,8 +405,11 @@ def run(
         "bundle": str(bundle),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
-    command = f"python -m benchmarks live --bundle {bundle}" + (
-        "" if len(parts) == 3 else " --parts " + " ".join(parts)
+    # the command as typed (python -m benchmarks live ...), else what reproduces this call's parts
+    command = (
+        "python -m benchmarks " + " ".join(sys.argv[1:])
+        if sys.argv[1:2] == ["live"]
+        else (f"python -m benchmarks live --bundle {bundle} --parts {' '.join(parts)}")
     )
     found: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="journeyrec-live-bench-") as d:
