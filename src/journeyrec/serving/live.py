@@ -82,9 +82,10 @@ class NewItemVectors:
                 has_code |= (c > 0).any(axis=1)
             with torch.no_grad():
                 rows = self.embedding.attribute_rows({f: torch.from_numpy(c) for f, c in codes.items()}, len(records))
-                vec = self.model.vectors_from_rows(rows).float().cpu().numpy()
+                to_vectors: Any = getattr(self.model, "vectors_from_rows")
+                vec = to_vectors(rows).float().cpu().numpy()
             out[has_code] = vec[has_code]
-            for j in np.flatnonzero(has_code):
+            for j in np.flatnonzero(has_code).tolist():
                 source[j] = "attributes"
         for j, r in enumerate(records):
             if source[j] != "none":

@@ -32,9 +32,16 @@ __all__ = [
 
 
 def open_store(cfg: StoreConfig) -> JourneyStore:
-    limits = dict(max_events=cfg.max_events, max_purchases=cfg.max_purchases, retention_days=cfg.retention_days)
     if cfg.backend == "redis":
         from journeyrec.serving.store.redis import RedisStore  # the client library loads only for this backend
 
-        return RedisStore(str(cfg.url), prefix=cfg.prefix, **limits)
-    return SQLiteStore(cfg.path, **limits)
+        return RedisStore(
+            str(cfg.url),
+            prefix=cfg.prefix,
+            max_events=cfg.max_events,
+            max_purchases=cfg.max_purchases,
+            retention_days=cfg.retention_days,
+        )
+    return SQLiteStore(
+        cfg.path, max_events=cfg.max_events, max_purchases=cfg.max_purchases, retention_days=cfg.retention_days
+    )

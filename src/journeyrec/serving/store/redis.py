@@ -176,6 +176,11 @@ def _body(member: bytes) -> bytes:
     return member.split(b":", 1)[1]
 
 
+def _text(value: bytes | str) -> str:
+    """Replies are bytes (the client does not decode them); keys and members here are UTF-8."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class RedisStore(JourneyStore):
     def __init__(
         self,
@@ -245,7 +250,7 @@ class RedisStore(JourneyStore):
         return int(self._forget(args=[self.prefix, subject]))
 
     def customers(self) -> Iterator[str]:
-        yield from sorted(m.decode() for m in self.r.smembers(self._k("customers")))
+        yield from sorted(_text(m) for m in self.r.smembers(self._k("customers")))
 
     # ------------------------------------------------------------------ live catalogue
     def put_items(self, items: Mapping[str, Mapping[str, Any]]) -> int:
@@ -257,9 +262,8 @@ class RedisStore(JourneyStore):
                     pipe.watch(key, version_key)
                     version = int(pipe.get(version_key) or 0) + 1
                     old = dict(zip(ids, pipe.hmget(key, ids))) if ids else {}
-                    merged = {
-                        i: json.dumps({**(json.loads(old[i]) if old[i] else {}), **dict(items[i])}, sort_keys=True)
-                        for i in ids
+                    merged: dict[Any, Any] = {
+                        i: json.dumps({**(json.loads(old[i] or "{}")), **dict(items[i])}, sort_keys=True) for i in ids
                     }
                     pipe.multi()
                     pipe.set(version_key, version)
@@ -281,12 +285,12 @@ class RedisStore(JourneyStore):
             current, ids = pipe.execute()
         values = self.r.hmget(self._k("cat", "items"), ids) if ids else []
         return CatalogChanges(
-            int(current or 0), {i.decode(): json.loads(v) for i, v in zip(ids, values) if v is not None}
+            int(current or 0), {_text(i): json.loads(v) for i, v in zip(ids, values) if v is not None}
         )
 
     # ------------------------------------------------------------------ counters
     def counters(self) -> dict[str, int]:
-        return {k.decode(): int(v) for k, v in self.r.hgetall(self._k("counters")).items()}
+        return {_text(k): int(v) for k, v in self.r.hgetall(self._k("counters")).items()}
 
     def close(self) -> None:
         self.r.close()

@@ -246,8 +246,15 @@ class SQLiteStore(JourneyStore):
                 search = StoredEvent.from_json(body) if body else None
             else:
                 version = int(value)
-        return Journey(subject, events, purchases, search if search and search.timestamp_ms >= cutoff else None, consent,
-                       known=known, catalog_version=version)
+        return Journey(
+            subject,
+            events,
+            purchases,
+            search if search and search.timestamp_ms >= cutoff else None,
+            consent,
+            known=known,
+            catalog_version=version,
+        )
 
     def link(self, anonymous: str, customer: str, now_ms: int) -> int:
         with self._tx() as con:
