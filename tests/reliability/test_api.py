@@ -51,7 +51,8 @@ def server(demo_bundle, tmp_path_factory):
     soak = soak_module()
     log = tmp_path_factory.mktemp("api-fuzz") / "server.log"
     port = soak.free_port()
-    proc = soak.start_server(demo_bundle.path, port, log, [f"limits.{k}={v}" for k, v in LIMITS.items()] + ["threads=1"])
+    proc = soak.start_server(demo_bundle.path, port, log, [f"limits.{k}={v}" for k, v in LIMITS.items()]
+                             + ["threads=1", f"store.path={log.parent / 'journeys.sqlite'}"])
     s = Server(proc, port, log)
     try:
         yield s

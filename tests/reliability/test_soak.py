@@ -16,7 +16,8 @@ def test_short_soak_reports_no_errors_and_memory(demo_bundle, tmp_path):
     out = tmp_path / "soak.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "soak.py"), "--bundle", str(demo_bundle.path),
                            "--duration", "6", "--rate", "20", "--clients", "4", "--sample-every", "0.5",
-                           "--json", str(out), "--", "threads=1"], capture_output=True, text=True, timeout=300)
+                           "--json", str(out), "--", "threads=1", f"store.path={tmp_path / 'journeys.sqlite'}"],
+                          capture_output=True, text=True, timeout=300)
     report = json.loads(out.read_text())
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert report["passed"] and report["load"]["errors"] == 0 and report["server"]["log_error_lines"] == 0
