@@ -20,6 +20,7 @@ docs/results/RESULT_NAME.json (default: NAME with underscores), from which the d
   gpu                s3rec_best on Beauty in fp32 / bf16-mixed, eager / compiled, on CUDA; full vs sampled softmax
   protocol           seen-excluded figures under S3-Rec's rule vs the rule that ranked repeated targets
   journey-ablation   next-purchase / next-cart NDCG@10 with item ids only, + event type, channel, time gap, context
+  live               journey store: intake events/s per backend, customer-id vs stateless endpoint p50/p99, batch
 
 Run under the shared CPU lock on a quiet machine; every figure states its threads.
 """
@@ -271,6 +272,23 @@ def _journey_ablation(a: argparse.Namespace, _: argparse.ArgumentParser) -> list
     return [result]
 
 
+def _live_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--out", default="docs/results", help="folder of the JSON result files ('' = none)")
+    p.add_argument("--duration", type=float, default=20.0, help="seconds of intake per backend")
+    p.add_argument("--clients", type=int, default=4)
+    p.add_argument("--batch", type=int, default=100, help="events per intake request")
+    p.add_argument("--requests", type=int, default=1500, help="latency: requests per endpoint and backend")
+    p.add_argument("--customers", type=int, default=100_000, help="batch: customers in the store")
+    p.add_argument("--parts", nargs="+", default=["intake", "latency", "batch"], choices=["intake", "latency", "batch"])
+
+
+def _live(a: argparse.Namespace, _: argparse.ArgumentParser) -> Iterable[dict]:
+    from benchmarks.live_store import run
+
+    return run(a.bundle, a.out or None, a.duration, a.clients, a.batch, a.requests, a.customers, tuple(a.parts))
+
+
 # --------------------------------------------------------------------------- benchmarks with their own options
 def _module(name: str) -> tuple[Callable[[argparse.ArgumentParser], None], Runner]:
     """A benchmark module's ``add_arguments`` and ``main``, imported only when that benchmark runs
@@ -303,6 +321,7 @@ BENCHMARKS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Runner]] 
     "gpu": (_gpu_args, _gpu),
     "protocol": (_protocol_args, _protocol),
     "journey-ablation": (_journey_ablation_args, _journey_ablation),
+    "live": (_live_args, _live),
 }
 
 

@@ -109,14 +109,19 @@ def start_server(
     """``scripts/serve.py`` on 127.0.0.1:port with its output in ``log_path``; returns once it is ready.
 
     One OpenBLAS thread, as in production: threaded matrix-vector products only contend with the
-    request threads on a small machine."""
+    request threads on a small machine. The embedded journey store is a fresh file beside the log
+    (unless ``overrides`` configure a store), so no run reads another's journeys or writes into
+    the repository."""
     env = dict(env if env is not None else os.environ, OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    store = [] if any(o.lstrip("+~").startswith("store") for o in overrides) else [
+        f"store.path={Path(log_path).parent / (Path(log_path).stem + '-journeys.sqlite')}"]
     cmd = [
         sys.executable,
         str(ROOT / "scripts" / "serve.py"),
         f"bundle={bundle}",
         "host=127.0.0.1",
         f"port={port}",
+        *store,
         *overrides,
     ]
     with open(log_path, "wb") as log:  # the child keeps its own descriptor

@@ -86,7 +86,7 @@ STAGES = {
     ("policy", "decide"): "repeat policy",
     ("retriever", "search"): "search",
     ("rec", "_session_complements"): "complements",
-    ("module", "mmr_order"): "diversity (MMR)",
+    ("module", "mmr_scores"): "diversity (MMR)",
     ("module", "exploration_slots"): "exploration slots",
     ("rec", "_explore"): "exploration picks",
     ("rec", "_similar_reasons"): "reasons",

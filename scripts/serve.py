@@ -1,5 +1,6 @@
 """Serve a bundle over HTTP: python scripts/serve.py bundle=PATH [host=127.0.0.1] [port=8000] [ab=own_brand]
-(see configs/serve.yaml; any rule is a key: rules.epsilon=0.1 rules.diversity_lambda=0.8)."""
+[store=sqlite store.path=...] [store=redis store.url=redis://host:6379/0]
+(see configs/serve.yaml and docs/live_store.md; any rule is a key: rules.epsilon=0.1 rules.diversity_lambda=0.8)."""
 
 from __future__ import annotations
 

@@ -103,3 +103,11 @@ def demo_bundle(tmp_path_factory: pytest.TempPathFactory):
     from serving_support import build_demo_bundle
 
     return build_demo_bundle(tmp_path_factory.mktemp("demo-bundle") / "bundle")
+
+
+@pytest.fixture(scope="session")
+def live_bundle(tmp_path_factory: pytest.TempPathFactory):
+    """The demo shop's bundle with a model that reads item attributes (new items get vectors)."""
+    from serving_support import LIVE_ATTRIBUTES, build_demo_bundle
+
+    return build_demo_bundle(tmp_path_factory.mktemp("live-bundle") / "bundle", attributes=LIVE_ATTRIBUTES)

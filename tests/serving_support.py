@@ -8,6 +8,8 @@ once per test session in a few seconds.
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,12 +59,46 @@ class DemoBundle:
         return [self.user_events(int(u)) for u in picks]
 
 
-def build_demo_bundle(directory: Path, index: str = "Flat") -> DemoBundle:
+LIVE_ATTRIBUTES = ["category", "brand", "price", "size", "colour"]
+
+
+def build_demo_bundle(directory: Path, index: str = "Flat", attributes: list[str] | None = None) -> DemoBundle:
+    """``attributes``: item attributes the model reads (default none), e.g. LIVE_ATTRIBUTES for the
+    live catalogue's new items, whose vectors are their attribute part."""
     prepared = prepare(DEMO)
     seqs = prepared.sequences
     torch.manual_seed(0)
-    model = SASRec(seqs.n_items, d_model=16, n_blocks=1, n_heads=2, max_len=20, dropout=0.0, features=FEATURES).eval()
+    if attributes:
+        cfg = {"name": "sasrec", "d_model": 16, "n_blocks": 1, "n_heads": 2, "max_len": 20, "dropout": 0.0,
+               "features": list(FEATURES), "attributes": list(attributes)}
+        model = SASRec.from_config(cfg, seqs.n_items, FEATURES, seqs.catalog).eval()
+    else:
+        model = SASRec(seqs.n_items, d_model=16, n_blocks=1, n_heads=2, max_len=20, dropout=0.0, features=FEATURES).eval()
     queries = session_queries(model, seqs, prepared.split.valid, n=400)
     write_bundle(directory, model, seqs.catalog, {"data": DEMO}, {}, index, stats=learn_stats(seqs), queries=queries,
                  query_source="validation session vectors")
     return DemoBundle(directory, prepared, prepared.extras["complements"])
+
+
+class ThreadServer:
+    """uvicorn in a background thread on an ephemeral 127.0.0.1 port."""
+
+    def __init__(self, app) -> None:
+        import uvicorn
+
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, access_log=False, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.time() + 30
+        while not self.server.started:
+            if time.time() > deadline or not self.thread.is_alive():
+                raise RuntimeError("test server did not start")
+            time.sleep(0.02)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

@@ -16,7 +16,7 @@ group / job         schema                                          defined in
 ``eval``            :class:`~journeyrec.evaluation.config.EvalConfig`  evaluation layer
 train / prepare     ``TrainConfig`` / ``PrepareConfig`` / ``ExportJobConfig``  training layer
 evaluate / segment  ``EvaluateConfig`` / ``SegmentConfig``           evaluation layer
-serve               :class:`~journeyrec.serving.settings.ServeConfig`  serving layer
+serve / batch       ``ServeConfig`` / ``BatchRecommendConfig``      serving layer
 ==================  ==============================================  ==========================
 
 This module imports Hydra, OmegaConf and those plain dataclasses only (no torch), so every
@@ -41,7 +41,15 @@ from journeyrec.models.config import (
     SASRecConfig,
     TwoTowerConfig,
 )
-from journeyrec.serving.settings import ExperimentConfig, LimitsConfig, RulesConfig, ServeConfig
+from journeyrec.serving.settings import (
+    BatchRecommendConfig,
+    ContextConfig,
+    ExperimentConfig,
+    LimitsConfig,
+    RulesConfig,
+    ServeConfig,
+    StoreConfig,
+)
 from journeyrec.tracking import LoggerConfig
 from journeyrec.training.config import ExportJobConfig, OptimConfig, PrepareConfig, TrainConfig, TrainerConfig
 
@@ -64,10 +72,13 @@ __all__ = [
     "SegmentConfig",
     "ExportJobConfig",
     "ServeConfig",
+    "BatchRecommendConfig",
     "PrepareConfig",
     "RulesConfig",
     "LimitsConfig",
     "ExperimentConfig",
+    "ContextConfig",
+    "StoreConfig",
     "register_configs",
     "compose_cli",
     "CONFIG_DIR",
@@ -95,6 +106,8 @@ def register_configs() -> None:
     cs.store(group="trainer", name="schema", node=TrainerConfig)
     cs.store(group="logger", name="schema", node=LoggerConfig)
     cs.store(group="export", name="schema", node=ExportConfig)
+    cs.store(name="batch_recommend_schema", node=BatchRecommendConfig)
+    cs.store(group="store", name="schema", node=StoreConfig)
     cs.store(group="ab", name="schema", node=ExperimentConfig)
 
 

@@ -286,8 +286,10 @@ def register_bundle(run_id: str, name: str, uri: str | None = None, bundle_dir: 
                 bundle_dir = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="bundle", dst_path=tmp)
             read_manifest(bundle_dir)  # refuse a damaged bundle before registering it
             versions = package_versions(SERVING_PACKAGES)
+            # no defaults here (None): MLflow hands every declared default to predict(), which would then
+            # override the bundle's serving rules; the pyfunc applies the service's own defaults instead
             signature = ModelSignature(inputs=None, params=ParamSchema(
-                [ParamSpec("k", "long", 10), ParamSpec("exclude_history", "boolean", False)]))
+                [ParamSpec("k", "long", None), ParamSpec("exclude_history", "boolean", None)]))
             with mlflow.start_run(run_id=run_id):
                 info = mlflow.pyfunc.log_model(
                     name=PYFUNC_NAME, loader_module="journeyrec.serving.mlflow_model", data_path=str(bundle_dir),

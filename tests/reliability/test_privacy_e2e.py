@@ -122,6 +122,11 @@ def serve_traffic(bundle: Path, logs: Path, env: dict, items: list[str]) -> None
                 r = c.post("/v1/recommendations", json=body)
                 assert r.status_code == 200, r.text
             assert c.get(f"/v1/items/{quote(items[0], safe='')}/similar").status_code == 200
+            stored = c.post("/v1/events", json={"events": [dict(e, customer_id=PLANTED_USER, session_id=f"{PLANTED_USER}-s1")
+                                                           for e in events]})
+            assert stored.status_code == 200 and stored.json()["stored"] == len(events), stored.text
+            r = c.post(f"/v1/customers/{quote(PLANTED_USER, safe='')}/recommendations", json={"context": "home", "k": 3})
+            assert r.status_code == 200 and not r.json()["warnings"], r.text
             (logs / "metrics.txt").write_text(c.get("/metrics").text)
 
 

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -23,32 +22,10 @@ from journeyrec.serving.observability import configure_logging
 from journeyrec.serving.service import Service
 from journeyrec.serving.settings import ExperimentConfig, LimitsConfig, VariantConfig
 
+from serving_support import ThreadServer
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-class ThreadServer:
-    """uvicorn in a background thread on an ephemeral 127.0.0.1 port."""
-
-    def __init__(self, app) -> None:
-        import uvicorn
-
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, access_log=False, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.time() + 30
-        while not self.server.started:
-            if time.time() > deadline or not self.thread.is_alive():
-                raise RuntimeError("test server did not start")
-            time.sleep(0.02)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 EXPERIMENT = ExperimentConfig(name="own_brand_test", variants=[
@@ -81,7 +58,13 @@ def test_recommendations_roundtrip(served, demo_bundle):
     assert r.status_code == 200, r.text
     body = r.json()
     assert set(body) == {"items", "variant", "bundle_version", "warnings"}  # no "intent": SASRec has no intent head
-    assert len(body["items"]) == 7 and all(set(x) == {"item_id", "score", "reason"} for x in body["items"])
+    fields = {"item_id", "score", "model_score", "reason", "new", "title", "category", "price", "in_stock"}
+    assert len(body["items"]) == 7 and all(set(x) == fields for x in body["items"])
+    catalog = {r["item_id"]: r for r in demo_bundle.catalog.to_pylist()}
+    assert all((x["title"], x["category"], x["price"], x["in_stock"]) == tuple(catalog[x["item_id"]][f] for f in ("title", "category", "price", "in_stock"))
+               for x in body["items"])
+    lean = client.post("/v1/recommendations", json={"events": events, "k": 7, "item_fields": False}).json()
+    assert all(set(x) == {"item_id", "score", "model_score", "reason", "new"} for x in lean["items"])
     assert body["bundle_version"] == service.default.bundle_version and body["variant"] in ("control", "boosted")
     assert all(x["reason"].startswith(("similar to", "goes with", "buy again")) for x in body["items"])
     iso = client.post("/v1/recommendations", json={"events": [dict(e, timestamp="2026-03-01T10:00:00Z") for e in events], "k": 3})
@@ -203,7 +186,26 @@ def test_health_readiness_metrics_and_docs(served):
     assert 'status="422"' in text and 'status="500"' not in text
     spec = client.get("/openapi.json").json()
     assert {"/v1/recommendations", "/v1/items/{item_id}/similar", "/v1/items/{item_id}/complements"} <= set(spec["paths"])
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "swagger-ui-bundle.js" in docs.text
+
+
+def test_docs_load_offline_from_packaged_assets(served):
+    """/docs and /redoc reference only this server's own files (no CDN), and those files are there."""
+    import re
+
+    client, _, _ = served
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        urls = re.findall(r"""(?:src|href)=["']([^"']+)["']|url: ?["']([^"']+)["']""", html)
+        urls = [a or b for a, b in urls]
+        assert urls and all(u.startswith("/") for u in urls), (page, urls)
+        assert "http://" not in html and "https://" not in html, page
+        for u in urls:
+            r = client.get(u)
+            assert r.status_code == 200 and len(r.content) > 100, u
+    js = client.get("/static/docs/swagger-ui-bundle.js")
+    assert js.headers["content-type"].startswith(("application/javascript", "text/javascript")) and b"SwaggerUI" in js.content
 
 
 def test_intent_is_returned_when_the_model_has_an_intent_head(demo_bundle):
@@ -267,7 +269,7 @@ def test_serve_cli_starts_answers_and_logs_json(demo_bundle, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "serve.py"), f"bundle={demo_bundle.path}", f"port={port}",
-                             "ab=own_brand", "rules.epsilon=0.1"],
+                             "ab=own_brand", "rules.epsilon=0.1", f"store.path={tmp_path / 'journeys.sqlite'}"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
     try:
         url = f"http://127.0.0.1:{port}"

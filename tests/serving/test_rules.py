@@ -323,3 +323,24 @@ def test_unpadded_fast_path_encodes_like_the_padded_window(demo_bundle, rec):
         with torch.no_grad():
             expected = rec.model.session_vectors(items, enc._feature_dict(feats))[0].numpy()
         np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("rules", [RulesConfig(), RulesConfig(epsilon=0.3, seed=3),
+                                   RulesConfig(diversity_lambda=0.3, boosts=[{"attribute": "own_brand", "value": True, "weight": 0.4}])],
+                         ids=["default", "exploration", "strong-diversity-and-boost"])
+def test_lists_are_ordered_by_the_score_they_carry(rec, demo_bundle, rules):
+    """Every answer's scores never increase down the list (personal and non-personal), and the
+    model's own score is reported beside the blended one."""
+    crossed = 0
+    for events in demo_bundle.sessions(40, min_len=6, seed=11):
+        personal = rec.recommend(RecommendRequest(events=events, k=12), rules)
+        scores = [x.score for x in personal.items]
+        assert scores == sorted(scores, reverse=True)
+        model = [x.model_score for x in personal.items]
+        assert all(m is not None for m in model)
+        crossed += model != sorted(model, reverse=True)  # rules reorder the model's list, so its scores alone would not be monotone
+        for ctx in (Context("home"), Context("product_page", events[-1].item_id)):
+            plain = rec.recommend(RecommendRequest(k=12, consent=False, context=ctx), rules)
+            s = [x.score for x in plain.items]
+            assert s == sorted(s, reverse=True) and all(x.model_score is None for x in plain.items)
+    assert crossed > 0

@@ -61,6 +61,8 @@ __all__ = [
     "TIME_GAP_EDGES_S",
     "N_TIME_GAP_BUCKETS",
     "FEATURE_SIZES",
+    "NEWER_VALUE_FALLBACK",
+    "feature_code_map",
     "event_type_codes",
     "channel_codes",
     "conform_events",
@@ -81,10 +83,11 @@ EVENT_TYPES: tuple[str, ...] = (
     "search",
     "newsletter_open",
     "rating",
+    "newsletter_click",
 )
-CHANNELS: tuple[str, ...] = ("web", "app", "newsletter", "store", "call_center", "unknown")
+CHANNELS: tuple[str, ...] = ("web", "app", "newsletter", "store", "call_centre", "unknown", "tv")
 # Event types that refer to an item and therefore become positions of an item sequence.
-ITEM_EVENT_TYPES: tuple[str, ...] = ("view", "click", "cart", "wishlist", "purchase", "rating")
+ITEM_EVENT_TYPES: tuple[str, ...] = ("view", "click", "cart", "wishlist", "purchase", "rating", "newsletter_click")
 REPURCHASE_CLASSES: tuple[str, ...] = ("consumable", "durable", "unknown")
 
 # Integer codes of the vocabularies as tensors carry them (0 = padding): what training's arrays
@@ -94,7 +97,8 @@ CHANNEL_CODE: dict[str, int] = {name: i + 1 for i, name in enumerate(CHANNELS)}
 
 # When consecutive events on one item collapse into one position (``data.dedup_consecutive``),
 # the position keeps the strongest of their event types (a cart outranks the view before it).
-EVENT_STRENGTH: dict[str, int] = {"view": 1, "click": 2, "rating": 3, "wishlist": 3, "cart": 4, "purchase": 5}
+EVENT_STRENGTH: dict[str, int] = {"view": 1, "click": 2, "newsletter_click": 2, "rating": 3, "wishlist": 3, "cart": 4,
+                                  "purchase": 5}
 STRENGTH_BY_CODE = np.asarray([0] + [EVENT_STRENGTH.get(e, 0) for e in EVENT_TYPES], dtype=np.int64)
 
 # Upper edges (seconds) of the time-gap buckets; code = 1 + bucket index, 0 = padding.
@@ -105,6 +109,14 @@ N_TIME_GAP_BUCKETS = len(TIME_GAP_EDGES_S)
 # Vocabulary size of each per-position model feature (``model.features``): the embedding tables
 # models build, so training, re-export and serving size them alike.
 FEATURE_SIZES: dict[str, int] = {"event_type": len(EVENT_TYPES), "channel": len(CHANNELS), "time_gap": N_TIME_GAP_BUCKETS}
+
+# A model records the vocabulary size it was built with (``hparams["features"]``). A value appended
+# to a vocabulary after that has a code beyond the model's embedding table; such a model reads it
+# as its closest older value instead (a newsletter click is a click, a TV order an unknown channel).
+NEWER_VALUE_FALLBACK: dict[str, dict[str, str]] = {
+    "event_type": {"newsletter_click": "click"},
+    "channel": {"tv": "unknown"},
+}
 
 REQUIRED_EVENT_COLUMNS: tuple[str, ...] = ("user_id", "item_id", "event_type", "timestamp")
 
@@ -288,6 +300,26 @@ def _codes(values: np.ndarray, vocabulary: Sequence[str], what: str) -> np.ndarr
     if unknown:
         raise SchemaError(f"unknown {what} {unknown[:5]}; allowed: {list(vocabulary)}")
     return np.asarray([lookup[u] for u in uniq], dtype=np.int8)[inverse]
+
+
+def feature_code_map(feature: str, size: int) -> np.ndarray:
+    """int64 lookup table from today's codes of ``feature`` to the codes of a model whose table was
+    built for ``size`` values: identity up to ``size``, :data:`NEWER_VALUE_FALLBACK` beyond it.
+
+    Raises ValueError when a newer value has no fallback within ``size`` (the model cannot read it)."""
+    vocab = {"event_type": EVENT_TYPES, "channel": CHANNELS}.get(feature)
+    n = FEATURE_SIZES[feature]
+    lut = np.arange(n + 1, dtype=np.int64)
+    if vocab is None or size >= n:
+        return lut
+    fallback = NEWER_VALUE_FALLBACK.get(feature, {})
+    for code in range(size + 1, n + 1):
+        older = fallback.get(vocab[code - 1])
+        if older is None or vocab.index(older) + 1 > size:
+            raise ValueError(f"a model built for {size} {feature} values cannot read {vocab[code - 1]!r} (code {code}) "
+                             f"and it has no older fallback; re-export the bundle with this journeyrec")
+        lut[code] = vocab.index(older) + 1
+    return lut
 
 
 def event_type_codes(values: np.ndarray) -> np.ndarray:

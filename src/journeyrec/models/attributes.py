@@ -29,14 +29,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ATTRIBUTE_FIELDS", "attribute_codes", "ItemEmbedding"]
+__all__ = ["ATTRIBUTE_FIELDS", "AttributeVocabulary", "attribute_codes", "ItemEmbedding"]
 
 ATTRIBUTE_FIELDS: tuple[str, ...] = ("category", "brand", "price", "size", "colour", "repurchase_class", "tags")
 PRICE_BUCKETS = 10
 
 
-def _lists(catalog: pa.Table, field: str) -> list[list[str]]:
-    """Per catalogue row, the list of string values of ``field`` (empty when null)."""
+def _price_edges(catalog: pa.Table) -> np.ndarray:
+    """Upper edges of the catalogue's price deciles (empty when no price is known)."""
+    price = catalog.column("price").to_numpy(zero_copy_only=False).astype(np.float64)
+    ok = np.isfinite(price)
+    if not ok.any():
+        return np.zeros(0)
+    return np.unique(np.quantile(price[ok], np.linspace(0, 1, PRICE_BUCKETS + 1)[1:-1]))
+
+
+def _lists(catalog: pa.Table, field: str, price_edges: np.ndarray | None = None) -> list[list[str]]:
+    """Per catalogue row, the list of string values of ``field`` (empty when null); prices are
+    bucketed by ``price_edges`` (default: this catalogue's own deciles)."""
     col = catalog.column(field)
     if field == "tags":
         return [list(v) if v else [] for v in col.to_pylist()]
@@ -51,10 +61,49 @@ def _lists(catalog: pa.Table, field: str) -> list[list[str]]:
         ok = np.isfinite(price)
         if not ok.any():
             return [[] for _ in range(len(price))]
-        edges = np.unique(np.quantile(price[ok], np.linspace(0, 1, PRICE_BUCKETS + 1)[1:-1]))
+        edges = _price_edges(catalog) if price_edges is None else price_edges
         bucket = np.searchsorted(edges, np.where(ok, price, 0.0), side="right")
         return [[f"p{b}"] if good else [] for b, good in zip(bucket, ok)]
     return [[str(v)] if v is not None else [] for v in pc.cast(col, pa.string()).to_pylist()]
+
+
+class AttributeVocabulary:
+    """The value -> code maps of the attribute fields of one catalogue (codes 1-based in sorted
+    value order, price buckets by its deciles): what a model built from that catalogue was
+    trained with, so that rows of another table (items added later) get the same codes. A value
+    the catalogue never had gets no code (that field then contributes nothing)."""
+
+    def __init__(self, catalog: pa.Table, fields: Sequence[str]) -> None:
+        unknown = sorted(set(fields) - set(ATTRIBUTE_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown item attribute(s) {unknown}; available: {list(ATTRIBUTE_FIELDS)}")
+        self.fields = tuple(fields)
+        self.price_edges = _price_edges(catalog) if "price" in self.fields else np.zeros(0)
+        self.values: dict[str, dict[str, int]] = {}
+        self.widths: dict[str, int] = {}
+        for field in self.fields:
+            rows = _lists(catalog, field, self.price_edges)
+            self.values[field] = {v: i + 1 for i, v in enumerate(sorted({x for row in rows for x in row}))}
+            self.widths[field] = max((len(row) for row in rows), default=0)
+
+    def codes(self, table: pa.Table, first_row: int = 0, extra_rows: int = 0, width: Mapping[str, int] | None = None) -> dict[str, np.ndarray]:
+        """``{field: int64 [first_row + rows + extra_rows, width]}``: the rows of ``table`` from
+        ``first_row`` on (rows before: no codes, e.g. padding), ``width`` per field by default the
+        widest row of the vocabulary's catalogue or of ``table``."""
+        n = table.num_rows
+        out: dict[str, np.ndarray] = {}
+        for field in self.fields:
+            vocab = self.values[field]
+            rows = [[vocab[x] for x in row if x in vocab] for row in _lists(table, field, self.price_edges)]
+            w = (width or {}).get(field) or max(self.widths[field], max((len(r) for r in rows), default=0))
+            codes = np.zeros((first_row + n + extra_rows, max(w, 1)), dtype=np.int64)
+            lens = np.fromiter((len(r) for r in rows), dtype=np.int64, count=n)
+            flat = np.fromiter((c for r in rows for c in r), dtype=np.int64, count=int(lens.sum()))
+            at = np.repeat(np.arange(first_row, first_row + n), lens)
+            cols = np.arange(len(flat)) - np.repeat(np.cumsum(lens) - lens, lens)
+            codes[at, cols] = flat
+            out[field] = codes
+        return out
 
 
 def attribute_codes(catalog: pa.Table, fields: Sequence[str], extra_rows: int = 0) -> dict[str, np.ndarray]:
@@ -62,23 +111,7 @@ def attribute_codes(catalog: pa.Table, fields: Sequence[str], extra_rows: int = 
     internal item ids (row ``i - 1`` = item ``i``). Codes are 1-based per field, 0 = none; row 0
     (padding) and the ``extra_rows`` special tokens at the end (e.g. [MASK]) have no codes.
     Codes are numbered in sorted value order, so equal catalogues give equal tables."""
-    unknown = sorted(set(fields) - set(ATTRIBUTE_FIELDS))
-    if unknown:
-        raise ValueError(f"unknown item attribute(s) {unknown}; available: {list(ATTRIBUTE_FIELDS)}")
-    n = catalog.num_rows
-    out: dict[str, np.ndarray] = {}
-    for field in fields:
-        values = _lists(catalog, field)
-        vocab = {v: i + 1 for i, v in enumerate(sorted({x for row in values for x in row}))}
-        width = max((len(row) for row in values), default=0)
-        table = np.zeros((n + 1 + extra_rows, max(width, 1)), dtype=np.int64)
-        lens = np.fromiter((len(row) for row in values), dtype=np.int64, count=n)
-        flat = np.fromiter((vocab[x] for row in values for x in row), dtype=np.int64, count=int(lens.sum()))
-        rows = np.repeat(np.arange(1, n + 1), lens)
-        cols = np.arange(len(flat)) - np.repeat(np.cumsum(lens) - lens, lens)
-        table[rows, cols] = flat
-        out[field] = table
-    return out
+    return AttributeVocabulary(catalog, fields).codes(catalog, first_row=1, extra_rows=extra_rows)
 
 
 class ItemEmbedding(nn.Module):
@@ -160,15 +193,22 @@ class ItemEmbedding(nn.Module):
             # sparse matrix, and the sparse product's backward then fails on the mixed dtypes
             with torch.autocast(device_type=self.id_emb.weight.device.type, enabled=False):
                 parts = [torch.sparse.mm(self.mean_matrix(name), emb.weight) for name, emb in self.attr_emb.items()]
-        else:
-            parts = []
-            for name, emb in self.attr_emb.items():
-                codes = getattr(self, f"codes_{name}")[ids]  # [U, width], 0 = none
-                real = (codes > 0).to(emb.weight.dtype)
-                share = real / real.sum(dim=1, keepdim=True).clamp_min(1.0)  # 1 / number of codes, as mean_matrix
-                parts.append(torch.einsum("uw,uwd->ud", share, emb(codes)))
+            if not parts:
+                return self.id_emb.weight.new_zeros(self.id_emb.weight.shape)
+            return torch.stack(parts).sum(0) if len(parts) > 1 else parts[0]
+        return self.attribute_rows({name: getattr(self, f"codes_{name}")[ids] for name in self.attr_emb}, len(ids))
+
+    def attribute_rows(self, codes: Mapping[str, torch.Tensor], n: int) -> torch.Tensor:
+        """[n, D] attribute part of ``n`` rows given their codes per field (``[n, width]``, 0 =
+        none; any width): what an item with these attributes gets, whether or not it is in the
+        table (a live catalogue's new item)."""
+        parts = []
+        for name, emb in self.attr_emb.items():
+            c = codes[name]  # [U, width], 0 = none
+            real = (c > 0).to(emb.weight.dtype)
+            share = real / real.sum(dim=1, keepdim=True).clamp_min(1.0)  # 1 / number of codes, as mean_matrix
+            parts.append(torch.einsum("uw,uwd->ud", share, emb(c)))
         if not parts:
-            n = self.id_emb.weight.shape[0] if ids is None else ids.shape[0]
             return self.id_emb.weight.new_zeros(n, self.id_emb.weight.shape[1])
         return torch.stack(parts).sum(0) if len(parts) > 1 else parts[0]
 

@@ -148,6 +148,11 @@ class SequenceModel(nn.Module):
         table = self.item_table() if table is None else table
         return table[: int(self.hparams["n_items"]) + 1]
 
+    def vectors_from_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """Item vectors of item-table rows built outside the table (e.g. the attribute part of an
+        item added after training): what :meth:`item_vectors` does to the table's rows."""
+        return rows
+
     def intent_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Purchase-intent logit of each hidden state [..., D] -> [...]."""
         return self.intent_head(hidden).squeeze(-1)

@@ -81,5 +81,8 @@ class TwoTower(SequenceModel):
 
     def item_vectors(self, table: torch.Tensor | None = None) -> torch.Tensor:
         table = (self.item_table() if table is None else table)[: int(self.hparams["n_items"]) + 1]
-        vectors = self._finish(table + self.item_mlp(table))
+        vectors = self.vectors_from_rows(table)
         return vectors * (torch.arange(vectors.shape[0], device=vectors.device) > 0)[:, None].to(vectors.dtype)
+
+    def vectors_from_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        return self._finish(rows + self.item_mlp(rows))

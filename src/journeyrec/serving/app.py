@@ -1,8 +1,12 @@
 """FastAPI app: a thin HTTP shell over :class:`journeyrec.serving.service.Service`.
 
-Endpoints: ``POST /v1/recommendations``, ``GET /v1/items/{id}/similar``,
-``GET /v1/items/{id}/complements``, ``GET /healthz`` (process up), ``GET /readyz`` (bundles
-loaded and warmed up), ``GET /metrics`` (Prometheus text), ``/docs`` and ``/openapi.json``.
+Endpoints: ``POST /v1/recommendations`` (stateless: the caller sends the events),
+``GET /v1/items/{id}/similar``, ``GET /v1/items/{id}/complements``; with a journey store
+``POST /v1/events`` (intake), ``POST /v1/identify``, ``PUT /v1/customers/{id}/consent``,
+``DELETE /v1/customers/{id}``, ``POST /v1/customers/{id}/recommendations`` and
+``PUT /v1/catalog/items``; ``GET /healthz`` (process up), ``GET /readyz`` (bundles loaded and
+warmed up), ``GET /metrics`` (Prometheus text), ``/docs`` (Swagger UI, served from the
+``fastapi-offline`` package's files: no CDN), ``/redoc`` and ``/openapi.json``.
 
 Validation is Pydantic's, with the limits of ``LimitsConfig`` (events per request, k, filter
 values, body bytes): bad requests get 413 or 422 with a message naming the field and the limit,
@@ -19,16 +23,25 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Dict, List, Literal, Optional, Union
 
+from pathlib import Path
+
+import fastapi_offline
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
+from journeyrec.data.records import validate_catalog_record
 from journeyrec.data.schema import CHANNELS, EVENT_TYPES
 from journeyrec.serving.observability import LOGGER_NAME
 from journeyrec.serving.request import MAX_MS, MIN_MS, Context, Event, RecommendRequest, RecommendResult
 from journeyrec.serving.service import Service
 from journeyrec.serving.settings import CONTEXT_TYPES
+
+# Swagger UI and ReDoc assets shipped inside the pinned fastapi-offline package
+DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
 
 __all__ = ["create_app"]
 
@@ -94,7 +107,7 @@ class BodySizeLimit:
                 await self._reject(send)
 
 
-def _models(limits: Any) -> tuple[type[BaseModel], type[BaseModel]]:
+def _models(limits: Any) -> tuple[type[BaseModel], ...]:
     """Request/response schemas with this server's limits (they appear in the OpenAPI docs)."""
 
     class EventIn(BaseModel):
@@ -120,18 +133,25 @@ def _models(limits: Any) -> tuple[type[BaseModel], type[BaseModel]]:
     class RecommendIn(BaseModel):
         model_config = ConfigDict(extra="forbid")
         events: List[EventIn] = Field(..., max_length=limits.max_events, description="recent events, oldest first")
-        k: StrictInt = Field(10, ge=1, le=limits.max_k)
+        k: StrictInt = Field(RecommendRequest.k, ge=1, le=limits.max_k)
         filters: Dict[str, FilterValue] = Field(default_factory=dict, max_length=20,
                                                 description="equality, any-of list, or {min, max} range per catalogue attribute")
         consent: StrictBool = True
         user_id: Optional[StrictStr] = Field(None, max_length=256, description="pseudonymised on entry, never stored")
         context: ContextIn = Field(default_factory=ContextIn)
         now: Optional[Union[EpochMs, datetime]] = Field(None, description="request time for replays (default: now)")
+        item_fields: StrictBool = Field(True, description="add title, category, price and in_stock to each item")
 
     class ItemOut(BaseModel):
         item_id: str
-        score: float
+        score: float = Field(..., description="the blended score the list is ordered by (never increases down the list)")
+        model_score: Optional[float] = Field(None, description="the model's own score (personal answers)")
         reason: str
+        new: bool = Field(False, description="added by the live catalogue after the bundle's export")
+        title: Optional[str] = None
+        category: Optional[str] = None
+        price: Optional[float] = None
+        in_stock: Optional[bool] = None
 
     class RecommendOut(BaseModel):
         items: List[ItemOut]
@@ -140,7 +160,43 @@ def _models(limits: Any) -> tuple[type[BaseModel], type[BaseModel]]:
         warnings: List[str]
         intent: Optional[float] = Field(None, description="P(purchase in this session); only with an intent model")
 
-    return RecommendIn, RecommendOut
+    class EventsIn(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        events: List[Any] = Field(..., max_length=limits.max_batch_events,
+                                  description="events in the canonical schema, each validated on its own: customer_id or "
+                                  "anonymous_id, session_id, item_id, event_type, channel, timestamp (epoch ms or ISO 8601), "
+                                  "query, filters, price, quantity")
+
+    class IdentifyIn(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        anonymous_id: StrictStr = Field(..., min_length=1, max_length=256)
+        customer_id: StrictStr = Field(..., min_length=1, max_length=256)
+
+    class ConsentIn(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        personalisation: StrictBool
+
+    class CustomerRecommendIn(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        context: ContextType = Field("home", description="the touchpoint asking")
+        item_id: Optional[ItemId] = Field(None, description="product page: the product shown")
+        category: Optional[StrictStr] = Field(None, max_length=500)
+        filters: Dict[str, FilterValue] = Field(default_factory=dict, max_length=20,
+                                                description="the page's filters; they win over the last search's per attribute")
+        use_search_filters: StrictBool = Field(True, description="apply the last search's filters where the context carries them")
+        k: StrictInt = Field(RecommendRequest.k, ge=1, le=limits.max_k)
+        events: List[EventIn] = Field(default_factory=list, max_length=limits.max_events,
+                                      description="events of this request not (yet) sent to /v1/events, oldest first")
+        item_fields: StrictBool = Field(True, description="add title, category, price and in_stock to each item")
+        now: Optional[Union[EpochMs, datetime]] = Field(None, description="request time for replays (default: now)")
+
+    class CatalogIn(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        items: List[Dict[str, Any]] = Field(..., min_length=1, max_length=limits.max_catalog_items,
+                                            description="item_id + the fields that change (stock, price, attributes), "
+                                            "or a whole new item (needs a category)")
+
+    return RecommendIn, RecommendOut, EventsIn, IdentifyIn, ConsentIn, CustomerRecommendIn, CatalogIn
 
 
 def _ms(value: Any) -> int | None:
@@ -166,26 +222,53 @@ def _filters(filters: Dict[str, Any], max_values: int) -> Dict[str, Any]:
 
 
 def _payload(result: RecommendResult, with_intent: bool) -> bytes:
-    body: dict[str, Any] = {
-        "items": [{"item_id": r.item_id, "score": round(r.score, 6), "reason": r.reason} for r in result.items],
-        "variant": result.variant,
-        "bundle_version": result.bundle_version,
-        "warnings": result.warnings,
-    }
+    items = []
+    for r in result.items:
+        item: dict[str, Any] = {"item_id": r.item_id, "score": round(r.score, 6)}
+        if r.model_score is not None:
+            item["model_score"] = round(r.model_score, 6)
+        item["reason"] = r.reason
+        item["new"] = r.new
+        if r.info is not None:
+            item.update(r.info)
+        items.append(item)
+    body: dict[str, Any] = {"items": items, "variant": result.variant, "bundle_version": result.bundle_version,
+                            "warnings": result.warnings}
     if with_intent:
         body["intent"] = result.intent
     return json.dumps(body).encode()
 
 
+def _events(events: List[Any]) -> list[Event]:
+    return [Event(None if e.item_id is None else str(e.item_id), e.event_type, e.channel, _ms(e.timestamp)) for e in events]
+
+
 def create_app(service: Service) -> FastAPI:
     limits = service.limits
-    RecommendIn, RecommendOut = _models(limits)
+    RecommendIn, RecommendOut, EventsIn, IdentifyIn, ConsentIn, CustomerRecommendIn, CatalogIn = _models(limits)
     app = FastAPI(
         title="journeyrec",
         description="Session-based recommendations with filters, repeat-purchase rules, boosts, diversity, "
-        "exploration and reasons; a non-personal path for requests without consent.",
+        "exploration and reasons; a non-personal path for requests without consent; with a journey store, the "
+        "live knowledge base: events from every touchpoint, identity, consent and catalogue.",
         version="1",
+        docs_url=None,
+        redoc_url=None,
     )
+    app.mount("/static/docs", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title="journeyrec - Swagger UI",
+                                   swagger_js_url="/static/docs/swagger-ui-bundle.js",
+                                   swagger_css_url="/static/docs/swagger-ui.css",
+                                   swagger_favicon_url="/static/docs/favicon.png")
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url=app.openapi_url or "/openapi.json", title="journeyrec - ReDoc",
+                              redoc_js_url="/static/docs/redoc.standalone.js", redoc_favicon_url="/static/docs/favicon.png",
+                              with_google_fonts=False)
     app.add_middleware(BodySizeLimit, max_bytes=limits.max_body_bytes)
     metrics = service.metrics
 
@@ -199,8 +282,8 @@ def create_app(service: Service) -> FastAPI:
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         # the body is echoed by FastAPI's default handler; ours names fields and problems only
         errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
-        path = request.url.path
-        endpoint = next((f"/v1/items/{{id}}/{kind}" for kind in ("similar", "complements") if path.endswith(kind)), path)
+        route = request.scope.get("route")  # the path template: a customer id in the URL is personal data
+        endpoint = getattr(route, "path", request.url.path).replace("{item_id}", "{id}").replace("{customer_id}", "{id}")
         metrics.observe(endpoint, 422, 0.0)
         return JSONResponse({"detail": errors}, status_code=422)
 
@@ -210,8 +293,7 @@ def create_app(service: Service) -> FastAPI:
         request_id = uuid.uuid4().hex
         try:
             request = RecommendRequest(
-                events=[Event(None if e.item_id is None else str(e.item_id), e.event_type, e.channel, _ms(e.timestamp))
-                        for e in body.events] if body.consent else [],
+                events=_events(body.events) if body.consent else [],
                 k=body.k,
                 filters=_filters(body.filters, limits.max_filter_values),
                 consent=body.consent,
@@ -219,6 +301,7 @@ def create_app(service: Service) -> FastAPI:
                 context=Context(body.context.type, None if body.context.item_id is None else str(body.context.item_id),
                                 body.context.category),
                 now_ms=_ms(body.now),
+                item_fields=body.item_fields,
             )
             del body  # nothing of the raw request outlives this line but the fields above
             result, fields = service.recommend(request, request_id)
@@ -230,7 +313,8 @@ def create_app(service: Service) -> FastAPI:
 
     def item_endpoint(kind: str):
         async def handler(item_id: str, k: int = Query(10, ge=1, le=limits.max_k),
-                          filters: Optional[str] = Query(None, description="JSON object, same grammar as the POST body")) -> Response:
+                          filters: Optional[str] = Query(None, description="JSON object, same grammar as the POST body"),
+                          item_fields: bool = Query(True, description="add title, category, price and in_stock")) -> Response:
             started = time.perf_counter()
             endpoint = f"/v1/items/{{id}}/{kind}"
             try:
@@ -238,6 +322,8 @@ def create_app(service: Service) -> FastAPI:
                 if parsed is not None and not isinstance(parsed, dict):
                     raise ValueError("filters must be a JSON object")
                 result = getattr(service, kind)(item_id, k, parsed)
+                if item_fields:
+                    service.arm_for_items().recommender.add_item_info(result)
             except KeyError as exc:
                 finish(endpoint, 404, started)
                 return JSONResponse({"detail": str(exc.args[0])}, status_code=404)
@@ -254,6 +340,86 @@ def create_app(service: Service) -> FastAPI:
     for kind in ("similar", "complements"):
         app.add_api_route(f"/v1/items/{{item_id}}/{kind}", item_endpoint(kind), methods=["GET"], response_model=RecommendOut,
                           responses={404: {}, 422: {}})
+
+    def no_store() -> JSONResponse:
+        return JSONResponse({"detail": "this service runs without a journey store (start it with store=sqlite or store=redis)"},
+                            status_code=404)
+
+    if service.store is not None:
+        @app.post("/v1/events", responses={413: {}, 422: {}})
+        def events(body: EventsIn) -> JSONResponse:  # type: ignore[valid-type]
+            # a plain def: FastAPI runs it in a worker thread, so a durable commit never holds the event loop
+            started = time.perf_counter()
+            answer = service.intake(body.events)
+            finish("/v1/events", 200, started, {"received": answer["received"], "stored": answer["stored"],
+                                                "rejected": len(answer["rejected"]),
+                                                "opted_out": len(answer["not_stored"]["opted_out"])})
+            return JSONResponse(answer)
+
+        @app.post("/v1/identify", responses={422: {}})
+        def identify(body: IdentifyIn) -> JSONResponse:  # type: ignore[valid-type]
+            started = time.perf_counter()
+            answer = service.identify(body.anonymous_id, body.customer_id)
+            finish("/v1/identify", 200, started)
+            return JSONResponse(answer)
+
+        @app.put("/v1/customers/{customer_id}/consent", responses={422: {}})
+        def consent(customer_id: str, body: ConsentIn) -> JSONResponse:  # type: ignore[valid-type]
+            started = time.perf_counter()
+            answer = service.set_consent(customer_id, body.personalisation)
+            finish("/v1/customers/{id}/consent", 200, started, {"personalisation": body.personalisation})
+            return JSONResponse(answer)
+
+        @app.delete("/v1/customers/{customer_id}")
+        def forget(customer_id: str) -> JSONResponse:
+            started = time.perf_counter()
+            answer = service.forget(customer_id)
+            finish("/v1/customers/{id}", 200, started)
+            return JSONResponse(answer)
+
+        @app.post("/v1/customers/{customer_id}/recommendations", response_model=RecommendOut, responses={413: {}, 422: {}})
+        async def customer_recommendations(customer_id: str, body: CustomerRecommendIn) -> Response:  # type: ignore[valid-type]
+            started = time.perf_counter()
+            endpoint = "/v1/customers/{id}/recommendations"
+            request_id = uuid.uuid4().hex
+            try:
+                request = RecommendRequest(
+                    events=_events(body.events), k=body.k, filters=_filters(body.filters, limits.max_filter_values),
+                    context=Context(body.context, None if body.item_id is None else str(body.item_id), body.category),
+                    now_ms=_ms(body.now), item_fields=body.item_fields,
+                )
+                result, fields = service.recommend_customer(customer_id, request, body.use_search_filters, request_id)
+            except ValueError as exc:
+                finish(endpoint, 422, started, {"request_id": request_id, "error": type(exc).__name__})
+                return JSONResponse({"detail": str(exc)}, status_code=422)
+            finish(endpoint, 200, started, fields)
+            return Response(_payload(result, service.default.encoder.has_intent), media_type="application/json")
+
+        @app.put("/v1/catalog/items", responses={422: {}})
+        async def catalog_items(body: CatalogIn) -> JSONResponse:  # type: ignore[valid-type]
+            # async on purpose: laying the changes over the bundles must not run beside a recommendation
+            # (those run in the event loop); catalogue updates are rare enough to hold it for a moment
+            started = time.perf_counter()
+            problems = [{"index": i, "detail": why} for i, item in enumerate(body.items)
+                        if (why := validate_catalog_record(item)) is not None]
+            ids = [str(item.get("item_id")) for item in body.items]
+            if not problems and len(set(ids)) != len(ids):
+                problems = [{"index": i, "detail": f"item_id {x!r} appears more than once"} for i, x in enumerate(ids) if ids.count(x) > 1]
+            if not problems:
+                problems = [{"index": i, "detail": "a new item needs a category (its vector and rules depend on it)"}
+                            for i, item in enumerate(body.items)
+                            if service.default.internal_id(ids[i]) is None and not item.get("category")]
+            if problems:  # nothing is applied when any item is invalid
+                finish("/v1/catalog/items", 422, started)
+                return JSONResponse({"detail": problems}, status_code=422)
+            answer = service.put_items({x: {k: v for k, v in item.items() if k != "item_id"} for x, item in zip(ids, body.items)})
+            finish("/v1/catalog/items", 200, started, {"items": len(ids), "version": answer["version"]})
+            return JSONResponse(answer)
+    else:
+        for path, method in (("/v1/events", "POST"), ("/v1/identify", "POST"), ("/v1/catalog/items", "PUT"),
+                             ("/v1/customers/{customer_id}/consent", "PUT"), ("/v1/customers/{customer_id}", "DELETE"),
+                             ("/v1/customers/{customer_id}/recommendations", "POST")):
+            app.add_api_route(path, no_store, methods=[method], include_in_schema=False)
 
     @app.get("/healthz")
     async def healthz() -> Dict[str, str]:

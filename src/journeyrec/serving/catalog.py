@@ -82,9 +82,13 @@ class Catalog:
         self.all.flags.writeable = False
 
     # ------------------------------------------------------------------ attributes
+    @staticmethod
+    def filterable_attributes() -> list[str]:
+        return sorted(STRING_ATTRIBUTES + NUMERIC_ATTRIBUTES + BOOL_ATTRIBUTES + LIST_ATTRIBUTES)
+
     @property
     def filterable(self) -> list[str]:
-        return sorted(STRING_ATTRIBUTES + NUMERIC_ATTRIBUTES + BOOL_ATTRIBUTES + LIST_ATTRIBUTES)
+        return self.filterable_attributes()
 
     def has(self, attribute: str) -> bool:
         """Whether any item has a value for ``attribute`` (rules on absent attributes do nothing)."""
@@ -120,6 +124,17 @@ class Catalog:
             b = int(self._bools[attribute][item])
             return None if b < 0 else bool(b)
         raise FilterError(f"unknown attribute '{attribute}'")
+
+    def set_values(self, attribute: str, items: np.ndarray, values: list[Any]) -> None:
+        """Change a numeric or boolean attribute of some items in place (live stock and prices);
+        cached filter masks are dropped. None = unknown."""
+        if attribute in self._numbers:
+            self._numbers[attribute][items] = [np.nan if v is None else float(v) for v in values]
+        elif attribute in self._bools:
+            self._bools[attribute][items] = [-1 if v is None else int(bool(v)) for v in values]
+        else:
+            raise FilterError(f"'{attribute}' is not a numeric or boolean attribute")
+        self._cache.clear()
 
     def numbers(self, attribute: str) -> np.ndarray:
         return self._numbers[attribute]

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from journeyrec.data.schema import FEATURE_SIZES, feature_code_map
 from journeyrec.data.sequences import collapse_runs, time_gap_buckets
 
 __all__ = ["SessionEncoder"]
@@ -79,6 +80,10 @@ class SessionEncoder:
         self.traced: torch.jit.ScriptModule | None = None
         self.unpadded: nn.Module | None = None  # the fast path (see the module docstring), traced if possible
         self.has_intent = hasattr(model, "purchase_intent")
+        # a model built before a vocabulary grew reads the newer values as their older fallbacks
+        sizes = dict((getattr(model, "hparams", {}) or {}).get("features") or {})
+        self._code_maps = {name: feature_code_map(name, int(sizes[name])) for name in self.features
+                           if name in sizes and name in FEATURE_SIZES and int(sizes[name]) < FEATURE_SIZES[name]}
         with torch.no_grad():
             self.table = model.item_table().detach()
             self._n_items = int(model.item_vectors().shape[0] - 1)
@@ -173,7 +178,8 @@ class SessionEncoder:
                 values = time_gap_buckets(ts)  # the first position of the whole session has gap 0
             else:
                 raise ValueError(f"serving cannot build model feature '{name}'")
-            window[row, width - n :] = values[-n:]
+            code_map = self._code_maps.get(name)
+            window[row, width - n :] = values[-n:] if code_map is None else code_map[values[-n:]]
         t = torch.from_numpy(window)
         return t[:1], t[1:, None, :]
 

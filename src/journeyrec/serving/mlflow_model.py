@@ -16,6 +16,8 @@ from journeyrec.serving.request import RecommendRequest
 
 __all__ = ["RecommenderPyfunc"]
 
+_DEFAULT_K = RecommendRequest().k  # the service's default list length
+
 
 class RecommenderPyfunc:
     """What ``mlflow.pyfunc.load_model`` returns for a registered journeyrec bundle.
@@ -26,16 +28,18 @@ class RecommenderPyfunc:
     event with ``session_id`` and ``item_id`` (optional ``event_type``, ``channel``, ``timestamp``;
     rows in time order, or sorted by ``timestamp`` when present). It returns one row per
     recommendation: ``session_id``, ``rank`` (1-based), ``item_id``, ``score``. Answers are those
-    of ``journeyrec.serving.Recommender`` with the bundle's rules (``exclude_history`` overrides
-    whether the session's own items may come back).
+    of ``journeyrec.serving.Recommender`` with the bundle's rules, as the HTTP service gives them:
+    a missing (or None) parameter takes the service's default (``k``: ``RecommendRequest``'s;
+    ``exclude_history``: the rules' ``exclude_seen``); ``exclude_history`` set overrides whether
+    the session's own items may come back.
     """
 
     def __init__(self, recommender: Any) -> None:
         self.recommender = recommender
 
     def predict(self, model_input: Any, params: Mapping[str, Any] | None = None) -> Any:
-        params = dict(params or {})
-        k = int(params.get("k", 10))
+        params = {name: value for name, value in (params or {}).items() if value is not None}
+        k = int(params.get("k", _DEFAULT_K))
         df = pd.DataFrame(model_input)
         sessions = list(self._sessions(df))
         rows = []

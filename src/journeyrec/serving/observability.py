@@ -7,6 +7,8 @@ Metrics (text exposition format 0.0.4 at ``GET /metrics``):
 * ``journeyrec_fallbacks_total{reason}`` non-personal answers (``no_consent``, ``no_history``)
 * ``journeyrec_variant_requests_total{variant}`` A/B traffic per arm
 * ``journeyrec_warnings_total`` requests answered with at least one warning
+* ``journeyrec_intake_events_total{outcome}`` events received by ``POST /v1/events``: stored,
+  rejected, opted_out (accepted, not stored: the customer opted out), expired (older than retention)
 
 Log lines are JSON objects, one per line, carrying only what operations and A/B analysis need
 (request id, endpoint, status, latency, variant, bundle version, context type, counts). They
@@ -40,6 +42,7 @@ class Metrics:
         self.fallbacks: dict[str, int] = defaultdict(int)
         self.variants: dict[str, int] = defaultdict(int)
         self.warnings = 0
+        self.intake: dict[str, int] = defaultdict(int)
         self.buckets: dict[str, list[int]] = defaultdict(lambda: [0] * len(LATENCY_BUCKETS))
         self.latency_sum: dict[str, float] = defaultdict(float)
         self.latency_count: dict[str, int] = defaultdict(int)
@@ -80,6 +83,10 @@ class Metrics:
             lines.append(f"journeyrec_variant_requests_total{_labels(variant=variant)} {n}")
         lines += ["# HELP journeyrec_warnings_total Requests answered with warnings.", "# TYPE journeyrec_warnings_total counter",
                   f"journeyrec_warnings_total {self.warnings}"]
+        lines += ["# HELP journeyrec_intake_events_total Events received by the intake, by outcome.",
+                  "# TYPE journeyrec_intake_events_total counter"]
+        for outcome, n in sorted(self.intake.items()):
+            lines.append(f"journeyrec_intake_events_total{_labels(outcome=outcome)} {n}")
         return "\n".join(lines) + "\n"
 
 

@@ -15,34 +15,61 @@ Imports torch, FAISS, NumPy and Arrow only (no Lightning, no MLflow), so a servi
 Non-personal path (no consent, or nothing known in the session): the same filters, stock,
 boosts and diversity over similar items of the product page, the context category's trending
 items and trending items overall. It never reads the request's events or user id.
+
+Scores: a list is ordered by its items' ``score``, the blended score the order follows (relevance
++ rule bonuses, less the diversity penalty; personal answers in the model's score units), and a
+personal item also carries ``model_score``, the model's own session . item score.
+
+Live catalogue (:meth:`Recommender.apply_live`): stock, price and attribute changes and new items
+on top of the bundle, which stays as exported. New items get vectors from their attributes
+(:mod:`journeyrec.serving.live`) and are scored exactly beside the index; the session encoder
+reads the bundle's items only (a new item in a session still counts for the rules).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import faiss
 import numpy as np
+import pyarrow as pa
 import torch
 from torch import nn
 
-from journeyrec.data.schema import CHANNEL_CODE, EVENT_CODE, ITEM_EVENT_TYPES
+from journeyrec.data.schema import CATALOG_SCHEMA, CHANNEL_CODE, EVENT_CODE, ITEM_EVENT_TYPES, conform_catalog
 from journeyrec.bundle.format import Bundle, read_bundle
 from journeyrec.bundle.stats import RuleStats
 from journeyrec.serving.catalog import Catalog, FilterError
 from journeyrec.serving.encoder import SessionEncoder
+from journeyrec.serving.live import NewItemVectors
 from journeyrec.serving.request import MAX_MS, MIN_MS, Recommendation, RecommendRequest, RecommendResult, check_ms
 from journeyrec.serving.retrieval import Retriever
-from journeyrec.serving.rules import RepeatPolicy, exploration_slots, minmax, mmr_order
+from journeyrec.serving.rules import RepeatPolicy, exploration_slots, minmax, mmr_scores
 from journeyrec.serving.settings import CONTEXT_TYPES, RulesConfig, merge_rules
 
 __all__ = ["Recommender", "Recommendation", "RecommendResult", "RecommendRequest", "FilterError"]
 
 _ITEM_EVENTS = frozenset(ITEM_EVENT_TYPES)
+_FAST_FIELDS = frozenset({"in_stock", "price"})  # live changes written in place (no rebuild)
+_NOT_ATTRIBUTES = frozenset({"in_stock", "title"})  # live fields a new item's vector does not read
 _ITEM_CODES = frozenset(EVENT_CODE[t] for t in ITEM_EVENT_TYPES)
 _MAX_LISTED_UNKNOWN = 10
+
+
+def _extend_stats(stats: RuleStats, n_new: int) -> RuleStats:
+    """Rule statistics with ``n_new`` items appended that nobody has bought or seen yet."""
+    if not n_new:
+        return stats
+    return dataclasses.replace(
+        stats,
+        popularity=np.concatenate([stats.popularity, np.zeros(n_new, stats.popularity.dtype)]),
+        trending=np.concatenate([stats.trending, np.zeros(n_new, stats.trending.dtype)]),
+        comp_offsets=np.concatenate([stats.comp_offsets, np.full(n_new, stats.comp_offsets[-1], stats.comp_offsets.dtype)]),
+    )
 
 
 def _first_occurrences(ids: np.ndarray) -> np.ndarray:
@@ -88,7 +115,29 @@ class Recommender:
         self.bundle_version = str(manifest.get("bundle_version", ""))
         self.model = model
         self.index = index
-        self.catalog = catalog  # the catalogue snapshot (pyarrow Table, row i = internal id i + 1)
+        self.encoder = SessionEncoder(model, dedup_consecutive=dedup_consecutive, trace=trace)
+        self.rules = rules or RulesConfig()
+        unknown = sorted(set(contexts or {}) - set(CONTEXT_TYPES))
+        if unknown:
+            raise ValueError(f"rule overrides for unknown context type(s) {unknown}; allowed: {list(CONTEXT_TYPES)}")
+        self.context_overrides = {k: dict(v) for k, v in (contexts or {}).items()}
+        self._rng = np.random.default_rng(self.rules.seed)
+        self._prepared: dict[tuple[int, str], tuple[RulesConfig, _Prepared]] = {}
+        # the bundle as exported; the live layer (apply_live) is kept apart and laid over it
+        self.n_bundle = catalog.num_rows
+        self._bundle_catalog = catalog
+        self._bundle_vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self._bundle_stats = stats
+        self._live: dict[str, dict[str, Any]] = {}
+        self._new_vectors: dict[str, tuple[str, np.ndarray, str]] = {}  # item -> (attribute key, vector, source)
+        self._new_item_vectors: NewItemVectors | None = None
+        self.exposure = np.zeros(catalog.num_rows + 1, dtype=np.int64)
+        self._set_catalog(catalog, self._bundle_vectors, stats, np.zeros(catalog.num_rows + 1, bool))
+
+    def _set_catalog(self, catalog: pa.Table, vectors: np.ndarray, stats: RuleStats, is_new: np.ndarray,
+                     servable: np.ndarray | None = None) -> None:
+        """Every per-item array, for a catalogue whose first ``n_bundle`` rows are the bundle's."""
+        self.catalog = catalog  # the catalogue (pyarrow Table, row i = internal id i + 1), live changes included
         self.attrs = Catalog(catalog)
         self.item_ids = np.asarray(catalog.column("item_id").to_pylist(), dtype=object)
         self._index_of = {str(x): i + 1 for i, x in enumerate(self.item_ids)}
@@ -99,21 +148,89 @@ class Recommender:
         norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
         self.unit = self.vectors / np.maximum(norms, 1e-12)
         self._unit_t = torch.from_numpy(self.unit)  # catalogue-wide products go through torch (see _cosine_all)
-        self.retriever = Retriever(index, self.vectors)
+        self.retriever = Retriever(self.index, self.vectors, n_indexed=self.n_bundle)
         self.stats = stats
         self.policy = RepeatPolicy(self.attrs, stats)
-        self.encoder = SessionEncoder(model, dedup_consecutive=dedup_consecutive, trace=trace)
-        self.rules = rules or RulesConfig()
-        unknown = sorted(set(contexts or {}) - set(CONTEXT_TYPES))
-        if unknown:
-            raise ValueError(f"rule overrides for unknown context type(s) {unknown}; allowed: {list(CONTEXT_TYPES)}")
-        self.context_overrides = {k: dict(v) for k, v in (contexts or {}).items()}
-        in_stock = self.attrs.bools("in_stock")
-        self.stock_ok = (in_stock != 0) & self.attrs.all
+        self.is_new = is_new
+        self.servable = np.ones(self.attrs.n, bool) if servable is None else servable  # False: a new item without a vector
+        self._update_stock()
         self.trending_order = np.argsort(-stats.trending[1:], kind="stable") + 1
-        self.exposure = np.zeros(self.attrs.n, dtype=np.int64)
-        self._rng = np.random.default_rng(self.rules.seed)
-        self._prepared: dict[tuple[int, str], tuple[RulesConfig, _Prepared]] = {}
+        if len(self.exposure) < self.attrs.n:
+            self.exposure = np.concatenate([self.exposure, np.zeros(self.attrs.n - len(self.exposure), np.int64)])
+        self._prepared.clear()
+
+    def _update_stock(self) -> None:
+        in_stock = self.attrs.bools("in_stock")
+        self.stock_ok = (in_stock != 0) & self.attrs.all & self.servable
+
+    # ------------------------------------------------------------------ live catalogue
+    def apply_live(self, items: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+        """Lay changed live records (item id -> every live field of the item, as the store merges
+        them) over the bundle; from the next request on they are what is served. Returns, per new
+        item, where its vector came from (:data:`journeyrec.serving.live.VECTOR_SOURCES`).
+
+        Stock and price changes of bundle items are written into the attribute arrays; anything
+        else (other attributes, new items) rebuilds the per-item arrays from the bundle plus the
+        whole live layer."""
+        if not items:
+            return {}
+        self._live.update({str(k): dict(v) for k, v in items.items()})
+        in_bundle = [k for k in items if (self._index_of.get(str(k)) or self.n_bundle + 1) <= self.n_bundle]
+        if len(in_bundle) == len(items) and all(set(items[k]) <= _FAST_FIELDS for k in items):
+            rows = np.asarray([self._index_of[str(k)] for k in in_bundle], np.int64)
+            for name in _FAST_FIELDS:
+                has = [j for j, k in enumerate(in_bundle) if name in items[k]]
+                if has:
+                    self.attrs.set_values(name, rows[has], [items[in_bundle[j]][name] for j in has])
+            self._update_stock()
+            self._prepared.clear()  # boosts may read price or stock
+            return {}
+        return self._rebuild_live()
+
+    def _rebuild_live(self) -> dict[str, str]:
+        bundle_index = {str(x): i for i, x in enumerate(self._bundle_catalog.column("item_id").to_pylist())}
+        new_ids = [k for k in self._live if k not in bundle_index]
+        columns = {}
+        for f in CATALOG_SCHEMA:
+            values = self._bundle_catalog.column(f.name).to_pylist()
+            for k, rec in self._live.items():
+                if f.name in rec and k in bundle_index:
+                    values[bundle_index[k]] = rec[f.name]
+            columns[f.name] = values + [k if f.name == "item_id" else self._live[k].get(f.name) for k in new_ids]
+        table = conform_catalog(columns, source="live catalogue")
+        if self._new_item_vectors is None and new_ids:
+            self._new_item_vectors = NewItemVectors(self.model, self._bundle_catalog, self._bundle_vectors)
+        todo = []
+        for k in new_ids:  # vectors depend on the attributes only: recomputed when they change
+            key = json.dumps({n: v for n, v in self._live[k].items() if n not in _NOT_ATTRIBUTES}, sort_keys=True, default=str)
+            if self._new_vectors.get(k, ("",))[0] != key:
+                todo.append((k, key))
+        if todo:
+            vecs, sources = self._new_item_vectors.vectors([{**self._live[k], "item_id": k} for k, _ in todo])
+            for (k, key), v, src in zip(todo, vecs, sources):
+                self._new_vectors[k] = (key, v, src)
+        n_new = len(new_ids)
+        vectors = np.concatenate([self._bundle_vectors, np.asarray([self._new_vectors[k][1] for k in new_ids], np.float32)
+                                  .reshape(n_new, self._bundle_vectors.shape[1])])
+        is_new = np.zeros(self.n_bundle + 1 + n_new, bool)
+        is_new[self.n_bundle + 1:] = True
+        servable = np.ones(len(is_new), bool)
+        servable[self.n_bundle + 1:] = [self._new_vectors[k][2] != "none" for k in new_ids]
+        self._set_catalog(table, vectors, _extend_stats(self._bundle_stats, n_new), is_new, servable)
+        return {k: self._new_vectors[k][2] for k in new_ids}
+
+    def vector_source(self, item_id: str) -> str | None:
+        """Where a live item's vector came from (``live.VECTOR_SOURCES``); None for bundle items."""
+        entry = self._new_vectors.get(str(item_id))
+        return entry[2] if entry else None
+
+    def item_info(self, i: int) -> dict[str, Any]:
+        """The catalogue fields a page shows for internal id ``i`` (live values)."""
+        a = self.attrs
+        stock = int(a.bools("in_stock")[i])
+        price = float(a.numbers("price")[i])
+        return {"title": a.value("title", i), "category": a.value("category", i),
+                "price": None if price != price else price, "in_stock": None if stock < 0 else bool(stock)}
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -173,7 +290,7 @@ class Recommender:
 
     def _base_mask(self, filters: Mapping[str, Any] | None, rules: RulesConfig) -> np.ndarray:
         m = self.attrs.mask(filters)
-        return m & self.stock_ok if rules.in_stock_only else m.copy()
+        return m & self.stock_ok if rules.in_stock_only else m & self.servable
 
     # ------------------------------------------------------------------ recommendations
     def recommend(self, request: RecommendRequest, rules: RulesConfig | None = None) -> RecommendResult:
@@ -189,7 +306,8 @@ class Recommender:
         prep = self._rules_for(rules, request.context.type)
         now = check_ms(request.now_ms, "now_ms") if request.now_ms is not None else int(time.time() * 1000)
         if not request.consent:
-            return self._nonpersonal(request, prep, "no_consent", [], now)
+            result = self._nonpersonal(request, prep, "no_consent", [], now)
+            return self.add_item_info(result) if request.item_fields else result
         items, etypes, chans, ts, warnings = self._parse_events(request.events, now)
         ctx = request.context
         if ctx.type == "product_page" and ctx.item_id is not None:
@@ -204,8 +322,16 @@ class Recommender:
         if not len(items):
             warnings.append("no known item in the events: non-personal recommendations" if request.events
                             else "no events: non-personal recommendations")
-            return self._nonpersonal(request, prep, "no_history", warnings, now)
-        return self._personal(request, prep, items, etypes, chans, ts, warnings, now)
+            result = self._nonpersonal(request, prep, "no_history", warnings, now)
+        else:
+            result = self._personal(request, prep, items, etypes, chans, ts, warnings, now)
+        return self.add_item_info(result) if request.item_fields else result
+
+    def add_item_info(self, result: RecommendResult) -> RecommendResult:
+        """Fill each item's catalogue fields (live values) into ``Recommendation.info``."""
+        for r in result.items:
+            r.info = self.item_info(self._index_of[r.item_id])
+        return result
 
     def _parse_events(self, events: Sequence[Any], now: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
         """Known item events -> (internal ids, event codes, channel codes, times), oldest first,
@@ -286,7 +412,14 @@ class Recommender:
     def _personal(self, request: RecommendRequest, prep: _Prepared, items: np.ndarray, etypes: np.ndarray,
                   chans: np.ndarray, ts: np.ndarray, warnings: list[str], now: int) -> RecommendResult:
         rules, k = prep.rules, request.k
-        query, intent = self.encoder.encode(items, etypes, chans, ts)
+        known = items <= self.n_bundle  # live items added after export are not in the model's table
+        if not known.all():
+            if not known.any():
+                warnings.append("only items added after the bundle's export in the events: non-personal recommendations")
+                return self._nonpersonal(request, prep, "no_history", warnings, now)
+            query, intent = self.encoder.encode(items[known], etypes[known], chans[known], ts[known])
+        else:
+            query, intent = self.encoder.encode(items, etypes, chans, ts)
         base = self._base_mask(request.filters, rules)
         eligible = base.copy()
         bought = etypes == EVENT_CODE["purchase"]
@@ -333,9 +466,9 @@ class Recommender:
                 final[due_slot] += rules.replenish_weight
                 for d in due.tolist():
                     reason_of[d] = "buy again"
-        order = mmr_order(final, prep.groups[cand], rules.diversity_lambda)
+        order, blended = mmr_scores(final, prep.groups[cand], rules.diversity_lambda)
         chosen = cand[order[:k]]
-        chosen_scores = final[order[:k]]
+        chosen_scores = blended[order[:k]]
         ext = self._ext_ids
         reasons: list[str | None] = []
         for i in chosen.tolist():
@@ -347,15 +480,16 @@ class Recommender:
             rest = cand[order[k:]]
             picks = self._explore(len(slots), eligible, chosen, rest, rules)
             for s, p in zip(slots[: len(picks)], picks):
-                chosen[s] = p
-                rel_p = (self.vectors[p] @ query - lo) / max(hi - lo, 1e-12)  # float32, clipped to [0, 1] below
-                chosen_scores[s] = float(min(max(rel_p, 0), 1) + prep.boost[p])
+                chosen[s] = p  # an exploration item takes the slot, and its place in the order (score)
                 reasons[s] = "explore"
         self._similar_reasons(chosen, reasons, items)
         self.exposure[chosen] += 1
         # report in the model's score units: the model score plus rule bonuses x the pool's score range
         reported = lo + chosen_scores * (hi - lo) if hi > lo else lo + chosen_scores - 1.0
-        out = [Recommendation(ext[i], s, r or "") for i, s, r in zip(chosen.tolist(), reported.tolist(), reasons)]
+        model_scores = (self.vectors[chosen] @ query).tolist()
+        is_new = self.is_new
+        out = [Recommendation(ext[i], s, r or "", m, bool(is_new[i]))
+               for i, s, r, m in zip(chosen.tolist(), reported.tolist(), reasons, model_scores)]
         return RecommendResult(out, warnings, personalised=True, intent=intent, bundle_version=self.bundle_version)
 
     def _session_complements(self, items: np.ndarray, etypes: np.ndarray, eligible: np.ndarray,
@@ -455,11 +589,12 @@ class Recommender:
         first = np.sort(first)
         cand, rel, source = cand[first], rel[first], source[first]
         final = rel + prep.boost[cand]
-        order = mmr_order(final, prep.groups[cand], rules.diversity_lambda)[:k]
+        order, blended = mmr_scores(final, prep.groups[cand], rules.diversity_lambda)
+        order = order[:k]
         if len(order) < k:
             warnings.append(f"only {len(order)} item(s) satisfy the filters (k = {k})")
-        out = [Recommendation(self._ext(int(i)), float(s), parts[int(j)][2])
-               for i, s, j in zip(cand[order], final[order], source[order])]
+        out = [Recommendation(self._ext(int(i)), float(s), parts[int(j)][2], new=bool(self.is_new[i]))
+               for i, s, j in zip(cand[order], blended[order], source[order])]
         self.exposure[cand[order]] += 1
         return RecommendResult(out, warnings, personalised=False, fallback=fallback, bundle_version=self.bundle_version)
 
@@ -475,7 +610,7 @@ class Recommender:
         sims = self._cosine_all(i)[cand]
         order = np.argsort(-sims, kind="stable")[:k]
         top, scores = cand[order], sims[order]
-        out = [Recommendation(self._ext(int(t)), float(s), f"similar to {item_id}") for t, s in zip(top, scores)]
+        out = [Recommendation(self._ext(int(t)), float(s), f"similar to {item_id}", new=bool(self.is_new[t])) for t, s in zip(top, scores)]
         warnings = [] if len(out) == k else [f"only {len(out)} item(s) satisfy the filters (k = {k})"]
         return RecommendResult(out, warnings, bundle_version=self.bundle_version)
 
@@ -488,7 +623,7 @@ class Recommender:
         c, s = self.stats.complements(i)
         keep = eligible[c]
         c, s = c[keep][:k], s[keep][:k]
-        out = [Recommendation(self._ext(int(t)), float(v), f"goes with {item_id}") for t, v in zip(c, s)]
+        out = [Recommendation(self._ext(int(t)), float(v), f"goes with {item_id}", new=bool(self.is_new[t])) for t, v in zip(c, s)]
         warnings = [] if len(out) == k else [f"{len(out)} complement(s) known for {item_id!r} under these filters (k = {k})"]
         return RecommendResult(out, warnings, bundle_version=self.bundle_version)
 

@@ -64,6 +64,7 @@ class RecommendRequest:
     user_id: str | None = None  # raw id as received; pseudonymised on entry, never kept
     context: Context = field(default_factory=Context)
     now_ms: int | None = None  # request time (default: wall clock); replays and tests set it
+    item_fields: bool = False  # add each item's catalogue fields (Recommendation.info)
 
     @classmethod
     def from_items(
@@ -86,13 +87,19 @@ class RecommendRequest:
 
 @dataclass
 class Recommendation:
-    """One recommended item. ``score`` orders the list: for personal answers it is the model's
-    score (session . item) plus the rules' bonuses converted to model-score units (with no rules
-    it is exactly the model's score); for non-personal answers, the source's relevance."""
+    """One recommended item. ``score`` is what orders the list (it never increases down a list):
+    for personal answers the model's score (session . item) plus the rules' bonuses less the
+    diversity penalty, in model-score units (with no rules it is exactly the model's score); for
+    non-personal answers the source's relevance with the same bonuses and penalty. An
+    exploration item takes the score of the slot it fills. ``model_score`` is the model's own
+    score (personal answers only); ``new``: the item was added by the live catalogue."""
 
     item_id: str
     score: float
     reason: str = ""
+    model_score: float | None = None
+    new: bool = False
+    info: dict[str, Any] | None = None  # catalogue fields for the page (title, category, price, in_stock), on request
 
 
 @dataclass

@@ -14,6 +14,10 @@ Strategy per request (``eligible`` = items passing filters and rules):
 Approximate indexes (HNSW with a selector) can still return fewer than asked; then the
 eligible items are scored exactly, so the guarantee holds for every index type. Returned scores
 are always exact inner products recomputed from the item vectors.
+
+Items added after export (the live catalogue: ``vectors`` longer than the index) are not in the
+index, which stays the bundle's: they are few, so they are scored exactly beside the index's
+results and the best ``n`` of both are returned.
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ __all__ = ["Retriever"]
 
 
 class Retriever:
-    def __init__(self, index: faiss.Index, vectors: np.ndarray) -> None:
+    def __init__(self, index: faiss.Index, vectors: np.ndarray, n_indexed: int | None = None) -> None:
+        """``n_indexed``: items 1..n_indexed are in ``index`` (default: all rows of ``vectors``)."""
         self.index = index
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        self.n_items = vectors.shape[0] - 1
+        self.n_items = vectors.shape[0] - 1 if n_indexed is None else int(n_indexed)
+        self.extra = np.arange(self.n_items + 1, vectors.shape[0], dtype=np.int64)  # live items outside the index
         self.last_strategy = ""
         self._inner = faiss.downcast_index(index)
         self.selector_ok = True  # set False if this index type refuses selectors (then: exact over eligible)
@@ -52,6 +58,25 @@ class Retriever:
         prefilter_below: float = 0.05,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Up to ``n`` eligible internal ids (int64) with exact scores, best-first for exact indexes."""
+        if len(self.extra):
+            return self._with_extra(q, n, eligible, prefilter_below)
+        return self._search_index(q, n, eligible, n_eligible, prefilter_below)
+
+    def _with_extra(self, q: np.ndarray, n: int, eligible: np.ndarray | None,
+                    prefilter_below: float) -> tuple[np.ndarray, np.ndarray]:
+        indexed = None if eligible is None else eligible[: self.n_items + 1]
+        ids, scores = self._search_index(q, n, indexed, None, prefilter_below)
+        extra = self.extra if eligible is None else self.extra[eligible[self.extra]]
+        if not len(extra):
+            return ids, scores
+        ids = np.concatenate([ids, extra])
+        scores = np.concatenate([scores, self.vectors[extra] @ q])
+        best = np.argsort(-scores, kind="stable")[:n]
+        return ids[best], scores[best]
+
+    def _search_index(
+        self, q: np.ndarray, n: int, eligible: np.ndarray | None, n_eligible: int | None, prefilter_below: float,
+    ) -> tuple[np.ndarray, np.ndarray]:
         if eligible is None:
             self.last_strategy = "plain"
             ids = search(self.index, q[None, :], n)[0][0]

@@ -17,7 +17,7 @@ from journeyrec.bundle.stats import CLASS_NAMES, RuleStats
 from journeyrec.serving.catalog import Catalog
 from journeyrec.serving.settings import RulesConfig
 
-__all__ = ["RepeatPolicy", "RepeatDecision", "mmr_order", "exploration_slots", "minmax"]
+__all__ = ["RepeatPolicy", "RepeatDecision", "mmr_order", "mmr_scores", "exploration_slots", "minmax"]
 
 DAY_MS = 86_400_000
 CONSUMABLE, DURABLE = CLASS_NAMES.index("consumable"), CLASS_NAMES.index("durable")
@@ -134,6 +134,28 @@ def mmr_order(relevance: np.ndarray, groups: np.ndarray, lam: float) -> np.ndarr
         first[np.flatnonzero(known)[first_pos]] = True
     adjusted = lam * relevance[by_rel] - (1.0 - lam) * (~first)
     return by_rel[np.argsort(-adjusted, kind="stable")]
+
+
+def mmr_scores(relevance: np.ndarray, groups: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`mmr_order` and the blended score it sorts by, in relevance units:
+    ``relevance - (1 - lam) / lam * [not the best of its group]`` (a positive multiple of MMR's
+    objective, so the order is the same; with ``lam`` = 0 the penalty is 1000). An item that is
+    the best of its group keeps its relevance; the list's scores never increase down the order."""
+    order = mmr_order(relevance, groups, lam)
+    if len(relevance) == 0 or lam >= 1.0:
+        return order, relevance.astype(np.float32)
+    n = len(relevance)
+    g = groups[order]
+    penalty = np.zeros(n, dtype=np.float32)
+    known = g > 0
+    if known.any():  # in MMR order, the first item of each group is its best
+        _, first_pos = np.unique(g[known], return_index=True)
+        first = np.zeros(n, bool)
+        first[np.flatnonzero(known)[first_pos]] = True
+        penalty[known & ~first] = 1.0
+    blended = np.empty(n, dtype=np.float32)
+    blended[order] = relevance[order] - (1.0 - lam) / max(lam, 1e-3) * penalty
+    return order, blended
 
 
 def exploration_slots(k: int, epsilon: float, rng: np.random.Generator) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""The service behind the HTTP app: A/B variants over Recommenders, privacy on entry, metrics, logs.
+"""The service behind the HTTP app: A/B variants over Recommenders, the journey store, privacy on
+entry, metrics, logs.
 
 ``Service.recommend(request)`` is what ``POST /v1/recommendations`` runs:
 
@@ -7,24 +8,48 @@
 2. the pseudonym picks the A/B variant (``journeyrec.serving.ab``), i.e. a bundle and rules;
 3. the variant's Recommender answers, the request without any user id;
 4. metrics are counted and one JSON log line written, with no personal data.
+
+With a journey store (:mod:`journeyrec.serving.store`) the service is also the live knowledge
+base: ``intake`` (events from every touchpoint, validated per event by the offline rules and
+pseudonymised exactly as offline: customer ids as such, anonymous ids in their own namespace
+``anonymous:<id>``, session ids too), ``identify``, ``set_consent``, ``forget``, the live catalogue
+(``put_items``), and ``recommend_customer``, which reads the stored journey and answers through
+``recommend`` (the same pipeline). Before every answer the live catalogue is synchronised with the
+store's version, so a change made through any replica is served by the next request.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Mapping
 
+import pyarrow as pa
+
 from journeyrec.data.privacy import pseudonymise, resolve_key
+from journeyrec.data.records import validate_records
 from journeyrec.serving.ab import Assigner
+from journeyrec.serving.catalog import Catalog
 from journeyrec.serving.observability import LOGGER_NAME, Metrics
 from journeyrec.serving.recommender import Recommender
-from journeyrec.serving.request import RecommendRequest, RecommendResult
-from journeyrec.serving.settings import ExperimentConfig, LimitsConfig, RulesConfig, VariantConfig, merge_rules
+from journeyrec.serving.request import Event, RecommendRequest, RecommendResult
+from journeyrec.serving.settings import (
+    ContextConfig,
+    ExperimentConfig,
+    LimitsConfig,
+    RulesConfig,
+    VariantConfig,
+    merge_rules,
+)
+from journeyrec.serving.store import Arrival, JourneyStore, StoredEvent
 
-__all__ = ["Service"]
+__all__ = ["Service", "ANONYMOUS_NAMESPACE"]
+
+ANONYMOUS_NAMESPACE = "anonymous:"  # an anonymous id is pseudonymised as this + id, apart from customer ids
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -45,10 +70,17 @@ class Service:
         hmac_key_file: str | None = None,
         allow_demo_key: bool | None = None,
         load: Any = None,
+        store: JourneyStore | None = None,
+        contexts: Mapping[str, ContextConfig] | None = None,
     ) -> None:
         """``recommender`` serves the default bundle; variants naming another bundle are loaded
-        with ``load(path)`` (default: ``Recommender.load`` with the default's rules and contexts)."""
+        with ``load(path)`` (default: ``Recommender.load`` with the default's rules and contexts).
+        ``store``: the journey store (None: stateless, as before); ``contexts``: per-touchpoint
+        settings beyond rule overrides (carrying search filters)."""
         self.default = recommender
+        self.store = store
+        self.contexts = {k: v if isinstance(v, ContextConfig) else ContextConfig(**dict(v)) for k, v in (contexts or {}).items()}
+        self._catalog_seen = 0
         self.limits = limits or LimitsConfig()
         self.metrics = Metrics()
         if allow_demo_key is None:  # as the bundle's training data allowed (public data) or not
@@ -75,7 +107,9 @@ class Service:
         return list(seen.values())
 
     def warm_up(self) -> None:
-        """Answer one request per arm so that the first real request is as fast as the others."""
+        """Lay the store's live catalogue over the bundles, then answer one request per arm so that
+        the first real request is as fast as the others."""
+        self.sync_catalog()
         for arm in self.arms.values():
             rec = arm.recommender
             some = [str(x) for x in rec.item_ids[: min(5, rec.n_items)]]
@@ -88,9 +122,14 @@ class Service:
             return None
         return pseudonymise(str(request.user_id), self._key)
 
-    def recommend(self, request: RecommendRequest, request_id: str | None = None) -> tuple[RecommendResult, dict[str, Any]]:
-        """The answer and the log fields describing it (safe to log: no personal data)."""
-        pseudonym = self.pseudonym(request)
+    def recommend(self, request: RecommendRequest, request_id: str | None = None,
+                  catalog_version: int | None = None, pseudonym: str | None = None) -> tuple[RecommendResult, dict[str, Any]]:
+        """The answer and the log fields describing it (safe to log: no personal data).
+        ``catalog_version``: the store's, if already read in this request's round trip;
+        ``pseudonym``: the customer's, when the caller has it instead of a raw ``user_id``."""
+        self.sync_catalog(catalog_version)
+        if pseudonym is None or not request.consent:
+            pseudonym = self.pseudonym(request)
         request = dataclasses.replace(request, user_id=None)
         variant, assigned = self.assigner.assign(pseudonym)
         del pseudonym
@@ -120,14 +159,134 @@ class Service:
         }
         return result, fields
 
+    # ------------------------------------------------------------------ the live knowledge base
+    def _require_store(self) -> JourneyStore:
+        if self.store is None:
+            raise LookupError("this service runs without a journey store (start it with store=sqlite or store=redis)")
+        return self.store
+
+    def _pseudonym(self, raw: str, anonymous: bool = False) -> str:
+        return pseudonymise((ANONYMOUS_NAMESPACE if anonymous else "") + raw, self._key)
+
+    def sync_catalog(self, version: int | None = None) -> dict[str, str]:
+        """Lay the store's live catalogue changes since the last sync over every bundle served.
+        Returns the vector source of each new item (see Recommender.apply_live)."""
+        if self.store is None:
+            return {}
+        if version is None:
+            version = self.store.catalog_version()
+        if version == self._catalog_seen:
+            return {}
+        changes = self.store.catalog_since(self._catalog_seen)
+        sources: dict[str, str] = {}
+        for rec in self.recommenders:
+            sources.update(rec.apply_live(changes.items))
+        self._catalog_seen = changes.version
+        return sources
+
+    def intake(self, records: list[Any], now_ms: int | None = None) -> dict[str, Any]:
+        """Validate, pseudonymise and store a batch of events (one transaction). The answer says
+        which were stored, which rejected (index, reason, detail) and which accepted but not
+        stored (opted-out customers, older than retention)."""
+        store = self._require_store()
+        now = int(time.time() * 1000) if now_ms is None else int(now_ms)
+        checked = validate_records(records)
+        table = checked.events
+        ts = table.column("timestamp").cast(pa.int64()).to_pylist()
+        arrivals = []
+        for j, row in enumerate(table.select(["user_id", "session_id", "item_id", "event_type", "channel", "query", "filters",
+                                              "price", "quantity"]).to_pylist()):
+            event = StoredEvent(row["event_type"], row["channel"], int(ts[j]), row["item_id"],
+                                self._pseudonym(row["session_id"]) if row["session_id"] else None, row["query"],
+                                row["filters"], row["price"], row["quantity"])
+            anonymous = checked.anonymous[j]
+            arrivals.append(Arrival(event, self._pseudonym(row["user_id"]) if checked.customer[j] else None,
+                                    self._pseudonym(anonymous, anonymous=True) if anonymous else None))
+        del table, records
+        result = store.append(arrivals, now)
+        at = checked.indices
+        answer = {
+            "received": len(at) + len(checked.rejected),
+            "stored": len(result.stored),
+            "rejected": [{"index": r.index, "reason": r.reason, "detail": r.detail} for r in checked.rejected],
+            "not_stored": {"opted_out": [at[i] for i in result.opted_out], "expired": [at[i] for i in result.expired]},
+        }
+        self.metrics.intake["stored"] += len(result.stored)
+        self.metrics.intake["rejected"] += len(checked.rejected)
+        self.metrics.intake["opted_out"] += len(result.opted_out)
+        self.metrics.intake["expired"] += len(result.expired)
+        return answer
+
+    def identify(self, anonymous_id: str, customer_id: str, now_ms: int | None = None) -> dict[str, Any]:
+        store = self._require_store()
+        now = int(time.time() * 1000) if now_ms is None else int(now_ms)
+        moved = store.link(self._pseudonym(anonymous_id, anonymous=True), self._pseudonym(customer_id), now)
+        return {"linked": True, "events_moved": moved}
+
+    def set_consent(self, customer_id: str, personalisation: bool) -> dict[str, Any]:
+        deleted = self._require_store().set_consent(self._pseudonym(customer_id), bool(personalisation))
+        return {"personalisation": bool(personalisation), "events_deleted": deleted}
+
+    def forget(self, customer_id: str) -> dict[str, Any]:
+        return {"forgotten": True, "events_deleted": self._require_store().forget(self._pseudonym(customer_id))}
+
+    def put_items(self, items: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        """Store live catalogue changes and apply them here at once (other replicas: on their next request)."""
+        store = self._require_store()
+        version = store.put_items(items)
+        sources = self.sync_catalog(version)
+        rec = self.default
+        bundle = [k for k in items if (rec.internal_id(k) or rec.n_bundle + 1) <= rec.n_bundle]
+        return {"version": version, "updated": sorted(bundle),
+                "new": {k: {"vector": sources.get(k) or rec.vector_source(k) or "none"} for k in items if k not in set(bundle)}}
+
+    def recommend_customer(self, customer_id: str, request: RecommendRequest, use_search_filters: bool = True,
+                           request_id: str | None = None) -> tuple[RecommendResult, dict[str, Any]]:
+        """Recommendations for a customer by id: the stored journey (recent events and older
+        purchases) followed by the request's own events, the last search's filters where the
+        context carries them, through :meth:`recommend`."""
+        return self.recommend_pseudonym(self._pseudonym(customer_id), request, use_search_filters, request_id)
+
+    def recommend_pseudonym(self, pseudonym: str, request: RecommendRequest, use_search_filters: bool = True,
+                            request_id: str | None = None) -> tuple[RecommendResult, dict[str, Any]]:
+        """:meth:`recommend_customer` for a customer known by pseudonym only (the batch over the store)."""
+        store = self._require_store()
+        now = int(time.time() * 1000) if request.now_ms is None else int(request.now_ms)
+        journey = store.journey(pseudonym, now)
+        warnings: list[str] = []
+        ctx_cfg = self.contexts.get(request.context.type, ContextConfig())
+        filters = dict(request.filters)
+        consent = request.consent and journey.consent is not False
+        if not journey.known and consent:
+            warnings.append("customer unknown to the store: only the request's events (if any) are personal")
+        events = [Event(e.item_id, e.event_type, e.channel, e.timestamp_ms) for e in journey.timeline()] if consent else []
+        search = journey.last_search
+        if (consent and use_search_filters and ctx_cfg.search_filters and search is not None and search.filters
+                and now - search.timestamp_ms <= ctx_cfg.search_filters_minutes * 60_000):
+            carried = json.loads(search.filters)
+            usable = set(Catalog.filterable_attributes())
+            filters = {**{k: v for k, v in carried.items() if k in usable}, **filters}
+            dropped = sorted(set(carried) - usable)
+            if dropped:
+                warnings.append(f"search filter(s) {dropped} are not catalogue attributes; not applied")
+        stored = len(events)
+        full = dataclasses.replace(request, events=[*events, *request.events] if consent else [], filters=filters,
+                                   consent=consent, user_id=None, now_ms=now)
+        result, fields = self.recommend(full, request_id, catalog_version=journey.catalog_version, pseudonym=pseudonym)
+        result.warnings = warnings + result.warnings
+        fields.update(source="customer", stored_events=stored, search_filters=bool(filters) and filters != dict(request.filters))
+        return result, fields
+
     def arm_for_items(self) -> _Arm:
         """Item-to-item endpoints carry no user: they use the first variant."""
         return next(iter(self.arms.values()))
 
     def similar(self, item_id: str, k: int, filters: Mapping[str, Any] | None = None) -> RecommendResult:
+        self.sync_catalog()
         arm = self.arm_for_items()
         return arm.recommender.similar(item_id, k, filters, arm.rules)
 
     def complements(self, item_id: str, k: int, filters: Mapping[str, Any] | None = None) -> RecommendResult:
+        self.sync_catalog()
         arm = self.arm_for_items()
         return arm.recommender.complements(item_id, k, filters, arm.rules)

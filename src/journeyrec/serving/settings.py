@@ -19,18 +19,24 @@ from omegaconf import MISSING
 
 __all__ = [
     "CONTEXT_TYPES",
+    "STORE_BACKENDS",
     "BoostRule",
+    "ContextConfig",
+    "StoreConfig",
     "RulesConfig",
     "LimitsConfig",
     "VariantConfig",
     "ExperimentConfig",
     "ServeConfig",
+    "BatchRecommendConfig",
     "merge_rules",
     "rules_from_mapping",
 ]
 
 # Touchpoints a request can come from; ``context.type`` must be one of these.
-CONTEXT_TYPES: tuple[str, ...] = ("home", "product_page", "cart", "search_results", "newsletter", "store")
+CONTEXT_TYPES: tuple[str, ...] = (
+    "home", "product_page", "search", "cart", "checkout", "newsletter", "app_push", "store", "call_centre",
+)
 
 
 @dataclass
@@ -106,6 +112,46 @@ class LimitsConfig:
     max_k: int = 200
     max_body_bytes: int = 262_144
     max_filter_values: int = 100
+    max_batch_events: int = 1000  # POST /v1/events: events per batch
+    max_catalog_items: int = 1000  # PUT /v1/catalog/items: items per call
+
+
+@dataclass
+class ContextConfig:
+    """What one touchpoint (``context.type``) asks of the pipeline: rule overrides on top of
+    ``rules``, and whether the customer's last search carries its filters into this page."""
+
+    rules: Dict[str, Any] = field(default_factory=dict)  # RulesConfig fields, e.g. {complement_weight: 0.5}
+    search_filters: bool = False  # apply the filters of the customer's last search (the request's own win per key)
+    search_filters_minutes: float = 30.0  # ... if that search is at most this old
+
+
+STORE_BACKENDS: tuple[str, ...] = ("sqlite", "redis")
+
+
+@dataclass
+class StoreConfig:
+    """The journey store (``store=sqlite`` default, ``store=redis store.url=redis://host:6379/0``).
+
+    Per customer it keeps the newest ``max_events`` events within ``retention_days``, purchases
+    (dates for the repeat-purchase policy) within ``retention_days``, the last search, consent and
+    identity links; and, for everybody, the live catalogue layer."""
+
+    backend: str = "sqlite"
+    path: str = "outputs/store/journeys.sqlite"  # sqlite: one file (WAL mode); created with its folder
+    url: Optional[str] = None  # redis: redis://host:port/db
+    prefix: str = "jr"  # redis: key prefix, so several stores can share a server
+    max_events: int = 200
+    max_purchases: int = 500
+    retention_days: float = 400.0  # > the 365-day durable window of the repeat policy
+
+    def __post_init__(self) -> None:
+        if self.backend not in STORE_BACKENDS:
+            raise ValueError(f"store.backend={self.backend!r}; allowed: {list(STORE_BACKENDS)}")
+        if self.backend == "redis" and not self.url:
+            raise ValueError("store=redis needs store.url=redis://host:port/db")
+        if self.max_events < 1 or self.max_purchases < 1 or self.retention_days <= 0:
+            raise ValueError("store.max_events and store.max_purchases must be >= 1, store.retention_days > 0")
 
 
 @dataclass
@@ -150,9 +196,29 @@ class ServeConfig:
     hmac_key_file: Optional[str] = None  # file holding the pseudonymisation key (else env JOURNEYREC_HMAC_KEY)
     allow_demo_key: Optional[bool] = None  # None: as the bundle's training data config (public data allows it)
     rules: RulesConfig = field(default_factory=RulesConfig)
-    contexts: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # context type -> rule overrides
+    contexts: Dict[str, ContextConfig] = field(default_factory=dict)  # context type -> its settings and rule overrides
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     ab: Optional[ExperimentConfig] = None  # an A/B experiment (configs/ab/*.yaml), none by default
+    store: Optional[StoreConfig] = None  # the journey store (configs/store/*.yaml); None: stateless
+
+
+@dataclass
+class BatchRecommendConfig:
+    """scripts/batch_recommend.py: top-k per customer of the journey store into a Parquet file."""
+
+    bundle: str = MISSING
+    store: StoreConfig = field(default_factory=StoreConfig)
+    customers: str = "all"  # "all" (every customer in the store, as pseudonyms) or a file of customer ids, one per line
+    context: str = "newsletter"
+    k: int = 10
+    out: Optional[str] = None  # default: <output_dir>/recommendations.parquet
+    output_dir: Optional[str] = None  # None: Hydra's run directory
+    threads: int = 1
+    hmac_key_file: Optional[str] = None
+    allow_demo_key: Optional[bool] = None
+    rules: RulesConfig = field(default_factory=RulesConfig)
+    contexts: Dict[str, ContextConfig] = field(default_factory=dict)
+    progress: bool = True
 
 
 def merge_rules(base: RulesConfig, overrides: Optional[Mapping[str, Any]]) -> RulesConfig:

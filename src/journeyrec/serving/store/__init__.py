@@ -1,0 +1,47 @@
+"""The journey store: one interface (:class:`JourneyStore`), two backends.
+
+``open_store(cfg)`` opens the backend a :class:`~journeyrec.serving.settings.StoreConfig` names:
+``sqlite`` (embedded, the default) or ``redis`` (imported only when used).
+"""
+
+from __future__ import annotations
+
+from journeyrec.serving.settings import StoreConfig
+from journeyrec.serving.store.base import (
+    OPTED_OUT_EVENTS,
+    AppendResult,
+    Arrival,
+    CatalogChanges,
+    Journey,
+    JourneyStore,
+    StoredEvent,
+)
+from journeyrec.serving.store.sqlite import SQLiteStore
+
+__all__ = [
+    "open_store",
+    "JourneyStore",
+    "StoredEvent",
+    "Arrival",
+    "Journey",
+    "AppendResult",
+    "CatalogChanges",
+    "OPTED_OUT_EVENTS",
+    "SQLiteStore",
+]
+
+
+def open_store(cfg: StoreConfig) -> JourneyStore:
+    if cfg.backend == "redis":
+        from journeyrec.serving.store.redis import RedisStore  # the client library loads only for this backend
+
+        return RedisStore(
+            str(cfg.url),
+            prefix=cfg.prefix,
+            max_events=cfg.max_events,
+            max_purchases=cfg.max_purchases,
+            retention_days=cfg.retention_days,
+        )
+    return SQLiteStore(
+        cfg.path, max_events=cfg.max_events, max_purchases=cfg.max_purchases, retention_days=cfg.retention_days
+    )

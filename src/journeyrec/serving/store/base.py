@@ -1,0 +1,168 @@
+"""The journey store's interface: what every backend keeps and how the service talks to it.
+
+One :class:`JourneyStore` per service process; backends: :mod:`.sqlite` (embedded default, one
+file in WAL mode) and :mod:`.redis` (shared by several replicas). Everything a backend holds is
+keyed by *pseudonyms* (``journeyrec.data.privacy``): raw customer, anonymous and session ids never
+reach the store.
+
+Per subject (a customer, or an anonymous visitor not linked to one yet):
+
+* recent events: the newest ``max_events`` within ``retention_days``, any event type;
+* purchases: every purchase within ``retention_days`` (``max_purchases`` at most), kept apart from
+  the bounded event list so that the repeat-purchase policy still knows a coat bought ten months ago;
+* the last search (query and filters);
+* consent: ``None`` (never stated: personalised), ``True`` or ``False`` (opted out: the store holds
+  no events of theirs and refuses new ones, which are only counted);
+* identity links: anonymous pseudonym -> customer pseudonym.
+
+For everybody: the live catalogue layer over the immutable bundle (item id -> the fields that
+changed or the whole record of a new item, with a version counter replicas poll), and named
+counters. The feedback loop (impressions, online statistics) extends this interface with more
+methods of the same kind: batch writes in one transaction, reads by subject.
+
+Every write that returns has been committed durably (the embedded backend: SQLite transaction
+with ``synchronous=FULL``; Redis: as durable as the server's persistence settings make it), and
+each method is one transaction: nothing is half-applied.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator, Mapping, Sequence
+
+__all__ = ["StoredEvent", "Journey", "AppendResult", "CatalogChanges", "JourneyStore", "DAY_MS", "OPTED_OUT_EVENTS"]
+
+DAY_MS = 86_400_000
+OPTED_OUT_EVENTS = "opted_out_events"  # counter: events accepted but not stored (the customer opted out)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One validated, pseudonymised event as the store keeps it."""
+
+    event_type: str
+    channel: str
+    timestamp_ms: int
+    item_id: str | None = None
+    session_id: str | None = None
+    query: str | None = None
+    filters: str | None = None  # JSON object text, as in the canonical event schema
+    price: float | None = None
+    quantity: int | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({k: v for k, v in asdict(self).items() if v is not None}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "StoredEvent":
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """An event on its way in: whose it is (customer and/or anonymous pseudonym) and what."""
+
+    event: StoredEvent
+    customer: str | None = None
+    anonymous: str | None = None
+
+
+@dataclass
+class Journey:
+    """What the store knows about one subject, for a recommendation."""
+
+    subject: str
+    events: list[StoredEvent] = field(default_factory=list)  # oldest first
+    purchases: list[StoredEvent] = field(default_factory=list)  # oldest first
+    last_search: StoredEvent | None = None
+    consent: bool | None = None
+    known: bool = False  # the store has (or had) anything of this subject: events, consent or links
+    catalog_version: int = 0  # read in the same round trip, so a replica sees catalogue changes at once
+
+    def timeline(self) -> list[StoredEvent]:
+        """Recent events, preceded by the purchases older than all of them (what the repeat
+        policy needs beyond the bounded event list), oldest first."""
+        oldest = self.events[0].timestamp_ms if self.events else None
+        older = [p for p in self.purchases if oldest is None or p.timestamp_ms < oldest]
+        return older + self.events
+
+
+@dataclass
+class AppendResult:
+    """Indices (into the batch) of events stored, refused for an opt-out, or older than retention."""
+
+    stored: list[int] = field(default_factory=list)
+    opted_out: list[int] = field(default_factory=list)
+    expired: list[int] = field(default_factory=list)
+
+
+@dataclass
+class CatalogChanges:
+    version: int
+    items: dict[str, dict[str, Any]]  # item id -> every live field of the item (merged over all updates)
+
+
+class JourneyStore(ABC):
+    """The store interface; see the module docstring for what it keeps."""
+
+    max_events: int
+    max_purchases: int
+    retention_ms: int
+
+    # --- journeys ----------------------------------------------------------------------------
+    @abstractmethod
+    def append(self, arrivals: Sequence[Arrival], now_ms: int) -> AppendResult:
+        """Store a batch in one transaction. An arrival with a customer is the customer's (and links
+        its anonymous id, as :meth:`link` does); an anonymous one is its linked customer's, else its
+        own. Opted-out subjects' events are not stored, only counted (``OPTED_OUT_EVENTS``)."""
+
+    @abstractmethod
+    def journey(self, subject: str, now_ms: int) -> Journey:
+        """The subject's events, purchases, last search and consent, and the catalogue version."""
+
+    @abstractmethod
+    def link(self, anonymous: str, customer: str, now_ms: int) -> int:
+        """Make the anonymous visitor's journey the customer's (moved unless the customer opted out,
+        then deleted) and send later events of that anonymous id to the customer. Returns the number
+        of events moved."""
+
+    @abstractmethod
+    def set_consent(self, subject: str, personalisation: bool) -> int:
+        """Record consent; ``False`` deletes the stored journey at once. Returns events deleted."""
+
+    @abstractmethod
+    def forget(self, subject: str) -> int:
+        """Remove everything held about the subject (events, purchases, search, consent, links and
+        the anonymous journeys linked to it), leaving no trace in the storage files. Returns the
+        number of events and purchases removed."""
+
+    @abstractmethod
+    def customers(self) -> Iterator[str]:
+        """Pseudonyms of the customers (not anonymous visitors) the store knows, in a stable order."""
+
+    # --- live catalogue ----------------------------------------------------------------------
+    @abstractmethod
+    def put_items(self, items: Mapping[str, Mapping[str, Any]]) -> int:
+        """Merge field updates (or whole new records) per item id; returns the new catalogue version."""
+
+    @abstractmethod
+    def catalog_version(self) -> int: ...
+
+    @abstractmethod
+    def catalog_since(self, version: int) -> CatalogChanges:
+        """The merged live records of the items changed after ``version``, and the current version."""
+
+    # --- counters ----------------------------------------------------------------------------
+    @abstractmethod
+    def counters(self) -> dict[str, int]: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> "JourneyStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
