@@ -63,15 +63,15 @@ def test_cameras_have_their_bags(shop):
 def test_funnels_channels_and_events(shop):
     ev = shop.events.to_pandas()
     assert set(ev.event_type) >= {"view", "cart", "purchase", "search", "newsletter_open"}
-    assert set(ev.channel) == {"web", "app", "newsletter", "store", "call_center"}
+    assert set(ev.channel) == {"web", "app", "newsletter", "store", "call_centre"}
     counts = ev.event_type.value_counts()
     assert counts["view"] > counts["cart"] > 0
-    online = ev[~ev.channel.isin(["store", "call_center"])]
+    online = ev[~ev.channel.isin(["store", "call_centre"])]
     # online purchases follow a cart of the same item in the same session
     buys = online[online.event_type == "purchase"]
     carts = set(zip(online.session_id[online.event_type == "cart"], online.item_id[online.event_type == "cart"]))
     assert all((s, i) in carts for s, i in zip(buys.session_id, buys.item_id))
-    assert (ev[ev.channel.isin(["store", "call_center"])].event_type == "purchase").all()
+    assert (ev[ev.channel.isin(["store", "call_centre"])].event_type == "purchase").all()
     assert ev[ev.event_type.isin(["search", "newsletter_open"])].item_id.isna().all()
 
 
@@ -140,11 +140,11 @@ def test_offline_purchases_follow_online_browsing(big):
     earlier session, far above what walking in would give (an item's leaf has ~12 models)."""
     _, ev, _ = big
     seen = ev[ev.event_type == "view"].groupby(["user_id", "item_id"]).timestamp.min()
-    off = ev[(ev.event_type == "purchase") & ev.channel.isin(["store", "call_center"])]
+    off = ev[(ev.event_type == "purchase") & ev.channel.isin(["store", "call_centre"])]
     before = seen.reindex(list(zip(off.user_id, off.item_id))).to_numpy() < off.timestamp.to_numpy()
-    assert before.mean() > 0.15 and (off.channel == "call_center").sum() > 10
-    calls = off[off.channel == "call_center"]
-    assert before[(off.channel == "call_center").to_numpy()].all() and calls.leaf.str.startswith("Electronics/").all()
+    assert before.mean() > 0.15 and (off.channel == "call_centre").sum() > 10
+    calls = off[off.channel == "call_centre"]
+    assert before[(off.channel == "call_centre").to_numpy()].all() and calls.leaf.str.startswith("Electronics/").all()
 
 
 def test_sessions_soon_after_carry_on_the_errand(big):

@@ -582,7 +582,7 @@ def _simulate_block(
 
 
 # The text of the demo's closed vocabularies, indexed by the integer codes the simulation uses.
-_CHANNEL_NAMES = ("web", "app", "newsletter", "store", "call_center")
+_CHANNEL_NAMES = ("web", "app", "newsletter", "store", "call_centre")
 _ETYPE_CODE = {"newsletter_open": 0, "search": 1, "view": 2, "cart": 3, "purchase": 4}
 # The ground truth of every session that put something in the cart (``DemoShop.carts``).
 _CART_COLUMNS = ("user", "session", "channel", "cart_ts", "end_ts", "items_carted", "cart_value", "views_after_cart",
