@@ -21,6 +21,7 @@ from journeyrec.data.prepare import PreparedData, prepare
 from journeyrec.data.schema import CHANNELS, EVENT_TYPES
 from journeyrec.bundle.format import session_queries, write_bundle
 from journeyrec.bundle.stats import learn_stats
+from journeyrec.models.config import SASRecConfig
 from journeyrec.models.sasrec import SASRec
 from journeyrec.serving.request import Event
 
@@ -69,8 +70,8 @@ def build_demo_bundle(directory: Path, index: str = "Flat", attributes: list[str
     seqs = prepared.sequences
     torch.manual_seed(0)
     if attributes:
-        cfg = {"name": "sasrec", "d_model": 16, "n_blocks": 1, "n_heads": 2, "max_len": 20, "dropout": 0.0,
-               "features": list(FEATURES), "attributes": list(attributes)}
+        cfg = SASRecConfig(d_model=16, n_blocks=1, n_heads=2, max_len=20, dropout=0.0, features=list(FEATURES),
+                           attributes=list(attributes))
         model = SASRec.from_config(cfg, seqs.n_items, FEATURES, seqs.catalog).eval()
     else:
         model = SASRec(seqs.n_items, d_model=16, n_blocks=1, n_heads=2, max_len=20, dropout=0.0, features=FEATURES).eval()
