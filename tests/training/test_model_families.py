@@ -13,14 +13,28 @@ import torch
 
 from conftest import train_tiny as run
 
+# each family's short training on the demo shop (CPU seconds): the smallest that learns the shop's
+# journeys. BERT4Rec's cloze objective yields one masked item in five per sequence, so it needs
+# more customers and epochs for as many training signals as the causal models get.
+SHORT = {
+    "sasrec": ["data.options.n_customers=300", "model.d_model=32", "model.n_blocks=1", "trainer.max_epochs=4"],
+    "two_tower": ["data.options.n_customers=300", "model.d_model=32", "model.n_blocks=1", "trainer.max_epochs=4"],
+    "gru4rec": ["data.options.n_customers=300", "model.d_model=32", "trainer.max_epochs=6", "optim.lr=0.003"],
+    "bert4rec": ["data.options.n_customers=1000", "model.d_model=32", "model.n_blocks=1", "model.mask_last_share=0.2",
+                 "trainer.max_epochs=12", "trainer.patience=12", "optim.lr=0.003"],
+}
+MARGIN = 1.5  # the model's test NDCG@10 (seen excluded) must be at least this multiple of popularity's
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["sasrec", "bert4rec", "gru4rec", "two_tower"])
-def test_model_trains_and_its_bundle_serves_the_same_vectors(tmp_path, model):
-    extra = ["model.n_blocks=1"] if model != "gru4rec" else []
+def test_model_trains_beats_popularity_and_its_bundle_serves_the_same_vectors(tmp_path, model):
     # with a refit epoch: every model family refits, and the bundle holds the refitted model
     metrics, out = run(tmp_path, ["experiment=demo", f"model={model}", "model.features=[event_type,channel,time_gap]",
-                                  "model.attributes=[category,brand,price]", "trainer.refit_epochs=1", *extra])
-    assert 0 < metrics["valid_seen_excluded/ndcg@10"] <= 1 and metrics["epochs"] == 2
-    assert metrics["refit_epochs"] == 1 and 0 < metrics["test_seen_excluded/ndcg@10"] <= 1
+                                  "model.attributes=[category,brand,price]", "trainer.refit_epochs=1", *SHORT[model]])
+    assert metrics["refit_epochs"] == 1
+    key = "test_seen_excluded/ndcg@10"
+    assert metrics[key] >= MARGIN * metrics[f"popularity/{key}"], (metrics[key], metrics[f"popularity/{key}"])
     from journeyrec.serving import Recommender
 
     rec = Recommender.load(out / "bundle")
@@ -50,8 +64,11 @@ def test_model_trains_and_its_bundle_serves_the_same_vectors(tmp_path, model):
                                   "model.repeat_bias=true +loss.event_type_weights.purchase=2.0",
                                   "model.repeat_bias=true loss.exclude_seen=true"])
 def test_objectives_train(tmp_path, loss):
-    metrics, out = run(tmp_path, ["experiment=demo", "trainer.max_epochs=1", "model.n_blocks=1", *loss.split()])
-    assert np.isfinite(metrics["valid_seen_excluded/ndcg@10"])
+    """Each objective learns: its training loss falls from the first epoch to the second."""
+    metrics, out = run(tmp_path, ["experiment=demo", "trainer.max_epochs=2", "trainer.min_epochs=2", "model.n_blocks=1",
+                                  *loss.split()])
+    losses = [row["train/loss"] for row in json.loads((out / "curve.json").read_text())]
+    assert len(losses) == 2 and np.isfinite(losses).all() and losses[1] < losses[0], losses
     if "repeat_bias" in loss:  # learned (moved off its zero start), saved and served with the bundle
         from journeyrec.serving import Recommender
 
@@ -124,11 +141,16 @@ def test_intent_head_auc_on_heldout_sessions(tmp_path):
     assert p.shape == (1,) and 0 < float(p) < 1
 
 
-def test_cold_start_metrics(tmp_path):
-    metrics, _ = run(tmp_path, ["experiment=demo", "model=two_tower", "model.n_blocks=1", "model.attributes=[category,brand,price]",
-                                "model.id_dropout=0.3", "eval.cold_items=0.1", "export.enabled=false"])
-    assert metrics["test_cold/n_cases"] > 0
-    for key in ("test_cold/recall@20", "test_cold_seen_excluded/recall@20", "test_cold_popularity/recall@20"):
-        assert 0 <= metrics[key] <= 1
-    # popularity has never seen the hidden items: they tie at zero behind every seen item
-    assert metrics["test_cold_popularity/recall@20"] == 0.0
+@pytest.mark.slow
+def test_cold_start_beats_the_attribute_aware_baseline(tmp_path):
+    """Items hidden from training are ranked from their attributes better than by the attribute-
+    aware baseline a shop would use for a new product: every item by its popularity, a new item
+    counted as popular as its category's average item (global popularity scores new items zero by
+    construction: reported, but no competitor)."""
+    metrics, _ = run(tmp_path, ["experiment=demo", "model=two_tower", "model.n_blocks=1", "model.d_model=32",
+                                "model.attributes=[category,brand,price]", "model.id_dropout=0.3", "eval.cold_items=0.1",
+                                "data.options.n_customers=600", "trainer.max_epochs=6", "export.enabled=false"])
+    assert metrics["test_cold/n_cases"] >= 50
+    model, baseline = metrics["test_cold/ndcg@20"], metrics["test_cold_category_popularity/ndcg@20"]
+    assert model >= 2 * baseline, (model, baseline)
+    assert metrics["test_cold_popularity/recall@20"] == 0.0  # never seen: tied at zero behind every seen item

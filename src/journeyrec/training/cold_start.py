@@ -8,7 +8,9 @@ cases whose target is a hidden item — full ranking over all items — for the 
 ``known`` mask marks hidden items, so they are scored by attribute-only vectors) and for two
 references on the same cases: global popularity, which has never seen them (they tie at zero
 behind every seen item: a floor, not a competitor), and the attribute-aware baseline a shop would
-use for a new product, :func:`category_popularity_ranks`.
+use for a new product, :func:`category_popularity_ranks` (a new item as popular as its category's
+average item; reported beside it: as its best seller, and that with the customer's newest category
+first).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from journeyrec.data.sequences import EvalCases, SequenceData, Split
 from journeyrec.evaluation.metrics import summarise, target_ranks
 from journeyrec.evaluation.ranking import evaluate
 
-__all__ = ["hide_items", "training_counts", "evaluate_cold", "category_popularity_ranks"]
+__all__ = ["hide_items", "training_counts", "evaluate_cold", "category_popularity_ranks", "COLD_BASELINES"]
 
 
 def training_counts(data: SequenceData, train_ends: np.ndarray) -> np.ndarray:
@@ -86,18 +88,38 @@ def _popularity_ranks(counts: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return target_ranks(scores, torch.as_tensor(targets))[0].numpy()
 
 
+COLD_BASELINES = {
+    # name: (a new item's popularity = its category's mean | best seller, newest category first)
+    "category_popularity": ("mean", False),
+    "category_best_seller": ("best", False),
+    "session_category": ("best", True),
+}
+
+
 @torch.no_grad()
 def category_popularity_ranks(data: SequenceData, cases: EvalCases, hidden: np.ndarray, train_counts: np.ndarray,
+                              cold_as: str = "mean", session_category: bool = False,
                               batch_size: int = 1024) -> np.ndarray:
-    """Ranks of ``cases``' targets under the attribute-aware popularity baseline: the items of the
-    category of the customer's newest item first, each ranked by its popularity, where an item
-    training never saw (``hidden``) counts as popular as the average seen item of its category."""
+    """Ranks of ``cases``' targets under attribute-aware popularity: every item ranked by its
+    training popularity, an item training never saw (``hidden``) counted as popular as the mean
+    (``cold_as="mean"``) or the best-selling (``"best"``) seen item of its category; with
+    ``session_category`` the items of the category of the customer's newest item come first.
+
+    ``mean`` is the fair baseline: on cases whose target is a hidden item, ``best`` lifts every
+    hidden item to its category's top and wins by the choice of cases (on any other case that
+    lift would cost); it is reported beside it, as is the context-aware variant."""
+    if cold_as not in ("mean", "best"):
+        raise ValueError(f"cold_as={cold_as!r}: mean or best")
     _, cat = category_codes(data.catalog)
     seen = ~hidden.copy()
     seen[0] = False
     n_cat = int(cat.max()) + 1
-    total = np.bincount(cat[seen], weights=train_counts[seen], minlength=n_cat)
-    per_cat = total / np.maximum(np.bincount(cat[seen], minlength=n_cat), 1)
+    if cold_as == "mean":
+        total = np.bincount(cat[seen], weights=train_counts[seen], minlength=n_cat)
+        per_cat = total / np.maximum(np.bincount(cat[seen], minlength=n_cat), 1)
+    else:
+        per_cat = np.zeros(n_cat, dtype=np.float64)
+        np.maximum.at(per_cat, cat[seen], train_counts[seen].astype(np.float64))
     estimate = np.where(hidden, per_cat[cat], train_counts).astype(np.float64)
     estimate[0] = 0.0
     popularity = torch.as_tensor(estimate / (estimate.max() + 1.0), dtype=torch.float64)
@@ -105,8 +127,10 @@ def category_popularity_ranks(data: SequenceData, cases: EvalCases, hidden: np.n
     newest = torch.as_tensor(cat[data.items[cases.ends - 1]], dtype=torch.int64)
     out = []
     for lo in range(0, len(cases), batch_size):
-        same = (item_cat[None, :] == newest[lo:lo + batch_size, None]) & (newest[lo:lo + batch_size, None] > 0)
-        scores = popularity[None, :] + same.to(torch.float64)
+        scores = popularity[None, :].expand(len(cases.targets[lo:lo + batch_size]), -1)
+        if session_category:
+            same = (item_cat[None, :] == newest[lo:lo + batch_size, None]) & (newest[lo:lo + batch_size, None] > 0)
+            scores = scores + same.to(torch.float64)
         out.append(target_ranks(scores, torch.as_tensor(cases.targets[lo:lo + batch_size]))[0].numpy())
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
@@ -114,8 +138,8 @@ def category_popularity_ranks(data: SequenceData, cases: EvalCases, hidden: np.n
 def evaluate_cold(model: torch.nn.Module, prepared: PreparedData, hidden: np.ndarray, train_counts: np.ndarray,
                   ks: Sequence[int], batch_size: int = 512) -> dict[str, float]:
     """Metrics on the original test cases whose target is hidden: ``test_cold/...`` for the model
-    (both protocols), ``test_cold_popularity/...`` for training popularity and
-    ``test_cold_category_popularity/...`` for :func:`category_popularity_ranks`."""
+    (both protocols), ``test_cold_popularity/...`` for training popularity,
+    and ``test_cold_<name>/...`` for each of :data:`COLD_BASELINES` (:func:`category_popularity_ranks`)."""
     test = prepared.split.test
     sel = np.nonzero(hidden[test.targets])[0]
     cases = test.subset(sel)
@@ -126,7 +150,7 @@ def evaluate_cold(model: torch.nn.Module, prepared: PreparedData, hidden: np.nda
     out.update({k: v for k, v in res.metrics.items() if k != "test_cold/n_cases"})
     pop = _popularity_ranks(train_counts, cases.targets)
     out.update({k.replace("test_cold/", "test_cold_popularity/"): v for k, v in summarise({"all": pop}, ks, "test_cold").items()})
-    by_cat = category_popularity_ranks(prepared.sequences, cases, hidden, train_counts)
-    out.update({k.replace("test_cold/", "test_cold_category_popularity/"): v
-                for k, v in summarise({"all": by_cat}, ks, "test_cold").items()})
+    for name, (cold_as, context) in COLD_BASELINES.items():
+        ranks = category_popularity_ranks(prepared.sequences, cases, hidden, train_counts, cold_as, context)
+        out.update({k.replace("test_cold/", f"test_cold_{name}/"): v for k, v in summarise({"all": ranks}, ks, "test_cold").items()})
     return out
