@@ -27,7 +27,7 @@ from journeyrec.evaluation.config import EvaluateConfig
 from journeyrec.evaluation.pipeline import EvaluationOutput, run_evaluation
 from journeyrec.serving.recommender import Recommender
 from journeyrec.serving.request import RecommendRequest
-from journeyrec.serving.settings import RulesConfig
+from journeyrec.serving.settings import RulesConfig, merge_rules
 from journeyrec.training.config import PrepareConfig, train_config
 from journeyrec.training.run import TrainResult
 from journeyrec.training.run import train as _train
@@ -70,7 +70,8 @@ def evaluate(overrides: Sequence[str] = (), output_dir: str | Path | None = None
 
 
 def load_bundle(path: str | Path, rules: RulesConfig | None = None,
-                contexts: Mapping[str, Mapping[str, Any]] | None = None) -> Recommender:
-    """A bundle ready to answer :class:`RecommendRequest` s with ``.recommend(...)``, as the
-    HTTP service does (``rules`` and per-context overrides default to the service's defaults)."""
-    return Recommender.load(path, rules=rules, contexts=contexts)
+                contexts: Mapping[str, Any] | None = None, **rule_overrides: Any) -> Recommender:
+    """A bundle ready to answer :class:`RecommendRequest` s with ``.recommend(...)``, as the HTTP
+    service does: ``rules`` (default: the service's) with any rule set by keyword, e.g.
+    ``load_bundle(path, epsilon=0.0, diversity_lambda=1.0)``; an unknown rule name is refused."""
+    return Recommender.load(path, rules=merge_rules(rules or RulesConfig(), rule_overrides), contexts=contexts)
