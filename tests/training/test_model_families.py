@@ -154,3 +154,26 @@ def test_cold_start_beats_the_attribute_aware_baseline(tmp_path):
     model, baseline = metrics["test_cold/ndcg@20"], metrics["test_cold_category_popularity/ndcg@20"]
     assert model >= 2 * baseline, (model, baseline)
     assert metrics["test_cold_popularity/recall@20"] == 0.0  # never seen: tied at zero behind every seen item
+
+
+def test_category_popularity_baselines_against_a_hand_computed_case():
+    """Items 1-2 in category A (counts 5, 1), item 3 in A hidden, items 4-5 in B (counts 3, 0); the
+    customer's newest item is 4 (B); the target is the hidden item 3."""
+    import pyarrow as pa
+
+    from journeyrec.data.sequences import EvalCases, SequenceData
+    from journeyrec.training.cold_start import category_popularity_ranks
+
+    catalog = pa.table({"item_id": ["a1", "a2", "a3", "b1", "b2"], "category": ["A", "A", "A", "B", "B"]})
+    data = SequenceData(item_ids=np.array(["a1", "a2", "a3", "b1", "b2"], dtype=object), user_ids=np.array(["u"], dtype=object),
+                        offsets=np.array([0, 2]), items=np.array([4, 3], dtype=np.int32), event_types=np.ones(2, np.int8),
+                        channels=np.ones(2, np.int8), timestamps=np.array([0, 1]), catalog=catalog)
+    cases = EvalCases(np.array([0]), np.array([1]), np.array([3]))
+    hidden = np.array([False, False, False, True, False, False])
+    counts = np.array([0, 5, 1, 0, 3, 0])
+    # mean: a3 counts (5 + 1) / 2 = 3, tied with b1 (strictly higher: a1 only) -> rank 1
+    assert category_popularity_ranks(data, cases, hidden, counts, "mean").tolist() == [1]
+    # best seller: a3 counts 5, tied with a1 -> rank 0
+    assert category_popularity_ranks(data, cases, hidden, counts, "best").tolist() == [0]
+    # newest category (B) first: b1 and b2 outrank every A item -> rank 2
+    assert category_popularity_ranks(data, cases, hidden, counts, "best", session_category=True).tolist() == [2]
