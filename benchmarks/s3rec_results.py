@@ -75,6 +75,8 @@ def collect(run_dir: Path, command: str, wall_seconds: float, load: str, threads
         "without_refit": protocol_figures(metrics, PROTOCOLS["without_refit"]),
         "with_refit": protocol_figures(metrics, PROTOCOLS["with_refit"]),
         "valid_seen_excluded_ndcg@10": float(metrics["valid_seen_excluded/ndcg@10"]),
+        # the protocol that keeps the earlier items (scored with the learned repeat bias)
+        "nothing_excluded_ndcg@10": {proto: float(metrics[f"{split}/ndcg@10"]) for proto, split in PROTOCOLS.items()},
         "epochs": int(metrics["epochs"]),
         "best_epoch": int(metrics["best_epoch"]),
         "refit_epochs": int(metrics.get("refit_epochs", 0)),

@@ -36,6 +36,7 @@ def test_each_protocol_reads_its_own_keys_and_the_table_compares_with_the_anchor
     assert before["ndcg@10"] == 0.0580 and before["hr@10"] == 0.0950
     assert before["ndcg@10_ci95"] == pytest.approx([0.0560, 0.0600]) and before["hr@10_ci95"] == pytest.approx([0.0930, 0.0970])
     assert rec["with_refit"]["ndcg@10"] == 0.0650 and rec["with_refit"]["hr@10"] == 0.1060
+    assert rec["nothing_excluded_ndcg@10"] == {"without_refit": 0.0580 / 2, "with_refit": 0.0650 / 2}
     assert rec["model"]["mixer"] == "bsa" and rec["trainer"]["refit_epochs"] == 5 and rec["wall_seconds"] == 450.0
     table = render([rec])
     published = ANCHORS["Beauty"][1]
