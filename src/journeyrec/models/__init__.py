@@ -27,6 +27,7 @@ MODELS: dict[str, str] = {
     "bert4rec": "journeyrec.models.bert4rec:BERT4Rec",
     "gru4rec": "journeyrec.models.gru4rec:GRU4Rec",
     "two_tower": "journeyrec.models.two_tower:TwoTower",
+    "ensemble": "journeyrec.models.ensemble:Ensemble",  # trained models combined (never built from a config)
 }
 
 
@@ -35,6 +36,8 @@ def build_model(cfg: Mapping[str, Any], n_items: int, feature_sizes: Mapping[str
     """Instantiate the model named ``cfg["name"]`` for a catalogue of ``n_items`` items
     (``catalog``, aligned with internal ids, supplies item attributes when the config names some)."""
     name = cfg["name"]
+    if name == "ensemble":
+        raise ValueError("model.name=ensemble combines trained models (journeyrec.bundle.ensemble.ensemble_bundle); train its members")
     if name not in MODELS:
         raise ValueError(f"unknown model '{name}'; available: {sorted(MODELS)}")
     module, cls = MODELS[name].split(":")
