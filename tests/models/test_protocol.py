@@ -14,7 +14,7 @@ from journeyrec.data.sequences import gather_windows
 from journeyrec.models import MODELS, build_model
 from journeyrec.data.schema import FEATURE_SIZES
 
-ALL = sorted(MODELS)
+ALL = sorted(set(MODELS) - {"ensemble"})  # trained models combined: tests/models/test_ensemble.py
 FEATS = ["event_type", "channel", "time_gap"]
 
 
