@@ -26,13 +26,24 @@ FEATS = ["event_type", "channel"]
 
 @pytest.fixture(scope="module")
 def demo():
-    return prepare({"name": "demo", "options": {"n_customers": 120, "seed": 5}, "dedup_consecutive": True,
-                    "allow_demo_key": True})
+    return prepare(
+        {"name": "demo", "options": {"n_customers": 120, "seed": 5}, "dedup_consecutive": True, "allow_demo_key": True}
+    )
 
 
 def member(demo, seed: int, **over):
-    cfg = {"name": "sasrec", "d_model": 16, "n_blocks": 1, "n_heads": 2, "max_len": 12, "dropout": 0.0,
-           "features": FEATS, "attributes": ["category"], "repeat_bias": True, **over}
+    cfg = {
+        "name": "sasrec",
+        "d_model": 16,
+        "n_blocks": 1,
+        "n_heads": 2,
+        "max_len": 12,
+        "dropout": 0.0,
+        "features": FEATS,
+        "attributes": ["category"],
+        "repeat_bias": True,
+        **over,
+    }
     torch.manual_seed(seed)
     model = build_model(cfg, demo.sequences.n_items, FEATURE_SIZES, demo.sequences.catalog).eval()
     if getattr(model, "repeat_bias", None) is not None:
@@ -67,7 +78,9 @@ def test_scores_are_the_mean_of_the_members_and_the_ensemble_rebuilds(demo):
         # the unpadded fast path of its members carries over
         row = int(torch.argmax((items != 0).sum(1)))
         n = int((items[row] != 0).sum())
-        got = ens.session_vectors_unpadded(items[row : row + 1, -n:], {k: v[row : row + 1, -n:] for k, v in feats.items()})
+        got = ens.session_vectors_unpadded(
+            items[row : row + 1, -n:], {k: v[row : row + 1, -n:] for k, v in feats.items()}
+        )
         torch.testing.assert_close(got[0], ens.session_vectors(items, feats)[row], atol=1e-5, rtol=1e-5)
         clone = Ensemble.from_hparams(json.loads(json.dumps(ens.hparams)))
         clone.load_state_dict(ens.state_dict(), strict=True)
@@ -95,8 +108,15 @@ def test_an_ensemble_bundle_serves_and_ranks_like_one_model(demo, tmp_path):
     dirs = []
     for seed in (0, 1):
         d = tmp_path / f"m{seed}"
-        write_bundle(d, member(demo, seed, repeat_bias=False), seqs.catalog, {"data": {"name": "demo", "allow_demo_key": True}},
-                     {}, "Flat", stats=stats)
+        write_bundle(
+            d,
+            member(demo, seed, repeat_bias=False),
+            seqs.catalog,
+            {"data": {"name": "demo", "allow_demo_key": True}},
+            {},
+            "Flat",
+            stats=stats,
+        )
         dirs.append(d)
     out = ensemble_bundle(dirs, tmp_path / "ens")
     bundle = read_bundle(out)
@@ -111,7 +131,7 @@ def test_an_ensemble_bundle_serves_and_ranks_like_one_model(demo, tmp_path):
     top, _ = search(bundle.index, query, 10)
     mean[:, 0] = -np.inf
     np.testing.assert_allclose(np.take_along_axis(mean, top, 1), -np.sort(-mean, 1)[:, :10], atol=1e-5)
-    from journeyrec.serving import RecommendRequest, Recommender
+    from journeyrec.serving import Recommender, RecommendRequest
 
     rec = Recommender.load(out)
     res = rec.recommend(RecommendRequest.from_items([str(x) for x in rec.item_ids[1:5]], k=5))

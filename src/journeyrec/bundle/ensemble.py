@@ -3,8 +3,8 @@ served from one FAISS index of the concatenated item vectors and read back like 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -25,7 +25,9 @@ def ensemble_bundle(directories: Sequence[str | Path], out: str | Path, index_fa
     first = bundles[0]
     for b in bundles[1:]:
         if not np.array_equal(b.item_ids, first.item_ids):
-            raise BundleError(f"{b.directory}: its catalogue differs from {first.directory}'s; an ensemble needs one catalogue")
+            raise BundleError(
+                f"{b.directory}: its catalogue differs from {first.directory}'s; an ensemble needs one catalogue"
+            )
     model = Ensemble([b.model for b in bundles])
     config = {**first.config, "ensemble_of": [str(b.directory) for b in bundles]}
     factory = index_factory or str(first.manifest["index"]["factory"])
