@@ -17,7 +17,7 @@ from journeyrec.models import MODELS, build_model
 from journeyrec.models.config import MODEL_CONFIGS
 from journeyrec.data.schema import FEATURE_SIZES
 
-ALL = sorted(MODELS)
+ALL = sorted(set(MODELS) - {"ensemble"})  # trained models combined: tests/models/test_ensemble.py
 FEATS = ["event_type", "channel", "time_gap"]
 
 

@@ -31,6 +31,7 @@ MODELS: dict[str, str] = {
     "bert4rec": "journeyrec.models.bert4rec:BERT4Rec",
     "gru4rec": "journeyrec.models.gru4rec:GRU4Rec",
     "two_tower": "journeyrec.models.two_tower:TwoTower",
+    "ensemble": "journeyrec.models.ensemble:Ensemble",  # trained models combined (never built from a config)
 }
 
 
@@ -40,8 +41,11 @@ def build_model(cfg: ModelConfig | Mapping[str, Any], n_items: int, feature_size
     aligned with internal ids, supplies item attributes when the config names some; ``intent_head``
     adds the purchase-intent head that ``loss.intent_weight`` trains). A mapping is checked
     against the schema of its ``name`` first."""
+    name = cfg.name if isinstance(cfg, ModelConfig) else cfg.get("name")
+    if name == "ensemble":
+        raise ValueError("model.name=ensemble combines trained models (journeyrec.bundle.ensemble.ensemble_bundle); "
+                         "train its members")
     if not isinstance(cfg, ModelConfig):
-        name = cfg.get("name")
         if name not in MODEL_CONFIGS:
             raise ValueError(f"unknown model '{name}'; available: {sorted(MODELS)}")
         cfg = to_typed(MODEL_CONFIGS[name], cfg)

@@ -63,6 +63,8 @@ class CausalLowPass(nn.Module):
     it trains on the newest position only, where that cannot happen, but training every position
     (as SASRec does here) must not see the next item, hence one kernel per lag instead."""
 
+    kernel: torch.Tensor
+
     def __init__(self, d_model: int, max_len: int, cutoff: int) -> None:
         super().__init__()
         self.register_buffer("kernel", low_pass_kernel(max_len, cutoff), persistent=False)  # rebuilt from hparams
