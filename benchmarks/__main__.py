@@ -13,6 +13,7 @@ line per result, with its ratio against a baseline measured in the same run on t
   demo-shop      the demo shop generator: time vs an earlier version (from git), journey statistics
   gpu            s3rec_best on Beauty in fp32 / bf16-mixed, eager / compiled, on CUDA; full vs sampled
                  softmax steps at 1M items (benchmarks/gpu.sh; --dry-run: the same on the CPU, tiny)
+  record-run     one scripts/train.py run's metrics, curve and wall time as docs/results/<name>.json
   protocol       share of repeated targets per data set; a run's seen-excluded figures under S3-Rec's
                  rule and the earlier one
   journey-ablation  next-purchase / next-cart quality with item ids only, + event type, + channel,
@@ -67,6 +68,7 @@ def main() -> None:
     p = sub.add_parser("data")
     p.add_argument("--sizes", nargs="+", default=["1e6", "1e7", "5e7"])
     p.add_argument("--workdir", default=".cache/bench/data")
+    p.add_argument("--write", action="store_true", help="also write docs/results/data_scale.json")
     p = sub.add_parser("memory")
     p.add_argument("--sizes", nargs="+", type=lambda v: int(float(v)), default=[10_000, 100_000, 1_000_000])
     p.add_argument("--losses", nargs="+", default=None, help="default: sampled_softmax gbce softmax softmax_materialised")
@@ -110,6 +112,10 @@ def main() -> None:
     p.add_argument("--workdir", default=".cache/bench/gpu")
     p.add_argument("--write", action="store_true", help="write docs/results/gpu[_dry_run].json (after every arm)")
     p.add_argument("overrides", nargs="*", help="more scripts/train.py overrides for every arm")
+    p = sub.add_parser("record-run")
+    p.add_argument("--name", dest="name_", required=True, help="docs/results/<name>.json")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("overrides", nargs="*", help="scripts/train.py overrides")
     p = sub.add_parser("protocol")
     p.add_argument("--data", nargs="+", default=None, help="default: every data set of benchmarks/protocol.py DATA")
     p.add_argument("--run", nargs="*", default=[], help="training run directories (bundle/ + prepared/) to score both ways")
@@ -123,7 +129,7 @@ def main() -> None:
     p.add_argument("--write", action="store_true", help="also write docs/results/journey_ablation_<data>.json")
     p.add_argument("overrides", nargs="*", help="more scripts/train.py overrides for every arm")
     a = ap.parse_args()
-    if getattr(a, "write", False):
+    if getattr(a, "write", False) or a.name == "record-run":
         from benchmarks.results import started_commit
 
         started_commit()  # the code that runs is the code checked out now
@@ -186,6 +192,13 @@ def main() -> None:
         result = run(a.workdir, a.dry_run, a.data, a.max_epochs, a.budget, a.softmax_items, a.bar, a.cpu_metrics,
                      a.arms, a.overrides, on_update=save)
         _emit(result)
+    elif a.name == "record-run":
+        from benchmarks.record_run import run
+        from benchmarks.results import write_result
+
+        result = run(a.name_, a.overrides, a.threads)
+        _emit({k: v for k, v in result.items() if k != "curve"})
+        write_result(a.name_, result, a.threads)
     elif a.name == "protocol":
         from benchmarks.protocol import run
         from benchmarks.results import write_result
@@ -203,8 +216,8 @@ def main() -> None:
         if a.write:
             write_result(f"journey_ablation_{a.data}", result, a.threads)
     elif a.name == "data":
-        subprocess.run([sys.executable, "-m", "benchmarks.data_scale", "--sizes", *a.sizes, "--workdir", a.workdir],
-                       check=True, cwd=ROOT)
+        subprocess.run([sys.executable, "-m", "benchmarks.data_scale", "--sizes", *a.sizes, "--workdir", a.workdir,
+                        *(["--write"] if a.write else [])], check=True, cwd=ROOT)
 
 
 if __name__ == "__main__":

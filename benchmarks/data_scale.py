@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", nargs="+", type=float, default=[1e6, 1e7, 5e7], help="target event counts")
     ap.add_argument("--workdir", default=None, help="where the generated data and stores go (default: a temp dir, removed)")
     ap.add_argument("--keep", action="store_true", help="keep the generated data and stores")
+    ap.add_argument("--write", action="store_true", help="also write docs/results/data_scale.json")
     ap.add_argument("--child", choices=["generate", "prepare"], help=argparse.SUPPRESS)
     ap.add_argument("--dir", help=argparse.SUPPRESS)
     ap.add_argument("--customers", type=int, help=argparse.SUPPRESS)
@@ -78,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     root.mkdir(parents=True, exist_ok=True)
     per_customer = _events_per_customer()
     first_rate = None
+    results = []
+    if args.write:
+        from benchmarks.results import started_commit
+
+        started_commit()
     try:
         for size in args.sizes:
             target = int(size)
@@ -90,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             first_rate = first_rate or rate
             disk = {name: round(f.stat().st_size / 2**20, 1) for name, f in
                     (("generated", d / "events.parquet"), ("store_events", d / "prepared" / "events.parquet"))}
-            print(json.dumps({
+            results.append({
                 "events_target": target, "events": gen["events"], "customers": customers,
                 "generate": {"seconds": round(gen["seconds"], 1), "events_per_s": round(gen["events"] / gen["seconds"]),
                              "peak_rss_mb": round(gen["peak_rss_mb"])},
@@ -98,12 +104,18 @@ def main(argv: list[str] | None = None) -> int:
                             "peak_rss_mb": round(prep["peak_rss_mb"]),
                             **{k: prep[k] for k in ("events_kept", "sessions", "users", "items", "item_events")}},
                 "parquet_mb": disk, "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(),
-            }), flush=True)
+            })
+            print(json.dumps(results[-1]), flush=True)
             if not args.keep:
                 shutil.rmtree(d, ignore_errors=True)
     finally:
         if not args.keep and not args.workdir:
             shutil.rmtree(root, ignore_errors=True)
+    if args.write:
+        from benchmarks.results import write_result
+
+        write_result("data_scale", {"sizes": results}, threads=os.cpu_count() or 0,
+                     command="python -m benchmarks.data_scale " + " ".join(argv if argv is not None else sys.argv[1:]))
     return 0
 
 
