@@ -24,8 +24,19 @@ QUIET = ["logger=none", "trainer.progress_bar=false"]
 
 def run(name: str, overrides: Sequence[str], threads: int, workdir: str | Path | None = None) -> dict[str, Any]:
     out = Path(workdir or ROOT / ".cache" / "bench" / "runs" / name)
-    cmd = [sys.executable, "scripts/train.py", *overrides, *QUIET, f"trainer.num_threads={threads}", f"hydra.run.dir={out}"]
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
+    cmd = [
+        sys.executable,
+        "scripts/train.py",
+        *overrides,
+        *QUIET,
+        f"trainer.num_threads={threads}",
+        f"hydra.run.dir={out}",
+    ]
+    env = dict(
+        os.environ,
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+    )
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f"{name}.log", "w") as log:
@@ -35,5 +46,11 @@ def run(name: str, overrides: Sequence[str], threads: int, workdir: str | Path |
         raise RuntimeError(f"scripts/train.py failed (exit {proc.returncode}); see {out.parent / f'{name}.log'}")
     metrics = json.loads((out / "metrics.json").read_text())
     curve = json.loads((out / "curve.json").read_text()) if (out / "curve.json").is_file() else []
-    return {"benchmark": "record-run", "train_command": "python scripts/train.py " + " ".join([*overrides, *QUIET]),
-            "run_dir": str(out), "wall_seconds": round(wall, 1), "metrics": metrics, "curve": curve}
+    return {
+        "benchmark": "record-run",
+        "train_command": "python scripts/train.py " + " ".join([*overrides, *QUIET]),
+        "run_dir": str(out),
+        "wall_seconds": round(wall, 1),
+        "metrics": metrics,
+        "curve": curve,
+    }
