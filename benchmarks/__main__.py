@@ -20,6 +20,7 @@ docs/results/RESULT_NAME.json (default: NAME with underscores), from which the d
   gpu                s3rec_best on Beauty in fp32 / bf16-mixed, eager / compiled, on CUDA; full vs sampled softmax
   protocol           seen-excluded figures under S3-Rec's rule vs the rule that ranked repeated targets
   journey-ablation   next-purchase / next-cart NDCG@10 with item ids only, + event type, channel, time gap, context
+  record-run         one scripts/train.py run's metrics, curve and wall time as docs/results/<name>.json
   live               journey store: intake events/s per backend, customer-id vs stateless endpoint p50/p99, batch
 
 Run under the shared CPU lock on a quiet machine; every figure states its threads.
@@ -289,6 +290,22 @@ def _live(a: argparse.Namespace, _: argparse.ArgumentParser) -> Iterable[dict]:
     return run(a.bundle, a.out or None, a.duration, a.clients, a.batch, a.requests, a.customers, tuple(a.parts))
 
 
+def _record_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", dest="name_", required=True, help="docs/results/<name>.json")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("overrides", nargs="*", help="scripts/train.py overrides")
+
+
+def _record_run(a: argparse.Namespace, _: argparse.ArgumentParser) -> list[dict]:
+    from benchmarks.record_run import run
+    from benchmarks.results import started_commit, write_result
+
+    started_commit()
+    result = run(a.name_, a.overrides, a.threads)
+    write_result(a.name_, result, a.threads)
+    return [{k: v for k, v in result.items() if k != "curve"}]
+
+
 # --------------------------------------------------------------------------- benchmarks with their own options
 def _module(name: str) -> tuple[Callable[[argparse.ArgumentParser], None], Runner]:
     """A benchmark module's ``add_arguments`` and ``main``, imported only when that benchmark runs
@@ -321,6 +338,7 @@ BENCHMARKS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Runner]] 
     "gpu": (_gpu_args, _gpu),
     "protocol": (_protocol_args, _protocol),
     "journey-ablation": (_journey_ablation_args, _journey_ablation),
+    "record-run": (_record_run_args, _record_run),
     "live": (_live_args, _live),
 }
 

@@ -31,8 +31,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def baseline_generator(commit: str) -> types.ModuleType:
     """``journeyrec.data.synthetic`` as it was at ``commit`` (a module of its own)."""
-    source = subprocess.run(["git", "show", f"{commit}:src/journeyrec/data/synthetic.py"], cwd=ROOT, check=True,
-                            capture_output=True, text=True).stdout
+    source = subprocess.run(
+        ["git", "show", f"{commit}:src/journeyrec/data/synthetic.py"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     module = types.ModuleType(f"synthetic_{commit}")
     sys.modules[module.__name__] = module  # dataclasses look their module up while the class is built
     exec(compile(source, f"{commit}:synthetic.py", "exec"), module.__dict__)
@@ -65,25 +70,45 @@ def run(baseline: str | None = "ba2a47b", customers: int = 3000, rounds: int = 5
         "cart_sessions": len(carts),
         "abandonment_rate": round(float(carts.abandoned.mean()), 4),
         "mean_p_abandon": round(float(carts.p_abandon.mean()), 4),
-        "abandonment_rate_by_channel": {k: round(float(v), 4) for k, v in carts.groupby("channel").abandoned.mean().items()},
+        "abandonment_rate_by_channel": {
+            k: round(float(v), 4) for k, v in carts.groupby("channel").abandoned.mean().items()
+        },
         "abandonment_rate_cart_value_above_median": round(float(carts[value_high].abandoned.mean()), 4),
         "abandonment_rate_cart_value_below_median": round(float(carts[~value_high].abandoned.mean()), 4),
         "recovered_share_of_abandoned": round(float(abandoned.recovered.mean()), 4) if len(abandoned) else 0.0,
     }
     if baseline:
         out["generate_ratio_now_vs_baseline"] = round(median["now"] / median[f"at {baseline}"], 2)
-    prepared = prepare({"name": "demo", "options": {"n_customers": customers}, "dedup_consecutive": True,
-                        "allow_demo_key": True})
+    prepared = prepare(
+        {"name": "demo", "options": {"n_customers": customers}, "dedup_consecutive": True, "allow_demo_key": True}
+    )
     seqs, split = prepared.sequences, prepared.split
     st = prepared.stats  # what the dataset card shows (README's table of data sources)
-    out["dataset_card"] = {k: st.get(k) for k in ("rows_read", "quarantined", "duplicates_removed", "opted_out_rows",
-                                                  "users_kept", "items", "sessions", "events_by_type")}
-    declared = dict(zip(shop.catalog.column("category").to_pylist(), shop.catalog.column("repurchase_class").to_pylist()))
+    out["dataset_card"] = {
+        k: st.get(k)
+        for k in (
+            "rows_read",
+            "quarantined",
+            "duplicates_removed",
+            "opted_out_rows",
+            "users_kept",
+            "items",
+            "sessions",
+            "events_by_type",
+        )
+    }
+    declared = dict(
+        zip(shop.catalog.column("category").to_pylist(), shop.catalog.column("repurchase_class").to_pylist())
+    )
     rows = learn_stats(seqs).category_table()
     durable = [r for r in rows if declared.get(r["category"]) == "durable"]
-    out["durable_categories_learned_durable"] = f"{sum(r['learned_class'] == 'durable' for r in durable)} of {len(durable)}"
+    out["durable_categories_learned_durable"] = (
+        f"{sum(r['learned_class'] == 'durable' for r in durable)} of {len(durable)}"
+    )
     out["max_repurchase_rate_durable"] = round(max(r["repurchase_rate"] for r in durable), 4)
-    out["min_repurchase_rate_consumable"] = round(min(r["repurchase_rate"] for r in rows if declared.get(r["category"]) == "consumable"), 4)
+    out["min_repurchase_rate_consumable"] = round(
+        min(r["repurchase_rate"] for r in rows if declared.get(r["category"]) == "consumable"), 4
+    )
     names = np.asarray(["padding", *EVENT_TYPES], dtype=object)
     for role in ("valid", "test"):
         cases = getattr(split, role)
@@ -92,5 +117,7 @@ def run(baseline: str | None = "ba2a47b", customers: int = 3000, rounds: int = 5
         out[f"{role}_cases"] = len(cases)
         out[f"{role}_repeat_target_share"] = round(float(rep.mean()), 4)
         out[f"{role}_targets_by_type"] = {str(t): int((types_ == t).sum()) for t in np.unique(types_)}
-        out[f"{role}_repeat_share_by_target_type"] = {str(t): round(float(rep[types_ == t].mean()), 4) for t in np.unique(types_)}
+        out[f"{role}_repeat_share_by_target_type"] = {
+            str(t): round(float(rep[types_ == t].mean()), 4) for t in np.unique(types_)
+        }
     return {"benchmark": "demo-shop", "threads": threads, "rounds": rounds, **out}

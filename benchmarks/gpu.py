@@ -80,16 +80,32 @@ def tiny_s3rec_file(path: Path, users: int = 300, items: int = 400, seed: int = 
 
 def _arm_overrides(arm: str, store: str, out: Path, max_epochs: int, dry_run: bool, extra: Sequence[str]) -> list[str]:
     accelerator = "cpu" if dry_run else "gpu"
-    base = ["experiment=s3rec_best", f"data.prepared={store}", f"trainer.accelerator={accelerator}", "trainer.devices=1",
-            f"trainer.max_epochs={max_epochs}", "logger=none", "export.enabled=false", "trainer.progress_bar=false",
-            "show_samples=0", f"output_dir={out}"]
+    base = [
+        "experiment=s3rec_best",
+        f"data.prepared={store}",
+        f"trainer.accelerator={accelerator}",
+        "trainer.devices=1",
+        f"trainer.max_epochs={max_epochs}",
+        "logger=none",
+        "export.enabled=false",
+        "trainer.progress_bar=false",
+        "show_samples=0",
+        f"output_dir={out}",
+    ]
     if dry_run:
-        base += ["model.d_model=16", "trainer.refit_epochs=1", "trainer.num_threads=1", "eval.bootstrap=50",
-                 "data.batch_size=64"]
+        base += [
+            "model.d_model=16",
+            "trainer.refit_epochs=1",
+            "trainer.num_threads=1",
+            "eval.bootstrap=50",
+            "data.batch_size=64",
+        ]
     return [*base, *ARMS[arm], *extra]
 
 
-def run_arm(arm: str, store: str, out: Path, max_epochs: int, dry_run: bool, extra: Sequence[str] = ()) -> dict[str, Any]:
+def run_arm(
+    arm: str, store: str, out: Path, max_epochs: int, dry_run: bool, extra: Sequence[str] = ()
+) -> dict[str, Any]:
     """Train one arm on the prepared ``store`` in this process and return its figures
     (``arm.json`` in ``out`` too)."""
     import torch
@@ -108,9 +124,13 @@ def run_arm(arm: str, store: str, out: Path, max_epochs: int, dry_run: bool, ext
     curve = json.loads((out / "curve.json").read_text())
 
     figures = summarise_arm(curve, result.metrics, train_sequences(store))
-    figures.update(arm=arm, overrides=ARMS[arm], wall_seconds=round(wall, 1),
-                   peak_gpu_memory_mib=round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
-                   device=torch.cuda.get_device_name(0) if cuda else "cpu (dry run)")
+    figures.update(
+        arm=arm,
+        overrides=ARMS[arm],
+        wall_seconds=round(wall, 1),
+        peak_gpu_memory_mib=round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
+        device=torch.cuda.get_device_name(0) if cuda else "cpu (dry run)",
+    )
     atomic_write_json(out / "arm.json", figures)
     return figures
 
@@ -155,8 +175,9 @@ def time_to_bar(curve: list[dict[str, float]], bar: float) -> float | None:
     return None
 
 
-def softmax_steps(items: int, device: str, steps: int = 20, batch: int = 128, max_len: int = 50, dim: int = 128,
-                  negatives: int = 256) -> dict[str, Any]:
+def softmax_steps(
+    items: int, device: str, steps: int = 20, batch: int = 128, max_len: int = 50, dim: int = 128, negatives: int = 256
+) -> dict[str, Any]:
     """ms per training step (forward + backward + Adam) of a SASRec with ``items`` items under the
     full softmax and the sampled softmax, timed after two warm-up steps, with peak memory."""
     import warnings
@@ -173,8 +194,10 @@ def softmax_steps(items: int, device: str, steps: int = 20, batch: int = 128, ma
     gen = torch.Generator().manual_seed(0)
     seq = torch.randint(1, items + 1, (batch, max_len + 1), generator=gen)
     batch_cpu = {"items": seq[:, :-1], "targets": seq[:, 1:], "target_index": torch.arange(batch * max_len)}
-    for loss, cfg in (("softmax", LossConfig(loss="softmax")),
-                      ("sampled_softmax", LossConfig(loss="sampled_softmax", n_negatives=negatives))):
+    for loss, cfg in (
+        ("softmax", LossConfig(loss="softmax")),
+        ("sampled_softmax", LossConfig(loss="sampled_softmax", n_negatives=negatives)),
+    ):
         torch.manual_seed(0)
         model = SASRec(items, d_model=dim, n_blocks=2, n_heads=2, max_len=max_len, dropout=0.2)
         module = RecModule(model, cfg, item_counts=np.ones(items + 1)).to(device)
@@ -194,8 +217,12 @@ def softmax_steps(items: int, device: str, steps: int = 20, batch: int = 128, ma
                 torch.cuda.synchronize()
             if i >= 2:
                 times.append(time.perf_counter() - t0)
-        out[loss] = {"ms_per_step": round(1e3 * statistics.median(times), 2),
-                     "peak_memory_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1) if device.startswith("cuda") else None}
+        out[loss] = {
+            "ms_per_step": round(1e3 * statistics.median(times), 2),
+            "peak_memory_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1)
+            if device.startswith("cuda")
+            else None,
+        }
         del module, opt, model
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
@@ -206,8 +233,11 @@ def softmax_steps(items: int, device: str, steps: int = 20, batch: int = 128, ma
 def _child(args: list[str], timeout: float, log: Path) -> tuple[int, float]:
     """``python ARGS`` (a script path, or this module's child commands when ``args[0]`` is one of
     them) in a child process, killed after ``timeout`` seconds (exit status 124 then)."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1",
-               PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    )
     cmd = [sys.executable, *(args if args[0].endswith(".py") else ["-m", "benchmarks.gpu", *args])]
     t0 = time.perf_counter()
     with open(log, "w") as fh:
@@ -218,10 +248,20 @@ def _child(args: list[str], timeout: float, log: Path) -> tuple[int, float]:
     return rc, time.perf_counter() - t0
 
 
-def run(workdir: str | Path, dry_run: bool = False, data: str | None = None, max_epochs: int = 20,
-        budget_s: float = 690.0, softmax_items: int = 1_000_000, bar: float | None = None,
-        cpu_metrics: str | None = None, arms: Sequence[str] | None = None, extra: Sequence[str] = (),
-        on_update: Any = None, softmax_reserve_s: float = 100.0) -> dict[str, Any]:
+def run(
+    workdir: str | Path,
+    dry_run: bool = False,
+    data: str | None = None,
+    max_epochs: int = 20,
+    budget_s: float = 690.0,
+    softmax_items: int = 1_000_000,
+    bar: float | None = None,
+    cpu_metrics: str | None = None,
+    arms: Sequence[str] | None = None,
+    extra: Sequence[str] = (),
+    on_update: Any = None,
+    softmax_reserve_s: float = 100.0,
+) -> dict[str, Any]:
     """Every arm, each in a child process, then the softmax steps; returns the result (and hands
     each partial result to ``on_update`` as it grows). ``budget_s`` bounds the whole: each arm may
     use an equal share of what is left after ``softmax_reserve_s``, so time an arm does not use
@@ -237,13 +277,27 @@ def run(workdir: str | Path, dry_run: bool = False, data: str | None = None, max
     if not dry_run and not torch.cuda.is_available():
         raise RuntimeError("no CUDA device: run on a GPU machine, or use --dry-run to check the script on the CPU")
     t_start = time.perf_counter()
-    result: dict[str, Any] = {"benchmark": "gpu", "dry_run": dry_run, "data": data, "max_epochs": max_epochs,
-                              "budget_s": budget_s, "arms": {}, "torch": torch.__version__,
-                              "cuda": torch.version.cuda, "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
+    result: dict[str, Any] = {
+        "benchmark": "gpu",
+        "dry_run": dry_run,
+        "data": data,
+        "max_epochs": max_epochs,
+        "budget_s": budget_s,
+        "arms": {},
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+    }
     store = wd / "data" / "prepared"  # prepared once: every arm reads the same store
     if not (store / "prepared.json").is_file():
-        cmd = ["scripts/prepare_data.py", "data=s3rec", f"data.path={data}", "logger=none", f"output_dir={store.parent}",
-               f"hydra.run.dir={store.parent / 'hydra'}"]
+        cmd = [
+            "scripts/prepare_data.py",
+            "data=s3rec",
+            f"data.path={data}",
+            "logger=none",
+            f"output_dir={store.parent}",
+            f"hydra.run.dir={store.parent / 'hydra'}",
+        ]
         rc, seconds = _child(cmd, budget_s / 4, wd / "prepare.log")
         if rc:
             raise RuntimeError(f"preparing {data} failed (exit {rc}): see {wd / 'prepare.log'}")
@@ -253,15 +307,28 @@ def run(workdir: str | Path, dry_run: bool = False, data: str | None = None, max
     for i, arm in enumerate(todo):
         name = arm.replace("+", "_")
         out = wd / name
-        args = ["arm", arm, "--store", str(store), "--out", str(out), "--max-epochs", str(max_epochs),
-                *(["--dry-run"] if dry_run else []), *[f"--override={o}" for o in extra]]
+        args = [
+            "arm",
+            arm,
+            "--store",
+            str(store),
+            "--out",
+            str(out),
+            "--max-epochs",
+            str(max_epochs),
+            *(["--dry-run"] if dry_run else []),
+            *[f"--override={o}" for o in extra],
+        ]
         share = (budget_s - softmax_reserve_s - (time.perf_counter() - t_start)) / (len(todo) - i)
         rc, seconds = _child(args, max(share, 30.0), wd / f"{name}.log")
         if rc == 0 and (out / "arm.json").is_file():
             result["arms"][arm] = json.loads((out / "arm.json").read_text())
         else:
-            fig: dict[str, Any] = {"arm": arm, "failed": f"timeout after {seconds:.0f} s" if rc == 124 else f"exit {rc}",
-                                   "log_tail": (wd / f"{name}.log").read_text()[-2000:]}
+            fig: dict[str, Any] = {
+                "arm": arm,
+                "failed": f"timeout after {seconds:.0f} s" if rc == 124 else f"exit {rc}",
+                "log_tail": (wd / f"{name}.log").read_text()[-2000:],
+            }
             if (out / "curve.json").is_file():  # the epochs it finished still say how fast it trains
                 fig.update(summarise_arm(json.loads((out / "curve.json").read_text()), {}, n_train))
             result["arms"][arm] = fig
@@ -271,8 +338,10 @@ def run(workdir: str | Path, dry_run: bool = False, data: str | None = None, max
     reference = done.get("fp32") or next(iter(done.values()), None)
     if reference is not None or bar is not None:
         bar_value = bar if bar is not None else BAR_SHARE * float(reference["best_valid"])
-        result["quality_bar"] = {"valid_seen_excluded_ndcg@10": round(bar_value, 5),
-                                 "from": "--bar" if bar is not None else f"{BAR_SHARE} x the fp32 arm's best validation"}
+        result["quality_bar"] = {
+            "valid_seen_excluded_ndcg@10": round(bar_value, 5),
+            "from": "--bar" if bar is not None else f"{BAR_SHARE} x the fp32 arm's best validation",
+        }
         for fig in result["arms"].values():
             if fig.get("curve"):
                 fig["time_to_bar_seconds"] = time_to_bar(fig["curve"], bar_value)
@@ -288,10 +357,16 @@ def run(workdir: str | Path, dry_run: bool = False, data: str | None = None, max
         on_update(result)
     path = wd / "softmax.json"
     left = max(budget_s - (time.perf_counter() - t_start), softmax_reserve_s / 2)
-    rc, seconds = _child(["softmax", "--items", str(softmax_items), "--out", str(path), *(["--dry-run"] if dry_run else [])],
-                         left, wd / "softmax.log")
-    result["softmax_steps"] = json.loads(path.read_text()) if rc == 0 and path.is_file() else {
-        "failed": "timeout" if rc == 124 else f"exit {rc}", "log_tail": (wd / "softmax.log").read_text()[-2000:]}
+    rc, seconds = _child(
+        ["softmax", "--items", str(softmax_items), "--out", str(path), *(["--dry-run"] if dry_run else [])],
+        left,
+        wd / "softmax.log",
+    )
+    result["softmax_steps"] = (
+        json.loads(path.read_text())
+        if rc == 0 and path.is_file()
+        else {"failed": "timeout" if rc == 124 else f"exit {rc}", "log_tail": (wd / "softmax.log").read_text()[-2000:]}
+    )
     result["total_seconds"] = round(time.perf_counter() - t_start, 1)
     if on_update:
         on_update(result)
@@ -320,8 +395,11 @@ def _paired_with_reference(result: dict[str, Any], wd: Path) -> None:
         if arm == "fp32" or r is None or "failed" in fig:
             continue
         pc = paired_comparison("ndcg@10", a, per_case_metrics(r, [10])["ndcg@10"], n_boot=2000, n_perm=2000)
-        fig["test_seen_excluded_ndcg@10_minus_fp32"] = {"diff": round(pc.diff, 5), "ci95": [round(pc.ci_low, 5), round(pc.ci_high, 5)],
-                                                         "p_value": round(pc.p_value, 4)}
+        fig["test_seen_excluded_ndcg@10_minus_fp32"] = {
+            "diff": round(pc.diff, 5),
+            "ci95": [round(pc.ci_low, 5), round(pc.ci_high, 5)],
+            "p_value": round(pc.p_value, 4),
+        }
 
 
 def _main(argv: list[str] | None = None) -> None:

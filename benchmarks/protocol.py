@@ -54,12 +54,17 @@ def _compose(overrides: Sequence[str]):
 def repeat_shares(overrides: Sequence[str]) -> dict[str, Any]:
     cfg = _compose(overrides)
     prepared = prepare(cfg.data)
-    out: dict[str, Any] = {"split": prepared.split.kind, "users": prepared.sequences.n_users,
-                           "items": prepared.sequences.n_items}
+    out: dict[str, Any] = {
+        "split": prepared.split.kind,
+        "users": prepared.sequences.n_users,
+        "items": prepared.sequences.n_items,
+    }
     for role in ("valid", "test"):
         cases = getattr(prepared.split, role)
         out[f"{role}_cases"] = len(cases)
-        out[f"{role}_repeat_target_share"] = round(float(repeated_targets(prepared.sequences, cases).mean()), 4) if len(cases) else 0.0
+        out[f"{role}_repeat_target_share"] = (
+            round(float(repeated_targets(prepared.sequences, cases).mean()), 4) if len(cases) else 0.0
+        )
     return out
 
 
@@ -85,19 +90,32 @@ def compare_rules(run_dir: str | Path, ks: Sequence[int] = (10, 20), batch_size:
             real = b["items"] != 0
             window = (torch.arange(real.shape[0])[:, None].expand_as(real)[real], b["items"][real])
             bonus = float(bias)
-        ranks["s3rec_rule"][idx] = rank_vectors(q, v, t, rows, items, window=window, window_bonus=bonus)["seen_excluded"].numpy()
+        ranks["s3rec_rule"][idx] = rank_vectors(q, v, t, rows, items, window=window, window_bonus=bonus)[
+            "seen_excluded"
+        ].numpy()
         other = items != t[rows]  # the earlier rule: every history item but the target removed
-        ranks["earlier_rule"][idx] = rank_vectors(q, v, t, rows[other], items[other], window=window,
-                                                  window_bonus=bonus)["seen_excluded"].numpy()
+        ranks["earlier_rule"][idx] = rank_vectors(
+            q, v, t, rows[other], items[other], window=window, window_bonus=bonus
+        )["seen_excluded"].numpy()
     repeat = repeated_targets(seqs, cases)
-    out: dict[str, Any] = {"run": str(run_dir), "source": prepared.source, "test_cases": len(cases),
-                           "test_repeat_target_share": round(float(repeat.mean()), 4)}
+    out: dict[str, Any] = {
+        "run": str(run_dir),
+        "source": prepared.source,
+        "test_cases": len(cases),
+        "test_repeat_target_share": round(float(repeat.mean()), 4),
+    }
     for rule, r in ranks.items():
         per = per_case_metrics(r, ks)
         ci = bootstrap_intervals({k: v for k, v in per.items() if not k.startswith("mrr")}, 1000)
-        out[rule] = {k: {"value": round(float(per[k].mean()), 5), "ci95": [round(ci[k][0], 5), round(ci[k][1], 5)],
-                         "repeated_cases": round(float(per[k][repeat].mean()), 5) if repeat.any() else None,
-                         "other_cases": round(float(per[k][~repeat].mean()), 5)} for k in ci}
+        out[rule] = {
+            k: {
+                "value": round(float(per[k].mean()), 5),
+                "ci95": [round(ci[k][0], 5), round(ci[k][1], 5)],
+                "repeated_cases": round(float(per[k][repeat].mean()), 5) if repeat.any() else None,
+                "other_cases": round(float(per[k][~repeat].mean()), 5),
+            }
+            for k in ci
+        }
     return out
 
 

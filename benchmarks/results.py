@@ -9,7 +9,7 @@ import platform
 import shlex
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -44,6 +44,7 @@ def machine() -> str:
 
 def commit() -> str:
     """The checked-out commit, with ``-dirty`` when tracked files differ from it."""
+
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
 
@@ -70,8 +71,14 @@ def started_commit() -> str:
     return _STARTED_AT
 
 
-def write_result(name: str, figures: Mapping[str, Any], threads: int, path: str | Path | None = None,
-                 command: str | None = None, **extra: Any) -> Path:
+def write_result(
+    name: str,
+    figures: Mapping[str, Any],
+    threads: int,
+    path: str | Path | None = None,
+    command: str | None = None,
+    **extra: Any,
+) -> Path:
     """Write ``docs/results/<name>.json`` (or ``path``) atomically and return its path; ``commit``
     is the one checked out when this process first asked (:func:`started_commit`)."""
     out = Path(path) if path is not None else RESULTS_DIR / f"{name}.json"
@@ -80,7 +87,7 @@ def write_result(name: str, figures: Mapping[str, Any], threads: int, path: str 
         "command": command or command_line(),
         "machine": machine(),
         "threads": int(threads),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "commit": started_commit(),
         "load_average_1min": round(os.getloadavg()[0], 2),
         **extra,

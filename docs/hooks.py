@@ -59,7 +59,9 @@ def load_result(name: str, results: Path = RESULTS) -> dict[str, Any]:
     missing = [f for f in REQUIRED if f not in record]
     if "rows" not in record and "tables" not in record:
         figures = record.get("figures")
-        if isinstance(figures, list):  # a list of result objects: one row each
+        if isinstance(figures, dict) and figures.get("benchmark") == "record-run":
+            record["rows"] = _run_rows(figures["metrics"])
+        elif isinstance(figures, list):  # a list of result objects: one row each
             record["rows"] = figures
         elif isinstance(figures, dict):  # named figures: one row per figure
             record["rows"] = [{"figure": k, "value": v} for k, v in flatten(figures).items()]
@@ -70,6 +72,25 @@ def load_result(name: str, results: Path = RESULTS) -> dict[str, Any]:
     if record["name"] != name:
         raise ResultsError(f"{path}: its name is {record['name']!r}, the file name says {name!r}")
     return record
+
+
+RUN_SPLITS = ("test", "test_seen_excluded", "valid", "valid_seen_excluded")
+RUN_METRICS = ("ndcg@10", "hr@10", "mrr@10", "ndcg@20", "hr@20")
+
+
+def _run_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """A training run's ``metrics.json`` (``benchmarks record-run``) as one row per split and
+    protocol, each metric with its interval."""
+    rows = []
+    for split in RUN_SPLITS:
+        if f"{split}/ndcg@10" not in metrics:
+            continue
+        row: dict[str, Any] = {"split": split, "cases": metrics.get(f"{split}/n_cases", metrics.get("test/n_cases"))}
+        for m in RUN_METRICS:
+            value, low, high = (metrics.get(f"{split}/{m}{s}") for s in ("", "_ci95_low", "_ci95_high"))
+            row[m] = value if low is None else {"value": value, "ci95": [low, high]}
+        rows.append(row)
+    return rows
 
 
 def flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -14,14 +14,22 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+ARMS_TESTED = ("fp32", "bf16-mixed", "fp32+compile")
 
 
 @pytest.fixture(scope="module")
 def gpu_dry_run(tmp_path_factory):
-    """The whole GPU check on the CPU (minutes: torch.compile of two arms on a CPU)."""
+    """The GPU check on the CPU, every code path once: float32, bf16 autocast, torch.compile (its
+    bf16 + compile combination compiles for minutes on a CPU; docs/results/gpu_dry_run.json has
+    the run with all four arms)."""
     wd = tmp_path_factory.mktemp("gpu")
-    out = subprocess.run([sys.executable, "-m", "benchmarks", "gpu", "--dry-run", "--workdir", str(wd)],
-                         capture_output=True, text=True, cwd=ROOT, timeout=1800)
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "gpu", "--dry-run", "--workdir", str(wd), "--arms", *ARMS_TESTED],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=1800,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1]), wd
 
@@ -31,16 +39,21 @@ def test_gpu_dry_run_trains_every_arm_and_reports_what_the_gpu_run_would(gpu_dry
     from benchmarks.gpu import ARMS
 
     result, wd = gpu_dry_run
-    assert result["dry_run"] and set(result["arms"]) == set(ARMS)
+    assert result["dry_run"] and set(result["arms"]) == set(ARMS_TESTED) <= set(ARMS)
     for arm, fig in result["arms"].items():
         assert "failed" not in fig, (arm, fig.get("log_tail"))
         metrics = json.loads((wd / arm.replace("+", "_") / "metrics.json").read_text())
         # the test figures are the run's own, and the throughput follows from its epoch curve
         assert fig["test_seen_excluded/ndcg@10"] == metrics["test_seen_excluded/ndcg@10"]
-        assert fig["test_seen_excluded/ndcg@10_ci95"] == [metrics["test_seen_excluded/ndcg@10_ci95_low"],
-                                                          metrics["test_seen_excluded/ndcg@10_ci95_high"]]
+        assert fig["test_seen_excluded/ndcg@10_ci95"] == [
+            metrics["test_seen_excluded/ndcg@10_ci95_low"],
+            metrics["test_seen_excluded/ndcg@10_ci95_high"],
+        ]
         assert metrics["refit_epochs"] == 1 and fig["refit_seconds"] > 0
-        assert fig["sequences_per_second"] == pytest.approx(fig["n_train_sequences"] / fig["epoch_seconds_median"], rel=1e-3)
+        # (both figures are rounded in the file: sequences/s to 0.1, seconds to 0.001)
+        assert fig["sequences_per_second"] == pytest.approx(
+            fig["n_train_sequences"] / fig["epoch_seconds_median"], rel=2e-3, abs=0.051
+        )
         assert fig["epochs"] == 1 and fig["peak_gpu_memory_mib"] is None  # CPU: no GPU memory to report
         if arm != "fp32":
             pc = fig["test_seen_excluded_ndcg@10_minus_fp32"]
@@ -51,16 +64,22 @@ def test_gpu_dry_run_trains_every_arm_and_reports_what_the_gpu_run_would(gpu_dry
     bar = result["quality_bar"]["valid_seen_excluded_ndcg@10"]
     assert bar == pytest.approx(0.95 * result["arms"]["fp32"]["best_valid"], abs=1e-5)
     steps = result["softmax_steps"]
-    assert steps["items"] == 2000 and steps["softmax"]["ms_per_step"] > 0 and steps["sampled_softmax"]["ms_per_step"] > 0
-    assert steps["full_over_sampled"] == pytest.approx(steps["softmax"]["ms_per_step"] / steps["sampled_softmax"]["ms_per_step"], rel=0.01)
+    assert (
+        steps["items"] == 2000 and steps["softmax"]["ms_per_step"] > 0 and steps["sampled_softmax"]["ms_per_step"] > 0
+    )
+    assert steps["full_over_sampled"] == pytest.approx(
+        steps["softmax"]["ms_per_step"] / steps["sampled_softmax"]["ms_per_step"], rel=0.01
+    )
 
 
 def test_time_to_bar_is_the_first_epoch_that_reaches_it():
     from benchmarks.gpu import time_to_bar
 
-    curve = [{"train_seconds": 10.0, "valid_seen_excluded/ndcg@10": 0.01},
-             {"train_seconds": 20.0, "valid_seen_excluded/ndcg@10": 0.05},
-             {"train_seconds": 30.0, "valid_seen_excluded/ndcg@10": 0.04}]
+    curve = [
+        {"train_seconds": 10.0, "valid_seen_excluded/ndcg@10": 0.01},
+        {"train_seconds": 20.0, "valid_seen_excluded/ndcg@10": 0.05},
+        {"train_seconds": 30.0, "valid_seen_excluded/ndcg@10": 0.04},
+    ]
     assert time_to_bar(curve, 0.045) == 20.0 and time_to_bar(curve, 0.06) is None
 
 
@@ -72,27 +91,38 @@ def test_journey_ablation_summary_matches_a_hand_computation():
     rng = np.random.default_rng(0)
     n = 400
     target_type = rng.choice(np.array(["view", "cart", "purchase"], dtype=object), size=n)
-    ranks = {arm: [{"all": rng.integers(0, 30 - 8 * i, size=n), "seen_excluded": rng.integers(0, 40, size=n)}
-                   for _ in range(2)] for i, arm in enumerate(["a", "b"])}
+    ranks = {
+        arm: [
+            {"all": rng.integers(0, 30 - 8 * i, size=n), "seen_excluded": rng.integers(0, 40, size=n)} for _ in range(2)
+        ]
+        for i, arm in enumerate(["a", "b"])
+    }
     out = summarise_arms(ranks, target_type, n_boot=300)
     sel = target_type == "purchase"
     assert out["next_purchase"]["cases"] == int(sel.sum()) and out["next_item"]["cases"] == n
     for arm in ("a", "b"):
-        ndcg = np.mean([np.where(r["all"][sel] < 10, 1 / np.log2(r["all"][sel] + 2.0), 0.0) for r in ranks[arm]], axis=0)
+        ndcg = np.mean(
+            [np.where(r["all"][sel] < 10, 1 / np.log2(r["all"][sel] + 2.0), 0.0) for r in ranks[arm]], axis=0
+        )
         row = out["next_purchase"]["all"][arm]
         assert row["ndcg@10"] == pytest.approx(ndcg.mean(), abs=1e-5)
         assert row["ndcg@10_ci95"][0] < row["ndcg@10"] < row["ndcg@10_ci95"][1]
-        assert len(row["ndcg@10_per_seed"]) == 2 and np.mean(row["ndcg@10_per_seed"]) == pytest.approx(ndcg.mean(), abs=1e-5)
+        assert len(row["ndcg@10_per_seed"]) == 2 and np.mean(row["ndcg@10_per_seed"]) == pytest.approx(
+            ndcg.mean(), abs=1e-5
+        )
     diff = out["next_purchase"]["all"]["b"]["ndcg@10_vs_previous"]
     assert diff["against"] == "a"
-    assert diff["diff"] == pytest.approx(out["next_purchase"]["all"]["b"]["ndcg@10"] - out["next_purchase"]["all"]["a"]["ndcg@10"], abs=2e-5)
+    assert diff["diff"] == pytest.approx(
+        out["next_purchase"]["all"]["b"]["ndcg@10"] - out["next_purchase"]["all"]["a"]["ndcg@10"], abs=2e-5
+    )
     assert diff["diff"] > 0 and diff["ci95"][0] > 0  # b's ranks are drawn from a narrower range: it must win
     assert "ndcg@10_vs_previous" not in out["next_purchase"]["all"]["a"]
 
 
 def test_arm_overrides_compose_to_the_intended_model_inputs():
-    from benchmarks.journey_ablation import ARMS, DATASETS, arm_overrides
     from conftest import compose
+
+    from benchmarks.journey_ablation import ARMS, DATASETS, arm_overrides
 
     for arm in ARMS:
         cfg = compose("train", [*DATASETS["demo"], *arm_overrides(arm)])

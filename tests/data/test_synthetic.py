@@ -130,7 +130,9 @@ def test_time_on_a_page_shows_interest(big):
     assert views[views.carted].dwell.median() > 3 * views[~views.carted].dwell.median()
     first_buy = ev[ev.event_type == "purchase"].groupby(["user_id", "item_id"]).timestamp.min()
     looked = views[~views.carted].copy()
-    looked["bought_later"] = first_buy.reindex(list(zip(looked.user_id, looked.item_id))).to_numpy() > looked.timestamp.to_numpy()
+    looked["bought_later"] = (
+        first_buy.reindex(list(zip(looked.user_id, looked.item_id))).to_numpy() > looked.timestamp.to_numpy()
+    )
     long, glance = looked[looked.dwell > 60].bought_later.mean(), looked[looked.dwell < 30].bought_later.mean()
     assert long > 2.5 * glance and (looked.dwell > 60).sum() > 1000
 
@@ -152,8 +154,12 @@ def test_sessions_soon_after_carry_on_the_errand(big):
     that starts a day or more later (a new errand)."""
     _, ev, _ = big
     items = ev[ev.item_id.notna() & (ev.channel != "newsletter")]
-    s = items.groupby("session_id").agg(user=("user_id", "first"), start=("timestamp", "min"), end=("timestamp", "max"),
-                                        leaf=("leaf", "first")).reset_index().sort_values(["user", "start"])
+    s = (
+        items.groupby("session_id")
+        .agg(user=("user_id", "first"), start=("timestamp", "min"), end=("timestamp", "max"), leaf=("leaf", "first"))
+        .reset_index()
+        .sort_values(["user", "start"])
+    )
     s["gap_h"] = (s.start - s.groupby("user").end.shift()).dt.total_seconds() / 3600
     s["same"] = s.leaf == s.groupby("user").leaf.shift()
     soon, later = s[s.gap_h < 12], s[s.gap_h >= 24]
@@ -165,7 +171,9 @@ def test_durable_purchases_bring_complements_not_substitutes(big):
     comp = shop.complements.to_pandas()
     buys = ev[ev.event_type == "purchase"]
     durable = buys[cat.repurchase_class.reindex(buys.item_id).to_numpy() == "durable"]
-    later_items = buys.groupby("user_id").apply(lambda b: list(zip(b.timestamp, b.item_id, b.leaf)), include_groups=False)
+    later_items = buys.groupby("user_id").apply(
+        lambda b: list(zip(b.timestamp, b.item_id, b.leaf)), include_groups=False
+    )
     partners = comp.groupby("item_id").complement_item_id.apply(set)
     got_partner = same_leaf = n = 0
     for u, t, item, leaf in zip(durable.user_id, durable.timestamp, durable.item_id, durable.leaf):
@@ -200,7 +208,9 @@ def test_abandonment_ground_truth_is_consistent_and_depends_on_the_journey(big):
     # and it moves with the journey, on the realised outcomes
     value = carts.cart_value > carts.cart_value.median()
     assert carts[value].abandoned.mean() > carts[~value].abandoned.mean() + 0.1
-    assert carts[carts.views_after_cart >= 3].abandoned.mean() > carts[carts.views_after_cart == 0].abandoned.mean() + 0.15
+    assert (
+        carts[carts.views_after_cart >= 3].abandoned.mean() > carts[carts.views_after_cart == 0].abandoned.mean() + 0.15
+    )
     assert carts[carts.channel == "app"].abandoned.mean() > carts[carts.channel == "web"].abandoned.mean() + 0.05
     assert carts[carts.earlier_orders >= 3].abandoned.mean() < carts[carts.earlier_orders == 0].abandoned.mean() - 0.1
     # a recovered cart: the customer bought an item of it in a later session

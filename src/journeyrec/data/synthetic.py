@@ -343,8 +343,8 @@ def _simulate_block(
         p_return = np.where(cont[act], np.maximum(p_return, 0.6), p_return)
         newsletter = subscriber[act] & ~cont[act] & (rng.random(m) < 0.15)
         returning = (con >= 0) & ~newsletter & (rng.random(m) < p_return)
-        # --- channel: own preference; a return for an item bought offline goes to the shop
-        # (clothes and shoes to try on, anything pricey) or, for electronics, to the call centre
+        # --- channel: the customer's own preference, except that a return may buy offline: in the
+        # shop (clothes and shoes to try on, anything pricey) or, pricey electronics, by phone
         r = rng.random(m)
         cp = channel_pref[act]
         ch = np.where(r < cp[:, 0], _WEB, np.where(r < cp[:, 0] + cp[:, 1], _APP, _STORE))
