@@ -9,11 +9,15 @@ from __future__ import annotations
 from journeyrec.serving.settings import StoreConfig
 from journeyrec.serving.store.base import (
     OPTED_OUT_EVENTS,
+    REACTION_TYPES,
     AppendResult,
     Arrival,
     CatalogChanges,
+    Impression,
     Journey,
     JourneyStore,
+    Reaction,
+    ReactionResult,
     StoredEvent,
 )
 from journeyrec.serving.store.sqlite import SQLiteStore
@@ -28,6 +32,10 @@ __all__ = [
     "CatalogChanges",
     "OPTED_OUT_EVENTS",
     "SQLiteStore",
+    "Impression",
+    "Reaction",
+    "ReactionResult",
+    "REACTION_TYPES",
 ]
 
 
@@ -41,7 +49,14 @@ def open_store(cfg: StoreConfig) -> JourneyStore:
             max_events=cfg.max_events,
             max_purchases=cfg.max_purchases,
             retention_days=cfg.retention_days,
+            reaction_window_minutes=cfg.reaction_window_minutes,
+            trending_half_life_hours=cfg.trending_half_life_hours,
         )
     return SQLiteStore(
-        cfg.path, max_events=cfg.max_events, max_purchases=cfg.max_purchases, retention_days=cfg.retention_days
+        cfg.path,
+        max_events=cfg.max_events,
+        max_purchases=cfg.max_purchases,
+        retention_days=cfg.retention_days,
+        reaction_window_minutes=cfg.reaction_window_minutes,
+        trending_half_life_hours=cfg.trending_half_life_hours,
     )

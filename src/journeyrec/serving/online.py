@@ -1,0 +1,56 @@
+"""Online statistics the pipeline reads from the journey store, so that every replica serves from
+the same, current numbers (docs/reactions.md):
+
+* **trending**: item events counted with exponential time decay (forward decay: each event adds
+  ``2^((t - L) / half_life)`` for a landmark ``L``, so the ranking is a sorted set and "now" is one
+  factor), continuing the bundle's own trending statistic, which is decayed further from the end
+  of its data with the same half-life;
+* **per-context popularity**: clicks, carts and purchases on the lists of one touchpoint, decayed
+  the same way;
+* **click-through** per item and per slot (position) in each context: impressions and clicks.
+
+:class:`OnlineStats` is what the Recommender needs of a store (both backends implement it); the
+dataclasses are what it returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import numpy as np
+
+__all__ = ["OnlineStats", "Trending", "ItemCTR", "decay_factor"]
+
+
+@dataclass
+class Trending:
+    """The top items of the online statistics at one moment, best first."""
+
+    items: list[str] = field(default_factory=list)
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0))  # decayed event counts now
+    context_items: list[str] = field(default_factory=list)
+    context_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))  # decayed reactions in the context
+
+
+@dataclass
+class ItemCTR:
+    """Impressions and clicks of some items in one context, and of the whole context."""
+
+    clicks: np.ndarray  # int64 per item asked for
+    impressions: np.ndarray
+    context_clicks: int = 0
+    context_impressions: int = 0
+
+
+class OnlineStats(Protocol):
+    trend_half_life_ms: int
+
+    def trending(self, now_ms: int, n: int, context: str | None = None) -> Trending: ...
+
+    def item_ctr(self, context: str, item_ids: Sequence[str]) -> ItemCTR: ...
+
+
+def decay_factor(elapsed_ms: float, half_life_ms: float) -> float:
+    """``2^(-elapsed / half_life)``: what an event counts ``elapsed_ms`` after it happened."""
+    return float(np.exp2(-float(elapsed_ms) / float(half_life_ms)))
