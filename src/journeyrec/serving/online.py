@@ -45,6 +45,7 @@ class ItemCTR:
 
 class OnlineStats(Protocol):
     trend_half_life_ms: int
+    trending_top: int
 
     def trending(self, now_ms: int, n: int, context: str | None = None) -> Trending: ...
 

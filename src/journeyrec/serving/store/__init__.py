@@ -40,6 +40,12 @@ __all__ = [
 
 
 def open_store(cfg: StoreConfig) -> JourneyStore:
+    store = _open(cfg)
+    store.trending_top = int(cfg.trending_top)
+    return store
+
+
+def _open(cfg: StoreConfig) -> JourneyStore:
     if cfg.backend == "redis":
         from journeyrec.serving.store.redis import RedisStore  # the client library loads only for this backend
 

@@ -252,6 +252,7 @@ class JourneyStore(ABC):
     # --- feedback loop -------------------------------------------------------------------------
     reaction_window_ms: int
     trend_half_life_ms: int
+    trending_top: int = 1000  # online trending items a non-personal answer reads (StoreConfig.trending_top)
 
     @abstractmethod
     def record_impressions(self, impressions: Sequence[Impression], now_ms: int) -> None:
