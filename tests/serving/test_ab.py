@@ -154,7 +154,7 @@ def test_report_from_the_store_covers_known_rates_in_at_least_90_of_100_seeded_s
                         item = "ab"[int(rng.integers(2))]
                         reactions += [Reaction(rid, item, kind, now + 1000)] * int(rng.integers(1, 3))
         store.record_impressions(impressions, now)
-        store.react(reactions)
+        store.react(reactions, now + 1000)
         rep = report(store_counts(store.ab_counts(experiment)))
         for variant, rates in truth.items():
             row = rep["variants"][variant]

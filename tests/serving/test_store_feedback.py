@@ -54,10 +54,10 @@ def test_a_click_is_attributed_to_its_list_and_position_once(backend):
     assert got.impression.items == ("a", "b", "c") and got.impression.explore == (2,) and got.reactions == []
     assert got.impression.subject is None and got.impression.segment == "new"
     out = store.react([Reaction("r1", "b", "click", NOW + MIN), Reaction("r1", "b", "click", NOW + 2 * MIN),
-                       Reaction("r1", "c", "click", NOW + 3 * MIN)])
+                       Reaction("r1", "c", "click", NOW + 3 * MIN)], NOW + HOUR)
     assert [(o.outcome, o.position, o.context, o.variant) for o in out] == [
         ("attributed", 1, "home", "control"), ("duplicate", 1, "home", "control"), ("attributed", 2, "home", "control")]
-    assert store.react([Reaction("r1", "b", "click", NOW + 4 * MIN)])[0].outcome == "duplicate"  # another call too
+    assert store.react([Reaction("r1", "b", "click", NOW + 4 * MIN)], NOW + HOUR)[0].outcome == "duplicate"  # another call too
     assert [r[:2] for r in store.impression("r1").reactions] == [("b", "click"), ("c", "click")]
     ctr = store.item_ctr("home", ["b", "c", "a", "zz"])
     assert ctr.impressions.tolist() == [2, 1, 1, 0] and ctr.clicks.tolist() == [1, 1, 0, 0]
@@ -76,7 +76,7 @@ def test_bad_reactions_are_refused_with_their_reason_and_count_nothing(backend):
         Reaction("r1", "zz", "click", NOW + MIN),
         Reaction("r1", "a", "click", NOW + 61 * MIN),
         Reaction("r1", "a", "click", NOW - 6 * MIN),
-    ])
+    ], NOW + 2 * HOUR)
     assert [o.outcome for o in out] == ["unknown_request", "not_shown", "expired", "before_impression"]
     assert store.item_ctr("home", ["a"]).clicks.tolist() == [0]
     assert store.ab_counts("exp")[("control", True)].get("clicks", 0) == 0
@@ -89,7 +89,7 @@ def test_bad_reactions_are_refused_with_their_reason_and_count_nothing(backend):
     t2 = int(time.time() * 1000)
     short.record_impressions([impression("new", ["a"], t2)], t2)
     assert short.impression("old") is None
-    assert short.react([Reaction("old", "a", "click", t2)])[0].outcome == "unknown_request"
+    assert short.react([Reaction("old", "a", "click", t2)], t2)[0].outcome == "unknown_request"
 
 
 def test_purchases_and_carts_sent_as_events_are_attributed_to_the_list_that_showed_them(backend):
@@ -100,7 +100,7 @@ def test_purchases_and_carts_sent_as_events_are_attributed_to_the_list_that_show
         impression("later", ["y", "x"], NOW + 10 * MIN, subject="c1"),
         impression("other", ["x"], NOW + 10 * MIN, subject="c2", variant="treat"),
     ], NOW)
-    assert store.react([Reaction("clicked", "x", "click", NOW + MIN)])[0].outcome == "attributed"
+    assert store.react([Reaction("clicked", "x", "click", NOW + MIN)], NOW + MIN)[0].outcome == "attributed"
     res = store.append([
         Arrival(ev("x", "purchase", NOW + 20 * MIN), customer="c1"),  # clicked in "clicked": that list gets it
         Arrival(ev("y", "cart", NOW + 20 * MIN), customer="c1"),  # not clicked: the latest list with y
@@ -118,7 +118,7 @@ def test_purchases_and_carts_sent_as_events_are_attributed_to_the_list_that_show
     counts = store.ab_counts("exp")[("control", True)]
     assert (counts["purchased"], counts["purchases"], counts["carted"], counts["clicked"]) == (1, 1, 1, 1)
     # a purchase posted as feedback for the same list and item is the same reaction: not counted again
-    assert store.react([Reaction("clicked", "x", "purchase", NOW + 22 * MIN)])[0].outcome == "duplicate"
+    assert store.react([Reaction("clicked", "x", "purchase", NOW + 22 * MIN)], NOW + 22 * MIN)[0].outcome == "duplicate"
     assert store.ab_counts("exp")[("control", True)]["purchases"] == 1
 
 
@@ -142,13 +142,17 @@ def test_trending_is_the_exponentially_decayed_count_of_item_events(backend):
     assert tr.items[0] == "d" and np.isclose(tr.scores[0], 0.5) and np.allclose(tr.scores[1:], 0.0, atol=1e-60)
     earlier = store.trending(now, 3)  # read at an earlier time: the same statistic (rescaling lost nothing)
     assert np.isclose(dict(zip(earlier.items, earlier.scores))["c"], 4.0)
+    # a clock set far ahead (year 9999) counts as now (+ the 5-minute skew): no overflow, nothing wiped
+    store.append([Arrival(StoredEvent("view", "web", 253_402_300_000_000, "e"), customer="c4")], late + HOUR)
+    tr = store.trending(late + HOUR, 3)
+    assert dict(zip(tr.items, tr.scores)) == pytest.approx({"d": 0.5, "e": 2.0 ** (5 / 60), "c": 4.0 * 2.0**-299}, rel=1e-9)
 
 
 def test_context_popularity_counts_positive_reactions_in_that_context(backend):
     store = backend(trending_half_life_hours=1.0)
     store.record_impressions([impression("r1", ["a", "b"], context="cart"), impression("r2", ["a"], context="home")], NOW)
     store.react([Reaction("r1", "b", "click", NOW), Reaction("r1", "b", "purchase", NOW),
-                 Reaction("r1", "a", "dismiss", NOW), Reaction("r2", "a", "click", NOW)])
+                 Reaction("r1", "a", "dismiss", NOW), Reaction("r2", "a", "click", NOW)], NOW)
     tr = store.trending(NOW + HOUR, 5, context="cart")
     assert tr.context_items == ["b"] and np.allclose(tr.context_scores, [1.0])  # two reactions, one half-life
     assert tr.items == []  # reactions are not events: global trending counts what /v1/events receives
@@ -172,7 +176,7 @@ def test_forgetting_leaves_no_pseudonym_of_a_list_in_the_sqlite_files(tmp_path):
     store = SQLiteStore(tmp_path / "j.sqlite")
     secret = "u5ecre7c0ffee1234"
     store.record_impressions([impression(f"r{j}", ["a", "b"], NOW + j, subject=secret) for j in range(20)], NOW)
-    store.react([Reaction("r3", "a", "click", NOW + MIN)])
+    store.react([Reaction("r3", "a", "click", NOW + MIN)], NOW + MIN)
     store.append([Arrival(StoredEvent("purchase", "web", NOW + 2 * MIN, "a"), customer=secret)], NOW)
     assert secret.encode() in b"".join(p.read_bytes() for p in tmp_path.iterdir())
     store.forget(secret)

@@ -20,17 +20,22 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-__all__ = ["OnlineStats", "Trending", "ItemCTR", "decay_factor"]
+__all__ = ["OnlineStats", "Trending", "ItemCTR", "decay_factor", "landmark_factor", "MAX_HALF_LIVES_BACK"]
 
 
 @dataclass
 class Trending:
-    """The top items of the online statistics at one moment, best first."""
+    """The top items of the online statistics at one moment, best first: ``scores`` are decayed
+    counts at the time asked for; ``raw`` the stored forward-decay values (count x 2^((t - L) / h)
+    for the landmark ``landmark_ms``), which combine with other statistics without overflow."""
 
     items: list[str] = field(default_factory=list)
     scores: np.ndarray = field(default_factory=lambda: np.zeros(0))  # decayed event counts now
     context_items: list[str] = field(default_factory=list)
     context_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))  # decayed reactions in the context
+    raw: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    context_raw: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    landmark_ms: int | None = None
 
 
 @dataclass
@@ -55,3 +60,13 @@ class OnlineStats(Protocol):
 def decay_factor(elapsed_ms: float, half_life_ms: float) -> float:
     """``2^(-elapsed / half_life)``: what an event counts ``elapsed_ms`` after it happened."""
     return float(np.exp2(-float(elapsed_ms) / float(half_life_ms)))
+
+
+# how far a read may look before the landmark (a replay's "now"): 2^512 x a stored value stays finite
+MAX_HALF_LIVES_BACK = 512.0
+
+
+def landmark_factor(now_ms: float, landmark_ms: float, half_life_ms: float) -> float:
+    """The factor that turns stored forward-decay values into decayed counts at ``now_ms``
+    (bounded for a "now" far before the landmark, so that it never overflows)."""
+    return decay_factor(max(float(now_ms) - float(landmark_ms), -MAX_HALF_LIVES_BACK * half_life_ms), half_life_ms)

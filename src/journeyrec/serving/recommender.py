@@ -583,22 +583,28 @@ class Recommender:
 
     def _trending(self, now: int, online: OnlineStats | None, context: str | None) -> tuple[np.ndarray, np.ndarray]:
         """Items by trending score (best first) and the score of every item: the bundle's statistic,
-        decayed from the end of its data, plus the store's live counts and the context's reactions.
-        Scores are in the bundle's units (decayed counts as of the end of its data): the live counts
-        are divided by the decay since, so that the bundle's items keep their scores and order."""
+        decayed from the end of its data, plus the store's live counts and the context's reactions,
+        as decayed counts at ``now`` (at the later of the two references for a replay before it).
+        Both parts decay with the store's half-life, so their ratio does not depend on ``now``: each
+        is scaled down to the later reference (never up), which cannot overflow."""
         if online is None:
             return self.trending_order, self.stats.trending
         live = online.trending(now, online.trending_top, context)
-        since = max(decay_factor(now - self.stats.data_end_ms, online.trend_half_life_ms), 1e-200)
-        score = self.stats.trending.astype(np.float64)
+        if live.landmark_ms is None:
+            return self.trending_order, self.stats.trending
+        h = online.trend_half_life_ms
+        ref = max(live.landmark_ms, self.stats.data_end_ms)
+        to_now = decay_factor(max(now - ref, 0), h)
+        score = self.stats.trending.astype(np.float64) * (decay_factor(ref - self.stats.data_end_ms, h) * to_now)
+        live_scale = decay_factor(ref - live.landmark_ms, h) * to_now
         index_of = self._index_of.get
         boosted = []
-        for ids, values in ((live.items, live.scores), (live.context_items, live.context_scores)):
+        for ids, raw in ((live.items, live.raw), (live.context_items, live.context_raw)):
             rows = [index_of(i) for i in ids]
             keep = [j for j, r in enumerate(rows) if r is not None]
             if keep:
                 at = np.asarray([rows[j] for j in keep], np.int64)
-                np.add.at(score, at, np.asarray(values, np.float64)[keep] / since)
+                np.add.at(score, at, np.asarray(raw, np.float64)[keep] * live_scale)
                 boosted.append(at)
         if not boosted:
             return self.trending_order, score  # one factor for every item: the bundle's order stands

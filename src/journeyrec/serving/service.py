@@ -202,11 +202,14 @@ class Service:
             result.bundle_version, result.segment, tuple(j for j, r in enumerate(result.items) if r.reason == "explore"),
             subject)], now_ms)
 
-    def feedback(self, request_id: str, item_id: str, kind: str, timestamp_ms: int | None = None) -> tuple[int, dict[str, Any]]:
-        """Attribute one reaction to the list it names: (HTTP status, answer); see FEEDBACK_STATUS."""
+    def feedback(self, request_id: str, item_id: str, kind: str, timestamp_ms: int | None = None,
+                 now_ms: int | None = None) -> tuple[int, dict[str, Any]]:
+        """Attribute one reaction to the list it names: (HTTP status, answer); see FEEDBACK_STATUS.
+        ``timestamp_ms``: when it happened (default ``now_ms``); ``now_ms``: the clock (default: the wall's)."""
         store = self._require_store()
-        t = int(time.time() * 1000) if timestamp_ms is None else int(timestamp_ms)
-        (out,) = store.react([Reaction(request_id, str(item_id), kind, t)])
+        now = int(time.time() * 1000) if now_ms is None else int(now_ms)
+        t = now if timestamp_ms is None else int(timestamp_ms)
+        (out,) = store.react([Reaction(request_id, str(item_id), kind, t)], now)
         self.metrics.feedback[out.outcome] += 1
         answer: dict[str, Any] = {"attributed": out.outcome == "attributed", "outcome": out.outcome}
         if out.position is not None:

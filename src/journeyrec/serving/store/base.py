@@ -54,7 +54,7 @@ from journeyrec.serving.online import ItemCTR, Trending
 
 __all__ = ["StoredEvent", "Journey", "AppendResult", "CatalogChanges", "JourneyStore", "DAY_MS", "OPTED_OUT_EVENTS",
            "Impression", "Reaction", "ReactionResult", "StoredImpression", "REACTION_TYPES", "ATTRIBUTED_EVENTS",
-           "OUTCOMES", "AB_METRICS", "TRENDING_EVENTS", "SlotCTR"]
+           "OUTCOMES", "AB_METRICS", "TRENDING_EVENTS", "SlotCTR", "SKEW_MS"]
 
 DAY_MS = 86_400_000
 OPTED_OUT_EVENTS = "opted_out_events"  # counter: events accepted but not stored (the customer opted out)
@@ -63,6 +63,7 @@ REACTION_TYPES: tuple[str, ...] = ("click", "cart", "purchase", "dismiss")
 ATTRIBUTED_EVENTS: tuple[str, ...] = ("cart", "purchase")  # ordinary events attributed to a list shown before
 POSITIVE_REACTIONS: tuple[str, ...] = ("click", "cart", "purchase")  # what per-context popularity counts
 TRENDING_EVENTS: tuple[str, ...] = tuple(ITEM_EVENT_TYPES)  # each counts 1, as in the bundle's trending
+SKEW_MS = 300_000  # clocks of shop and service: a reaction may be stamped this much before its list
 # outcome of a reaction: attributed, or why not
 OUTCOMES: tuple[str, ...] = ("attributed", "unknown_request", "expired", "duplicate", "not_shown", "before_impression")
 # A/B counts per (experiment, variant, assigned): lists shown, lists with at least one reaction of a
@@ -260,10 +261,12 @@ class JourneyStore(ABC):
         variant), in one transaction. The subject is dropped when that customer opted out."""
 
     @abstractmethod
-    def react(self, reactions: Sequence[Reaction]) -> list[ReactionResult]:
+    def react(self, reactions: Sequence[Reaction], now_ms: int) -> list[ReactionResult]:
         """Attribute reactions to their impressions, in one transaction: each is attributed (and
         counted: clicks per item and slot, per-context popularity, the variant's counts) or refused
-        with its reason, a duplicate of an attributed (request id, item, type) included."""
+        with its reason, a duplicate of an attributed (request id, item, type) included. Times
+        after ``now_ms`` count as ``now_ms`` in the decayed statistics (a clock set ahead must not
+        move their landmark into the future)."""
 
     @abstractmethod
     def impression(self, request_id: str) -> StoredImpression | None:

@@ -40,7 +40,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import redis as redis_client
 
-from journeyrec.serving.online import ItemCTR, Trending, decay_factor
+from journeyrec.serving.online import ItemCTR, Trending, landmark_factor
 from journeyrec.serving.store.base import (
     _COUNT,
     _UNIT,
@@ -48,6 +48,7 @@ from journeyrec.serving.store.base import (
     DAY_MS,
     OPTED_OUT_EVENTS,
     POSITIVE_REACTIONS,
+    SKEW_MS,
     TRENDING_EVENTS,
     AppendResult,
     Arrival,
@@ -146,7 +147,7 @@ local function trend_add(scope, item, t, l, hl)
   redis.call('ZINCRBY', key, num(2 ^ ((t - l) / hl)), item)
 end
 local UNIT, COUNT, POSITIVE = __UNIT__, __COUNT__, __POSITIVE__
-local function apply(rid, meta, pos, item, kind, t, source, l, hl)
+local function apply(rid, meta, pos, item, kind, t, source, l, hl, latest)
   local k = imp(rid)
   if redis.call('HSETNX', k, 'r:' .. item .. ':' .. kind, ms(t) .. ':' .. source) == 0 then return 'duplicate' end
   local first = redis.call('HSETNX', k, 'f:' .. kind, 1)
@@ -156,14 +157,14 @@ local function apply(rid, meta, pos, item, kind, t, source, l, hl)
     redis.call('HINCRBY', P .. ':sctr:' .. ctx, pos .. ':c', 1)
     redis.call('HINCRBY', P .. ':sctr:' .. ctx, 'c', 1)
   end
-  if POSITIVE[kind] then trend_add(ctx, item, t, l, hl) end
+  if POSITIVE[kind] then trend_add(ctx, item, math.min(t, latest), l, hl) end
   local unit = P .. ':ab:' .. meta['experiment']
   local prefix = meta['variant'] .. '|' .. (meta['assigned'] and '1' or '0') .. '|'
   redis.call('HINCRBY', unit, prefix .. COUNT[kind], 1)
   if first == 1 then redis.call('HINCRBY', unit, prefix .. UNIT[kind], 1) end
   return 'attributed'
 end
-local function attribute(subject, item, kind, t, window, l, hl)
+local function attribute(subject, item, kind, t, window, l, hl, latest)
   local best, best_pos
   for _, rid in ipairs(redis.call('ZREVRANGEBYSCORE', P .. ':isub:' .. subject, ms(t), ms(t - window))) do
     local pos = redis.call('HGET', imp(rid), 'i:' .. item)
@@ -174,7 +175,7 @@ local function attribute(subject, item, kind, t, window, l, hl)
   end
   if not best then return false end
   local m = redis.call('HGET', imp(best), 'm')
-  return m and apply(best, cjson.decode(m), best_pos, item, kind, t, 'event', l, hl) == 'attributed'
+  return m and apply(best, cjson.decode(m), best_pos, item, kind, t, 'event', l, hl, latest) == 'attributed'
 end
 """
     .replace("__REBASE__", "256")
@@ -184,21 +185,22 @@ end
 )
 
 # ARGV: prefix, cutoff, max_events, max_purchases, reaction window, trending half-life, the batch's latest
-# time, then per arrival: customer, anonymous, ts, event type, body, item
+# time, the latest time the decayed statistics count (now + skew), then per arrival: customer,
+# anonymous, ts, event type, body, item
 # (reply per arrival: 1 stored, 4 stored and attributed to a list, 2 opted out, 3 expired)
 _APPEND = (
     _COMMON
     + """
 local cutoff, max_events, max_purchases = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local window, hl = tonumber(ARGV[5]), tonumber(ARGV[6])
-local l = landmark(tonumber(ARGV[7]), hl)
+local window, hl, latest = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[8])
+local l = landmark(math.min(tonumber(ARGV[7]), latest), hl)
 local TRENDING, ATTRIBUTED = """
     + _lua_set(TRENDING_EVENTS)
     + ", "
     + _lua_set(ATTRIBUTED_EVENTS)
     + """
 local out, touched, opted = {}, {}, 0
-local i = 8
+local i = 9
 while i <= #ARGV do
   local cust, anon, ts, etype, body = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4]
   local item = ARGV[i + 5]
@@ -226,8 +228,9 @@ while i <= #ARGV do
     elseif etype == 'search' then set_search(subject, body, ts) end
     touched[subject] = true
     local code = 1
-    if item ~= '' and TRENDING[etype] then trend_add('all', item, ts, l, hl) end
-    if item ~= '' and ATTRIBUTED[etype] and kind == 'customer' and attribute(subject, item, etype, ts, window, l, hl) then
+    if item ~= '' and TRENDING[etype] then trend_add('all', item, math.min(ts, latest), l, hl) end
+    if item ~= '' and ATTRIBUTED[etype] and kind == 'customer'
+       and attribute(subject, item, etype, ts, window, l, hl, latest) then
       code = 4
     end
     out[#out + 1] = code
@@ -324,15 +327,16 @@ return 1
 """
 )
 
-# ARGV: prefix, reaction window, trending half-life, allowed clock skew, the batch's latest time, then per
-# reaction: request id, item, type, time. Reply per reaction: outcome, position, context, variant ('' if none)
+# ARGV: prefix, reaction window, trending half-life, allowed clock skew, the batch's latest time, the latest
+# time the decayed statistics count, then per reaction: request id, item, type, time. Reply per
+# reaction: outcome, position, context, variant ('' if none)
 _REACT = (
     _COMMON
     + """
-local window, hl, skew = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local l = landmark(tonumber(ARGV[5]), hl)
+local window, hl, skew, latest = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[6])
+local l = landmark(math.min(tonumber(ARGV[5]), latest), hl)
 local out = {}
-local i = 6
+local i = 7
 while i <= #ARGV do
   local rid, item, kind, t = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   local m = redis.call('HGET', imp(rid), 'm')
@@ -345,7 +349,7 @@ while i <= #ARGV do
     else
       local p = redis.call('HGET', imp(rid), 'i:' .. item)
       if not p then outcome = 'not_shown'
-      else pos = p; outcome = apply(rid, meta, p, item, kind, t, 'feedback', l, hl) end
+      else pos = p; outcome = apply(rid, meta, p, item, kind, t, 'feedback', l, hl, latest) end
     end
   end
   out[#out + 1] = outcome
@@ -358,7 +362,6 @@ return out
 """
 )
 
-_SKEW_MS = 300_000  # a reaction may be stamped this much before its list (clocks of shop and service)
 
 
 def _body(member: bytes) -> bytes:
@@ -406,7 +409,7 @@ class RedisStore(JourneyStore):
     # ------------------------------------------------------------------ journeys
     def append(self, arrivals: Sequence[Arrival], now_ms: int) -> AppendResult:
         latest = max((a.event.timestamp_ms for a in arrivals), default=now_ms)
-        args = [*self._limits(now_ms), self.reaction_window_ms, self.trend_half_life_ms, latest]
+        args = [*self._limits(now_ms), self.reaction_window_ms, self.trend_half_life_ms, latest, now_ms + SKEW_MS]
         for a in arrivals:
             e = a.event
             args += [a.customer or "", a.anonymous or "", e.timestamp_ms, e.event_type, e.to_json(), e.item_id or ""]
@@ -496,11 +499,11 @@ class RedisStore(JourneyStore):
                      "1" if imp.assigned else "0", imp.meta_json(), len(imp.items), *imp.items]
         self._impressions(args=args)
 
-    def react(self, reactions: Sequence[Reaction]) -> list[ReactionResult]:
+    def react(self, reactions: Sequence[Reaction], now_ms: int) -> list[ReactionResult]:
         if not reactions:
             return []
-        args: list[Any] = [self.prefix, self.reaction_window_ms, self.trend_half_life_ms, _SKEW_MS,
-                           max(r.timestamp_ms for r in reactions)]
+        args: list[Any] = [self.prefix, self.reaction_window_ms, self.trend_half_life_ms, SKEW_MS,
+                           max(r.timestamp_ms for r in reactions), now_ms + SKEW_MS]
         for r in reactions:
             args += [r.request_id, r.item_id, r.type, int(r.timestamp_ms)]
         reply = [_text(x) for x in self._react(args=args)]
@@ -528,11 +531,13 @@ class RedisStore(JourneyStore):
             landmark, *tops = pipe.execute()
         if landmark is None:
             return Trending()
-        factor = decay_factor(now_ms - int(landmark), self.trend_half_life_ms)
-        out = Trending([_text(i) for i, _ in tops[0]], np.asarray([s for _, s in tops[0]], np.float64) * factor)
+        factor = landmark_factor(now_ms, int(landmark), self.trend_half_life_ms)
+        raw = np.asarray([s for _, s in tops[0]], np.float64)
+        out = Trending([_text(i) for i, _ in tops[0]], raw * factor, raw=raw, landmark_ms=int(landmark))
         if context:
             out.context_items = [_text(i) for i, _ in tops[1]]
-            out.context_scores = np.asarray([s for _, s in tops[1]], np.float64) * factor
+            out.context_raw = np.asarray([s for _, s in tops[1]], np.float64)
+            out.context_scores = out.context_raw * factor
         return out
 
     def item_ctr(self, context: str, item_ids: Sequence[str]) -> ItemCTR:

@@ -27,7 +27,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from journeyrec.serving.online import ItemCTR, Trending, decay_factor
+from journeyrec.serving.online import ItemCTR, Trending, decay_factor, landmark_factor
 from journeyrec.serving.store.base import (
     _COUNT,
     _UNIT,
@@ -35,6 +35,7 @@ from journeyrec.serving.store.base import (
     DAY_MS,
     OPTED_OUT_EVENTS,
     POSITIVE_REACTIONS,
+    SKEW_MS,
     TRENDING_EVENTS,
     AppendResult,
     Arrival,
@@ -97,7 +98,6 @@ ORDER BY clicked DESC, i.ts DESC LIMIT 1
 """
 
 _REBASE_HALF_LIVES = 256.0  # forward-decay scores are rescaled to a new landmark before they could overflow
-_SKEW_MS = 300_000  # a reaction may be stamped this much before its list (clocks of shop and service)
 _PRUNE_EVERY_MS = 60_000
 
 
@@ -248,7 +248,8 @@ class SQLiteStore(JourneyStore):
         touched: set[str] = set()
         trending = frozenset(TRENDING_EVENTS)
         with self._tx() as con:
-            landmark = self._landmark(con, max((a.event.timestamp_ms for a in arrivals), default=now_ms))
+            latest = now_ms + SKEW_MS  # a clock set ahead counts as now in the decayed statistics
+            landmark = self._landmark(con, min(max((a.event.timestamp_ms for a in arrivals), default=now_ms), latest))
             links: dict[str, str | None] = {}
             consent: dict[str, bool | None] = {}
             for i, a in enumerate(arrivals):
@@ -283,9 +284,9 @@ class SQLiteStore(JourneyStore):
                 elif e.event_type == "search":
                     self._set_search(con, subject, e)
                 if e.item_id is not None and e.event_type in trending:
-                    self._trend_add(con, "", e.item_id, e.timestamp_ms, landmark)
+                    self._trend_add(con, "", e.item_id, min(e.timestamp_ms, latest), landmark)
                 if e.item_id is not None and e.event_type in ATTRIBUTED_EVENTS and kind == "customer":
-                    if self._attribute(con, subject, e, landmark):
+                    if self._attribute(con, subject, e, landmark, latest):
                         result.attributed.append(i)
                 touched.add(subject)
                 result.stored.append(i)
@@ -424,7 +425,7 @@ class SQLiteStore(JourneyStore):
         )
 
     def _apply(self, con: sqlite3.Connection, request_id: str, meta: Mapping[str, Any], position: int, item: str,
-               kind: str, t: int, source: str, landmark: int) -> str:
+               kind: str, t: int, source: str, landmark: int, latest: int) -> str:
         """Record one reaction to a list that showed ``item`` at ``position`` and count it; a
         (request, item, type) already recorded is a duplicate and counts nothing."""
         first = con.execute("SELECT 1 FROM reactions WHERE request_id = ? AND type = ? LIMIT 1",
@@ -438,20 +439,20 @@ class SQLiteStore(JourneyStore):
             con.execute("UPDATE item_ctr SET clicks = clicks + 1 WHERE context = ? AND item_id = ?", (context, item))
             con.execute("UPDATE slot_ctr SET clicks = clicks + 1 WHERE context = ? AND position = ?", (context, position))
         if kind in POSITIVE_REACTIONS:
-            self._trend_add(con, context, item, t, landmark)
+            self._trend_add(con, context, item, min(t, latest), landmark)
         self._ab_add(con, meta, _COUNT[kind])
         if first:
             self._ab_add(con, meta, _UNIT[kind])
         return "attributed"
 
-    def _attribute(self, con: sqlite3.Connection, subject: str, e: StoredEvent, landmark: int) -> bool:
+    def _attribute(self, con: sqlite3.Connection, subject: str, e: StoredEvent, landmark: int, latest: int) -> bool:
         t = e.timestamp_ms
         row = con.execute(_ATTRIBUTE, (e.item_id, subject, t, t - self.reaction_window_ms)).fetchone()
         if row is None:
             return False
         request_id, position, meta, _ = row
         return self._apply(con, request_id, json.loads(meta), int(position), str(e.item_id), e.event_type, t, "event",
-                           landmark) == "attributed"
+                           landmark, latest) == "attributed"
 
     def _prune(self, con: sqlite3.Connection, now_ms: int) -> None:
         """Lists older than two reaction windows are forgotten (at most once a minute, or half a window)."""
@@ -486,12 +487,13 @@ class SQLiteStore(JourneyStore):
                              "impressions")
             self._prune(con, now_ms)
 
-    def react(self, reactions: Sequence[Reaction]) -> list[ReactionResult]:
+    def react(self, reactions: Sequence[Reaction], now_ms: int) -> list[ReactionResult]:
         out: list[ReactionResult] = []
         if not reactions:
             return out
+        latest = now_ms + SKEW_MS
         with self._tx(self._con(stats=True)) as con:
-            landmark = self._landmark(con, max(r.timestamp_ms for r in reactions))
+            landmark = self._landmark(con, min(max(r.timestamp_ms for r in reactions), latest))
             for r in reactions:
                 row = con.execute("SELECT ts, meta FROM impressions WHERE request_id = ?", (r.request_id,)).fetchone()
                 if row is None or r.timestamp_ms - int(row[0]) > 2 * self.reaction_window_ms:  # as if pruned
@@ -501,7 +503,7 @@ class SQLiteStore(JourneyStore):
                 result = ReactionResult("attributed", None, meta["context"], meta["variant"])
                 if r.timestamp_ms - shown_at > self.reaction_window_ms:
                     result.outcome = "expired"
-                elif r.timestamp_ms < shown_at - _SKEW_MS:
+                elif r.timestamp_ms < shown_at - SKEW_MS:
                     result.outcome = "before_impression"
                 else:
                     pos = con.execute("SELECT position FROM shown WHERE request_id = ? AND item_id = ?",
@@ -511,7 +513,7 @@ class SQLiteStore(JourneyStore):
                     else:
                         result.position = int(pos[0])
                         result.outcome = self._apply(con, r.request_id, meta, result.position, r.item_id, r.type,
-                                                     r.timestamp_ms, "feedback", landmark)
+                                                     r.timestamp_ms, "feedback", landmark, latest)
                 out.append(result)
         return out
 
@@ -529,16 +531,16 @@ class SQLiteStore(JourneyStore):
         row = con.execute("SELECT value FROM meta WHERE key = 'trend_landmark'").fetchone()
         if row is None:
             return Trending()
-        factor = decay_factor(now_ms - int(row[0]), self.trend_half_life_ms)
-        out = Trending()
+        factor = landmark_factor(now_ms, int(row[0]), self.trend_half_life_ms)
+        out = Trending(landmark_ms=int(row[0]))
         for scope in ("", context) if context else ("",):
             rows = con.execute("SELECT item_id, score FROM trend WHERE scope = ? ORDER BY score DESC LIMIT ?",
                                (scope, int(n))).fetchall()
-            items, scores = [str(r[0]) for r in rows], np.asarray([r[1] for r in rows], np.float64) * factor
+            items, raw = [str(r[0]) for r in rows], np.asarray([r[1] for r in rows], np.float64)
             if scope:
-                out.context_items, out.context_scores = items, scores
+                out.context_items, out.context_raw, out.context_scores = items, raw, raw * factor
             else:
-                out.items, out.scores = items, scores
+                out.items, out.raw, out.scores = items, raw, raw * factor
         return out
 
     def item_ctr(self, context: str, item_ids: Sequence[str]) -> ItemCTR:
