@@ -43,8 +43,9 @@ def backend(request, tmp_path):
 
 def impression(rid: str, items: list[str], t: int = NOW, subject: str | None = None, context: str = "home",
                variant: str = "control", assigned: bool = True, experiment: str = "exp") -> Impression:
+    groups = tuple("A/x" if i in ("a", "b") else "B/y" for i in items)  # a and b share a category
     return Impression(rid, t, tuple(items), context, experiment, variant, assigned, "v1", "new", (len(items) - 1,),
-                      subject)
+                      subject, groups)
 
 
 def test_a_click_is_attributed_to_its_list_and_position_once(backend):
@@ -62,6 +63,12 @@ def test_a_click_is_attributed_to_its_list_and_position_once(backend):
     ctr = store.item_ctr("home", ["b", "c", "a", "zz"])
     assert ctr.impressions.tolist() == [2, 1, 1, 0] and ctr.clicks.tolist() == [1, 1, 0, 0]
     assert (ctr.context_impressions, ctr.context_clicks) == (5, 2)
+    # the exploration slots alone (each list's last position here): c in r1, d in r2; c was clicked
+    ex = store.explore_ctr("home", ["c", "d", "b"], ["B/y", "B/y", "A/x"])
+    assert ex.impressions.tolist() == [1, 1, 0] and ex.clicks.tolist() == [1, 0, 0]
+    assert ex.group_impressions.tolist() == [2, 2, 0] and ex.group_clicks.tolist() == [1, 1, 0]
+    assert (ex.context_impressions, ex.context_clicks) == (2, 1)
+    assert store.impression("r2").impression.groups == ("A/x", "B/y")
     assert [(s.position, s.impressions, s.clicks) for s in store.slot_ctr("home")] == [(0, 2, 0), (1, 2, 1), (2, 1, 1)]
     counts = store.ab_counts("exp")[("control", True)]
     assert (counts["impressions"], counts["clicked"], counts["clicks"]) == (2, 1, 2)

@@ -7,7 +7,8 @@ the same, current numbers (docs/reactions.md):
   of its data with the same half-life;
 * **per-context popularity**: clicks, carts and purchases on the lists of one touchpoint, decayed
   the same way;
-* **click-through** per item and per slot (position) in each context: impressions and clicks.
+* **click-through** per item and per slot (position) in each context: impressions and clicks; and
+  of the exploration slots alone, per item and per item group (category): what the bandit learns.
 
 :class:`OnlineStats` is what the Recommender needs of a store (both backends implement it); the
 dataclasses are what it returns.
@@ -40,12 +41,16 @@ class Trending:
 
 @dataclass
 class ItemCTR:
-    """Impressions and clicks of some items in one context, and of the whole context."""
+    """Impressions and clicks of some items in one context, of their groups (categories) in it, and
+    of the whole context: of every list (``item_ctr``), or of the exploration slots alone
+    (``explore_ctr``, what the bandit learns from)."""
 
     clicks: np.ndarray  # int64 per item asked for
     impressions: np.ndarray
     context_clicks: int = 0
     context_impressions: int = 0
+    group_clicks: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # per item asked for: its group's
+    group_impressions: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 class OnlineStats(Protocol):
@@ -54,7 +59,7 @@ class OnlineStats(Protocol):
 
     def trending(self, now_ms: int, n: int, context: str | None = None) -> Trending: ...
 
-    def item_ctr(self, context: str, item_ids: Sequence[str]) -> ItemCTR: ...
+    def explore_ctr(self, context: str, item_ids: Sequence[str], groups: Sequence[str]) -> ItemCTR: ...
 
 
 def decay_factor(elapsed_ms: float, half_life_ms: float) -> float:

@@ -11,7 +11,8 @@ Imports torch, FAISS, NumPy and Arrow only (no Lightning, no MLflow), so a servi
     relevance = model score scaled to [0, 1] over the pool; + strategy boosts, complement and
       replenishment bonuses
     MMR diversity by category -> top k; epsilon of the slots to exploration (a Thompson-sampling
-      bandit over the unshown candidates and trending items); a reason per item
+      bandit over the unshown candidates and trending items), at random positions, in place of the
+      list's last items; a reason per item
 
 Non-personal path (no consent, or nothing known in the session): the same filters, stock,
 boosts and diversity over similar items of the product page, the context category's trending
@@ -237,6 +238,11 @@ class Recommender:
         servable[self.n_bundle + 1:] = [self._new_vectors[k][2] != "none" for k in new_ids]
         self._set_catalog(table, vectors, _extend_stats(self._bundle_stats, n_new), is_new, servable)
         return {k: self._new_vectors[k][2] for k in new_ids}
+
+    def groups_of(self, rows: Sequence[int]) -> list[str]:
+        """Each item's group for the online click-through statistics: its category ("" if none)."""
+        value = self.attrs.value
+        return [value("category", int(i)) or "" for i in rows]
 
     def vector_source(self, item_id: str) -> str | None:
         """Where a live item's vector came from (``live.VECTOR_SOURCES``); None for bundle items."""
@@ -517,9 +523,18 @@ class Recommender:
                 picks = self._bandit(len(slots), eligible, chosen, rest, trending, rules, request.context.type, online)
             else:
                 picks = self._explore(len(slots), eligible, chosen, rest, rules, trending)
-            for s, p in zip(slots[: len(picks)], picks):
-                chosen[s] = p  # an exploration item takes the slot, and its place in the order (score)
-                reasons[s] = "explore"
+            if picks:
+                # the exploration items take the drawn positions (and their places in the order: scores);
+                # what makes way is the weakest of the list (its last items), not whatever held a position
+                slots = slots[: len(picks)]
+                kept = np.setdiff1d(np.arange(len(chosen)), slots)
+                n_keep = len(chosen) - len(picks)
+                shifted = np.empty_like(chosen)
+                shifted[kept], shifted[slots] = chosen[:n_keep], picks
+                shifted_reasons: list[str | None] = ["explore"] * len(chosen)
+                for pos, r in zip(kept.tolist(), reasons[:n_keep]):
+                    shifted_reasons[pos] = r
+                chosen, reasons = shifted, shifted_reasons
         self._similar_reasons(chosen, reasons, items)
         self.exposure[chosen] += 1
         # report in the model's score units: the model score plus rule bonuses x the pool's score range
@@ -564,21 +579,27 @@ class Recommender:
     def _bandit(self, n: int, eligible: np.ndarray, chosen: np.ndarray, rest: np.ndarray, trending_order: np.ndarray,
                 rules: RulesConfig, context: str, online: OnlineStats | None) -> list[int]:
         """n exploration items from the unshown candidates and the trending ones, by Thompson
-        sampling on each one's clicks and impressions in this context (prior: the context's CTR)."""
+        sampling on each one's clicks and impressions in this context's exploration slots (where
+        the bandit put it, not where the model ranked it for its likeliest clickers). The prior is
+        hierarchical (empirical Bayes): centred on what the item's category earned in exploration
+        slots, itself shrunk towards the context's, so an item nobody has explored yet starts from
+        its category (a few dozen categories learn in a few hundred lists; items take far more)."""
         taken = set(chosen.tolist())
         pool = list(dict.fromkeys([*(i for i in rest.tolist() if i not in taken),
                                    *self._trending_pool(n, eligible, taken, trending_order)]))
         if not pool:
             return []
+        s = rules.bandit_prior_strength
         if online is None:
             clicks = impressions = np.zeros(len(pool), np.int64)
-            prior = 0.5
+            prior: float | np.ndarray = 0.5
         else:
             ext = self._ext_ids
-            ctr = online.item_ctr(context, [ext[i] for i in pool])
+            ctr = online.explore_ctr(context, [ext[i] for i in pool], self.groups_of(pool))
             clicks, impressions = ctr.clicks, ctr.impressions
-            prior = (ctr.context_clicks + 1.0) / (ctr.context_impressions + 2.0)
-        best = thompson_top(clicks, impressions, n, prior, rules.bandit_prior_strength, self._rng)
+            in_context = (ctr.context_clicks + 1.0) / (ctr.context_impressions + 2.0)
+            prior = (ctr.group_clicks + in_context * s) / (ctr.group_impressions + s)
+        best = thompson_top(clicks, impressions, n, prior, s, self._rng)
         return [pool[j] for j in best.tolist()]
 
     def _trending(self, now: int, online: OnlineStats | None, context: str | None) -> tuple[np.ndarray, np.ndarray]:

@@ -171,14 +171,15 @@ def exploration_slots(k: int, epsilon: float, rng: np.random.Generator) -> np.nd
     return np.sort(rng.permutation(k)[: min(n, k)]) if n else np.zeros(0, dtype=np.int64)
 
 
-def thompson_top(clicks: np.ndarray, impressions: np.ndarray, n: int, prior_mean: float, prior_strength: float,
-                 rng: np.random.Generator) -> np.ndarray:
+def thompson_top(clicks: np.ndarray, impressions: np.ndarray, n: int, prior_mean: float | np.ndarray,
+                 prior_strength: float, rng: np.random.Generator) -> np.ndarray:
     """Indices of the ``n`` candidates with the largest draws from their click-through posteriors,
-    ``Beta(m s + clicks, (1 - m) s + impressions - clicks)`` with prior mean ``m`` and strength ``s``
-    pseudo-impressions: a candidate is shown with the probability that it is among the best, so
-    unknown ones are tried (their posterior is wide) and ones that earned clicks come back."""
+    ``Beta(m s + clicks, (1 - m) s + impressions - clicks)`` with prior mean ``m`` (one, or one per
+    candidate) and strength ``s`` pseudo-impressions: a candidate is shown with the probability that
+    it is among the best, so unknown ones are tried (their posterior is wide) and ones that earned
+    clicks come back."""
     clicks = np.asarray(clicks, dtype=np.float64)
     misses = np.maximum(np.asarray(impressions, dtype=np.float64) - clicks, 0.0)
-    m = min(max(float(prior_mean), 1e-6), 1.0 - 1e-6)
+    m = np.clip(np.asarray(prior_mean, dtype=np.float64), 1e-6, 1.0 - 1e-6)
     draws = rng.beta(m * prior_strength + clicks, (1.0 - m) * prior_strength + misses)
     return np.argsort(-draws, kind="stable")[: max(int(n), 0)]

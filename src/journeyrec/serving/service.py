@@ -197,10 +197,12 @@ class Service:
         if not self.impressions or self.store is None or result.request_id is None:
             return
         items = tuple(r.item_id for r in result.items)
+        rec = self.arms[result.variant].recommender if result.variant in self.arms else self.default
+        groups = tuple(rec.groups_of([rec.internal_id(i) or 0 for i in items]))
         self.store.record_impressions([Impression(
             result.request_id, now_ms, items, context, self.experiment.name, result.variant or "", assigned,
             result.bundle_version, result.segment, tuple(j for j, r in enumerate(result.items) if r.reason == "explore"),
-            subject)], now_ms)
+            subject, groups)], now_ms)
 
     def feedback(self, request_id: str, item_id: str, kind: str, timestamp_ms: int | None = None,
                  now_ms: int | None = None) -> tuple[int, dict[str, Any]]:

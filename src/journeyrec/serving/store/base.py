@@ -151,18 +151,23 @@ class Impression:
     segment: str | None = None
     explore: tuple[int, ...] = ()  # positions filled by exploration
     subject: str | None = None  # the customer's pseudonym; None without consent or id
+    groups: tuple[str, ...] = ()  # each item's group (its category; "" unknown): click-through per group
 
     def meta_json(self) -> str:
         """Everything but the subject (kept apart, so that forgetting can remove it)."""
         meta = {k: v for k, v in asdict(self).items() if k != "subject"}
-        meta["items"], meta["explore"] = list(self.items), list(self.explore)
+        meta["items"], meta["explore"], meta["groups"] = list(self.items), list(self.explore), list(self.groups)
         return json.dumps(meta, separators=(",", ":"))
 
     @classmethod
     def from_meta(cls, text: str | bytes, subject: str | None = None) -> "Impression":
         meta = json.loads(text)
         meta["items"], meta["explore"] = tuple(meta["items"]), tuple(meta["explore"])
+        meta["groups"] = tuple(meta.get("groups") or ())
         return cls(**meta, subject=subject)
+
+    def group(self, position: int) -> str:
+        return self.groups[position] if position < len(self.groups) else ""
 
 
 @dataclass(frozen=True)
@@ -258,7 +263,8 @@ class JourneyStore(ABC):
     @abstractmethod
     def record_impressions(self, impressions: Sequence[Impression], now_ms: int) -> None:
         """Store lists served and count their impressions (per item and slot in the context, per
-        variant), in one transaction. The subject is dropped when that customer opted out."""
+        item and group in its exploration slots, per variant), in one transaction. The subject is
+        dropped when that customer opted out."""
 
     @abstractmethod
     def react(self, reactions: Sequence[Reaction], now_ms: int) -> list[ReactionResult]:
@@ -278,7 +284,13 @@ class JourneyStore(ABC):
 
     @abstractmethod
     def item_ctr(self, context: str, item_ids: Sequence[str]) -> ItemCTR:
-        """Impressions and clicks of these items in ``context``, and of the whole context."""
+        """Impressions and clicks of these items in ``context`` (every list), and of the whole context."""
+
+    @abstractmethod
+    def explore_ctr(self, context: str, item_ids: Sequence[str], groups: Sequence[str]) -> ItemCTR:
+        """The same, counted in exploration slots only: of these items, of their ``groups`` (one per
+        item, as impressions name them) and of all exploration slots in ``context``. What an item
+        earns where the bandit put it, not where the model ranked it for its likeliest clickers."""
 
     @abstractmethod
     def slot_ctr(self, context: str) -> list[SlotCTR]:

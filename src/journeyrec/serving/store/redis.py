@@ -20,6 +20,7 @@ The feedback loop (``R`` a request id, ``C`` a context)::
                     expires two reaction windows after it was written
     P:isub:S        sorted set of a customer's request ids by time (attribution of events)
     P:ictr:C        hash <item>:n / <item>:c impressions / clicks per item
+    P:ectr:C        hash, exploration slots only: i:<item>:n / :c, g:<group>:n / :c, *:n / *:c
     P:sctr:C        hash <position>:n / <position>:c per slot, n / c for the whole context
     P:trend:all     sorted set: forward-decayed item event counts (P:trend:C: reactions in C);
     P:trend:landmark, P:trend:scopes (the sorted sets to rescale on a new landmark)
@@ -147,6 +148,13 @@ local function trend_add(scope, item, t, l, hl)
   redis.call('ZINCRBY', key, num(2 ^ ((t - l) / hl)), item)
 end
 local UNIT, COUNT, POSITIVE = __UNIT__, __COUNT__, __POSITIVE__
+local function explore_count(ctx, item, groups, position, part)
+  local g = (type(groups) == 'table' and groups[position + 1]) or ''
+  local key = P .. ':ectr:' .. ctx
+  redis.call('HINCRBY', key, 'i:' .. item .. ':' .. part, 1)
+  redis.call('HINCRBY', key, 'g:' .. g .. ':' .. part, 1)
+  redis.call('HINCRBY', key, '*:' .. part, 1)
+end
 local function apply(rid, meta, pos, item, kind, t, source, l, hl, latest)
   local k = imp(rid)
   if redis.call('HSETNX', k, 'r:' .. item .. ':' .. kind, ms(t) .. ':' .. source) == 0 then return 'duplicate' end
@@ -156,6 +164,9 @@ local function apply(rid, meta, pos, item, kind, t, source, l, hl, latest)
     redis.call('HINCRBY', P .. ':ictr:' .. ctx, item .. ':c', 1)
     redis.call('HINCRBY', P .. ':sctr:' .. ctx, pos .. ':c', 1)
     redis.call('HINCRBY', P .. ':sctr:' .. ctx, 'c', 1)
+    for _, e in ipairs(meta['explore'] or {}) do
+      if e == tonumber(pos) then explore_count(ctx, item, meta['groups'], e, 'c') end
+    end
   end
   if POSITIVE[kind] then trend_add(ctx, item, math.min(t, latest), l, hl) end
   local unit = P .. ':ab:' .. meta['experiment']
@@ -290,7 +301,8 @@ return n
 )
 
 # ARGV: prefix, ttl (ms), then per impression: request id, time, subject, context, experiment, variant,
-# assigned (1 | 0), the impression's JSON without subject, number of items, the items
+# assigned (1 | 0), the impression's JSON without subject (explore positions and groups read from it),
+# number of items, the items
 _IMPRESSIONS = (
     _COMMON
     + """
@@ -316,6 +328,10 @@ while i <= #ARGV do
       redis.call('HSET', k, 'i:' .. item, j)
       redis.call('HINCRBY', P .. ':ictr:' .. ctx, item .. ':n', 1)
       redis.call('HINCRBY', P .. ':sctr:' .. ctx, j .. ':n', 1)
+    end
+    local decoded = cjson.decode(meta)
+    for _, e in ipairs(decoded['explore'] or {}) do
+      if e < n then explore_count(ctx, ARGV[first_item + e], decoded['groups'], e, 'n') end
     end
     redis.call('HINCRBY', P .. ':sctr:' .. ctx, 'n', n)
     redis.call('PEXPIRE', k, ttl)
@@ -549,6 +565,15 @@ class RedisStore(JourneyStore):
             total, *values = pipe.execute()
         counts = np.asarray([int(v or 0) for v in (values[0] if values else [])], np.int64).reshape(-1, 2)
         return ItemCTR(counts[:, 1].copy(), counts[:, 0].copy(), int(total[1] or 0), int(total[0] or 0))
+
+    def explore_ctr(self, context: str, item_ids: Sequence[str], groups: Sequence[str]) -> ItemCTR:
+        keys = [f"i:{i}" for i in item_ids] + [f"g:{g}" for g in groups] + ["*"]
+        values = self.r.hmget(self._k("ectr", context), [f"{k}:{part}" for k in keys for part in ("n", "c")])
+        counts = np.asarray([int(v or 0) for v in values], np.int64).reshape(-1, 2)
+        n_items, n_groups = len(item_ids), len(groups)
+        items, grps, total = counts[:n_items], counts[n_items:n_items + n_groups], counts[-1]
+        return ItemCTR(items[:, 1].copy(), items[:, 0].copy(), int(total[1]), int(total[0]), grps[:, 1].copy(),
+                       grps[:, 0].copy())
 
     def slot_ctr(self, context: str) -> list[SlotCTR]:
         slots: dict[int, list[int]] = {}

@@ -77,6 +77,8 @@ CREATE TABLE IF NOT EXISTS reactions (request_id TEXT NOT NULL, item_id TEXT NOT
                                       PRIMARY KEY (request_id, item_id, type)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS item_ctr (context TEXT NOT NULL, item_id TEXT NOT NULL, impressions INTEGER NOT NULL,
                                      clicks INTEGER NOT NULL, PRIMARY KEY (context, item_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS explore_ctr (context TEXT NOT NULL, key TEXT NOT NULL, impressions INTEGER NOT NULL,
+                                        clicks INTEGER NOT NULL, PRIMARY KEY (context, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS slot_ctr (context TEXT NOT NULL, position INTEGER NOT NULL, impressions INTEGER NOT NULL,
                                      clicks INTEGER NOT NULL, PRIMARY KEY (context, position)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS trend (scope TEXT NOT NULL, item_id TEXT NOT NULL, score REAL NOT NULL,
@@ -96,6 +98,20 @@ FROM impressions i JOIN shown s ON s.request_id = i.request_id AND s.item_id = ?
 WHERE i.subject = ? AND i.ts <= ? AND i.ts >= ?
 ORDER BY clicked DESC, i.ts DESC LIMIT 1
 """
+
+def _explore_keys(item: str, groups: Sequence[str], position: int) -> tuple[str, str, str]:
+    """The exploration counters a slot feeds: its item's, its item group's, the context's."""
+    return f"i:{item}", f"g:{groups[position] if position < len(groups) else ''}", "*"
+
+
+def _explore_counts(found: Mapping[str, tuple[int, int]], item_ids: Sequence[str], groups: Sequence[str]) -> ItemCTR:
+    items = [found.get(f"i:{i}", (0, 0)) for i in item_ids]
+    grps = [found.get(f"g:{g}", (0, 0)) for g in groups]
+    total = found.get("*", (0, 0))
+    return ItemCTR(np.asarray([c for _, c in items], np.int64), np.asarray([n for n, _ in items], np.int64),
+                   total[1], total[0], np.asarray([c for _, c in grps], np.int64),
+                   np.asarray([n for n, _ in grps], np.int64))
+
 
 _REBASE_HALF_LIVES = 256.0  # forward-decay scores are rescaled to a new landmark before they could overflow
 _PRUNE_EVERY_MS = 60_000
@@ -438,6 +454,9 @@ class SQLiteStore(JourneyStore):
         if kind == "click":
             con.execute("UPDATE item_ctr SET clicks = clicks + 1 WHERE context = ? AND item_id = ?", (context, item))
             con.execute("UPDATE slot_ctr SET clicks = clicks + 1 WHERE context = ? AND position = ?", (context, position))
+            if position in (meta.get("explore") or ()):
+                con.executemany("UPDATE explore_ctr SET clicks = clicks + 1 WHERE context = ? AND key = ?",
+                                [(context, key) for key in _explore_keys(item, meta.get("groups") or (), position)])
         if kind in POSITIVE_REACTIONS:
             self._trend_add(con, context, item, min(t, latest), landmark)
         self._ab_add(con, meta, _COUNT[kind])
@@ -483,6 +502,11 @@ class SQLiteStore(JourneyStore):
                     "INSERT INTO slot_ctr (context, position, impressions, clicks) VALUES (?, ?, 1, 0) "
                     "ON CONFLICT DO UPDATE SET impressions = impressions + 1",
                     [(imp.context, p) for p in range(len(imp.items))])
+                con.executemany(
+                    "INSERT INTO explore_ctr (context, key, impressions, clicks) VALUES (?, ?, 1, 0) "
+                    "ON CONFLICT DO UPDATE SET impressions = impressions + 1",
+                    [(imp.context, key) for p in imp.explore if p < len(imp.items)
+                     for key in _explore_keys(imp.items[p], imp.groups, p)])
                 self._ab_add(con, {"experiment": imp.experiment, "variant": imp.variant, "assigned": imp.assigned},
                              "impressions")
             self._prune(con, now_ms)
@@ -543,22 +567,32 @@ class SQLiteStore(JourneyStore):
                 out.items, out.raw, out.scores = items, raw, raw * factor
         return out
 
-    def item_ctr(self, context: str, item_ids: Sequence[str]) -> ItemCTR:
+    def _counts(self, table: str, column: str, context: str, keys: Sequence[str]) -> dict[str, tuple[int, int]]:
         con = self._con()
-        ids = list(dict.fromkeys(str(i) for i in item_ids))
         found: dict[str, tuple[int, int]] = {}
-        for start in range(0, len(ids), 500):  # within SQLite's bound on statement parameters
-            part = ids[start:start + 500]
+        unique = list(dict.fromkeys(str(k) for k in keys))
+        for start in range(0, len(unique), 500):  # within SQLite's bound on statement parameters
+            part = unique[start:start + 500]
             marks = ",".join("?" * len(part))
-            for item, n, c in con.execute(
-                    f"SELECT item_id, impressions, clicks FROM item_ctr WHERE context = ? AND item_id IN ({marks})",
+            for key, n, c in con.execute(
+                    f"SELECT {column}, impressions, clicks FROM {table} WHERE context = ? AND {column} IN ({marks})",
                     (context, *part)):
-                found[str(item)] = (int(n), int(c))
-        total = con.execute("SELECT COALESCE(SUM(impressions), 0), COALESCE(SUM(clicks), 0) FROM slot_ctr WHERE context = ?",
-                            (context,)).fetchone()
-        pairs = [found.get(str(i), (0, 0)) for i in item_ids]
+                found[str(key)] = (int(n), int(c))
+        return found
+
+    def item_ctr(self, context: str, item_ids: Sequence[str]) -> ItemCTR:
+        items = self._counts("item_ctr", "item_id", context, item_ids)
+        total = self._con().execute(
+            "SELECT COALESCE(SUM(impressions), 0), COALESCE(SUM(clicks), 0) FROM slot_ctr WHERE context = ?",
+            (context,)).fetchone()
+        pairs = [items.get(str(i), (0, 0)) for i in item_ids]
         return ItemCTR(np.asarray([c for _, c in pairs], np.int64), np.asarray([n for n, _ in pairs], np.int64),
                        int(total[1]), int(total[0]))
+
+    def explore_ctr(self, context: str, item_ids: Sequence[str], groups: Sequence[str]) -> ItemCTR:
+        keys = [f"i:{i}" for i in item_ids] + [f"g:{g}" for g in groups] + ["*"]
+        found = self._counts("explore_ctr", "key", context, keys)
+        return _explore_counts(found, item_ids, groups)
 
     def slot_ctr(self, context: str) -> list[SlotCTR]:
         rows = self._con().execute("SELECT position, impressions, clicks FROM slot_ctr WHERE context = ? ORDER BY position",
