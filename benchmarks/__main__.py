@@ -21,7 +21,7 @@ docs/results/RESULT_NAME.json (default: NAME with underscores), from which the d
   protocol           seen-excluded figures under S3-Rec's rule vs the rule that ranked repeated targets
   journey-ablation   next-purchase / next-cart NDCG@10 with item ids only, + event type, channel, time gap, context
   live               journey store: intake events/s per backend, customer-id vs stateless endpoint p50/p99, batch
-  bandit             demo shop CTR by round: exploration by the Thompson bandit vs at random vs none (ground-truth clicks)
+  bandit             demo shop CTR by round: exploration by the Thompson bandit vs random vs none (true clicks)
 
 Run under the shared CPU lock on a quiet machine; every figure states its threads.
 """
@@ -281,7 +281,8 @@ def _live_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=100, help="events per intake request")
     p.add_argument("--requests", type=int, default=1500, help="latency: requests per endpoint and backend")
     p.add_argument("--customers", type=int, default=100_000, help="batch: customers in the store")
-    p.add_argument("--parts", nargs="+", default=["intake", "latency", "batch"], choices=["intake", "latency", "batch"])
+    p.add_argument("--parts", nargs="+", default=["intake", "latency", "batch"],
+                   choices=["intake", "latency", "batch", "impressions"])
 
 
 def _live(a: argparse.Namespace, _: argparse.ArgumentParser) -> Iterable[dict]:

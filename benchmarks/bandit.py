@@ -47,7 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--customers", type=int, default=800, help="customers taking part (their journeys are stored)")
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--epsilon", type=float, default=0.2)
-    p.add_argument("--prior-strength", type=float, default=None, help="rules.bandit_prior_strength (default: the rules')")
+    p.add_argument(
+        "--prior-strength", type=float, default=None, help="rules.bandit_prior_strength (default: the rules')"
+    )
     p.add_argument("--policies", nargs="+", default=list(POLICIES), choices=POLICIES)
     p.add_argument("--context", default="home")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -73,8 +75,13 @@ def _journeys(cfg: Any, n: int, rng: np.random.Generator) -> tuple[np.ndarray, l
     rows = ev.to_pylist()
     by_user: dict[str, list[dict]] = {u: [] for u in ids}
     for r in rows:
-        rec = {"customer_id": r["user_id"], "session_id": r["session_id"], "event_type": r["event_type"],
-               "channel": r["channel"], "timestamp": int(r["timestamp"].timestamp() * 1000)}
+        rec = {
+            "customer_id": r["user_id"],
+            "session_id": r["session_id"],
+            "event_type": r["event_type"],
+            "channel": r["channel"],
+            "timestamp": int(r["timestamp"].timestamp() * 1000),
+        }
         for f in ("item_id", "price", "quantity"):
             if r.get(f) is not None:
                 rec[f] = r[f]
@@ -82,9 +89,19 @@ def _journeys(cfg: Any, n: int, rng: np.random.Generator) -> tuple[np.ndarray, l
     return np.asarray([int(u[1:]) for u in ids]), [by_user[u] for u in ids]
 
 
-def run(bundle: str, rounds: int, per_round: int, n_customers: int, k: int, epsilon: float, context: str,
-        seeds: list[int], workdir: str, prior_strength: float | None = None,
-        policies: tuple[str, ...] = POLICIES) -> list[dict]:
+def run(
+    bundle: str,
+    rounds: int,
+    per_round: int,
+    n_customers: int,
+    k: int,
+    epsilon: float,
+    context: str,
+    seeds: list[int],
+    workdir: str,
+    prior_strength: float | None = None,
+    policies: tuple[str, ...] = POLICIES,
+) -> list[dict]:
     from journeyrec.data.synthetic import DemoShopConfig, InterestModel
     from journeyrec.serving.recommender import Recommender
     from journeyrec.serving.request import Context, RecommendRequest
@@ -103,7 +120,9 @@ def run(bundle: str, rounds: int, per_round: int, n_customers: int, k: int, epsi
     t0 = int(base.stats.data_end_ms) + 24 * HOUR
     out_dir = Path(workdir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    per_policy: dict[str, dict[str, list[np.ndarray]]] = {p: {"ctr": [], "regret": [], "explored": []} for p in policies}
+    per_policy: dict[str, dict[str, list[np.ndarray]]] = {
+        p: {"ctr": [], "regret": [], "explored": []} for p in policies
+    }
     for seed in seeds:
         rng = np.random.default_rng(seed)
         numbers, journeys = _journeys(cfg, n_customers, rng)
@@ -114,19 +133,24 @@ def run(bundle: str, rounds: int, per_round: int, n_customers: int, k: int, epsi
         with SQLiteStore(filled) as store:  # every customer's generated journey, once per seed
             loader = Service(base, allow_demo_key=True, store=store)
             for j in range(0, len(journeys), 20):
-                loader.intake([e for js in journeys[j:j + 20] for e in js], now_ms=t0)
+                loader.intake([e for js in journeys[j : j + 20] for e in js], now_ms=t0)
         for policy in policies:
             path = filled.parent / f"{policy}.sqlite"
             shutil.copy(filled, path)
-            rules = RulesConfig(epsilon=0.0 if policy == "none" else epsilon, exploration="bandit" if policy == "none" else policy,
-                                seed=seed)
+            rules = RulesConfig(
+                epsilon=0.0 if policy == "none" else epsilon,
+                exploration="bandit" if policy == "none" else policy,
+                seed=seed,
+            )
             if prior_strength is not None:
                 rules = dataclasses.replace(rules, bandit_prior_strength=prior_strength)
             rec = Recommender.load(bundle, rules=rules)
             with SQLiteStore(path) as store:
                 service = Service(rec, allow_demo_key=True, store=store)
-                seen = {int(c): {row_of[e["item_id"]] for e in js if e.get("item_id") in row_of}
-                        for c, js in zip(numbers, journeys)}
+                seen = {
+                    int(c): {row_of[e["item_id"]] for e in js if e.get("item_id") in row_of}
+                    for c, js in zip(numbers, journeys)
+                }
                 ctr = np.zeros((rounds, per_round))
                 regret = np.zeros((rounds, per_round))
                 explored = np.zeros((rounds, per_round))
@@ -134,8 +158,9 @@ def run(bundle: str, rounds: int, per_round: int, n_customers: int, k: int, epsi
                     for j in range(per_round):
                         c = int(numbers[who[r, j]])
                         now = t0 + r * HOUR + j * 1000
-                        res, _ = service.recommend_customer(f"C{c:07d}", RecommendRequest(k=k, context=Context(context),
-                                                                                          now_ms=now))
+                        res, _ = service.recommend_customer(
+                            f"C{c:07d}", RecommendRequest(k=k, context=Context(context), now_ms=now)
+                        )
                         rows = np.asarray([row_of[x.item_id] for x in res.items], np.int64)
                         p = p_all[c][rows]
                         clicked = uniforms[r, j, rows] < p
@@ -149,8 +174,15 @@ def run(bundle: str, rounds: int, per_round: int, n_customers: int, k: int, epsi
                         for x, row, hit in zip(res.items, rows.tolist(), clicked.tolist()):
                             if hit:
                                 service.feedback(res.request_id, x.item_id, "click", now + 30_000, now_ms=now + 30_000)
-                                views.append({"customer_id": f"C{c:07d}", "item_id": x.item_id, "event_type": "view",
-                                              "channel": "web", "timestamp": now + 31_000})
+                                views.append(
+                                    {
+                                        "customer_id": f"C{c:07d}",
+                                        "item_id": x.item_id,
+                                        "event_type": "view",
+                                        "channel": "web",
+                                        "timestamp": now + 31_000,
+                                    }
+                                )
                                 seen[c].add(row)
                         if views:
                             service.intake(views, now_ms=now + 31_000)
@@ -161,8 +193,14 @@ def run(bundle: str, rounds: int, per_round: int, n_customers: int, k: int, epsi
     return _summary(per_policy, rounds, per_round, k, epsilon, seeds)
 
 
-def _summary(per_policy: dict[str, dict[str, list[np.ndarray]]], rounds: int, per_round: int, k: int, epsilon: float,
-             seeds: list[int]) -> list[dict]:
+def _summary(
+    per_policy: dict[str, dict[str, list[np.ndarray]]],
+    rounds: int,
+    per_round: int,
+    k: int,
+    epsilon: float,
+    seeds: list[int],
+) -> list[dict]:
     half = rounds // 2
     late = {p: np.concatenate([c[half:].ravel() for c in v["ctr"]]) for p, v in per_policy.items()}
     rows = []
@@ -224,12 +262,27 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dict
     torch.set_num_threads(args.threads)
     faiss.omp_set_num_threads(args.threads)
     if not (Path(args.bundle) / "manifest.json").is_file():
-        parser.error(f"{args.bundle}: no bundle; train one with scripts/train.py experiment=demo trainer.max_epochs=2 "
-                     "output_dir=.cache/bench/bandit/demo")
-    rows = run(args.bundle, args.rounds, args.per_round, args.customers, args.k, args.epsilon, args.context, args.seeds,
-               args.workdir, args.prior_strength, tuple(args.policies))
+        parser.error(
+            f"{args.bundle}: no bundle; train one with scripts/train.py experiment=demo trainer.max_epochs=2 "
+            "output_dir=.cache/bench/bandit/demo"
+        )
+    rows = run(
+        args.bundle,
+        args.rounds,
+        args.per_round,
+        args.customers,
+        args.k,
+        args.epsilon,
+        args.context,
+        args.seeds,
+        args.workdir,
+        args.prior_strength,
+        tuple(args.policies),
+    )
     if getattr(args, "save", None):
-        title = (f"demo shop, {args.context}, k={args.k}, epsilon={args.epsilon}, {args.rounds} rounds x "
-                 f"{args.per_round} requests, seeds {args.seeds}")
+        title = (
+            f"demo shop, {args.context}, k={args.k}, epsilon={args.epsilon}, {args.rounds} rounds x "
+            f"{args.per_round} requests, seeds {args.seeds}"
+        )
         plot(rows, ROOT / "docs" / "img" / f"{args.save}.png", title)
     return rows

@@ -51,7 +51,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("logs", nargs="*", type=Path)
     parser.add_argument("--store", default=None, help="the journey store: a SQLite file or a redis:// URL")
     parser.add_argument("--prefix", default="jr", help="Redis key prefix of the store (store.prefix)")
-    parser.add_argument("--experiment", default="none", help="experiment name (configs/ab/*.yaml name; 'none' without one)")
+    parser.add_argument(
+        "--experiment", default="none", help="experiment name (configs/ab/*.yaml name; 'none' without one)"
+    )
     parser.add_argument("--control", default=None, help="control variant (default: 'control' or the first name)")
     parser.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level (default 0.05)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -81,15 +83,19 @@ def main(argv: list[str]) -> int:
     print(f"control: {rep['control']}   intervals: {level} (Wilson; lift: log risk ratio)")
     print(f"{'variant':<16}{'impressions':>12}" + "".join(f"  {LABELS[m]:>11} [{level} CI]      " for m in METRICS))
     for name, row in rep["variants"].items():
-        cells = "".join(f"  {_pct(row[m]['value'])} [{_pct(row[m]['ci'][0])}, {_pct(row[m]['ci'][1])}]" for m in METRICS)
+        cells = "".join(
+            f"  {_pct(row[m]['value'])} [{_pct(row[m]['ci'][0])}, {_pct(row[m]['ci'][1])}]" for m in METRICS
+        )
         print(f"{name:<16}{row['impressions']:>12}{cells}")
     for name, row in rep["variants"].items():
         if name == rep["control"]:
             continue
         for metric in METRICS:
             lift = row[metric]["lift"]
-            print(f"lift of {name} over {rep['control']} in {metric}: {100 * lift['value']:+.2f}% "
-                  f"[{100 * lift['ci'][0]:+.2f}%, {100 * lift['ci'][1]:+.2f}%]")
+            print(
+                f"lift of {name} over {rep['control']} in {metric}: {100 * lift['value']:+.2f}% "
+                f"[{100 * lift['ci'][0]:+.2f}%, {100 * lift['ci'][1]:+.2f}%]"
+            )
     return 0
 
 

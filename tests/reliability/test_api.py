@@ -296,7 +296,8 @@ def test_feedback_and_report_endpoints_never_5xx_and_never_count_twice(server, s
     assert clicks() == held
 
     text = st.one_of(st.none(), st.text(max_size=30), st.sampled_from(["control", "none", "default"]))
-    number = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 5), st.text(max_size=6))
+    number = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 5),
+                       st.text(max_size=6))
 
     @FUZZ
     @given(path=st.sampled_from(["/v1/ab/report", "/v1/stats"]), a=text, b=text, x=number)

@@ -122,7 +122,8 @@ def test_intervals_have_their_nominal_coverage_at_the_simulations_rates():
     for pc, pt in ((0.10, 0.13), (0.05, 0.06), (0.020, 0.028)):
         a, b = rng.binomial(n, pc, 4000), rng.binomial(n, pt, 4000)
         wilson_cover = np.mean([wilson(int(x), n)[1] <= pc <= wilson(int(x), n)[2] for x in a])
-        lift_cover = np.mean([lo <= pt / pc - 1 <= hi for lo, hi in (lift_interval(int(x), n, int(y), n)[1:] for x, y in zip(a, b))])
+        lifts = (lift_interval(int(x), n, int(y), n)[1:] for x, y in zip(a, b))
+        lift_cover = np.mean([lo <= pt / pc - 1 <= hi for lo, hi in lifts])
         assert 0.93 <= wilson_cover <= 0.97 and 0.93 <= lift_cover <= 0.975, (pc, wilson_cover, lift_cover)
 
 

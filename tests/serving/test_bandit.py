@@ -42,8 +42,9 @@ def test_the_exploration_slots_learn_what_is_clicked_there(demo_bundle, tmp_path
     events = demo_bundle.sessions(1, min_len=8, seed=3)[0]
     now = events[-1].timestamp_ms + 60_000
     request = RecommendRequest(events=events, k=10, context=Context("home"), now_ms=now)
-    pool = [x.item_id for x in rec.recommend(RecommendRequest(events=events, k=40, now_ms=now), RulesConfig())
-            .items[10:]]
+    pool = [
+        x.item_id for x in rec.recommend(RecommendRequest(events=events, k=40, now_ms=now), RulesConfig()).items[10:]
+    ]
     liked = pool[7]
     with SQLiteStore(tmp_path / "j.sqlite") as store:
         service = Service(rec, allow_demo_key=True, store=store)
@@ -54,7 +55,9 @@ def test_the_exploration_slots_learn_what_is_clicked_there(demo_bundle, tmp_path
             assert len(explored) == 2
             shown.append(liked in explored)
             if liked in explored:
-                status, _ = service.feedback(result.request_id, liked, "click", now + r * 1000 + 10, now + r * 1000 + 10)
+                status, _ = service.feedback(
+                    result.request_id, liked, "click", now + r * 1000 + 10, now + r * 1000 + 10
+                )
                 assert status == 200
     early, late = np.mean(shown[:60]), np.mean(shown[-60:])
     if mode == "bandit":

@@ -41,11 +41,20 @@ def backend(request, tmp_path):
         s.close()
 
 
-def impression(rid: str, items: list[str], t: int = NOW, subject: str | None = None, context: str = "home",
-               variant: str = "control", assigned: bool = True, experiment: str = "exp") -> Impression:
+def impression(
+    rid: str,
+    items: list[str],
+    t: int = NOW,
+    subject: str | None = None,
+    context: str = "home",
+    variant: str = "control",
+    assigned: bool = True,
+    experiment: str = "exp",
+) -> Impression:
     groups = tuple("A/x" if i in ("a", "b") else "B/y" for i in items)  # a and b share a category
-    return Impression(rid, t, tuple(items), context, experiment, variant, assigned, "v1", "new", (len(items) - 1,),
-                      subject, groups)
+    return Impression(
+        rid, t, tuple(items), context, experiment, variant, assigned, "v1", "new", (len(items) - 1,), subject, groups
+    )
 
 
 def test_a_click_is_attributed_to_its_list_and_position_once(backend):
@@ -54,11 +63,22 @@ def test_a_click_is_attributed_to_its_list_and_position_once(backend):
     got = store.impression("r1")
     assert got.impression.items == ("a", "b", "c") and got.impression.explore == (2,) and got.reactions == []
     assert got.impression.subject is None and got.impression.segment == "new"
-    out = store.react([Reaction("r1", "b", "click", NOW + MIN), Reaction("r1", "b", "click", NOW + 2 * MIN),
-                       Reaction("r1", "c", "click", NOW + 3 * MIN)], NOW + HOUR)
+    out = store.react(
+        [
+            Reaction("r1", "b", "click", NOW + MIN),
+            Reaction("r1", "b", "click", NOW + 2 * MIN),
+            Reaction("r1", "c", "click", NOW + 3 * MIN),
+        ],
+        NOW + HOUR,
+    )
     assert [(o.outcome, o.position, o.context, o.variant) for o in out] == [
-        ("attributed", 1, "home", "control"), ("duplicate", 1, "home", "control"), ("attributed", 2, "home", "control")]
-    assert store.react([Reaction("r1", "b", "click", NOW + 4 * MIN)], NOW + HOUR)[0].outcome == "duplicate"  # another call too
+        ("attributed", 1, "home", "control"),
+        ("duplicate", 1, "home", "control"),
+        ("attributed", 2, "home", "control"),
+    ]
+    assert (
+        store.react([Reaction("r1", "b", "click", NOW + 4 * MIN)], NOW + HOUR)[0].outcome == "duplicate"
+    )  # another call too
     assert [r[:2] for r in store.impression("r1").reactions] == [("b", "click"), ("c", "click")]
     ctr = store.item_ctr("home", ["b", "c", "a", "zz"])
     assert ctr.impressions.tolist() == [2, 1, 1, 0] and ctr.clicks.tolist() == [1, 1, 0, 0]
@@ -78,12 +98,15 @@ def test_a_click_is_attributed_to_its_list_and_position_once(backend):
 def test_bad_reactions_are_refused_with_their_reason_and_count_nothing(backend):
     store = backend(reaction_window_minutes=60)
     store.record_impressions([impression("r1", ["a", "b"])], NOW)
-    out = store.react([
-        Reaction("nope", "a", "click", NOW + MIN),
-        Reaction("r1", "zz", "click", NOW + MIN),
-        Reaction("r1", "a", "click", NOW + 61 * MIN),
-        Reaction("r1", "a", "click", NOW - 6 * MIN),
-    ], NOW + 2 * HOUR)
+    out = store.react(
+        [
+            Reaction("nope", "a", "click", NOW + MIN),
+            Reaction("r1", "zz", "click", NOW + MIN),
+            Reaction("r1", "a", "click", NOW + 61 * MIN),
+            Reaction("r1", "a", "click", NOW - 6 * MIN),
+        ],
+        NOW + 2 * HOUR,
+    )
     assert [o.outcome for o in out] == ["unknown_request", "not_shown", "expired", "before_impression"]
     assert store.item_ctr("home", ["a"]).clicks.tolist() == [0]
     assert store.ab_counts("exp")[("control", True)].get("clicks", 0) == 0
@@ -102,24 +125,32 @@ def test_bad_reactions_are_refused_with_their_reason_and_count_nothing(backend):
 def test_purchases_and_carts_sent_as_events_are_attributed_to_the_list_that_showed_them(backend):
     store = backend(reaction_window_minutes=120)
     ev = lambda item, kind, t: StoredEvent(kind, "web", t, item)  # noqa: E731
-    store.record_impressions([
-        impression("clicked", ["x", "y"], NOW, subject="c1"),
-        impression("later", ["y", "x"], NOW + 10 * MIN, subject="c1"),
-        impression("other", ["x"], NOW + 10 * MIN, subject="c2", variant="treat"),
-    ], NOW)
+    store.record_impressions(
+        [
+            impression("clicked", ["x", "y"], NOW, subject="c1"),
+            impression("later", ["y", "x"], NOW + 10 * MIN, subject="c1"),
+            impression("other", ["x"], NOW + 10 * MIN, subject="c2", variant="treat"),
+        ],
+        NOW,
+    )
     assert store.react([Reaction("clicked", "x", "click", NOW + MIN)], NOW + MIN)[0].outcome == "attributed"
-    res = store.append([
-        Arrival(ev("x", "purchase", NOW + 20 * MIN), customer="c1"),  # clicked in "clicked": that list gets it
-        Arrival(ev("y", "cart", NOW + 20 * MIN), customer="c1"),  # not clicked: the latest list with y
-        Arrival(ev("x", "purchase", NOW + 21 * MIN), customer="c1"),  # the same purchase again: counted once
-        Arrival(ev("x", "view", NOW + 21 * MIN), customer="c1"),  # views are not attributed
-        Arrival(ev("y", "purchase", NOW + 5 * 60 * MIN), customer="c1"),  # after the window
-        Arrival(ev("x", "purchase", NOW + 5 * MIN), customer="c2"),  # before c2's list was shown
-        Arrival(ev("x", "purchase", NOW + 20 * MIN), anonymous="a9"),  # nobody's list
-    ], NOW + 6 * 60 * MIN)
+    res = store.append(
+        [
+            Arrival(ev("x", "purchase", NOW + 20 * MIN), customer="c1"),  # clicked in "clicked": that list gets it
+            Arrival(ev("y", "cart", NOW + 20 * MIN), customer="c1"),  # not clicked: the latest list with y
+            Arrival(ev("x", "purchase", NOW + 21 * MIN), customer="c1"),  # the same purchase again: counted once
+            Arrival(ev("x", "view", NOW + 21 * MIN), customer="c1"),  # views are not attributed
+            Arrival(ev("y", "purchase", NOW + 5 * 60 * MIN), customer="c1"),  # after the window
+            Arrival(ev("x", "purchase", NOW + 5 * MIN), customer="c2"),  # before c2's list was shown
+            Arrival(ev("x", "purchase", NOW + 20 * MIN), anonymous="a9"),  # nobody's list
+        ],
+        NOW + 6 * 60 * MIN,
+    )
     assert res.stored == list(range(7)) and res.attributed == [0, 1]
-    assert store.impression("clicked").reactions == [("x", "click", NOW + MIN, "feedback"),
-                                                     ("x", "purchase", NOW + 20 * MIN, "event")]
+    assert store.impression("clicked").reactions == [
+        ("x", "click", NOW + MIN, "feedback"),
+        ("x", "purchase", NOW + 20 * MIN, "event"),
+    ]
     assert store.impression("later").reactions == [("y", "cart", NOW + 20 * MIN, "event")]
     assert store.impression("other").reactions == []
     counts = store.ab_counts("exp")[("control", True)]
@@ -132,9 +163,14 @@ def test_purchases_and_carts_sent_as_events_are_attributed_to_the_list_that_show
 def test_trending_is_the_exponentially_decayed_count_of_item_events(backend):
     store = backend(trending_half_life_hours=1.0)
     t0 = NOW
-    store.append([Arrival(StoredEvent("view", "web", t0, "a"), customer="c1") for _ in range(3)]
-                 + [Arrival(StoredEvent("purchase", "web", t0 + HOUR, "b"), customer="c2"),
-                    Arrival(StoredEvent("search", "web", t0 + HOUR, None, query="q"), customer="c2")], t0 + HOUR)
+    store.append(
+        [Arrival(StoredEvent("view", "web", t0, "a"), customer="c1") for _ in range(3)]
+        + [
+            Arrival(StoredEvent("purchase", "web", t0 + HOUR, "b"), customer="c2"),
+            Arrival(StoredEvent("search", "web", t0 + HOUR, None, query="q"), customer="c2"),
+        ],
+        t0 + HOUR,
+    )
     now = t0 + 2 * HOUR
     tr = store.trending(now, 10)
     assert tr.items == ["a", "b"] and np.allclose(tr.scores, [3 * 0.25, 0.5])
@@ -152,14 +188,25 @@ def test_trending_is_the_exponentially_decayed_count_of_item_events(backend):
     # a clock set far ahead (year 9999) counts as now (+ the 5-minute skew): no overflow, nothing wiped
     store.append([Arrival(StoredEvent("view", "web", 253_402_300_000_000, "e"), customer="c4")], late + HOUR)
     tr = store.trending(late + HOUR, 3)
-    assert dict(zip(tr.items, tr.scores)) == pytest.approx({"d": 0.5, "e": 2.0 ** (5 / 60), "c": 4.0 * 2.0**-299}, rel=1e-9)
+    assert dict(zip(tr.items, tr.scores)) == pytest.approx(
+        {"d": 0.5, "e": 2.0 ** (5 / 60), "c": 4.0 * 2.0**-299}, rel=1e-9
+    )
 
 
 def test_context_popularity_counts_positive_reactions_in_that_context(backend):
     store = backend(trending_half_life_hours=1.0)
-    store.record_impressions([impression("r1", ["a", "b"], context="cart"), impression("r2", ["a"], context="home")], NOW)
-    store.react([Reaction("r1", "b", "click", NOW), Reaction("r1", "b", "purchase", NOW),
-                 Reaction("r1", "a", "dismiss", NOW), Reaction("r2", "a", "click", NOW)], NOW)
+    store.record_impressions(
+        [impression("r1", ["a", "b"], context="cart"), impression("r2", ["a"], context="home")], NOW
+    )
+    store.react(
+        [
+            Reaction("r1", "b", "click", NOW),
+            Reaction("r1", "b", "purchase", NOW),
+            Reaction("r1", "a", "dismiss", NOW),
+            Reaction("r2", "a", "click", NOW),
+        ],
+        NOW,
+    )
     tr = store.trending(NOW + HOUR, 5, context="cart")
     assert tr.context_items == ["b"] and np.allclose(tr.context_scores, [1.0])  # two reactions, one half-life
     assert tr.items == []  # reactions are not events: global trending counts what /v1/events receives

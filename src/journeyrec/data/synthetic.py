@@ -298,8 +298,10 @@ def _item_taste(cat: _Catalog, t: Tastes, rows: np.ndarray, ci: np.ndarray) -> n
 def customer_tastes(cfg: DemoShopConfig | None = None) -> Tastes:
     """Every customer's latent tastes (row c = customer ``C%07d`` % c), exactly as generated."""
     cfg = cfg or DemoShopConfig()
-    blocks = [_draw_tastes(np.random.default_rng([cfg.seed, first]), min(cfg.block_customers, cfg.n_customers - first), cfg)
-              for first in range(0, cfg.n_customers, cfg.block_customers)]
+    blocks = [
+        _draw_tastes(np.random.default_rng([cfg.seed, first]), min(cfg.block_customers, cfg.n_customers - first), cfg)
+        for first in range(0, cfg.n_customers, cfg.block_customers)
+    ]
     return Tastes(*(np.concatenate([getattr(b, f) for b in blocks]) for f in Tastes.__dataclass_fields__))
 
 
@@ -330,7 +332,8 @@ class InterestModel:
         valid = members >= 0
         rows = np.repeat(customers, items.shape[1])
         flat = np.where(valid, members, 0).reshape(len(rows), -1)
-        best = np.where(valid.reshape(len(rows), -1), _item_taste(self.cat, self.tastes, rows, flat), -np.inf).max(axis=1)
+        taste = _item_taste(self.cat, self.tastes, rows, flat)
+        best = np.where(valid.reshape(len(rows), -1), taste, -np.inf).max(axis=1)
         own = _item_taste(self.cat, self.tastes, rows, items.reshape(-1, 1))[:, 0]
         interest = 0.05 + 0.55 * np.exp(0.7 * (own - best))
         return (self.share[rows, leaf.reshape(-1)] * interest).reshape(items.shape)

@@ -75,8 +75,8 @@ def count_log(records: Iterable[dict]) -> dict[str, VariantCounts]:
             else:
                 setattr(c, _LOG_EVENTS[event], getattr(c, _LOG_EVENTS[event]) + 1)
             continue
-        entry = by_request.setdefault(str(rid), {"variant": str(variant), "impression": False, "click": False, "cart": False,
-                                                 "purchase": False})
+        entry = by_request.setdefault(str(rid), {"variant": str(variant), "impression": False, "click": False,
+                                                 "cart": False, "purchase": False})
         entry[event] = True
     for entry in by_request.values():
         if not entry["impression"]:
@@ -93,7 +93,8 @@ def count_log(records: Iterable[dict]) -> dict[str, VariantCounts]:
     return counts
 
 
-def store_counts(ab_counts: Mapping[tuple[str, bool], Mapping[str, int]], assigned_only: bool = True) -> dict[str, VariantCounts]:
+def store_counts(ab_counts: Mapping[tuple[str, bool], Mapping[str, int]],
+                 assigned_only: bool = True) -> dict[str, VariantCounts]:
     """Per-variant counts from the journey store's A/B counters (``JourneyStore.ab_counts``)."""
     counts: dict[str, VariantCounts] = {}
     for (variant, assigned), m in sorted(ab_counts.items()):

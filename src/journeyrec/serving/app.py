@@ -247,7 +247,8 @@ def _payload(result: RecommendResult, with_intent: bool) -> bytes:
             item.update(r.info)
         items.append(item)
     body: dict[str, Any] = {"request_id": result.request_id, "items": items, "variant": result.variant,
-                            "segment": result.segment, "bundle_version": result.bundle_version, "warnings": result.warnings}
+                            "segment": result.segment, "bundle_version": result.bundle_version,
+                            "warnings": result.warnings}
     if with_intent:
         body["intent"] = result.intent
     return json.dumps(body).encode()
@@ -264,7 +265,8 @@ def _events(events: List[Any]) -> list[Event]:
 
 def create_app(service: Service) -> FastAPI:
     limits = service.limits
-    RecommendIn, RecommendOut, EventsIn, IdentifyIn, ConsentIn, CustomerRecommendIn, CatalogIn, FeedbackIn = _models(limits)
+    models = _models(limits)
+    RecommendIn, RecommendOut, EventsIn, IdentifyIn, ConsentIn, CustomerRecommendIn, CatalogIn, FeedbackIn = models
     app = FastAPI(
         title="journeyrec",
         description="Session-based recommendations with filters, repeat-purchase rules, boosts, diversity, "
@@ -452,7 +454,8 @@ def create_app(service: Service) -> FastAPI:
 
         @app.get("/v1/ab/report", responses={404: {}, 422: {}})
         def ab_report(experiment: Optional[str] = Query(None, max_length=200, description="default: the one served"),
-                      control: Optional[str] = Query(None, max_length=200, description="default: 'control' or the first"),
+                      control: Optional[str] = Query(None, max_length=200,
+                                                     description="default: 'control' or the first"),
                       alpha: float = Query(0.05, gt=0.0, lt=1.0)) -> JSONResponse:
             """CTR, add-to-cart and conversion per variant from the stored impressions and reactions,
             with Wilson intervals and each variant's lift over the control with its interval."""
@@ -469,7 +472,8 @@ def create_app(service: Service) -> FastAPI:
             return JSONResponse(answer)
 
         @app.get("/v1/stats")
-        def online_stats(context: ContextType = Query("home"), n: int = Query(10, ge=1, le=limits.max_k)) -> JSONResponse:
+        def online_stats(context: ContextType = Query("home"),
+                         n: int = Query(10, ge=1, le=limits.max_k)) -> JSONResponse:
             """The online statistics every replica shares: trending, popular in the context, CTR per slot."""
             started = time.perf_counter()
             answer = service.online_stats(context, n)

@@ -110,9 +110,9 @@ class Service:
         self._key = resolve_key(hmac_key_file, allow_demo_key=allow_demo_key)
         self.experiment = experiment or ExperimentConfig(name="none", variants=[VariantConfig(name="default")])
         self.assigner = Assigner(self.experiment)
-        load = load or (lambda path: Recommender.load(path, rules=recommender.rules, contexts=recommender.context_overrides,
-                                                      segment_rules=recommender.segment_overrides,
-                                                      segments=recommender.segments))
+        load = load or (lambda path: Recommender.load(
+            path, rules=recommender.rules, contexts=recommender.context_overrides,
+            segment_rules=recommender.segment_overrides, segments=recommender.segments))
         loaded: dict[str, Recommender] = {}
         self.arms: dict[str, _Arm] = {}
         for v in self.experiment.variants:
@@ -199,10 +199,10 @@ class Service:
         items = tuple(r.item_id for r in result.items)
         rec = self.arms[result.variant].recommender if result.variant in self.arms else self.default
         groups = tuple(rec.groups_of([rec.internal_id(i) or 0 for i in items]))
+        explore = tuple(j for j, r in enumerate(result.items) if r.reason == "explore")
         self.store.record_impressions([Impression(
             result.request_id, now_ms, items, context, self.experiment.name, result.variant or "", assigned,
-            result.bundle_version, result.segment, tuple(j for j, r in enumerate(result.items) if r.reason == "explore"),
-            subject, groups)], now_ms)
+            result.bundle_version, result.segment, explore, subject, groups)], now_ms)
 
     def feedback(self, request_id: str, item_id: str, kind: str, timestamp_ms: int | None = None,
                  now_ms: int | None = None) -> tuple[int, dict[str, Any]]:
@@ -220,7 +220,8 @@ class Service:
             answer["detail" if FEEDBACK_STATUS[out.outcome] >= 400 else "warning"] = _FEEDBACK_WHY[out.outcome]
         return FEEDBACK_STATUS[out.outcome], answer
 
-    def ab_report(self, experiment: str | None = None, control: str | None = None, alpha: float = 0.05) -> dict[str, Any]:
+    def ab_report(self, experiment: str | None = None, control: str | None = None,
+                  alpha: float = 0.05) -> dict[str, Any]:
         """CTR, add-to-cart and conversion per variant from the stored impressions and reactions
         (serving/abstats.py: Wilson intervals, lift with its interval). Raises LookupError when the
         experiment has no assigned impressions yet, ValueError for an unknown control."""
@@ -342,7 +343,8 @@ class Service:
         return self.recommend_pseudonym(self._pseudonym(customer_id), request, use_search_filters, request_id)
 
     def recommend_pseudonym(self, pseudonym: str, request: RecommendRequest, use_search_filters: bool = True,
-                            request_id: str | None = None, impression: bool = True) -> tuple[RecommendResult, dict[str, Any]]:
+                            request_id: str | None = None,
+                            impression: bool = True) -> tuple[RecommendResult, dict[str, Any]]:
         """:meth:`recommend_customer` for a customer known by pseudonym only (the batch over the store,
         which stores no impressions: ``impression=False``)."""
         store = self._require_store()

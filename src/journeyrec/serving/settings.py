@@ -88,7 +88,7 @@ class RulesConfig:
     epsilon: float = 0.0
     exploration: str = "bandit"  # bandit: Thompson sampling on clicks / impressions in the context; random
     bandit_prior_strength: float = 10.0  # pseudo-impressions of the Beta prior, centred on the context's CTR
-    explore_trending_share: float = 0.5  # random: of exploration slots, from trending; the rest from under-exposed candidates
+    explore_trending_share: float = 0.5  # random: share of slots from trending; the rest under-exposed candidates
     # --- retrieval
     overfetch: int = 4  # candidate pool = overfetch x k (at least k + 20) before re-ranking
     prefilter_below: float = 0.05  # FAISS IDSelector pre-filtering when fewer than this share of items is eligible
@@ -189,7 +189,7 @@ class StoreConfig:
     retention_days: float = 400.0  # > the 365-day durable window of the repeat policy
     # --- the feedback loop (docs/reactions.md)
     impressions: bool = True  # store every answer (items, positions, context, variant) for feedback and A/B
-    reaction_window_minutes: float = 1440.0  # feedback, and carts / purchases sent as events, count this long after a list
+    reaction_window_minutes: float = 1440.0  # feedback (and carts / purchases as events) counts this long after a list
     trending_half_life_hours: float = 168.0  # online trending and per-context popularity (the export's 7 days)
     trending_top: int = 1000  # online trending items read per non-personal answer
 
@@ -248,7 +248,7 @@ class ServeConfig:
     allow_demo_key: Optional[bool] = None  # None: as the bundle's training data config (public data allows it)
     rules: RulesConfig = field(default_factory=RulesConfig)
     contexts: Dict[str, ContextConfig] = field(default_factory=dict)  # context type -> its settings and rule overrides
-    segments: SegmentsConfig = field(default_factory=SegmentsConfig)  # how customers are segmented (per-segment rules: contexts)
+    segments: SegmentsConfig = field(default_factory=SegmentsConfig)  # segment thresholds (per-segment rules: contexts)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     ab: Optional[ExperimentConfig] = None  # an A/B experiment (configs/ab/*.yaml), none by default
     store: Optional[StoreConfig] = None  # the journey store (configs/store/*.yaml); None: stateless

@@ -92,7 +92,7 @@ class StoredEvent:
         return json.dumps({k: v for k, v in asdict(self).items() if v is not None}, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "StoredEvent":
+    def from_json(cls, text: str | bytes) -> StoredEvent:
         return cls(**json.loads(text))
 
 
@@ -160,7 +160,7 @@ class Impression:
         return json.dumps(meta, separators=(",", ":"))
 
     @classmethod
-    def from_meta(cls, text: str | bytes, subject: str | None = None) -> "Impression":
+    def from_meta(cls, text: str | bytes, subject: str | None = None) -> Impression:
         meta = json.loads(text)
         meta["items"], meta["explore"] = tuple(meta["items"]), tuple(meta["explore"])
         meta["groups"] = tuple(meta.get("groups") or ())
@@ -307,7 +307,7 @@ class JourneyStore(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    def __enter__(self) -> "JourneyStore":
+    def __enter__(self) -> JourneyStore:
         return self
 
     def __exit__(self, *exc: object) -> None:

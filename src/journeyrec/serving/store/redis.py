@@ -66,6 +66,7 @@ from journeyrec.serving.store.base import (
 
 __all__ = ["RedisStore"]
 
+
 def _lua_set(names: Sequence[str]) -> str:
     return "{" + ", ".join(f"['{n}'] = true" for n in names) + "}"
 
@@ -188,8 +189,7 @@ local function attribute(subject, item, kind, t, window, l, hl, latest)
   local m = redis.call('HGET', imp(best), 'm')
   return m and apply(best, cjson.decode(m), best_pos, item, kind, t, 'event', l, hl, latest) == 'attributed'
 end
-"""
-    .replace("__REBASE__", "256")
+""".replace("__REBASE__", "256")
     .replace("__UNIT__", _lua_map(_UNIT))
     .replace("__COUNT__", _lua_map(_COUNT))
     .replace("__POSITIVE__", _lua_set(POSITIVE_REACTIONS))
@@ -310,7 +310,8 @@ local ttl = tonumber(ARGV[2])
 local i = 3
 while i <= #ARGV do
   local rid, ts, subject, ctx = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
-  local experiment, variant, assigned, meta, n = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], tonumber(ARGV[i + 8])
+  local experiment, variant, assigned = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+  local meta, n = ARGV[i + 7], tonumber(ARGV[i + 8])
   local first_item = i + 9
   local k = imp(rid)
   if redis.call('EXISTS', k) == 0 then
@@ -377,7 +378,6 @@ end
 return out
 """
 )
-
 
 
 def _body(member: bytes) -> bytes:
@@ -511,20 +511,40 @@ class RedisStore(JourneyStore):
             return
         args: list[Any] = [self.prefix, 2 * self.reaction_window_ms]
         for imp in impressions:
-            args += [imp.request_id, int(imp.timestamp_ms), imp.subject or "", imp.context, imp.experiment, imp.variant,
-                     "1" if imp.assigned else "0", imp.meta_json(), len(imp.items), *imp.items]
+            args += [
+                imp.request_id,
+                int(imp.timestamp_ms),
+                imp.subject or "",
+                imp.context,
+                imp.experiment,
+                imp.variant,
+                "1" if imp.assigned else "0",
+                imp.meta_json(),
+                len(imp.items),
+                *imp.items,
+            ]
         self._impressions(args=args)
 
     def react(self, reactions: Sequence[Reaction], now_ms: int) -> list[ReactionResult]:
         if not reactions:
             return []
-        args: list[Any] = [self.prefix, self.reaction_window_ms, self.trend_half_life_ms, SKEW_MS,
-                           max(r.timestamp_ms for r in reactions), now_ms + SKEW_MS]
+        args: list[Any] = [
+            self.prefix,
+            self.reaction_window_ms,
+            self.trend_half_life_ms,
+            SKEW_MS,
+            max(r.timestamp_ms for r in reactions),
+            now_ms + SKEW_MS,
+        ]
         for r in reactions:
             args += [r.request_id, r.item_id, r.type, int(r.timestamp_ms)]
         reply = [_text(x) for x in self._react(args=args)]
-        return [ReactionResult(reply[j], int(reply[j + 1]) if reply[j + 1] else None, reply[j + 2] or None,
-                               reply[j + 3] or None) for j in range(0, len(reply), 4)]
+        return [
+            ReactionResult(
+                reply[j], int(reply[j + 1]) if reply[j + 1] else None, reply[j + 2] or None, reply[j + 3] or None
+            )
+            for j in range(0, len(reply), 4)
+        ]
 
     def impression(self, request_id: str) -> StoredImpression | None:
         fields = {_text(k): _text(v) for k, v in self.r.hgetall(self._k("imp", request_id)).items()}
@@ -536,7 +556,9 @@ class RedisStore(JourneyStore):
                 item, kind = name[2:].rsplit(":", 1)
                 t, source = value.split(":", 1)
                 reactions.append((item, kind, int(t), source))
-        return StoredImpression(Impression.from_meta(fields["m"], fields.get("s")), sorted(reactions, key=lambda r: (r[2], r[0], r[1])))
+        return StoredImpression(
+            Impression.from_meta(fields["m"], fields.get("s")), sorted(reactions, key=lambda r: (r[2], r[0], r[1]))
+        )
 
     def trending(self, now_ms: int, n: int, context: str | None = None) -> Trending:
         with self.r.pipeline(transaction=True) as pipe:
@@ -571,9 +593,10 @@ class RedisStore(JourneyStore):
         values = self.r.hmget(self._k("ectr", context), [f"{k}:{part}" for k in keys for part in ("n", "c")])
         counts = np.asarray([int(v or 0) for v in values], np.int64).reshape(-1, 2)
         n_items, n_groups = len(item_ids), len(groups)
-        items, grps, total = counts[:n_items], counts[n_items:n_items + n_groups], counts[-1]
-        return ItemCTR(items[:, 1].copy(), items[:, 0].copy(), int(total[1]), int(total[0]), grps[:, 1].copy(),
-                       grps[:, 0].copy())
+        items, grps, total = counts[:n_items], counts[n_items : n_items + n_groups], counts[-1]
+        return ItemCTR(
+            items[:, 1].copy(), items[:, 0].copy(), int(total[1]), int(total[0]), grps[:, 1].copy(), grps[:, 0].copy()
+        )
 
     def slot_ctr(self, context: str) -> list[SlotCTR]:
         slots: dict[int, list[int]] = {}

@@ -99,6 +99,7 @@ WHERE i.subject = ? AND i.ts <= ? AND i.ts >= ?
 ORDER BY clicked DESC, i.ts DESC LIMIT 1
 """
 
+
 def _explore_keys(item: str, groups: Sequence[str], position: int) -> tuple[str, str, str]:
     """The exploration counters a slot feeds: its item's, its item group's, the context's."""
     return f"i:{item}", f"g:{groups[position] if position < len(groups) else ''}", "*"
@@ -108,9 +109,14 @@ def _explore_counts(found: Mapping[str, tuple[int, int]], item_ids: Sequence[str
     items = [found.get(f"i:{i}", (0, 0)) for i in item_ids]
     grps = [found.get(f"g:{g}", (0, 0)) for g in groups]
     total = found.get("*", (0, 0))
-    return ItemCTR(np.asarray([c for _, c in items], np.int64), np.asarray([n for n, _ in items], np.int64),
-                   total[1], total[0], np.asarray([c for _, c in grps], np.int64),
-                   np.asarray([n for n, _ in grps], np.int64))
+    return ItemCTR(
+        np.asarray([c for _, c in items], np.int64),
+        np.asarray([n for n, _ in items], np.int64),
+        total[1],
+        total[0],
+        np.asarray([c for _, c in grps], np.int64),
+        np.asarray([n for n, _ in grps], np.int64),
+    )
 
 
 _REBASE_HALF_LIVES = 256.0  # forward-decay scores are rescaled to a new landmark before they could overflow
@@ -440,23 +446,44 @@ class SQLiteStore(JourneyStore):
             (meta["experiment"], meta["variant"], int(bool(meta["assigned"])), metric),
         )
 
-    def _apply(self, con: sqlite3.Connection, request_id: str, meta: Mapping[str, Any], position: int, item: str,
-               kind: str, t: int, source: str, landmark: int, latest: int) -> str:
+    def _apply(
+        self,
+        con: sqlite3.Connection,
+        request_id: str,
+        meta: Mapping[str, Any],
+        position: int,
+        item: str,
+        kind: str,
+        t: int,
+        source: str,
+        landmark: int,
+        latest: int,
+    ) -> str:
         """Record one reaction to a list that showed ``item`` at ``position`` and count it; a
         (request, item, type) already recorded is a duplicate and counts nothing."""
-        first = con.execute("SELECT 1 FROM reactions WHERE request_id = ? AND type = ? LIMIT 1",
-                            (request_id, kind)).fetchone() is None
-        added = con.execute("INSERT OR IGNORE INTO reactions (request_id, item_id, type, ts, source) VALUES (?, ?, ?, ?, ?)",
-                            (request_id, item, kind, int(t), source)).rowcount
+        first = (
+            con.execute(
+                "SELECT 1 FROM reactions WHERE request_id = ? AND type = ? LIMIT 1", (request_id, kind)
+            ).fetchone()
+            is None
+        )
+        added = con.execute(
+            "INSERT OR IGNORE INTO reactions (request_id, item_id, type, ts, source) VALUES (?, ?, ?, ?, ?)",
+            (request_id, item, kind, int(t), source),
+        ).rowcount
         if not added:
             return "duplicate"
         context = meta["context"]
         if kind == "click":
             con.execute("UPDATE item_ctr SET clicks = clicks + 1 WHERE context = ? AND item_id = ?", (context, item))
-            con.execute("UPDATE slot_ctr SET clicks = clicks + 1 WHERE context = ? AND position = ?", (context, position))
+            con.execute(
+                "UPDATE slot_ctr SET clicks = clicks + 1 WHERE context = ? AND position = ?", (context, position)
+            )
             if position in (meta.get("explore") or ()):
-                con.executemany("UPDATE explore_ctr SET clicks = clicks + 1 WHERE context = ? AND key = ?",
-                                [(context, key) for key in _explore_keys(item, meta.get("groups") or (), position)])
+                con.executemany(
+                    "UPDATE explore_ctr SET clicks = clicks + 1 WHERE context = ? AND key = ?",
+                    [(context, key) for key in _explore_keys(item, meta.get("groups") or (), position)],
+                )
         if kind in POSITIVE_REACTIONS:
             self._trend_add(con, context, item, min(t, latest), landmark)
         self._ab_add(con, meta, _COUNT[kind])
@@ -470,8 +497,21 @@ class SQLiteStore(JourneyStore):
         if row is None:
             return False
         request_id, position, meta, _ = row
-        return self._apply(con, request_id, json.loads(meta), int(position), str(e.item_id), e.event_type, t, "event",
-                           landmark, latest) == "attributed"
+        return (
+            self._apply(
+                con,
+                request_id,
+                json.loads(meta),
+                int(position),
+                str(e.item_id),
+                e.event_type,
+                t,
+                "event",
+                landmark,
+                latest,
+            )
+            == "attributed"
+        )
 
     def _prune(self, con: sqlite3.Connection, now_ms: int) -> None:
         """Lists older than two reaction windows are forgotten (at most once a minute, or half a window)."""
@@ -490,25 +530,38 @@ class SQLiteStore(JourneyStore):
         with self._tx(self._con(stats=True)) as con:
             for imp in impressions:
                 subject = imp.subject if imp.subject and self._consent(con, imp.subject) is not False else None
-                if not con.execute("INSERT OR IGNORE INTO impressions (request_id, ts, subject, meta) VALUES (?, ?, ?, ?)",
-                                   (imp.request_id, int(imp.timestamp_ms), subject, imp.meta_json())).rowcount:
+                if not con.execute(
+                    "INSERT OR IGNORE INTO impressions (request_id, ts, subject, meta) VALUES (?, ?, ?, ?)",
+                    (imp.request_id, int(imp.timestamp_ms), subject, imp.meta_json()),
+                ).rowcount:
                     continue  # a request id seen before: its list was counted then
-                con.executemany("INSERT OR IGNORE INTO shown (request_id, item_id, position) VALUES (?, ?, ?)",
-                                [(imp.request_id, item, p) for p, item in enumerate(imp.items)])
+                con.executemany(
+                    "INSERT OR IGNORE INTO shown (request_id, item_id, position) VALUES (?, ?, ?)",
+                    [(imp.request_id, item, p) for p, item in enumerate(imp.items)],
+                )
                 con.executemany(
                     "INSERT INTO item_ctr (context, item_id, impressions, clicks) VALUES (?, ?, 1, 0) "
-                    "ON CONFLICT DO UPDATE SET impressions = impressions + 1", [(imp.context, item) for item in imp.items])
+                    "ON CONFLICT DO UPDATE SET impressions = impressions + 1",
+                    [(imp.context, item) for item in imp.items],
+                )
                 con.executemany(
                     "INSERT INTO slot_ctr (context, position, impressions, clicks) VALUES (?, ?, 1, 0) "
                     "ON CONFLICT DO UPDATE SET impressions = impressions + 1",
-                    [(imp.context, p) for p in range(len(imp.items))])
+                    [(imp.context, p) for p in range(len(imp.items))],
+                )
                 con.executemany(
                     "INSERT INTO explore_ctr (context, key, impressions, clicks) VALUES (?, ?, 1, 0) "
                     "ON CONFLICT DO UPDATE SET impressions = impressions + 1",
-                    [(imp.context, key) for p in imp.explore if p < len(imp.items)
-                     for key in _explore_keys(imp.items[p], imp.groups, p)])
-                self._ab_add(con, {"experiment": imp.experiment, "variant": imp.variant, "assigned": imp.assigned},
-                             "impressions")
+                    [
+                        (imp.context, key)
+                        for p in imp.explore
+                        if p < len(imp.items)
+                        for key in _explore_keys(imp.items[p], imp.groups, p)
+                    ],
+                )
+                self._ab_add(
+                    con, {"experiment": imp.experiment, "variant": imp.variant, "assigned": imp.assigned}, "impressions"
+                )
             self._prune(con, now_ms)
 
     def react(self, reactions: Sequence[Reaction], now_ms: int) -> list[ReactionResult]:
@@ -530,14 +583,25 @@ class SQLiteStore(JourneyStore):
                 elif r.timestamp_ms < shown_at - SKEW_MS:
                     result.outcome = "before_impression"
                 else:
-                    pos = con.execute("SELECT position FROM shown WHERE request_id = ? AND item_id = ?",
-                                      (r.request_id, r.item_id)).fetchone()
+                    pos = con.execute(
+                        "SELECT position FROM shown WHERE request_id = ? AND item_id = ?", (r.request_id, r.item_id)
+                    ).fetchone()
                     if pos is None:
                         result.outcome = "not_shown"
                     else:
                         result.position = int(pos[0])
-                        result.outcome = self._apply(con, r.request_id, meta, result.position, r.item_id, r.type,
-                                                     r.timestamp_ms, "feedback", landmark, latest)
+                        result.outcome = self._apply(
+                            con,
+                            r.request_id,
+                            meta,
+                            result.position,
+                            r.item_id,
+                            r.type,
+                            r.timestamp_ms,
+                            "feedback",
+                            landmark,
+                            latest,
+                        )
                 out.append(result)
         return out
 
@@ -546,9 +610,13 @@ class SQLiteStore(JourneyStore):
         row = con.execute("SELECT subject, meta FROM impressions WHERE request_id = ?", (request_id,)).fetchone()
         if row is None:
             return None
-        reactions = con.execute("SELECT item_id, type, ts, source FROM reactions WHERE request_id = ? ORDER BY ts, item_id, type",
-                                (request_id,)).fetchall()
-        return StoredImpression(Impression.from_meta(row[1], row[0]), [(str(i), str(k), int(t), str(s)) for i, k, t, s in reactions])
+        reactions = con.execute(
+            "SELECT item_id, type, ts, source FROM reactions WHERE request_id = ? ORDER BY ts, item_id, type",
+            (request_id,),
+        ).fetchall()
+        return StoredImpression(
+            Impression.from_meta(row[1], row[0]), [(str(i), str(k), int(t), str(s)) for i, k, t, s in reactions]
+        )
 
     def trending(self, now_ms: int, n: int, context: str | None = None) -> Trending:
         con = self._con()
@@ -558,8 +626,9 @@ class SQLiteStore(JourneyStore):
         factor = landmark_factor(now_ms, int(row[0]), self.trend_half_life_ms)
         out = Trending(landmark_ms=int(row[0]))
         for scope in ("", context) if context else ("",):
-            rows = con.execute("SELECT item_id, score FROM trend WHERE scope = ? ORDER BY score DESC LIMIT ?",
-                               (scope, int(n))).fetchall()
+            rows = con.execute(
+                "SELECT item_id, score FROM trend WHERE scope = ? ORDER BY score DESC LIMIT ?", (scope, int(n))
+            ).fetchall()
             items, raw = [str(r[0]) for r in rows], np.asarray([r[1] for r in rows], np.float64)
             if scope:
                 out.context_items, out.context_raw, out.context_scores = items, raw, raw * factor
@@ -572,22 +641,32 @@ class SQLiteStore(JourneyStore):
         found: dict[str, tuple[int, int]] = {}
         unique = list(dict.fromkeys(str(k) for k in keys))
         for start in range(0, len(unique), 500):  # within SQLite's bound on statement parameters
-            part = unique[start:start + 500]
+            part = unique[start : start + 500]
             marks = ",".join("?" * len(part))
             for key, n, c in con.execute(
-                    f"SELECT {column}, impressions, clicks FROM {table} WHERE context = ? AND {column} IN ({marks})",
-                    (context, *part)):
+                f"SELECT {column}, impressions, clicks FROM {table} WHERE context = ? AND {column} IN ({marks})",
+                (context, *part),
+            ):
                 found[str(key)] = (int(n), int(c))
         return found
 
     def item_ctr(self, context: str, item_ids: Sequence[str]) -> ItemCTR:
         items = self._counts("item_ctr", "item_id", context, item_ids)
-        total = self._con().execute(
-            "SELECT COALESCE(SUM(impressions), 0), COALESCE(SUM(clicks), 0) FROM slot_ctr WHERE context = ?",
-            (context,)).fetchone()
+        total = (
+            self._con()
+            .execute(
+                "SELECT COALESCE(SUM(impressions), 0), COALESCE(SUM(clicks), 0) FROM slot_ctr WHERE context = ?",
+                (context,),
+            )
+            .fetchone()
+        )
         pairs = [items.get(str(i), (0, 0)) for i in item_ids]
-        return ItemCTR(np.asarray([c for _, c in pairs], np.int64), np.asarray([n for n, _ in pairs], np.int64),
-                       int(total[1]), int(total[0]))
+        return ItemCTR(
+            np.asarray([c for _, c in pairs], np.int64),
+            np.asarray([n for n, _ in pairs], np.int64),
+            int(total[1]),
+            int(total[0]),
+        )
 
     def explore_ctr(self, context: str, item_ids: Sequence[str], groups: Sequence[str]) -> ItemCTR:
         keys = [f"i:{i}" for i in item_ids] + [f"g:{g}" for g in groups] + ["*"]
@@ -595,14 +674,20 @@ class SQLiteStore(JourneyStore):
         return _explore_counts(found, item_ids, groups)
 
     def slot_ctr(self, context: str) -> list[SlotCTR]:
-        rows = self._con().execute("SELECT position, impressions, clicks FROM slot_ctr WHERE context = ? ORDER BY position",
-                                   (context,)).fetchall()
+        rows = (
+            self._con()
+            .execute(
+                "SELECT position, impressions, clicks FROM slot_ctr WHERE context = ? ORDER BY position", (context,)
+            )
+            .fetchall()
+        )
         return [SlotCTR(int(p), int(n), int(c)) for p, n, c in rows]
 
     def ab_counts(self, experiment: str) -> dict[tuple[str, bool], dict[str, int]]:
         out: dict[tuple[str, bool], dict[str, int]] = {}
         for variant, assigned, metric, value in self._con().execute(
-                "SELECT variant, assigned, metric, value FROM ab WHERE experiment = ?", (experiment,)):
+            "SELECT variant, assigned, metric, value FROM ab WHERE experiment = ?", (experiment,)
+        ):
             out.setdefault((str(variant), bool(assigned)), {})[str(metric)] = int(value)
         return out
 
