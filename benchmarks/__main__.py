@@ -22,6 +22,7 @@ docs/results/RESULT_NAME.json (default: NAME with underscores), from which the d
   journey-ablation   next-purchase / next-cart NDCG@10 with item ids only, + event type, channel, time gap, context
   record-run         one scripts/train.py run's metrics, curve and wall time as docs/results/<name>.json
   live               journey store: intake events/s per backend, customer-id vs stateless endpoint p50/p99, batch
+  bandit             demo shop CTR by round: exploration by the Thompson bandit vs random vs none (true clicks)
 
 Run under the shared CPU lock on a quiet machine; every figure states its threads.
 """
@@ -281,7 +282,8 @@ def _live_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=100, help="events per intake request")
     p.add_argument("--requests", type=int, default=1500, help="latency: requests per endpoint and backend")
     p.add_argument("--customers", type=int, default=100_000, help="batch: customers in the store")
-    p.add_argument("--parts", nargs="+", default=["intake", "latency", "batch"], choices=["intake", "latency", "batch"])
+    p.add_argument("--parts", nargs="+", default=["intake", "latency", "batch"],
+                   choices=["intake", "latency", "batch", "impressions"])
 
 
 def _live(a: argparse.Namespace, _: argparse.ArgumentParser) -> Iterable[dict]:
@@ -340,6 +342,7 @@ BENCHMARKS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Runner]] 
     "journey-ablation": (_journey_ablation_args, _journey_ablation),
     "record-run": (_record_run_args, _record_run),
     "live": (_live_args, _live),
+    "bandit": _module("bandit"),
 }
 
 

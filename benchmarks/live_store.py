@@ -14,7 +14,10 @@ with ``appendonly yes, appendfsync always`` (the durability of the embedded back
   ``POST /v1/recommendations`` carrying the same customer's events; p50 / p99 with bootstrap 95%
   intervals, and the p50 difference with its interval (the store lookup's cost);
 * batch: ``journeyrec.serving.batch.batch_recommend`` over 100k stored customers against the same
-  customers' events answered statelessly in process (a sample).
+  customers' events answered statelessly in process (a sample);
+* impressions (``--parts impressions``): the customer endpoint storing each answer as an impression
+  against a second service that does not (``store.impressions=false``), alternating; and the
+  latency of ``POST /v1/feedback``.
 
 Server start and readiness: a minimal helper here (``_Service``) until the shared
 ``benchmarks/harness.py`` exists; it is meant to be folded into it.
@@ -325,6 +328,86 @@ def latency(
     }
 
 
+def impressions_cost(
+    bundle: str,
+    backend: str,
+    tmp: Path,
+    redis_url: str | None,
+    items: list[str],
+    requests: int,
+    customers: int = 300,
+    events_per_customer: int = 30,
+    seed: int = 2,
+) -> dict[str, Any]:
+    """The customer endpoint with every answer stored as an impression (the default) against the same
+    service without (``store.impressions=false``), alternating request by request between the two
+    processes; and ``POST /v1/feedback`` (a click on each stored list)."""
+    import httpx
+
+    now = int(time.time() * 1000)
+    rng = np.random.default_rng(seed)
+    journeys = {f"imp-{j}": _events(items, rng, events_per_customer, now) for j in range(customers)}
+    on = _Service(bundle, *_store_overrides(backend, tmp, redis_url, f"{backend}-imp-on"))
+    off = _Service(bundle, *_store_overrides(backend, tmp, redis_url, f"{backend}-imp-off"), "store.impressions=false")
+    try:
+        with httpx.Client(base_url=on.url, timeout=30) as a, httpx.Client(base_url=off.url, timeout=30) as b:
+            for http in (a, b):
+                for c, ev in journeys.items():
+                    r = http.post("/v1/events", json={"events": [dict(e, customer_id=c) for e in ev]})
+                    assert r.status_code == 200, r.text
+            names = list(journeys)
+            with_imp, without, feedback = [], [], []
+            body = {"context": "home", "k": 20, "now": now, "item_fields": False}
+            for i in range(requests + 50):  # the first 50 of each warm the path and are not counted
+                c = names[int(rng.integers(len(names)))]
+                first = i % 2
+                for which in (first, 1 - first):  # alternate which service goes first
+                    http = a if which == 0 else b
+                    t = time.perf_counter()
+                    r = http.post(f"/v1/customers/{c}/recommendations", json=body)
+                    ms = (time.perf_counter() - t) * 1000
+                    assert r.status_code == 200, r.text
+                    if which == 0:
+                        answer = r.json()
+                        t = time.perf_counter()
+                        f = a.post("/v1/feedback", json={"request_id": answer["request_id"], "type": "click",
+                                                         "item_id": answer["items"][0]["item_id"]})
+                        fms = (time.perf_counter() - t) * 1000
+                        assert f.status_code == 200, f.text
+                    if i >= 50:
+                        (with_imp if which == 0 else without).append(ms)
+                        if which == 0:
+                            feedback.append(fms)
+    finally:
+        on.stop()
+        off.stop()
+    x, y, fb = np.asarray(with_imp), np.asarray(without), np.asarray(feedback)
+    boot = np.random.default_rng(seed)
+    idx = boot.integers(0, len(x), size=(1000, len(x)))
+    diff = np.median(x[idx], axis=1) - np.median(y[idx], axis=1)
+
+    def summary(v: np.ndarray) -> dict[str, Any]:
+        return {
+            "p50": round(float(np.median(v)), 3),
+            "p50_ci95": [round(q, 3) for q in _ci_quantile(v, 0.5, boot)],
+            "p99": round(float(np.quantile(v, 0.99)), 3),
+            "p99_ci95": [round(q, 3) for q in _ci_quantile(v, 0.99, boot)],
+        }
+
+    return {
+        "backend": backend,
+        "requests_each": len(x),
+        "events_per_customer": events_per_customer,
+        "k": 20,
+        "with_impressions_ms": summary(x),
+        "without_impressions_ms": summary(y),
+        "p50_difference_ms": round(float(np.median(x) - np.median(y)), 3),
+        "p50_difference_ci95": [round(float(np.quantile(diff, 0.025)), 3), round(float(np.quantile(diff, 0.975)), 3)],
+        "p50_ratio": round(float(np.median(x) / np.median(y)), 3),
+        "feedback_ms": summary(fb),
+    }
+
+
 def batch(
     bundle: str,
     tmp: Path,
@@ -432,6 +515,13 @@ def run(
                         latency(bundle, b, tmp, redis_server.url, items, requests) for b in ("sqlite", "redis")
                     ],
                     "goal": "store lookup adds <= 1 ms p50 (sqlite), <= 2 ms (redis)",
+                }
+            if "impressions" in parts:
+                found["live_impressions"] = {
+                    "backends": [
+                        impressions_cost(bundle, b, tmp, redis_url=redis_server.url, items=items, requests=requests)
+                        for b in ("sqlite", "redis")
+                    ],
                 }
         finally:
             redis_server.stop()

@@ -255,6 +255,61 @@ def test_arbitrary_bytes_and_headers_never_5xx(server):
     check()
 
 
+def test_feedback_and_report_endpoints_never_5xx_and_never_count_twice(server, schema, demo_bundle):
+    """POST /v1/feedback with generated bodies (real request ids and items of lists this server
+    served, among arbitrary ones), GET /v1/ab/report and /v1/stats with generated parameters: no
+    5xx; and however often a reaction comes back among them, it is counted once."""
+    openapi, fuzzy, strict = schema
+    c = server.client
+    item = str(demo_bundle.column("item_id")[0])
+    lists = [c.post("/v1/recommendations", json={"events": [{"item_id": item}], "k": 5, "user_id": f"fz{j}"}).json()
+             for j in range(4)]
+    rids = st.sampled_from([x["request_id"] for x in lists])
+    shown = st.sampled_from(sorted({i["item_id"] for x in lists for i in x["items"]}))
+    body = body_schema(openapi, "/v1/feedback")
+    real = st.fixed_dictionaries({"request_id": rids, "item_id": shown,
+                                  "type": st.sampled_from(["click", "cart", "purchase", "dismiss"])})
+    docs = st.one_of(real, real.map(lambda d: {**d, "extra": 1}), strict.node(body), fuzzy.node(body))
+
+    def clicks() -> int:
+        return sum(s["clicks"] for s in c.get("/v1/stats", params={"context": "home"}).json()["slots"])
+
+    @FUZZ
+    @given(doc=docs)
+    def post(doc):
+        raw = encode(doc)
+        r = c.post("/v1/feedback", content=raw, headers={"content-type": "application/json"})
+        assert_answered(r, doc)
+        assert r.status_code in (200, 404, 410, 413, 422), r.text
+        if r.status_code == 200:
+            assert r.json()["outcome"] in ("attributed", "duplicate")
+
+    post()
+    # every (list, item, click) counted at most once, whatever the fuzzer sent: the clicks counted
+    # equal the distinct clicks held by the lists
+    held = 0
+    for x in lists:
+        for i in x["items"]:
+            for _ in range(3):
+                c.post("/v1/feedback", json={"request_id": x["request_id"], "item_id": i["item_id"], "type": "click"})
+            held += 1
+    assert clicks() == held
+
+    text = st.one_of(st.none(), st.text(max_size=30), st.sampled_from(["control", "none", "default"]))
+    number = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 5),
+                       st.text(max_size=6))
+
+    @FUZZ
+    @given(path=st.sampled_from(["/v1/ab/report", "/v1/stats"]), a=text, b=text, x=number)
+    def get(path, a, b, x):
+        params = {k: v for k, v in (("experiment", a), ("control", b), ("alpha", x), ("context", a), ("n", x))
+                  if v is not None}
+        r = c.get(path, params=params)
+        assert_answered(r, (path, params))
+
+    get()
+
+
 def test_size_limits_hold(server, demo_bundle):
     c = server.client
     item = str(demo_bundle.column("item_id")[0])

@@ -57,7 +57,9 @@ def test_recommendations_roundtrip(served, demo_bundle):
                                                  "user_id": "u-1", "context": {"type": "home"}})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == {"items", "variant", "bundle_version", "warnings"}  # no "intent": SASRec has no intent head
+    # no "intent": SASRec has no intent head
+    assert set(body) == {"request_id", "items", "variant", "segment", "bundle_version", "warnings"}
+    assert len(body["request_id"]) == 32 and r.headers["x-request-id"] == body["request_id"]
     fields = {"item_id", "score", "model_score", "reason", "new", "title", "category", "price", "in_stock"}
     assert len(body["items"]) == 7 and all(set(x) == fields for x in body["items"])
     catalog = {r["item_id"]: r for r in demo_bundle.catalog.to_pylist()}

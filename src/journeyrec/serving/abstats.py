@@ -1,14 +1,22 @@
-"""A/B analysis: CTR and conversion per variant with confidence intervals, and the lift's interval.
+"""A/B analysis: CTR, add-to-cart and conversion per variant with confidence intervals, and the
+lift's interval.
 
-Input: an event log, one JSON object per line, with at least ``variant`` and ``event`` in
-{``impression``, ``click``, ``purchase``}. The service's own log lines (``event: impression``,
-with ``request_id`` and ``variant``) are the impressions; the shop logs clicks and purchases
-with the ``request_id`` of the recommendation list they came from. Lines of other events (and
-non-JSON lines, such as a server's start-up messages) are skipped.
+Two sources, one definition of the figures:
 
-With ``request_id`` on every line, an impression is a unit: CTR = share of impressions with at
-least one click, conversion = share with at least one purchase (binomial proportions). Without
-it, counts are used (clicks / impressions), which must not exceed the impressions.
+* the journey store (:func:`store_counts`): the impressions the service stored and the reactions
+  attributed to them (``POST /v1/feedback``, and carts / purchases sent as ordinary events), so
+  nothing has to be joined; only lists assigned by hash count (requests without a customer id go
+  to the first variant and are not part of the comparison);
+* an event log, one JSON object per line, with at least ``variant`` and ``event`` in
+  {``impression``, ``click``, ``cart``, ``purchase``}: the service's own log lines (``event:
+  impression``, with ``request_id`` and ``variant``) are the impressions, the shop logs clicks,
+  carts and purchases with the ``request_id`` of the list they came from. Lines of other events
+  (and non-JSON lines, such as a server's start-up messages) are skipped.
+
+An impression is a unit: CTR = share of impressions with at least one click, add-to-cart = share
+with at least one cart, conversion = share with at least one purchase (binomial proportions). A
+log without ``request_id`` has counts only (clicks / impressions), which must not exceed the
+impressions.
 
 Intervals: Wilson score interval for each proportion; for the lift of a variant over the
 control, ``p_variant / p_control - 1``, the delta-method interval of the log risk ratio
@@ -21,9 +29,13 @@ import json
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
-__all__ = ["VariantCounts", "count_log", "wilson", "lift_interval", "report", "read_jsonl"]
+__all__ = ["VariantCounts", "count_log", "store_counts", "wilson", "lift_interval", "report", "read_jsonl", "METRICS"]
+
+# reported metric -> the VariantCounts field of its successes
+METRICS: dict[str, str] = {"ctr": "clicked", "add_to_cart": "carted", "conversion": "purchased"}
+_LOG_EVENTS = {"click": "clicked", "cart": "carted", "purchase": "purchased"}
 
 
 @dataclass
@@ -31,6 +43,7 @@ class VariantCounts:
     impressions: int = 0
     clicked: int = 0
     purchased: int = 0
+    carted: int = 0
 
 
 def read_jsonl(lines: Iterable[str]) -> Iterator[dict]:
@@ -51,7 +64,7 @@ def count_log(records: Iterable[dict]) -> dict[str, VariantCounts]:
     keyed = True
     for r in records:
         event, variant = r.get("event"), r.get("variant")
-        if event not in ("impression", "click", "purchase") or variant is None:
+        if (event != "impression" and event not in _LOG_EVENTS) or variant is None:
             continue
         rid = r.get("request_id")
         if rid is None:
@@ -59,12 +72,11 @@ def count_log(records: Iterable[dict]) -> dict[str, VariantCounts]:
             c = counts.setdefault(str(variant), VariantCounts())
             if event == "impression":
                 c.impressions += 1
-            elif event == "click":
-                c.clicked += 1
             else:
-                c.purchased += 1
+                setattr(c, _LOG_EVENTS[event], getattr(c, _LOG_EVENTS[event]) + 1)
             continue
-        entry = by_request.setdefault(str(rid), {"variant": str(variant), "impression": False, "click": False, "purchase": False})
+        entry = by_request.setdefault(str(rid), {"variant": str(variant), "impression": False, "click": False,
+                                                 "cart": False, "purchase": False})
         entry[event] = True
     for entry in by_request.values():
         if not entry["impression"]:
@@ -72,12 +84,27 @@ def count_log(records: Iterable[dict]) -> dict[str, VariantCounts]:
         c = counts.setdefault(str(entry["variant"]), VariantCounts())
         c.impressions += 1
         c.clicked += int(bool(entry["click"]))
+        c.carted += int(bool(entry["cart"]))
         c.purchased += int(bool(entry["purchase"]))
     for name, c in counts.items():
-        if c.clicked > c.impressions or c.purchased > c.impressions:
+        if max(c.clicked, c.carted, c.purchased) > c.impressions:
             how = "" if keyed else " (lines have no request_id, so raw counts are compared)"
             raise ValueError(f"variant {name!r}: more clicks/purchases than impressions{how}; is the log complete?")
     return counts
+
+
+def store_counts(ab_counts: Mapping[tuple[str, bool], Mapping[str, int]],
+                 assigned_only: bool = True) -> dict[str, VariantCounts]:
+    """Per-variant counts from the journey store's A/B counters (``JourneyStore.ab_counts``)."""
+    counts: dict[str, VariantCounts] = {}
+    for (variant, assigned), m in sorted(ab_counts.items()):
+        if assigned_only and not assigned:
+            continue
+        c = counts.setdefault(variant, VariantCounts())
+        c.impressions += int(m.get("impressions", 0))
+        for field in METRICS.values():
+            setattr(c, field, getattr(c, field) + int(m.get(field, 0)))
+    return {name: c for name, c in counts.items() if c.impressions}
 
 
 def wilson(successes: int, n: int, alpha: float = 0.05) -> tuple[float, float, float]:
@@ -106,10 +133,11 @@ def lift_interval(s_a: int, n_a: int, s_b: int, n_b: int, alpha: float = 0.05) -
 
 
 def report(counts: dict[str, VariantCounts], control: str | None = None, alpha: float = 0.05) -> dict:
-    """CTR and conversion per variant, and each variant's lift over ``control`` (default: the
-    variant named "control", else the first in alphabetical order)."""
+    """CTR, add-to-cart and conversion per variant, and each variant's lift over ``control``
+    (default: the variant named "control", else the first in alphabetical order)."""
     if not counts:
-        raise ValueError("no impressions found in the log (lines need 'event' and 'variant')")
+        raise ValueError("no impressions found (log lines need 'event' and 'variant'; a store needs lists "
+                         "served to identified customers)")
     names = sorted(counts)
     control = control or ("control" if "control" in counts else names[0])
     if control not in counts:
@@ -119,11 +147,12 @@ def report(counts: dict[str, VariantCounts], control: str | None = None, alpha: 
     for name in names:
         c = counts[name]
         row: dict = {"impressions": c.impressions}
-        for metric, s in (("ctr", c.clicked), ("conversion", c.purchased)):
+        for metric, field in METRICS.items():
+            s = getattr(c, field)
             p, lo, hi = wilson(s, c.impressions, alpha)
             row[metric] = {"value": p, "ci": [lo, hi], "successes": s}
             if name != control:
-                s_base = base.clicked if metric == "ctr" else base.purchased
+                s_base = getattr(base, field)
                 lift, llo, lhi = lift_interval(s_base, base.impressions, s, c.impressions, alpha)
                 row[metric]["lift"] = {"value": lift, "ci": [llo, lhi]}
         out["variants"][name] = row

@@ -4,13 +4,16 @@ Endpoints: ``POST /v1/recommendations`` (stateless: the caller sends the events)
 ``GET /v1/items/{id}/similar``, ``GET /v1/items/{id}/complements``; with a journey store
 ``POST /v1/events`` (intake), ``POST /v1/identify``, ``PUT /v1/customers/{id}/consent``,
 ``DELETE /v1/customers/{id}``, ``POST /v1/customers/{id}/recommendations`` and
-``PUT /v1/catalog/items``; ``GET /healthz`` (process up), ``GET /readyz`` (bundles loaded and
+``PUT /v1/catalog/items``; the feedback loop ``POST /v1/feedback``, ``GET /v1/ab/report``,
+``GET /v1/stats``; ``GET /healthz`` (process up), ``GET /readyz`` (bundles loaded and
 warmed up), ``GET /metrics`` (Prometheus text), ``/docs`` (Swagger UI, served from the
 ``fastapi-offline`` package's files: no CDN), ``/redoc`` and ``/openapi.json``.
 
 Validation is Pydantic's, with the limits of ``LimitsConfig`` (events per request, k, filter
 values, body bytes): bad requests get 413 or 422 with a message naming the field and the limit,
-unknown item ids are ignored and reported in ``warnings``. Handlers are ``async`` and run the
+unknown item ids are ignored and reported in ``warnings``. Every recommendation answer carries its
+``request_id`` in the body and the ``X-Request-ID`` header: what ``POST /v1/feedback`` names.
+Handlers are ``async`` and run the
 recommendation in the event loop: it takes about a millisecond of CPU, less than a hand-off to
 a thread pool would cost.
 """
@@ -39,6 +42,7 @@ from journeyrec.serving.observability import LOGGER_NAME
 from journeyrec.serving.request import MAX_MS, MIN_MS, Context, Event, RecommendRequest, RecommendResult
 from journeyrec.serving.service import Service
 from journeyrec.serving.settings import CONTEXT_TYPES
+from journeyrec.serving.store import REACTION_TYPES
 
 # Swagger UI and ReDoc assets shipped inside the pinned fastapi-offline package
 DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
@@ -50,6 +54,7 @@ log = logging.getLogger(LOGGER_NAME)
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 Channel = Literal[CHANNELS]  # type: ignore[valid-type]
 ContextType = Literal[CONTEXT_TYPES]  # type: ignore[valid-type]
+ReactionType = Literal[REACTION_TYPES]  # type: ignore[valid-type]
 ItemId = Union[StrictStr, StrictInt]
 Scalar = Union[StrictBool, StrictStr, StrictInt, StrictFloat]
 EpochMs = Annotated[StrictInt, Field(ge=MIN_MS, le=MAX_MS)]  # bounded: larger integers are not times
@@ -154,11 +159,20 @@ def _models(limits: Any) -> tuple[type[BaseModel], ...]:
         in_stock: Optional[bool] = None
 
     class RecommendOut(BaseModel):
+        request_id: str = Field(..., description="names this list in POST /v1/feedback (also the X-Request-ID header)")
         items: List[ItemOut]
         variant: Optional[str]
+        segment: Optional[str] = Field(None, description="the customer's segment (anonymous without consent)")
         bundle_version: str
         warnings: List[str]
         intent: Optional[float] = Field(None, description="P(purchase in this session); only with an intent model")
+
+    class FeedbackIn(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        request_id: StrictStr = Field(..., min_length=1, max_length=64, description="the list's request_id")
+        item_id: ItemId = Field(..., description="the item reacted to: one of the list's items")
+        type: ReactionType = Field(..., description="click, cart, purchase or dismiss")
+        timestamp: Optional[Union[EpochMs, datetime]] = Field(None, description="when (default: now)")
 
     class EventsIn(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -196,7 +210,7 @@ def _models(limits: Any) -> tuple[type[BaseModel], ...]:
                                             description="item_id + the fields that change (stock, price, attributes), "
                                             "or a whole new item (needs a category)")
 
-    return RecommendIn, RecommendOut, EventsIn, IdentifyIn, ConsentIn, CustomerRecommendIn, CatalogIn
+    return RecommendIn, RecommendOut, EventsIn, IdentifyIn, ConsentIn, CustomerRecommendIn, CatalogIn, FeedbackIn
 
 
 def _ms(value: Any) -> int | None:
@@ -232,11 +246,17 @@ def _payload(result: RecommendResult, with_intent: bool) -> bytes:
         if r.info is not None:
             item.update(r.info)
         items.append(item)
-    body: dict[str, Any] = {"items": items, "variant": result.variant, "bundle_version": result.bundle_version,
+    body: dict[str, Any] = {"request_id": result.request_id, "items": items, "variant": result.variant,
+                            "segment": result.segment, "bundle_version": result.bundle_version,
                             "warnings": result.warnings}
     if with_intent:
         body["intent"] = result.intent
     return json.dumps(body).encode()
+
+
+def _answer(result: RecommendResult, with_intent: bool) -> Response:
+    return Response(_payload(result, with_intent), media_type="application/json",
+                    headers={"X-Request-ID": result.request_id or ""})
 
 
 def _events(events: List[Any]) -> list[Event]:
@@ -245,7 +265,8 @@ def _events(events: List[Any]) -> list[Event]:
 
 def create_app(service: Service) -> FastAPI:
     limits = service.limits
-    RecommendIn, RecommendOut, EventsIn, IdentifyIn, ConsentIn, CustomerRecommendIn, CatalogIn = _models(limits)
+    models = _models(limits)
+    RecommendIn, RecommendOut, EventsIn, IdentifyIn, ConsentIn, CustomerRecommendIn, CatalogIn, FeedbackIn = models
     app = FastAPI(
         title="journeyrec",
         description="Session-based recommendations with filters, repeat-purchase rules, boosts, diversity, "
@@ -309,7 +330,7 @@ def create_app(service: Service) -> FastAPI:
             finish("/v1/recommendations", 422, started, {"request_id": request_id, "error": type(exc).__name__})
             return JSONResponse({"detail": str(exc)}, status_code=422)
         finish("/v1/recommendations", 200, started, fields)
-        return Response(_payload(result, service.default.encoder.has_intent), media_type="application/json")
+        return _answer(result, service.default.encoder.has_intent)
 
     def item_endpoint(kind: str):
         async def handler(item_id: str, k: int = Query(10, ge=1, le=limits.max_k),
@@ -317,11 +338,12 @@ def create_app(service: Service) -> FastAPI:
                           item_fields: bool = Query(True, description="add title, category, price and in_stock")) -> Response:
             started = time.perf_counter()
             endpoint = f"/v1/items/{{id}}/{kind}"
+            request_id = uuid.uuid4().hex
             try:
                 parsed = json.loads(filters) if filters else None
                 if parsed is not None and not isinstance(parsed, dict):
                     raise ValueError("filters must be a JSON object")
-                result = getattr(service, kind)(item_id, k, parsed)
+                result = getattr(service, kind)(item_id, k, parsed, request_id)
                 if item_fields:
                     service.arm_for_items().recommender.add_item_info(result)
             except KeyError as exc:
@@ -330,9 +352,8 @@ def create_app(service: Service) -> FastAPI:
             except ValueError as exc:  # includes FilterError and JSON errors
                 finish(endpoint, 422, started)
                 return JSONResponse({"detail": f"invalid filters: {exc}"}, status_code=422)
-            result.variant = service.arm_for_items().variant.name
-            finish(endpoint, 200, started)
-            return Response(_payload(result, False), media_type="application/json")
+            finish(endpoint, 200, started, {"request_id": request_id})
+            return _answer(result, False)
 
         handler.__name__ = f"{kind}_items"
         return handler
@@ -393,7 +414,7 @@ def create_app(service: Service) -> FastAPI:
                 finish(endpoint, 422, started, {"request_id": request_id, "error": type(exc).__name__})
                 return JSONResponse({"detail": str(exc)}, status_code=422)
             finish(endpoint, 200, started, fields)
-            return Response(_payload(result, service.default.encoder.has_intent), media_type="application/json")
+            return _answer(result, service.default.encoder.has_intent)
 
         @app.put("/v1/catalog/items", responses={422: {}})
         async def catalog_items(body: CatalogIn) -> JSONResponse:  # type: ignore[valid-type]
@@ -415,10 +436,54 @@ def create_app(service: Service) -> FastAPI:
             answer = service.put_items({x: {k: v for k, v in item.items() if k != "item_id"} for x, item in zip(ids, body.items)})
             finish("/v1/catalog/items", 200, started, {"items": len(ids), "version": answer["version"]})
             return JSONResponse(answer)
+
+        @app.post("/v1/feedback", responses={404: {}, 410: {}, 422: {}})
+        def feedback(body: FeedbackIn) -> JSONResponse:  # type: ignore[valid-type]
+            """A reaction to a list: attributed to its impression and position once; a duplicate is
+            answered 200 and ignored; an unknown request id 404, an expired list 410, an item the
+            list did not show 422."""
+            started = time.perf_counter()
+            try:
+                when = _ms(body.timestamp)
+            except ValueError as exc:
+                finish("/v1/feedback", 422, started)
+                return JSONResponse({"detail": str(exc)}, status_code=422)
+            status, answer = service.feedback(body.request_id, str(body.item_id), body.type, when)
+            finish("/v1/feedback", status, started, {"outcome": answer["outcome"], "type": body.type})
+            return JSONResponse(answer, status_code=status)
+
+        @app.get("/v1/ab/report", responses={404: {}, 422: {}})
+        def ab_report(experiment: Optional[str] = Query(None, max_length=200, description="default: the one served"),
+                      control: Optional[str] = Query(None, max_length=200,
+                                                     description="default: 'control' or the first"),
+                      alpha: float = Query(0.05, gt=0.0, lt=1.0)) -> JSONResponse:
+            """CTR, add-to-cart and conversion per variant from the stored impressions and reactions,
+            with Wilson intervals and each variant's lift over the control with its interval."""
+            started = time.perf_counter()
+            try:
+                answer = service.ab_report(experiment, control, alpha)
+            except LookupError as exc:
+                finish("/v1/ab/report", 404, started)
+                return JSONResponse({"detail": str(exc.args[0])}, status_code=404)
+            except ValueError as exc:
+                finish("/v1/ab/report", 422, started)
+                return JSONResponse({"detail": str(exc)}, status_code=422)
+            finish("/v1/ab/report", 200, started)
+            return JSONResponse(answer)
+
+        @app.get("/v1/stats")
+        def online_stats(context: ContextType = Query("home"),
+                         n: int = Query(10, ge=1, le=limits.max_k)) -> JSONResponse:
+            """The online statistics every replica shares: trending, popular in the context, CTR per slot."""
+            started = time.perf_counter()
+            answer = service.online_stats(context, n)
+            finish("/v1/stats", 200, started)
+            return JSONResponse(answer)
     else:
         for path, method in (("/v1/events", "POST"), ("/v1/identify", "POST"), ("/v1/catalog/items", "PUT"),
                              ("/v1/customers/{customer_id}/consent", "PUT"), ("/v1/customers/{customer_id}", "DELETE"),
-                             ("/v1/customers/{customer_id}/recommendations", "POST")):
+                             ("/v1/customers/{customer_id}/recommendations", "POST"), ("/v1/feedback", "POST"),
+                             ("/v1/ab/report", "GET"), ("/v1/stats", "GET")):
             app.add_api_route(path, no_store, methods=[method], include_in_schema=False)
 
     @app.get("/healthz")

@@ -76,7 +76,7 @@ def batch_recommend(
     with atomic_path(out) as tmp, pq.ParquetWriter(tmp, BATCH_SCHEMA) as writer:
         rows: dict[str, list[Any]] = {f.name: [] for f in BATCH_SCHEMA}
         for name, pseudonym in tqdm(who, desc=f"batch {context} k={k}", unit="customer", disable=not progress):
-            result, _ = service.recommend_pseudonym(pseudonym, request)
+            result, _ = service.recommend_pseudonym(pseudonym, request, impression=False)
             personal += result.personalised
             for rank, r in enumerate(result.items, start=1):
                 info = r.info or {}

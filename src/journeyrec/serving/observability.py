@@ -9,6 +9,8 @@ Metrics (text exposition format 0.0.4 at ``GET /metrics``):
 * ``journeyrec_warnings_total`` requests answered with at least one warning
 * ``journeyrec_intake_events_total{outcome}`` events received by ``POST /v1/events``: stored,
   rejected, opted_out (accepted, not stored: the customer opted out), expired (older than retention)
+* ``journeyrec_feedback_total{outcome}`` reactions by outcome (attributed, duplicate, unknown_request,
+  expired, not_shown, before_impression; ``event``: carts and purchases attributed on arrival)
 
 Log lines are JSON objects, one per line, carrying only what operations and A/B analysis need
 (request id, endpoint, status, latency, variant, bundle version, context type, counts). They
@@ -43,6 +45,7 @@ class Metrics:
         self.variants: dict[str, int] = defaultdict(int)
         self.warnings = 0
         self.intake: dict[str, int] = defaultdict(int)
+        self.feedback: dict[str, int] = defaultdict(int)
         self.buckets: dict[str, list[int]] = defaultdict(lambda: [0] * len(LATENCY_BUCKETS))
         self.latency_sum: dict[str, float] = defaultdict(float)
         self.latency_count: dict[str, int] = defaultdict(int)
@@ -87,6 +90,10 @@ class Metrics:
                   "# TYPE journeyrec_intake_events_total counter"]
         for outcome, n in sorted(self.intake.items()):
             lines.append(f"journeyrec_intake_events_total{_labels(outcome=outcome)} {n}")
+        lines += ["# HELP journeyrec_feedback_total Reactions to recommendation lists, by outcome.",
+                  "# TYPE journeyrec_feedback_total counter"]
+        for outcome, n in sorted(self.feedback.items()):
+            lines.append(f"journeyrec_feedback_total{_labels(outcome=outcome)} {n}")
         return "\n".join(lines) + "\n"
 
 

@@ -10,11 +10,20 @@ Imports torch, FAISS, NumPy and Arrow only (no Lightning, no MLflow), so a servi
     + complements of purchased / carted items, + consumables due again
     relevance = model score scaled to [0, 1] over the pool; + strategy boosts, complement and
       replenishment bonuses
-    MMR diversity by category -> top k; epsilon of the slots to exploration; a reason per item
+    MMR diversity by category -> top k; epsilon of the slots to exploration (a Thompson-sampling
+      bandit over the unshown candidates and trending items), at random positions, in place of the
+      list's last items; a reason per item
 
 Non-personal path (no consent, or nothing known in the session): the same filters, stock,
 boosts and diversity over similar items of the product page, the context category's trending
 items and trending items overall. It never reads the request's events or user id.
+
+Online statistics (``online``, the journey store: :mod:`journeyrec.serving.online`): trending is
+the bundle's statistic decayed from the end of its data plus the store's live counts (and, per
+context, the reactions to that touchpoint's lists); the bandit reads each candidate's clicks and
+impressions in the context. Without a store, trending is the bundle's and the bandit has only its
+prior. The customer's segment (:mod:`journeyrec.serving.segments`) is computed from the request's
+purchases, picks the context's per-segment rules and is returned with the answer.
 
 Scores: a list is ordered by its items' ``score``, the blended score the order follows (relevance
 + rule bonuses, less the diversity penalty; personal answers in the model's score units), and a
@@ -46,10 +55,12 @@ from journeyrec.bundle.stats import RuleStats
 from journeyrec.serving.catalog import Catalog, FilterError
 from journeyrec.serving.encoder import SessionEncoder
 from journeyrec.serving.live import NewItemVectors
+from journeyrec.serving.online import OnlineStats, decay_factor
 from journeyrec.serving.request import MAX_MS, MIN_MS, Recommendation, RecommendRequest, RecommendResult, check_ms
 from journeyrec.serving.retrieval import Retriever
-from journeyrec.serving.rules import RepeatPolicy, exploration_slots, minmax, mmr_scores
-from journeyrec.serving.settings import CONTEXT_TYPES, RulesConfig, merge_rules
+from journeyrec.serving.rules import RepeatPolicy, exploration_slots, minmax, mmr_scores, thompson_top
+from journeyrec.serving.segments import rfm_segment
+from journeyrec.serving.settings import CONTEXT_TYPES, SEGMENTS, RulesConfig, SegmentsConfig, merge_rules
 
 __all__ = ["Recommender", "Recommendation", "RecommendResult", "RecommendRequest", "FilterError"]
 
@@ -108,6 +119,8 @@ class Recommender:
         contexts: Mapping[str, Mapping[str, Any]] | None = None,
         trace: bool = True,
         dedup_consecutive: bool = False,
+        segment_rules: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+        segments: SegmentsConfig | None = None,
     ) -> None:
         self.train_config: dict[str, Any] = {}  # the bundle's training configuration (set by load)
         self.bundle_dir = bundle_dir
@@ -121,8 +134,15 @@ class Recommender:
         if unknown:
             raise ValueError(f"rule overrides for unknown context type(s) {unknown}; allowed: {list(CONTEXT_TYPES)}")
         self.context_overrides = {k: dict(v) for k, v in (contexts or {}).items()}
+        unknown = sorted(set(segment_rules or {}) - set(CONTEXT_TYPES))
+        unknown_segments = sorted({s for v in (segment_rules or {}).values() for s in v} - set(SEGMENTS))
+        if unknown or unknown_segments:
+            raise ValueError(f"segment rules for unknown context type(s) {unknown} or segment(s) {unknown_segments}; "
+                             f"allowed: {list(CONTEXT_TYPES)} and {list(SEGMENTS)}")
+        self.segment_overrides = {c: {g: dict(r) for g, r in v.items()} for c, v in (segment_rules or {}).items()}
+        self.segments = segments or SegmentsConfig()
         self._rng = np.random.default_rng(self.rules.seed)
-        self._prepared: dict[tuple[int, str], tuple[RulesConfig, _Prepared]] = {}
+        self._prepared: dict[tuple[int, str, str | None], tuple[RulesConfig, _Prepared]] = {}
         # the bundle as exported; the live layer (apply_live) is kept apart and laid over it
         self.n_bundle = catalog.num_rows
         self._bundle_catalog = catalog
@@ -219,6 +239,11 @@ class Recommender:
         self._set_catalog(table, vectors, _extend_stats(self._bundle_stats, n_new), is_new, servable)
         return {k: self._new_vectors[k][2] for k in new_ids}
 
+    def groups_of(self, rows: Sequence[int]) -> list[str]:
+        """Each item's group for the online click-through statistics: its category ("" if none)."""
+        value = self.attrs.value
+        return [value("category", int(i)) or "" for i in rows]
+
     def vector_source(self, item_id: str) -> str | None:
         """Where a live item's vector came from (``live.VECTOR_SOURCES``); None for bundle items."""
         entry = self._new_vectors.get(str(item_id))
@@ -241,9 +266,12 @@ class Recommender:
         contexts: Mapping[str, Mapping[str, Any]] | None = None,
         verify: bool = True,
         trace: bool = True,
+        segment_rules: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+        segments: SegmentsConfig | None = None,
     ) -> "Recommender":
-        """Load and verify a bundle (format version, checksums); raises BundleError if damaged."""
-        return cls.from_bundle(read_bundle(bundle_dir, verify=verify), rules, contexts, trace)
+        """Load and verify a bundle (format version, checksums); raises BundleError if damaged.
+        ``segment_rules``: context type -> segment -> rule overrides (on top of the context's)."""
+        return cls.from_bundle(read_bundle(bundle_dir, verify=verify), rules, contexts, trace, segment_rules, segments)
 
     @classmethod
     def from_bundle(
@@ -252,11 +280,13 @@ class Recommender:
         rules: RulesConfig | None = None,
         contexts: Mapping[str, Mapping[str, Any]] | None = None,
         trace: bool = True,
+        segment_rules: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+        segments: SegmentsConfig | None = None,
     ) -> "Recommender":
         """Serve an already loaded bundle."""
         dedup = bool((bundle.config.get("data") or {}).get("dedup_consecutive", False))
         rec = cls(bundle.directory, bundle.manifest, bundle.model, bundle.index, bundle.vectors, bundle.catalog,
-                  bundle.stats, rules, contexts, trace, dedup)
+                  bundle.stats, rules, contexts, trace, dedup, segment_rules, segments)
         rec.train_config = bundle.config
         return rec
 
@@ -271,13 +301,15 @@ class Recommender:
     def _ext(self, i: int) -> str:
         return self._ext_ids[i]
 
-    def _rules_for(self, rules: RulesConfig | None, context: str) -> _Prepared:
+    def _rules_for(self, rules: RulesConfig | None, context: str, segment: str | None = None) -> _Prepared:
         base = rules or self.rules
-        key = (id(base), context)
+        key = (id(base), context, segment)
         hit = self._prepared.get(key)
         if hit is not None and hit[0] is base:
             return hit[1]
         effective = merge_rules(base, self.context_overrides.get(context))
+        if segment is not None:
+            effective = merge_rules(effective, self.segment_overrides.get(context, {}).get(segment))
         prepared = _Prepared(effective, self.attrs)
         self._prepared[key] = (base, prepared)
         return prepared
@@ -293,22 +325,28 @@ class Recommender:
         return m & self.stock_ok if rules.in_stock_only else m & self.servable
 
     # ------------------------------------------------------------------ recommendations
-    def recommend(self, request: RecommendRequest, rules: RulesConfig | None = None) -> RecommendResult:
+    def recommend(self, request: RecommendRequest, rules: RulesConfig | None = None,
+                  online: OnlineStats | None = None) -> RecommendResult:
         """Top-k items for a request (see the module docstring for the pipeline).
 
         ``rules`` replaces the Recommender's rules for this call (A/B variants); the request's
-        context type may further override some of them (``contexts`` at load).
+        context type may further override some of them (``contexts`` at load), and the customer's
+        segment some more (``segment_rules``). ``online``: the store's live statistics.
         Raises ValueError (FilterError) on an invalid k, filter, event type or channel.
         """
         k = request.k
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
-        prep = self._rules_for(rules, request.context.type)
         now = check_ms(request.now_ms, "now_ms") if request.now_ms is not None else int(time.time() * 1000)
         if not request.consent:
-            result = self._nonpersonal(request, prep, "no_consent", [], now)
+            prep = self._rules_for(rules, request.context.type, "anonymous")
+            result = self._nonpersonal(request, prep, "no_consent", [], now, online)
+            result.segment = "anonymous"
             return self.add_item_info(result) if request.item_fields else result
         items, etypes, chans, ts, warnings = self._parse_events(request.events, now)
+        bought = etypes == EVENT_CODE["purchase"]
+        segment = rfm_segment(ts[bought], self.attrs.numbers("price")[items[bought]], now, self.segments)
+        prep = self._rules_for(rules, request.context.type, segment)
         ctx = request.context
         if ctx.type == "product_page" and ctx.item_id is not None:
             page = self.internal_id(ctx.item_id)
@@ -322,9 +360,10 @@ class Recommender:
         if not len(items):
             warnings.append("no known item in the events: non-personal recommendations" if request.events
                             else "no events: non-personal recommendations")
-            result = self._nonpersonal(request, prep, "no_history", warnings, now)
+            result = self._nonpersonal(request, prep, "no_history", warnings, now, online)
         else:
-            result = self._personal(request, prep, items, etypes, chans, ts, warnings, now)
+            result = self._personal(request, prep, items, etypes, chans, ts, warnings, now, online)
+        result.segment = segment
         return self.add_item_info(result) if request.item_fields else result
 
     def add_item_info(self, result: RecommendResult) -> RecommendResult:
@@ -410,13 +449,14 @@ class Recommender:
         return [f"{len(unknown)} unknown item_id(s) ignored: {shown}{more}"]
 
     def _personal(self, request: RecommendRequest, prep: _Prepared, items: np.ndarray, etypes: np.ndarray,
-                  chans: np.ndarray, ts: np.ndarray, warnings: list[str], now: int) -> RecommendResult:
+                  chans: np.ndarray, ts: np.ndarray, warnings: list[str], now: int,
+                  online: OnlineStats | None = None) -> RecommendResult:
         rules, k = prep.rules, request.k
         known = items <= self.n_bundle  # live items added after export are not in the model's table
         if not known.all():
             if not known.any():
                 warnings.append("only items added after the bundle's export in the events: non-personal recommendations")
-                return self._nonpersonal(request, prep, "no_history", warnings, now)
+                return self._nonpersonal(request, prep, "no_history", warnings, now, online)
             query, intent = self.encoder.encode(items[known], etypes[known], chans[known], ts[known])
         else:
             query, intent = self.encoder.encode(items, etypes, chans, ts)
@@ -478,10 +518,23 @@ class Recommender:
         slots = exploration_slots(len(chosen), rules.epsilon, self._rng)
         if len(slots):
             rest = cand[order[k:]]
-            picks = self._explore(len(slots), eligible, chosen, rest, rules)
-            for s, p in zip(slots[: len(picks)], picks):
-                chosen[s] = p  # an exploration item takes the slot, and its place in the order (score)
-                reasons[s] = "explore"
+            trending, _ = self._trending(now, online, request.context.type)
+            if rules.exploration == "bandit":
+                picks = self._bandit(len(slots), eligible, chosen, rest, trending, rules, request.context.type, online)
+            else:
+                picks = self._explore(len(slots), eligible, chosen, rest, rules, trending)
+            if picks:
+                # the exploration items take the drawn positions (and their places in the order: scores);
+                # what makes way is the weakest of the list (its last items), not whatever held a position
+                slots = slots[: len(picks)]
+                kept = np.setdiff1d(np.arange(len(chosen)), slots)
+                n_keep = len(chosen) - len(picks)
+                shifted = np.empty_like(chosen)
+                shifted[kept], shifted[slots] = chosen[:n_keep], picks
+                shifted_reasons: list[str | None] = ["explore"] * len(chosen)
+                for pos, r in zip(kept.tolist(), reasons[:n_keep]):
+                    shifted_reasons[pos] = r
+                chosen, reasons = shifted, shifted_reasons
         self._similar_reasons(chosen, reasons, items)
         self.exposure[chosen] += 1
         # report in the model's score units: the model score plus rule bonuses x the pool's score range
@@ -518,12 +571,79 @@ class Recommender:
         keep = eligible[c]
         return c[keep], s[keep].astype(np.float32), a[keep]
 
-    def _explore(self, n: int, eligible: np.ndarray, chosen: np.ndarray, rest: np.ndarray, rules: RulesConfig) -> list[int]:
+    @staticmethod
+    def _trending_pool(n: int, eligible: np.ndarray, taken: set[int], trending_order: np.ndarray) -> list[int]:
+        top = trending_order[: max(100, 10 * n)]
+        return [i for i in top[eligible[top]].tolist() if i not in taken][:20]
+
+    def _bandit(self, n: int, eligible: np.ndarray, chosen: np.ndarray, rest: np.ndarray, trending_order: np.ndarray,
+                rules: RulesConfig, context: str, online: OnlineStats | None) -> list[int]:
+        """n exploration items from the unshown candidates and the trending ones, by Thompson
+        sampling on each one's clicks and impressions in this context's exploration slots (where
+        the bandit put it, not where the model ranked it for its likeliest clickers). The prior is
+        hierarchical (empirical Bayes): centred on what the item's category earned in exploration
+        slots, itself shrunk towards the context's, so an item nobody has explored yet starts from
+        its category (a few dozen categories learn in a few hundred lists; items take far more)."""
+        taken = set(chosen.tolist())
+        pool = list(dict.fromkeys([*(i for i in rest.tolist() if i not in taken),
+                                   *self._trending_pool(n, eligible, taken, trending_order)]))
+        if not pool:
+            return []
+        s = rules.bandit_prior_strength
+        if online is None:
+            clicks = impressions = np.zeros(len(pool), np.int64)
+            prior: float | np.ndarray = 0.5
+        else:
+            ext = self._ext_ids
+            ctr = online.explore_ctr(context, [ext[i] for i in pool], self.groups_of(pool))
+            clicks, impressions = ctr.clicks, ctr.impressions
+            in_context = (ctr.context_clicks + 1.0) / (ctr.context_impressions + 2.0)
+            prior = (ctr.group_clicks + in_context * s) / (ctr.group_impressions + s)
+        best = thompson_top(clicks, impressions, n, prior, s, self._rng)
+        return [pool[j] for j in best.tolist()]
+
+    def _trending(self, now: int, online: OnlineStats | None, context: str | None) -> tuple[np.ndarray, np.ndarray]:
+        """Items by trending score (best first) and the score of every item: the bundle's statistic,
+        decayed from the end of its data, plus the store's live counts and the context's reactions,
+        as decayed counts at ``now`` (at the later of the two references for a replay before it).
+        Both parts decay with the store's half-life, so their ratio does not depend on ``now``: each
+        is scaled down to the later reference (never up), which cannot overflow."""
+        if online is None:
+            return self.trending_order, self.stats.trending
+        live = online.trending(now, online.trending_top, context)
+        if live.landmark_ms is None:
+            return self.trending_order, self.stats.trending
+        h = online.trend_half_life_ms
+        ref = max(live.landmark_ms, self.stats.data_end_ms)
+        to_now = decay_factor(max(now - ref, 0), h)
+        score = self.stats.trending.astype(np.float64) * (decay_factor(ref - self.stats.data_end_ms, h) * to_now)
+        live_scale = decay_factor(ref - live.landmark_ms, h) * to_now
+        index_of = self._index_of.get
+        boosted = []
+        for ids, raw in ((live.items, live.raw), (live.context_items, live.context_raw)):
+            rows = [index_of(i) for i in ids]
+            keep = [j for j, r in enumerate(rows) if r is not None]
+            if keep:
+                at = np.asarray([rows[j] for j in keep], np.int64)
+                np.add.at(score, at, np.asarray(raw, np.float64)[keep] * live_scale)
+                boosted.append(at)
+        if not boosted:
+            return self.trending_order, score  # one factor for every item: the bundle's order stands
+        # the boosted items merged into the bundle's order of the others (their scores kept its order)
+        up = np.unique(np.concatenate(boosted))
+        is_up = np.zeros(len(score), bool)
+        is_up[up] = True
+        rest = self.trending_order[~is_up[self.trending_order]]
+        up = up[np.argsort(-score[up], kind="stable")]
+        at = np.searchsorted(-score[rest], -score[up], side="right")
+        return np.insert(rest, at, up), score
+
+    def _explore(self, n: int, eligible: np.ndarray, chosen: np.ndarray, rest: np.ndarray, rules: RulesConfig,
+                 trending_order: np.ndarray) -> list[int]:
         """n exploration items: trending ones, or the least-exposed of the unshown candidates."""
         taken = set(chosen.tolist())
         picks: list[int] = []
-        top_trending = self.trending_order[: max(100, 10 * n)]
-        trending = [i for i in top_trending[eligible[top_trending]].tolist() if i not in taken][:20]
+        trending = self._trending_pool(n, eligible, taken, trending_order)
         under = [i for i in rest.tolist() if i not in taken]
         for _ in range(n):
             use_trending = self._rng.random() < rules.explore_trending_share
@@ -555,7 +675,7 @@ class Recommender:
 
     # ------------------------------------------------------------------ non-personal
     def _nonpersonal(self, request: RecommendRequest, prep: _Prepared, fallback: str, warnings: list[str],
-                     now: int) -> RecommendResult:
+                     now: int, online: OnlineStats | None = None) -> RecommendResult:
         """Similar to the product page, popular in the context's category, trending: never the
         request's events or user id. Relevance is the source's score scaled to [0, 1] plus 2
         (similar), 1 (popular in category) or 0 (trending), so sources fill the list in that order
@@ -575,13 +695,14 @@ class Recommender:
             category = category or self.attrs.value("category", page)
         elif ctx.item_id is not None:
             warnings.append(f"context item_id {ctx.item_id!r} is unknown; ignored")
-        ranked = self.trending_order[eligible[self.trending_order]]
+        trending_order, trend = self._trending(now, online, ctx.type)
+        ranked = trending_order[eligible[trending_order]]
         if category:
             in_cat = self.attrs.mask({"category": category})  # cached per category
             top = ranked[in_cat[ranked]][:pool_n]
-            parts.append((top, minmax(np.log1p(self.stats.trending[top])) + 1.0, f"popular in {category}"))
+            parts.append((top, minmax(np.log1p(trend[top])) + 1.0, f"popular in {category}"))
         top = ranked[:pool_n]
-        parts.append((top, minmax(np.log1p(self.stats.trending[top])), "trending"))
+        parts.append((top, minmax(np.log1p(trend[top])), "trending"))
         cand = np.concatenate([p[0] for p in parts]).astype(np.int64)
         rel = np.concatenate([p[1] for p in parts]).astype(np.float32)
         source = np.concatenate([np.full(len(p[0]), j) for j, p in enumerate(parts)])

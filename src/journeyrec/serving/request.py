@@ -111,3 +111,5 @@ class RecommendResult:
     intent: float | None = None  # P(purchase in this session), when the model has an intent head
     bundle_version: str = ""
     variant: str | None = None
+    segment: str | None = None  # the customer's segment (serving/segments.py); None on item-to-item answers
+    request_id: str | None = None  # set by the service: what feedback names

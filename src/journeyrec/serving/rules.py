@@ -5,6 +5,7 @@
   catalogue's declared ``repurchase_class`` / ``repurchase_days`` where nothing was learned.
 * :func:`mmr_order` -- maximal marginal relevance with category similarity, in closed form.
 * :func:`exploration_slots` -- which of the k slots are given to exploration.
+* :func:`thompson_top` -- which candidates fill them: Thompson sampling on clicks / impressions.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from journeyrec.bundle.stats import CLASS_NAMES, RuleStats
 from journeyrec.serving.catalog import Catalog
 from journeyrec.serving.settings import RulesConfig
 
-__all__ = ["RepeatPolicy", "RepeatDecision", "mmr_order", "mmr_scores", "exploration_slots", "minmax"]
+__all__ = ["RepeatPolicy", "RepeatDecision", "mmr_order", "mmr_scores", "exploration_slots", "minmax", "thompson_top"]
 
 DAY_MS = 86_400_000
 CONSUMABLE, DURABLE = CLASS_NAMES.index("consumable"), CLASS_NAMES.index("durable")
@@ -168,3 +169,17 @@ def exploration_slots(k: int, epsilon: float, rng: np.random.Generator) -> np.nd
     # a uniform random subset: the first n of a permutation (Generator.choice without replacement
     # draws the same distribution with several times the per-call overhead)
     return np.sort(rng.permutation(k)[: min(n, k)]) if n else np.zeros(0, dtype=np.int64)
+
+
+def thompson_top(clicks: np.ndarray, impressions: np.ndarray, n: int, prior_mean: float | np.ndarray,
+                 prior_strength: float, rng: np.random.Generator) -> np.ndarray:
+    """Indices of the ``n`` candidates with the largest draws from their click-through posteriors,
+    ``Beta(m s + clicks, (1 - m) s + impressions - clicks)`` with prior mean ``m`` (one, or one per
+    candidate) and strength ``s`` pseudo-impressions: a candidate is shown with the probability that
+    it is among the best, so unknown ones are tried (their posterior is wide) and ones that earned
+    clicks come back."""
+    clicks = np.asarray(clicks, dtype=np.float64)
+    misses = np.maximum(np.asarray(impressions, dtype=np.float64) - clicks, 0.0)
+    m = np.clip(np.asarray(prior_mean, dtype=np.float64), 1e-6, 1.0 - 1e-6)
+    draws = rng.beta(m * prior_strength + clicks, (1.0 - m) * prior_strength + misses)
+    return np.argsort(-draws, kind="stable")[: max(int(n), 0)]

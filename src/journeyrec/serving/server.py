@@ -20,10 +20,13 @@ def build_service(cfg: Any) -> Any:
         torch.set_num_threads(int(cfg.threads))
         faiss.omp_set_num_threads(int(cfg.threads))
     contexts = getattr(cfg, "contexts", None) or {}
-    recommender = Recommender.load(cfg.bundle, rules=cfg.rules, contexts={k: v.rules for k, v in contexts.items()})
+    recommender = Recommender.load(cfg.bundle, rules=cfg.rules, contexts={k: v.rules for k, v in contexts.items()},
+                                   segment_rules={k: v.segments for k, v in contexts.items()},
+                                   segments=getattr(cfg, "segments", None))
     store = open_store(cfg.store) if getattr(cfg, "store", None) is not None else None
     service = Service(recommender, getattr(cfg, "ab", None), getattr(cfg, "limits", None), cfg.hmac_key_file,
-                      cfg.allow_demo_key, store=store, contexts=contexts)
+                      cfg.allow_demo_key, store=store, contexts=contexts,
+                      impressions=bool(getattr(cfg.store, "impressions", True)) if store is not None else False)
     service.warm_up()
     return service
 

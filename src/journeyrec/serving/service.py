@@ -16,6 +16,12 @@ pseudonymised exactly as offline: customer ids as such, anonymous ids in their o
 (``put_items``), and ``recommend_customer``, which reads the stored journey and answers through
 ``recommend`` (the same pipeline). Before every answer the live catalogue is synchronised with the
 store's version, so a change made through any replica is served by the next request.
+
+The feedback loop (docs/reactions.md): every answer gets a request id and, with a store, is stored
+as an impression before it is returned (:meth:`recommend`, :meth:`similar`, :meth:`complements`);
+:meth:`feedback` attributes a click, cart, purchase or dismissal to it; the pipeline reads the
+store's online statistics (trending, the bandit's click-through) and :meth:`ab_report` computes
+the A/B figures from the stored impressions and reactions.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import pyarrow as pa
 from journeyrec.data.privacy import pseudonymise, resolve_key
 from journeyrec.data.records import validate_records
 from journeyrec.serving.ab import Assigner
+from journeyrec.serving.abstats import report as ab_figures, store_counts
 from journeyrec.serving.catalog import Catalog
 from journeyrec.serving.observability import LOGGER_NAME, Metrics
 from journeyrec.serving.recommender import Recommender
@@ -45,9 +52,21 @@ from journeyrec.serving.settings import (
     VariantConfig,
     merge_rules,
 )
-from journeyrec.serving.store import Arrival, JourneyStore, StoredEvent
+from journeyrec.serving.store import Arrival, Impression, JourneyStore, Reaction, StoredEvent
 
-__all__ = ["Service", "ANONYMOUS_NAMESPACE"]
+__all__ = ["Service", "ANONYMOUS_NAMESPACE", "FEEDBACK_STATUS"]
+
+# HTTP status of each feedback outcome: a duplicate is answered 200 and ignored (a client's retry
+# must not fail), everything else that is not attributed is a 4xx naming why
+FEEDBACK_STATUS = {"attributed": 200, "duplicate": 200, "unknown_request": 404, "expired": 410, "not_shown": 422,
+                   "before_impression": 422}
+_FEEDBACK_WHY = {
+    "duplicate": "this reaction to this item of this list was counted before; ignored",
+    "unknown_request": "no list with this request_id is held (never served, or older than two reaction windows)",
+    "expired": "the list was shown longer ago than the reaction window (store.reaction_window_minutes)",
+    "not_shown": "this item was not in the list of this request_id",
+    "before_impression": "the reaction's time is before the list was shown",
+}
 
 ANONYMOUS_NAMESPACE = "anonymous:"  # an anonymous id is pseudonymised as this + id, apart from customer ids
 
@@ -72,13 +91,16 @@ class Service:
         load: Any = None,
         store: JourneyStore | None = None,
         contexts: Mapping[str, ContextConfig] | None = None,
+        impressions: bool = True,
     ) -> None:
         """``recommender`` serves the default bundle; variants naming another bundle are loaded
         with ``load(path)`` (default: ``Recommender.load`` with the default's rules and contexts).
         ``store``: the journey store (None: stateless, as before); ``contexts``: per-touchpoint
-        settings beyond rule overrides (carrying search filters)."""
+        settings beyond rule overrides (carrying search filters); ``impressions``: store every
+        answer as an impression (with a store)."""
         self.default = recommender
         self.store = store
+        self.impressions = bool(impressions) and store is not None
         self.contexts = {k: v if isinstance(v, ContextConfig) else ContextConfig(**dict(v)) for k, v in (contexts or {}).items()}
         self._catalog_seen = 0
         self.limits = limits or LimitsConfig()
@@ -88,7 +110,9 @@ class Service:
         self._key = resolve_key(hmac_key_file, allow_demo_key=allow_demo_key)
         self.experiment = experiment or ExperimentConfig(name="none", variants=[VariantConfig(name="default")])
         self.assigner = Assigner(self.experiment)
-        load = load or (lambda path: Recommender.load(path, rules=recommender.rules, contexts=recommender.context_overrides))
+        load = load or (lambda path: Recommender.load(
+            path, rules=recommender.rules, contexts=recommender.context_overrides,
+            segment_rules=recommender.segment_overrides, segments=recommender.segments))
         loaded: dict[str, Recommender] = {}
         self.arms: dict[str, _Arm] = {}
         for v in self.experiment.variants:
@@ -123,19 +147,25 @@ class Service:
         return pseudonymise(str(request.user_id), self._key)
 
     def recommend(self, request: RecommendRequest, request_id: str | None = None,
-                  catalog_version: int | None = None, pseudonym: str | None = None) -> tuple[RecommendResult, dict[str, Any]]:
+                  catalog_version: int | None = None, pseudonym: str | None = None,
+                  impression: bool = True) -> tuple[RecommendResult, dict[str, Any]]:
         """The answer and the log fields describing it (safe to log: no personal data).
         ``catalog_version``: the store's, if already read in this request's round trip;
-        ``pseudonym``: the customer's, when the caller has it instead of a raw ``user_id``."""
+        ``pseudonym``: the customer's, when the caller has it instead of a raw ``user_id``;
+        ``impression``: store the answer as an impression (when the service keeps them)."""
         self.sync_catalog(catalog_version)
         if pseudonym is None or not request.consent:
             pseudonym = self.pseudonym(request)
         request = dataclasses.replace(request, user_id=None)
         variant, assigned = self.assigner.assign(pseudonym)
-        del pseudonym
         arm = self.arms[variant.name]
-        result = arm.recommender.recommend(request, arm.rules)
+        result = arm.recommender.recommend(request, arm.rules, online=self.store)
         result.variant = variant.name
+        result.request_id = request_id = request_id or uuid.uuid4().hex
+        if impression:
+            now = int(time.time() * 1000) if request.now_ms is None else int(request.now_ms)
+            self._record(result, request.context.type, now, assigned, pseudonym if request.consent else None)
+        del pseudonym
         self.metrics.variants[variant.name] += 1
         if result.fallback:
             self.metrics.fallbacks[result.fallback] += 1
@@ -143,7 +173,7 @@ class Service:
             self.metrics.warnings += 1
         fields = {
             "event": "impression",
-            "request_id": request_id or uuid.uuid4().hex,
+            "request_id": request_id,
             "experiment": self.experiment.name,
             "variant": variant.name,
             "assigned": assigned,
@@ -151,6 +181,7 @@ class Service:
             "context": request.context.type,
             "consent": bool(request.consent),
             "personalised": result.personalised,
+            "segment": result.segment,
             "fallback": result.fallback,
             "k": request.k,
             "n_items": len(result.items),
@@ -158,6 +189,68 @@ class Service:
             "n_explore": sum(1 for r in result.items if r.reason == "explore"),
         }
         return result, fields
+
+    # ------------------------------------------------------------------ the feedback loop
+    def _record(self, result: RecommendResult, context: str, now_ms: int, assigned: bool = False,
+                subject: str | None = None) -> None:
+        """Store the answer as an impression (before it is returned: a reaction may follow at once)."""
+        if not self.impressions or self.store is None or result.request_id is None:
+            return
+        items = tuple(r.item_id for r in result.items)
+        rec = self.arms[result.variant].recommender if result.variant in self.arms else self.default
+        groups = tuple(rec.groups_of([rec.internal_id(i) or 0 for i in items]))
+        explore = tuple(j for j, r in enumerate(result.items) if r.reason == "explore")
+        self.store.record_impressions([Impression(
+            result.request_id, now_ms, items, context, self.experiment.name, result.variant or "", assigned,
+            result.bundle_version, result.segment, explore, subject, groups)], now_ms)
+
+    def feedback(self, request_id: str, item_id: str, kind: str, timestamp_ms: int | None = None,
+                 now_ms: int | None = None) -> tuple[int, dict[str, Any]]:
+        """Attribute one reaction to the list it names: (HTTP status, answer); see FEEDBACK_STATUS.
+        ``timestamp_ms``: when it happened (default ``now_ms``); ``now_ms``: the clock (default: the wall's)."""
+        store = self._require_store()
+        now = int(time.time() * 1000) if now_ms is None else int(now_ms)
+        t = now if timestamp_ms is None else int(timestamp_ms)
+        (out,) = store.react([Reaction(request_id, str(item_id), kind, t)], now)
+        self.metrics.feedback[out.outcome] += 1
+        answer: dict[str, Any] = {"attributed": out.outcome == "attributed", "outcome": out.outcome}
+        if out.position is not None:
+            answer.update(position=out.position, context=out.context, variant=out.variant)
+        if out.outcome in _FEEDBACK_WHY:
+            answer["detail" if FEEDBACK_STATUS[out.outcome] >= 400 else "warning"] = _FEEDBACK_WHY[out.outcome]
+        return FEEDBACK_STATUS[out.outcome], answer
+
+    def ab_report(self, experiment: str | None = None, control: str | None = None,
+                  alpha: float = 0.05) -> dict[str, Any]:
+        """CTR, add-to-cart and conversion per variant from the stored impressions and reactions
+        (serving/abstats.py: Wilson intervals, lift with its interval). Raises LookupError when the
+        experiment has no assigned impressions yet, ValueError for an unknown control."""
+        name = experiment or self.experiment.name
+        counts = self._require_store().ab_counts(name)
+        unassigned = sum(m.get("impressions", 0) for (_, a), m in counts.items() if not a)
+        per_variant = store_counts(counts)
+        if not per_variant:
+            raise LookupError(f"no list of experiment {name!r} shown to an identified customer is stored yet "
+                              f"({unassigned} to customers without an id or consent, which are not compared)")
+        out = ab_figures(per_variant, control, alpha)
+        return {"experiment": name, "source": "journey store", "unassigned_impressions": unassigned, **out}
+
+    def online_stats(self, context: str, n: int = 10, now_ms: int | None = None) -> dict[str, Any]:
+        """What the store's online statistics say now (every replica reads the same)."""
+        store = self._require_store()
+        now = int(time.time() * 1000) if now_ms is None else int(now_ms)
+        tr = store.trending(now, n, context)
+        slots = store.slot_ctr(context)
+        return {
+            "context": context,
+            "trending": [{"item_id": i, "score": round(float(v), 6)} for i, v in zip(tr.items, tr.scores)],
+            "popular_in_context": [{"item_id": i, "score": round(float(v), 6)}
+                                   for i, v in zip(tr.context_items, tr.context_scores)],
+            "slots": [{"position": x.position, "impressions": x.impressions, "clicks": x.clicks,
+                       "ctr": x.clicks / x.impressions if x.impressions else None} for x in slots],
+            "impressions": sum(x.impressions for x in slots),
+            "clicks": sum(x.clicks for x in slots),
+        }
 
     # ------------------------------------------------------------------ the live knowledge base
     def _require_store(self) -> JourneyStore:
@@ -210,7 +303,9 @@ class Service:
             "stored": len(result.stored),
             "rejected": [{"index": r.index, "reason": r.reason, "detail": r.detail} for r in checked.rejected],
             "not_stored": {"opted_out": [at[i] for i in result.opted_out], "expired": [at[i] for i in result.expired]},
+            "attributed": len(result.attributed),
         }
+        self.metrics.feedback["event"] += len(result.attributed)
         self.metrics.intake["stored"] += len(result.stored)
         self.metrics.intake["rejected"] += len(checked.rejected)
         self.metrics.intake["opted_out"] += len(result.opted_out)
@@ -248,8 +343,10 @@ class Service:
         return self.recommend_pseudonym(self._pseudonym(customer_id), request, use_search_filters, request_id)
 
     def recommend_pseudonym(self, pseudonym: str, request: RecommendRequest, use_search_filters: bool = True,
-                            request_id: str | None = None) -> tuple[RecommendResult, dict[str, Any]]:
-        """:meth:`recommend_customer` for a customer known by pseudonym only (the batch over the store)."""
+                            request_id: str | None = None,
+                            impression: bool = True) -> tuple[RecommendResult, dict[str, Any]]:
+        """:meth:`recommend_customer` for a customer known by pseudonym only (the batch over the store,
+        which stores no impressions: ``impression=False``)."""
         store = self._require_store()
         now = int(time.time() * 1000) if request.now_ms is None else int(request.now_ms)
         journey = store.journey(pseudonym, now)
@@ -272,7 +369,8 @@ class Service:
         stored = len(events)
         full = dataclasses.replace(request, events=[*events, *request.events] if consent else [], filters=filters,
                                    consent=consent, user_id=None, now_ms=now)
-        result, fields = self.recommend(full, request_id, catalog_version=journey.catalog_version, pseudonym=pseudonym)
+        result, fields = self.recommend(full, request_id, catalog_version=journey.catalog_version, pseudonym=pseudonym,
+                                        impression=impression)
         result.warnings = warnings + result.warnings
         fields.update(source="customer", stored_events=stored, search_filters=bool(filters) and filters != dict(request.filters))
         return result, fields
@@ -281,12 +379,22 @@ class Service:
         """Item-to-item endpoints carry no user: they use the first variant."""
         return next(iter(self.arms.values()))
 
-    def similar(self, item_id: str, k: int, filters: Mapping[str, Any] | None = None) -> RecommendResult:
-        self.sync_catalog()
-        arm = self.arm_for_items()
-        return arm.recommender.similar(item_id, k, filters, arm.rules)
+    def similar(self, item_id: str, k: int, filters: Mapping[str, Any] | None = None,
+                request_id: str | None = None) -> RecommendResult:
+        """Embedding neighbours of an item (stored as an impression of the product page)."""
+        return self._items("similar", "product_page", item_id, k, filters, request_id)
 
-    def complements(self, item_id: str, k: int, filters: Mapping[str, Any] | None = None) -> RecommendResult:
+    def complements(self, item_id: str, k: int, filters: Mapping[str, Any] | None = None,
+                    request_id: str | None = None) -> RecommendResult:
+        """What goes with an item (stored as an impression of the cart)."""
+        return self._items("complements", "cart", item_id, k, filters, request_id)
+
+    def _items(self, kind: str, context: str, item_id: str, k: int, filters: Mapping[str, Any] | None,
+               request_id: str | None) -> RecommendResult:
         self.sync_catalog()
         arm = self.arm_for_items()
-        return arm.recommender.complements(item_id, k, filters, arm.rules)
+        result: RecommendResult = getattr(arm.recommender, kind)(item_id, k, filters, arm.rules)
+        result.variant = arm.variant.name
+        result.request_id = request_id or uuid.uuid4().hex
+        self._record(result, context, int(time.time() * 1000))
+        return result

@@ -20,6 +20,9 @@ from omegaconf import MISSING
 __all__ = [
     "CONTEXT_TYPES",
     "STORE_BACKENDS",
+    "EXPLORATION_MODES",
+    "SEGMENTS",
+    "SegmentsConfig",
     "BoostRule",
     "ContextConfig",
     "StoreConfig",
@@ -37,6 +40,13 @@ __all__ = [
 CONTEXT_TYPES: tuple[str, ...] = (
     "home", "product_page", "search", "cart", "checkout", "newsletter", "app_push", "store", "call_centre",
 )
+
+# How the exploration slots are filled: a Thompson-sampling bandit on each candidate's clicks and
+# impressions in the context (shared through the journey store), or at random (trending or least shown).
+EXPLORATION_MODES: tuple[str, ...] = ("bandit", "random")
+
+# Customer segments (serving/segments.py): RFM-style, from the purchases the request's journey holds.
+SEGMENTS: tuple[str, ...] = ("anonymous", "new", "active", "loyal", "vip", "lapsed")
 
 
 @dataclass
@@ -73,9 +83,12 @@ class RulesConfig:
     # --- diversity: MMR with similarity 1 between items sharing ``diversity_attribute``, else 0
     diversity_lambda: float = 0.7  # 1 = relevance only; lower = more variety
     diversity_attribute: str = "category"
-    # --- exploration: a share epsilon of the k slots shows trending or under-exposed items (reason "explore")
+    # --- exploration: a share epsilon of the k slots shows items of the candidate pool the list did not
+    # take, or trending ones (reason "explore"), chosen by ``exploration`` (EXPLORATION_MODES)
     epsilon: float = 0.0
-    explore_trending_share: float = 0.5  # of exploration slots: from trending; the rest from under-exposed candidates
+    exploration: str = "bandit"  # bandit: Thompson sampling on clicks / impressions in the context; random
+    bandit_prior_strength: float = 10.0  # pseudo-impressions of the Beta prior, centred on the context's CTR
+    explore_trending_share: float = 0.5  # random: share of slots from trending; the rest under-exposed candidates
     # --- retrieval
     overfetch: int = 4  # candidate pool = overfetch x k (at least k + 20) before re-ranking
     prefilter_below: float = 0.05  # FAISS IDSelector pre-filtering when fewer than this share of items is eligible
@@ -91,6 +104,10 @@ class RulesConfig:
             problems.append(f"explore_trending_share={self.explore_trending_share} (must be within [0, 1])")
         if self.overfetch < 1:
             problems.append(f"overfetch={self.overfetch} (must be >= 1)")
+        if self.exploration not in EXPLORATION_MODES:
+            problems.append(f"exploration={self.exploration!r} (one of {list(EXPLORATION_MODES)})")
+        if not self.bandit_prior_strength > 0:
+            problems.append(f"bandit_prior_strength={self.bandit_prior_strength} (must be > 0)")
         if self.durable_window_days < 0 or self.due_fraction < 0 or self.default_interval_days <= 0:
             problems.append("durable_window_days and due_fraction must be >= 0, default_interval_days > 0")
         self.boosts = [b if isinstance(b, BoostRule) else BoostRule(**dict(b)) for b in self.boosts]
@@ -122,8 +139,34 @@ class ContextConfig:
     ``rules``, and whether the customer's last search carries its filters into this page."""
 
     rules: Dict[str, Any] = field(default_factory=dict)  # RulesConfig fields, e.g. {complement_weight: 0.5}
+    segments: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # segment -> RulesConfig fields, over ``rules``
     search_filters: bool = False  # apply the filters of the customer's last search (the request's own win per key)
     search_filters_minutes: float = 30.0  # ... if that search is at most this old
+
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.segments) - set(SEGMENTS))
+        if unknown:
+            raise ValueError(f"rules for unknown segment(s) {unknown}; segments: {list(SEGMENTS)}")
+        for overrides in self.segments.values():
+            merge_rules(RulesConfig(), overrides)  # an unknown rule name fails at start-up, named
+
+
+@dataclass
+class SegmentsConfig:
+    """RFM-style customer segments from the purchases in the journey a request reads (recency,
+    frequency, monetary value at catalogue prices); ``anonymous`` without consent, ``new`` without
+    a purchase, then the first that applies: ``lapsed`` (last order older than ``lapsed_days``),
+    ``vip`` (spend >= ``vip_spend``), ``loyal`` (>= ``loyal_orders`` orders), else ``active``."""
+
+    lapsed_days: float = 120.0
+    vip_spend: float = 1000.0
+    loyal_orders: int = 3
+    order_gap_minutes: float = 60.0  # purchases closer than this are one order
+
+    def __post_init__(self) -> None:
+        if self.lapsed_days <= 0 or self.vip_spend < 0 or self.loyal_orders < 1 or self.order_gap_minutes < 0:
+            raise ValueError("segments: lapsed_days > 0, vip_spend >= 0, loyal_orders >= 1, order_gap_minutes >= 0")
 
 
 STORE_BACKENDS: tuple[str, ...] = ("sqlite", "redis")
@@ -144,8 +187,16 @@ class StoreConfig:
     max_events: int = 200
     max_purchases: int = 500
     retention_days: float = 400.0  # > the 365-day durable window of the repeat policy
+    # --- the feedback loop (docs/reactions.md)
+    impressions: bool = True  # store every answer (items, positions, context, variant) for feedback and A/B
+    reaction_window_minutes: float = 1440.0  # feedback (and carts / purchases as events) counts this long after a list
+    trending_half_life_hours: float = 168.0  # online trending and per-context popularity (the export's 7 days)
+    trending_top: int = 1000  # online trending items read per non-personal answer
 
     def __post_init__(self) -> None:
+        if self.reaction_window_minutes <= 0 or self.trending_half_life_hours <= 0 or self.trending_top < 1:
+            raise ValueError("store.reaction_window_minutes and store.trending_half_life_hours must be > 0, "
+                             "store.trending_top >= 1")
         if self.backend not in STORE_BACKENDS:
             raise ValueError(f"store.backend={self.backend!r}; allowed: {list(STORE_BACKENDS)}")
         if self.backend == "redis" and not self.url:
@@ -197,6 +248,7 @@ class ServeConfig:
     allow_demo_key: Optional[bool] = None  # None: as the bundle's training data config (public data allows it)
     rules: RulesConfig = field(default_factory=RulesConfig)
     contexts: Dict[str, ContextConfig] = field(default_factory=dict)  # context type -> its settings and rule overrides
+    segments: SegmentsConfig = field(default_factory=SegmentsConfig)  # segment thresholds (per-segment rules: contexts)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     ab: Optional[ExperimentConfig] = None  # an A/B experiment (configs/ab/*.yaml), none by default
     store: Optional[StoreConfig] = None  # the journey store (configs/store/*.yaml); None: stateless
@@ -218,6 +270,7 @@ class BatchRecommendConfig:
     allow_demo_key: Optional[bool] = None
     rules: RulesConfig = field(default_factory=RulesConfig)
     contexts: Dict[str, ContextConfig] = field(default_factory=dict)
+    segments: SegmentsConfig = field(default_factory=SegmentsConfig)
     progress: bool = True
 
 

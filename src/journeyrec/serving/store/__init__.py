@@ -9,11 +9,15 @@ from __future__ import annotations
 from journeyrec.serving.settings import StoreConfig
 from journeyrec.serving.store.base import (
     OPTED_OUT_EVENTS,
+    REACTION_TYPES,
     AppendResult,
     Arrival,
     CatalogChanges,
+    Impression,
     Journey,
     JourneyStore,
+    Reaction,
+    ReactionResult,
     StoredEvent,
 )
 from journeyrec.serving.store.sqlite import SQLiteStore
@@ -28,10 +32,20 @@ __all__ = [
     "CatalogChanges",
     "OPTED_OUT_EVENTS",
     "SQLiteStore",
+    "Impression",
+    "Reaction",
+    "ReactionResult",
+    "REACTION_TYPES",
 ]
 
 
 def open_store(cfg: StoreConfig) -> JourneyStore:
+    store = _open(cfg)
+    store.trending_top = int(cfg.trending_top)
+    return store
+
+
+def _open(cfg: StoreConfig) -> JourneyStore:
     if cfg.backend == "redis":
         from journeyrec.serving.store.redis import RedisStore  # the client library loads only for this backend
 
@@ -41,7 +55,14 @@ def open_store(cfg: StoreConfig) -> JourneyStore:
             max_events=cfg.max_events,
             max_purchases=cfg.max_purchases,
             retention_days=cfg.retention_days,
+            reaction_window_minutes=cfg.reaction_window_minutes,
+            trending_half_life_hours=cfg.trending_half_life_hours,
         )
     return SQLiteStore(
-        cfg.path, max_events=cfg.max_events, max_purchases=cfg.max_purchases, retention_days=cfg.retention_days
+        cfg.path,
+        max_events=cfg.max_events,
+        max_purchases=cfg.max_purchases,
+        retention_days=cfg.retention_days,
+        reaction_window_minutes=cfg.reaction_window_minutes,
+        trending_half_life_hours=cfg.trending_half_life_hours,
     )

@@ -1,0 +1,77 @@
+"""Online statistics the pipeline reads from the journey store, so that every replica serves from
+the same, current numbers (docs/reactions.md):
+
+* **trending**: item events counted with exponential time decay (forward decay: each event adds
+  ``2^((t - L) / half_life)`` for a landmark ``L``, so the ranking is a sorted set and "now" is one
+  factor), continuing the bundle's own trending statistic, which is decayed further from the end
+  of its data with the same half-life;
+* **per-context popularity**: clicks, carts and purchases on the lists of one touchpoint, decayed
+  the same way;
+* **click-through** per item and per slot (position) in each context: impressions and clicks; and
+  of the exploration slots alone, per item and per item group (category): what the bandit learns.
+
+:class:`OnlineStats` is what the Recommender needs of a store (both backends implement it); the
+dataclasses are what it returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import numpy as np
+
+__all__ = ["OnlineStats", "Trending", "ItemCTR", "decay_factor", "landmark_factor", "MAX_HALF_LIVES_BACK"]
+
+
+@dataclass
+class Trending:
+    """The top items of the online statistics at one moment, best first: ``scores`` are decayed
+    counts at the time asked for; ``raw`` the stored forward-decay values (count x 2^((t - L) / h)
+    for the landmark ``landmark_ms``), which combine with other statistics without overflow."""
+
+    items: list[str] = field(default_factory=list)
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0))  # decayed event counts now
+    context_items: list[str] = field(default_factory=list)
+    context_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))  # decayed reactions in the context
+    raw: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    context_raw: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    landmark_ms: int | None = None
+
+
+@dataclass
+class ItemCTR:
+    """Impressions and clicks of some items in one context, of their groups (categories) in it, and
+    of the whole context: of every list (``item_ctr``), or of the exploration slots alone
+    (``explore_ctr``, what the bandit learns from)."""
+
+    clicks: np.ndarray  # int64 per item asked for
+    impressions: np.ndarray
+    context_clicks: int = 0
+    context_impressions: int = 0
+    group_clicks: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # per item asked for: its group's
+    group_impressions: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+
+class OnlineStats(Protocol):
+    trend_half_life_ms: int
+    trending_top: int
+
+    def trending(self, now_ms: int, n: int, context: str | None = None) -> Trending: ...
+
+    def explore_ctr(self, context: str, item_ids: Sequence[str], groups: Sequence[str]) -> ItemCTR: ...
+
+
+def decay_factor(elapsed_ms: float, half_life_ms: float) -> float:
+    """``2^(-elapsed / half_life)``: what an event counts ``elapsed_ms`` after it happened."""
+    return float(np.exp2(-float(elapsed_ms) / float(half_life_ms)))
+
+
+# how far a read may look before the landmark (a replay's "now"): 2^512 x a stored value stays finite
+MAX_HALF_LIVES_BACK = 512.0
+
+
+def landmark_factor(now_ms: float, landmark_ms: float, half_life_ms: float) -> float:
+    """The factor that turns stored forward-decay values into decayed counts at ``now_ms``
+    (bounded for a "now" far before the landmark, so that it never overflows)."""
+    return decay_factor(max(float(now_ms) - float(landmark_ms), -MAX_HALF_LIVES_BACK * half_life_ms), half_life_ms)
