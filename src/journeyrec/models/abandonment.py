@@ -63,6 +63,7 @@ __all__ = [
     "heldout_abandonment_cases",
     "abandonment_features",
     "item_prices",
+    "clean_prices",
     "KINDS",
     "AbandonmentModel",
     "training_design",
@@ -122,20 +123,38 @@ def item_prices(catalog: pa.Table | None, n_items: int) -> np.ndarray:
     """float64 [n_items + 1] catalogue price per internal id (row 0 and unknown prices: 0)."""
     out = np.zeros(n_items + 1, dtype=np.float64)
     if catalog is not None and "price" in catalog.column_names and catalog.num_rows == n_items:
-        values = np.asarray(catalog.column("price").to_numpy(zero_copy_only=False), dtype=np.float64)
-        out[1:] = np.where(np.isfinite(values), np.maximum(values, 0.0), 0.0)
-    return out
+        out[1:] = np.asarray(catalog.column("price").to_numpy(zero_copy_only=False), dtype=np.float64)
+    return clean_prices(out)
 
 
-def _range_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """max(values[lo:hi]) per case (0 for an empty range); a session's prefix is short, so a
-    padded gather over the longest range is cheap."""
+def clean_prices(prices: np.ndarray) -> np.ndarray:
+    """Prices as the features read them: unknown (NaN) and negative prices count 0."""
+    p = np.asarray(prices, dtype=np.float64)
+    return np.where(np.isfinite(p), np.maximum(p, 0.0), 0.0)
+
+
+def _range_reduce(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, op: str, max_cells: int = 1 << 22) -> np.ndarray:
+    """``sum`` or ``max`` of ``values[lo:hi]`` per case (0 for an empty range), summed strictly
+    left to right: a session's cart value is then the same number whether the session is read
+    from a whole data set or alone (serving), which a difference of global prefix sums is not
+    (its rounding depends on everything before). Ranges are a session's prefix: short, so a
+    padded gather (in chunks of at most ``max_cells`` cells) is cheap."""
+    out = np.zeros(len(lo))
     width = int((hi - lo).max()) if len(lo) else 0
     if width <= 0:
-        return np.zeros(len(lo))
-    idx = lo[:, None] + np.arange(width)[None, :]
-    inside = idx < hi[:, None]
-    return np.where(inside, values[np.minimum(idx, len(values) - 1)], 0.0).max(axis=1)
+        return out
+    step = max(1, max_cells // width)
+    cols = np.arange(width)[None, :]
+    for a in range(0, len(lo), step):
+        l, h = lo[a : a + step], hi[a : a + step]
+        idx = l[:, None] + cols
+        v = np.where(idx < h[:, None], values[np.minimum(idx, len(values) - 1)], 0.0)
+        if op == "max":
+            out[a : a + step] = v.max(axis=1)
+        else:  # cumulative sums run left to right; the last one inside the range is the sum
+            n = h - l
+            out[a : a + step] = np.where(n > 0, np.cumsum(v, axis=1)[np.arange(len(l)), np.maximum(n - 1, 0)], 0.0)
+    return out
 
 
 def abandonment_features(data: SequenceData, ends: np.ndarray, prices: np.ndarray | None = None) -> np.ndarray:
@@ -146,7 +165,7 @@ def abandonment_features(data: SequenceData, ends: np.ndarray, prices: np.ndarra
     base = session_features(data, ends)
     if len(ends) == 0:
         return np.zeros((0, len(ABANDONMENT_FEATURES)))
-    price = item_prices(data.catalog, data.n_items) if prices is None else np.asarray(prices, dtype=np.float64)
+    price = item_prices(data.catalog, data.n_items) if prices is None else clean_prices(prices)
     t = ends - 1
     user, gid, start_all, carts, bought = _cart_counts(data)
     start = start_all[t]
@@ -168,9 +187,8 @@ def abandonment_features(data: SequenceData, ends: np.ndarray, prices: np.ndarra
     cart_age = np.where(has, np.maximum(ts[t] - ts[fc_safe], 0.0), 0.0)
 
     cart_price = np.where(is_cart, price[data.items], 0.0)
-    value = _count_before_float(cart_price)
-    cart_value = value[t + 1] - value[start]
-    max_price = _range_max(cart_price, start, t + 1)
+    cart_value = _range_reduce(cart_price, start, t + 1, "sum")
+    max_price = _range_reduce(cart_price, start, t + 1, "max")
     after = np.where(has, t - fc_safe, 0)
     views = _count_before(et == _VIEW)
     views_after = np.where(has, views[t + 1] - views[fc_safe + 1], 0)
@@ -199,11 +217,6 @@ def abandonment_features(data: SequenceData, ends: np.ndarray, prices: np.ndarra
         (earlier_aband + 1.0) / (earlier_cart + 2.0), np.log1p(since_prev),
     ], axis=1)
     return np.concatenate([base, extra], axis=1)
-
-
-def _count_before_float(values: np.ndarray) -> np.ndarray:
-    """``c[i]`` = sum of ``values[:i]`` (length n + 1)."""
-    return np.r_[0.0, np.cumsum(values, dtype=np.float64)]
 
 
 KINDS: tuple[str, ...] = ("lightgbm", "logistic", "head")

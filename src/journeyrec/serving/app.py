@@ -38,7 +38,7 @@ from journeyrec.data.schema import CHANNELS, EVENT_TYPES
 from journeyrec.serving.observability import LOGGER_NAME
 from journeyrec.serving.request import MAX_MS, MIN_MS, Context, Event, RecommendRequest, RecommendResult
 from journeyrec.serving.service import Service
-from journeyrec.serving.settings import CONTEXT_TYPES
+from journeyrec.serving.settings import CONTEXT_TYPES, RISK_CONTEXTS
 
 # Swagger UI and ReDoc assets shipped inside the pinned fastapi-offline package
 DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
@@ -159,6 +159,12 @@ def _models(limits: Any) -> tuple[type[BaseModel], ...]:
         bundle_version: str
         warnings: List[str]
         intent: Optional[float] = Field(None, description="P(purchase in this session); only with an intent model")
+        abandonment_risk: Optional[float] = Field(
+            None, description="cart and checkout contexts only: P(this session ends without a purchase) while its cart is "
+            "open (null otherwise, or when the bundle has no abandonment model)")
+        actions: Optional[List[str]] = Field(
+            None, description="cart and checkout contexts only: the configured actions the risk triggers (actions: in "
+            "configs/serve.yaml), e.g. free_shipping_banner")
 
     class EventsIn(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -221,7 +227,7 @@ def _filters(filters: Dict[str, Any], max_values: int) -> Dict[str, Any]:
     return out
 
 
-def _payload(result: RecommendResult, with_intent: bool) -> bytes:
+def _payload(result: RecommendResult, with_intent: bool, with_risk: bool = False) -> bytes:
     items = []
     for r in result.items:
         item: dict[str, Any] = {"item_id": r.item_id, "score": round(r.score, 6)}
@@ -236,6 +242,9 @@ def _payload(result: RecommendResult, with_intent: bool) -> bytes:
                             "warnings": result.warnings}
     if with_intent:
         body["intent"] = result.intent
+    if with_risk:  # cart and checkout answers: the abandonment risk and the actions it triggers
+        body["abandonment_risk"] = None if result.abandonment_risk is None else round(result.abandonment_risk, 6)
+        body["actions"] = list(result.actions)
     return json.dumps(body).encode()
 
 
@@ -309,7 +318,8 @@ def create_app(service: Service) -> FastAPI:
             finish("/v1/recommendations", 422, started, {"request_id": request_id, "error": type(exc).__name__})
             return JSONResponse({"detail": str(exc)}, status_code=422)
         finish("/v1/recommendations", 200, started, fields)
-        return Response(_payload(result, service.default.encoder.has_intent), media_type="application/json")
+        return Response(_payload(result, service.default.encoder.has_intent, request.context.type in RISK_CONTEXTS),
+                        media_type="application/json")
 
     def item_endpoint(kind: str):
         async def handler(item_id: str, k: int = Query(10, ge=1, le=limits.max_k),
@@ -393,7 +403,8 @@ def create_app(service: Service) -> FastAPI:
                 finish(endpoint, 422, started, {"request_id": request_id, "error": type(exc).__name__})
                 return JSONResponse({"detail": str(exc)}, status_code=422)
             finish(endpoint, 200, started, fields)
-            return Response(_payload(result, service.default.encoder.has_intent), media_type="application/json")
+            return Response(_payload(result, service.default.encoder.has_intent, request.context.type in RISK_CONTEXTS),
+                            media_type="application/json")
 
         @app.put("/v1/catalog/items", responses={422: {}})
         async def catalog_items(body: CatalogIn) -> JSONResponse:  # type: ignore[valid-type]

@@ -43,13 +43,14 @@ from torch import nn
 from journeyrec.data.schema import CATALOG_SCHEMA, CHANNEL_CODE, EVENT_CODE, ITEM_EVENT_TYPES, conform_catalog
 from journeyrec.bundle.format import Bundle, read_bundle
 from journeyrec.bundle.stats import RuleStats
+from journeyrec.serving.abandonment import CartRisk
 from journeyrec.serving.catalog import Catalog, FilterError
 from journeyrec.serving.encoder import SessionEncoder
 from journeyrec.serving.live import NewItemVectors
 from journeyrec.serving.request import MAX_MS, MIN_MS, Recommendation, RecommendRequest, RecommendResult, check_ms
 from journeyrec.serving.retrieval import Retriever
 from journeyrec.serving.rules import RepeatPolicy, exploration_slots, minmax, mmr_scores
-from journeyrec.serving.settings import CONTEXT_TYPES, RulesConfig, merge_rules
+from journeyrec.serving.settings import CONTEXT_TYPES, RISK_CONTEXTS, RulesConfig, merge_rules
 
 __all__ = ["Recommender", "Recommendation", "RecommendResult", "RecommendRequest", "FilterError"]
 
@@ -116,6 +117,7 @@ class Recommender:
         self.model = model
         self.index = index
         self.encoder = SessionEncoder(model, dedup_consecutive=dedup_consecutive, trace=trace)
+        self.cart_risk = CartRisk(None, self.encoder.has_intent)  # from_bundle sets the bundle's abandonment model
         self.rules = rules or RulesConfig()
         unknown = sorted(set(contexts or {}) - set(CONTEXT_TYPES))
         if unknown:
@@ -258,6 +260,7 @@ class Recommender:
         rec = cls(bundle.directory, bundle.manifest, bundle.model, bundle.index, bundle.vectors, bundle.catalog,
                   bundle.stats, rules, contexts, trace, dedup)
         rec.train_config = bundle.config
+        rec.cart_risk = CartRisk(bundle.abandonment, rec.encoder.has_intent)
         return rec
 
     @property
@@ -325,6 +328,9 @@ class Recommender:
             result = self._nonpersonal(request, prep, "no_history", warnings, now)
         else:
             result = self._personal(request, prep, items, etypes, chans, ts, warnings, now)
+            if ctx.type in RISK_CONTEXTS:
+                result.abandonment_risk, result.cart_value = self.cart_risk.score(
+                    items, etypes, chans, ts, self.item_ids, self.catalog, self.attrs.numbers("price"), result.intent)
         return self.add_item_info(result) if request.item_fields else result
 
     def add_item_info(self, result: RecommendResult) -> RecommendResult:

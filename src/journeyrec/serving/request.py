@@ -111,3 +111,7 @@ class RecommendResult:
     intent: float | None = None  # P(purchase in this session), when the model has an intent head
     bundle_version: str = ""
     variant: str | None = None
+    # cart / checkout contexts, a session with an open cart: P(it ends without a purchase), its cart's value
+    abandonment_risk: float | None = None
+    cart_value: float | None = None
+    actions: list[str] = field(default_factory=list)  # the configured actions the risk triggers (Service)

@@ -23,7 +23,7 @@ def build_service(cfg: Any) -> Any:
     recommender = Recommender.load(cfg.bundle, rules=cfg.rules, contexts={k: v.rules for k, v in contexts.items()})
     store = open_store(cfg.store) if getattr(cfg, "store", None) is not None else None
     service = Service(recommender, getattr(cfg, "ab", None), getattr(cfg, "limits", None), cfg.hmac_key_file,
-                      cfg.allow_demo_key, store=store, contexts=contexts)
+                      cfg.allow_demo_key, store=store, contexts=contexts, actions=getattr(cfg, "actions", None))
     service.warm_up()
     return service
 
