@@ -22,6 +22,7 @@ docs/results/RESULT_NAME.json (default: NAME with underscores), from which the d
   journey-ablation   next-purchase / next-cart NDCG@10 with item ids only, + event type, channel, time gap, context
   live               journey store: intake events/s per backend, customer-id vs stateless endpoint p50/p99, batch
   abandonment        cart-abandonment AUC: boosted trees / logistic / intent head vs count logistic and cart age
+  served-replay      test cases through Recommender.recommend per rule configuration: accuracy, coverage, own brand
 
 Run under the shared CPU lock on a quiet machine; every figure states its threads.
 """
@@ -324,6 +325,7 @@ BENCHMARKS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Runner]] 
     "journey-ablation": (_journey_ablation_args, _journey_ablation),
     "live": (_live_args, _live),
     "abandonment": _module("abandonment"),
+    "served-replay": _module("served_replay"),
 }
 
 

@@ -161,6 +161,12 @@ class Recommender:
             self.exposure = np.concatenate([self.exposure, np.zeros(self.attrs.n - len(self.exposure), np.int64)])
         self._prepared.clear()
 
+    def reset_exploration(self, seed: int | None) -> None:
+        """Exploration's memory as at load (no exposure counted) and its randomness from ``seed``:
+        a replay starts every rule configuration alike (:mod:`journeyrec.serving.replay`)."""
+        self.exposure[:] = 0
+        self._rng = np.random.default_rng(seed)
+
     def _update_stock(self) -> None:
         in_stock = self.attrs.bools("in_stock")
         self.stock_ok = (in_stock != 0) & self.attrs.all & self.servable
