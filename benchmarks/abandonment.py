@@ -36,13 +36,22 @@ LABELS = {
     "logistic_counts": "logistic regression, count features (baseline)",
     "cart_age": "cart age alone (baseline)",
 }
-ROLES = {"boosted": "candidate", "logistic": "candidate", "head": "candidate", "logistic_counts": "baseline",
-         "cart_age": "baseline"}
+ROLES = {
+    "boosted": "candidate",
+    "logistic": "candidate",
+    "head": "candidate",
+    "logistic_counts": "baseline",
+    "cart_age": "baseline",
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--run", required=True, help="a training run directory: prepared/ (or its config's data.prepared) "
-                   "and bundle/ (a model with an intent head adds the head as a candidate)")
+    p.add_argument(
+        "--run",
+        required=True,
+        help="a training run directory: prepared/ (or its config's data.prepared) "
+        "and bundle/ (a model with an intent head adds the head as a candidate)",
+    )
     p.add_argument("--boot", type=int, default=1000, help="bootstrap resamples of the sessions")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
@@ -53,6 +62,10 @@ def _prepared_dir(run: Path) -> Path:
         return run / "prepared"
     cfg = json.loads((run / "bundle" / "config.json").read_text())
     return Path(cfg["data"]["prepared"])
+
+
+def _cases(split: dict[str, Any]) -> str:
+    return f"{split['cases']:,} prefixes of {split['sessions']:,} sessions, abandon rate {split['abandon_rate']}"
 
 
 def main(a: argparse.Namespace, _: argparse.ArgumentParser) -> list[dict[str, Any]]:
@@ -66,16 +79,25 @@ def main(a: argparse.Namespace, _: argparse.ArgumentParser) -> list[dict[str, An
     valid, test = report["splits"]["valid"], report["splits"]["test"]
     rows = []
     for name in [n for n in LABELS if n in test["auc"]]:
-        rows.append({
-            "system": LABELS[name], "key": name, "role": ROLES[name],
-            "chosen": name == report["chosen"],
-            "valid_auc": valid["auc"][name], "test_auc": test["auc"][name],
-            "test_chosen_minus_this": test["chosen_minus"].get(name),
-            "data": str(prepared.source), "run": str(run),
-            "valid_cases": f"{valid['cases']:,} prefixes of {valid['sessions']:,} sessions, abandon rate {valid['abandon_rate']}",
-            "test_cases": f"{test['cases']:,} prefixes of {test['sessions']:,} sessions, abandon rate {test['abandon_rate']}",
-            "cart_age_direction": report["cart_age_direction"], "boot": a.boot,
-            "boosted_fit": {k: report["boosted"][k] for k in ("best_iteration", "n_train", "n_stop", "train_abandon_rate")},
-            "seconds": round(seconds, 1),
-        })
+        rows.append(
+            {
+                "system": LABELS[name],
+                "key": name,
+                "role": ROLES[name],
+                "chosen": name == report["chosen"],
+                "valid_auc": valid["auc"][name],
+                "test_auc": test["auc"][name],
+                "test_chosen_minus_this": test["chosen_minus"].get(name),
+                "data": str(prepared.source),
+                "run": str(run),
+                "valid_cases": _cases(valid),
+                "test_cases": _cases(test),
+                "cart_age_direction": report["cart_age_direction"],
+                "boot": a.boot,
+                "boosted_fit": {
+                    k: report["boosted"][k] for k in ("best_iteration", "n_train", "n_stop", "train_abandon_rate")
+                },
+                "seconds": round(seconds, 1),
+            }
+        )
     return rows

@@ -29,7 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch / FAISS threads (serving runs one)")
-    p.add_argument("overrides", nargs="+", help="scripts/evaluate.py overrides: bundle=PATH (required), served.*, eval.*")
+    p.add_argument(
+        "overrides", nargs="+", help="scripts/evaluate.py overrides: bundle=PATH (required), served.*, eval.*"
+    )
 
 
 def main(a: argparse.Namespace, _: argparse.ArgumentParser) -> list[dict[str, Any]]:

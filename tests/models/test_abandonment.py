@@ -26,24 +26,42 @@ from journeyrec.models.abandonment import (
 )
 from journeyrec.models.intent import group_ids
 
-DEMO = {"name": "demo", "path": None, "options": {"n_customers": 400, "seed": 7}, "dedup_consecutive": False,
-        "allow_demo_key": True, "split": "global_time"}
+DEMO = {
+    "name": "demo",
+    "path": None,
+    "options": {"n_customers": 400, "seed": 7},
+    "dedup_consecutive": False,
+    "allow_demo_key": True,
+    "split": "global_time",
+}
 
 
 def events(rows):
     u, i, e, t = zip(*rows)
-    return conform_events(pa.table({
-        "user_id": pa.array(u, pa.string()), "item_id": pa.array(i, pa.string()), "event_type": pa.array(e, pa.string()),
-        "timestamp": pa.array([x * 1000 for x in t], pa.timestamp("ms", tz="UTC")),
-    }))
+    return conform_events(
+        pa.table(
+            {
+                "user_id": pa.array(u, pa.string()),
+                "item_id": pa.array(i, pa.string()),
+                "event_type": pa.array(e, pa.string()),
+                "timestamp": pa.array([x * 1000 for x in t], pa.timestamp("ms", tz="UTC")),
+            }
+        )
+    )
 
 
 # one customer: session 0 carts x and buys it; session 1 (a day later) carts y and leaves;
 # session 2 (two days later): views x, carts x (met before) and z, views w ... (the prefix under test)
 ROWS = [
-    ("a", "x", "view", 0), ("a", "x", "cart", 50), ("a", "x", "purchase", 100),
-    ("a", "y", "view", 86_400), ("a", "y", "cart", 86_460),
-    ("a", "x", "view", 259_200), ("a", "x", "cart", 259_260), ("a", "z", "view", 259_300), ("a", "z", "cart", 259_330),
+    ("a", "x", "view", 0),
+    ("a", "x", "cart", 50),
+    ("a", "x", "purchase", 100),
+    ("a", "y", "view", 86_400),
+    ("a", "y", "cart", 86_460),
+    ("a", "x", "view", 259_200),
+    ("a", "x", "cart", 259_260),
+    ("a", "z", "view", 259_300),
+    ("a", "z", "cart", 259_330),
     ("a", "w", "view", 259_400),
 ]
 PRICES = {"x": 30.0, "y": 80.0, "z": 50.0, "w": 20.0}
@@ -101,8 +119,9 @@ def test_features_read_the_prefix_only_while_the_label_reads_the_future(hand):
     # the two data sets differ after the prefix (a feature that read past it would see it) ...
     assert before.n_events != after.n_events
     # ... and no feature does
-    np.testing.assert_array_equal(abandonment_features(before, np.array([case]), pb),
-                                  abandonment_features(after, np.array([case]), pa_))
+    np.testing.assert_array_equal(
+        abandonment_features(before, np.array([case]), pb), abandonment_features(after, np.array([case]), pa_)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -121,9 +140,11 @@ def test_labels_are_the_generators_ground_truth(demo):
     user_index = {str(u): i for i, u in enumerate(seqs.user_ids)}
     cart_code = EVENT_TYPES.index("cart") + 1
     checked = 0
-    for user, cart_ms, abandoned in zip(carts.column("user_id").to_pylist(),
-                                        pc.cast(carts.column("cart_time"), pa.int64()).to_pylist(),
-                                        carts.column("abandoned").to_pylist()):
+    for user, cart_ms, abandoned in zip(
+        carts.column("user_id").to_pylist(),
+        pc.cast(carts.column("cart_time"), pa.int64()).to_pylist(),
+        carts.column("abandoned").to_pylist(),
+    ):
         u = user_index.get(pseudonymise(user, key))
         if u is None:  # opted out: not in the store
             continue

@@ -16,8 +16,14 @@ from journeyrec.bundle.format import BundleError, read_bundle, session_queries, 
 from journeyrec.bundle.stats import learn_stats
 from journeyrec.data.prepare import prepare
 from journeyrec.data.schema import CHANNELS, EVENT_TYPES
-from journeyrec.models.abandonment import ABANDONMENT_FEATURES, AbandonmentModel, abandonment_features, open_cart, training_design
-from journeyrec.models.abandonment import heldout_abandonment_cases
+from journeyrec.models.abandonment import (
+    ABANDONMENT_FEATURES,
+    AbandonmentModel,
+    abandonment_features,
+    heldout_abandonment_cases,
+    open_cart,
+    training_design,
+)
 from journeyrec.models.sasrec import SASRec
 from journeyrec.serving import Recommender
 from journeyrec.serving.abandonment import fire_actions
@@ -29,8 +35,14 @@ from journeyrec.serving.settings import ActionRule, ActionWhen
 from serving_support import FEATURES, ThreadServer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-DATA = {"name": "demo", "path": None, "options": {"n_customers": 400, "seed": 7}, "dedup_consecutive": False,
-        "allow_demo_key": True, "split": "global_time"}
+DATA = {
+    "name": "demo",
+    "path": None,
+    "options": {"n_customers": 400, "seed": 7},
+    "dedup_consecutive": False,
+    "allow_demo_key": True,
+    "split": "global_time",
+}
 VALUE = ABANDONMENT_FEATURES.index("log_cart_value")
 
 
@@ -43,8 +55,10 @@ class Shop:
         s = self.prepared.sequences
         user = int(np.searchsorted(s.offsets, end - 1, side="right") - 1)
         lo = int(s.offsets[user])
-        out = [Event(str(s.item_ids[i - 1]), EVENT_TYPES[e - 1], CHANNELS[c - 1], int(t))
-               for i, e, c, t in zip(s.items[lo:end], s.event_types[lo:end], s.channels[lo:end], s.timestamps[lo:end])]
+        out = [
+            Event(str(s.item_ids[i - 1]), EVENT_TYPES[e - 1], CHANNELS[c - 1], int(t))
+            for i, e, c, t in zip(s.items[lo:end], s.event_types[lo:end], s.channels[lo:end], s.timestamps[lo:end])
+        ]
         return out, int(s.timestamps[end - 1]) + 5_000
 
 
@@ -57,8 +71,16 @@ def shop(tmp_path_factory) -> Shop:
     torch.manual_seed(0)
     sasrec = SASRec(seqs.n_items, d_model=16, n_blocks=1, n_heads=2, max_len=20, dropout=0.0, features=FEATURES).eval()
     path = tmp_path_factory.mktemp("abandonment") / "bundle"
-    write_bundle(path, sasrec, seqs.catalog, {"data": DATA}, {}, stats=learn_stats(seqs),
-                 queries=session_queries(sasrec, seqs, prepared.split.valid, n=200), abandonment=model)
+    write_bundle(
+        path,
+        sasrec,
+        seqs.catalog,
+        {"data": DATA},
+        {},
+        stats=learn_stats(seqs),
+        queries=session_queries(sasrec, seqs, prepared.split.valid, n=200),
+        abandonment=model,
+    )
     return Shop(path, prepared, model)
 
 
@@ -115,9 +137,14 @@ def test_actions_fire_exactly_above_their_thresholds(shop):
     events, now = shop.events(int(ends[0]))
     first = rec.recommend(cart_request(events, now))
     r, v = first.abandonment_risk, first.cart_value
-    rules = [ActionRule(ActionWhen(risk_above=r), "at_risk"), ActionRule(ActionWhen(risk_above=float(np.nextafter(r, 0))), "below_risk"),
-             ActionRule(ActionWhen(cart_value_above=v), "at_value"),
-             ActionRule(ActionWhen(risk_above=float(np.nextafter(r, 0)), cart_value_above=float(np.nextafter(v, 0))), "both")]
+    rules = [
+        ActionRule(ActionWhen(risk_above=r), "at_risk"),
+        ActionRule(ActionWhen(risk_above=float(np.nextafter(r, 0))), "below_risk"),
+        ActionRule(ActionWhen(cart_value_above=v), "at_value"),
+        ActionRule(
+            ActionWhen(risk_above=float(np.nextafter(r, 0)), cart_value_above=float(np.nextafter(v, 0))), "both"
+        ),
+    ]
     result, fields = Service(rec, allow_demo_key=True, actions=rules).recommend(cart_request(events, now))
     assert result.actions == ["below_risk", "both"]
     assert fields["actions"] == ["below_risk", "both"]
@@ -128,9 +155,19 @@ def test_http_carries_risk_and_actions_in_cart_and_checkout_answers_only(shop):
     _, ends, _ = heldout_abandonment_cases(shop.prepared.sequences, shop.prepared.split, "test")
     events, now = shop.events(int(ends[1]))
     expected = rec.recommend(cart_request(events, now)).abandonment_risk
-    rules = [ActionRule(ActionWhen(risk_above=0.0), "free_shipping_banner"), ActionRule(ActionWhen(risk_above=1.0), "never")]
-    body = {"events": [{"item_id": e.item_id, "event_type": e.event_type, "channel": e.channel, "timestamp": e.timestamp_ms}
-                       for e in events], "k": 3, "now": now, "user_id": "u-1"}
+    rules = [
+        ActionRule(ActionWhen(risk_above=0.0), "free_shipping_banner"),
+        ActionRule(ActionWhen(risk_above=1.0), "never"),
+    ]
+    body = {
+        "events": [
+            {"item_id": e.item_id, "event_type": e.event_type, "channel": e.channel, "timestamp": e.timestamp_ms}
+            for e in events
+        ],
+        "k": 3,
+        "now": now,
+        "user_id": "u-1",
+    }
     with ThreadServer(create_app(Service(rec, allow_demo_key=True, actions=rules))) as url:
         for context in ("cart", "checkout"):
             r = httpx.post(f"{url}/v1/recommendations", json={**body, "context": {"type": context}}, timeout=30)
@@ -141,7 +178,9 @@ def test_http_carries_risk_and_actions_in_cart_and_checkout_answers_only(shop):
         for context in ("home", "product_page", "search", "newsletter"):
             r = httpx.post(f"{url}/v1/recommendations", json={**body, "context": {"type": context}}, timeout=30)
             assert r.status_code == 200 and "abandonment_risk" not in r.json() and "actions" not in r.json()
-        r = httpx.post(f"{url}/v1/recommendations", json={**body, "consent": False, "context": {"type": "cart"}}, timeout=30)
+        r = httpx.post(
+            f"{url}/v1/recommendations", json={**body, "consent": False, "context": {"type": "cart"}}, timeout=30
+        )
         assert r.json()["abandonment_risk"] is None and r.json()["actions"] == []  # nothing personal without consent
 
 

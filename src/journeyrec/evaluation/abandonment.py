@@ -74,16 +74,21 @@ class HeldOut:
 def held_out(data: SequenceData, split: Split, which: str) -> HeldOut:
     """The open-cart prefixes of the held-out sessions of ``which`` with their features."""
     users, ends, labels = heldout_abandonment_cases(data, split, which)
-    return HeldOut(users, ends, labels, group_ids(data)[ends - 1] if len(ends) else ends, abandonment_features(data, ends))
+    return HeldOut(
+        users, ends, labels, group_ids(data)[ends - 1] if len(ends) else ends, abandonment_features(data, ends)
+    )
 
 
-def fit_candidates(data: SequenceData, train_ends: np.ndarray, model: nn.Module | None = None, seed: int = 0,
-                   threads: int = 1) -> Candidates:
+def fit_candidates(
+    data: SequenceData, train_ends: np.ndarray, model: nn.Module | None = None, seed: int = 0, threads: int = 1
+) -> Candidates:
     """Every candidate and baseline fitted on the training cases (trees early-stopped on a
     share of the training customers; the linear models fit all training cases)."""
     x, y, stop = training_design(data, train_ends, seed=seed)
-    models = {"boosted": AbandonmentModel.fit_boosted(x[~stop], y[~stop], x[stop], y[stop], seed=seed, threads=threads),
-              "logistic": AbandonmentModel.fit_logistic(x, y)}
+    models = {
+        "boosted": AbandonmentModel.fit_boosted(x[~stop], y[~stop], x[stop], y[stop], seed=seed, threads=threads),
+        "logistic": AbandonmentModel.fit_logistic(x, y),
+    }
     has_head = model is not None and hasattr(model, "purchase_intent")
     if has_head:
         models["head"] = AbandonmentModel.head()
@@ -107,13 +112,15 @@ def _scores(c: Candidates, data: SequenceData, h: HeldOut) -> dict[str, np.ndarr
 def _pick(valid_auc: dict[str, float], names: list[str]) -> str:
     finite = {n: valid_auc[n] for n in names if np.isfinite(valid_auc.get(n, np.nan))}
     if not finite:
-        raise ValueError("no abandonment candidate has a validation AUC (the validation split has open carts of one "
-                         "outcome only)")
+        raise ValueError(
+            "no abandonment candidate has a validation AUC (the validation split has open carts of one outcome only)"
+        )
     return max(finite, key=lambda n: (finite[n], -names.index(n)))  # ties: the earlier (simpler to serve) candidate
 
 
-def choose_model(data: SequenceData, split: Split, model: nn.Module | None = None, seed: int = 0,
-                 threads: int = 1) -> AbandonmentModel:
+def choose_model(
+    data: SequenceData, split: Split, model: nn.Module | None = None, seed: int = 0, threads: int = 1
+) -> AbandonmentModel:
     """The candidate with the best validation AUC, its ``info`` recording every candidate's."""
     c = fit_candidates(data, split.train_ends, model, seed, threads)
     h = held_out(data, split, "valid")
@@ -121,8 +128,12 @@ def choose_model(data: SequenceData, split: Split, model: nn.Module | None = Non
     valid_auc = {n: roc_auc(scores[n], h.labels) for n in c.models}
     best = _pick(valid_auc, list(c.models))
     chosen = c.models[best]
-    chosen.info.update(chosen_on="validation AUC", validation_auc={n: round(v, 4) for n, v in valid_auc.items()},
-                       validation_cases=int(len(h.labels)), validation_abandon_rate=float(h.labels.mean()))
+    chosen.info.update(
+        chosen_on="validation AUC",
+        validation_auc={n: round(v, 4) for n, v in valid_auc.items()},
+        validation_cases=int(len(h.labels)),
+        validation_abandon_rate=float(h.labels.mean()),
+    )
     log.info("abandonment model: %s (validation AUC %s)", best, ", ".join(f"{n} {v:.3f}" for n, v in valid_auc.items()))
     return chosen
 
@@ -132,8 +143,14 @@ def _interval(values: np.ndarray, point: float) -> dict[str, Any]:
     return {"value": round(point, 4), "ci95": [round(lo, 4), round(hi, 4)]}
 
 
-def compare(data: SequenceData, split: Split, model: nn.Module | None = None, n_boot: int = 1000, seed: int = 0,
-            threads: int = 1) -> dict[str, Any]:
+def compare(
+    data: SequenceData,
+    split: Split,
+    model: nn.Module | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    threads: int = 1,
+) -> dict[str, Any]:
     """Every candidate and baseline on validation and test (module docstring): per split the
     cases, sessions and abandonment rate, each system's AUC with its 95% interval (bootstrap over
     sessions), the candidate chosen on validation, and on test its paired AUC difference to
@@ -147,18 +164,25 @@ def compare(data: SequenceData, split: Split, model: nn.Module | None = None, n_
     valid_auc = {n: roc_auc(s, valid.labels) for n, s in scores.items()}
     chosen = _pick(valid_auc, list(c.models))
     test = held_out(data, split, "test")
-    report: dict[str, Any] = {"chosen": chosen, "cart_age_direction": "older = riskier" if c.age_sign > 0 else "older = safer",
-                              "boosted": c.models["boosted"].info, "splits": {}}
+    report: dict[str, Any] = {
+        "chosen": chosen,
+        "cart_age_direction": "older = riskier" if c.age_sign > 0 else "older = safer",
+        "boosted": c.models["boosted"].info,
+        "splits": {},
+    }
     for which, h in (("valid", valid), ("test", test)):
         s = scores if which == "valid" else _scores(c, data, h)
         boots = grouped_auc_resamples(s, h.labels, h.sessions, n_boot, seed)
         auc = {n: roc_auc(v, h.labels) for n, v in s.items()}
         entry: dict[str, Any] = {
-            "cases": int(len(h.labels)), "sessions": int(len(np.unique(h.sessions))),
+            "cases": int(len(h.labels)),
+            "sessions": int(len(np.unique(h.sessions))),
             "abandon_rate": round(float(h.labels.mean()), 4) if len(h.labels) else None,
             "auc": {n: _interval(boots[n], auc[n]) for n in s},
         }
         if which == "test":
-            entry["chosen_minus"] = {n: _interval(boots[chosen] - boots[n], auc[chosen] - auc[n]) for n in s if n != chosen}
+            entry["chosen_minus"] = {
+                n: _interval(boots[chosen] - boots[n], auc[chosen] - auc[n]) for n in s if n != chosen
+            }
         report["splits"][which] = entry
     return report

@@ -74,8 +74,15 @@ _PURCHASE = EVENT_TYPES.index("purchase") + 1
 _VIEW = EVENT_TYPES.index("view") + 1
 # the cart and customer columns of :func:`abandonment_features`, after SESSION_FEATURES
 CART_FEATURES: tuple[str, ...] = (
-    "log_cart_age_s", "log_cart_value", "log_cart_max_price", "log_events_after_cart", "log_views_after_cart",
-    "log_cart_items_met_before", "log_earlier_cart_sessions", "log_earlier_abandoned", "earlier_abandon_rate",
+    "log_cart_age_s",
+    "log_cart_value",
+    "log_cart_max_price",
+    "log_events_after_cart",
+    "log_views_after_cart",
+    "log_cart_items_met_before",
+    "log_earlier_cart_sessions",
+    "log_earlier_abandoned",
+    "earlier_abandon_rate",
     "log_since_previous_session_s",
 )
 ABANDONMENT_FEATURES: tuple[str, ...] = (*SESSION_FEATURES, *CART_FEATURES)
@@ -110,7 +117,9 @@ def abandonment_training_cases(data: SequenceData, train_ends: np.ndarray) -> tu
     return ends[keep], (labels[known[keep]] == NEGATIVE).astype(np.int8)
 
 
-def heldout_abandonment_cases(data: SequenceData, split: Split, which: str = "test") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def heldout_abandonment_cases(
+    data: SequenceData, split: Split, which: str = "test"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(users, ends, labels) of the open-cart prefixes of the held-out sessions of ``which``
     (``valid`` | ``test``, as :func:`journeyrec.models.intent.heldout_intent_cases`); label 1 =
     abandoned (no purchase follows in the session)."""
@@ -146,14 +155,14 @@ def _range_reduce(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, op: str, m
     step = max(1, max_cells // width)
     cols = np.arange(width)[None, :]
     for a in range(0, len(lo), step):
-        l, h = lo[a : a + step], hi[a : a + step]
-        idx = l[:, None] + cols
+        first, h = lo[a : a + step], hi[a : a + step]
+        idx = first[:, None] + cols
         v = np.where(idx < h[:, None], values[np.minimum(idx, len(values) - 1)], 0.0)
         if op == "max":
             out[a : a + step] = v.max(axis=1)
         else:  # cumulative sums run left to right; the last one inside the range is the sum
-            n = h - l
-            out[a : a + step] = np.where(n > 0, np.cumsum(v, axis=1)[np.arange(len(l)), np.maximum(n - 1, 0)], 0.0)
+            n = h - first
+            out[a : a + step] = np.where(n > 0, np.cumsum(v, axis=1)[np.arange(len(first)), np.maximum(n - 1, 0)], 0.0)
     return out
 
 
@@ -211,11 +220,21 @@ def abandonment_features(data: SequenceData, ends: np.ndarray, prices: np.ndarra
     earlier_aband = cum_aband[g] - cum_aband[g0]
     since_prev = np.where(start > first, np.maximum(ts[start] - ts[np.maximum(start - 1, 0)], 0.0), 0.0)
 
-    extra = np.stack([
-        np.log1p(cart_age), np.log1p(cart_value), np.log1p(max_price), np.log1p(after), np.log1p(views_after),
-        np.log1p(cart_met), np.log1p(earlier_cart), np.log1p(earlier_aband),
-        (earlier_aband + 1.0) / (earlier_cart + 2.0), np.log1p(since_prev),
-    ], axis=1)
+    extra = np.stack(
+        [
+            np.log1p(cart_age),
+            np.log1p(cart_value),
+            np.log1p(max_price),
+            np.log1p(after),
+            np.log1p(views_after),
+            np.log1p(cart_met),
+            np.log1p(earlier_cart),
+            np.log1p(earlier_aband),
+            (earlier_aband + 1.0) / (earlier_cart + 2.0),
+            np.log1p(since_prev),
+        ],
+        axis=1,
+    )
     return np.concatenate([base, extra], axis=1)
 
 
@@ -240,22 +259,44 @@ class AbandonmentModel:
     info: dict[str, Any] = field(default_factory=dict)
     _scorer: Any = field(default=None, repr=False, compare=False)
 
-    BOOSTED_PARAMS = {"objective": "binary", "learning_rate": 0.05, "num_leaves": 7, "min_data_in_leaf": 100,
-                      "feature_fraction": 0.9, "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 1.0,
-                      "metric": "auc", "verbosity": -1, "deterministic": True, "force_col_wise": True}
+    BOOSTED_PARAMS = {
+        "objective": "binary",
+        "learning_rate": 0.05,
+        "num_leaves": 7,
+        "min_data_in_leaf": 100,
+        "feature_fraction": 0.9,
+        "bagging_fraction": 0.8,
+        "bagging_freq": 1,
+        "lambda_l2": 1.0,
+        "metric": "auc",
+        "verbosity": -1,
+        "deterministic": True,
+        "force_col_wise": True,
+    }
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown abandonment model kind {self.kind!r}; known: {list(KINDS)}")
         if tuple(self.features) != ABANDONMENT_FEATURES:
-            raise ValueError(f"the abandonment model reads features {list(self.features)[:4]}..., this journeyrec "
-                             f"computes {list(ABANDONMENT_FEATURES)[:4]}...; re-export the bundle")
+            raise ValueError(
+                f"the abandonment model reads features {list(self.features)[:4]}..., this journeyrec "
+                f"computes {list(ABANDONMENT_FEATURES)[:4]}...; re-export the bundle"
+            )
         self.features = tuple(self.features)
 
     @classmethod
-    def fit_boosted(cls, x: np.ndarray, y: np.ndarray, x_stop: np.ndarray, y_stop: np.ndarray, seed: int = 0,
-                    threads: int = 1, max_rounds: int = 2000, patience: int = 50,
-                    params: Mapping[str, Any] | None = None) -> "AbandonmentModel":
+    def fit_boosted(
+        cls,
+        x: np.ndarray,
+        y: np.ndarray,
+        x_stop: np.ndarray,
+        y_stop: np.ndarray,
+        seed: int = 0,
+        threads: int = 1,
+        max_rounds: int = 2000,
+        patience: int = 50,
+        params: Mapping[str, Any] | None = None,
+    ) -> AbandonmentModel:
         """Trees fitted on (x, y), early stopped on the AUC of (x_stop, y_stop) (other customers)."""
         import lightgbm as lgb  # heavy (imports scikit-learn, ~1-3 s): only where trees are fitted or read
 
@@ -266,26 +307,40 @@ class AbandonmentModel:
         names = list(ABANDONMENT_FEATURES)
         train = lgb.Dataset(x, y, feature_name=names, free_raw_data=True)
         stop = lgb.Dataset(x_stop, y_stop, reference=train, feature_name=names)
-        booster = lgb.train(p, train, num_boost_round=max_rounds, valid_sets=[stop], valid_names=["stop"],
-                            callbacks=[lgb.early_stopping(patience, verbose=False)])
-        info = {"library": f"lightgbm {lgb.__version__}", "params": {k: v for k, v in p.items() if k != "num_threads"},
-                "best_iteration": int(booster.best_iteration), "n_train": int(len(y)), "n_stop": int(len(y_stop)),
-                "train_abandon_rate": float(y.mean())}
-        return cls("lightgbm", {"model": booster.model_to_string(num_iteration=booster.best_iteration)}, info=info,
-                   _scorer=booster)
+        booster = lgb.train(
+            p,
+            train,
+            num_boost_round=max_rounds,
+            valid_sets=[stop],
+            valid_names=["stop"],
+            callbacks=[lgb.early_stopping(patience, verbose=False)],
+        )
+        info = {
+            "library": f"lightgbm {lgb.__version__}",
+            "params": {k: v for k, v in p.items() if k != "num_threads"},
+            "best_iteration": int(booster.best_iteration),
+            "n_train": int(len(y)),
+            "n_stop": int(len(y_stop)),
+            "train_abandon_rate": float(y.mean()),
+        }
+        return cls(
+            "lightgbm",
+            {"model": booster.model_to_string(num_iteration=booster.best_iteration)},
+            info=info,
+            _scorer=booster,
+        )
 
     @classmethod
-    def fit_logistic(cls, x: np.ndarray, y: np.ndarray, l2: float = 1.0) -> "AbandonmentModel":
+    def fit_logistic(cls, x: np.ndarray, y: np.ndarray, l2: float = 1.0) -> AbandonmentModel:
         """L2-regularised logistic regression (Newton's method) on the same features."""
         y = np.asarray(y, dtype=np.float64)
         _both_outcomes(y)
         lr = SessionLogit(l2=l2).fit(np.asarray(x, dtype=np.float64), y)
-        params = {"keep": lr.keep.tolist(), "mean": lr.mean.tolist(), "scale": lr.scale.tolist(), "coef": lr.coef.tolist(),
-                  "l2": l2}
+        params = {**lr.params(), "l2": l2}
         return cls("logistic", params, info={"n_train": int(len(y)), "train_abandon_rate": float(y.mean())}, _scorer=lr)
 
     @classmethod
-    def head(cls, **info: Any) -> "AbandonmentModel":
+    def head(cls, **info: Any) -> AbandonmentModel:
         """The sequence model's intent head as the abandonment model (1 - P(purchase))."""
         return cls("head", {}, info=dict(info))
 
@@ -298,21 +353,20 @@ class AbandonmentModel:
 
                 self._scorer = lgb.Booster(model_str=self.params["model"])
             elif self.kind == "logistic":
-                lr = SessionLogit(l2=float(self.params.get("l2", 1.0)))
-                lr.keep = np.asarray(self.params["keep"], dtype=bool)
-                lr.mean = np.asarray(self.params["mean"], dtype=np.float64)
-                lr.scale = np.asarray(self.params["scale"], dtype=np.float64)
-                lr.coef = np.asarray(self.params["coef"], dtype=np.float64)
-                self._scorer = lr
+                self._scorer = SessionLogit.from_params(self.params, l2=float(self.params.get("l2", 1.0)))
             else:
-                raise ValueError("the head's abandonment risk is 1 - the sequence model's P(purchase): score it with the model")
+                raise ValueError(
+                    "the head's abandonment risk is 1 - the sequence model's P(purchase): score it with the model"
+                )
         return self._scorer
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """P(abandoned) per row of ``x`` (float64 [B]); one thread (serving scores one session at a time)."""
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != len(self.features):
-            raise ValueError(f"expected [B, {len(self.features)}] features ({', '.join(self.features[:3])}, ...), got {x.shape}")
+            raise ValueError(
+                f"expected [B, {len(self.features)}] features ({', '.join(self.features[:3])}, ...), got {x.shape}"
+            )
         if len(x) == 0:
             return np.zeros(0)
         scorer = self.scorer
@@ -325,18 +379,23 @@ class AbandonmentModel:
         return {"kind": self.kind, "features": list(self.features), "info": self.info, "params": self.params}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "AbandonmentModel":
-        return cls(str(d.get("kind")), dict(d.get("params") or {}), tuple(d.get("features") or ()), dict(d.get("info") or {}))
+    def from_dict(cls, d: Mapping[str, Any]) -> AbandonmentModel:
+        return cls(
+            str(d.get("kind")), dict(d.get("params") or {}), tuple(d.get("features") or ()), dict(d.get("info") or {})
+        )
 
 
 def _both_outcomes(y: np.ndarray) -> None:
     if len(y) == 0 or y.min() == y.max():
-        raise ValueError("an abandonment model needs cases of both outcomes (sessions with a cart that ended with and "
-                         "without a purchase)")
+        raise ValueError(
+            "an abandonment model needs cases of both outcomes (sessions with a cart that ended with and "
+            "without a purchase)"
+        )
 
 
-def training_design(data: SequenceData, train_ends: np.ndarray, stop_share: float = 0.2,
-                    seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def training_design(
+    data: SequenceData, train_ends: np.ndarray, stop_share: float = 0.2, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Features, labels and an early-stopping mask of the training cases: a random ``stop_share``
     of the customers is held apart, so early stopping never reads a customer the trees fit."""
     ends, labels = abandonment_training_cases(data, train_ends)

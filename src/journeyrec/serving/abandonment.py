@@ -39,16 +39,33 @@ class CartRisk:
         self.uses_head = (model is None and has_intent_head) or (model is not None and model.kind == "head")
         self.available = self.uses_head or model is not None
 
-    def score(self, items: np.ndarray, etypes: np.ndarray, channels: np.ndarray, ts: np.ndarray, item_ids: np.ndarray,
-              catalog: pa.Table, prices: np.ndarray, intent: float | None) -> tuple[float | None, float | None]:
+    def score(
+        self,
+        items: np.ndarray,
+        etypes: np.ndarray,
+        channels: np.ndarray,
+        ts: np.ndarray,
+        item_ids: np.ndarray,
+        catalog: pa.Table,
+        prices: np.ndarray,
+        intent: float | None,
+    ) -> tuple[float | None, float | None]:
         """(risk, cart value) of the newest session of these events (internal ids and codes,
         oldest first; ``prices`` per internal id), or (None, None) when its cart is not open or
         no model can tell."""
         n = len(items)
         if not self.available or n == 0:
             return None, None
-        data = SequenceData(item_ids, _USER, np.asarray([0, n], np.int64), np.asarray(items, np.int32),
-                            np.asarray(etypes, np.int8), np.asarray(channels, np.int8), np.asarray(ts, np.int64), catalog)
+        data = SequenceData(
+            item_ids,
+            _USER,
+            np.asarray([0, n], np.int64),
+            np.asarray(items, np.int32),
+            np.asarray(etypes, np.int8),
+            np.asarray(channels, np.int8),
+            np.asarray(ts, np.int64),
+            catalog,
+        )
         ends = np.asarray([n], np.int64)
         if not open_cart(data, ends)[0]:
             return None, None

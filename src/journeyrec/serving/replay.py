@@ -74,7 +74,13 @@ RULE_GROUPS: dict[str, tuple[str, ...]] = {
     "boosts": ("boosts",),
     "diversity": ("diversity_lambda", "diversity_attribute"),
     "exploration": ("epsilon", "explore_trending_share"),
-    "repeat_policy": ("repeat_policy", "durable_window_days", "due_fraction", "default_interval_days", "replenish_weight"),
+    "repeat_policy": (
+        "repeat_policy",
+        "durable_window_days",
+        "due_fraction",
+        "default_interval_days",
+        "replenish_weight",
+    ),
     "complements": ("complement_weight", "complements_per_anchor"),
     "all": tuple(f.name for f in dataclasses.fields(RulesConfig)),
 }
@@ -98,12 +104,23 @@ def _events(data: SequenceData, user: int, end: int) -> list[Event]:
     lo = int(data.offsets[user])
     ids, et, ch, ts = data.items[lo:end], data.event_types[lo:end], data.channels[lo:end], data.timestamps[lo:end]
     names = data.item_ids
-    return [Event(str(names[i - 1]), EVENT_TYPES[e - 1], CHANNELS[c - 1], int(t))
-            for i, e, c, t in zip(ids.tolist(), et.tolist(), ch.tolist(), ts.tolist())]
+    return [
+        Event(str(names[i - 1]), EVENT_TYPES[e - 1], CHANNELS[c - 1], int(t))
+        for i, e, c, t in zip(ids.tolist(), et.tolist(), ch.tolist(), ts.tolist())
+    ]
 
 
-def replay_lists(rec: Recommender, data: SequenceData, cases: EvalCases, rules: RulesConfig, k: int,
-                 context: str = "home", seed: int | None = 0, progress: bool = True, desc: str = "") -> np.ndarray:
+def replay_lists(
+    rec: Recommender,
+    data: SequenceData,
+    cases: EvalCases,
+    rules: RulesConfig,
+    k: int,
+    context: str = "home",
+    seed: int | None = 0,
+    progress: bool = True,
+    desc: str = "",
+) -> np.ndarray:
     """int64 [n_cases, k] internal ids of each served list (0 = an unfilled slot); ``data`` in the
     Recommender's item ids (:func:`journeyrec.evaluation.offline.align_items`)."""
     rec.reset_exploration(seed)
@@ -111,7 +128,9 @@ def replay_lists(rec: Recommender, data: SequenceData, cases: EvalCases, rules: 
     ctx = Context(context)
     index_of = rec.internal_id
     it = zip(cases.users.tolist(), cases.ends.tolist())
-    for j, (u, end) in enumerate(tqdm(it, total=len(cases), desc=desc or "replay", disable=not progress, mininterval=2)):
+    for j, (u, end) in enumerate(
+        tqdm(it, total=len(cases), desc=desc or "replay", disable=not progress, mininterval=2)
+    ):
         ts = data.timestamps
         now = int(max(ts[end], ts[end - 1])) if end > data.offsets[u] else int(ts[end])
         request = RecommendRequest(events=_events(data, u, end), k=k, context=ctx, now_ms=now)
@@ -125,8 +144,9 @@ def _ranks(topk: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return np.where(hit.any(axis=1), hit.argmax(axis=1), MISS_RANK).astype(np.int64)
 
 
-def score_lists(topk: np.ndarray, targets: np.ndarray, ks: Sequence[int], stats: ItemStats,
-                own_brand: np.ndarray | None) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+def score_lists(
+    topk: np.ndarray, targets: np.ndarray, ks: Sequence[int], stats: ItemStats, own_brand: np.ndarray | None
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """Aggregates and per-case arrays of one configuration's lists (keys ``ndcg@10``, ``coverage@10``, ...)."""
     ranks = _ranks(topk, targets)
     per = per_case_metrics(ranks, ks)
@@ -140,9 +160,19 @@ def score_lists(topk: np.ndarray, targets: np.ndarray, ks: Sequence[int], stats:
     return agg, per
 
 
-def replay(rec: Recommender, data: SequenceData, cases: EvalCases, configs: Mapping[str, RulesConfig], ks: Sequence[int],
-           stats: ItemStats, n_boot: int = 1000, seed: int = 0, context: str = "home", progress: bool = True,
-           unknown_targets: np.ndarray | None = None) -> list[dict[str, Any]]:
+def replay(
+    rec: Recommender,
+    data: SequenceData,
+    cases: EvalCases,
+    configs: Mapping[str, RulesConfig],
+    ks: Sequence[int],
+    stats: ItemStats,
+    n_boot: int = 1000,
+    seed: int = 0,
+    context: str = "home",
+    progress: bool = True,
+    unknown_targets: np.ndarray | None = None,
+) -> list[dict[str, Any]]:
     """One row per configuration: protocol, every metric (``{"value", "ci95"}`` where a case mean),
     requests per second, and the paired NDCG@K difference to ``raw`` when ``raw`` is replayed."""
     ks = sorted(int(k) for k in ks)
@@ -163,15 +193,24 @@ def replay(rec: Recommender, data: SequenceData, cases: EvalCases, configs: Mapp
         for key, value in agg.items():
             row[key] = {"value": value, "ci95": list(ci[key])} if key in ci else value
         row["requests_per_s"] = round(len(cases) / seconds, 1) if seconds > 0 else None
-        row["rules"] = {f: v for f, v in dataclasses.asdict(rules).items() if f in RULE_GROUPS[name]} if name != "all" \
+        row["rules"] = (
+            {f: v for f, v in dataclasses.asdict(rules).items() if f in RULE_GROUPS[name]}
+            if name != "all"
             else "served.rules"
+        )
         rows.append(row)
     if "raw" in per_by and n_boot > 0:
         key = f"ndcg@{ks[0]}"
         for row in rows:
             if row["configuration"] != "raw":
-                r = paired_comparison(key, per_by["raw"][key], per_by[row["configuration"]][key], n_boot=n_boot,
-                                      n_perm=max(n_boot, 1000), seed=seed)
+                r = paired_comparison(
+                    key,
+                    per_by["raw"][key],
+                    per_by[row["configuration"]][key],
+                    n_boot=n_boot,
+                    n_perm=max(n_boot, 1000),
+                    seed=seed,
+                )
                 row[f"{key}_minus_raw"] = {"value": r.diff, "ci95": [r.ci_low, r.ci_high]}
                 row[f"{key}_minus_raw_p"] = r.p_value
     return rows
@@ -196,27 +235,61 @@ def run_replay(cfg: EvaluateConfig) -> list[dict[str, Any]]:
     cases: EvalCases = getattr(prepared.split, served.split)
     miss = unknown[served.split]
     if served.limit:
-        pick = np.sort(np.random.default_rng(served.seed).choice(len(cases), size=min(served.limit, len(cases)), replace=False))
+        pick = np.sort(
+            np.random.default_rng(served.seed).choice(len(cases), size=min(served.limit, len(cases)), replace=False)
+        )
         cases, miss = cases.subset(pick), miss[pick]
     rec = Recommender.from_bundle(bundle, rules=rules)
     stats = ItemStats.from_data(prepared.sequences, prepared.split.train_ends, bundle.catalog)
-    log.info("replaying %d %s cases of %s through Recommender.recommend: %s", len(cases), served.split, data_desc,
-             ", ".join(configs))
-    rows = replay(rec, prepared.sequences, cases, configs, list(cfg.eval.ks), stats, int(cfg.eval.bootstrap),
-                  int(served.seed), served.context, bool(cfg.eval.progress), miss)
-    atomic_write_json(out / "served.json", {"bundle": str(source.bundle_dir), "data": data_desc, "split": served.split,
-                                            "context": served.context, "rules": dataclasses.asdict(rules), "rows": rows})
+    log.info(
+        "replaying %d %s cases of %s through Recommender.recommend: %s",
+        len(cases),
+        served.split,
+        data_desc,
+        ", ".join(configs),
+    )
+    rows = replay(
+        rec,
+        prepared.sequences,
+        cases,
+        configs,
+        list(cfg.eval.ks),
+        stats,
+        int(cfg.eval.bootstrap),
+        int(served.seed),
+        served.context,
+        bool(cfg.eval.progress),
+        miss,
+    )
+    atomic_write_json(
+        out / "served.json",
+        {
+            "bundle": str(source.bundle_dir),
+            "data": data_desc,
+            "split": served.split,
+            "context": served.context,
+            "rules": dataclasses.asdict(rules),
+            "rows": rows,
+        },
+    )
     k = int(sorted(cfg.eval.ks)[0])
-    lines = [f"{'configuration':<15} {'protocol':<17} {'NDCG@' + str(k):>24} {'HR@' + str(k):>24} {'coverage':>9} "
-             f"{'diversity':>9} {'own brand':>9} {'novelty':>8}"]
+    lines = [
+        f"{'configuration':<15} {'protocol':<17} {'NDCG@' + str(k):>24} {'HR@' + str(k):>24} {'coverage':>9} "
+        f"{'diversity':>9} {'own brand':>9} {'novelty':>8}"
+    ]
     for r in rows:
-        def fmt(key: str) -> str:
-            v = r.get(f"{key}@{k}")
-            if isinstance(v, dict):
-                return f"{v['value']:.4f} [{v['ci95'][0]:.4f}, {v['ci95'][1]:.4f}]"
-            return "-" if v is None or v != v else f"{v:.4f}"
-        lines.append(f"{r['configuration']:<15} {r['protocol']:<17} {fmt('ndcg'):>24} {fmt('hr'):>24} {fmt('coverage'):>9} "
-                     f"{fmt('diversity')[:6]:>9} {fmt('own_brand')[:6]:>9} {fmt('novelty')[:6]:>8}")
+        cells = [_cell(r, f"{key}@{k}") for key in ("ndcg", "hr", "coverage", "diversity", "own_brand", "novelty")]
+        lines.append(
+            f"{r['configuration']:<15} {r['protocol']:<17} {cells[0]:>24} {cells[1]:>24} {cells[2][:6]:>9} "
+            f"{cells[3][:6]:>9} {cells[4][:6]:>9} {cells[5][:6]:>8}"
+        )
     print("\n".join(lines))
     print(f"wrote {out / 'served.json'}")
     return rows
+
+
+def _cell(row: Mapping[str, Any], key: str) -> str:
+    v = row.get(key)
+    if isinstance(v, dict):
+        return f"{v['value']:.4f} [{v['ci95'][0]:.4f}, {v['ci95'][1]:.4f}]"
+    return "-" if v is None or v != v else f"{v:.4f}"
