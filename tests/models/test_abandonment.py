@@ -16,6 +16,7 @@ from journeyrec.data.privacy import pseudonymise, resolve_key
 from journeyrec.data.schema import EVENT_TYPES, conform_events
 from journeyrec.data.sequences import SequenceData, build_sequences
 from journeyrec.data.synthetic import DemoShopConfig, generate_carts
+from journeyrec.evaluation.abandonment import choose_model
 from journeyrec.models.abandonment import (
     ABANDONMENT_FEATURES,
     AbandonmentModel,
@@ -25,6 +26,8 @@ from journeyrec.models.abandonment import (
     open_cart,
 )
 from journeyrec.models.intent import group_ids
+
+from conftest import shared_file
 
 DEMO = {
     "name": "demo",
@@ -192,3 +195,22 @@ def test_serving_sessions_are_the_sources_on_the_demo_shop(demo):
     gap = dataclasses.replace(seqs, sessions=None)
     assert isinstance(gap, SequenceData)
     np.testing.assert_array_equal(gap.session_ids(), seqs.session_ids())
+
+
+def test_no_model_is_shipped_when_none_beats_chance_on_validation():
+    """Taobao's 2-hour slice: a few dozen carts convert within their session, too few to learn
+    from; every candidate is at or below chance on validation, so none is chosen (a risk at
+    chance would fire a shop's actions at random) and the export ships no model."""
+    path = shared_file("taobao_userbehavior/UserBehavior.csv")
+    prepared = prepare(
+        {
+            "name": "taobao",
+            "path": str(path),
+            "split": "global_time",
+            "valid_fraction": 0.2,
+            "test_fraction": 0.3,
+            "allow_demo_key": True,
+        }
+    )
+    with pytest.raises(ValueError, match="beats chance on validation"):
+        choose_model(prepared.sequences, prepared.split)

@@ -121,12 +121,16 @@ def _pick(valid_auc: dict[str, float], names: list[str]) -> str:
 def choose_model(
     data: SequenceData, split: Split, model: nn.Module | None = None, seed: int = 0, threads: int = 1
 ) -> AbandonmentModel:
-    """The candidate with the best validation AUC, its ``info`` recording every candidate's."""
+    """The candidate with the best validation AUC, its ``info`` recording every candidate's;
+    ValueError when none beats chance (0.5) on validation."""
     c = fit_candidates(data, split.train_ends, model, seed, threads)
     h = held_out(data, split, "valid")
     scores = _scores(c, data, h)
     valid_auc = {n: roc_auc(scores[n], h.labels) for n in c.models}
     best = _pick(valid_auc, list(c.models))
+    if not valid_auc[best] > 0.5:  # a risk at chance would fire the shop's actions at random
+        aucs = ", ".join(f"{n} {v:.3f}" for n, v in valid_auc.items())
+        raise ValueError(f"no abandonment candidate beats chance on validation (AUC {aucs})")
     chosen = c.models[best]
     chosen.info.update(
         chosen_on="validation AUC",
