@@ -20,6 +20,9 @@ Scores: a list is ordered by its items' ``score``, the blended score the order f
 + rule bonuses, less the diversity penalty; personal answers in the model's score units), and a
 personal item also carries ``model_score``, the model's own session . item score.
 
+Cart and checkout requests (personal path) also get the session's cart-abandonment risk and its
+cart value (:mod:`journeyrec.serving.abandonment`; the Service turns them into actions).
+
 Live catalogue (:meth:`Recommender.apply_live`): stock, price and attribute changes and new items
 on top of the bundle, which stays as exported. New items get vectors from their attributes
 (:mod:`journeyrec.serving.live`) and are scored exactly beside the index; the session encoder
