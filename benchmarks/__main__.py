@@ -23,6 +23,8 @@ docs/results/RESULT_NAME.json (default: NAME with underscores), from which the d
   record-run         one scripts/train.py run's metrics, curve and wall time as docs/results/<name>.json
   live               journey store: intake events/s per backend, customer-id vs stateless endpoint p50/p99, batch
   bandit             demo shop CTR by round: exploration by the Thompson bandit vs random vs none (true clicks)
+  abandonment        cart-abandonment AUC: boosted trees / logistic / intent head vs count logistic and cart age
+  served-replay      test cases through Recommender.recommend per rule configuration: accuracy, coverage, own brand
 
 Run under the shared CPU lock on a quiet machine; every figure states its threads.
 """
@@ -343,6 +345,8 @@ BENCHMARKS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Runner]] 
     "record-run": (_record_run_args, _record_run),
     "live": (_live_args, _live),
     "bandit": _module("bandit"),
+    "abandonment": _module("abandonment"),
+    "served-replay": _module("served_replay"),
 }
 
 

@@ -14,6 +14,8 @@ Layout (``FORMAT_VERSION`` 2)::
                            repeat purchase per category, complements
       config.json          the resolved training configuration
       metrics.json         the metrics of the run that produced the bundle
+      abandonment.json     optional: the cart-abandonment model (journeyrec.models.abandonment), JSON
+                           (LightGBM's text format or coefficients inside); checksummed like every file
 
 Version history: 1 = weights, vectors, index, catalogue; 2 adds rule statistics and index
 quality. Serving reads only version 2 and refuses others with the command that re-exports.
@@ -47,6 +49,7 @@ from journeyrec.data.sequences import gather_windows
 from journeyrec.errors import JourneyrecError
 from journeyrec.io import atomic_dir
 from journeyrec.models import MODELS
+from journeyrec.models.abandonment import AbandonmentModel
 
 __all__ = [
     "FORMAT_NAME",
@@ -64,6 +67,7 @@ __all__ = [
 FORMAT_NAME = "journeyrec-bundle"
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
+ABANDONMENT = "abandonment.json"
 REEXPORT_HINT = "re-export it from its run: python scripts/export_index.py run=<training run directory>"
 
 
@@ -114,12 +118,16 @@ def write_bundle(
     queries: np.ndarray | None = None,
     query_source: str = "",
     target_recall: float = 0.95,
+    abandonment: AbandonmentModel | None = None,
 ) -> Path:
     """Export ``model`` (a journeyrec embedding model) with its index, catalogue and statistics.
 
     ``queries`` are held-out session vectors for tuning and measuring the index; without them
     the vectors of 1,000 random items stand in (recorded as such in the manifest).
+    ``abandonment``: the cart-abandonment model serving scores cart and checkout sessions with.
     """
+    if abandonment is not None and abandonment.kind == "head" and not hasattr(model, "purchase_intent"):
+        raise BundleError("the abandonment model is the intent head, but the model has none")
     model = model.eval()
     if not hasattr(model, "item_vectors"):
         raise BundleError(f"model {type(model).__name__} has no item_vectors(): serving needs an embedding model")
@@ -144,6 +152,8 @@ def write_bundle(
         stats.save(tmp)
         (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True, default=float))
+        if abandonment is not None:
+            (tmp / ABANDONMENT).write_text(json.dumps(abandonment.to_dict(), sort_keys=True))
         files = {
             p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size} for p in sorted(tmp.iterdir()) if p.is_file()
         }
@@ -167,6 +177,8 @@ def write_bundle(
             "stats": {"anchor_event": stats.anchor_event, "categories": len(stats.categories),
                       "complement_pairs": int(len(stats.comp_items)), "data_end_ms": stats.data_end_ms},
             "n_items": int(vectors.shape[0] - 1),
+            "abandonment": None if abandonment is None else {
+                "kind": abandonment.kind, "validation_auc": abandonment.info.get("validation_auc")},
             "files": files,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
@@ -180,9 +192,11 @@ def export_bundle(
     config: Mapping[str, Any],
     metrics: Mapping[str, Any],
     export_cfg: ExportConfig | None = None,
+    abandonment: AbandonmentModel | None = None,
 ) -> Path:
     """Bundle a trained model with statistics learned from ``prepared`` (a PreparedData) and an
-    index tuned on validation session vectors (never the test split)."""
+    index tuned on validation session vectors (never the test split); ``abandonment``: a fitted
+    cart-abandonment model to ship with it."""
     cfg = export_cfg or ExportConfig()
     seqs = prepared.sequences
     stats = learn_stats(seqs, cfg.stats)
@@ -190,6 +204,7 @@ def export_bundle(
     return write_bundle(
         directory, model, seqs.catalog, config, metrics, cfg.index,
         stats=stats, queries=queries, query_source="validation session vectors", target_recall=cfg.target_recall,
+        abandonment=abandonment,
     )
 
 
@@ -240,6 +255,7 @@ class Bundle:
     catalog: pa.Table  # row i = internal id i + 1
     stats: RuleStats
     config: dict[str, Any]  # the resolved training configuration
+    abandonment: AbandonmentModel | None = None  # the cart-abandonment model, if the bundle ships one
 
     @property
     def item_ids(self) -> np.ndarray:
@@ -297,4 +313,8 @@ def read_bundle(directory: str | Path, verify: bool = True) -> Bundle:
     catalog = _read(d, "items.parquet", lambda: pq.read_table(d / "items.parquet"))
     stats = _read(d, "stats.npz", lambda: RuleStats.load(d))
     config = _read(d, "config.json", lambda: json.loads((d / "config.json").read_text()))
-    return Bundle(d, manifest, model, index, vectors, catalog, stats, config if isinstance(config, dict) else {})
+    abandonment = None
+    if ABANDONMENT in manifest.get("files", {}):
+        abandonment = _read(d, ABANDONMENT, lambda: AbandonmentModel.from_dict(json.loads((d / ABANDONMENT).read_text())))
+    return Bundle(d, manifest, model, index, vectors, catalog, stats, config if isinstance(config, dict) else {},
+                  abandonment)

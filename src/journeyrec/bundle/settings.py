@@ -31,4 +31,7 @@ class ExportConfig:
     index: str = "Flat"  # FAISS factory string (Flat, HNSW32, IVF1024,PQ16x4fs, ...)
     target_recall: float = 0.95  # the search-time parameter is tuned to reach this recall@10 vs exact search
     n_queries: int = 2000  # held-out validation session vectors used to tune (half) and measure (half) the index
+    # fit the cart-abandonment models, ship the one best on validation (needs cart and purchase events kept
+    # apart: data.dedup_consecutive=false); serving returns its risk with cart / checkout recommendations
+    abandonment: bool = False
     stats: StatsConfig = field(default_factory=StatsConfig)  # how rule statistics are learned

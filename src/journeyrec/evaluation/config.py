@@ -4,12 +4,12 @@ jobs of ``scripts/evaluate.py`` and ``scripts/segment.py``."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from journeyrec.data.config import DataConfig
 from journeyrec.tracking import LoggerConfig
 
-__all__ = ["EvalConfig", "EvaluateConfig", "SegmentConfig"]
+__all__ = ["EvalConfig", "ServedReplayConfig", "EvaluateConfig", "SegmentConfig"]
 
 
 @dataclass
@@ -33,9 +33,25 @@ class EvalConfig:
 
 
 @dataclass
+class ServedReplayConfig:
+    """``mode=served``: the held-out cases replayed through the served pipeline, per rule
+    configuration (journeyrec.serving.replay; the names are its RULE_GROUPS)."""
+
+    configurations: List[str] = field(default_factory=lambda: [
+        "raw", "seen_excluded", "in_stock", "boosts", "diversity", "exploration", "repeat_policy", "complements", "all"])
+    rules: Dict[str, Any] = field(default_factory=dict)  # the served rules under test (RulesConfig fields; "all" = these)
+    context: str = "home"  # the page the requests come from (a context type)
+    split: str = "test"
+    limit: Optional[int] = None  # replay a random subset of this many cases (quick checks); None = every case
+    seed: int = 0  # exploration randomness and the subset
+
+
+@dataclass
 class EvaluateConfig:
     """scripts/evaluate.py: a trained model (bundle path or MLflow run id) on a prepared split."""
 
+    mode: str = "model"  # model: the model alone, full ranking, with baselines; served: replay through Recommender.recommend
+    served: ServedReplayConfig = field(default_factory=ServedReplayConfig)
     bundle: Optional[str] = None  # bundle directory (training's <output>/bundle)
     run_id: Optional[str] = None  # or an MLflow training run: its bundle artifact is downloaded
     prepared: Optional[str] = None  # a saved prepared directory (training's <output>/prepared)

@@ -12,16 +12,13 @@ from journeyrec.data.sequences import SequenceData, Split, gather_windows
 from journeyrec.evaluation.metrics import roc_auc
 from journeyrec.models.intent import SessionLogit, group_ids, heldout_intent_cases, session_features
 
-__all__ = ["evaluate_intent"]
+__all__ = ["evaluate_intent", "intent_probabilities"]
 
 
 @torch.no_grad()
-def evaluate_intent(model: nn.Module, data: SequenceData, split: Split, which: str = "test",
-                    batch_size: int = 1024, baseline: SessionLogit | None = None) -> dict[str, float]:
-    """AUC of ``model.purchase_intent`` on the held-out sessions of ``which``:
-    ``{which}_intent/auc``, ``/n_cases``, ``/positive_rate``, ``/n_sessions``, and with a fitted
-    ``baseline`` its AUC on the same cases, ``/baseline_auc``."""
-    users, ends, labels = heldout_intent_cases(data, split, which)
+def intent_probabilities(model: nn.Module, data: SequenceData, users: np.ndarray, ends: np.ndarray,
+                         batch_size: int = 1024) -> np.ndarray:
+    """``model.purchase_intent`` of the prefixes ``(users, ends)`` (float64 [B]), windows cut as training cuts them."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -33,7 +30,16 @@ def evaluate_intent(model: nn.Module, data: SequenceData, split: Split, which: s
         items = w.pop("items")
         probs.append(model.purchase_intent(items, w).float().cpu().numpy())
     model.train(was_training)
-    p = np.concatenate(probs) if probs else np.zeros(0)
+    return np.concatenate(probs).astype(np.float64) if probs else np.zeros(0)
+
+
+def evaluate_intent(model: nn.Module, data: SequenceData, split: Split, which: str = "test",
+                    batch_size: int = 1024, baseline: SessionLogit | None = None) -> dict[str, float]:
+    """AUC of ``model.purchase_intent`` on the held-out sessions of ``which``:
+    ``{which}_intent/auc``, ``/n_cases``, ``/positive_rate``, ``/n_sessions``, and with a fitted
+    ``baseline`` its AUC on the same cases, ``/baseline_auc``."""
+    users, ends, labels = heldout_intent_cases(data, split, which)
+    p = intent_probabilities(model, data, users, ends, batch_size)
     gid = group_ids(data)
     key = f"{which}_intent"
     out = {

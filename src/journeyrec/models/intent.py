@@ -162,6 +162,21 @@ class SessionLogit:
         self.l2, self.iterations = float(l2), int(iterations)
         self.mean = self.scale = self.coef = None
 
+    def params(self) -> dict[str, list]:
+        """The fitted model as plain lists (JSON): kept features, standardisation, coefficients."""
+        if self.coef is None:
+            raise RuntimeError("SessionLogit.params before fit")
+        return {name: np.asarray(getattr(self, name)).tolist() for name in ("keep", "mean", "scale", "coef")}
+
+    @classmethod
+    def from_params(cls, params: dict[str, list], l2: float = 1.0) -> "SessionLogit":
+        """The model :meth:`params` describes, ready to predict."""
+        model = cls(l2=l2)
+        model.keep = np.asarray(params["keep"], dtype=bool)
+        for name in ("mean", "scale", "coef"):
+            setattr(model, name, np.asarray(params[name], dtype=np.float64))
+        return model
+
     def _design(self, x: np.ndarray) -> np.ndarray:
         z = (x[:, self.keep] - self.mean) / self.scale
         return np.concatenate([np.ones((len(z), 1)), z], axis=1)

@@ -41,7 +41,7 @@ from journeyrec.data.schema import CHANNELS, EVENT_TYPES
 from journeyrec.serving.observability import LOGGER_NAME
 from journeyrec.serving.request import MAX_MS, MIN_MS, Context, Event, RecommendRequest, RecommendResult
 from journeyrec.serving.service import Service
-from journeyrec.serving.settings import CONTEXT_TYPES
+from journeyrec.serving.settings import CONTEXT_TYPES, RISK_CONTEXTS
 from journeyrec.serving.store import REACTION_TYPES
 
 # Swagger UI and ReDoc assets shipped inside the pinned fastapi-offline package
@@ -166,6 +166,12 @@ def _models(limits: Any) -> tuple[type[BaseModel], ...]:
         bundle_version: str
         warnings: List[str]
         intent: Optional[float] = Field(None, description="P(purchase in this session); only with an intent model")
+        abandonment_risk: Optional[float] = Field(
+            None, description="cart and checkout contexts only: P(this session ends without a purchase) while its cart is "
+            "open (null otherwise, or when the bundle has no abandonment model)")
+        actions: Optional[List[str]] = Field(
+            None, description="cart and checkout contexts only: the configured actions the risk triggers (actions: in "
+            "configs/serve.yaml), e.g. free_shipping_banner")
 
     class FeedbackIn(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -235,7 +241,7 @@ def _filters(filters: Dict[str, Any], max_values: int) -> Dict[str, Any]:
     return out
 
 
-def _payload(result: RecommendResult, with_intent: bool) -> bytes:
+def _payload(result: RecommendResult, with_intent: bool, with_risk: bool = False) -> bytes:
     items = []
     for r in result.items:
         item: dict[str, Any] = {"item_id": r.item_id, "score": round(r.score, 6)}
@@ -251,11 +257,14 @@ def _payload(result: RecommendResult, with_intent: bool) -> bytes:
                             "warnings": result.warnings}
     if with_intent:
         body["intent"] = result.intent
+    if with_risk:  # cart and checkout answers: the abandonment risk and the actions it triggers
+        body["abandonment_risk"] = None if result.abandonment_risk is None else round(result.abandonment_risk, 6)
+        body["actions"] = list(result.actions)
     return json.dumps(body).encode()
 
 
-def _answer(result: RecommendResult, with_intent: bool) -> Response:
-    return Response(_payload(result, with_intent), media_type="application/json",
+def _answer(result: RecommendResult, with_intent: bool, with_risk: bool = False) -> Response:
+    return Response(_payload(result, with_intent, with_risk), media_type="application/json",
                     headers={"X-Request-ID": result.request_id or ""})
 
 
@@ -330,7 +339,7 @@ def create_app(service: Service) -> FastAPI:
             finish("/v1/recommendations", 422, started, {"request_id": request_id, "error": type(exc).__name__})
             return JSONResponse({"detail": str(exc)}, status_code=422)
         finish("/v1/recommendations", 200, started, fields)
-        return _answer(result, service.default.encoder.has_intent)
+        return _answer(result, service.default.encoder.has_intent, request.context.type in RISK_CONTEXTS)
 
     def item_endpoint(kind: str):
         async def handler(item_id: str, k: int = Query(10, ge=1, le=limits.max_k),
@@ -414,7 +423,7 @@ def create_app(service: Service) -> FastAPI:
                 finish(endpoint, 422, started, {"request_id": request_id, "error": type(exc).__name__})
                 return JSONResponse({"detail": str(exc)}, status_code=422)
             finish(endpoint, 200, started, fields)
-            return _answer(result, service.default.encoder.has_intent)
+            return _answer(result, service.default.encoder.has_intent, request.context.type in RISK_CONTEXTS)
 
         @app.put("/v1/catalog/items", responses={422: {}})
         async def catalog_items(body: CatalogIn) -> JSONResponse:  # type: ignore[valid-type]

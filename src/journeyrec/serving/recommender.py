@@ -29,6 +29,9 @@ Scores: a list is ordered by its items' ``score``, the blended score the order f
 + rule bonuses, less the diversity penalty; personal answers in the model's score units), and a
 personal item also carries ``model_score``, the model's own session . item score.
 
+Cart and checkout requests (personal path) also get the session's cart-abandonment risk and its
+cart value (:mod:`journeyrec.serving.abandonment`; the Service turns them into actions).
+
 Live catalogue (:meth:`Recommender.apply_live`): stock, price and attribute changes and new items
 on top of the bundle, which stays as exported. New items get vectors from their attributes
 (:mod:`journeyrec.serving.live`) and are scored exactly beside the index; the session encoder
@@ -52,6 +55,7 @@ from torch import nn
 from journeyrec.data.schema import CATALOG_SCHEMA, CHANNEL_CODE, EVENT_CODE, ITEM_EVENT_TYPES, conform_catalog
 from journeyrec.bundle.format import Bundle, read_bundle
 from journeyrec.bundle.stats import RuleStats
+from journeyrec.serving.abandonment import CartRisk
 from journeyrec.serving.catalog import Catalog, FilterError
 from journeyrec.serving.encoder import SessionEncoder
 from journeyrec.serving.live import NewItemVectors
@@ -60,7 +64,7 @@ from journeyrec.serving.request import MAX_MS, MIN_MS, Recommendation, Recommend
 from journeyrec.serving.retrieval import Retriever
 from journeyrec.serving.rules import RepeatPolicy, exploration_slots, minmax, mmr_scores, thompson_top
 from journeyrec.serving.segments import rfm_segment
-from journeyrec.serving.settings import CONTEXT_TYPES, SEGMENTS, RulesConfig, SegmentsConfig, merge_rules
+from journeyrec.serving.settings import CONTEXT_TYPES, RISK_CONTEXTS, SEGMENTS, RulesConfig, SegmentsConfig, merge_rules
 
 __all__ = ["Recommender", "Recommendation", "RecommendResult", "RecommendRequest", "FilterError"]
 
@@ -129,6 +133,7 @@ class Recommender:
         self.model = model
         self.index = index
         self.encoder = SessionEncoder(model, dedup_consecutive=dedup_consecutive, trace=trace)
+        self.cart_risk = CartRisk(None, self.encoder.has_intent)  # from_bundle sets the bundle's abandonment model
         self.rules = rules or RulesConfig()
         unknown = sorted(set(contexts or {}) - set(CONTEXT_TYPES))
         if unknown:
@@ -178,6 +183,12 @@ class Recommender:
         if len(self.exposure) < self.attrs.n:
             self.exposure = np.concatenate([self.exposure, np.zeros(self.attrs.n - len(self.exposure), np.int64)])
         self._prepared.clear()
+
+    def reset_exploration(self, seed: int | None) -> None:
+        """Exploration's memory as at load (no exposure counted) and its randomness from ``seed``:
+        a replay starts every rule configuration alike (:mod:`journeyrec.serving.replay`)."""
+        self.exposure[:] = 0
+        self._rng = np.random.default_rng(seed)
 
     def _update_stock(self) -> None:
         in_stock = self.attrs.bools("in_stock")
@@ -288,6 +299,7 @@ class Recommender:
         rec = cls(bundle.directory, bundle.manifest, bundle.model, bundle.index, bundle.vectors, bundle.catalog,
                   bundle.stats, rules, contexts, trace, dedup, segment_rules, segments)
         rec.train_config = bundle.config
+        rec.cart_risk = CartRisk(bundle.abandonment, rec.encoder.has_intent)
         return rec
 
     @property
@@ -363,6 +375,9 @@ class Recommender:
             result = self._nonpersonal(request, prep, "no_history", warnings, now, online)
         else:
             result = self._personal(request, prep, items, etypes, chans, ts, warnings, now, online)
+            if ctx.type in RISK_CONTEXTS:
+                result.abandonment_risk, result.cart_value = self.cart_risk.score(
+                    items, etypes, chans, ts, self.item_ids, self.catalog, self.attrs.numbers("price"), result.intent)
         result.segment = segment
         return self.add_item_info(result) if request.item_fields else result
 

@@ -113,3 +113,7 @@ class RecommendResult:
     variant: str | None = None
     segment: str | None = None  # the customer's segment (serving/segments.py); None on item-to-item answers
     request_id: str | None = None  # set by the service: what feedback names
+    # cart / checkout contexts, a session with an open cart: P(it ends without a purchase), its cart's value
+    abandonment_risk: float | None = None
+    cart_value: float | None = None
+    actions: list[str] = field(default_factory=list)  # the configured actions the risk triggers (Service)

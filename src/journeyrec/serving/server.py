@@ -25,7 +25,7 @@ def build_service(cfg: Any) -> Any:
                                    segments=getattr(cfg, "segments", None))
     store = open_store(cfg.store) if getattr(cfg, "store", None) is not None else None
     service = Service(recommender, getattr(cfg, "ab", None), getattr(cfg, "limits", None), cfg.hmac_key_file,
-                      cfg.allow_demo_key, store=store, contexts=contexts,
+                      cfg.allow_demo_key, store=store, contexts=contexts, actions=getattr(cfg, "actions", None),
                       impressions=bool(getattr(cfg.store, "impressions", True)) if store is not None else False)
     service.warm_up()
     return service

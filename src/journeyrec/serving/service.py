@@ -40,11 +40,13 @@ from journeyrec.data.privacy import pseudonymise, resolve_key
 from journeyrec.data.records import validate_records
 from journeyrec.serving.ab import Assigner
 from journeyrec.serving.abstats import report as ab_figures, store_counts
+from journeyrec.serving.abandonment import fire_actions
 from journeyrec.serving.catalog import Catalog
 from journeyrec.serving.observability import LOGGER_NAME, Metrics
 from journeyrec.serving.recommender import Recommender
 from journeyrec.serving.request import Event, RecommendRequest, RecommendResult
 from journeyrec.serving.settings import (
+    ActionRule,
     ContextConfig,
     ExperimentConfig,
     LimitsConfig,
@@ -92,13 +94,16 @@ class Service:
         store: JourneyStore | None = None,
         contexts: Mapping[str, ContextConfig] | None = None,
         impressions: bool = True,
+        actions: list[ActionRule] | None = None,
     ) -> None:
         """``recommender`` serves the default bundle; variants naming another bundle are loaded
         with ``load(path)`` (default: ``Recommender.load`` with the default's rules and contexts).
         ``store``: the journey store (None: stateless, as before); ``contexts``: per-touchpoint
         settings beyond rule overrides (carrying search filters); ``impressions``: store every
-        answer as an impression (with a store)."""
+        answer as an impression (with a store); ``actions``: what a cart or
+        checkout answer asks the shop to do when the session's abandonment risk is high."""
         self.default = recommender
+        self.actions = [a if isinstance(a, ActionRule) else ActionRule(**dict(a)) for a in (actions or [])]
         self.store = store
         self.impressions = bool(impressions) and store is not None
         self.contexts = {k: v if isinstance(v, ContextConfig) else ContextConfig(**dict(v)) for k, v in (contexts or {}).items()}
@@ -161,6 +166,7 @@ class Service:
         arm = self.arms[variant.name]
         result = arm.recommender.recommend(request, arm.rules, online=self.store)
         result.variant = variant.name
+        result.actions = fire_actions(self.actions, result.abandonment_risk, result.cart_value)
         result.request_id = request_id = request_id or uuid.uuid4().hex
         if impression:
             now = int(time.time() * 1000) if request.now_ms is None else int(request.now_ms)
@@ -188,6 +194,8 @@ class Service:
             "n_warnings": len(result.warnings),
             "n_explore": sum(1 for r in result.items if r.reason == "explore"),
         }
+        if result.abandonment_risk is not None:
+            fields.update(abandonment_risk=round(result.abandonment_risk, 4), actions=result.actions)
         return result, fields
 
     # ------------------------------------------------------------------ the feedback loop

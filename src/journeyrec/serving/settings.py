@@ -19,10 +19,13 @@ from omegaconf import MISSING
 
 __all__ = [
     "CONTEXT_TYPES",
+    "RISK_CONTEXTS",
     "STORE_BACKENDS",
     "EXPLORATION_MODES",
     "SEGMENTS",
     "SegmentsConfig",
+    "ActionWhen",
+    "ActionRule",
     "BoostRule",
     "ContextConfig",
     "StoreConfig",
@@ -40,6 +43,37 @@ __all__ = [
 CONTEXT_TYPES: tuple[str, ...] = (
     "home", "product_page", "search", "cart", "checkout", "newsletter", "app_push", "store", "call_centre",
 )
+# Contexts whose answers carry the session's cart-abandonment risk and the actions it triggers.
+RISK_CONTEXTS: tuple[str, ...] = ("cart", "checkout")
+
+
+@dataclass
+class ActionWhen:
+    """When an action fires: every condition given holds (strictly above its threshold); a
+    condition left out (None) always holds. Only sessions with an open cart have a risk."""
+
+    risk_above: Optional[float] = None  # P(the session ends without a purchase) > this
+    cart_value_above: Optional[float] = None  # the value of the session's carted items (catalogue prices) > this
+
+    def __post_init__(self) -> None:
+        if self.risk_above is not None and not 0.0 <= self.risk_above <= 1.0:
+            raise ValueError(f"actions: when.risk_above={self.risk_above} (must be within [0, 1])")
+
+
+@dataclass
+class ActionRule:
+    """``{when: {risk_above: 0.7, cart_value_above: 50}, do: free_shipping_banner}``: the answer
+    to a cart or checkout request lists ``do`` in ``actions`` when ``when`` holds, for the shop's
+    page to act on within the session (a banner, a chat offer)."""
+
+    when: ActionWhen = field(default_factory=ActionWhen)
+    do: str = MISSING
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.when, ActionWhen):
+            self.when = ActionWhen(**dict(self.when))
+        if not isinstance(self.do, str) or not self.do.strip():
+            raise ValueError(f"actions: do={self.do!r} must name the action (e.g. free_shipping_banner)")
 
 # How the exploration slots are filled: a Thompson-sampling bandit on each candidate's clicks and
 # impressions in the context (shared through the journey store), or at random (trending or least shown).
@@ -252,6 +286,7 @@ class ServeConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     ab: Optional[ExperimentConfig] = None  # an A/B experiment (configs/ab/*.yaml), none by default
     store: Optional[StoreConfig] = None  # the journey store (configs/store/*.yaml); None: stateless
+    actions: List[ActionRule] = field(default_factory=list)  # on an abandonment risk, in cart / checkout answers
 
 
 @dataclass

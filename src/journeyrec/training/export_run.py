@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 
 import torch
@@ -12,12 +13,34 @@ from omegaconf import OmegaConf
 from journeyrec.bundle.format import BundleError, export_bundle, read_manifest
 from journeyrec.data.prepare import PreparedData, load_prepared
 from journeyrec.data.schema import FEATURE_SIZES
+from journeyrec.evaluation.abandonment import choose_model
 from journeyrec.models import build_model
+from journeyrec.models.abandonment import AbandonmentModel
 from journeyrec.tracking import tracking_uri
 from journeyrec.training.config import ExportJobConfig, TrainConfig, train_config
 from journeyrec.typed import as_dict
 
-__all__ = ["export_run", "load_run_model"]
+__all__ = ["export_run", "load_run_model", "fit_abandonment"]
+
+log = logging.getLogger(__name__)
+
+
+def fit_abandonment(cfg: TrainConfig, model: torch.nn.Module, prepared: PreparedData) -> AbandonmentModel | None:
+    """The cart-abandonment model a bundle ships (``export.abandonment``): the candidate best on
+    validation (``journeyrec.evaluation.abandonment.choose_model``), or None when it is off or the
+    data cannot support one (a warning says why)."""
+    if not cfg.export.abandonment:
+        return None
+    if cfg.data.dedup_consecutive:
+        log.warning("export.abandonment: skipped, data.dedup_consecutive=true merges a cart into the purchase that "
+                    "follows it (set data.dedup_consecutive=false to keep the funnel)")
+        return None
+    try:
+        return choose_model(prepared.sequences, prepared.split, model, seed=cfg.seed,
+                            threads=max(1, int(cfg.trainer.num_threads or 1)))
+    except ValueError as exc:
+        log.warning("export.abandonment: no model (%s)", exc)
+        return None
 
 
 def load_run_model(run: Path, checkpoint: str = "best") -> tuple[torch.nn.Module, TrainConfig, PreparedData]:
@@ -48,7 +71,8 @@ def export_run(cfg: ExportJobConfig) -> Path:
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
     out = Path(cfg.out) if cfg.out else run / "bundle"
     resolved = as_dict(dataclasses.replace(train_cfg, export=cfg.export))
-    export_bundle(out, model, prepared, resolved, metrics, cfg.export)
+    abandonment = fit_abandonment(dataclasses.replace(train_cfg, export=cfg.export), model, prepared)
+    export_bundle(out, model, prepared, resolved, metrics, cfg.export, abandonment)
     run_id_file = run / "mlflow_run_id"
     if cfg.log_mlflow and run_id_file.is_file():
         from mlflow.tracking import MlflowClient  # MLflow only when the run is tracked

@@ -70,6 +70,7 @@ from journeyrec.training.cold_start import evaluate_cold, hide_items, training_c
 from journeyrec.training.config import TrainConfig, train_config
 from journeyrec.training.data_card import log_dataset_card
 from journeyrec.training.datamodule import SequenceDataModule
+from journeyrec.training.export_run import fit_abandonment
 from journeyrec.training.module import RecModule
 from journeyrec.training.summary import baseline_warnings, print_summary
 from journeyrec.typed import as_dict
@@ -552,7 +553,8 @@ def train(cfg: Any) -> TrainResult:
 
     bundle = None
     if cfg.export.enabled:
-        bundle = export_bundle(out / "bundle", model, prepared.data, as_dict(cfg), metrics, cfg.export)
+        bundle = export_bundle(out / "bundle", model, prepared.data, as_dict(cfg), metrics, cfg.export,
+                               fit_abandonment(cfg, model, prepared.data))
     atomic_write_json(out / "metrics.json", metrics)
     run_id = _log_run(cfg, out, prepared, fitted, metrics, bundle) if fitted.logger is not None else None
     print_summary(metrics, out, run_id, cfg.eval.ks, SUMMARY_BASELINES, fitted.parent_run)
