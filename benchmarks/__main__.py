@@ -214,8 +214,12 @@ def _gpu_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-epochs", type=int, default=20)
     p.add_argument("--budget", type=float, default=690.0, help="seconds for everything after data preparation")
     p.add_argument("--softmax-items", type=int, default=1_000_000)
-    p.add_argument("--bar", type=float, default=None,
-                   help="quality bar (valid seen-excluded NDCG@10); default 95%% of the fp32 arm's best")
+    p.add_argument(
+        "--bar",
+        type=float,
+        default=None,
+        help="quality bar (valid seen-excluded NDCG@10); default 95%% of the fp32 arm's best",
+    )
     p.add_argument("--cpu-metrics", default=None, help="a CPU run's metrics.json of the same configuration")
     p.add_argument("--arms", nargs="+", default=None, help="default: fp32 bf16-mixed fp32+compile bf16-mixed+compile")
     p.add_argument("--workdir", default=".cache/bench/gpu")
@@ -234,13 +238,28 @@ def _gpu(a: argparse.Namespace, _: argparse.ArgumentParser) -> list[dict]:
         if a.write:
             write_result(name, partial, threads=0)
 
-    return [run(a.workdir, a.dry_run, a.data, a.max_epochs, a.budget, a.softmax_items, a.bar, a.cpu_metrics,
-                a.arms, a.overrides, on_update=save)]
+    return [
+        run(
+            a.workdir,
+            a.dry_run,
+            a.data,
+            a.max_epochs,
+            a.budget,
+            a.softmax_items,
+            a.bar,
+            a.cpu_metrics,
+            a.arms,
+            a.overrides,
+            on_update=save,
+        )
+    ]
 
 
 def _protocol_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", nargs="+", default=None, help="default: every data set of benchmarks/protocol.py DATA")
-    p.add_argument("--run", nargs="*", default=[], help="training run directories (bundle/ + prepared/) to score both ways")
+    p.add_argument(
+        "--run", nargs="*", default=[], help="training run directories (bundle/ + prepared/) to score both ways"
+    )
     p.add_argument("--write", action="store_true", help="also write docs/results/protocol.json")
 
 
@@ -260,7 +279,9 @@ def _journey_ablation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--arms", nargs="+", default=None, help="default: all (a_item_ids ... e_context_only)")
     p.add_argument("--threads", type=int, default=1, help="per run (on a busy 2-core machine one thread is far faster)")
-    p.add_argument("--workdir", default=None, help="default .cache/bench/journey-ablation/<data>; finished runs are reused")
+    p.add_argument(
+        "--workdir", default=None, help="default .cache/bench/journey-ablation/<data>; finished runs are reused"
+    )
     p.add_argument("--write", action="store_true", help="also write docs/results/journey_ablation_<data>.json")
     p.add_argument("overrides", nargs="*", help="more scripts/train.py overrides for every arm")
 
@@ -284,8 +305,12 @@ def _live_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=100, help="events per intake request")
     p.add_argument("--requests", type=int, default=1500, help="latency: requests per endpoint and backend")
     p.add_argument("--customers", type=int, default=100_000, help="batch: customers in the store")
-    p.add_argument("--parts", nargs="+", default=["intake", "latency", "batch"],
-                   choices=["intake", "latency", "batch", "impressions"])
+    p.add_argument(
+        "--parts",
+        nargs="+",
+        default=["intake", "latency", "batch"],
+        choices=["intake", "latency", "batch", "impressions"],
+    )
 
 
 def _live(a: argparse.Namespace, _: argparse.ArgumentParser) -> Iterable[dict]:

@@ -41,8 +41,16 @@ def sgemm_peak(n: int = 2048, repeats: int = 5, rounds: int = 3) -> float:
     return best
 
 
-def run(users: int = 100_000, items: int = 1_000_000, dim: int = 64, batch: int = 512, history: int = 10,
-        topk: int = 0, seed: int = 0, interleaved_peak: bool = False) -> dict:
+def run(
+    users: int = 100_000,
+    items: int = 1_000_000,
+    dim: int = 64,
+    batch: int = 512,
+    history: int = 10,
+    topk: int = 0,
+    seed: int = 0,
+    interleaved_peak: bool = False,
+) -> dict:
     """Time rank_vectors over ``users`` synthetic cases against ``items`` items."""
     g = torch.Generator().manual_seed(seed)
     item_vecs = torch.randn(items + 1, dim, generator=g) / dim**0.5
@@ -90,5 +98,7 @@ def run(users: int = 100_000, items: int = 1_000_000, dim: int = 64, batch: int 
     }
     if batch_ratios:
         result["ratio_to_interleaved_bound"] = round(statistics.median(batch_ratios), 3)
-        result["interleaved_ratio_quartiles"] = [round(x, 3) for x in statistics.quantiles(batch_ratios, n=4)] if len(batch_ratios) > 1 else []
+        result["interleaved_ratio_quartiles"] = (
+            [round(x, 3) for x in statistics.quantiles(batch_ratios, n=4)] if len(batch_ratios) > 1 else []
+        )
     return result

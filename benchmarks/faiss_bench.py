@@ -21,7 +21,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from journeyrec.bundle.index import build_index, exact_topk, search, tune_and_measure
+from journeyrec.bundle.index import build_index, search, tune_and_measure
 
 __all__ = ["synthetic", "measure", "run"]
 
@@ -74,8 +74,8 @@ def _bundle_vectors(bundle: Path, n_queries: int) -> tuple[np.ndarray, np.ndarra
     """A trained model's item vectors and validation session vectors (the export's queries)."""
     from omegaconf import OmegaConf
 
-    from journeyrec.data.prepare import load_prepared
     from journeyrec.bundle.format import session_queries
+    from journeyrec.data.prepare import load_prepared
     from journeyrec.serving import Recommender
 
     rec = Recommender.load(bundle)
@@ -83,7 +83,11 @@ def _bundle_vectors(bundle: Path, n_queries: int) -> tuple[np.ndarray, np.ndarra
     prepared = load_prepared(run_dir / "prepared")
     queries = session_queries(rec.model, prepared.sequences, prepared.split.valid, n=n_queries)
     cfg = OmegaConf.load(run_dir / "config.yaml")
-    return np.load(bundle / "item_vectors.npy", allow_pickle=False), queries, f"{cfg.model.name} on {Path(str(cfg.data.path)).name}"
+    return (
+        np.load(bundle / "item_vectors.npy", allow_pickle=False),
+        queries,
+        f"{cfg.model.name} on {Path(str(cfg.data.path)).name}",
+    )
 
 
 def _flat_blas_qps(n_items: int, dim: int, n_queries: int, coretype: str | None) -> float:
@@ -102,8 +106,14 @@ def _flat_blas_qps(n_items: int, dim: int, n_queries: int, coretype: str | None)
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def run(n_items: int = 1_000_000, dim: int = 64, n_queries: int = 2000, threads: int = 2,
-        bundle: str | None = None, factories: tuple[str, ...] = FACTORIES) -> list[dict]:
+def run(
+    n_items: int = 1_000_000,
+    dim: int = 64,
+    n_queries: int = 2000,
+    threads: int = 2,
+    bundle: str | None = None,
+    factories: tuple[str, ...] = FACTORIES,
+) -> list[dict]:
     """One result per (dataset, index) plus the OpenBLAS core-type check; each a JSON-able dict."""
     results = []
     datasets = [("synthetic", *synthetic(n_items, dim, n_queries), "clustered synthetic embeddings")]
@@ -127,8 +137,15 @@ def run(n_items: int = 1_000_000, dim: int = 64, n_queries: int = 2000, threads:
             qps = _flat_blas_qps(200_000, dim, 1000, coretype)
         except subprocess.CalledProcessError:  # a core type this CPU cannot run
             continue
-        r = {"benchmark": "faiss-openblas", "items": 200_000, "dim": dim, "openblas_coretype": coretype,
-             "qps_batch": round(qps, 1), "qps_batch_autodetected": round(base, 1), "ratio": round(qps / base, 2)}
+        r = {
+            "benchmark": "faiss-openblas",
+            "items": 200_000,
+            "dim": dim,
+            "openblas_coretype": coretype,
+            "qps_batch": round(qps, 1),
+            "qps_batch_autodetected": round(base, 1),
+            "ratio": round(qps / base, 2),
+        }
         results.append(r)
         print(json.dumps(r), flush=True)
     return results

@@ -113,8 +113,11 @@ def start_server(
     (unless ``overrides`` configure a store), so no run reads another's journeys or writes into
     the repository."""
     env = dict(env if env is not None else os.environ, OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    store = [] if any(o.lstrip("+~").startswith("store") for o in overrides) else [
-        f"store.path={Path(log_path).parent / (Path(log_path).stem + '-journeys.sqlite')}"]
+    store = (
+        []
+        if any(o.lstrip("+~").startswith("store") for o in overrides)
+        else [f"store.path={Path(log_path).parent / (Path(log_path).stem + '-journeys.sqlite')}"]
+    )
     cmd = [
         sys.executable,
         str(ROOT / "scripts" / "serve.py"),
@@ -319,7 +322,7 @@ def result_record(
         "command": command,
         "machine": machine_description(),
         "threads": threads if threads is not None else "not recorded",
-        "date": dt.datetime.now(dt.timezone.utc).astimezone().isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).astimezone().isoformat(timespec="seconds"),
         "commit": commit,
         "dirty": dirty,
         "load": round(os.getloadavg()[0], 2),

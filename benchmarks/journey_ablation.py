@@ -53,20 +53,34 @@ ARMS: dict[str, dict[str, Any]] = {
     "b_event_type": {"features": ["event_type"]},
     "c_channel": {"features": ["event_type", "channel"]},
     "d_time_gap": {"features": ALL_FEATURES},
-    "e_context_only": {"features": ALL_FEATURES,
-                       "event_type_weights": {e: 0.0 for e in ITEM_EVENT_TYPES if e != "purchase"}},
+    "e_context_only": {
+        "features": ALL_FEATURES,
+        "event_type_weights": {e: 0.0 for e in ITEM_EVENT_TYPES if e != "purchase"},
+    },
 }
 # per data set: its config and the settings that keep one arm to a few minutes on 2 cores
 DATASETS: dict[str, list[str]] = {
     "demo": ["experiment=demo", "data.options.n_customers=6000"],  # the quickstart's SASRec: 8 epochs, patience 3
     # 84,793 items, most seen once: a full softmax over them costs minutes per epoch on one core,
     # the sampled softmax (logQ-corrected) seconds; validation peaks within a few epochs
-    "taobao": ["data=taobao", "model.max_len=20", "loss=sampled_softmax", "loss.n_negatives=256",
-               "trainer.max_epochs=6", "trainer.patience=2"],
+    "taobao": [
+        "data=taobao",
+        "model.max_len=20",
+        "loss=sampled_softmax",
+        "loss.n_negatives=256",
+        "trainer.max_epochs=6",
+        "trainer.patience=2",
+    ],
     "yoochoose": ["data=yoochoose", "model.max_len=20", "trainer.max_epochs=10", "trainer.patience=3"],
 }
-COMMON = ["logger=none", "export.enabled=false", "trainer.progress_bar=false", "show_samples=0",
-          "trainer.monitor=valid/ndcg@10", "eval.bootstrap=200"]
+COMMON = [
+    "logger=none",
+    "export.enabled=false",
+    "trainer.progress_bar=false",
+    "show_samples=0",
+    "trainer.monitor=valid/ndcg@10",
+    "eval.bootstrap=200",
+]
 TARGETS = ("purchase", "cart")
 KS = (10,)
 
@@ -84,8 +98,13 @@ def _python() -> str:
 
 
 def _run(args: list[str], log: Path, threads: int) -> None:
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
-               PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        PYTHONUNBUFFERED="1",
+        OMP_NUM_THREADS=str(threads),
+        MKL_NUM_THREADS=str(threads),
+        PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+    )
     with open(log, "w") as fh:
         proc = subprocess.run([_python(), *args], cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
     if proc.returncode:
@@ -101,18 +120,37 @@ def prepare_once(data: str, workdir: Path, threads: int, extra: Sequence[str] = 
         data_args = [a for a in [*DATASETS[data], *extra] if a.lstrip("+").startswith("data")]
         if DATASETS[data][0].startswith("experiment="):  # the experiment's data group, spelled out for prepare
             data_args = [f"data={data}"] + data_args
-        _run(["scripts/prepare_data.py", *data_args, "logger=none", f"output_dir={workdir}",
-              "hydra.run.dir=" + str(workdir / "hydra")],
-             workdir / "prepare.log", threads)
+        _run(
+            [
+                "scripts/prepare_data.py",
+                *data_args,
+                "logger=none",
+                f"output_dir={workdir}",
+                "hydra.run.dir=" + str(workdir / "hydra"),
+            ],
+            workdir / "prepare.log",
+            threads,
+        )
     return store
 
 
-def train_arm(data: str, arm: str, seed: int, store: Path, workdir: Path, threads: int, extra: Sequence[str] = ()) -> Path:
+def train_arm(
+    data: str, arm: str, seed: int, store: Path, workdir: Path, threads: int, extra: Sequence[str] = ()
+) -> Path:
     """One training run (skipped when its metrics.json exists); returns its run directory."""
     out = workdir / f"{arm}-seed{seed}"
     if not (out / "metrics.json").is_file():
-        args = ["scripts/train.py", *DATASETS[data], *COMMON, *arm_overrides(arm), f"seed={seed}",
-                f"data.prepared={store}", f"trainer.num_threads={threads}", f"hydra.run.dir={out}", *extra]
+        args = [
+            "scripts/train.py",
+            *DATASETS[data],
+            *COMMON,
+            *arm_overrides(arm),
+            f"seed={seed}",
+            f"data.prepared={store}",
+            f"trainer.num_threads={threads}",
+            f"hydra.run.dir={out}",
+            *extra,
+        ]
         t0 = time.perf_counter()
         _run(args, workdir / f"{arm}-seed{seed}.log", threads)
         (out / "wall_seconds").write_text(f"{time.perf_counter() - t0:.1f}\n")
@@ -125,8 +163,9 @@ def _test_ranks(run_dir: Path) -> dict[str, np.ndarray]:
     return {"all": t.rank_all.to_numpy(), "seen_excluded": t.rank_seen_excluded.to_numpy()}
 
 
-def summarise_arms(ranks: dict[str, list[dict[str, np.ndarray]]], target_type: np.ndarray, n_boot: int = 1000,
-                   seed: int = 0) -> dict[str, Any]:
+def summarise_arms(
+    ranks: dict[str, list[dict[str, np.ndarray]]], target_type: np.ndarray, n_boot: int = 1000, seed: int = 0
+) -> dict[str, Any]:
     """Per target kind, protocol and arm: the seed-averaged per-case metrics' mean with its 95%
     interval, each seed's mean, and the paired comparison with the arm before and with the first.
 
@@ -153,21 +192,35 @@ def summarise_arms(ranks: dict[str, list[dict[str, np.ndarray]]], target_type: n
                     row[m] = round(float(per_arm[arm][m].mean()), 5)
                     row[f"{m}_ci95"] = [round(ci[m][0], 5), round(ci[m][1], 5)]
                     row[f"{m}_per_seed"] = per_arm[arm]["_seeds"][m]
-                    for ref_name, ref in (("vs_previous", arms[i - 1] if i else None), ("vs_a", arms[0] if i else None)):
+                    for ref_name, ref in (
+                        ("vs_previous", arms[i - 1] if i else None),
+                        ("vs_a", arms[0] if i else None),
+                    ):
                         if ref is None or (ref_name == "vs_a" and i == 1):
                             continue
-                        pc = paired_comparison(m, per_arm[ref][m], per_arm[arm][m], n_boot=n_boot, n_perm=n_boot, seed=seed)
-                        row[f"{m}_{ref_name}"] = {"against": ref, "diff": round(pc.diff, 5),
-                                                  "ci95": [round(pc.ci_low, 5), round(pc.ci_high, 5)],
-                                                  "p_value": round(pc.p_value, 4)}
+                        pc = paired_comparison(
+                            m, per_arm[ref][m], per_arm[arm][m], n_boot=n_boot, n_perm=n_boot, seed=seed
+                        )
+                        row[f"{m}_{ref_name}"] = {
+                            "against": ref,
+                            "diff": round(pc.diff, 5),
+                            "ci95": [round(pc.ci_low, 5), round(pc.ci_high, 5)],
+                            "p_value": round(pc.p_value, 4),
+                        }
                 rows[arm] = row
             block[protocol] = rows
         out[kind] = block
     return out
 
 
-def run(data: str, seeds: Sequence[int] = (0, 1, 2), arms: Sequence[str] | None = None, threads: int = 1,
-        workdir: str | Path | None = None, extra: Sequence[str] = ()) -> dict[str, Any]:
+def run(
+    data: str,
+    seeds: Sequence[int] = (0, 1, 2),
+    arms: Sequence[str] | None = None,
+    threads: int = 1,
+    workdir: str | Path | None = None,
+    extra: Sequence[str] = (),
+) -> dict[str, Any]:
     if data not in DATASETS:
         raise ValueError(f"--data {data!r}: known data sets {sorted(DATASETS)}")
     arms = list(arms or ARMS)
@@ -192,9 +245,15 @@ def run(data: str, seeds: Sequence[int] = (0, 1, 2), arms: Sequence[str] | None 
             ranks[arm].append(r)
             m = json.loads((out / "metrics.json").read_text())
             wall = out / "wall_seconds"
-            runs[arm].append({"seed": seed, "epochs": int(m["epochs"]), "best_epoch": int(m["best_epoch"]),
-                              "train_seconds": round(m["train_seconds"], 1),
-                              "wall_seconds": float(wall.read_text()) if wall.is_file() else None})
+            runs[arm].append(
+                {
+                    "seed": seed,
+                    "epochs": int(m["epochs"]),
+                    "best_epoch": int(m["best_epoch"]),
+                    "train_seconds": round(m["train_seconds"], 1),
+                    "wall_seconds": float(wall.read_text()) if wall.is_file() else None,
+                }
+            )
     card = json.loads((store / "dataset_card.json").read_text()) if (store / "dataset_card.json").is_file() else {}
     return {
         "benchmark": "journey-ablation",
@@ -215,8 +274,13 @@ def run(data: str, seeds: Sequence[int] = (0, 1, 2), arms: Sequence[str] | None 
     }
 
 
-ARM_LABELS = {"a_item_ids": "(a) item ids", "b_event_type": "(b) + event type", "c_channel": "(c) + channel",
-              "d_time_gap": "(d) + time gap", "e_context_only": "(e) (d), views and carts as context only"}
+ARM_LABELS = {
+    "a_item_ids": "(a) item ids",
+    "b_event_type": "(b) + event type",
+    "c_channel": "(c) + channel",
+    "d_time_gap": "(d) + time gap",
+    "e_context_only": "(e) (d), views and carts as context only",
+}
 
 
 def markdown_table(result: dict[str, Any], protocol: str = "all") -> str:
@@ -224,8 +288,13 @@ def markdown_table(result: dict[str, Any], protocol: str = "all") -> str:
     the paired NDCG@10 difference to the arm before (p-value)."""
     res = result["results"]
     kinds = [k for k in ("next_purchase", "next_cart", "next_item") if k in res]
-    head = "| arm | " + " | ".join(f"{k.replace('_', ' ')} ({res[k]['cases']:,} cases): NDCG@10 / HR@10 | vs the arm before"
-                                    for k in kinds) + " |"
+    head = (
+        "| arm | "
+        + " | ".join(
+            f"{k.replace('_', ' ')} ({res[k]['cases']:,} cases): NDCG@10 / HR@10 | vs the arm before" for k in kinds
+        )
+        + " |"
+    )
     lines = [head, "|---|" + "---|---|" * len(kinds)]
     for arm in res[kinds[0]][protocol]:
         cells = []
@@ -234,6 +303,8 @@ def markdown_table(result: dict[str, Any], protocol: str = "all") -> str:
             n, h = row["ndcg@10"], row["hr@10"]
             cells.append(f"{n:.4f} [{row['ndcg@10_ci95'][0]:.4f}, {row['ndcg@10_ci95'][1]:.4f}] / {h:.4f}")
             d = row.get("ndcg@10_vs_previous")
-            cells.append(f"{d['diff']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}], p = {d['p_value']:.3g}" if d else "")
+            cells.append(
+                f"{d['diff']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}], p = {d['p_value']:.3g}" if d else ""
+            )
         lines.append(f"| {ARM_LABELS.get(arm, arm)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

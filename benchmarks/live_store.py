@@ -33,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -370,8 +370,14 @@ def impressions_cost(
                     if which == 0:
                         answer = r.json()
                         t = time.perf_counter()
-                        f = a.post("/v1/feedback", json={"request_id": answer["request_id"], "type": "click",
-                                                         "item_id": answer["items"][0]["item_id"]})
+                        f = a.post(
+                            "/v1/feedback",
+                            json={
+                                "request_id": answer["request_id"],
+                                "type": "click",
+                                "item_id": answer["items"][0]["item_id"],
+                            },
+                        )
                         fms = (time.perf_counter() - t) * 1000
                         assert f.status_code == 200, f.text
                     if i >= 50:
@@ -527,7 +533,7 @@ def run(
             redis_server.stop()
         if "batch" in parts:
             found["live_batch"] = batch(bundle, tmp, items, customers)
-    date = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    date = datetime.now(UTC).isoformat(timespec="seconds")
     results = []
     for name, figures in found.items():
         result = {

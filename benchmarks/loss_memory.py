@@ -72,8 +72,9 @@ def _reset_peak() -> float:
     return _rss_mib()
 
 
-def measure_case(loss: str, items: int, d_model: int, batch: int, max_len: int, n_negatives: int,
-                 seed: int = 0, path: str = "table") -> dict:
+def measure_case(
+    loss: str, items: int, d_model: int, batch: int, max_len: int, n_negatives: int, seed: int = 0, path: str = "table"
+) -> dict:
     """One forward + backward step in THIS process; call it in a fresh process (see ``run``)."""
     import warnings
 
@@ -88,9 +89,16 @@ def measure_case(loss: str, items: int, d_model: int, batch: int, max_len: int, 
     seq = torch.randint(1, items + 1, (batch, max_len + 1))
     inputs, targets = seq[:, :-1], seq[:, 1:].reshape(-1)
     table_grad = (items + 1) * d_model * 4 / 2**20
-    result = {"benchmark": "memory", "loss": loss, "path": path, "items": items, "positions": int(targets.numel()),
-              "d_model": d_model, "n_negatives": n_negatives if loss in ("sampled_softmax", "gbce") else 0,
-              "id_table_mib": round(table_grad, 1)}
+    result = {
+        "benchmark": "memory",
+        "loss": loss,
+        "path": path,
+        "items": items,
+        "positions": int(targets.numel()),
+        "d_model": d_model,
+        "n_negatives": n_negatives if loss in ("sampled_softmax", "gbce") else 0,
+        "id_table_mib": round(table_grad, 1),
+    }
     if path == "table":
         fn = None if loss == "softmax_materialised" else RecLoss(LossConfig(name=loss, n_negatives=n_negatives), items)
         before = _reset_peak()
@@ -106,15 +114,20 @@ def measure_case(loss: str, items: int, d_model: int, batch: int, max_len: int, 
         step = _maxrss_mib() - before
         result.update(table_grad_mib=round(table_grad, 1), step_minus_table_grad_mib=round(step - table_grad, 1))
     else:
-        from journeyrec.training.module import RecModule
         from journeyrec.training.config import OptimConfig
+        from journeyrec.training.module import RecModule
 
         warnings.filterwarnings("ignore", message=".*self.log.*")  # no Trainer: the logged loss goes nowhere
-        module = RecModule(model, LossConfig(name=loss, n_negatives=n_negatives), OptimConfig(sparse_item_grad=path == "rows_sparse"))
+        module = RecModule(
+            model, LossConfig(name=loss, n_negatives=n_negatives), OptimConfig(sparse_item_grad=path == "rows_sparse")
+        )
         if not module.gather_rows:
             raise ValueError(f"path={path} needs a sampled loss, not {loss}")
-        step_batch = {"items": inputs, "targets": targets.view(batch, max_len),
-                      "target_index": torch.arange(targets.numel())}
+        step_batch = {
+            "items": inputs,
+            "targets": targets.view(batch, max_len),
+            "target_index": torch.arange(targets.numel()),
+        }
         opt = module.configure_optimizers()
         model.train()
         before = _reset_peak()
@@ -129,26 +142,45 @@ def measure_case(loss: str, items: int, d_model: int, batch: int, max_len: int, 
         t1 = time.perf_counter()
         opt.step()  # the first step allocates the moments
         opt_seconds = time.perf_counter() - t1
-        result.update(id_grad_mib=round(grad_mib, 1), id_grad_sparse=bool(grad.is_sparse),
-                      opt_first_step_peak_delta_mib=round(_maxrss_mib() - opt_before, 1),
-                      opt_state_after_mib=round(_rss_mib() - opt_before, 1),
-                      adam_moments_id_mib=round(2 * table_grad, 1), opt_step_seconds=round(opt_seconds, 3))
+        result.update(
+            id_grad_mib=round(grad_mib, 1),
+            id_grad_sparse=bool(grad.is_sparse),
+            opt_first_step_peak_delta_mib=round(_maxrss_mib() - opt_before, 1),
+            opt_state_after_mib=round(_rss_mib() - opt_before, 1),
+            adam_moments_id_mib=round(2 * table_grad, 1),
+            opt_step_seconds=round(opt_seconds, 3),
+        )
         opt.zero_grad()
         before2 = _reset_peak()
         t2 = time.perf_counter()
         value = module.training_step(step_batch, 0)
         value.backward()
         opt.step()
-        result.update(second_step_seconds=round(time.perf_counter() - t2, 3),
-                      second_step_peak_delta_mib=round(_maxrss_mib() - before2, 1))
-    result.update(baseline_rss_mib=round(before, 1), step_peak_delta_mib=round(step, 1), step_seconds=round(seconds, 3),
-                  loss_value=round(float(value), 4), torch_threads=torch.get_num_threads())
+        result.update(
+            second_step_seconds=round(time.perf_counter() - t2, 3),
+            second_step_peak_delta_mib=round(_maxrss_mib() - before2, 1),
+        )
+    result.update(
+        baseline_rss_mib=round(before, 1),
+        step_peak_delta_mib=round(step, 1),
+        step_seconds=round(seconds, 3),
+        loss_value=round(float(value), 4),
+        torch_threads=torch.get_num_threads(),
+    )
     return result
 
 
-def run(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), losses: tuple[str, ...] = LOSSES_MEASURED,
-        d_model: int = 64, batch: int = 16, max_len: int = 50, n_negatives: int = 256,
-        max_materialised_gib: float = 2.0, threads: int = 1, paths: tuple[str, ...] = ("table",)) -> Iterator[dict]:
+def run(
+    sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000),
+    losses: tuple[str, ...] = LOSSES_MEASURED,
+    d_model: int = 64,
+    batch: int = 16,
+    max_len: int = 50,
+    n_negatives: int = 256,
+    max_materialised_gib: float = 2.0,
+    threads: int = 1,
+    paths: tuple[str, ...] = ("table",),
+) -> Iterator[dict]:
     """One result per (size, loss, path), each from a fresh process; ``growth_vs_smallest`` is
     the step delta relative to the same loss and path at the smallest size,
     ``ratio_vs_sampled_softmax`` the step delta relative to sampled softmax at the same size and
@@ -157,8 +189,17 @@ def run(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), losses: tuple[str
         yield from _run_path(path, sizes, losses, d_model, batch, max_len, n_negatives, max_materialised_gib, threads)
 
 
-def _run_path(path: str, sizes: tuple[int, ...], losses: tuple[str, ...], d_model: int, batch: int, max_len: int,
-              n_negatives: int, max_materialised_gib: float, threads: int) -> Iterator[dict]:
+def _run_path(
+    path: str,
+    sizes: tuple[int, ...],
+    losses: tuple[str, ...],
+    d_model: int,
+    batch: int,
+    max_len: int,
+    n_negatives: int,
+    max_materialised_gib: float,
+    threads: int,
+) -> Iterator[dict]:
     first: dict[str, float] = {}
     if path != "table":
         losses = tuple(loss for loss in losses if loss in ("sampled_softmax", "bce", "gbce"))
@@ -167,14 +208,30 @@ def _run_path(path: str, sizes: tuple[int, ...], losses: tuple[str, ...], d_mode
         for loss in losses:
             logits_bytes = batch * max_len * items * 4
             if loss == "softmax_materialised" and 3 * logits_bytes > max_materialised_gib * 2**30:
-                yield {"benchmark": "memory", "loss": loss, "items": items, "skipped":
-                       f"needs ~{3 * logits_bytes / 2**30:.1f} GiB (logits, softmax, gradient) > {max_materialised_gib} GiB"}
+                yield {
+                    "benchmark": "memory",
+                    "loss": loss,
+                    "items": items,
+                    "skipped": f"needs ~{3 * logits_bytes / 2**30:.1f} GiB (logits, softmax, gradient) > {max_materialised_gib} GiB",
+                }
                 continue
-            case = dict(loss=loss, items=items, d_model=d_model, batch=batch, max_len=max_len, n_negatives=n_negatives,
-                        path=path)
+            case = dict(
+                loss=loss,
+                items=items,
+                d_model=d_model,
+                batch=batch,
+                max_len=max_len,
+                n_negatives=n_negatives,
+                path=path,
+            )
             env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-            proc = subprocess.run([sys.executable, "-m", "benchmarks.loss_memory", json.dumps(case)],
-                                  capture_output=True, text=True, env=env, timeout=1800)
+            proc = subprocess.run(
+                [sys.executable, "-m", "benchmarks.loss_memory", json.dumps(case)],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=1800,
+            )
             if proc.returncode != 0:
                 raise RuntimeError(f"memory case {case} failed ({proc.returncode}): {proc.stderr[-2000:]}")
             result = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -57,8 +57,14 @@ def interactions(seqs: dict[str, list[str]], drop_last: int) -> pd.DataFrame:
         users += [u] * len(kept)
         items += kept
         pos += range(len(kept))
-    return pd.DataFrame({"user_id": users, "item_id": items, "weight": 1.0,
-                         "datetime": pd.to_datetime(np.asarray(pos, dtype=np.int64), unit="s")})
+    return pd.DataFrame(
+        {
+            "user_id": users,
+            "item_id": items,
+            "weight": 1.0,
+            "datetime": pd.to_datetime(np.asarray(pos, dtype=np.int64), unit="s"),
+        }
+    )
 
 
 def main() -> None:
@@ -138,13 +144,32 @@ def main() -> None:
             dump(len(epoch_train_s))
 
     def trainer():
-        return pl.Trainer(max_epochs=a.epochs, min_epochs=a.epochs, accelerator="cpu", devices=1, logger=False,
-                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                          callbacks=[Timer()])
+        return pl.Trainer(
+            max_epochs=a.epochs,
+            min_epochs=a.epochs,
+            accelerator="cpu",
+            devices=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            callbacks=[Timer()],
+        )
 
-    kwargs = dict(n_blocks=a.blocks, n_heads=a.heads, n_factors=a.hidden, dropout_rate=a.dropout,
-                  session_max_len=a.max_len, loss="softmax", lr=a.lr, batch_size=a.batch_size,
-                  epochs=a.epochs, verbose=0, get_trainer_func=trainer, recommend_torch_device="cpu")
+    kwargs = dict(
+        n_blocks=a.blocks,
+        n_heads=a.heads,
+        n_factors=a.hidden,
+        dropout_rate=a.dropout,
+        session_max_len=a.max_len,
+        loss="softmax",
+        lr=a.lr,
+        batch_size=a.batch_size,
+        epochs=a.epochs,
+        verbose=0,
+        get_trainer_func=trainer,
+        recommend_torch_device="cpu",
+    )
     if not a.stock_loss:
         kwargs["lightning_module_type"] = PackedSoftmax
     model = SASRecModel(**kwargs)
@@ -153,12 +178,22 @@ def main() -> None:
     wall = time.perf_counter() - t0
     known = [str(x) for x in model.data_preparator.get_known_item_ids()]
     meta = {
-        "users": users.tolist(), "item_ids": known, "epoch_train_seconds": epoch_train_s, "train_loss": losses,
-        "fit_wall_seconds_incl_dumps": wall, "n_train_sequences": int(len(seqs)),
+        "users": users.tolist(),
+        "item_ids": known,
+        "epoch_train_seconds": epoch_train_s,
+        "train_loss": losses,
+        "fit_wall_seconds_incl_dumps": wall,
+        "n_train_sequences": int(len(seqs)),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        "packed_softmax": not a.stock_loss, "torch_threads": torch.get_num_threads(),
-        "versions": {"rectools": rectools.__version__, "torch": torch.__version__, "pytorch_lightning": pl.__version__,
-                     "numpy": np.__version__, "pandas": pd.__version__},
+        "packed_softmax": not a.stock_loss,
+        "torch_threads": torch.get_num_threads(),
+        "versions": {
+            "rectools": rectools.__version__,
+            "torch": torch.__version__,
+            "pytorch_lightning": pl.__version__,
+            "numpy": np.__version__,
+            "pandas": pd.__version__,
+        },
         "config": vars(a),
     }
     _replace_atomically(out / "run.json", lambda tmp: tmp.write_text(json.dumps(meta)))

@@ -93,7 +93,7 @@ async def soak(args: argparse.Namespace, payloads: list[bytes], pid: int) -> tup
                 await asyncio.wait_for(done.wait(), timeout=args.sample_every)
                 samples.append((time.perf_counter() - t0, rss_bytes(pid)))
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     load_args = argparse.Namespace(

@@ -24,8 +24,15 @@ VARIANTS = {
 }
 
 
-def run(positions: int = 1100, items: int = 12_101, dim: int = 64, window: int = 50, repeats: int = 7,
-        threads: int = 1, seed: int = 0) -> dict:
+def run(
+    positions: int = 1100,
+    items: int = 12_101,
+    dim: int = 64,
+    window: int = 50,
+    repeats: int = 7,
+    threads: int = 1,
+    seed: int = 0,
+) -> dict:
     """Median seconds per step of each variant (interleaved, so machine drift hits all alike)."""
     torch.set_num_threads(threads)
     gen = torch.Generator().manual_seed(seed)
@@ -36,14 +43,25 @@ def run(positions: int = 1100, items: int = 12_101, dim: int = 64, window: int =
     bias = torch.zeros((), requires_grad=True)
 
     def step(v: dict) -> None:
-        softmax_loss(h, w, targets, exclude=seen if v.get("exclude") else None,
-                     seen_bias=bias if v.get("bias") else None, drop_seen=v.get("drop_seen")).backward()
+        softmax_loss(
+            h,
+            w,
+            targets,
+            exclude=seen if v.get("exclude") else None,
+            seen_bias=bias if v.get("bias") else None,
+            drop_seen=v.get("drop_seen"),
+        ).backward()
 
     # one warm-up round (allocator, caches)
     median = interleaved_medians({name: (lambda v=v: step(v)) for name, v in VARIANTS.items()}, repeats)
     return {
         "benchmark": "softmax",
-        "positions": positions, "items": items, "dim": dim, "window": window, "threads": threads, "repeats": repeats,
+        "positions": positions,
+        "items": items,
+        "dim": dim,
+        "window": window,
+        "threads": threads,
+        "repeats": repeats,
         "ms_per_step": {name: round(s * 1e3, 1) for name, s in median.items()},
         "ratio_vs_plain": {name: round(s / median["plain"], 2) for name, s in median.items()},
     }

@@ -53,19 +53,36 @@ PEER = dict(dropout=0.2, lr=1e-3, lr_schedule="constant")
 # (reaches the bar sooner) and a contrastive term between two dropout views of each session.
 # Every setting was chosen on Beauty's validation split; the trials and their figures are on the
 # docs site (Performance, "How the settings were chosen") and their history in CHANGELOG.md.
-OURS = {"model.dropout": 0.3, "optim.lr": 3e-3, "optim.lr_schedule": "cosine", "model.ffn_mult": 1,
-        "model.activation": "relu", "model.repeat_bias": True, "model.positions": "relative",
-        "trainer.ema_decay": 0.99, "loss.contrastive_weight": 0.3}
+OURS = {
+    "model.dropout": 0.3,
+    "optim.lr": 3e-3,
+    "optim.lr_schedule": "cosine",
+    "model.ffn_mult": 1,
+    "model.activation": "relu",
+    "model.repeat_bias": True,
+    "model.positions": "relative",
+    "trainer.ema_decay": 0.99,
+    "loss.contrastive_weight": 0.3,
+}
 
 
 def ours_overrides(data: str, epochs: int) -> list[str]:
     """journeyrec's side as ``scripts/train.py`` overrides: the shared shape, ``OURS``, a fixed
     number of epochs (early stopping off) and nothing written but the run directory."""
-    return ["experiment=beauty_sasrec", f"data.path={data}",
-            f"trainer.max_epochs={epochs}", f"trainer.min_epochs={epochs}", f"trainer.patience={epochs + 1}",
-            *(f"model.{k}={v}" for k, v in SHARED.items() if k not in ("batch_size", "loss")),
-            f"loss={SHARED['loss']}", *(f"{k}={v}" for k, v in OURS.items()),
-            f"data.batch_size={SHARED['batch_size']}", "logger=none", "export.enabled=false", "trainer.progress_bar=false"]
+    return [
+        "experiment=beauty_sasrec",
+        f"data.path={data}",
+        f"trainer.max_epochs={epochs}",
+        f"trainer.min_epochs={epochs}",
+        f"trainer.patience={epochs + 1}",
+        *(f"model.{k}={v}" for k, v in SHARED.items() if k not in ("batch_size", "loss")),
+        f"loss={SHARED['loss']}",
+        *(f"{k}={v}" for k, v in OURS.items()),
+        f"data.batch_size={SHARED['batch_size']}",
+        "logger=none",
+        "export.enabled=false",
+        "trainer.progress_bar=false",
+    ]
 
 
 def ensure_peer_venv(path: Path) -> Path:
@@ -79,7 +96,9 @@ def ensure_peer_venv(path: Path) -> Path:
     return python
 
 
-def _ranks(user_vecs: np.ndarray, item_vecs: np.ndarray, seqs: SequenceData, cases: EvalCases, chunk: int = 1024) -> dict[str, np.ndarray]:
+def _ranks(
+    user_vecs: np.ndarray, item_vecs: np.ndarray, seqs: SequenceData, cases: EvalCases, chunk: int = 1024
+) -> dict[str, np.ndarray]:
     """Ranks of the targets under both protocols from user and item vectors (row 0 = padding)."""
     items = torch.from_numpy(item_vecs)
     out: dict[str, list[torch.Tensor]] = {"all": [], "seen_excluded": []}
@@ -102,7 +121,9 @@ def _peer_metrics(peer_dir: Path, seqs: SequenceData, split: Any, key: bytes) ->
     index = seqs.item_index()
     cols = np.asarray([index[i] for i in meta["item_ids"]], dtype=np.int64)
     pos = {u: r for r, u in enumerate(peer_users)}
-    dump_rows = {name: [pos[int(u)] for u in cases.users] for name, cases in (("valid", split.valid), ("test", split.test))}
+    dump_rows = {
+        name: [pos[int(u)] for u in cases.users] for name, cases in (("valid", split.valid), ("test", split.test))
+    }
     curve = []
     per_epoch_test = []
     for epoch, secs in enumerate(meta["epoch_train_seconds"], start=1):
@@ -120,7 +141,12 @@ def _peer_metrics(peer_dir: Path, seqs: SequenceData, split: Any, key: bytes) ->
                 per_epoch_test.append((m, ranks))
         curve.append(row)
     best = int(np.argmax([r["valid_seen_excluded/ndcg@10"] for r in curve]))
-    return curve, {"best_epoch": best + 1, "test": per_epoch_test[best][0], "test_ranks": per_epoch_test[best][1], "meta": meta}
+    return curve, {
+        "best_epoch": best + 1,
+        "test": per_epoch_test[best][0],
+        "test_ranks": per_epoch_test[best][1],
+        "meta": meta,
+    }
 
 
 def _time_to(curve: list[dict], bar: float) -> float | None:
@@ -130,13 +156,23 @@ def _time_to(curve: list[dict], bar: float) -> float | None:
     return None
 
 
-def run(data: str, epochs: int = 20, workdir: str | Path = ".cache/bench/train-vs-peer", peer_venv: str | Path = ".cache/peer-venv") -> dict:
+def run(
+    data: str,
+    epochs: int = 20,
+    workdir: str | Path = ".cache/bench/train-vs-peer",
+    peer_venv: str | Path = ".cache/peer-venv",
+) -> dict:
     """Train both sides and return the comparison (also printed as one JSON line by the CLI)."""
     train(data, epochs, workdir, peer_venv)
     return compare(workdir, data)
 
 
-def train(data: str, epochs: int = 20, workdir: str | Path = ".cache/bench/train-vs-peer", peer_venv: str | Path = ".cache/peer-venv") -> None:
+def train(
+    data: str,
+    epochs: int = 20,
+    workdir: str | Path = ".cache/bench/train-vs-peer",
+    peer_venv: str | Path = ".cache/peer-venv",
+) -> None:
     """Train the peer, then journeyrec, into ``workdir`` (``peer/``, ``ours/``, ``walls.json``)."""
     work = Path(workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -144,22 +180,57 @@ def train(data: str, epochs: int = 20, workdir: str | Path = ".cache/bench/train
 
     t0 = time.perf_counter()
     subprocess.run(
-        [str(python), str(Path(__file__).with_name("peer_rectools.py")), "--data", data, "--out", str(work / "peer"),
-         "--epochs", str(epochs), "--max-len", str(SHARED["max_len"]), "--blocks", str(SHARED["n_blocks"]),
-         "--heads", str(SHARED["n_heads"]), "--hidden", str(SHARED["d_model"]), "--dropout", str(PEER["dropout"]),
-         "--lr", str(PEER["lr"]), "--batch-size", str(SHARED["batch_size"])],
+        [
+            str(python),
+            str(Path(__file__).with_name("peer_rectools.py")),
+            "--data",
+            data,
+            "--out",
+            str(work / "peer"),
+            "--epochs",
+            str(epochs),
+            "--max-len",
+            str(SHARED["max_len"]),
+            "--blocks",
+            str(SHARED["n_blocks"]),
+            "--heads",
+            str(SHARED["n_heads"]),
+            "--hidden",
+            str(SHARED["d_model"]),
+            "--dropout",
+            str(PEER["dropout"]),
+            "--lr",
+            str(PEER["lr"]),
+            "--batch-size",
+            str(SHARED["batch_size"]),
+        ],
         check=True,
     )
     peer_wall = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), *ours_overrides(data, epochs), f"hydra.run.dir={work / 'ours'}"],
-        check=True, cwd=ROOT, env=dict(os.environ),
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "train.py"),
+            *ours_overrides(data, epochs),
+            f"hydra.run.dir={work / 'ours'}",
+        ],
+        check=True,
+        cwd=ROOT,
+        env=dict(os.environ),
     )
     ours_wall = time.perf_counter() - t0
-    atomic_write_json(work / "walls.json", {"peer_wall_s": peer_wall, "ours_wall_s": ours_wall, "epochs": epochs,
-                                            "ours_config": OURS, "peer_config": PEER})
+    atomic_write_json(
+        work / "walls.json",
+        {
+            "peer_wall_s": peer_wall,
+            "ours_wall_s": ours_wall,
+            "epochs": epochs,
+            "ours_config": OURS,
+            "peer_config": PEER,
+        },
+    )
 
 
 def paired_test_metrics(peer_ranks: dict[str, np.ndarray], ours_ranks: dict[str, np.ndarray]) -> dict[str, dict]:
@@ -181,8 +252,13 @@ def compare(workdir: str | Path, data: str) -> dict:
     ``benchmarks/__main__.py train-vs-peer --compare-only``); writes ``result.json``."""
     work = Path(workdir).resolve()
     peer_dir, ours_dir = work / "peer", work / "ours"
-    for needed in (work / "walls.json", peer_dir / "run.json", ours_dir / "curve.json", ours_dir / "metrics.json",
-                   ours_dir / "per_case.parquet"):
+    for needed in (
+        work / "walls.json",
+        peer_dir / "run.json",
+        ours_dir / "curve.json",
+        ours_dir / "metrics.json",
+        ours_dir / "per_case.parquet",
+    ):
         if not needed.exists():
             raise FileNotFoundError(f"{needed} is missing: run the benchmark without --compare-only first")
     walls = json.loads((work / "walls.json").read_text())  # what train() ran: wall times and both sides' settings
@@ -194,10 +270,19 @@ def compare(workdir: str | Path, data: str) -> dict:
 
     cfg = OmegaConf.load(ours_dir / "config.yaml")
     prepared = prepare(cfg.data)
-    peer_curve, peer_best = _peer_metrics(peer_dir, prepared.sequences, prepared.split, resolve_key(cfg.data.get("hmac_key_file"), allow_demo_key=bool(cfg.data.get("allow_demo_key", False))))
-    cases = pd.read_parquet(ours_dir / "per_case.parquet", filters=[("split", "==", "test"), ("role", "==", "model")]).sort_values("case")
+    peer_curve, peer_best = _peer_metrics(
+        peer_dir,
+        prepared.sequences,
+        prepared.split,
+        resolve_key(cfg.data.get("hmac_key_file"), allow_demo_key=bool(cfg.data.get("allow_demo_key", False))),
+    )
+    cases = pd.read_parquet(
+        ours_dir / "per_case.parquet", filters=[("split", "==", "test"), ("role", "==", "model")]
+    ).sort_values("case")
     if len(cases) != len(prepared.split.test):
-        raise ValueError(f"{ours_dir / 'per_case.parquet'} has {len(cases)} test cases, the split {len(prepared.split.test)}")
+        raise ValueError(
+            f"{ours_dir / 'per_case.parquet'} has {len(cases)} test cases, the split {len(prepared.split.test)}"
+        )
     ours_ranks = {"all": cases["rank_all"].to_numpy(), "seen_excluded": cases["rank_seen_excluded"].to_numpy()}
 
     bar = 0.95 * max(r["valid_seen_excluded/ndcg@10"] for r in peer_curve)
@@ -209,7 +294,9 @@ def compare(workdir: str | Path, data: str) -> dict:
         "benchmark": "train-vs-peer",
         "data": data,
         "epochs": len(ours_curve),
-        "config": SHARED, "peer_config": walls["peer_config"], "ours_config": walls["ours_config"],
+        "config": SHARED,
+        "peer_config": walls["peer_config"],
+        "ours_config": walls["ours_config"],
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
         "quality_bar_valid_seen_excluded_ndcg@10": bar,
         "peer_time_to_quality_s": t_peer,

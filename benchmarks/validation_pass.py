@@ -20,11 +20,11 @@ import torch
 from journeyrec.config import compose_cli
 from journeyrec.data.datasets import EvalWindows
 from journeyrec.data.prepare import prepare
+from journeyrec.data.schema import FEATURE_SIZES
 from journeyrec.evaluation.metrics import exclusion_mask, rank_vectors, summarise, target_ranks_many
 from journeyrec.evaluation.ranking import evaluate, model_inputs
 from journeyrec.models import build_model
 from journeyrec.models.losses import window_mask
-from journeyrec.data.schema import FEATURE_SIZES
 
 __all__ = ["run"]
 
@@ -42,8 +42,9 @@ def _straightforward(model: torch.nn.Module, ds: EvalWindows, batch_size: int) -
         items, feats = model_inputs(batch, model.feature_names)
         vectors = model.forward(items, feats)[:, -1]
         if bias is None:
-            ranks = rank_vectors(vectors, model.item_vectors(), batch["targets"], batch["history_rows"],
-                                 batch["history_items"])
+            ranks = rank_vectors(
+                vectors, model.item_vectors(), batch["targets"], batch["history_rows"], batch["history_items"]
+            )
             got = {p: ranks[p] for p in out}
         else:
             scores = vectors @ model.item_vectors().T
@@ -56,8 +57,14 @@ def _straightforward(model: torch.nn.Module, ds: EvalWindows, batch_size: int) -
     return {p: torch.cat(v).numpy() for p, v in out.items()}
 
 
-def run(data_path: str | None = None, experiment: str = "s3rec_best", overrides: Sequence[str] = (),
-        threads: int = 2, bias: float = -0.05, seed: int = 0) -> dict:
+def run(
+    data_path: str | None = None,
+    experiment: str = "s3rec_best",
+    overrides: Sequence[str] = (),
+    threads: int = 2,
+    bias: float = -0.05,
+    seed: int = 0,
+) -> dict:
     """Seconds per validation pass of each path and their ratio, on a freshly initialised model
     of ``experiment`` (``seed``); ``bias`` is written into the repeat bias when the model has one
     (a trained bias is not zero, and at zero the bias costs nothing)."""
@@ -88,12 +95,19 @@ def run(data_path: str | None = None, experiment: str = "s3rec_best", overrides:
     reference = summarise(before, [10], "valid")
     key = "valid_seen_excluded/ndcg@10"
     return {
-        "benchmark": "validation", "data": Path(str(cfg.data.path)).name, "experiment": experiment,
-        "users": len(cases), "items": int(seqs.n_items), "d_model": int(cfg.model.d_model), "threads": threads,
-        "mean_window": round(float(ds.lengths.mean()), 2), "max_len": int(model.max_len),
+        "benchmark": "validation",
+        "data": Path(str(cfg.data.path)).name,
+        "experiment": experiment,
+        "users": len(cases),
+        "items": int(seqs.n_items),
+        "d_model": int(cfg.model.d_model),
+        "threads": threads,
+        "mean_window": round(float(ds.lengths.mean()), 2),
+        "max_len": int(model.max_len),
         "repeat_bias": float(model.repeat_bias.detach()) if has_bias else None,
         "seconds": {"in_use": round(t_now, 2), "straightforward": round(t_before, 2)},
         "speedup": round(t_before / t_now, 2),
-        "ranks_equal": same, "max_rank_difference": moved,
+        "ranks_equal": same,
+        "max_rank_difference": moved,
         "ndcg@10_seen_excluded": {"in_use": now.metrics[key], "straightforward": reference[key]},
     }

@@ -36,8 +36,18 @@ def main(argv: list[str] | None = None) -> int:
 
     protocols = ("all", "seen_excluded") if args.protocol == "both" else (args.protocol,)
     try:
-        text, _ = compare_runs(args.run_a, args.run_b, args.tracking_uri, split=args.split, ks=args.k, metrics=args.metrics,
-                               protocols=protocols, n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed)
+        text, _ = compare_runs(
+            args.run_a,
+            args.run_b,
+            args.tracking_uri,
+            split=args.split,
+            ks=args.k,
+            metrics=args.metrics,
+            protocols=protocols,
+            n_boot=args.n_boot,
+            n_perm=args.n_perm,
+            seed=args.seed,
+        )
     except ValueError as exc:
         print(f"compare_runs: {exc}", file=sys.stderr)
         return 2

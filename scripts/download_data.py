@@ -18,7 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     from journeyrec.data.download import PROVENANCE, describe, download
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("name", nargs="?", choices=sorted(PROVENANCE), help="dataset (the data config of the same name reads it)")
+    ap.add_argument(
+        "name", nargs="?", choices=sorted(PROVENANCE), help="dataset (the data config of the same name reads it)"
+    )
     ap.add_argument("--list", action="store_true", help="list the datasets with publisher and licence")
     ap.add_argument("--info", action="store_true", help="print provenance and licence, download nothing")
     ap.add_argument("--variant", default=None, help="e.g. ml-1m (movielens) or Beauty (s3rec)")

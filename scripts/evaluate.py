@@ -34,7 +34,9 @@ def main(cfg: DictConfig) -> None:
         run_replay(typed)
         return
     if typed.mode != "model":
-        raise ConfigError(f"mode={typed.mode!r}; allowed: model (the model alone), served (the served pipeline, per rule)")
+        raise ConfigError(
+            f"mode={typed.mode!r}; allowed: model (the model alone), served (the served pipeline, per rule)"
+        )
     from journeyrec.evaluation.pipeline import run_evaluation
 
     run_evaluation(typed)

@@ -39,9 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     if not report["found"]:
         print(f"user {pseudonym} is not in {args.store} (nothing removed; is the key the one used for preparation?)")
         return 1
-    print(f"removed user {pseudonym} from {args.store}: {report['sequence_events']} sequence positions, "
-          f"{report['events']} events, {report['quarantined']} quarantined rows, {report['side_rows']} side-table rows")
-    print("models trained on this store before still reflect this user: retrain them (and delete their bundles / MLflow runs)")
+    print(
+        f"removed user {pseudonym} from {args.store}: {report['sequence_events']} sequence positions, "
+        f"{report['events']} events, {report['quarantined']} quarantined rows, {report['side_rows']} side-table rows"
+    )
+    print(
+        "models trained on this store before still reflect this user: retrain them (and delete their bundles / MLflow runs)"
+    )
     return 0
 
 

@@ -32,15 +32,29 @@ def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 # --- a tiny trained model shared by the evaluation tests (one real training run per session) ---
-TINY_DEMO = ["experiment=demo", "data.options.n_customers=200", "model.d_model=16", "model.n_blocks=1",
-             "trainer.max_epochs=2", "trainer.progress_bar=false", "show_samples=0", "eval.bootstrap=200"]
+TINY_DEMO = [
+    "experiment=demo",
+    "data.options.n_customers=200",
+    "model.d_model=16",
+    "model.n_blocks=1",
+    "trainer.max_epochs=2",
+    "trainer.progress_bar=false",
+    "show_samples=0",
+    "eval.bootstrap=200",
+]
 
 
 def run_script(script: str, args: list[str], uri: str, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run scripts/<script> with the tracking store ``uri``; fail with its output if it fails."""
     env = dict(os.environ, MLFLOW_TRACKING_URI=uri, PYTHONUNBUFFERED="1", MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false")
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / script), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if proc.returncode != 0:
         raise AssertionError(f"{script} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc
@@ -74,8 +88,14 @@ def compose(name: str, overrides: list[str]):
 
 
 # a tiny in-process training run: real Hydra composition and a real Lightning fit, in seconds
-TINY_TRAIN = ["data.options.n_customers=150", "model.d_model=16", "trainer.max_epochs=2", "trainer.progress_bar=false",
-              "logger=none", "show_samples=0"]
+TINY_TRAIN = [
+    "data.options.n_customers=150",
+    "model.d_model=16",
+    "trainer.max_epochs=2",
+    "trainer.progress_bar=false",
+    "logger=none",
+    "show_samples=0",
+]
 
 
 def train_tiny(tmp_path: Path, overrides: list[str]) -> tuple[dict, Path]:

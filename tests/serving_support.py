@@ -17,17 +17,22 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from journeyrec.data.prepare import PreparedData, prepare
-from journeyrec.data.schema import CHANNELS, EVENT_TYPES
 from journeyrec.bundle.format import session_queries, write_bundle
 from journeyrec.bundle.stats import learn_stats
+from journeyrec.data.prepare import PreparedData, prepare
+from journeyrec.data.schema import CHANNELS, EVENT_TYPES
 from journeyrec.models.config import SASRecConfig
 from journeyrec.models.sasrec import SASRec
 from journeyrec.serving.request import Event
 
 N_CUSTOMERS = 3000
-DEMO = {"name": "demo", "path": None, "options": {"n_customers": N_CUSTOMERS, "seed": 7}, "dedup_consecutive": True,
-        "allow_demo_key": True}
+DEMO = {
+    "name": "demo",
+    "path": None,
+    "options": {"n_customers": N_CUSTOMERS, "seed": 7},
+    "dedup_consecutive": True,
+    "allow_demo_key": True,
+}
 FEATURES = {"event_type": len(EVENT_TYPES), "channel": len(CHANNELS), "time_gap": 10}
 DAY_MS = 86_400_000
 
@@ -70,14 +75,32 @@ def build_demo_bundle(directory: Path, index: str = "Flat", attributes: list[str
     seqs = prepared.sequences
     torch.manual_seed(0)
     if attributes:
-        cfg = SASRecConfig(d_model=16, n_blocks=1, n_heads=2, max_len=20, dropout=0.0, features=list(FEATURES),
-                           attributes=list(attributes))
+        cfg = SASRecConfig(
+            d_model=16,
+            n_blocks=1,
+            n_heads=2,
+            max_len=20,
+            dropout=0.0,
+            features=list(FEATURES),
+            attributes=list(attributes),
+        )
         model = SASRec.from_config(cfg, seqs.n_items, FEATURES, seqs.catalog).eval()
     else:
-        model = SASRec(seqs.n_items, d_model=16, n_blocks=1, n_heads=2, max_len=20, dropout=0.0, features=FEATURES).eval()
+        model = SASRec(
+            seqs.n_items, d_model=16, n_blocks=1, n_heads=2, max_len=20, dropout=0.0, features=FEATURES
+        ).eval()
     queries = session_queries(model, seqs, prepared.split.valid, n=400)
-    write_bundle(directory, model, seqs.catalog, {"data": DEMO}, {}, index, stats=learn_stats(seqs), queries=queries,
-                 query_source="validation session vectors")
+    write_bundle(
+        directory,
+        model,
+        seqs.catalog,
+        {"data": DEMO},
+        {},
+        index,
+        stats=learn_stats(seqs),
+        queries=queries,
+        query_source="validation session vectors",
+    )
     return DemoBundle(directory, prepared, prepared.extras["complements"])
 
 
@@ -87,7 +110,9 @@ class ThreadServer:
     def __init__(self, app) -> None:
         import uvicorn
 
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, access_log=False, log_level="warning"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=0, access_log=False, log_level="warning")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> str:

@@ -69,8 +69,9 @@ def evaluate(overrides: Sequence[str] = (), output_dir: str | Path | None = None
     return run_evaluation(to_typed(EvaluateConfig, compose("evaluate", [*overrides, *extra])))
 
 
-def load_bundle(path: str | Path, rules: RulesConfig | None = None,
-                contexts: Mapping[str, Any] | None = None, **rule_overrides: Any) -> Recommender:
+def load_bundle(
+    path: str | Path, rules: RulesConfig | None = None, contexts: Mapping[str, Any] | None = None, **rule_overrides: Any
+) -> Recommender:
     """A bundle ready to answer :class:`RecommendRequest` s with ``.recommend(...)``, as the HTTP
     service does: ``rules`` (default: the service's) with any rule set by keyword, e.g.
     ``load_bundle(path, epsilon=0.0, diversity_lambda=1.0)``; an unknown rule name is refused."""

@@ -7,8 +7,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from journeyrec.data.schema import CHANNELS, EVENT_TYPES
 from journeyrec.data.prepare import load_prepared
+from journeyrec.data.schema import CHANNELS, EVENT_TYPES
 from journeyrec.serving.recommender import Recommender
 from journeyrec.serving.request import RecommendRequest
 
@@ -38,14 +38,18 @@ def print_samples(recommender: Any, prepared: Any, n: int, k: int = 5, recent: i
         et = [EVENT_TYPES[c - 1] for c in seqs.event_types[lo:hi]]
         ch = [CHANNELS[c - 1] for c in seqs.channels[lo:hi]]
         ts = seqs.timestamps[lo:hi].tolist()
-        request = RecommendRequest.from_items(ids, k=k, event_types=et, channels=ch, timestamps_ms=ts, now_ms=ts[-1] if ts else None)
+        request = RecommendRequest.from_items(
+            ids, k=k, event_types=et, channels=ch, timestamps_ms=ts, now_ms=ts[-1] if ts else None
+        )
         res = recommender.recommend(request)
         print(f"\ncustomer {seqs.user_ids[u]} ({hi - lo} events), most recent last:")
         for i in range(max(0, len(ids) - recent), len(ids)):
             print(f"   {et[i]:>9} via {ch[i]:<10} {describe_item(rows[seqs.items[lo + i] - 1], ids[i])}")
         print("  recommended next:")
         for r in res.items:
-            print(f"   {r.score:9.3f}  {describe_item(rows[recommender.internal_id(r.item_id) - 1], r.item_id)}  <- {r.reason}")
+            print(
+                f"   {r.score:9.3f}  {describe_item(rows[recommender.internal_id(r.item_id) - 1], r.item_id)}  <- {r.reason}"
+            )
 
 
 def show_samples(bundle_dir: Path, prepared_dir: Path, n: int) -> None:

@@ -27,11 +27,9 @@ import importlib.metadata
 import os
 import subprocess
 import tempfile
-from pathlib import Path
-from typing import Any, Mapping
-
 from dataclasses import dataclass
-from typing import Optional
+from pathlib import Path
+from typing import Any, Mapping, Optional
 
 from hydra.experimental.callback import Callback
 
@@ -63,8 +61,18 @@ __all__ = [
 DEFAULT_DB = "mlruns.db"
 PARENT_FILE = "mlflow_parent_run_id"  # in a sweep directory: the parent run of its jobs
 PYFUNC_NAME = "pyfunc"  # logged model name of a registered bundle
-VERSIONED_PACKAGES = ("torch", "pytorch-lightning", "numpy", "faiss-cpu", "mlflow", "hydra-core", "pandas", "pyarrow",
-                      "safetensors", "journeyrec")
+VERSIONED_PACKAGES = (
+    "torch",
+    "pytorch-lightning",
+    "numpy",
+    "faiss-cpu",
+    "mlflow",
+    "hydra-core",
+    "pandas",
+    "pyarrow",
+    "safetensors",
+    "journeyrec",
+)
 SERVING_PACKAGES = ("torch", "faiss-cpu", "numpy", "pyarrow", "pandas", "safetensors")
 
 
@@ -90,13 +98,13 @@ def tracking_uri(configured: str | None = None) -> str:
 
 def store_exists(uri: str) -> bool:
     """False for a sqlite store whose file does not exist (opening it would create it)."""
-    return not uri.startswith("sqlite:///") or Path(uri[len("sqlite:///"):]).is_file()
+    return not uri.startswith("sqlite:///") or Path(uri[len("sqlite:///") :]).is_file()
 
 
 def artifact_root(uri: str) -> str:
     """Artifact location for new experiments: ``mlartifacts/`` next to a sqlite store."""
     if uri.startswith("sqlite:///"):
-        return (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
+        return (Path(uri[len("sqlite:///") :]).parent / "mlartifacts").as_uri()
     if uri.startswith("file:") or "://" not in uri:
         return Path(uri.replace("file://", "")).as_uri()
     return ""
@@ -116,7 +124,11 @@ def experiment_name_for(data_cfg: Any, configured: str | None = None) -> str:
     for ``.../Beauty.txt`` and ``movielens-ml-1m-subset`` for a dataset directory."""
     if configured:
         return str(configured)
-    get = data_cfg.get if isinstance(data_cfg, Mapping) or hasattr(data_cfg, "get") else lambda k, d=None: getattr(data_cfg, k, d)
+    get = (
+        data_cfg.get
+        if isinstance(data_cfg, Mapping) or hasattr(data_cfg, "get")
+        else lambda k, d=None: getattr(data_cfg, k, d)
+    )
     path, name = get("path", None), get("name", None)
     stem = Path(str(path).rstrip("/")).name.split(".")[0] if path else None
     return f"{name}-{stem}" if stem else str(name)
@@ -152,11 +164,17 @@ def git_commit(path: str | Path | None = None) -> tuple[str, bool]:
     ("unknown", False) outside a checkout. Dirty = tracked files modified."""
     where = Path(path) if path else Path(__file__).resolve().parent
     try:
-        commit = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        commit = subprocess.run(
+            ["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
         if commit.returncode != 0:
             return "unknown", False
-        status = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=10)
+        status = subprocess.run(
+            ["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return commit.stdout.strip(), bool(status.stdout.strip())
     except (OSError, subprocess.TimeoutExpired):
         return "unknown", False
@@ -180,8 +198,12 @@ def run_tags(seed: int | None = None, fingerprint: str | None = None, **extra: s
     import platform
 
     commit, dirty = git_commit()
-    tags = {"git_commit": commit, "git_dirty": str(dirty).lower(), "mlflow.source.git.commit": commit,
-            "python": platform.python_version()}
+    tags = {
+        "git_commit": commit,
+        "git_dirty": str(dirty).lower(),
+        "mlflow.source.git.commit": commit,
+        "python": platform.python_version(),
+    }
     if fingerprint is not None:
         tags["data_fingerprint"] = str(fingerprint)
     if seed is not None:
@@ -199,8 +221,11 @@ def log_metrics(client: Any, run_id: str, metrics: Mapping[str, float], step: in
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    items = [Metric(mlflow_key(k), float(v), now, step) for k, v in metrics.items()
-             if isinstance(v, (int, float)) and not math.isnan(float(v))]
+    items = [
+        Metric(mlflow_key(k), float(v), now, step)
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and not math.isnan(float(v))
+    ]
     for lo in range(0, len(items), 1000):
         client.log_batch(run_id, metrics=items[lo : lo + 1000])
 
@@ -208,7 +233,9 @@ def log_metrics(client: Any, run_id: str, metrics: Mapping[str, float], step: in
 # --- sweeps: parent and child runs ----------------------------------------------------------
 
 
-def sweep_parent(client: Any, experiment: str, sweep_dir: str | Path, run_name: str, tags: Mapping[str, str] | None = None) -> str:
+def sweep_parent(
+    client: Any, experiment: str, sweep_dir: str | Path, run_name: str, tags: Mapping[str, str] | None = None
+) -> str:
     """The parent run of the sweep in ``sweep_dir`` (created by its first job, then reused).
 
     The id is kept in ``<sweep_dir>/mlflow_parent_run_id``: every job of one Hydra multirun shares
@@ -244,9 +271,7 @@ def record_child(client: Any, parent_id: str, child_id: str, monitor: str, value
 
     parent = client.get_run(parent_id)
     best = parent.data.tags.get("best_value")
-    better = not math.isnan(value) and (
-        best is None or (value > float(best) if mode == "max" else value < float(best))
-    )
+    better = not math.isnan(value) and (best is None or (value > float(best) if mode == "max" else value < float(best)))
     n = int(parent.data.tags.get("n_children", "0")) + 1
     client.set_tag(parent_id, "n_children", str(n))
     client.set_tag(parent_id, "monitor", monitor)
@@ -288,11 +313,15 @@ def register_bundle(run_id: str, name: str, uri: str | None = None, bundle_dir: 
             versions = package_versions(SERVING_PACKAGES)
             # no defaults here (None): MLflow hands every declared default to predict(), which would then
             # override the bundle's serving rules; the pyfunc applies the service's own defaults instead
-            signature = ModelSignature(inputs=None, params=ParamSchema(
-                [ParamSpec("k", "long", None), ParamSpec("exclude_history", "boolean", None)]))
+            signature = ModelSignature(
+                inputs=None,
+                params=ParamSchema([ParamSpec("k", "long", None), ParamSpec("exclude_history", "boolean", None)]),
+            )
             with mlflow.start_run(run_id=run_id):
                 info = mlflow.pyfunc.log_model(
-                    name=PYFUNC_NAME, loader_module="journeyrec.serving.mlflow_model", data_path=str(bundle_dir),
+                    name=PYFUNC_NAME,
+                    loader_module="journeyrec.serving.mlflow_model",
+                    data_path=str(bundle_dir),
                     pip_requirements=[f"{k}=={v}" for k, v in versions.items() if v != "not installed"],
                     signature=signature,
                 )
@@ -343,6 +372,8 @@ class RegisterBestModel(Callback):
         client.set_tag(parent_id, "registered_model", f"{name}/{version.version}")
         print("\n" + "=" * 72)
         print(f"sweep parent run : {parent_id}  ({parent.data.tags.get('n_children')} children)")
-        print(f"best child       : {best}  {parent.data.tags.get('monitor')} = {float(parent.data.tags['best_value']):.4f}")
+        print(
+            f"best child       : {best}  {parent.data.tags.get('monitor')} = {float(parent.data.tags['best_value']):.4f}"
+        )
         print(f"registered       : models:/{name}/{version.version}")
         print("=" * 72)

@@ -12,8 +12,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_softmax_benchmark_reports_every_variant_against_plain():
-    out = subprocess.run([sys.executable, "-m", "benchmarks", "softmax", "--positions", "40",
-                          "--items", "300"], capture_output=True, text=True, check=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "softmax", "--positions", "40", "--items", "300"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     names = {"plain", "exclude_seen", "repeat_bias", "repeat_bias+exclude_seen"}
     assert set(result["ms_per_step"]) == names == set(result["ratio_vs_plain"])
@@ -46,8 +51,12 @@ def test_validation_benchmark_times_both_paths_and_they_rank_alike():
     must give the same ranks up to float rounding (what the speed-up is worth)."""
     from benchmarks.validation_pass import run
 
-    result = run(experiment="demo", threads=1, bias=-0.5,
-                 overrides=["data.options.n_customers=500", "model.repeat_bias=true", "model.d_model=16"])
+    result = run(
+        experiment="demo",
+        threads=1,
+        bias=-0.5,
+        overrides=["data.options.n_customers=500", "model.repeat_bias=true", "model.d_model=16"],
+    )
     assert result["repeat_bias"] == -0.5 and result["users"] > 50
     assert min(result["ranks_equal"].values()) >= 0.98 and max(result["max_rank_difference"].values()) <= 5
     n = result["ndcg@10_seen_excluded"]

@@ -120,9 +120,9 @@ def test_journey_ablation_summary_matches_a_hand_computation():
 
 
 def test_arm_overrides_compose_to_the_intended_model_inputs():
-    from conftest import compose
-
     from benchmarks.journey_ablation import ARMS, DATASETS, arm_overrides
+
+    from conftest import compose
 
     for arm in ARMS:
         cfg = compose("train", [*DATASETS["demo"], *arm_overrides(arm)])

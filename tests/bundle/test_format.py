@@ -10,8 +10,8 @@ import pyarrow as pa
 import pytest
 import torch
 
-from journeyrec.data.schema import conform_catalog
 from journeyrec.bundle.format import FORMAT_VERSION, BundleError, read_manifest, write_bundle
+from journeyrec.data.schema import conform_catalog
 from journeyrec.models.sasrec import SASRec
 from journeyrec.serving import Recommender, RecommendRequest, RulesConfig
 
@@ -21,7 +21,9 @@ def bundle(tmp_path_factory):
     torch.manual_seed(0)
     n = 300
     model = SASRec(n, d_model=16, n_blocks=1, n_heads=2, max_len=10, dropout=0.0, features={"event_type": 9})
-    catalog = conform_catalog({"item_id": pa.array([f"sku-{i}" for i in range(1, n + 1)]), "title": pa.array([f"t{i}" for i in range(n)])})
+    catalog = conform_catalog(
+        {"item_id": pa.array([f"sku-{i}" for i in range(1, n + 1)]), "title": pa.array([f"t{i}" for i in range(n)])}
+    )
     d = tmp_path_factory.mktemp("b") / "bundle"
     write_bundle(d, model, catalog, {"model": {"name": "sasrec"}}, {"test/ndcg@10": 0.1})
     return d, model
@@ -36,7 +38,10 @@ def test_index_topk_equals_model_topk(bundle):
         res = rec.recommend(RecommendRequest.from_items(hist, k=10))
         internal = torch.tensor([[int(h.split("-")[1]) for h in hist][-10:]])
         with torch.no_grad():
-            scores = model.eval().session_vectors(internal, {"event_type": torch.full_like(internal, 1)}) @ model.item_vectors().T
+            scores = (
+                model.eval().session_vectors(internal, {"event_type": torch.full_like(internal, 1)})
+                @ model.item_vectors().T
+            )
         scores[0, 0] = -torch.inf
         top = torch.topk(scores[0], 10)
         assert [r.item_id for r in res.items] == [f"sku-{i}" for i in top.indices.tolist()]

@@ -81,9 +81,18 @@ def test_bundle_manifest_records_quality_and_load_applies_it(demo_bundle, tmp_pa
     assert manifest["index"]["quality"]["recall@10"] == 1.0
     assert manifest["catalog"]["non_null"]["own_brand"] == flat.n_items
     d = tmp_path / "hnsw"
-    write_bundle(d, flat.model, flat.catalog, {}, {}, "HNSW16", stats=RuleStats.load(demo_bundle.path),
-                 queries=np.random.default_rng(0).standard_normal((200, flat.vectors.shape[1])).astype(np.float32),
-                 query_source="random", target_recall=0.99)
+    write_bundle(
+        d,
+        flat.model,
+        flat.catalog,
+        {},
+        {},
+        "HNSW16",
+        stats=RuleStats.load(demo_bundle.path),
+        queries=np.random.default_rng(0).standard_normal((200, flat.vectors.shape[1])).astype(np.float32),
+        query_source="random",
+        target_recall=0.99,
+    )
     m = json.loads((d / "manifest.json").read_text())
     assert m["index"]["factory"] == "HNSW16" and m["index"]["quality"]["query_source"] == "random"
     ef = m["index"]["search_params"]["efSearch"]

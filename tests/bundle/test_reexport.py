@@ -26,9 +26,18 @@ def fake_run(tmp: Path, uri: str) -> tuple[Path, str, dict]:
 
     from journeyrec.data.schema import FEATURE_SIZES
 
-    cfg = compose_cli(str(ROOT / "configs"), "train", ["experiment=demo", "data.options.n_customers=300", "model.d_model=16",
-                                                      "model.n_blocks=1", "model.attributes=[category,brand]",
-                                                      f"logger.tracking_uri={uri}"])
+    cfg = compose_cli(
+        str(ROOT / "configs"),
+        "train",
+        [
+            "experiment=demo",
+            "data.options.n_customers=300",
+            "model.d_model=16",
+            "model.n_blocks=1",
+            "model.attributes=[category,brand]",
+            f"logger.tracking_uri={uri}",
+        ],
+    )
     run = tmp / "run"
     run.mkdir()
     OmegaConf.save(cfg, run / "config.yaml")
@@ -37,7 +46,10 @@ def fake_run(tmp: Path, uri: str) -> tuple[Path, str, dict]:
     torch.manual_seed(0)
     model = build_model(cfg.model, prepared.sequences.n_items, FEATURE_SIZES, prepared.sequences.catalog)
     (run / "checkpoints").mkdir()
-    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}, "epoch": 1}, run / "checkpoints" / "best.ckpt")
+    torch.save(
+        {"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}, "epoch": 1},
+        run / "checkpoints" / "best.ckpt",
+    )
     client = MlflowClient(uri)
     run_id = client.create_run(client.create_experiment("demo-export")).info.run_id
     (run / "mlflow_run_id").write_text(run_id)
@@ -49,9 +61,19 @@ def test_export_index_script_builds_a_tuned_bundle_from_a_run(tmp_path):
 
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     run, run_id, state = fake_run(tmp_path, uri)
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "export_index.py"), f"run={run}", "export=hnsw",
-                           "export.n_queries=200"], capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "export_index.py"),
+            f"run={run}",
+            "export=hnsw",
+            "export.n_queries=200",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     manifest = json.loads((run / "bundle" / "manifest.json").read_text())
     quality = manifest["index"]["quality"]

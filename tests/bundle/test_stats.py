@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from journeyrec.bundle.stats import RuleStats, learn_stats
 from journeyrec.data.schema import conform_catalog
 from journeyrec.data.sequences import build_sequences
-from journeyrec.bundle.stats import RuleStats, learn_stats
 
 
 def test_learned_repurchase_classes_agree_with_the_declared_ones(demo_bundle):
@@ -16,8 +16,14 @@ def test_learned_repurchase_classes_agree_with_the_declared_ones(demo_bundle):
     table = {r["category"]: r for r in stats.category_table()}
     confident = {c: r["learned_class"] for c, r in table.items() if r["learned_class"] != "unknown"}
     assert len(confident) >= 15  # most categories are conclusive in 3,000 customers' data
-    assert all(declared[c] == cls for c, cls in confident.items()), {c: (cls, declared[c]) for c, cls in confident.items()}
-    assert {"Grocery/Coffee/Coffee beans", "Apparel/Outerwear/Winter coats", "Electronics/Cameras/Mirrorless cameras"} <= set(confident)
+    assert all(declared[c] == cls for c, cls in confident.items()), {
+        c: (cls, declared[c]) for c, cls in confident.items()
+    }
+    assert {
+        "Grocery/Coffee/Coffee beans",
+        "Apparel/Outerwear/Winter coats",
+        "Electronics/Cameras/Mirrorless cameras",
+    } <= set(confident)
     # consumables: intervals learned, and more frequent purchases mean a shorter interval
     beans, tshirts = table["Grocery/Coffee/Coffee beans"], table["Apparel/Tops/T-shirts"]
     assert beans["interval_days"] < tshirts["interval_days"] and beans["repurchase_rate"] > tshirts["repurchase_rate"]
@@ -39,13 +45,15 @@ def test_complements_never_pair_an_item_with_its_own_category(demo_bundle):
 
 def test_stats_degrade_without_categories_or_purchases():
     """S3-Rec-like data: no categories, one event type: statistics still learn what they can."""
-    events = pa.table({
-        "user_id": ["a", "a", "a", "b", "b", "c", "c"],
-        "item_id": ["x", "y", "z", "x", "y", "x", "y"],
-        "event_type": ["view"] * 7,
-        "timestamp": pa.array([1, 2, 3, 1, 2, 1, 2], pa.timestamp("ms", tz="UTC")),
-        "channel": ["unknown"] * 7,
-    })
+    events = pa.table(
+        {
+            "user_id": ["a", "a", "a", "b", "b", "c", "c"],
+            "item_id": ["x", "y", "z", "x", "y", "x", "y"],
+            "event_type": ["view"] * 7,
+            "timestamp": pa.array([1, 2, 3, 1, 2, 1, 2], pa.timestamp("ms", tz="UTC")),
+            "channel": ["unknown"] * 7,
+        }
+    )
     from journeyrec.data.schema import conform_events
 
     seqs = build_sequences(conform_events(events), conform_catalog({"item_id": ["x", "y", "z"]}))

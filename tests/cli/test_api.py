@@ -10,12 +10,23 @@ import pytest
 
 from conftest import ROOT
 
-TINY = ["experiment=demo", "data.options.n_customers=150", "model.d_model=16", "model.n_blocks=1",
-        "trainer.max_epochs=2", "trainer.progress_bar=false", "logger=none", "show_samples=0", "eval.bootstrap=0"]
+TINY = [
+    "experiment=demo",
+    "data.options.n_customers=150",
+    "model.d_model=16",
+    "model.n_blocks=1",
+    "trainer.max_epochs=2",
+    "trainer.progress_bar=false",
+    "logger=none",
+    "show_samples=0",
+    "eval.bootstrap=0",
+]
 
 
 def test_importing_journeyrec_loads_no_framework():
-    code = "import sys, journeyrec; print(sorted(m for m in ('torch', 'pytorch_lightning', 'mlflow') if m in sys.modules))"
+    code = (
+        "import sys, journeyrec; print(sorted(m for m in ('torch', 'pytorch_lightning', 'mlflow') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
 
@@ -32,8 +43,10 @@ def test_prepare_train_evaluate_and_recommend_from_python(tmp_path):
     saved = (tmp_path / "run" / "metrics.json").read_text()
     assert f'"test_seen_excluded/ndcg@10": {run.metrics["test_seen_excluded/ndcg@10"]}' in saved
 
-    report = journeyrec.evaluate([f"bundle={run.bundle_dir}", "logger=none", "report=false", "eval.bootstrap=0",
-                                  "eval.baselines=[popularity]"], output_dir=tmp_path / "eval")
+    report = journeyrec.evaluate(
+        [f"bundle={run.bundle_dir}", "logger=none", "report=false", "eval.bootstrap=0", "eval.baselines=[popularity]"],
+        output_dir=tmp_path / "eval",
+    )
     # the same model on the same prepared store: evaluate.py reproduces training's figures
     assert report.metrics["test_seen_excluded/ndcg@10"] == pytest.approx(run.metrics["test_seen_excluded/ndcg@10"])
 

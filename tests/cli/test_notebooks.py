@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import nbformat
+
 from conftest import ROOT, compose
 
 NOTEBOOKS = ROOT / "notebooks"
@@ -25,7 +26,9 @@ JUPYTER = str(Path(sys.executable).with_name("jupyter"))  # the environment's ow
 def readme_commands() -> list[list[str]]:
     block = re.search(r"```bash\n(.*?)```", (NOTEBOOKS / "README.md").read_text(), re.S)
     assert block, "notebooks/README.md shows no commands"
-    return [shlex.split(line) for line in block.group(1).splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [
+        shlex.split(line) for line in block.group(1).splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def execute(name: str, tmp_path: Path, **env: str) -> nbformat.NotebookNode:
@@ -33,8 +36,14 @@ def execute(name: str, tmp_path: Path, **env: str) -> nbformat.NotebookNode:
     (cmd,) = [c for c in readme_commands() if c[:2] == ["jupyter", "nbconvert"]]
     cmd = [JUPYTER] + [str(NOTEBOOKS / name) if arg.endswith(".ipynb") else arg for arg in cmd[1:]]
     cmd[cmd.index("--output-dir") + 1] = str(tmp_path)
-    proc = subprocess.run([*cmd, "--ExecutePreprocessor.timeout=300"], cwd=ROOT, env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [*cmd, "--ExecutePreprocessor.timeout=300"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return nbformat.read(tmp_path / name, as_version=4)
 
@@ -58,7 +67,11 @@ def test_every_command_of_the_readme_is_installed():
     assert [c[:2] for c in commands] == [["jupyter", "lab"], ["jupyter", "nbconvert"]]
     for c in commands:
         proc = subprocess.run([JUPYTER, c[1], "--version"], capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 0 and re.match(r"\d+\.\d+", proc.stdout.strip()), (c, proc.stdout, proc.stderr[-2000:])
+        assert proc.returncode == 0 and re.match(r"\d+\.\d+", proc.stdout.strip()), (
+            c,
+            proc.stdout,
+            proc.stderr[-2000:],
+        )
 
 
 def test_jupyter_lab_serves_the_notebooks(tmp_path):
@@ -67,12 +80,28 @@ def test_jupyter_lab_serves_the_notebooks(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     token = "journeyrec-test"
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "JUPYTER_CONFIG_DIR": str(tmp_path / "config")}
+    env = {
+        **os.environ,
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+    }
     with open(tmp_path / "lab.log", "wb") as log:
-        server = subprocess.Popen([JUPYTER, *cmd[1:], "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-                                   "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-                                   *(["--allow-root"] if os.geteuid() == 0 else [])],  # CI containers run as root
-                                  cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [
+                JUPYTER,
+                *cmd[1:],
+                "--no-browser",
+                "--ServerApp.ip=127.0.0.1",
+                f"--ServerApp.port={port}",
+                "--ServerApp.port_retries=0",
+                f"--IdentityProvider.token={token}",
+                *(["--allow-root"] if os.geteuid() == 0 else []),
+            ],  # CI containers run as root
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             base = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 120
@@ -106,9 +135,21 @@ def test_compare_runs_notebook_runs(tiny_trained_run, tmp_path):
     from journeyrec.evaluation.pipeline import run_evaluation
 
     # an evaluation run in the store, so the notebook has a model and a baseline to pair
-    run_evaluation(compose("evaluate", [f"bundle={tiny_trained_run.out / 'bundle'}", f"logger.tracking_uri={tiny_trained_run.uri}",
-                                        "splits=[test]", "eval.baselines=[popularity]", "eval.bootstrap=100", "report=false",
-                                        "eval.progress=false", f"output_dir={tmp_path / 'eval'}"]))
+    run_evaluation(
+        compose(
+            "evaluate",
+            [
+                f"bundle={tiny_trained_run.out / 'bundle'}",
+                f"logger.tracking_uri={tiny_trained_run.uri}",
+                "splits=[test]",
+                "eval.baselines=[popularity]",
+                "eval.bootstrap=100",
+                "report=false",
+                "eval.progress=false",
+                f"output_dir={tmp_path / 'eval'}",
+            ],
+        )
+    )
     nb = execute("compare_runs.ipynb", tmp_path, MLFLOW_TRACKING_URI=tiny_trained_run.uri, JOURNEYREC_EXPERIMENT="demo")
     text = outputs(nb)
     assert "runs in demo" in text and "test/ndcg@10" in text

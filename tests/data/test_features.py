@@ -10,13 +10,18 @@ import torch
 
 from journeyrec.data.datasets import EvalWindows, TrainWindows
 from journeyrec.data.prepare import load_prepared, prepare_store
-from journeyrec.data.schema import CHANNELS, EVENT_TYPES
-from journeyrec.data.schema import N_TIME_GAP_BUCKETS, TIME_GAP_EDGES_S
+from journeyrec.data.schema import CHANNELS, EVENT_TYPES, N_TIME_GAP_BUCKETS, TIME_GAP_EDGES_S
 
 FEATURES = ("event_type", "channel", "time_gap")
 # one customer's journey: (item, event type, channel, seconds after the previous event)
-JOURNEY = [("coat", "view", "web", 0), ("coat", "cart", "app", 45), ("scarf", "view", "app", 400),
-           ("coat", "purchase", "store", 2 * 86400), ("gloves", "wishlist", "newsletter", 9 * 86400), ("hat", "view", "web", 3)]
+JOURNEY = [
+    ("coat", "view", "web", 0),
+    ("coat", "cart", "app", 45),
+    ("scarf", "view", "app", 400),
+    ("coat", "purchase", "store", 2 * 86400),
+    ("gloves", "wishlist", "newsletter", 9 * 86400),
+    ("hat", "view", "web", 3),
+]
 
 
 def code(vocab, value) -> int:
@@ -35,7 +40,9 @@ def make_store(tmp_path: Path) -> Path:
         lines.append(f"alice,{item},{et},{t},{ch}")
     for u in range(3):  # a few more users so the split has company
         for k in range(4):
-            lines.append(f"other{u},{['coat', 'hat', 'scarf', 'gloves'][(u + k) % 4]},view,{1_700_000_000 + 60 * k},web")
+            lines.append(
+                f"other{u},{['coat', 'hat', 'scarf', 'gloves'][(u + k) % 4]},view,{1_700_000_000 + 60 * k},web"
+            )
     (tmp_path / "e.csv").write_text("\n".join(lines) + "\n")
     prepare_store({"name": "events", "path": str(tmp_path / "e.csv"), "allow_demo_key": True}, tmp_path / "store")
     return tmp_path / "store"

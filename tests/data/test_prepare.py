@@ -59,11 +59,23 @@ def test_one_code_path_whatever_the_batch_size(tmp_path):
     """The demo shop prepared from its generator, from Parquet streamed in small blocks, and
     build_sequences on the whole table in memory give identical arrays."""
     shop_cfg = DemoShopConfig(n_customers=300, seed=5, block_customers=120)
-    a = prepare({"name": "demo", "options": {"n_customers": 300, "seed": 5, "block_customers": 120}, "allow_demo_key": True,
-                 "dedup_consecutive": True})
+    a = prepare(
+        {
+            "name": "demo",
+            "options": {"n_customers": 300, "seed": 5, "block_customers": 120},
+            "allow_demo_key": True,
+            "dedup_consecutive": True,
+        }
+    )
     write_parquet(shop_cfg, tmp_path / "shop")
-    b = prepare(cfg(tmp_path / "shop" / "events.parquet", options={"block_rows": 997}, consent_path=str(tmp_path / "shop" / "consent.parquet"),
-                    dedup_consecutive=True))
+    b = prepare(
+        cfg(
+            tmp_path / "shop" / "events.parquet",
+            options={"block_rows": 997},
+            consent_path=str(tmp_path / "shop" / "consent.parquet"),
+            dedup_consecutive=True,
+        )
+    )
     arrays_equal(a.sequences, b.sequences)
     shop = generate(shop_cfg)
     opted = shop.consent.filter(shop.consent.column("opted_out")).column("user_id")
@@ -76,19 +88,22 @@ def test_one_code_path_whatever_the_batch_size(tmp_path):
 
 def test_stable_sort_duplicates_and_sessions(tmp_path):
     rows = [
-        ("a", "x", "view", 100), ("a", "y", "view", 200), ("a", "z", "view", 200),  # tie: file order y, z
+        ("a", "x", "view", 100),
+        ("a", "y", "view", 200),
+        ("a", "z", "view", 200),  # tie: file order y, z
         ("a", "y", "view", 200),  # exact duplicate of the earlier y (not adjacent in the file)
         ("a", "w", "cart", 200),  # same time, different item: not a duplicate
         ("a", "x", "view", 200 + 31 * 60),  # > 30 min after: new session
         ("a", "x", "purchase", 200 + 31 * 60),  # same time, other type: not a duplicate
-        ("b", "x", "view", 0), ("b", "x", "view", 0),  # duplicate
+        ("b", "x", "view", 0),
+        ("b", "x", "view", 0),  # duplicate
     ]
     p = prepare(cfg(csv_events(tmp_path / "e.csv", rows)))
     assert user_seq(p, "a") == ["x", "y", "z", "w", "x", "x"]
     assert p.stats["duplicates_removed"] == 2
     s = p.sequences
     a = int(np.nonzero(s.user_ids == pseudonymise_column(pa.array(["a"]), DEMO_KEY.encode())[0].as_py())[0][0])
-    assert s.sessions[s.offsets[a]:s.offsets[a + 1]].tolist() == [0, 0, 0, 0, 1, 1]
+    assert s.sessions[s.offsets[a] : s.offsets[a + 1]].tolist() == [0, 0, 0, 0, 1, 1]
     wide = prepare(cfg(tmp_path / "e.csv", session_gap_minutes=60))  # configurable gap
     assert wide.stats["sessions"] == 2 and p.stats["sessions"] == 3
     kept = prepare(cfg(tmp_path / "e.csv", dedup=False))
@@ -116,15 +131,23 @@ def test_kcore_matches_brute_force(tmp_path):
             break
         pairs = kept
     s = p.sequences
-    assert s.n_events == len(pairs) and s.n_items == len({i for _, i in pairs}) and s.n_users == len({u for u, _ in pairs})
+    assert (
+        s.n_events == len(pairs) and s.n_items == len({i for _, i in pairs}) and s.n_users == len({u for u, _ in pairs})
+    )
     assert np.bincount(s.items)[1:].min() >= 3 and s.lengths.min() >= 4
     assert p.stats["kcore_removed_events"] == len(rows) - len(pairs)
 
 
 def test_retention_window_drops_old_events_and_their_quarantine(tmp_path):
     day = 86400
-    rows = [("a", "x", "view", 0), ("a", "y", "view", 5 * day), ("a", "z", "view", 20 * day), ("b", "x", "view", 21 * day),
-            ("b", "y", "teleport", 1 * day), ("b", "y", "teleport", 19 * day)]
+    rows = [
+        ("a", "x", "view", 0),
+        ("a", "y", "view", 5 * day),
+        ("a", "z", "view", 20 * day),
+        ("b", "x", "view", 21 * day),
+        ("b", "y", "teleport", 1 * day),
+        ("b", "y", "teleport", 19 * day),
+    ]
     store = tmp_path / "store"
     card = prepare_store(cfg(csv_events(tmp_path / "e.csv", rows), retention_days=10, max_bad_fraction=0.5), store)
     assert card["privacy"]["rows_outside_retention"] == 2
@@ -166,8 +189,19 @@ def test_splits_against_naive(tmp_path):
 def test_store_layout_card_and_reuse(tmp_path):
     store = tmp_path / "store"
     card = prepare_store({"name": "demo", "options": {"n_customers": 120}, "allow_demo_key": True}, store)
-    for name in ("prepared.json", "events.parquet", "users.parquet", "items.parquet", "catalog.parquet", "extra_consent.parquet",
-                 "dataset_card.json", "dataset_card.md", "sequence_lengths.png", "arrays/items.npy", "arrays/sessions.npy"):
+    for name in (
+        "prepared.json",
+        "events.parquet",
+        "users.parquet",
+        "items.parquet",
+        "catalog.parquet",
+        "extra_consent.parquet",
+        "dataset_card.json",
+        "dataset_card.md",
+        "sequence_lengths.png",
+        "arrays/items.npy",
+        "arrays/sessions.npy",
+    ):
         assert (store / name).is_file(), name
     assert not (store / "quarantine.parquet").exists()  # nothing was rejected
     assert (store / "sequence_lengths.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -176,10 +210,15 @@ def test_store_layout_card_and_reuse(tmp_path):
     ev = pq.read_table(store / "events.parquet")
     assert card["rows_read"] == ev.num_rows + card["privacy"]["opted_out_rows"]
     assert card["events"]["total"] == ev.num_rows and card["events"]["users"] == len(ev.column("user_id").unique())
-    assert card["events"]["by_type"] == {d["values"]: d["counts"] for d in ev.column("event_type").value_counts().to_pylist()}
+    assert card["events"]["by_type"] == {
+        d["values"]: d["counts"] for d in ev.column("event_type").value_counts().to_pylist()
+    }
     assert sum(card["events"]["by_channel"].values()) == ev.num_rows
     assert card["events"]["sessions"] == len(ev.column("session_id").unique())
-    assert card["sequences"]["users"] == card["events"]["users"] and card["rows_quarantined"] == {"total": 0, "by_reason": {}}
+    assert card["sequences"]["users"] == card["events"]["users"] and card["rows_quarantined"] == {
+        "total": 0,
+        "by_reason": {},
+    }
     assert card["events"]["time_span"]["first"].startswith("2026-")
     md = (store / "dataset_card.md").read_text()
     assert "| rows read |" in md and "sequence_lengths.png" in md
@@ -195,8 +234,21 @@ def test_prepare_data_cli_logs_the_card_to_mlflow(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     env = dict(os.environ, MLFLOW_TRACKING_URI=uri, PYTHONPATH=str(ROOT / "src"))
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "prepare_data.py"), "data=rees46", f"data.path={FIX / 'rees46'}",
-                           "data.max_bad_fraction=0.2", f"hydra.run.dir={out}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "prepare_data.py"),
+            "data=rees46",
+            f"data.path={FIX / 'rees46'}",
+            "data.max_bad_fraction=0.2",
+            f"hydra.run.dir={out}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "quarantined 2 (negative_price 1, malformed_row 1)" in proc.stdout
     client = MlflowClient(uri)
@@ -205,15 +257,37 @@ def test_prepare_data_cli_logs_the_card_to_mlflow(tmp_path):
     assert run.data.metrics["data/rows_read"] == 26 and run.data.metrics["data/quarantined/negative_price"] == 1
     assert run.data.params["data.name"] == "rees46"
     arts = {a.path for a in client.list_artifacts(run.info.run_id, "dataset_card")}
-    assert arts == {"dataset_card/dataset_card.json", "dataset_card/dataset_card.md", "dataset_card/sequence_lengths.png"}
+    assert arts == {
+        "dataset_card/dataset_card.json",
+        "dataset_card/dataset_card.md",
+        "dataset_card/sequence_lengths.png",
+    }
     assert (out / "prepared" / "dataset_card.json").is_file()
 
 
 def test_event_codes_are_canonical():
-    ev = conform_events(pa.table({"user_id": ["a"] * 3, "item_id": ["x", "y", "z"], "event_type": ["view", "cart", "purchase"],
-                                  "timestamp": pa.array([1, 2, 3], pa.timestamp("ms", tz="UTC"))}))
+    ev = conform_events(
+        pa.table(
+            {
+                "user_id": ["a"] * 3,
+                "item_id": ["x", "y", "z"],
+                "event_type": ["view", "cart", "purchase"],
+                "timestamp": pa.array([1, 2, 3], pa.timestamp("ms", tz="UTC")),
+            }
+        )
+    )
     s = build_sequences(ev)
     assert [EVENT_TYPES[c - 1] for c in s.event_types] == ["view", "cart", "purchase"]
     with pytest.raises(Exception, match="no item events"):
-        build_sequences(conform_events(pa.table({"user_id": ["a"], "item_id": pa.nulls(1, pa.string()), "event_type": ["search"],
-                                                 "timestamp": pa.array([1], pa.timestamp("ms", tz="UTC"))})))
+        build_sequences(
+            conform_events(
+                pa.table(
+                    {
+                        "user_id": ["a"],
+                        "item_id": pa.nulls(1, pa.string()),
+                        "event_type": ["search"],
+                        "timestamp": pa.array([1], pa.timestamp("ms", tz="UTC")),
+                    }
+                )
+            )
+        )

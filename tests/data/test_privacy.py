@@ -78,16 +78,28 @@ def test_planted_user_id_and_key_are_nowhere_after_a_training_run(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     env = dict(os.environ, MLFLOW_TRACKING_URI=uri, PYTHONPATH=str(ROOT / "src"), **{HMAC_ENV: SECRET})
     out = tmp_path / "out"
-    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "data=events", f"data.path={source}", "model.d_model=8",
-           "model.n_blocks=1", "model.max_len=8", "trainer.max_epochs=1", "trainer.progress_bar=false", "show_samples=3",
-           f"hydra.run.dir={out}"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "train.py"),
+        "data=events",
+        f"data.path={source}",
+        "model.d_model=8",
+        "model.n_blocks=1",
+        "model.max_len=8",
+        "trainer.max_epochs=1",
+        "trainer.progress_bar=false",
+        "show_samples=3",
+        f"hydra.run.dir={out}",
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (tmp_path / "console.log").write_text(proc.stdout + proc.stderr)
 
     everything = [tmp_path]  # run directory (store, .hydra, train.log), mlruns.db, mlartifacts/, console output
     assert (out / "prepared" / "events.parquet").is_file() and (tmp_path / "mlruns.db").is_file()
-    assert list((tmp_path / "mlartifacts").rglob("dataset_card.json")) and list((tmp_path / "mlartifacts").rglob("users.parquet"))
+    assert list((tmp_path / "mlartifacts").rglob("dataset_card.json")) and list(
+        (tmp_path / "mlartifacts").rglob("users.parquet")
+    )
     assert files_containing(everything, PLANTED, skip=source.parent) == []
     assert files_containing(everything, SECRET, skip=source.parent) == []
     # the search does see ids where they are: the raw id in the source, the pseudonym in the store
@@ -101,7 +113,9 @@ def test_demo_key_is_refused_for_private_data(tmp_path, monkeypatch):
     source = planted_csv(tmp_path / "source" / "events.csv")
     monkeypatch.delenv(HMAC_ENV, raising=False)
     data = {"name": "events", "path": str(source)}
-    with pytest.raises(PrivacyError, match=r"refusing to pseudonymise with the built-in demo HMAC key.*JOURNEYREC_HMAC_KEY"):
+    with pytest.raises(
+        PrivacyError, match=r"refusing to pseudonymise with the built-in demo HMAC key.*JOURNEYREC_HMAC_KEY"
+    ):
         prepare_store(data, tmp_path / "store")
     assert not (tmp_path / "store").exists()
     key_file = tmp_path / "secret.key"
@@ -111,7 +125,9 @@ def test_demo_key_is_refused_for_private_data(tmp_path, monkeypatch):
     assert pseudonymise(PLANTED, SECRET.encode()) in users and pseudonymise(PLANTED, DEMO_KEY.encode()) not in users
     monkeypatch.setenv(HMAC_ENV, "another-key")  # the environment wins over the key file
     prepare_store({**data, "hmac_key_file": str(key_file)}, tmp_path / "store2")
-    assert pseudonymise(PLANTED, b"another-key") in set(pq.read_table(tmp_path / "store2" / "users.parquet").column("user_id").to_pylist())
+    assert pseudonymise(PLANTED, b"another-key") in set(
+        pq.read_table(tmp_path / "store2" / "users.parquet").column("user_id").to_pylist()
+    )
 
 
 def test_opted_out_users_events_are_absent_and_only_counted(tmp_path):
@@ -138,36 +154,55 @@ def test_consent_file_for_a_shop_log(tmp_path, monkeypatch):
     monkeypatch.setenv(HMAC_ENV, SECRET)
     source = planted_csv(tmp_path / "source" / "events.csv")
     (tmp_path / "consent.csv").write_text(f"user_id,opted_out\n{PLANTED},yes\nshopper-01,no\n")
-    card = prepare_store({"name": "events", "path": str(source), "consent_path": str(tmp_path / "consent.csv")}, tmp_path / "store")
+    card = prepare_store(
+        {"name": "events", "path": str(source), "consent_path": str(tmp_path / "consent.csv")}, tmp_path / "store"
+    )
     assert card["privacy"]["opted_out_rows"] == 6 and card["privacy"]["opted_out_users"] == 1
-    assert pseudonymise(PLANTED, SECRET.encode()) not in set(pq.read_table(tmp_path / "store" / "events.parquet").column("user_id").to_pylist())
+    assert pseudonymise(PLANTED, SECRET.encode()) not in set(
+        pq.read_table(tmp_path / "store" / "events.parquet").column("user_id").to_pylist()
+    )
 
 
 def test_retention_window(tmp_path):
     day = 86400
     lines = ["user_id,item_id,event_type,timestamp"] + [f"u{k % 3},i{k},view,{k * day}" for k in range(40)]
     (tmp_path / "e.csv").write_text("\n".join(lines) + "\n")
-    card = prepare_store({"name": "events", "path": str(tmp_path / "e.csv"), "allow_demo_key": True, "retention_days": 14.5,
-                          "timestamp_min": None}, tmp_path / "s")  # days counted from 1970
+    card = prepare_store(
+        {
+            "name": "events",
+            "path": str(tmp_path / "e.csv"),
+            "allow_demo_key": True,
+            "retention_days": 14.5,
+            "timestamp_min": None,
+        },
+        tmp_path / "s",
+    )  # days counted from 1970
     ts = pq.read_table(tmp_path / "s" / "events.parquet").column("timestamp").cast(pa.int64()).to_numpy()
     assert ts.min() >= (39 - 14.5) * day * 1000 and len(ts) == 15
     assert card["privacy"]["rows_outside_retention"] == 25 and card["events"]["total"] == 15
 
 
 def _digest(d: Path) -> dict[str, str]:
-    return {str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.rglob("*")) if p.is_file()
+    }
 
 
 def test_forget_user_removes_one_user_completely(tmp_path, monkeypatch):
     store = tmp_path / "store"
-    before_card = prepare_store({"name": "demo", "options": {"n_customers": 150, "seed": 2}, "allow_demo_key": True,
-                                 "split": "last_session"}, store)
+    before_card = prepare_store(
+        {"name": "demo", "options": {"n_customers": 150, "seed": 2}, "allow_demo_key": True, "split": "last_session"},
+        store,
+    )
     before = load_prepared(store)
     s = before.sequences
     u = int(np.argmax(s.lengths))  # a user with many events and evaluation cases
     victim = str(s.user_ids[u])
-    raw = next(c for c in generate_consent(DemoShopConfig(n_customers=150, seed=2)).column("user_id").to_pylist()
-               if pseudonymise(c, DEMO_KEY.encode()) == victim)
+    raw = next(
+        c
+        for c in generate_consent(DemoShopConfig(n_customers=150, seed=2)).column("user_id").to_pylist()
+        if pseudonymise(c, DEMO_KEY.encode()) == victim
+    )
     n_events = int(pc.sum(pc.equal(pq.read_table(store / "events.parquet").column("user_id"), victim)).as_py())
 
     # a crash half-way leaves the store exactly as it was
@@ -180,8 +215,13 @@ def test_forget_user_removes_one_user_completely(tmp_path, monkeypatch):
     assert _digest(store) == snapshot and not [p for p in tmp_path.iterdir() if p.name.endswith((".tmp", ".old"))]
     monkeypatch.undo()
 
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "forget_user.py"), "--store", str(store), "--user", raw],
-                          env=dict(os.environ, PYTHONPATH=str(ROOT / "src")), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "forget_user.py"), "--store", str(store), "--user", raw],
+        env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "retrain" in proc.stdout
     assert files_containing([store], victim) == []
@@ -203,6 +243,11 @@ def test_forget_user_removes_one_user_completely(tmp_path, monkeypatch):
     assert card["events"]["total"] == before_card["events"]["total"] - n_events
     assert card["sequences"]["users"] == before_card["sequences"]["users"] - 1
     assert card["privacy"]["forgotten_users"] == 1
-    again = subprocess.run([sys.executable, str(ROOT / "scripts" / "forget_user.py"), "--store", str(store), "--pseudonym", victim],
-                           env=dict(os.environ, PYTHONPATH=str(ROOT / "src")), capture_output=True, text=True, timeout=300)
+    again = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "forget_user.py"), "--store", str(store), "--pseudonym", victim],
+        env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert again.returncode == 1 and "not in" in again.stdout

@@ -20,8 +20,15 @@ from journeyrec.data.schema import SchemaError, TimeBounds
 FILE = Path(__file__).resolve().parents[1] / "fixtures" / "bad_rows" / "events.csv"
 COLUMNS = {"user_id": "customer", "session_id": "session", "item_id": "sku", "event_type": "action", "timestamp": "ts"}
 KEY = "test-key-quarantine"
-REASONS = {3: "unparseable_timestamp", 5: "unknown_event_type", 7: "missing_user_id", 9: "missing_item_id",
-           11: "negative_price", 13: "unknown_channel", 16: "malformed_row"}
+REASONS = {
+    3: "unparseable_timestamp",
+    5: "unknown_event_type",
+    7: "missing_user_id",
+    9: "missing_item_id",
+    11: "negative_price",
+    13: "unknown_channel",
+    16: "malformed_row",
+}
 
 
 def data_cfg(**kw) -> dict:
@@ -48,10 +55,18 @@ def test_bad_rows_quarantined_good_rows_all_kept(tmp_path, monkeypatch):
 
     ev = pq.read_table(store / "events.parquet")
     assert ev.num_rows == len(good) == 8 and card["rows_read"] == 15
-    got = sorted(zip(ev.column("session_id").to_pylist(), [x or "" for x in ev.column("item_id").to_pylist()],
-                     ev.column("event_type").to_pylist(), ev.column("timestamp").cast(pa.int64()).to_pylist(),
-                     ev.column("user_id").to_pylist()))
-    want = sorted((pseudonymise(g[1], KEY.encode()), g[2], g[3], int(g[4]) * 1000, pseudonymise(g[0], KEY.encode())) for g in good)
+    got = sorted(
+        zip(
+            ev.column("session_id").to_pylist(),
+            [x or "" for x in ev.column("item_id").to_pylist()],
+            ev.column("event_type").to_pylist(),
+            ev.column("timestamp").cast(pa.int64()).to_pylist(),
+            ev.column("user_id").to_pylist(),
+        )
+    )
+    want = sorted(
+        (pseudonymise(g[1], KEY.encode()), g[2], g[3], int(g[4]) * 1000, pseudonymise(g[0], KEY.encode())) for g in good
+    )
     assert got == want
 
 
@@ -101,20 +116,28 @@ def test_millisecond_and_negative_timestamps_go_to_quarantine_with_file_and_line
         (str(src), 4, "timestamp_out_of_range", "55840-11-12T09:33:20Z"),
         (str(src), 9, "timestamp_out_of_range", "1969-12-31T23:59:55Z"),
     ]
-    assert "after the file itself was last written" in q[0]["detail"] and "data.timestamp_max_ahead_days" in q[0]["detail"]
+    assert (
+        "after the file itself was last written" in q[0]["detail"] and "data.timestamp_max_ahead_days" in q[0]["detail"]
+    )
     assert q[1]["detail"] == "before 1990-01-01T00:00:00Z (data.timestamp_min)"
     assert card["rows_quarantined"] == {"total": 2, "by_reason": {"timestamp_out_of_range": 2}}
     assert card["events"]["total"] == 12
     span = card["events"]["time_span"]  # the good rows' span: 11 minutes, not 19,677 days
-    assert (span["first"], span["last"], span["days"]) == ("2023-11-14T22:13:20Z", "2023-11-14T22:24:20Z", round(660 / DAY, 3))
+    assert (span["first"], span["last"], span["days"]) == (
+        "2023-11-14T22:13:20Z",
+        "2023-11-14T22:24:20Z",
+        round(660 / DAY, 3),
+    )
 
 
 def test_dataset_card_never_fails_on_a_time_validation_let_through(tmp_path, monkeypatch):
     """With both bounds off the same rows are events, and the card describes them."""
     monkeypatch.setenv("JOURNEYREC_HMAC_KEY", KEY)
     src = seconds_log(tmp_path / "e.csv", {4: str((T0 + 300) * 1000), 9: "-5"})
-    card = prepare_store({"name": "events", "path": str(src), "timestamp_min": None, "timestamp_max_ahead_days": None},
-                         tmp_path / "store")
+    card = prepare_store(
+        {"name": "events", "path": str(src), "timestamp_min": None, "timestamp_max_ahead_days": None},
+        tmp_path / "store",
+    )
     span = card["events"]["time_span"]
     assert (span["first"], span["last"]) == ("1969-12-31T23:59:55Z", "55840-11-12T09:33:20Z")
     assert span["days"] == round(((T0 + 300) * 1000 + 5) / DAY, 3)
@@ -131,8 +154,9 @@ def test_upper_bound_is_a_day_after_the_newest_event_not_later_than_the_file(tmp
     got = read_source("events", str(src))
     q = got.quarantine.to_pylist()
     assert [(r["line"], r["reason"]) for r in q] == [(6, "timestamp_out_of_range")]
-    assert q[0]["detail"] == ("more than 1 day(s) after the file's newest event 2023-11-14T22:24:20Z "
-                              "(data.timestamp_max_ahead_days)")
+    assert q[0]["detail"] == (
+        "more than 1 day(s) after the file's newest event 2023-11-14T22:24:20Z (data.timestamp_max_ahead_days)"
+    )
     assert got.events.num_rows == 12
     monkeypatch.setenv("JOURNEYREC_HMAC_KEY", KEY)  # preparation takes the same two passes
     card = prepare_store({"name": "events", "path": str(src), "max_bad_fraction": 0.1}, tmp_path / "store")
@@ -143,7 +167,13 @@ def test_upper_bound_is_a_day_after_the_newest_event_not_later_than_the_file(tmp
     wide = read_source("events", str(src), bounds=TimeBounds.from_config({"timestamp_max_ahead_days": 4}))
     assert wide.quarantine.num_rows == 0 and wide.events.num_rows == 13
     late = read_source("events", str(src), bounds=TimeBounds.from_config({"timestamp_min": "2023-11-14T22:17:00"}))
-    assert sorted(r["line"] for r in late.quarantine.to_pylist() if r["reason"] == "timestamp_out_of_range") == [2, 3, 4, 5, 6]
+    assert sorted(r["line"] for r in late.quarantine.to_pylist() if r["reason"] == "timestamp_out_of_range") == [
+        2,
+        3,
+        4,
+        5,
+        6,
+    ]
 
 
 def test_time_bounds_config_errors_name_the_key():
@@ -158,18 +188,26 @@ def test_time_bounds_config_errors_name_the_key():
 
 def test_blank_line_repeated_header_and_bad_price_are_named_with_their_value(tmp_path):
     src = tmp_path / "e.csv"
-    src.write_text("\n".join([
-        "user_id,item_id,event_type,timestamp,price",
-        f"u1,i1,view,{T0},1.5",
-        "",
-        f"u1,i2,view,{T0 + 60},2",
-        "user_id,item_id,event_type,timestamp,price",  # a second file appended with its header
-        f"u2,i1,view,{T0 + 120},n/a",
-        f"u2,i2,view,{T0 + 180},",
-    ]) + "\n")
+    src.write_text(
+        "\n".join(
+            [
+                "user_id,item_id,event_type,timestamp,price",
+                f"u1,i1,view,{T0},1.5",
+                "",
+                f"u1,i2,view,{T0 + 60},2",
+                "user_id,item_id,event_type,timestamp,price",  # a second file appended with its header
+                f"u2,i1,view,{T0 + 120},n/a",
+                f"u2,i2,view,{T0 + 180},",
+            ]
+        )
+        + "\n"
+    )
     got = read_source("events", str(src))
     assert sorted((r["line"], r["reason"], r["value"]) for r in got.quarantine.to_pylist()) == [
-        (3, "blank_line", None), (5, "repeated_header", None), (6, "unparseable_price", "n/a")]
+        (3, "blank_line", None),
+        (5, "repeated_header", None),
+        (6, "unparseable_price", "n/a"),
+    ]
     assert got.events.column("item_id").to_pylist() == ["i1", "i2", "i2"] and got.stats["rows_read"] == 6
 
 

@@ -33,8 +33,22 @@ def quarantined(src) -> list[tuple[str, int, str]]:
 
 def test_registry_has_every_config_name():
     configs = {p.stem for p in (Path(__file__).resolve().parents[2] / "configs" / "data").glob("*.yaml")}
-    assert configs == set(READERS) == {"demo", "events", "s3rec", "taobao", "yoochoose", "movielens", "diginetica",
-                                       "retailrocket", "rees46", "otto"}
+    assert (
+        configs
+        == set(READERS)
+        == {
+            "demo",
+            "events",
+            "s3rec",
+            "taobao",
+            "yoochoose",
+            "movielens",
+            "diginetica",
+            "retailrocket",
+            "rees46",
+            "otto",
+        }
+    )
 
 
 @pytest.mark.parametrize("name", sorted(set(READERS) - {"demo", "events"}))
@@ -55,7 +69,10 @@ def test_diginetica_fixture():
     src = read_source("diginetica", str(FIX / "diginetica"))
     assert src.stats["rows_read"] == 36  # 33 views + 3 purchases
     assert types(src) == {"view": 31, "purchase": 3}
-    assert quarantined(src) == [("train-item-views.csv", 33, "unparseable_timestamp"), ("train-item-views.csv", 34, "missing_item_id")]
+    assert quarantined(src) == [
+        ("train-item-views.csv", 33, "unparseable_timestamp"),
+        ("train-item-views.csv", 34, "missing_item_id"),
+    ]
     assert src.quarantine.column("value").to_pylist()[0] == "2016-13-45 + 120000"
     ev = src.events.to_pandas()
     # anonymous sessions stand for the user; known users keep their id across sessions
@@ -66,7 +83,9 @@ def test_diginetica_fixture():
     line2 = (FIX / "diginetica" / "train-item-views.csv").read_text().splitlines()[1].split(";")
     assert first.timestamp.value // 10**6 == np.datetime64(line2[4], "ms").astype(np.int64) + int(line2[3])
     cat = src.catalog.to_pandas().set_index("item_id")
-    products = {r.split(";")[0]: r.split(";") for r in (FIX / "diginetica" / "products.csv").read_text().splitlines()[1:]}
+    products = {
+        r.split(";")[0]: r.split(";") for r in (FIX / "diginetica" / "products.csv").read_text().splitlines()[1:]
+    }
     assert cat.loc["81766", "price"] == 2.0 ** int(products["81766"][1])
     assert list(cat.loc["81766", "tags"]) == products["81766"][2].split(",")
     assert cat.loc["81766", "category"] == "1096"
@@ -79,7 +98,8 @@ def test_retailrocket_fixture():
     assert quarantined(src) == [("events.csv", 37, "unknown_event_type")]
     assert src.quarantine.column("value").to_pylist() == ["refund"]
     assert src.events.column("timestamp").cast(pa.int64()).to_pylist()[0] == 1433221332117 + (
-        int((FIX / "retailrocket" / "events.csv").read_text().splitlines()[1].split(",")[0]) - 1433221332117)
+        int((FIX / "retailrocket" / "events.csv").read_text().splitlines()[1].split(",")[0]) - 1433221332117
+    )
     cat = src.catalog.to_pandas().set_index("item_id")
     assert cat.loc["355908", "category"] == "1579/213/1016"  # latest snapshot (not the older 491), path from the root
     assert cat.loc["248676", "category"] == "169/809"
@@ -112,12 +132,29 @@ def test_otto_fixture_and_broken_json_line():
 
 
 def test_bad_rows_fixture_every_reason_with_its_line():
-    src = read_source("events", str(FIX / "bad_rows" / "events.csv"), {
-        "columns": {"user_id": "customer", "session_id": "session", "item_id": "sku", "event_type": "action", "timestamp": "ts"}})
+    src = read_source(
+        "events",
+        str(FIX / "bad_rows" / "events.csv"),
+        {
+            "columns": {
+                "user_id": "customer",
+                "session_id": "session",
+                "item_id": "sku",
+                "event_type": "action",
+                "timestamp": "ts",
+            }
+        },
+    )
     assert src.events.num_rows == 8
     assert [(line, reason) for _, line, reason in quarantined(src)] == [
-        (3, "unparseable_timestamp"), (5, "unknown_event_type"), (7, "missing_user_id"), (9, "missing_item_id"),
-        (11, "negative_price"), (13, "unknown_channel"), (16, "malformed_row")]
+        (3, "unparseable_timestamp"),
+        (5, "unknown_event_type"),
+        (7, "missing_user_id"),
+        (9, "missing_item_id"),
+        (11, "negative_price"),
+        (13, "unknown_channel"),
+        (16, "malformed_row"),
+    ]
     lines = (FIX / "bad_rows" / "events.csv").read_text().splitlines()
     assert lines[3 - 1].split(",")[4] == "yesterday" and lines[13 - 1].split(",")[5] == "fax"
 
@@ -146,7 +183,8 @@ def test_yoochoose_sessionrec_files():
 def test_yoochoose_published_format(tmp_path):
     (tmp_path / "yoochoose-clicks.dat").write_text(
         "1,2014-04-07T10:51:09.277Z,214536502,0\n1,2014-04-07T10:54:09.868Z,214536500,S\n2,2014-04-07T13:56:37.614Z,214662742,5\n"
-        "2,2014-04-07T14:02:36.889Z,214662742,5\n3,2014-04-31T00:00:00.000Z,214825110,1\n")
+        "2,2014-04-07T14:02:36.889Z,214662742,5\n3,2014-04-31T00:00:00.000Z,214825110,1\n"
+    )
     (tmp_path / "yoochoose-buys.dat").write_text("2,2014-04-07T14:10:00.000Z,214662742,1046,2\n")
     src = read_source("yoochoose", str(tmp_path))
     assert types(src) == {"click": 4, "purchase": 1}
@@ -170,17 +208,25 @@ def test_movielens_ml1m_gzipped_dat_with_genres():
 def test_movielens_recbole_and_latest_small():
     rb = read_source("movielens", str(shared_file("ml-100k")))
     assert rb.stats["rows_read"] == 100000 and len(rb.events.column("user_id").unique()) == 943
-    assert rb.catalog.num_rows == 1682 and rb.catalog.column("tags").to_pylist()[0] == ["Animation", "Children's", "Comedy"]
+    assert rb.catalog.num_rows == 1682 and rb.catalog.column("tags").to_pylist()[0] == [
+        "Animation",
+        "Children's",
+        "Comedy",
+    ]
     small = read_source("movielens", str(shared_file("movielens-latest-small")))
     assert small.stats["rows_read"] == 100004 and len(small.events.column("item_id").unique()) == 9066
     assert small.catalog.num_rows == 9125
 
 
 def test_movielens_u_data_and_min_rating(tmp_path):
-    (tmp_path / "u.data").write_text("196\t242\t3\t881250949\n186\t302\t3\t891717742\n22\t377\t1\t878887116\n244\t51\t2\tnot-a-time\n")
+    (tmp_path / "u.data").write_text(
+        "196\t242\t3\t881250949\n186\t302\t3\t891717742\n22\t377\t1\t878887116\n244\t51\t2\tnot-a-time\n"
+    )
     flags = ["0"] * 19
     flags[3] = flags[4] = "1"  # Animation, Children's
-    (tmp_path / "u.item").write_bytes(("242|Kolya (1996)|24-Jan-1997||http://x|" + "|".join(flags) + "\n").encode("latin-1"))
+    (tmp_path / "u.item").write_bytes(
+        ("242|Kolya (1996)|24-Jan-1997||http://x|" + "|".join(flags) + "\n").encode("latin-1")
+    )
     src = read_source("movielens", str(tmp_path))
     assert src.stats["rows_read"] == 4 and quarantined(src) == [("u.data", 4, "unparseable_timestamp")]
     cat = src.catalog.to_pylist()[0]
@@ -224,14 +270,22 @@ def test_line_numbers_survive_small_blocks_and_skipped_lines(tmp_path):
 
 @pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
 def test_events_reader_streams_parquet_and_jsonl(tmp_path, fmt):
-    rows = [{"user_id": f"u{i % 7}", "item_id": f"i{i % 11}", "event_type": "view", "timestamp": 1_700_000_000 + i} for i in range(50)]
+    rows = [
+        {"user_id": f"u{i % 7}", "item_id": f"i{i % 11}", "event_type": "view", "timestamp": 1_700_000_000 + i}
+        for i in range(50)
+    ]
     rows[17]["timestamp"] = "soon"
     path = tmp_path / f"e.{fmt}"
     if fmt == "parquet":
         table = pa.table({k: [str(r[k]) for r in rows] for k in rows[0]})
         pq.write_table(table, path, row_group_size=8)
     else:
-        path.write_text("\n".join(json.dumps(r) for r in rows[:30]) + "\n{broken\n" + "\n".join(json.dumps(r) for r in rows[30:]) + "\n")
+        path.write_text(
+            "\n".join(json.dumps(r) for r in rows[:30])
+            + "\n{broken\n"
+            + "\n".join(json.dumps(r) for r in rows[30:])
+            + "\n"
+        )
     src = read_source("events", str(path), {"block_rows": 8})
     q = src.quarantine.to_pylist()
     if fmt == "parquet":
@@ -311,10 +365,14 @@ def test_events_reader_with_column_mapping(tmp_path, fmt):
         pq.write_table(table, path)
     else:
         path.write_text("\n".join(json.dumps(dict(zip(rows, r))) for r in zip(*rows.values())))
-    src = read_source("events", str(path), {
-        "columns": {"user_id": "customer", "item_id": "sku", "event_type": "action", "timestamp": "ts"},
-        "event_type_map": {"pageview": "view", "order": "purchase"},
-    })
+    src = read_source(
+        "events",
+        str(path),
+        {
+            "columns": {"user_id": "customer", "item_id": "sku", "event_type": "action", "timestamp": "ts"},
+            "event_type_map": {"pageview": "view", "order": "purchase"},
+        },
+    )
     assert src.events.column("event_type").to_pylist() == ["view", "purchase", "view"]
     assert src.events.column("user_id").to_pylist() == ["c1", "c1", "c2"]
     assert src.events.column("timestamp").cast(pa.int64()).to_pylist()[0] == 1700000000 * 1000

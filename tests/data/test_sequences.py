@@ -9,28 +9,40 @@ import torch
 
 from journeyrec.data.datasets import EpochBatchSampler, EvalBatchSampler, EvalWindows, TrainWindows
 from journeyrec.data.schema import EVENT_TYPES, conform_events
-from journeyrec.data.sequences import build_sequences, gather_windows, history_pairs, make_split, with_validation_targets
+from journeyrec.data.sequences import (
+    build_sequences,
+    gather_windows,
+    history_pairs,
+    make_split,
+    with_validation_targets,
+)
 
 
 def events(rows):
     """rows: (user, item, event_type, ts_seconds)"""
     u, i, e, t = zip(*rows)
     return conform_events(
-        pa.table({
-            "user_id": pa.array(u, pa.string()),
-            "item_id": pa.array(i, pa.string()),
-            "event_type": pa.array(e, pa.string()),
-            "timestamp": pa.array([x * 1000 for x in t], pa.timestamp("ms", tz="UTC")),
-        })
+        pa.table(
+            {
+                "user_id": pa.array(u, pa.string()),
+                "item_id": pa.array(i, pa.string()),
+                "event_type": pa.array(e, pa.string()),
+                "timestamp": pa.array([x * 1000 for x in t], pa.timestamp("ms", tz="UTC")),
+            }
+        )
     )
 
 
 def test_stable_sort_ids_and_padding():
-    ev = events([
-        ("b", "x", "view", 5), ("a", "y", "view", 2), ("a", "x", "view", 1),
-        ("a", "z", "view", 2),  # same timestamp as "y": must keep file order y, z
-        ("b", None, "search", 6),  # not an item event: skipped
-    ])
+    ev = events(
+        [
+            ("b", "x", "view", 5),
+            ("a", "y", "view", 2),
+            ("a", "x", "view", 1),
+            ("a", "z", "view", 2),  # same timestamp as "y": must keep file order y, z
+            ("b", None, "search", 6),  # not an item event: skipped
+        ]
+    )
     s = build_sequences(ev)
     assert s.n_users == 2 and s.n_items == 3
     assert set(s.items.tolist()) <= {1, 2, 3}  # 0 is reserved for padding
@@ -40,7 +52,15 @@ def test_stable_sort_ids_and_padding():
 
 
 def test_dedup_consecutive_keeps_strongest_event():
-    ev = events([("a", "x", "view", 1), ("a", "x", "cart", 2), ("a", "x", "purchase", 3), ("a", "y", "view", 4), ("a", "x", "view", 5)])
+    ev = events(
+        [
+            ("a", "x", "view", 1),
+            ("a", "x", "cart", 2),
+            ("a", "x", "purchase", 3),
+            ("a", "y", "view", 4),
+            ("a", "x", "view", 5),
+        ]
+    )
     s = build_sequences(ev, dedup_consecutive=True)
     assert [s.item_ids[i - 1] for i in s.items] == ["x", "y", "x"]
     assert [EVENT_TYPES[c - 1] for c in s.event_types] == ["purchase", "view", "view"]
@@ -101,8 +121,11 @@ def test_global_time_split():
 
 @pytest.mark.parametrize("kind", ["leave_one_out", "global_time"])
 def test_refit_split_trains_on_validation_targets_never_on_test(kind):
-    rows = ([("a", f"i{k}", "view", k) for k in range(10)] + [("b", f"i{k}", "view", k) for k in range(0, 10, 3)]
-            + [("c", "i0", "view", 1), ("c", "i1", "view", 2)])
+    rows = (
+        [("a", f"i{k}", "view", k) for k in range(10)]
+        + [("b", f"i{k}", "view", k) for k in range(0, 10, 3)]
+        + [("c", "i0", "view", 1), ("c", "i1", "view", 2)]
+    )
     s = build_sequences(events(rows))
     sp = make_split(s, kind, valid_fraction=0.2, test_fraction=0.2)
     assert len(sp.valid) > 0

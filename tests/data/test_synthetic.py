@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pandas as pd
-import pyarrow.compute as pc
 import pytest
 
 from journeyrec.data.synthetic import DemoShopConfig, generate, generate_carts

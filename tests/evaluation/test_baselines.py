@@ -24,12 +24,19 @@ def make_data(seqs: list[list[int]], times: list[list[int]] | None = None) -> Pr
     n_items = max(max(s) for s in seqs)
     lens = [len(s) for s in seqs]
     offsets = np.r_[0, np.cumsum(lens)].astype(np.int64)
-    ts = np.concatenate([np.asarray(t, dtype=np.int64) for t in times]) if times else np.arange(sum(lens), dtype=np.int64)
+    ts = (
+        np.concatenate([np.asarray(t, dtype=np.int64) for t in times])
+        if times
+        else np.arange(sum(lens), dtype=np.int64)
+    )
     data = SequenceData(
         item_ids=np.asarray([f"i{k}" for k in range(1, n_items + 1)], dtype=object),
         user_ids=np.asarray([f"u{k}" for k in range(len(seqs))], dtype=object),
-        offsets=offsets, items=np.concatenate([np.asarray(s, dtype=np.int32) for s in seqs]),
-        event_types=np.ones(sum(lens), dtype=np.int8), channels=np.ones(sum(lens), dtype=np.int8), timestamps=ts,
+        offsets=offsets,
+        items=np.concatenate([np.asarray(s, dtype=np.int32) for s in seqs]),
+        event_types=np.ones(sum(lens), dtype=np.int8),
+        channels=np.ones(sum(lens), dtype=np.int8),
+        timestamps=ts,
         catalog=pa.table({"item_id": [f"i{k}" for k in range(1, n_items + 1)]}),
     )
     return PreparedData(data, make_split(data), "hand-made")
@@ -40,7 +47,7 @@ SEQS = [[1, 2, 3, 1, 4], [2, 3, 2, 5], [1, 2, 5, 6, 7], [3, 3, 1], [6, 2, 1, 2, 
 
 def train_prefixes(prep):
     d, ends = prep.sequences, prep.split.train_ends
-    return [d.items[d.offsets[u]:ends[u]].tolist() for u in range(d.n_users)]
+    return [d.items[d.offsets[u] : ends[u]].tolist() for u in range(d.n_users)]
 
 
 def test_popularity_orders_by_training_counts_only():
@@ -59,8 +66,10 @@ def test_popularity_orders_by_training_counts_only():
 
 def test_recent_popularity_windows():
     # user 0 long ago, user 1 recently; the day window keeps only user 1's training events
-    prep = make_data([[1, 1, 1, 1, 9, 9], [2, 3, 2, 9, 9]],
-                     [[0, 1, 2, 3, 4, 5], [30 * DAY, 30 * DAY + 1, 30 * DAY + 2, 30 * DAY + 3, 30 * DAY + 4]])
+    prep = make_data(
+        [[1, 1, 1, 1, 9, 9], [2, 3, 2, 9, 9]],
+        [[0, 1, 2, 3, 4, 5], [30 * DAY, 30 * DAY + 1, 30 * DAY + 2, 30 * DAY + 3, 30 * DAY + 4]],
+    )
     rec = RecentPopularity.fit(prep.sequences, prep.split.train_ends, window_days=7)
     assert rec.counts[1] == 0 and rec.counts[2] == 2 and rec.counts[3] == 1
     assert rec.hparams["window_share"] == pytest.approx(3 / 7)
@@ -108,8 +117,8 @@ def test_baselines_are_evaluated_by_the_shared_code_path():
         ends, users = cases.ends, cases.users
         rows = []
         for u, e in zip(users, ends):
-            seq = prep.sequences.items[prep.sequences.offsets[u]:e].tolist()
-            rows.append(([0] * model.max_len + seq)[-model.max_len:])
+            seq = prep.sequences.items[prep.sequences.offsets[u] : e].tolist()
+            rows.append(([0] * model.max_len + seq)[-model.max_len :])
         scores = model.scores(torch.tensor(rows))
         ref, ties = target_ranks(scores, torch.from_numpy(cases.targets))
         assert np.array_equal(res.ranks["all"], ref.numpy()) and (ties == 0).all()

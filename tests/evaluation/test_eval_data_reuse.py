@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
-from conftest import TINY_DEMO, compose, run_script
 
 from journeyrec.data.prepare import load_prepared, prepare_store
 from journeyrec.evaluation.pipeline import ModelSource, resolve_data
+
+from conftest import TINY_DEMO, compose, run_script
 
 DEMO = ["data=demo", "data.options.n_customers=200"]
 
@@ -29,9 +30,22 @@ def store(tmp_path_factory) -> Path:
 def trained_on_store(store, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("on_store")
     uri = f"sqlite:///{tmp / 'mlruns.db'}"
-    run_script("train.py", [*TINY_DEMO, f"data.prepared={store}", "trainer.max_epochs=1", f"hydra.run.dir={tmp / 'train'}"], uri)
-    run_script("evaluate.py", [f"bundle={tmp / 'train' / 'bundle'}", "eval.bootstrap=50", "eval.progress=false", "report=false",
-                               f"hydra.run.dir={tmp / 'eval'}"], uri)
+    run_script(
+        "train.py",
+        [*TINY_DEMO, f"data.prepared={store}", "trainer.max_epochs=1", f"hydra.run.dir={tmp / 'train'}"],
+        uri,
+    )
+    run_script(
+        "evaluate.py",
+        [
+            f"bundle={tmp / 'train' / 'bundle'}",
+            "eval.bootstrap=50",
+            "eval.progress=false",
+            "report=false",
+            f"hydra.run.dir={tmp / 'eval'}",
+        ],
+        uri,
+    )
     return tmp
 
 
@@ -45,7 +59,10 @@ def test_evaluation_reuses_the_store_the_bundle_was_trained_on(trained_on_store,
     provenance = json.loads((trained_on_store / "eval" / "evaluation.json").read_text())["provenance"]
     assert provenance["data"].endswith(f"the prepared store the model was trained on (data.prepared={store})")
     assert provenance["data fingerprint"] == json.loads((store / "prepared.json").read_text())["fingerprint"]
-    assert f"the prepared store the model was trained on (data.prepared={store})" in (trained_on_store / "eval" / "evaluate.log").read_text()
+    assert (
+        f"the prepared store the model was trained on (data.prepared={store})"
+        in (trained_on_store / "eval" / "evaluate.log").read_text()
+    )
 
 
 def test_a_store_that_is_gone_falls_back_to_the_source_with_a_warning(store, tmp_path, caplog):

@@ -52,7 +52,9 @@ def random_cases(seed, b=30, n=12, levels=4):
     rng = np.random.default_rng(seed)
     scores = rng.integers(0, levels, size=(b, n + 1)).astype(np.float64)
     targets = rng.integers(1, n + 1, size=b)
-    hist = [set(rng.choice(np.arange(1, n + 1), size=rng.integers(0, n // 2), replace=False).tolist()) for _ in range(b)]
+    hist = [
+        set(rng.choice(np.arange(1, n + 1), size=rng.integers(0, n // 2), replace=False).tolist()) for _ in range(b)
+    ]
     hist[0] = set()  # an empty history
     hist[1] |= {int(targets[1])}  # a repeat purchase: the target is in the history, a miss when seen items are excluded
     rows = torch.tensor([i for i in range(b) for _ in hist[i]], dtype=torch.long)
@@ -105,7 +107,7 @@ def test_topk_matches_brute_force_ordering(seed):
         assert len(got) == len(cands)
         assert [scores[i, j] for j in got] == [scores[i, j] for j in cands]
         assert set(got).isdisjoint(hist[i]) and 0 not in got
-        assert (ids[i, len(cands):] == 0).all() and torch.isinf(vals[i, len(cands):]).all()
+        assert (ids[i, len(cands) :] == 0).all() and torch.isinf(vals[i, len(cands) :]).all()
 
 
 def brute_ild(lst, codes):
@@ -160,8 +162,9 @@ def test_diversity_with_one_category_is_share_of_different_pairs_and_chunking_is
     rng = np.random.default_rng(1)
     codes = random_codes(rng, 30, width=4, vocab=8)
     big = rng.integers(0, 31, size=(300, 6))
-    np.testing.assert_allclose(intra_list_diversity(big, codes, chunk_elements=1),
-                               intra_list_diversity(big, codes), equal_nan=True)
+    np.testing.assert_allclose(
+        intra_list_diversity(big, codes, chunk_elements=1), intra_list_diversity(big, codes), equal_nan=True
+    )
     np.testing.assert_allclose(intra_list_diversity(big, codes), [brute_ild(r, codes) for r in big], equal_nan=True)
     # a vocabulary too large for dense rows takes the code-comparison path: same numbers
     sparse = np.where(codes >= 0, codes * 10_000_000, -1)
@@ -219,7 +222,9 @@ def test_sampled_ranks_are_ranks_among_the_drawn_negatives():
     r = sampled_ranks(s, t, 10, excl, torch.Generator().manual_seed(0))
     # as in the sampling papers' code, the target is ranked even when it repeats an earlier item:
     # the reference excludes the rest of the history only
-    full = torch.tensor([brute_rank(scores[i], int(targets[i]), hist[i] - {int(targets[i])}) for i in range(len(targets))])
+    full = torch.tensor(
+        [brute_rank(scores[i], int(targets[i]), hist[i] - {int(targets[i])}) for i in range(len(targets))]
+    )
     assert int(targets[1]) in hist[1] and r[1] <= 10  # the repeat is ranked
     assert (r <= full).all() and (r <= 10).all()  # fewer competitors than full ranking
     # with as many negatives as candidates the sampled rank is that full rank
@@ -269,8 +274,6 @@ def test_many_protocols_from_one_comparison_equal_separate_calls():
     for i in range(len(targets)):
         if i != 4:
             assert ra[i] == brute_rank(s[i].numpy(), int(targets[i]), set())
-
-
 
 
 def brute_metrics(ranks, k):
@@ -361,7 +364,9 @@ def test_summarise_key_names():
     assert per["hr@10"].tolist() == [1.0, 0.0]
 
 
-def s3rec_full_sort(scores: np.ndarray, targets: np.ndarray, hist: list[set[int]], k: int) -> tuple[np.ndarray, np.ndarray]:
+def s3rec_full_sort(
+    scores: np.ndarray, targets: np.ndarray, hist: list[set[int]], k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """S3-Rec's full-sort evaluation, written out literally (its trainers.py, finetune): set the
     score of every item of the user's history to 0, the target included when it is one of them,
     take the k best items, and score the target's position in that list (HR@k, NDCG@k). Scores

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from conftest import compose, run_script
 
 DATA_ARGS = ["data=demo", "data.options.n_customers=200"]
@@ -20,8 +21,17 @@ NOT_METRICS = {"train_seconds", "epochs", "best_epoch"}
 @pytest.fixture(scope="module")
 def cli_eval(tiny_trained_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("eval") / "eval"
-    proc = run_script("evaluate.py", [f"bundle={tiny_trained_run.out / 'bundle'}", *DATA_ARGS, "eval.bootstrap=200",
-                                      "eval.progress=false", f"hydra.run.dir={out}"], tiny_trained_run.uri)
+    proc = run_script(
+        "evaluate.py",
+        [
+            f"bundle={tiny_trained_run.out / 'bundle'}",
+            *DATA_ARGS,
+            "eval.bootstrap=200",
+            "eval.progress=false",
+            f"hydra.run.dir={out}",
+        ],
+        tiny_trained_run.uri,
+    )
     return out, proc
 
 
@@ -31,14 +41,19 @@ def test_training_run_is_tagged_and_keeps_per_case_ranks(tiny_trained_run):
     run = MlflowClient(tiny_trained_run.uri).get_run(tiny_trained_run.run_id)
     tags = run.data.tags
     assert len(tags["git_commit"]) == 40 and tags["seed"] == "42" and tags["pkg.torch"].startswith("2.13.0")
-    assert tags["data_fingerprint"] == json.loads((tiny_trained_run.out / "prepared" / "prepared.json").read_text())["fingerprint"]
+    assert (
+        tags["data_fingerprint"]
+        == json.loads((tiny_trained_run.out / "prepared" / "prepared.json").read_text())["fingerprint"]
+    )
     per_case = pq.read_table(tiny_trained_run.out / "per_case.parquet").to_pandas()
     m = json.loads((tiny_trained_run.out / "metrics.json").read_text())
     test = per_case[per_case.split == "test"]
     assert len(test) == m["test/n_cases"]
     assert np.mean(test.rank_all < 10) == pytest.approx(m["test/hr@10"])
     assert m["test/ndcg@10_ci95_low"] <= m["test/ndcg@10"] <= m["test/ndcg@10_ci95_high"]
-    assert 0 < m["test/coverage@10"] <= 1 and "per_case.parquet" in {a.path for a in MlflowClient(tiny_trained_run.uri).list_artifacts(run.info.run_id)}
+    assert 0 < m["test/coverage@10"] <= 1 and "per_case.parquet" in {
+        a.path for a in MlflowClient(tiny_trained_run.uri).list_artifacts(run.info.run_id)
+    }
 
 
 def test_repeated_targets_are_misses_when_seen_items_are_excluded(tiny_trained_run):
@@ -68,7 +83,9 @@ def test_repeated_targets_are_misses_when_seen_items_are_excluded(tiny_trained_r
     model = Recommender.load(tiny_trained_run.out / "bundle").model.eval()
     batch = EvalWindows(prep.sequences, cases, model.max_len, model.feature_names).__getitems__(list(range(len(cases))))
     with torch.no_grad():
-        scores = model.session_vectors(batch["items"], {f: batch[f] for f in model.feature_names}) @ model.item_vectors().T
+        scores = (
+            model.session_vectors(batch["items"], {f: batch[f] for f in model.feature_names}) @ model.item_vectors().T
+        )
     scores[:, 0] = -torch.inf
     scores[batch["history_rows"], batch["history_items"]] = -torch.inf
     top = torch.topk(scores, 10, dim=1).indices
@@ -109,15 +126,25 @@ def test_evaluate_cli_outputs_baselines_intervals_report_and_mlflow_run(tiny_tra
     assert m["segments/test/user_type/returning/n_cases"] > 0  # the demo shop has repeat visits
     md = (out / "report.md").read_text()
     html = (out / "report.html").read_text()
-    for needle in ("Provenance", "seen_excluded", "popularity", "recent_popularity", "Lift over the baselines", "coverage@10",
-                   "Breakdown by segment", "tie_policy"):
+    for needle in (
+        "Provenance",
+        "seen_excluded",
+        "popularity",
+        "recent_popularity",
+        "Lift over the baselines",
+        "coverage@10",
+        "Breakdown by segment",
+        "tie_policy",
+    ):
         assert needle in md, needle
     pngs = sorted(p.name for p in (out / "plots").glob("*.png"))
     assert {"metric_vs_k_all.png", "popularity.png", "accuracy_vs_coverage.png", "training_curves.png"} <= set(pngs)
     for name in pngs:
         assert (out / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"plots/{name}" in md and f"plots/{name}" in html
-    assert "report" in proc.stdout and "NDCG@10" in proc.stdout and "[" in proc.stdout  # one-screen summary with intervals
+    assert (
+        "report" in proc.stdout and "NDCG@10" in proc.stdout and "[" in proc.stdout
+    )  # one-screen summary with intervals
     client = MlflowClient(tiny_trained_run.uri)
     exp = client.get_experiment_by_name("demo")
     runs = client.search_runs([exp.experiment_id], filter_string="tags.`journeyrec.kind` = 'evaluation'")
@@ -134,9 +161,18 @@ def test_evaluate_log_holds_the_progress_and_the_summary(tiny_trained_run, cli_e
     log = (out / "evaluate.log").read_text()
     m = json.loads((out / "metrics.json").read_text())
     n_items = json.loads((tiny_trained_run.out / "bundle" / "manifest.json").read_text())["n_items"]
-    for needle in (f"model sasrec ({n_items} items)", "data demo shop", "split leave_one_out", "evaluated sasrec in", "evaluated popularity in", "evaluated cooccurrence in",
-                   f"wrote metrics.json, per_case.parquet and evaluation.json to {out}", f"wrote the report: {out / 'report.html'}",
-                   "logged MLflow run", "NDCG@10"):
+    for needle in (
+        f"model sasrec ({n_items} items)",
+        "data demo shop",
+        "split leave_one_out",
+        "evaluated sasrec in",
+        "evaluated popularity in",
+        "evaluated cooccurrence in",
+        f"wrote metrics.json, per_case.parquet and evaluation.json to {out}",
+        f"wrote the report: {out / 'report.html'}",
+        "logged MLflow run",
+        "NDCG@10",
+    ):
         assert needle in log, needle
     assert f"test/ndcg@10 {m['test/ndcg@10']:.4f} [" in log  # each system's headline figure, as computed
 
@@ -147,13 +183,20 @@ def test_compare_runs_prints_paired_difference(tiny_trained_run, cli_eval):
     out, _ = cli_eval
     client = MlflowClient(tiny_trained_run.uri)
     exp = client.get_experiment_by_name("demo")
-    eval_run = client.search_runs([exp.experiment_id], filter_string="tags.`journeyrec.kind` = 'evaluation'")[0].info.run_id
-    proc = run_script("compare_runs.py", [f"{eval_run}:popularity", eval_run, "--n-boot", "500", "--n-perm", "500"],
-                      tiny_trained_run.uri)
+    eval_run = client.search_runs([exp.experiment_id], filter_string="tags.`journeyrec.kind` = 'evaluation'")[
+        0
+    ].info.run_id
+    proc = run_script(
+        "compare_runs.py",
+        [f"{eval_run}:popularity", eval_run, "--n-boot", "500", "--n-perm", "500"],
+        tiny_trained_run.uri,
+    )
     m = json.loads((out / "metrics.json").read_text())
     line = next(x for x in proc.stdout.splitlines() if x.startswith("test/ndcg@10 "))
     a, b, diff = (float(v) for v in line.split()[1:4])
-    assert a == pytest.approx(m["popularity/test/ndcg@10"], abs=1e-4) and b == pytest.approx(m["test/ndcg@10"], abs=1e-4)
+    assert a == pytest.approx(m["popularity/test/ndcg@10"], abs=1e-4) and b == pytest.approx(
+        m["test/ndcg@10"], abs=1e-4
+    )
     assert diff == pytest.approx(b - a, abs=2e-4)
     assert "95% CI of B - A" in proc.stdout and "sign-flip" in proc.stdout
     # the training run against its own evaluation (in process): identical cases, zero difference
@@ -168,9 +211,20 @@ def test_compare_runs_prints_paired_difference(tiny_trained_run, cli_eval):
 def test_evaluate_by_run_id_rebuilds_data_from_the_bundle_config(tiny_trained_run, tmp_path):
     from journeyrec.evaluation.pipeline import run_evaluation
 
-    cfg = compose("evaluate", [f"run_id={tiny_trained_run.run_id}", f"logger.tracking_uri={tiny_trained_run.uri}",
-                               "splits=[test]", "eval.baselines=[popularity]", "eval.bootstrap=0", "report=false",
-                               "eval.progress=false", f"output_dir={tmp_path / 'e'}", "logger.mlflow=false"])
+    cfg = compose(
+        "evaluate",
+        [
+            f"run_id={tiny_trained_run.run_id}",
+            f"logger.tracking_uri={tiny_trained_run.uri}",
+            "splits=[test]",
+            "eval.baselines=[popularity]",
+            "eval.bootstrap=0",
+            "report=false",
+            "eval.progress=false",
+            f"output_dir={tmp_path / 'e'}",
+            "logger.mlflow=false",
+        ],
+    )
     res = run_evaluation(cfg)
     trained = json.loads((tiny_trained_run.out / "metrics.json").read_text())
     for key in ("test/ndcg@10", "test_seen_excluded/hr@20", "test/coverage@20"):
@@ -179,9 +233,9 @@ def test_evaluate_by_run_id_rebuilds_data_from_the_bundle_config(tiny_trained_ru
 
 
 def test_rebuilt_data_with_other_item_ids_is_aligned_to_the_model(tiny_trained_run):
+    from journeyrec.bundle.format import read_bundle
     from journeyrec.data.prepare import PreparedData, load_prepared
     from journeyrec.data.sequences import EvalCases, SequenceData, Split
-    from journeyrec.bundle.format import read_bundle
     from journeyrec.evaluation.config import EvalConfig
     from journeyrec.evaluation.metrics import MISS_RANK
     from journeyrec.evaluation.offline import align_items, evaluate_system
@@ -195,8 +249,16 @@ def test_rebuilt_data_with_other_item_ids_is_aligned_to_the_model(tiny_trained_r
     perm = np.random.default_rng(0).permutation(s.n_items)  # new id j+1 holds old item perm[j] + 1
     new_of_old = np.empty(s.n_items + 1, dtype=np.int64)
     new_of_old[perm + 1] = np.arange(1, s.n_items + 1)
-    shuffled = SequenceData(s.item_ids[perm], s.user_ids, s.offsets, new_of_old[s.items].astype(np.int32), s.event_types,
-                            s.channels, s.timestamps, s.catalog.take(pa.array(perm)))
+    shuffled = SequenceData(
+        s.item_ids[perm],
+        s.user_ids,
+        s.offsets,
+        new_of_old[s.items].astype(np.int32),
+        s.event_types,
+        s.channels,
+        s.timestamps,
+        s.catalog.take(pa.array(perm)),
+    )
     sp = prep.split
     remap = lambda c: EvalCases(c.users, c.ends, new_of_old[c.targets])  # noqa: E731
     other = PreparedData(shuffled, Split(sp.kind, sp.train_ends, remap(sp.valid), remap(sp.test)), prep.source)
@@ -209,8 +271,11 @@ def test_rebuilt_data_with_other_item_ids_is_aligned_to_the_model(tiny_trained_r
     target = int(sp.test.targets[0])
     ids = s.item_ids.copy()
     ids[target - 1] = "NEVER-SEEN"
-    renamed = PreparedData(SequenceData(ids, s.user_ids, s.offsets, s.items, s.event_types, s.channels, s.timestamps, s.catalog),
-                           sp, prep.source)
+    renamed = PreparedData(
+        SequenceData(ids, s.user_ids, s.offsets, s.items, s.event_types, s.channels, s.timestamps, s.catalog),
+        sp,
+        prep.source,
+    )
     aligned, unknown = align_items(renamed, rec.item_ids, rec.catalog)
     assert aligned.stats["items_unknown_to_model"] == 1
     assert unknown["test"].sum() == (sp.test.targets == target).sum() > 0
@@ -231,9 +296,20 @@ def test_segments_feed_the_breakdown_and_sampled_metrics_are_labelled(tiny_train
     desc = json.loads((out / "segments.json").read_text())["segments"]
     assert sum(d["users"] for d in desc) == len(table) and all(d["top_categories"] != "n/a" for d in desc)
     assert "top categories" in (out / "report.md").read_text()
-    cfg = compose("evaluate", [f"bundle={tiny_trained_run.out / 'bundle'}", f"eval.segments={out / 'segments.parquet'}",
-                               "splits=[test]", "eval.baselines=[popularity]", "eval.bootstrap=100", "eval.sampled_negatives=20",
-                               "eval.progress=false", f"output_dir={tmp_path / 'e'}", "logger.mlflow=false"])
+    cfg = compose(
+        "evaluate",
+        [
+            f"bundle={tiny_trained_run.out / 'bundle'}",
+            f"eval.segments={out / 'segments.parquet'}",
+            "splits=[test]",
+            "eval.baselines=[popularity]",
+            "eval.bootstrap=100",
+            "eval.sampled_negatives=20",
+            "eval.progress=false",
+            f"output_dir={tmp_path / 'e'}",
+            "logger.mlflow=false",
+        ],
+    )
     res = run_evaluation(cfg)
     m = res.metrics
     clusters = {k.split("/")[3] for k in m if k.startswith("segments/test/cluster/")}
@@ -259,6 +335,16 @@ def test_bad_inputs_are_named(tiny_trained_run, tmp_path):
     with pytest.raises(BundleError, match="index.faiss"):
         run_evaluation(compose("evaluate", [f"bundle={broken}", f"output_dir={tmp_path / 'o'}", "logger.mlflow=false"]))
     with pytest.raises(ValueError, match="unknown baseline"):
-        run_evaluation(compose("evaluate", [f"bundle={tiny_trained_run.out / 'bundle'}", "eval.baselines=[pop]",
-                                            "splits=[test]", f"output_dir={tmp_path / 'o2'}", "logger.mlflow=false",
-                                            "eval.progress=false"]))
+        run_evaluation(
+            compose(
+                "evaluate",
+                [
+                    f"bundle={tiny_trained_run.out / 'bundle'}",
+                    "eval.baselines=[pop]",
+                    "splits=[test]",
+                    f"output_dir={tmp_path / 'o2'}",
+                    "logger.mlflow=false",
+                    "eval.progress=false",
+                ],
+            )
+        )

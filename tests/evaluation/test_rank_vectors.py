@@ -66,7 +66,9 @@ def test_window_bonus_equals_the_dense_biased_scores(seed, tile, bonus):
     excl = exclusion_mask(q.shape[0], n_cols, rows, cols)
     (ra, ta), (rs, ts) = target_ranks_many(dense, targets, [None, excl])
     r = torch.arange(q.shape[0])[:, None].expand_as(win).reshape(-1)
-    out = rank_vectors(q, items, targets, rows, cols, topk=10, tile=tile, window=(r, win.reshape(-1)), window_bonus=bonus)
+    out = rank_vectors(
+        q, items, targets, rows, cols, topk=10, tile=tile, window=(r, win.reshape(-1)), window_bonus=bonus
+    )
     assert torch.equal(out["all"], ra) and torch.equal(out["seen_excluded"], rs)
     assert torch.equal(out["ties_all"], ta) and torch.equal(out["ties_seen_excluded"], ts)
     keep = [i for i in range(q.shape[0]) if i != 3]

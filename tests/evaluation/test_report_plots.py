@@ -20,7 +20,9 @@ def drawn_labels(monkeypatch, tmp_path, points):
     figures = []
     save = report._save
     monkeypatch.setattr(report, "_save", lambda fig, path: (figures.append(fig), save(fig, path))[1])
-    path = report.plot_accuracy_vs_coverage(points, tmp_path / "acc.png", "coverage@10 (test)", "NDCG@10 (test)", "accuracy vs coverage")
+    path = report.plot_accuracy_vs_coverage(
+        points, tmp_path / "acc.png", "coverage@10 (test)", "NDCG@10 (test)", "accuracy vs coverage"
+    )
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (fig,) = figures
     canvas = FigureCanvasAgg(fig)  # closing the figure detached its canvas; the layout is the figure's own
@@ -37,19 +39,30 @@ def drawn_labels(monkeypatch, tmp_path, points):
 def baselines_and_model() -> list[dict]:
     # recent_popularity equals popularity when its window covers every training event (a source
     # without wall-clock time): two baselines on one spot
-    return [{"x": 0.30, "y": 0.050, "label": "sasrec", "kind": "model"},
-            {"x": 0.0168, "y": 0.0849, "label": "popularity", "kind": "baseline"},
-            {"x": 0.0168, "y": 0.0849, "label": "recent_popularity", "kind": "baseline"},
-            {"x": 0.26, "y": 0.047, "label": "cooccurrence", "kind": "baseline"}]
+    return [
+        {"x": 0.30, "y": 0.050, "label": "sasrec", "kind": "model"},
+        {"x": 0.0168, "y": 0.0849, "label": "popularity", "kind": "baseline"},
+        {"x": 0.0168, "y": 0.0849, "label": "recent_popularity", "kind": "baseline"},
+        {"x": 0.26, "y": 0.047, "label": "cooccurrence", "kind": "baseline"},
+    ]
 
 
 def crowded_runs() -> list[dict]:
     rng = np.random.default_rng(0)
-    return [{"x": 0.28 + 0.04 * rng.random(), "y": 0.045 + 0.01 * rng.random(), "label": f"run-{i}-sasrec-lr0.001", "kind": "run"}
-            for i in range(10)]
+    return [
+        {
+            "x": 0.28 + 0.04 * rng.random(),
+            "y": 0.045 + 0.01 * rng.random(),
+            "label": f"run-{i}-sasrec-lr0.001",
+            "kind": "run",
+        }
+        for i in range(10)
+    ]
 
 
-@pytest.mark.parametrize("points", [baselines_and_model(), baselines_and_model() + crowded_runs()], ids=["baselines", "crowded"])
+@pytest.mark.parametrize(
+    "points", [baselines_and_model(), baselines_and_model() + crowded_runs()], ids=["baselines", "crowded"]
+)
 def test_accuracy_vs_coverage_labels_do_not_overlap(monkeypatch, tmp_path, points):
     labels, legend, where, pt = drawn_labels(monkeypatch, tmp_path, points)
     assert {"sasrec", "popularity", "recent_popularity", "cooccurrence"} <= set(labels)  # the model and every baseline

@@ -11,27 +11,47 @@ from journeyrec.data.schema import conform_events
 from journeyrec.data.sequences import EvalCases, Split, build_sequences, make_split
 from journeyrec.evaluation.metrics import roc_auc
 from journeyrec.models.intent import (
-    NEGATIVE, POSITIVE, SESSION_FEATURES, UNKNOWN, SessionLogit, _PURCHASE, _groups, heldout_intent_cases,
-    intent_labels, session_features,
+    _PURCHASE,
+    NEGATIVE,
+    POSITIVE,
+    SESSION_FEATURES,
+    UNKNOWN,
+    SessionLogit,
+    _groups,
+    heldout_intent_cases,
+    intent_labels,
+    session_features,
 )
 
 
 def events(rows):
     u, i, e, t = zip(*rows)
-    return conform_events(pa.table({
-        "user_id": pa.array(u, pa.string()), "item_id": pa.array(i, pa.string()), "event_type": pa.array(e, pa.string()),
-        "timestamp": pa.array([x * 1000 for x in t], pa.timestamp("ms", tz="UTC")),
-    }))
+    return conform_events(
+        pa.table(
+            {
+                "user_id": pa.array(u, pa.string()),
+                "item_id": pa.array(i, pa.string()),
+                "event_type": pa.array(e, pa.string()),
+                "timestamp": pa.array([x * 1000 for x in t], pa.timestamp("ms", tz="UTC")),
+            }
+        )
+    )
 
 
 @pytest.fixture
 def seqs():
     rows = [
         # a: session 0 = view x, cart x, purchase x, view y; session 1 (2 h later) = view z, view w
-        ("a", "x", "view", 0), ("a", "x", "cart", 60), ("a", "x", "purchase", 120), ("a", "y", "view", 180),
-        ("a", "z", "view", 8000), ("a", "w", "view", 8060),
+        ("a", "x", "view", 0),
+        ("a", "x", "cart", 60),
+        ("a", "x", "purchase", 120),
+        ("a", "y", "view", 180),
+        ("a", "z", "view", 8000),
+        ("a", "w", "view", 8060),
         # b: one session ending in a purchase
-        ("b", "x", "view", 0), ("b", "y", "view", 30), ("b", "y", "purchase", 90),
+        ("b", "x", "view", 0),
+        ("b", "y", "view", 30),
+        ("b", "y", "purchase", 90),
     ]
     return build_sequences(events(rows))
 
@@ -53,7 +73,9 @@ def test_heldout_cases_are_open_prefixes_of_sessions_after_the_training_prefix(s
     # a trains on its first session (4 events), its second session is the test period
     train_ends = np.array([4, 6 + 1])
     test = EvalCases(np.array([0]), np.array([4]), seqs.items[[4]].astype(np.int64))
-    split = Split("custom", train_ends, EvalCases(np.array([], np.int64), np.array([], np.int64), np.array([], np.int64)), test)
+    split = Split(
+        "custom", train_ends, EvalCases(np.array([], np.int64), np.array([], np.int64), np.array([], np.int64)), test
+    )
     users, ends, labels = heldout_intent_cases(seqs, split, "test")
     assert users.tolist() == [0, 0] and ends.tolist() == [5, 6] and labels.tolist() == [0, 0]
     # b: a held-out session from its first event on (train end 6 = its first position); the
@@ -102,7 +124,9 @@ def test_session_features_read_the_prefix_only(seqs):
     assert np.allclose(col["log_earlier_sessions"], np.log1p([0, 1]))
     assert np.allclose(col["log_earlier_purchases"], np.log1p([0, 1]))
     first = session_features(seqs, np.array([7]))  # b's first event: no previous gap, no history
-    assert first[0, SESSION_FEATURES.index("log_gap_s")] == 0 and first[0, SESSION_FEATURES.index("log_length")] == np.log1p(1)
+    assert first[0, SESSION_FEATURES.index("log_gap_s")] == 0 and first[
+        0, SESSION_FEATURES.index("log_length")
+    ] == np.log1p(1)
 
 
 def test_session_logit_is_the_regularised_maximum_likelihood_fit():

@@ -12,8 +12,8 @@ import torch
 
 from journeyrec.models.losses import LossConfig
 from journeyrec.models.sasrec import SASRec
-from journeyrec.training.module import RecModule, local_ids
 from journeyrec.training.config import OptimConfig
+from journeyrec.training.module import RecModule, local_ids
 from journeyrec.training.optim import SparseDenseAdam
 
 N_ITEMS = 40
@@ -27,8 +27,16 @@ def tiny_model(id_dropout: float = 0.0) -> SASRec:
     codes["category"][rng.random((N_ITEMS + 1, 3)) < 0.3] = 0
     for table in codes.values():
         table[0] = 0
-    model = SASRec(N_ITEMS, d_model=8, n_blocks=1, n_heads=2, max_len=6, dropout=0.0, id_dropout=id_dropout,
-                   attributes={"category": (5, 3), "brand": (3, 1)})
+    model = SASRec(
+        N_ITEMS,
+        d_model=8,
+        n_blocks=1,
+        n_heads=2,
+        max_len=6,
+        dropout=0.0,
+        id_dropout=id_dropout,
+        attributes={"category": (5, 3), "brand": (3, 1)},
+    )
     model.item_embedding.set_codes(codes)
     model.set_known_items((rng.random(N_ITEMS + 1) < 0.8).astype(np.float32))
     return model
@@ -63,20 +71,27 @@ def test_local_ids_renumber_consistently():
 
 def step_grads(loss: str, gather: bool, sparse: bool = False, negatives: str = "uniform") -> tuple[float, dict]:
     model = tiny_model()
-    module = RecModule(model, LossConfig(name=loss, negatives=negatives, n_negatives=5), OptimConfig(sparse_item_grad=sparse),
-                       item_counts=np.arange(N_ITEMS + 1))
+    module = RecModule(
+        model,
+        LossConfig(name=loss, negatives=negatives, n_negatives=5),
+        OptimConfig(sparse_item_grad=sparse),
+        item_counts=np.arange(N_ITEMS + 1),
+    )
     module.gather_rows = gather
     model.train()
     torch.manual_seed(7)  # the same negatives: with dropout 0, the forward draws no random numbers
     value = module.training_step(batch(), 0)
     value.backward()
-    grads = {n: p.grad.to_dense() if p.grad.is_sparse else p.grad for n, p in model.named_parameters()
-             if p.grad is not None}
+    grads = {
+        n: p.grad.to_dense() if p.grad.is_sparse else p.grad for n, p in model.named_parameters() if p.grad is not None
+    }
     return float(value), grads
 
 
-@pytest.mark.parametrize("loss,negatives", [("sampled_softmax", "uniform"), ("sampled_softmax", "mixed"),
-                                            ("bce", "uniform"), ("gbce", "popularity")])
+@pytest.mark.parametrize(
+    "loss,negatives",
+    [("sampled_softmax", "uniform"), ("sampled_softmax", "mixed"), ("bce", "uniform"), ("gbce", "popularity")],
+)
 @pytest.mark.parametrize("sparse", [False, True])
 def test_gathered_step_matches_the_full_table_step(loss, negatives, sparse):
     full_loss, full = step_grads(loss, gather=False, negatives=negatives)
@@ -88,7 +103,9 @@ def test_gathered_step_matches_the_full_table_step(loss, negatives, sparse):
     assert full["encoder.items.id_emb.weight"].abs().sum() > 0  # the id embedding did get a gradient
     if sparse:
         model = tiny_model()
-        module = RecModule(model, LossConfig(name=loss, negatives=negatives, n_negatives=5), OptimConfig(sparse_item_grad=True))
+        module = RecModule(
+            model, LossConfig(name=loss, negatives=negatives, n_negatives=5), OptimConfig(sparse_item_grad=True)
+        )
         model.train()
         module.training_step(batch(), 0).backward()
         assert model.item_embedding.id_emb.weight.grad.is_sparse
@@ -108,7 +125,9 @@ def test_sparse_grad_needs_a_sampled_loss_and_the_optimizer_round_trips():
     changed = (model.item_embedding.id_emb.weight != before).any(dim=1)
     assert changed.any() and not changed[0]  # rows of the step moved, padding did not
     state = opt.state_dict()
-    fresh = RecModule(tiny_model(), LossConfig(name="gbce", n_negatives=5), OptimConfig(sparse_item_grad=True)).configure_optimizers()
+    fresh = RecModule(
+        tiny_model(), LossConfig(name="gbce", n_negatives=5), OptimConfig(sparse_item_grad=True)
+    ).configure_optimizers()
     fresh.load_state_dict(state)
     assert fresh._sparse.state is fresh.state and len(fresh.state) == len(opt.state)
     assert fresh._dense.param_groups[0] is fresh.param_groups[1]
@@ -117,14 +136,31 @@ def test_sparse_grad_needs_a_sampled_loss_and_the_optimizer_round_trips():
 def test_tiny_fit_with_sparse_item_grad(tmp_path):
     from conftest import train_tiny as run
 
-    metrics, out = run(tmp_path, ["experiment=demo", "loss=gbce", "loss.n_negatives=16",
-                                  "optim.sparse_item_grad=true", "model.attributes=[category,brand]",
-                                  "model.n_blocks=1", "optim.lr_schedule=cosine"])
+    metrics, out = run(
+        tmp_path,
+        [
+            "experiment=demo",
+            "loss=gbce",
+            "loss.n_negatives=16",
+            "optim.sparse_item_grad=true",
+            "model.attributes=[category,brand]",
+            "model.n_blocks=1",
+            "optim.lr_schedule=cosine",
+        ],
+    )
     curve = json.loads((out / "curve.json").read_text())
     losses = [row["train/loss"] for row in curve]
     assert len(losses) == 2 and all(np.isfinite(losses)) and losses[1] < losses[0]
     valid = [row["valid_seen_excluded/ndcg@10"] for row in curve]
     assert metrics["epochs"] == 2 and valid[1] > valid[0], valid  # it learns, not only runs
     with pytest.raises(ValueError, match="gradient_clip_val"):
-        run(tmp_path / "clip", ["experiment=demo", "loss=gbce", "optim.sparse_item_grad=true",
-                                "trainer.gradient_clip_val=1.0", "model.n_blocks=1"])
+        run(
+            tmp_path / "clip",
+            [
+                "experiment=demo",
+                "loss=gbce",
+                "optim.sparse_item_grad=true",
+                "trainer.gradient_clip_val=1.0",
+                "model.n_blocks=1",
+            ],
+        )

@@ -103,15 +103,17 @@ def test_gbce_reduces_to_bce_terms_and_beta():
     alpha = 4 / 28
     beta = alpha * (0.5 * (1 - 1 / alpha) + 1 / alpha)
     pos = (h * w[t]).sum(-1)
-    negl = torch.einsum("pd,pkd->pk", h, w[neg]) 
+    negl = torch.einsum("pd,pkd->pk", h, w[neg])
     valid = (neg != t[:, None]).double()
     ref = ((beta * F.softplus(-pos) + (F.softplus(negl) * valid).sum(1)) / 5).mean()
     assert got.item() == pytest.approx(ref.item(), rel=1e-9)
     assert 0 < beta < 1
 
 
-@pytest.mark.parametrize("loss, negatives", [("softmax", "uniform"), ("sampled_softmax", "mixed"), ("bce", "popularity"),
-                                             ("gbce", "uniform")])
+@pytest.mark.parametrize(
+    "loss, negatives",
+    [("softmax", "uniform"), ("sampled_softmax", "mixed"), ("bce", "popularity"), ("gbce", "uniform")],
+)
 def test_every_loss_decreases_when_scores_improve(loss, negatives):
     torch.manual_seed(0)
     w = torch.randn(40, 8)
@@ -228,7 +230,9 @@ def test_seen_bias_with_exclusion_trains_the_representation_without_the_seen_ite
     assert gb2.item() == pytest.approx(gb.item(), rel=1e-4, abs=1e-6) and gb.abs() > 1e-3
     kept = losses.softmax_loss(h.float(), w.float(), t, pw.float(), exclude=seen, seen_bias=b32)
     assert kept.item() > got.item()  # without drop_seen the seen items compete: the plain, higher loss
-    via_config = RecLoss(LossConfig(exclude_seen=True), 50)(h.float(), w.float(), t, pw.float(), seen=seen, seen_bias=b32)
+    via_config = RecLoss(LossConfig(exclude_seen=True), 50)(
+        h.float(), w.float(), t, pw.float(), seen=seen, seen_bias=b32
+    )
     assert via_config.item() == pytest.approx(got.item(), rel=1e-6)
     with pytest.raises(ValueError, match="label smoothing"):
         losses.softmax_loss(h.float(), w.float(), t, label_smoothing=0.1, exclude=seen, seen_bias=b32, drop_seen=True)

@@ -12,10 +12,10 @@ import torch
 
 from journeyrec.data.datasets import EvalWindows, TrainWindows
 from journeyrec.data.prepare import prepare
+from journeyrec.data.schema import FEATURE_SIZES
 from journeyrec.data.sequences import gather_windows
 from journeyrec.models import MODELS, build_model
 from journeyrec.models.config import MODEL_CONFIGS
-from journeyrec.data.schema import FEATURE_SIZES
 
 ALL = sorted(set(MODELS) - {"ensemble"})  # trained models combined: tests/models/test_ensemble.py
 FEATS = ["event_type", "channel", "time_gap"]
@@ -23,14 +23,27 @@ FEATS = ["event_type", "channel", "time_gap"]
 
 @pytest.fixture(scope="module")
 def demo():
-    return prepare({"name": "demo", "options": {"n_customers": 120, "seed": 3}, "dedup_consecutive": True, "allow_demo_key": True})
+    return prepare(
+        {"name": "demo", "options": {"n_customers": 120, "seed": 3}, "dedup_consecutive": True, "allow_demo_key": True}
+    )
 
 
 def make(name: str, demo, intent_head: bool = False, **over):
     """A tiny model of each family: the settings its typed schema has, from one shared list."""
     schema = MODEL_CONFIGS[name]
-    shared = {"d_model": 16, "n_blocks": 1, "n_heads": 2, "n_layers": 1, "max_len": 12, "dropout": 0.0,
-              "mask_prob": 0.3, "features": FEATS, "attributes": ["category", "brand", "price"], "normalize": True, **over}
+    shared = {
+        "d_model": 16,
+        "n_blocks": 1,
+        "n_heads": 2,
+        "n_layers": 1,
+        "max_len": 12,
+        "dropout": 0.0,
+        "mask_prob": 0.3,
+        "features": FEATS,
+        "attributes": ["category", "brand", "price"],
+        "normalize": True,
+        **over,
+    }
     fields = {f.name for f in dataclasses.fields(schema)}
     cfg = schema(**{k: v for k, v in shared.items() if k in fields})
     torch.manual_seed(0)
@@ -73,12 +86,15 @@ def test_left_padding_does_not_change_outputs(name, demo):
     short = np.nonzero(cases.ends - demo.sequences.offsets[cases.users] < model.max_len - 3)[0]
     idx = short[:20].tolist()
     trimmed = ds.__getitems__(idx)
-    full = gather_windows(demo.sequences, demo.split.test.users[idx], demo.split.test.ends[idx], model.max_len,
-                          model.feature_names)
+    full = gather_windows(
+        demo.sequences, demo.split.test.users[idx], demo.split.test.ends[idx], model.max_len, model.feature_names
+    )
     assert trimmed["items"].shape[1] < model.max_len
     with torch.no_grad():
         a = model.session_vectors(trimmed["items"], {k: trimmed[k] for k in model.feature_names})
-        b = model.session_vectors(torch.from_numpy(full["items"]), {k: torch.from_numpy(full[k]) for k in model.feature_names})
+        b = model.session_vectors(
+            torch.from_numpy(full["items"]), {k: torch.from_numpy(full[k]) for k in model.feature_names}
+        )
     assert torch.allclose(a, b, atol=1e-5)
 
 
@@ -112,7 +128,9 @@ def test_bert4rec_masking_view(demo):
         assert torch.equal(view[name][~masked], batch[f"target_{name}"][~masked])
     # inference: [MASK] appended, the oldest event drops out of a full window
     items, feats = batch_of(demo, model)
-    full = torch.from_numpy(gather_windows(demo.sequences, demo.split.test.users[:4], demo.split.test.ends[:4], 12)["items"])
+    full = torch.from_numpy(
+        gather_windows(demo.sequences, demo.split.test.users[:4], demo.split.test.ends[:4], 12)["items"]
+    )
     model.eval()
     assert model.session_vectors(full, {k: torch.zeros_like(full) for k in model.feature_names}).shape == (4, 16)
 
@@ -242,9 +260,16 @@ def test_bad_configs_name_the_problem(demo):
         build_model({"name": "nope"}, 3, {})
 
 
-@pytest.mark.parametrize("n_blocks,positions,mixer", [(1, "from_end", "attention"), (2, "from_end", "attention"),
-                                                      (2, "from_start", "attention"), (2, "relative", "attention"),
-                                                      (2, "from_end", "bsa")])
+@pytest.mark.parametrize(
+    "n_blocks,positions,mixer",
+    [
+        (1, "from_end", "attention"),
+        (2, "from_end", "attention"),
+        (2, "from_start", "attention"),
+        (2, "relative", "attention"),
+        (2, "from_end", "bsa"),
+    ],
+)
 def test_unpadded_session_vectors_equal_the_padded_ones(n_blocks, positions, mixer, demo):
     """Serving's fast path (no padding, no mask, last block on the newest position only) gives
     the model's own session vector of the left-padded window, at every length."""
@@ -263,16 +288,24 @@ def test_unpadded_session_vectors_equal_the_padded_ones(n_blocks, positions, mix
         padded = model.session_vectors(items, feats)
         for row in range(len(items)):
             n = int((items[row] != 0).sum())
-            got = model.session_vectors_unpadded(items[row : row + 1, -n:], {k: v[row : row + 1, -n:] for k, v in feats.items()})
+            got = model.session_vectors_unpadded(
+                items[row : row + 1, -n:], {k: v[row : row + 1, -n:] for k, v in feats.items()}
+            )
             torch.testing.assert_close(got[0], padded[row], atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name,over", [
-    ("sasrec", {"n_blocks": 2}), ("sasrec", {"n_blocks": 2, "positions": "relative"}),
-    ("sasrec", {"n_blocks": 2, "positions": "from_start"}), ("sasrec", {"n_blocks": 2, "mixer": "bsa"}),
-    ("two_tower", {"n_blocks": 2}),
-    ("bert4rec", {"n_blocks": 2}), ("gru4rec", {}),
-])
+@pytest.mark.parametrize(
+    "name,over",
+    [
+        ("sasrec", {"n_blocks": 2}),
+        ("sasrec", {"n_blocks": 2, "positions": "relative"}),
+        ("sasrec", {"n_blocks": 2, "positions": "from_start"}),
+        ("sasrec", {"n_blocks": 2, "mixer": "bsa"}),
+        ("two_tower", {"n_blocks": 2}),
+        ("bert4rec", {"n_blocks": 2}),
+        ("gru4rec", {}),
+    ],
+)
 def test_session_vectors_are_the_full_forward_at_the_newest_position(name, over, demo):
     """Session vectors compute only the newest position in the last block; that must be the
     full forward's newest hidden state, on left-padded windows of every length."""
@@ -388,7 +421,9 @@ def test_bsa_filter_is_bsarecs_at_the_newest_position_and_causal_everywhere():
             changed = h.clone()
             changed[:, t + 1] += 1.0
             other = filt(changed, None)
-            assert torch.equal(other[:, : t + 1], out[:, : t + 1]) and not torch.allclose(other[:, t + 1], out[:, t + 1])
+            assert torch.equal(other[:, : t + 1], out[:, : t + 1]) and not torch.allclose(
+                other[:, t + 1], out[:, t + 1]
+            )
         keep = torch.ones(4, length, dtype=torch.bool)
         keep[:, :3] = False
         noisy = h.clone()
@@ -419,8 +454,9 @@ def test_bsa_mixer_is_causal_padding_invariant_and_rebuilds(demo):
         padded = torch.cat([torch.zeros_like(items[:, :3]), items], 1)[:, -model.max_len :]
         if padded.shape[1] > items.shape[1]:
             pf = {k: torch.cat([torch.zeros_like(v[:, :3]), v], 1)[:, -model.max_len :] for k, v in feats.items()}
-            torch.testing.assert_close(model.session_vectors(padded, pf), model.session_vectors(items, feats),
-                                       atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(
+                model.session_vectors(padded, pf), model.session_vectors(items, feats), atol=1e-5, rtol=1e-5
+            )
         clone = type(model).from_hparams(json.loads(json.dumps(model.hparams)))
         clone.load_state_dict(model.state_dict(), strict=True)
         clone.eval()

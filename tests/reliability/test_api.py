@@ -29,9 +29,18 @@ from benchmarks.harness import served
 ROOT = Path(__file__).resolve().parents[2]
 LIMITS = {"max_events": 40, "max_k": 30, "max_body_bytes": 16_384, "max_filter_values": 8}
 EXAMPLES = int(os.environ.get("JOURNEYREC_FUZZ_EXAMPLES", "300"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=False,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
-                                       HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    derandomize=False,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+        HealthCheck.function_scoped_fixture,
+    ],
+)
 
 
 class Server:
@@ -53,12 +62,17 @@ def server(demo_bundle, tmp_path_factory):
 
 # --------------------------------------------------------------------------- strategies
 JSON_SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=40),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=40),
 )
-ANY_JSON = st.recursive(JSON_SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                               st.dictionaries(st.text(max_size=10), inner, max_size=4)),
-                        max_leaves=12)
+ANY_JSON = st.recursive(
+    JSON_SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)),
+    max_leaves=12,
+)
 
 
 class SchemaStrategies:
@@ -67,7 +81,9 @@ class SchemaStrategies:
     ``strict``: documents the schema accepts (most get a 200, reaching the whole pipeline);
     otherwise any node may also be an arbitrary JSON value, an unknown key or a bound overstepped."""
 
-    def __init__(self, openapi: dict, item_ids: list[str], filter_values: dict[str, list], strict: bool = False) -> None:
+    def __init__(
+        self, openapi: dict, item_ids: list[str], filter_values: dict[str, list], strict: bool = False
+    ) -> None:
         self.components = openapi.get("components", {}).get("schemas", {})
         self.item_ids = st.sampled_from(item_ids)
         self.filter_values = filter_values
@@ -90,7 +106,11 @@ class SchemaStrategies:
         if "allOf" in node and len(node["allOf"]) == 1:
             return self.node(node["allOf"][0], name)
         if "enum" in node:
-            return st.sampled_from(node["enum"]) if self.strict else st.one_of(st.sampled_from(node["enum"]), st.text(max_size=12))
+            return (
+                st.sampled_from(node["enum"])
+                if self.strict
+                else st.one_of(st.sampled_from(node["enum"]), st.text(max_size=12))
+            )
         if "const" in node:
             return st.just(node["const"])
         kind = node.get("type")
@@ -98,13 +118,17 @@ class SchemaStrategies:
             props = node.get("properties", {})
             required = set(node.get("required", []))
             extra = st.dictionaries(st.text(max_size=8), ANY_JSON, max_size=1)
-            base = st.fixed_dictionaries({k: self.node(v, k) for k, v in props.items() if k in required},
-                                         optional={k: self.node(v, k) for k, v in props.items() if k not in required})
+            base = st.fixed_dictionaries(
+                {k: self.node(v, k) for k, v in props.items() if k in required},
+                optional={k: self.node(v, k) for k, v in props.items() if k not in required},
+            )
             return base if self.strict else st.one_of(base, base, base, st.builds(lambda a, b: {**b, **a}, base, extra))
         if kind == "array":
             limit = node.get("maxItems")
             items = self.node(node.get("items", {}), name)
-            sizes = st.integers(0, 6) if limit is None else st.one_of(st.integers(0, 6), st.integers(limit - 1, limit + 2))
+            sizes = (
+                st.integers(0, 6) if limit is None else st.one_of(st.integers(0, 6), st.integers(limit - 1, limit + 2))
+            )
             if self.strict:
                 sizes = st.integers(0, min(8, limit if limit is not None else 8))
             return sizes.flatmap(lambda n: st.lists(items, min_size=n, max_size=n))
@@ -116,7 +140,9 @@ class SchemaStrategies:
             hi = 2**40 if hi is None else hi
             if self.strict:
                 return st.integers(lo, hi)
-            return st.one_of(st.integers(lo, min(hi, lo + 50)), st.integers(lo - 2, lo + 1), st.integers(hi - 1, hi + 2))
+            return st.one_of(
+                st.integers(lo, min(hi, lo + 50)), st.integers(lo - 2, lo + 1), st.integers(hi - 1, hi + 2)
+            )
         if kind == "number":
             return st.floats(allow_nan=not self.strict, allow_infinity=not self.strict)
         if kind == "boolean":
@@ -153,8 +179,11 @@ class SchemaStrategies:
             attr = st.sampled_from(sorted(self.filter_values))
             return st.one_of(st.just({}), attr.flatmap(lambda a: value(a).map(lambda v: {a: v})))
         attrs = st.one_of(st.sampled_from(sorted(self.filter_values)), st.text(max_size=10))
-        return attrs.flatmap(lambda a: st.tuples(st.just(a), value(a))).map(lambda kv: {kv[0]: kv[1]}) | st.dictionaries(
-            st.text(max_size=6), ANY_JSON, max_size=2) | st.just({})
+        return (
+            attrs.flatmap(lambda a: st.tuples(st.just(a), value(a))).map(lambda kv: {kv[0]: kv[1]})
+            | st.dictionaries(st.text(max_size=6), ANY_JSON, max_size=2)
+            | st.just({})
+        )
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +242,12 @@ def test_recommendations_never_5xx(server, schema):
             return
         if isinstance(doc, dict) and isinstance(doc.get("events"), list) and len(doc["events"]) > LIMITS["max_events"]:
             assert r.status_code == 422 and "events" in r.text
-        if isinstance(doc, dict) and isinstance(doc.get("k"), int) and not isinstance(doc["k"], bool) and doc["k"] > LIMITS["max_k"]:
+        if (
+            isinstance(doc, dict)
+            and isinstance(doc.get("k"), int)
+            and not isinstance(doc["k"], bool)
+            and doc["k"] > LIMITS["max_k"]
+        ):
             assert r.status_code == 422 and "k" in r.text
         if r.status_code == 200:
             answer = r.json()
@@ -227,8 +261,12 @@ def test_item_endpoints_never_5xx(server, schema):
     openapi, fuzzy, strict = schema
     item = st.one_of(strict.item_ids, strict.item_ids, st.text(min_size=1, max_size=30))
     k = st.one_of(st.none(), st.integers(1, LIMITS["max_k"]), st.integers(-3, LIMITS["max_k"] + 3), st.text(max_size=5))
-    filters = st.one_of(st.none(), strict.filters({}).map(json.dumps), fuzzy.filters({}).map(lambda f: json.dumps(f, allow_nan=True)),
-                        st.text(max_size=30))
+    filters = st.one_of(
+        st.none(),
+        strict.filters({}).map(json.dumps),
+        fuzzy.filters({}).map(lambda f: json.dumps(f, allow_nan=True)),
+        st.text(max_size=30),
+    )
 
     @FUZZ
     @given(kind=st.sampled_from(["similar", "complements"]), item=item, k=k, filters=filters)
@@ -246,7 +284,10 @@ def test_item_endpoints_never_5xx(server, schema):
 
 def test_arbitrary_bytes_and_headers_never_5xx(server):
     @FUZZ
-    @given(raw=st.binary(max_size=3000), ctype=st.sampled_from(["application/json", "text/plain", "", "application/x-www-form-urlencoded"]))
+    @given(
+        raw=st.binary(max_size=3000),
+        ctype=st.sampled_from(["application/json", "text/plain", "", "application/x-www-form-urlencoded"]),
+    )
     def check(raw, ctype):
         r = server.client.post("/v1/recommendations", content=raw, headers={"content-type": ctype} if ctype else {})
         assert_answered(r, raw)
@@ -262,13 +303,16 @@ def test_feedback_and_report_endpoints_never_5xx_and_never_count_twice(server, s
     openapi, fuzzy, strict = schema
     c = server.client
     item = str(demo_bundle.column("item_id")[0])
-    lists = [c.post("/v1/recommendations", json={"events": [{"item_id": item}], "k": 5, "user_id": f"fz{j}"}).json()
-             for j in range(4)]
+    lists = [
+        c.post("/v1/recommendations", json={"events": [{"item_id": item}], "k": 5, "user_id": f"fz{j}"}).json()
+        for j in range(4)
+    ]
     rids = st.sampled_from([x["request_id"] for x in lists])
     shown = st.sampled_from(sorted({i["item_id"] for x in lists for i in x["items"]}))
     body = body_schema(openapi, "/v1/feedback")
-    real = st.fixed_dictionaries({"request_id": rids, "item_id": shown,
-                                  "type": st.sampled_from(["click", "cart", "purchase", "dismiss"])})
+    real = st.fixed_dictionaries(
+        {"request_id": rids, "item_id": shown, "type": st.sampled_from(["click", "cart", "purchase", "dismiss"])}
+    )
     docs = st.one_of(real, real.map(lambda d: {**d, "extra": 1}), strict.node(body), fuzzy.node(body))
 
     def clicks() -> int:
@@ -296,14 +340,18 @@ def test_feedback_and_report_endpoints_never_5xx_and_never_count_twice(server, s
     assert clicks() == held
 
     text = st.one_of(st.none(), st.text(max_size=30), st.sampled_from(["control", "none", "default"]))
-    number = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 5),
-                       st.text(max_size=6))
+    number = st.one_of(
+        st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 5), st.text(max_size=6)
+    )
 
     @FUZZ
     @given(path=st.sampled_from(["/v1/ab/report", "/v1/stats"]), a=text, b=text, x=number)
     def get(path, a, b, x):
-        params = {k: v for k, v in (("experiment", a), ("control", b), ("alpha", x), ("context", a), ("n", x))
-                  if v is not None}
+        params = {
+            k: v
+            for k, v in (("experiment", a), ("control", b), ("alpha", x), ("context", a), ("n", x))
+            if v is not None
+        }
         r = c.get(path, params=params)
         assert_answered(r, (path, params))
 
@@ -319,7 +367,9 @@ def test_size_limits_hold(server, demo_bundle):
     assert c.post("/v1/recommendations", json={"events": events[:-1], "k": LIMITS["max_k"]}).status_code == 200
     r = c.post("/v1/recommendations", json={"events": [], "k": LIMITS["max_k"] + 1})
     assert r.status_code == 422 and f"less than or equal to {LIMITS['max_k']}" in r.text
-    r = c.post("/v1/recommendations", json={"events": [], "filters": {"tags": ["x"] * (LIMITS["max_filter_values"] + 1)}})
+    r = c.post(
+        "/v1/recommendations", json={"events": [], "filters": {"tags": ["x"] * (LIMITS["max_filter_values"] + 1)}}
+    )
     assert r.status_code == 422 and f"at most {LIMITS['max_filter_values']}" in r.text
     big = b'{"events": [], "user_id": "' + b"x" * LIMITS["max_body_bytes"] + b'"}'
     r = c.post("/v1/recommendations", content=big, headers={"content-type": "application/json"})
@@ -332,12 +382,22 @@ def test_size_limits_hold(server, demo_bundle):
 def test_out_of_range_times_get_422(server, demo_bundle):
     """Found by the fuzzer: a timestamp of 2**63 overflowed the pipeline's int64 arithmetic (500)."""
     item = str(demo_bundle.column("item_id")[0])
-    for body in ({"events": [{"item_id": item, "timestamp": 2**63}]}, {"events": [{"item_id": item}], "now": -(2**63) - 1},
-                 {"events": [{"item_id": item, "timestamp": 253_402_300_800_000}]}):
+    for body in (
+        {"events": [{"item_id": item, "timestamp": 2**63}]},
+        {"events": [{"item_id": item}], "now": -(2**63) - 1},
+        {"events": [{"item_id": item, "timestamp": 253_402_300_800_000}]},
+    ):
         r = server.client.post("/v1/recommendations", json=body)
         assert r.status_code == 422 and ("timestamp" in r.text or "now" in r.text), r.text
-    edge = server.client.post("/v1/recommendations", json={"events": [{"item_id": item, "timestamp": "0001-01-01T00:00:00"},
-                                                                      {"item_id": item, "timestamp": 253_402_300_799_999}]})
+    edge = server.client.post(
+        "/v1/recommendations",
+        json={
+            "events": [
+                {"item_id": item, "timestamp": "0001-01-01T00:00:00"},
+                {"item_id": item, "timestamp": 253_402_300_799_999},
+            ]
+        },
+    )
     assert edge.status_code in (200, 422), edge.text
 
 
@@ -353,9 +413,11 @@ def test_service_stays_up(server, demo_bundle):
     metrics = c.get("/metrics").text
     assert 'status="5' not in metrics, [line for line in metrics.splitlines() if 'status="5' in line]
     # the generated requests reached the whole pipeline, not only validation
-    ok = next(line for line in metrics.splitlines() if line.startswith('journeyrec_requests_total{endpoint="/v1/recommendations",status="200"}'))
+    ok = next(
+        line
+        for line in metrics.splitlines()
+        if line.startswith('journeyrec_requests_total{endpoint="/v1/recommendations",status="200"}')
+    )
     assert int(ok.rsplit(" ", 1)[1]) >= EXAMPLES // 10, ok
     log = server.log.read_text(errors="replace")
     assert "Traceback" not in log and '"level": "error"' not in log, log[-3000:]
-
-

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import compose
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,12 +46,15 @@ def test_wrong_type_names_the_key_and_the_expected_type(name, base, override, ex
     assert f"full_key: {key}" in text and expected in text, text
 
 
-@pytest.mark.parametrize("name, base, override, key, schema", [
-    ("evaluate", ["bundle=b"], "eval.bootsrap=5", "bootsrap", "EvalConfig"),
-    ("export_index", ["run=r"], "chekpoint=last", "chekpoint", "ExportJobConfig"),
-    ("serve", ["bundle=b"], "rules.epsilom=0.1", "epsilom", "RulesConfig"),
-    ("serve", ["bundle=b"], "limit.max_k=3", "limit", "ServeConfig"),
-])
+@pytest.mark.parametrize(
+    "name, base, override, key, schema",
+    [
+        ("evaluate", ["bundle=b"], "eval.bootsrap=5", "bootsrap", "EvalConfig"),
+        ("export_index", ["run=r"], "chekpoint=last", "chekpoint", "ExportJobConfig"),
+        ("serve", ["bundle=b"], "rules.epsilom=0.1", "epsilom", "RulesConfig"),
+        ("serve", ["bundle=b"], "limit.max_k=3", "limit", "ServeConfig"),
+    ],
+)
 def test_unknown_key_names_the_key_and_the_schema(name, base, override, key, schema):
     text = failure_text(name, [*base, override])
     assert f"Key '{key}' not in '{schema}'" in text, text
@@ -58,13 +62,22 @@ def test_unknown_key_names_the_key_and_the_schema(name, base, override, key, sch
 
 def run(script: str, args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'm.db'}")
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / script), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_cli_wrong_type_fails_before_reading_anything(tmp_path):
-    proc = run("train.py", ["data=s3rec", "data.path=/does/not/exist.txt", "data.batch_size=lots",
-                            f"hydra.run.dir={tmp_path / 'out'}"], tmp_path)
+    proc = run(
+        "train.py",
+        ["data=s3rec", "data.path=/does/not/exist.txt", "data.batch_size=lots", f"hydra.run.dir={tmp_path / 'out'}"],
+        tmp_path,
+    )
     assert proc.returncode != 0
     assert "data.batch_size" in proc.stderr and "Integer" in proc.stderr, proc.stderr[-2000:]
     assert "does/not/exist" not in proc.stderr  # failed at composition, before the reader ran
@@ -75,14 +88,17 @@ def test_cli_wrong_type_fails_before_reading_anything(tmp_path):
     assert "bundle directory not found" not in served.stderr  # the bundle was never opened
 
 
-@pytest.mark.parametrize("name, base, override, closest", [
-    ("train", [], "+trainer.max_epoch=2", "max_epochs"),
-    ("train", [], "+model.d_modell=8", "d_model"),
-    ("train", [], "+loss.exclude_seem=true", "exclude_seen"),
-    ("train", [], "+data.batchsize=4", "batch_size"),
-    ("evaluate", ["bundle=b"], "+eval.bootsrap=5", "bootstrap"),
-    ("serve", ["bundle=b"], "+rules.epsilom=0.1", "epsilon"),
-])
+@pytest.mark.parametrize(
+    "name, base, override, closest",
+    [
+        ("train", [], "+trainer.max_epoch=2", "max_epochs"),
+        ("train", [], "+model.d_modell=8", "d_model"),
+        ("train", [], "+loss.exclude_seem=true", "exclude_seen"),
+        ("train", [], "+data.batchsize=4", "batch_size"),
+        ("evaluate", ["bundle=b"], "+eval.bootsrap=5", "bootstrap"),
+        ("serve", ["bundle=b"], "+rules.epsilom=0.1", "epsilon"),
+    ],
+)
 def test_a_key_added_with_plus_is_refused_with_the_closest_valid_one(name, base, override, closest):
     """Hydra's hint for an unknown key is "use +key=value"; doing so must not run with the default."""
     from journeyrec.config import EvaluateConfig, ServeConfig
@@ -91,8 +107,11 @@ def test_a_key_added_with_plus_is_refused_with_the_closest_valid_one(name, base,
     from journeyrec.typed import to_typed
 
     cfg = compose(name, [*base, override])  # composition itself accepts it: the key is forced in
-    convert = {"train": train_config, "evaluate": lambda c: to_typed(EvaluateConfig, c),
-               "serve": lambda c: to_typed(ServeConfig, c)}[name]
+    convert = {
+        "train": train_config,
+        "evaluate": lambda c: to_typed(EvaluateConfig, c),
+        "serve": lambda c: to_typed(ServeConfig, c),
+    }[name]
     key = override.lstrip("+").split("=", 1)[0]
     with pytest.raises(ConfigError, match=rf"unknown config key '{key}'.*did you mean {closest}\?"):
         convert(cfg)
@@ -102,17 +121,21 @@ def test_cli_refuses_a_plus_key_in_one_line_before_training(tmp_path):
     proc = run("train.py", ["experiment=demo", "+trainer.max_epoch=2", f"hydra.run.dir={tmp_path / 'out'}"], tmp_path)
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert lines == ["error: unknown config key 'trainer.max_epoch' (not in TrainerConfig); did you mean max_epochs?"], \
-        proc.stderr[-2000:]
+    assert lines == [
+        "error: unknown config key 'trainer.max_epoch' (not in TrainerConfig); did you mean max_epochs?"
+    ], proc.stderr[-2000:]
     assert not (tmp_path / "out" / "prepared").exists() and not (tmp_path / "out" / "checkpoints").exists()
 
 
-@pytest.mark.parametrize("script, args, needle", [
-    ("train.py", ["data=s3rec", "data.path=/does/not/exist.txt", "logger=none"], "/does/not/exist.txt"),
-    ("evaluate.py", ["bundle=/does/not/exist", "logger=none"], "/does/not/exist"),
-    ("export_index.py", ["run=/does/not/exist"], "/does/not/exist"),
-    ("serve.py", ["bundle=/does/not/exist"], "/does/not/exist"),
-])
+@pytest.mark.parametrize(
+    "script, args, needle",
+    [
+        ("train.py", ["data=s3rec", "data.path=/does/not/exist.txt", "logger=none"], "/does/not/exist.txt"),
+        ("evaluate.py", ["bundle=/does/not/exist", "logger=none"], "/does/not/exist"),
+        ("export_index.py", ["run=/does/not/exist"], "/does/not/exist"),
+        ("serve.py", ["bundle=/does/not/exist"], "/does/not/exist"),
+    ],
+)
 def test_user_errors_are_one_line_and_full_error_shows_the_traceback(tmp_path, script, args, needle):
     extra = [f"hydra.run.dir={tmp_path / 'out'}"] if script in ("train.py", "evaluate.py") else []
     proc = run(script, [*args, *extra], tmp_path)
@@ -121,8 +144,14 @@ def test_user_errors_are_one_line_and_full_error_shows_the_traceback(tmp_path, s
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr and "Error executing job" not in proc.stderr
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'm.db'}", HYDRA_FULL_ERROR="1")
-    full = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args, *extra], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    full = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / script), *args, *extra],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert full.returncode != 0 and "Traceback" in full.stderr
 
 

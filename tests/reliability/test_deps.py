@@ -21,7 +21,9 @@ def normalise(name: str) -> str:
 
 def pyproject_pins() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    reqs = list(project["dependencies"]) + [r for extra in project.get("optional-dependencies", {}).values() for r in extra]
+    reqs = list(project["dependencies"]) + [
+        r for extra in project.get("optional-dependencies", {}).values() for r in extra
+    ]
     pins, loose = {}, []
     for r in reqs:
         m = PIN.match(r.replace(" ", ""))
@@ -53,8 +55,12 @@ def environment_pins() -> tuple[dict[str, str], list]:
 def test_pyproject_and_environment_pin_the_same_versions():
     py = pyproject_pins()
     env, others = environment_pins()
-    assert {k: v for k, v in py.items() if env.get(k) != v} == {}, "pinned in pyproject.toml, missing or different in environment.yml"
-    assert {k: v for k, v in env.items() if py.get(k) != v} == {}, "pinned in environment.yml, missing or different in pyproject.toml"
+    assert {k: v for k, v in py.items() if env.get(k) != v} == {}, (
+        "pinned in pyproject.toml, missing or different in environment.yml"
+    )
+    assert {k: v for k, v in env.items() if py.get(k) != v} == {}, (
+        "pinned in environment.yml, missing or different in pyproject.toml"
+    )
     # the rest of environment.yml: the interpreter (same minor as requires-python), pip, and the package itself
     requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
     assert requires == "==3.11.*" and "python=3.11" in others and "pip" in others, others

@@ -36,10 +36,22 @@ def test_pipeline_runs_offline(tmp_path):
     subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=ROOT)
     out = tmp_path / "run"
     subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), "experiment=demo", "data.options.n_customers=200",
-         "model.d_model=16", "model.n_blocks=1", "trainer.max_epochs=1", "trainer.progress_bar=false",
-         "show_samples=1", f"hydra.run.dir={out}"],
-        env=env, check=True, cwd=ROOT, capture_output=True,
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "train.py"),
+            "experiment=demo",
+            "data.options.n_customers=200",
+            "model.d_model=16",
+            "model.n_blocks=1",
+            "trainer.max_epochs=1",
+            "trainer.progress_bar=false",
+            "show_samples=1",
+            f"hydra.run.dir={out}",
+        ],
+        env=env,
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
     )
     assert (out / "bundle" / "manifest.json").exists()
     assert not log.exists() or not log.read_text().strip(), log.read_text()

@@ -42,8 +42,14 @@ RAW_PREFIX = "shopper.q7z4"  # every raw customer id starts with this
 PLANTED_USER = f"{RAW_PREFIX}+planted@example.org"
 NO_CONSENT_USER = f"{RAW_PREFIX}+no-consent@example.org"  # never in the training data, asks without consent
 PLANTED_KEY = "planted-hmac-key-5b0e7c1d9a"
-TINY = ["model.d_model=16", "model.n_blocks=1", "trainer.max_epochs=1", "trainer.progress_bar=false",
-        "eval.bootstrap=50", "export.n_queries=200"]
+TINY = [
+    "model.d_model=16",
+    "model.n_blocks=1",
+    "trainer.max_epochs=1",
+    "trainer.progress_bar=false",
+    "eval.bootstrap=50",
+    "export.n_queries=200",
+]
 
 
 @dataclass
@@ -74,7 +80,9 @@ def write_shop(raw: Path) -> list[str]:
     busiest = max(counts, key=lambda c: c["counts"])["values"]
     raw_ids[busiest] = PLANTED_USER
     mapped = pa.array([raw_ids[u] for u in users.to_pylist()], pa.string())
-    sessions = pa.array([f"{m}-s{s.split('-')[-1]}" for m, s in zip(mapped.to_pylist(), events.column("session_id").to_pylist())])
+    sessions = pa.array(
+        [f"{m}-s{s.split('-')[-1]}" for m, s in zip(mapped.to_pylist(), events.column("session_id").to_pylist())]
+    )
     events = events.set_column(events.schema.get_field_index("user_id"), "user_id", mapped)
     events = events.set_column(events.schema.get_field_index("session_id"), "session_id", sessions)
     raw.mkdir(parents=True)
@@ -93,39 +101,88 @@ def pipeline(tmp_path_factory) -> PipelineRun:
     for d in (logs, work, out):
         d.mkdir()
     netblock_log = root.parent / f"{root.name}-netblock.log"  # outside root: it must stay empty anyway
-    env = dict(os.environ, JOURNEYREC_HMAC_KEY=PLANTED_KEY, JOURNEYREC_NETBLOCK_LOG=str(netblock_log),
-               MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow' / 'mlruns.db'}", PYTHONUNBUFFERED="1",
-               MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false")
+    env = dict(
+        os.environ,
+        JOURNEYREC_HMAC_KEY=PLANTED_KEY,
+        JOURNEYREC_NETBLOCK_LOG=str(netblock_log),
+        MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow' / 'mlruns.db'}",
+        PYTHONUNBUFFERED="1",
+        MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
+    )
     env["PYTHONPATH"] = os.pathsep.join([str(NETBLOCK), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
     (root / "mlflow").mkdir()
-    data = ["data=events", f"data.path={raw / 'shop' / 'events.parquet'}", "data.options.timestamp_unit=ms",
-            f"+data.options.catalog_path={raw / 'shop' / 'catalog.parquet'}", "data.dedup_consecutive=true"]
-    step([str(ROOT / "scripts" / "train.py"), *data, *TINY, "show_samples=2", f"hydra.run.dir={out / 'train'}"],
-         env, work, logs, "train")
-    step([str(ROOT / "scripts" / "evaluate.py"), f"bundle={out / 'train' / 'bundle'}", "eval.bootstrap=50",
-          "eval.progress=false", f"hydra.run.dir={out / 'evaluate'}"], env, work, logs, "evaluate")
-    step([str(ROOT / "scripts" / "export_index.py"), f"run={out / 'train'}", f"out={out / 'bundle2'}",
-          "export.n_queries=200"], env, work, logs, "export_index")
+    data = [
+        "data=events",
+        f"data.path={raw / 'shop' / 'events.parquet'}",
+        "data.options.timestamp_unit=ms",
+        f"+data.options.catalog_path={raw / 'shop' / 'catalog.parquet'}",
+        "data.dedup_consecutive=true",
+    ]
+    step(
+        [str(ROOT / "scripts" / "train.py"), *data, *TINY, "show_samples=2", f"hydra.run.dir={out / 'train'}"],
+        env,
+        work,
+        logs,
+        "train",
+    )
+    step(
+        [
+            str(ROOT / "scripts" / "evaluate.py"),
+            f"bundle={out / 'train' / 'bundle'}",
+            "eval.bootstrap=50",
+            "eval.progress=false",
+            f"hydra.run.dir={out / 'evaluate'}",
+        ],
+        env,
+        work,
+        logs,
+        "evaluate",
+    )
+    step(
+        [
+            str(ROOT / "scripts" / "export_index.py"),
+            f"run={out / 'train'}",
+            f"out={out / 'bundle2'}",
+            "export.n_queries=200",
+        ],
+        env,
+        work,
+        logs,
+        "export_index",
+    )
     serve_traffic(out / "bundle2", logs, env, planted_items)
     return PipelineRun(root, raw, netblock_log, planted_items)
 
 
 def serve_traffic(bundle: Path, logs: Path, env: dict, items: list[str]) -> None:
-    events = [{"item_id": i, "event_type": "view", "channel": "web", "timestamp": 1_770_000_000_000 + 60_000 * n}
-              for n, i in enumerate(items)]
+    events = [
+        {"item_id": i, "event_type": "view", "channel": "web", "timestamp": 1_770_000_000_000 + 60_000 * n}
+        for n, i in enumerate(items)
+    ]
     with served(bundle, logs / "serve.log", env=env) as server:
         with httpx.Client(base_url=server.url, timeout=30) as c:
-            for body in ({"events": events, "k": 5, "user_id": PLANTED_USER},
-                         {"events": events, "k": 5, "user_id": NO_CONSENT_USER, "consent": False},
-                         {"events": events[:2], "k": 3, "user_id": NO_CONSENT_USER, "consent": False,
-                          "context": {"type": "product_page", "item_id": items[0]}}):
+            for body in (
+                {"events": events, "k": 5, "user_id": PLANTED_USER},
+                {"events": events, "k": 5, "user_id": NO_CONSENT_USER, "consent": False},
+                {
+                    "events": events[:2],
+                    "k": 3,
+                    "user_id": NO_CONSENT_USER,
+                    "consent": False,
+                    "context": {"type": "product_page", "item_id": items[0]},
+                },
+            ):
                 r = c.post("/v1/recommendations", json=body)
                 assert r.status_code == 200, r.text
             assert c.get(f"/v1/items/{quote(items[0], safe='')}/similar").status_code == 200
-            stored = c.post("/v1/events", json={"events": [dict(e, customer_id=PLANTED_USER, session_id=f"{PLANTED_USER}-s1")
-                                                           for e in events]})
+            stored = c.post(
+                "/v1/events",
+                json={"events": [dict(e, customer_id=PLANTED_USER, session_id=f"{PLANTED_USER}-s1") for e in events]},
+            )
             assert stored.status_code == 200 and stored.json()["stored"] == len(events), stored.text
-            r = c.post(f"/v1/customers/{quote(PLANTED_USER, safe='')}/recommendations", json={"context": "home", "k": 3})
+            r = c.post(
+                f"/v1/customers/{quote(PLANTED_USER, safe='')}/recommendations", json={"context": "home", "k": 3}
+            )
             assert r.status_code == 200 and not r.json()["warnings"], r.text
             (logs / "metrics.txt").write_text(c.get("/metrics").text)
 

@@ -84,14 +84,16 @@ def test_bundle_with_a_planted_pickle_is_refused_and_nothing_runs(demo_bundle, t
 
 def test_resume_from_a_planted_checkpoint_is_refused_and_nothing_runs(tmp_path, marker):
     """Training's resume (``ckpt_path=last``) reads last.ckpt weights-only."""
-    from conftest import TINY_DEMO, compose
-
     from journeyrec.training.run import train
+
+    from conftest import TINY_DEMO, compose
 
     out = tmp_path / "run"
     (out / "checkpoints").mkdir(parents=True)
     planted_torch(out / "checkpoints" / "last.ckpt", marker)
-    cfg = compose("train", [*TINY_DEMO, "logger.mlflow=false", "export.enabled=false", f"output_dir={out}", "ckpt_path=last"])
+    cfg = compose(
+        "train", [*TINY_DEMO, "logger.mlflow=false", "export.enabled=false", f"output_dir={out}", "ckpt_path=last"]
+    )
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         train(cfg)
     assert not marker.exists()
@@ -99,8 +101,8 @@ def test_resume_from_a_planted_checkpoint_is_refused_and_nothing_runs(tmp_path, 
 
 def test_export_and_checkpoint_io_refuse_a_planted_checkpoint(tiny_trained_run, tmp_path, marker):
     """scripts/export_index.py (checkpoint=best|last|PATH) and Lightning's checkpoint reader."""
-    from journeyrec.training.export_run import load_run_model
     from journeyrec.training.checkpoint_io import AtomicCheckpointIO
+    from journeyrec.training.export_run import load_run_model
 
     run = tmp_path / "run"
     run.mkdir()
@@ -146,7 +148,9 @@ def test_no_loader_in_the_source_unpickles():
         text = path.read_text()
         for m in re.finditer(r"(torch\.load|np\.load)\(([^()]|\([^()]*\))*\)", text):
             call = m.group(0)
-            if ("torch.load" in call and "weights_only=True" not in call) or ("np.load" in call and "allow_pickle=False" not in call):
+            if ("torch.load" in call and "weights_only=True" not in call) or (
+                "np.load" in call and "allow_pickle=False" not in call
+            ):
                 offenders.append(f"{path.relative_to(root)}: {call}")
         if re.search(r"^\s*(import|from)\s+(pickle|cPickle|joblib|cloudpickle|dill)\b", text, re.M):
             offenders.append(f"{path.relative_to(root)}: imports a pickle library")

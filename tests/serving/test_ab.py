@@ -50,7 +50,9 @@ def test_experiment_config_is_checked():
 
 def test_wilson_and_lift_intervals():
     p, lo, hi = wilson(0, 20)
-    assert p == 0 and lo == pytest.approx(0, abs=1e-12) and 0.1 < hi < 0.2  # the known 95% upper bound for 0/20 is ~0.161
+    assert (
+        p == 0 and lo == pytest.approx(0, abs=1e-12) and 0.1 < hi < 0.2
+    )  # the known 95% upper bound for 0/20 is ~0.161
     p, lo, hi = wilson(50, 100)
     assert lo == pytest.approx(0.4038, abs=1e-3) and hi == pytest.approx(0.5962, abs=1e-3)
     lift, lo, hi = lift_interval(100, 1000, 120, 1000)
@@ -93,20 +95,38 @@ def test_ab_report_script_reads_service_and_shop_logs(tmp_path):
     rows = simulated_log({"control": (0.1, 0.02), "own_brand": (0.12, 0.03)}, 3000, 1)
     service = tmp_path / "service.log"
     shop = tmp_path / "shop.jsonl"
-    service.write_text("INFO:     Started server process [1]\n" + "\n".join(
-        json.dumps({"level": "info", "msg": "request", **r}) for r in rows if r["event"] == "impression") + "\n")
+    service.write_text(
+        "INFO:     Started server process [1]\n"
+        + "\n".join(json.dumps({"level": "info", "msg": "request", **r}) for r in rows if r["event"] == "impression")
+        + "\n"
+    )
     shop.write_text("\n".join(json.dumps(r) for r in rows if r["event"] != "impression") + "\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "ab_report.py"), str(service), str(shop)],
-                          capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "ab_report.py"), str(service), str(shop)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "lift of own_brand over control in ctr" in proc.stdout and "control" in proc.stdout
-    as_json = subprocess.run([sys.executable, str(ROOT / "scripts" / "ab_report.py"), str(service), str(shop), "--json"],
-                             capture_output=True, text=True, env=env, timeout=60)
+    as_json = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "ab_report.py"), str(service), str(shop), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     rep = json.loads(as_json.stdout)
     assert rep["variants"]["own_brand"]["impressions"] == 3000
-    none = subprocess.run([sys.executable, str(ROOT / "scripts" / "ab_report.py"), str(shop)],
-                          capture_output=True, text=True, env=env, timeout=60)
+    none = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "ab_report.py"), str(shop)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert none.returncode == 2 and "no impressions" in none.stderr
 
 
@@ -136,8 +156,10 @@ def test_report_from_the_store_covers_known_rates_in_at_least_90_of_100_seeded_s
     from journeyrec.serving.abstats import store_counts
     from journeyrec.serving.store import Impression, Reaction, SQLiteStore
 
-    truth = {"control": {"click": 0.10, "cart": 0.05, "purchase": 0.020},
-             "treat": {"click": 0.13, "cart": 0.06, "purchase": 0.028}}
+    truth = {
+        "control": {"click": 0.10, "cart": 0.05, "purchase": 0.020},
+        "treat": {"click": 0.13, "cart": 0.06, "purchase": 0.028},
+    }
     metric_of = {"click": "ctr", "cart": "add_to_cart", "purchase": "conversion"}
     n, now = 800, 1_800_000_000_000
     store = SQLiteStore(tmp_path / "ab.sqlite")

@@ -28,17 +28,24 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-EXPERIMENT = ExperimentConfig(name="own_brand_test", variants=[
-    VariantConfig(name="control", share=0.5),
-    VariantConfig(name="boosted", share=0.5, rules={"boosts": [{"attribute": "own_brand", "value": True, "weight": 0.3}]}),
-])
+EXPERIMENT = ExperimentConfig(
+    name="own_brand_test",
+    variants=[
+        VariantConfig(name="control", share=0.5),
+        VariantConfig(
+            name="boosted", share=0.5, rules={"boosts": [{"attribute": "own_brand", "value": True, "weight": 0.3}]}
+        ),
+    ],
+)
 
 
 @pytest.fixture(scope="module")
 def served(demo_bundle):
     log = io.StringIO()
     configure_logging("info", log)
-    service = Service(Recommender.load(demo_bundle.path), EXPERIMENT, LimitsConfig(max_events=100, max_k=50, max_body_bytes=65_536))
+    service = Service(
+        Recommender.load(demo_bundle.path), EXPERIMENT, LimitsConfig(max_events=100, max_k=50, max_body_bytes=65_536)
+    )
     service.warm_up()
     with ThreadServer(create_app(service)) as url:
         with httpx.Client(base_url=url, timeout=30) as client:
@@ -47,14 +54,19 @@ def served(demo_bundle):
 
 def some_events(demo_bundle, n: int = 8, seed: int = 0) -> list[dict]:
     events = demo_bundle.sessions(1, min_len=n, seed=seed)[0][-n:]
-    return [{"item_id": e.item_id, "event_type": e.event_type, "channel": e.channel, "timestamp": e.timestamp_ms} for e in events]
+    return [
+        {"item_id": e.item_id, "event_type": e.event_type, "channel": e.channel, "timestamp": e.timestamp_ms}
+        for e in events
+    ]
 
 
 def test_recommendations_roundtrip(served, demo_bundle):
     client, service, _ = served
     events = some_events(demo_bundle)
-    r = client.post("/v1/recommendations", json={"events": events, "k": 7, "filters": {"in_stock": True},
-                                                 "user_id": "u-1", "context": {"type": "home"}})
+    r = client.post(
+        "/v1/recommendations",
+        json={"events": events, "k": 7, "filters": {"in_stock": True}, "user_id": "u-1", "context": {"type": "home"}},
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     # no "intent": SASRec has no intent head
@@ -63,13 +75,18 @@ def test_recommendations_roundtrip(served, demo_bundle):
     fields = {"item_id", "score", "model_score", "reason", "new", "title", "category", "price", "in_stock"}
     assert len(body["items"]) == 7 and all(set(x) == fields for x in body["items"])
     catalog = {r["item_id"]: r for r in demo_bundle.catalog.to_pylist()}
-    assert all((x["title"], x["category"], x["price"], x["in_stock"]) == tuple(catalog[x["item_id"]][f] for f in ("title", "category", "price", "in_stock"))
-               for x in body["items"])
+    assert all(
+        (x["title"], x["category"], x["price"], x["in_stock"])
+        == tuple(catalog[x["item_id"]][f] for f in ("title", "category", "price", "in_stock"))
+        for x in body["items"]
+    )
     lean = client.post("/v1/recommendations", json={"events": events, "k": 7, "item_fields": False}).json()
     assert all(set(x) == {"item_id", "score", "model_score", "reason", "new"} for x in lean["items"])
     assert body["bundle_version"] == service.default.bundle_version and body["variant"] in ("control", "boosted")
     assert all(x["reason"].startswith(("similar to", "goes with", "buy again")) for x in body["items"])
-    iso = client.post("/v1/recommendations", json={"events": [dict(e, timestamp="2026-03-01T10:00:00Z") for e in events], "k": 3})
+    iso = client.post(
+        "/v1/recommendations", json={"events": [dict(e, timestamp="2026-03-01T10:00:00Z") for e in events], "k": 3}
+    )
     assert iso.status_code == 200 and len(iso.json()["items"]) == 3
 
 
@@ -106,8 +123,11 @@ def test_oversized_and_malformed_bodies(served):
     big = {"events": [{"item_id": "x" * 1000}] * 80}
     r = client.post("/v1/recommendations", json=big)
     assert r.status_code == 413 and "65536" in r.text
-    chunked = client.post("/v1/recommendations", content=iter([b'{"events": [', b'{"item_id": "' + b"y" * 70_000 + b'"}]}']),
-                          headers={"content-type": "application/json"})
+    chunked = client.post(
+        "/v1/recommendations",
+        content=iter([b'{"events": [', b'{"item_id": "' + b"y" * 70_000 + b'"}]}']),
+        headers={"content-type": "application/json"},
+    )
     assert chunked.status_code == 413
     garbage = client.post("/v1/recommendations", content=b"{not json", headers={"content-type": "application/json"})
     assert garbage.status_code == 422
@@ -131,7 +151,9 @@ def test_item_endpoints(served, demo_bundle):
     assert all(x["reason"] == f"similar to {item}" for x in sim.json()["items"])
     filtered = client.get(f"/v1/items/{item}/similar", params={"k": 4, "filters": json.dumps({"category": "Footwear"})})
     cats = dict(zip(demo_bundle.column("item_id"), demo_bundle.column("category")))
-    assert filtered.status_code == 200 and all(cats[x["item_id"]].startswith("Footwear") for x in filtered.json()["items"])
+    assert filtered.status_code == 200 and all(
+        cats[x["item_id"]].startswith("Footwear") for x in filtered.json()["items"]
+    )
     comp = client.get(f"/v1/items/{item}/complements")
     assert comp.status_code == 200 and all(cats[x["item_id"]] != cats[item] for x in comp.json()["items"])
     assert client.get("/v1/items/ghost/similar").status_code == 404
@@ -145,15 +167,21 @@ def test_variants_are_stable_per_user_and_carried_in_responses(served, demo_bund
     events = some_events(demo_bundle)
     seen = {}
     for u in range(40):
-        variants = {client.post("/v1/recommendations", json={"events": events, "k": 3, "user_id": f"user-{u}"}).json()["variant"]
-                    for _ in range(2)}
+        variants = {
+            client.post("/v1/recommendations", json={"events": events, "k": 3, "user_id": f"user-{u}"}).json()[
+                "variant"
+            ]
+            for _ in range(2)
+        }
         assert len(variants) == 1
         seen[u] = variants.pop()
         expected, _ = service.assigner.assign(pseudonymise(f"user-{u}", resolve_key(None, allow_demo_key=True)))
         assert seen[u] == expected.name
     assert set(seen.values()) == {"control", "boosted"}
     anonymous = client.post("/v1/recommendations", json={"events": events, "k": 3}).json()
-    no_consent = client.post("/v1/recommendations", json={"events": events, "k": 3, "user_id": "user-1", "consent": False}).json()
+    no_consent = client.post(
+        "/v1/recommendations", json={"events": events, "k": 3, "user_id": "user-1", "consent": False}
+    ).json()
     assert anonymous["variant"] == no_consent["variant"] == "control"
 
 
@@ -170,7 +198,9 @@ def test_no_consent_requests_leave_nothing_personal_in_logs(served, demo_bundle)
     written = log.getvalue()[start:]
     lines = [json.loads(x) for x in written.splitlines()]
     assert len(lines) == 3 and [x["consent"] for x in lines] == [False, False, True]
-    for needle in [secret, pseudonymise(secret, resolve_key(None, allow_demo_key=True))] + [e["item_id"] for e in events]:
+    for needle in [secret, pseudonymise(secret, resolve_key(None, allow_demo_key=True))] + [
+        e["item_id"] for e in events
+    ]:
         assert needle not in written, needle
     metrics = client.get("/metrics").text
     assert 'journeyrec_fallbacks_total{reason="no_consent"}' in metrics
@@ -182,12 +212,19 @@ def test_health_readiness_metrics_and_docs(served):
     ready = client.get("/readyz").json()
     assert ready["status"] == "ready" and ready["experiment"] == "own_brand_test"
     text = client.get("/metrics").text
-    for name in ("journeyrec_requests_total{", "journeyrec_request_latency_seconds_bucket{", 'le="+Inf"',
-                 "journeyrec_fallbacks_total", "journeyrec_variant_requests_total"):
+    for name in (
+        "journeyrec_requests_total{",
+        "journeyrec_request_latency_seconds_bucket{",
+        'le="+Inf"',
+        "journeyrec_fallbacks_total",
+        "journeyrec_variant_requests_total",
+    ):
         assert name in text
     assert 'status="422"' in text and 'status="500"' not in text
     spec = client.get("/openapi.json").json()
-    assert {"/v1/recommendations", "/v1/items/{item_id}/similar", "/v1/items/{item_id}/complements"} <= set(spec["paths"])
+    assert {"/v1/recommendations", "/v1/items/{item_id}/similar", "/v1/items/{item_id}/complements"} <= set(
+        spec["paths"]
+    )
     docs = client.get("/docs")
     assert docs.status_code == 200 and "swagger-ui-bundle.js" in docs.text
 
@@ -207,7 +244,10 @@ def test_docs_load_offline_from_packaged_assets(served):
             r = client.get(u)
             assert r.status_code == 200 and len(r.content) > 100, u
     js = client.get("/static/docs/swagger-ui-bundle.js")
-    assert js.headers["content-type"].startswith(("application/javascript", "text/javascript")) and b"SwaggerUI" in js.content
+    assert (
+        js.headers["content-type"].startswith(("application/javascript", "text/javascript"))
+        and b"SwaggerUI" in js.content
+    )
 
 
 def test_intent_is_returned_when_the_model_has_an_intent_head(demo_bundle):
@@ -239,8 +279,13 @@ def test_serving_path_imports_neither_lightning_nor_mlflow(demo_bundle):
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning', 'mlflow')); "
         "print(bad); sys.exit(1 if bad else 0)"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -249,18 +294,62 @@ def test_loadtest_benchmark_reports_latency_and_errors(served, demo_bundle):
     port = client.base_url.port
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]))
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "loadtest", "--port", str(port), "--bundle", str(demo_bundle.path),
-         "--clients", "4", "--rate", "60", "--duration", "2", "--max-requests", "80", "--events", "20", "--k", "10",
-         "--filters", '{"in_stock": true}', "--bodies", "20"],
-        capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "loadtest",
+            "--port",
+            str(port),
+            "--bundle",
+            str(demo_bundle.path),
+            "--clients",
+            "4",
+            "--rate",
+            "60",
+            "--duration",
+            "2",
+            "--max-requests",
+            "80",
+            "--events",
+            "20",
+            "--k",
+            "10",
+            "--filters",
+            '{"in_stock": true}',
+            "--bodies",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["errors"] == 0 and report["mode"] == "open loop" and report["offered_rate_per_s"] == 60
     assert 20 <= report["requests"] <= 80 and report["latency_ms"]["p50"] <= report["latency_ms"]["p99"]
     assert report["passed"] is True
-    refused = subprocess.run([sys.executable, "-m", "benchmarks", "loadtest", "--host", "10.0.0.1", "--port", "1",
-                              "--bundle", str(demo_bundle.path)], capture_output=True, text=True, timeout=60, cwd=ROOT,
-                             env=env)
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "loadtest",
+            "--host",
+            "10.0.0.1",
+            "--port",
+            "1",
+            "--bundle",
+            str(demo_bundle.path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=env,
+    )
     assert refused.returncode != 0 and "only targets this machine" in refused.stderr
 
 
@@ -270,9 +359,21 @@ def test_serve_cli_starts_answers_and_logs_json(demo_bundle, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "serve.py"), f"bundle={demo_bundle.path}", f"port={port}",
-                             "ab=own_brand", "rules.epsilon=0.1", f"store.path={tmp_path / 'journeys.sqlite'}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "serve.py"),
+            f"bundle={demo_bundle.path}",
+            f"port={port}",
+            "ab=own_brand",
+            "rules.epsilon=0.1",
+            f"store.path={tmp_path / 'journeys.sqlite'}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.time() + 120
@@ -282,19 +383,31 @@ def test_serve_cli_starts_answers_and_logs_json(demo_bundle, tmp_path):
                     break
             except httpx.TransportError:
                 pass
-            assert proc.poll() is None and time.time() < deadline, proc.stderr.read() if proc.poll() is not None else "timeout"
+            assert proc.poll() is None and time.time() < deadline, (
+                proc.stderr.read() if proc.poll() is not None else "timeout"
+            )
             time.sleep(0.3)
-        r = httpx.post(f"{url}/v1/recommendations", json={"events": [{"item_id": demo_bundle.column("item_id")[0]}], "k": 5,
-                                                          "user_id": "cli-user"}, timeout=30)
+        r = httpx.post(
+            f"{url}/v1/recommendations",
+            json={"events": [{"item_id": demo_bundle.column("item_id")[0]}], "k": 5, "user_id": "cli-user"},
+            timeout=30,
+        )
         assert r.status_code == 200 and r.json()["variant"] in ("control", "own_brand")
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     lines = [json.loads(x) for x in err.splitlines() if x.startswith("{")]
     assert any(x.get("event") == "ready" for x in lines) and any(x.get("event") == "impression" for x in lines)
-    assert "cli-user" not in err and "POST /v1/recommendations" not in err  # no access log: client addresses are personal
-    bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "serve.py"), "bundle=/x", "rules.epsilonn=1"],
-                         capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+    assert (
+        "cli-user" not in err and "POST /v1/recommendations" not in err
+    )  # no access log: client addresses are personal
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "serve.py"), "bundle=/x", "rules.epsilonn=1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
+    )
     assert bad.returncode != 0 and "epsilonn" in bad.stderr
 
 

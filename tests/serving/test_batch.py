@@ -7,13 +7,14 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import compose, run_script
 from omegaconf import OmegaConf
 
 from journeyrec.serving import Recommender
 from journeyrec.serving.request import Context, RecommendRequest
 from journeyrec.serving.service import Service
 from journeyrec.serving.store import SQLiteStore
+
+from conftest import compose, run_script
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -18,8 +18,12 @@ from journeyrec.serving.request import Context, Event
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 ALL_RULES = RulesConfig(epsilon=0.2, diversity_lambda=0.7, seed=3)
-FILTERS = [{}, {"category": "Electronics"}, {"colour": ["blue", "navy"], "price": {"max": 60}},
-           {"category": "Electronics/Cameras/Camera bags", "colour": "black"}]
+FILTERS = [
+    {},
+    {"category": "Electronics"},
+    {"colour": ["blue", "navy"], "price": {"max": 60}},
+    {"category": "Electronics/Cameras/Camera bags", "colour": "black"},
+]
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +49,16 @@ def test_first_occurrences_equals_unique_in_first_seen_order():
 def test_fast_event_parser_equals_the_checked_loop(demo_bundle, rec):
     ids = [str(x) for x in rec.item_ids[:6]]
     sessions = demo_bundle.sessions(10, seed=4)
-    sessions.append([Event(ids[0], "view", "web", None), Event(None, "search", "web", 5),
-                     Event("no-such-item", "cart", "app", 7), Event(ids[1], "purchase", "store", 9),
-                     Event(ids[2], "newsletter_open", "newsletter", 10), Event(ids[3], "cart", "web", None)])
+    sessions.append(
+        [
+            Event(ids[0], "view", "web", None),
+            Event(None, "search", "web", 5),
+            Event("no-such-item", "cart", "app", 7),
+            Event(ids[1], "purchase", "store", 9),
+            Event(ids[2], "newsletter_open", "newsletter", 10),
+            Event(ids[3], "cart", "web", None),
+        ]
+    )
     sessions.append([Event("ghost-1", "view"), Event("ghost-2", "view")])
     sessions.append([])
     for events in sessions:
@@ -58,10 +69,12 @@ def test_fast_event_parser_equals_the_checked_loop(demo_bundle, rec):
             assert a.dtype == b.dtype and a.tolist() == b.tolist()
         assert fast[4] == checked[4]
     # anything unusual goes to the checked loop, which names the problem
-    for bad, match in [([Event(ids[0], "teleport")], "unknown event_type"),
-                       ([Event(ids[0], "view", "pigeon")], "unknown channel"),
-                       ([Event(ids[0], "view", "web", 10**20)], "not a time"),
-                       ([Event(ids[0], "view", "web", 2**70)], "not a time")]:
+    for bad, match in [
+        ([Event(ids[0], "teleport")], "unknown event_type"),
+        ([Event(ids[0], "view", "pigeon")], "unknown channel"),
+        ([Event(ids[0], "view", "web", 10**20)], "not a time"),
+        ([Event(ids[0], "view", "web", 2**70)], "not a time"),
+    ]:
         assert rec._parse_events_fast(bad, now=0) is None
         with pytest.raises(ValueError, match=match):
             rec._parse_events(bad, now=0)
@@ -105,7 +118,7 @@ def test_bsa_mixer_keeps_the_traced_unpadded_fast_path():
         for n in range(1, 11):
             items = torch.arange(1, n + 1)[None]
             padded = torch.zeros(1, 10, dtype=torch.int64)
-            padded[0, 10 - n:] = items[0]
+            padded[0, 10 - n :] = items[0]
             want = model.session_vectors(padded)
             got = enc.unpadded(items, feats[..., :n])
             torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)

@@ -14,10 +14,8 @@ import numpy as np
 import pytest
 import redis
 import torch
-from conftest import compose
 from omegaconf import OmegaConf
 from redis_support import redis_server  # noqa: F401 - fixture
-from serving_support import ThreadServer
 
 from journeyrec.data.privacy import pseudonymise, resolve_key
 from journeyrec.serving import Recommender
@@ -26,6 +24,9 @@ from journeyrec.serving.request import Context, Event, RecommendRequest
 from journeyrec.serving.service import ANONYMOUS_NAMESPACE, Service
 from journeyrec.serving.settings import CONTEXT_TYPES, StoreConfig, merge_rules
 from journeyrec.serving.store import open_store
+
+from conftest import compose
+from serving_support import ThreadServer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 KEY = resolve_key(None, allow_demo_key=True)

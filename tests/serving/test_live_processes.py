@@ -43,7 +43,7 @@ class Served:
             env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
         )
 
-    def wait_ready(self, timeout: float = 180.0) -> "Served":
+    def wait_ready(self, timeout: float = 180.0) -> Served:
         deadline = time.time() + timeout
         while True:
             try:

@@ -7,12 +7,13 @@ from __future__ import annotations
 import httpx
 import pandas as pd
 import pytest
-from serving_support import ThreadServer
 
 from journeyrec.serving import Recommender, RecommendRequest
 from journeyrec.serving.app import create_app
 from journeyrec.serving.service import Service
 from journeyrec.serving.settings import RulesConfig
+
+from serving_support import ThreadServer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -35,8 +35,15 @@ def hnsw_rec(demo_bundle, tmp_path_factory):
 
     flat = Recommender.load(demo_bundle.path)
     d = tmp_path_factory.mktemp("hnsw") / "bundle"
-    write_bundle(d, flat.model, flat.catalog, {"data": {"dedup_consecutive": True}}, {}, "HNSW32",
-                 stats=RuleStats.load(demo_bundle.path))
+    write_bundle(
+        d,
+        flat.model,
+        flat.catalog,
+        {"data": {"dedup_consecutive": True}},
+        {},
+        "HNSW32",
+        stats=RuleStats.load(demo_bundle.path),
+    )
     return Recommender.load(d)
 
 
@@ -104,10 +111,12 @@ def test_prefilter_with_idselector_returns_the_exact_filtered_topk(rec):
 
 def test_bad_filters_are_refused_with_the_attribute_named(rec):
     events = [Event(str(rec.item_ids[0]))]
-    for filters, message in (({"sise": "XL"}, "unknown filter attribute 'sise'"),
-                             ({"price": "cheap"}, "'price' expects"),
-                             ({"size": {"min": 1}}, "'size' expects"),
-                             ({"colour": []}, "empty list")):
+    for filters, message in (
+        ({"sise": "XL"}, "unknown filter attribute 'sise'"),
+        ({"price": "cheap"}, "'price' expects"),
+        ({"size": {"min": 1}}, "'size' expects"),
+        ({"colour": []}, "empty list"),
+    ):
         with pytest.raises(FilterError, match=message):
             rec.recommend(RecommendRequest(events=events, k=5, filters=filters))
 
@@ -124,8 +133,13 @@ def test_no_durable_bought_within_the_window_nor_its_substitutes(demo_bundle, re
     checked = 0
     for events in demo_bundle.sessions(150, min_len=8, seed=2):
         now = events[-1].timestamp_ms + DAY_MS
-        bought = [e for e in events if e.event_type == "purchase" and classes[index[e.item_id]] == "durable"
-                  and now - e.timestamp_ms < 365 * DAY_MS]
+        bought = [
+            e
+            for e in events
+            if e.event_type == "purchase"
+            and classes[index[e.item_id]] == "durable"
+            and now - e.timestamp_ms < 365 * DAY_MS
+        ]
         if not bought:
             continue
         checked += 1
@@ -139,11 +153,17 @@ def test_no_durable_bought_within_the_window_nor_its_substitutes(demo_bundle, re
     camera = next(str(x) for x, c in zip(rec.item_ids, cats) if c.endswith("Mirrorless cameras"))
     t = 1_770_000_000_000
     bought = [Event(camera, "purchase", "web", t)]
-    within = rec.recommend(RecommendRequest(events=bought, k=10, filters={"category": "Electronics/Cameras/Mirrorless cameras"},
-                                            now_ms=t + 30 * DAY_MS))
+    within = rec.recommend(
+        RecommendRequest(
+            events=bought, k=10, filters={"category": "Electronics/Cameras/Mirrorless cameras"}, now_ms=t + 30 * DAY_MS
+        )
+    )
     assert within.items == []
-    after = rec.recommend(RecommendRequest(events=bought, k=10, filters={"category": "Electronics/Cameras/Mirrorless cameras"},
-                                           now_ms=t + 400 * DAY_MS))
+    after = rec.recommend(
+        RecommendRequest(
+            events=bought, k=10, filters={"category": "Electronics/Cameras/Mirrorless cameras"}, now_ms=t + 400 * DAY_MS
+        )
+    )
     in_stock_cameras = int(truth_mask(demo_bundle, {"category": "Electronics/Cameras/Mirrorless cameras"}).sum())
     assert len(after.items) == min(10, in_stock_cameras - 1)
     assert camera not in {x.item_id for x in after.items}  # but the customer's own camera is not shown again
@@ -151,7 +171,9 @@ def test_no_durable_bought_within_the_window_nor_its_substitutes(demo_bundle, re
 
 def test_a_consumable_comes_back_when_due(demo_bundle, rec):
     cats = demo_bundle.column("category")
-    beans = next(i for i, c in enumerate(cats) if c == "Grocery/Coffee/Coffee beans" and demo_bundle.column("in_stock")[i])
+    beans = next(
+        i for i, c in enumerate(cats) if c == "Grocery/Coffee/Coffee beans" and demo_bundle.column("in_stock")[i]
+    )
     item = str(rec.item_ids[beans])
     interval = rec.policy.item_interval[beans + 1]
     assert rec.policy.class_of(beans + 1) == "consumable" and 20 < interval < 60  # learned from the shop's repurchases
@@ -172,8 +194,10 @@ def test_complements_of_a_camera_include_its_bag(demo_bundle, rec):
     cats = demo_bundle.column("category")
     cat_of = dict(zip(demo_bundle.column("item_id"), cats))
     truth: dict[str, set[str]] = {}
-    for a, b in zip(demo_bundle.complements.column("item_id").to_pylist(),
-                    demo_bundle.complements.column("complement_item_id").to_pylist()):
+    for a, b in zip(
+        demo_bundle.complements.column("item_id").to_pylist(),
+        demo_bundle.complements.column("complement_item_id").to_pylist(),
+    ):
         truth.setdefault(a, set()).add(b)
     everything = RulesConfig(in_stock_only=False)
     seqs = demo_bundle.prepared.sequences
@@ -195,9 +219,13 @@ def test_complements_of_a_camera_include_its_bag(demo_bundle, rec):
     camera = str(rec.item_ids[max(cameras, key=lambda i: bought[i + 1])])
     bag = next(b for b in truth[camera] if cat_of[b].endswith("Camera bags"))
     t = 1_770_000_000_000
-    res = rec.recommend(RecommendRequest(events=[Event(camera, "purchase", "web", t)], k=10, now_ms=t + DAY_MS),
-                        RulesConfig(in_stock_only=False, complement_weight=1.0))
-    assert {"item_id": bag, "reason": f"goes with {camera}"} in [{"item_id": x.item_id, "reason": x.reason} for x in res.items]
+    res = rec.recommend(
+        RecommendRequest(events=[Event(camera, "purchase", "web", t)], k=10, now_ms=t + DAY_MS),
+        RulesConfig(in_stock_only=False, complement_weight=1.0),
+    )
+    assert {"item_id": bag, "reason": f"goes with {camera}"} in [
+        {"item_id": x.item_id, "reason": x.reason} for x in res.items
+    ]
 
 
 def test_own_brand_share_rises_with_the_boost(demo_bundle, rec):
@@ -216,9 +244,19 @@ def test_diversity_spreads_categories(demo_bundle, rec):
     distinct = []
     for lam in (1.0, 0.3):
         rules = RulesConfig(diversity_lambda=lam)
-        distinct.append(np.mean([len({rec.attrs.value("category", rec.internal_id(x.item_id))
-                                      for x in rec.recommend(RecommendRequest(events=ev, k=10), rules).items})
-                                 for ev in sessions]))
+        distinct.append(
+            np.mean(
+                [
+                    len(
+                        {
+                            rec.attrs.value("category", rec.internal_id(x.item_id))
+                            for x in rec.recommend(RecommendRequest(events=ev, k=10), rules).items
+                        }
+                    )
+                    for ev in sessions
+                ]
+            )
+        )
     assert distinct[1] > distinct[0]
 
 
@@ -228,9 +266,11 @@ def test_mmr_closed_form_equals_greedy_mmr():
     def greedy(rel, groups, lam):
         left, picked = list(range(len(rel))), []
         while left:
+
             def value(i):
                 sim = any(groups[i] > 0 and groups[i] == groups[j] for j in picked)
                 return lam * rel[i] - (1 - lam) * sim
+
             best = max(left, key=lambda i: (value(i), rel[i], -i))
             picked.append(best)
             left.remove(best)
@@ -269,10 +309,14 @@ def test_no_consent_gives_the_same_answer_whatever_the_history(demo_bundle, rec)
     assert not expected.personalised and expected.fallback == "no_consent" and len(expected.items) == 10
     for j, events in enumerate(demo_bundle.sessions(15, seed=7)):
         res = rec.recommend(dataclasses.replace(base, events=events, user_id=f"customer-{j}", now_ms=j * DAY_MS))
-        assert [(x.item_id, x.reason, x.score) for x in res.items] == [(x.item_id, x.reason, x.score) for x in expected.items]
+        assert [(x.item_id, x.reason, x.score) for x in res.items] == [
+            (x.item_id, x.reason, x.score) for x in expected.items
+        ]
     page = str(rec.item_ids[10])
-    on_page = [rec.recommend(RecommendRequest(events=ev, k=8, consent=False, context=Context("product_page", page)))
-               for ev in demo_bundle.sessions(5, seed=8) + [[]]]
+    on_page = [
+        rec.recommend(RecommendRequest(events=ev, k=8, consent=False, context=Context("product_page", page)))
+        for ev in demo_bundle.sessions(5, seed=8) + [[]]
+    ]
     assert all(r.items == on_page[0].items for r in on_page)
     assert on_page[0].items[0].reason == f"similar to {page}"
 
@@ -325,9 +369,15 @@ def test_unpadded_fast_path_encodes_like_the_padded_window(demo_bundle, rec):
         np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("rules", [RulesConfig(), RulesConfig(epsilon=0.3, seed=3),
-                                   RulesConfig(diversity_lambda=0.3, boosts=[{"attribute": "own_brand", "value": True, "weight": 0.4}])],
-                         ids=["default", "exploration", "strong-diversity-and-boost"])
+@pytest.mark.parametrize(
+    "rules",
+    [
+        RulesConfig(),
+        RulesConfig(epsilon=0.3, seed=3),
+        RulesConfig(diversity_lambda=0.3, boosts=[{"attribute": "own_brand", "value": True, "weight": 0.4}]),
+    ],
+    ids=["default", "exploration", "strong-diversity-and-boost"],
+)
 def test_lists_are_ordered_by_the_score_they_carry(rec, demo_bundle, rules):
     """Every answer's scores never increase down the list (personal and non-personal), and the
     model's own score is reported beside the blended one."""
@@ -338,7 +388,9 @@ def test_lists_are_ordered_by_the_score_they_carry(rec, demo_bundle, rules):
         assert scores == sorted(scores, reverse=True)
         model = [x.model_score for x in personal.items]
         assert all(m is not None for m in model)
-        crossed += model != sorted(model, reverse=True)  # rules reorder the model's list, so its scores alone would not be monotone
+        crossed += model != sorted(
+            model, reverse=True
+        )  # rules reorder the model's list, so its scores alone would not be monotone
         for ctx in (Context("home"), Context("product_page", events[-1].item_id)):
             plain = rec.recommend(RecommendRequest(k=12, consent=False, context=ctx), rules)
             s = [x.score for x in plain.items]

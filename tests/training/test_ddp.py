@@ -35,18 +35,39 @@ import torch
 from journeyrec.data.datasets import EpochBatchSampler
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ["data.options.n_customers=100", "model.d_model=16", "model.n_blocks=1", "model.dropout=0",
-        "data.batch_size=33", "trainer.max_epochs=2", "trainer.min_epochs=2", "trainer.patience=10",
-        "trainer.num_threads=1", "trainer.progress_bar=false", "logger=none", "export.enabled=false",
-        "eval.bootstrap=0", "show_samples=0"]
+TINY = [
+    "data.options.n_customers=100",
+    "model.d_model=16",
+    "model.n_blocks=1",
+    "model.dropout=0",
+    "data.batch_size=33",
+    "trainer.max_epochs=2",
+    "trainer.min_epochs=2",
+    "trainer.patience=10",
+    "trainer.num_threads=1",
+    "trainer.progress_bar=false",
+    "logger=none",
+    "export.enabled=false",
+    "eval.bootstrap=0",
+    "show_samples=0",
+]
 
 
 def _train(out: Path, *extra: str) -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), *TINY, *extra, f"output_dir={out}", f"hydra.run.dir={out}"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "train.py"),
+        *TINY,
+        *extra,
+        f"output_dir={out}",
+        f"hydra.run.dir={out}",
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     if proc.returncode != 0:
-        raise AssertionError(f"train.py {' '.join(extra)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise AssertionError(
+            f"train.py {' '.join(extra)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
 
 
 def test_sampler_ranks_split_the_single_process_batches():

@@ -15,9 +15,22 @@ import torch
 from journeyrec.config import compose_cli
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ["data.options.n_customers=150", "model.d_model=16", "model.n_blocks=1", "model.dropout=0",
-        "trainer.max_epochs=3", "trainer.min_epochs=3", "trainer.patience=10", "trainer.num_threads=1", "trainer.progress_bar=false", "logger=none",
-        "export.enabled=false", "eval.bootstrap=0", "eval.beyond_accuracy=false", "show_samples=0"]
+TINY = [
+    "data.options.n_customers=150",
+    "model.d_model=16",
+    "model.n_blocks=1",
+    "model.dropout=0",
+    "trainer.max_epochs=3",
+    "trainer.min_epochs=3",
+    "trainer.patience=10",
+    "trainer.num_threads=1",
+    "trainer.progress_bar=false",
+    "logger=none",
+    "export.enabled=false",
+    "eval.bootstrap=0",
+    "eval.beyond_accuracy=false",
+    "show_samples=0",
+]
 
 
 def _train(out: Path, *overrides: str) -> tuple[dict[str, float], list[dict[str, float]]]:

@@ -5,7 +5,6 @@ same vectors; same seed gives the same metrics; intent AUC and cold-start metric
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,8 +19,15 @@ SHORT = {
     "sasrec": ["data.options.n_customers=300", "model.d_model=32", "model.n_blocks=1", "trainer.max_epochs=4"],
     "two_tower": ["data.options.n_customers=300", "model.d_model=32", "model.n_blocks=1", "trainer.max_epochs=4"],
     "gru4rec": ["data.options.n_customers=300", "model.d_model=32", "trainer.max_epochs=6", "optim.lr=0.003"],
-    "bert4rec": ["data.options.n_customers=1000", "model.d_model=32", "model.n_blocks=1", "model.mask_last_share=0.2",
-                 "trainer.max_epochs=12", "trainer.patience=12", "optim.lr=0.003"],
+    "bert4rec": [
+        "data.options.n_customers=1000",
+        "model.d_model=32",
+        "model.n_blocks=1",
+        "model.mask_last_share=0.2",
+        "trainer.max_epochs=12",
+        "trainer.patience=12",
+        "optim.lr=0.003",
+    ],
 }
 MARGIN = 1.5  # the model's test NDCG@10 (seen excluded) must be at least this multiple of popularity's
 
@@ -30,8 +36,17 @@ MARGIN = 1.5  # the model's test NDCG@10 (seen excluded) must be at least this m
 @pytest.mark.parametrize("model", ["sasrec", "bert4rec", "gru4rec", "two_tower"])
 def test_model_trains_beats_popularity_and_its_bundle_serves_the_same_vectors(tmp_path, model):
     # with a refit epoch: every model family refits, and the bundle holds the refitted model
-    metrics, out = run(tmp_path, ["experiment=demo", f"model={model}", "model.features=[event_type,channel,time_gap]",
-                                  "model.attributes=[category,brand,price]", "trainer.refit_epochs=1", *SHORT[model]])
+    metrics, out = run(
+        tmp_path,
+        [
+            "experiment=demo",
+            f"model={model}",
+            "model.features=[event_type,channel,time_gap]",
+            "model.attributes=[category,brand,price]",
+            "trainer.refit_epochs=1",
+            *SHORT[model],
+        ],
+    )
     assert metrics["refit_epochs"] == 1
     key = "test_seen_excluded/ndcg@10"
     assert metrics[key] >= MARGIN * metrics[f"popularity/{key}"], (metrics[key], metrics[f"popularity/{key}"])
@@ -55,18 +70,24 @@ def test_model_trains_beats_popularity_and_its_bundle_serves_the_same_vectors(tm
         assert torch.allclose(enc.traced(items, feats), eager, atol=1e-4)
 
 
-@pytest.mark.parametrize("loss", ["loss=sampled_softmax loss.negatives=mixed loss.n_negatives=64",
-                                  "loss=sampled_softmax loss.negatives=in_batch",
-                                  "loss=gbce loss.negatives=popularity loss.n_negatives=16",
-                                  "model=bert4rec loss.exclude_seen=true",
-                                  "loss.exclude_seen=true +loss.event_type_weights.purchase=2.0 loss.contrastive_weight=0.1",
-                                  "loss=softmax loss.label_smoothing=0.1 +loss.event_type_weights.purchase=3.0 +loss.event_type_weights.cart=2.0",
-                                  "model.repeat_bias=true +loss.event_type_weights.purchase=2.0",
-                                  "model.repeat_bias=true loss.exclude_seen=true"])
+@pytest.mark.parametrize(
+    "loss",
+    [
+        "loss=sampled_softmax loss.negatives=mixed loss.n_negatives=64",
+        "loss=sampled_softmax loss.negatives=in_batch",
+        "loss=gbce loss.negatives=popularity loss.n_negatives=16",
+        "model=bert4rec loss.exclude_seen=true",
+        "loss.exclude_seen=true +loss.event_type_weights.purchase=2.0 loss.contrastive_weight=0.1",
+        "loss=softmax loss.label_smoothing=0.1 +loss.event_type_weights.purchase=3.0 +loss.event_type_weights.cart=2.0",
+        "model.repeat_bias=true +loss.event_type_weights.purchase=2.0",
+        "model.repeat_bias=true loss.exclude_seen=true",
+    ],
+)
 def test_objectives_train(tmp_path, loss):
     """Each objective learns: its training loss falls from the first epoch to the second."""
-    metrics, out = run(tmp_path, ["experiment=demo", "trainer.max_epochs=2", "trainer.min_epochs=2", "model.n_blocks=1",
-                                  *loss.split()])
+    metrics, out = run(
+        tmp_path, ["experiment=demo", "trainer.max_epochs=2", "trainer.min_epochs=2", "model.n_blocks=1", *loss.split()]
+    )
     losses = [row["train/loss"] for row in json.loads((out / "curve.json").read_text())]
     assert len(losses) == 2 and np.isfinite(losses).all() and losses[1] < losses[0], losses
     if "repeat_bias" in loss:  # learned (moved off its zero start), saved and served with the bundle
@@ -77,7 +98,13 @@ def test_objectives_train(tmp_path, loss):
 
 
 def test_same_seed_same_metrics(tmp_path):
-    args = ["experiment=demo", "model.n_blocks=1", "model.dropout=0.3", "model.attributes=[category]", "export.enabled=false"]
+    args = [
+        "experiment=demo",
+        "model.n_blocks=1",
+        "model.dropout=0.3",
+        "model.attributes=[category]",
+        "export.enabled=false",
+    ]
     a, _ = run(tmp_path / "a", args)
     b, _ = run(tmp_path / "b", args)
     c, _ = run(tmp_path / "c", [*args, "seed=7"])
@@ -97,7 +124,9 @@ def test_refit_keeps_validation_figures_and_trains_on(tmp_path):
     assert refit["refit_epochs"] == 2 and refit["refit_seconds"] > 0 and refit["epochs"] == plain["epochs"]
     assert "refit_epochs" not in plain and not any(k.startswith("test_before_refit") for k in plain)
     # the refit run also reports the picked epoch's test figures: exactly those of the run without it
-    before = {k.replace("test_before_refit", "test", 1): v for k, v in refit.items() if k.startswith("test_before_refit")}
+    before = {
+        k.replace("test_before_refit", "test", 1): v for k, v in refit.items() if k.startswith("test_before_refit")
+    }
     assert test and all(before[k] == plain[k] for k in test) and before.keys() >= set(test)
     # scripts/evaluate.py on the refitted bundle warns that its valid/... figures score trained-on items
     from journeyrec.evaluation.pipeline import refit_warning
@@ -105,7 +134,10 @@ def test_refit_keeps_validation_figures_and_trains_on(tmp_path):
     config = json.loads((tmp_path / "refit" / "bundle" / "config.json").read_text())
     assert "2 epochs on the validation targets" in refit_warning(config, ["valid", "test"])
     assert refit_warning(config, ["test"]) is None
-    assert refit_warning(json.loads((tmp_path / "plain" / "bundle" / "config.json").read_text()), ["valid", "test"]) is None
+    assert (
+        refit_warning(json.loads((tmp_path / "plain" / "bundle" / "config.json").read_text()), ["valid", "test"])
+        is None
+    )
 
 
 def test_refit_refuses_data_parallel_before_reading_data(tmp_path):
@@ -116,10 +148,21 @@ def test_refit_refuses_data_parallel_before_reading_data(tmp_path):
 
 def test_intent_head_auc_on_heldout_sessions(tmp_path):
     # funnel events kept apart (no dedup): a cart that is not yet a purchase is the intent signal
-    metrics, out = run(tmp_path, ["experiment=demo", "data.split=global_time", "data.dedup_consecutive=false",
-                                  "model.n_blocks=1", "model.d_model=32", "loss.intent_weight=1.0",
-                                  "trainer.max_epochs=3", "data.options.n_customers=400", "data.batch_size=16",
-                                  "trainer.monitor=valid_intent/auc"])
+    metrics, out = run(
+        tmp_path,
+        [
+            "experiment=demo",
+            "data.split=global_time",
+            "data.dedup_consecutive=false",
+            "model.n_blocks=1",
+            "model.d_model=32",
+            "loss.intent_weight=1.0",
+            "trainer.max_epochs=3",
+            "data.options.n_customers=400",
+            "data.batch_size=16",
+            "trainer.monitor=valid_intent/auc",
+        ],
+    )
     for which in ("valid", "test"):
         assert metrics[f"{which}_intent/n_cases"] > 100
         assert 0 < metrics[f"{which}_intent/positive_rate"] < 1
@@ -147,9 +190,21 @@ def test_cold_start_beats_the_attribute_aware_baseline(tmp_path):
     aware baseline a shop would use for a new product: every item by its popularity, a new item
     counted as popular as its category's average item (global popularity scores new items zero by
     construction: reported, but no competitor)."""
-    metrics, _ = run(tmp_path, ["experiment=demo", "model=two_tower", "model.n_blocks=1", "model.d_model=32",
-                                "model.attributes=[category,brand,price]", "model.id_dropout=0.3", "eval.cold_items=0.1",
-                                "data.options.n_customers=600", "trainer.max_epochs=6", "export.enabled=false"])
+    metrics, _ = run(
+        tmp_path,
+        [
+            "experiment=demo",
+            "model=two_tower",
+            "model.n_blocks=1",
+            "model.d_model=32",
+            "model.attributes=[category,brand,price]",
+            "model.id_dropout=0.3",
+            "eval.cold_items=0.1",
+            "data.options.n_customers=600",
+            "trainer.max_epochs=6",
+            "export.enabled=false",
+        ],
+    )
     assert metrics["test_cold/n_cases"] >= 50
     model, baseline = metrics["test_cold/ndcg@20"], metrics["test_cold_category_popularity/ndcg@20"]
     assert model >= 2 * baseline, (model, baseline)
@@ -165,9 +220,16 @@ def test_category_popularity_baselines_against_a_hand_computed_case():
     from journeyrec.training.cold_start import category_popularity_ranks
 
     catalog = pa.table({"item_id": ["a1", "a2", "a3", "b1", "b2"], "category": ["A", "A", "A", "B", "B"]})
-    data = SequenceData(item_ids=np.array(["a1", "a2", "a3", "b1", "b2"], dtype=object), user_ids=np.array(["u"], dtype=object),
-                        offsets=np.array([0, 2]), items=np.array([4, 3], dtype=np.int32), event_types=np.ones(2, np.int8),
-                        channels=np.ones(2, np.int8), timestamps=np.array([0, 1]), catalog=catalog)
+    data = SequenceData(
+        item_ids=np.array(["a1", "a2", "a3", "b1", "b2"], dtype=object),
+        user_ids=np.array(["u"], dtype=object),
+        offsets=np.array([0, 2]),
+        items=np.array([4, 3], dtype=np.int32),
+        event_types=np.ones(2, np.int8),
+        channels=np.ones(2, np.int8),
+        timestamps=np.array([0, 1]),
+        catalog=catalog,
+    )
     cases = EvalCases(np.array([0]), np.array([1]), np.array([3]))
     hidden = np.array([False, False, False, True, False, False])
     counts = np.array([0, 5, 1, 0, 3, 0])

@@ -48,8 +48,19 @@ def test_repeat_bias_needs_full_softmax_at_temperature_one():
     from journeyrec.models.losses import LossConfig
     from journeyrec.training.module import RecModule
 
-    model = build_model({"name": "sasrec", "d_model": 8, "n_blocks": 1, "n_heads": 1, "max_len": 5, "dropout": 0.0,
-                         "repeat_bias": True}, 20, {})
+    model = build_model(
+        {
+            "name": "sasrec",
+            "d_model": 8,
+            "n_blocks": 1,
+            "n_heads": 1,
+            "max_len": 5,
+            "dropout": 0.0,
+            "repeat_bias": True,
+        },
+        20,
+        {},
+    )
     RecModule(model, LossConfig(name="softmax"))
     with pytest.raises(ValueError, match="needs loss=softmax"):
         RecModule(model, LossConfig(name="gbce"))

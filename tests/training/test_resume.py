@@ -16,9 +16,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ARGS = ["experiment=demo", "data.options.n_customers=300", "model.d_model=16", "model.n_blocks=1",
-        "trainer.max_epochs=3", "trainer.min_epochs=3", "trainer.patience=10", "trainer.progress_bar=false",
-        "show_samples=0", "export.enabled=false"]
+ARGS = [
+    "experiment=demo",
+    "data.options.n_customers=300",
+    "model.d_model=16",
+    "model.n_blocks=1",
+    "trainer.max_epochs=3",
+    "trainer.min_epochs=3",
+    "trainer.patience=10",
+    "trainer.progress_bar=false",
+    "show_samples=0",
+    "export.enabled=false",
+]
 
 
 def command(out: Path, *extra: str) -> list[str]:
@@ -33,8 +42,9 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, averaging
     subprocess.run(command(ref, *averaging), cwd=ROOT, env=env, check=True, capture_output=True)
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen(command(out, *averaging), cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        command(out, *averaging), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     curve = out / "curve.json"
     deadline = time.time() + 300
     while time.time() < deadline:

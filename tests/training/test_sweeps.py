@@ -13,10 +13,18 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from conftest import ROOT, run_script
 
-SWEEP_TINY = ["experiment=demo", "data.options.n_customers=150", "model.n_blocks=1", "trainer.max_epochs=1",
-              "trainer.progress_bar=false", "show_samples=0", "eval.bootstrap=50"]
+SWEEP_TINY = [
+    "experiment=demo",
+    "data.options.n_customers=150",
+    "model.n_blocks=1",
+    "trainer.max_epochs=1",
+    "trainer.progress_bar=false",
+    "show_samples=0",
+    "eval.bootstrap=50",
+]
 MONITOR = "valid_seen_excluded/ndcg@10"
 
 
@@ -34,14 +42,18 @@ def child_value(client, run) -> float:
     """The monitored validation metric of a child, from its logged metrics.json (the best epoch's)."""
     import mlflow
 
-    local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="metrics.json", tracking_uri=client.tracking_uri)
+    local = mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path="metrics.json", tracking_uri=client.tracking_uri
+    )
     return json.loads(Path(local).read_text())[MONITOR]
 
 
 def test_grid_multirun_is_one_parent_with_four_children(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     sweep = tmp_path / "sweep"
-    run_script("train.py", ["-m", *SWEEP_TINY, "model.d_model=8,16", "model.dropout=0.1,0.3", f"hydra.sweep.dir={sweep}"], uri)
+    run_script(
+        "train.py", ["-m", *SWEEP_TINY, "model.d_model=8,16", "model.dropout=0.1,0.3", f"hydra.sweep.dir={sweep}"], uri
+    )
     client, parent, children = sweep_runs(uri, sweep)
     assert parent.data.tags["journeyrec.kind"] == "sweep" and parent.info.status == "FINISHED"
     assert len(children) == 4 and parent.data.tags["n_children"] == "4"
@@ -60,10 +72,17 @@ def test_grid_multirun_is_one_parent_with_four_children(tmp_path):
 def test_optuna_sweep_registers_the_best_bundle_and_pyfunc_predicts_in_a_fresh_process(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     sweep = tmp_path / "sweep"
-    proc = run_script("train.py", [
-        "hparams_search=sasrec_optuna", *SWEEP_TINY, "hydra.sweeper.n_trials=4", f"hydra.sweep.dir={sweep}",
-        "hydra.sweeper.params={model.d_model:'choice(8,16)',model.n_blocks:'choice(1)'}",  # merged into the config's
-    ], uri)
+    proc = run_script(
+        "train.py",
+        [
+            "hparams_search=sasrec_optuna",
+            *SWEEP_TINY,
+            "hydra.sweeper.n_trials=4",
+            f"hydra.sweep.dir={sweep}",
+            "hydra.sweeper.params={model.d_model:'choice(8,16)',model.n_blocks:'choice(1)'}",  # merged into the config's
+        ],
+        uri,
+    )
     client, parent, children = sweep_runs(uri, sweep)
     assert len(children) == 4
     values = {r.info.run_id: child_value(client, r) for r in children}
@@ -79,8 +98,11 @@ def test_optuna_sweep_registers_the_best_bundle_and_pyfunc_predicts_in_a_fresh_p
     # a fresh interpreter: load from the registry, predict on a DataFrame of sessions
     import mlflow
 
-    bundle = Path(mlflow.artifacts.download_artifacts(run_id=best, artifact_path="bundle", dst_path=str(tmp_path / "b"),
-                                                      tracking_uri=uri))
+    bundle = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=best, artifact_path="bundle", dst_path=str(tmp_path / "b"), tracking_uri=uri
+        )
+    )
     from journeyrec.serving import Recommender
     from journeyrec.serving.request import RecommendRequest
 
@@ -99,7 +121,9 @@ def test_optuna_sweep_registers_the_best_bundle_and_pyfunc_predicts_in_a_fresh_p
                           "lightning": any(m.startswith(("pytorch_lightning", "lightning")) for m in sys.modules)}}))
     """)
     env = dict(os.environ, MLFLOW_TRACKING_URI=uri, PYTHONPATH=str(ROOT / "src"))
-    fresh = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    fresh = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert fresh.returncode == 0, fresh.stderr[-3000:]
     res = json.loads(fresh.stdout.strip().splitlines()[-1])
     assert res["lightning"] is False and res["long_rows"] == 10

@@ -10,13 +10,24 @@ import re
 
 import pytest
 
-from conftest import ROOT, run_script
 from journeyrec.tracking import metric_key, mlflow_key
 
+from conftest import ROOT, run_script
+
 EPOCHS = 3
-TINY = ["experiment=demo", "data.options.n_customers=150", "model.d_model=16", "model.n_blocks=1",
-        f"trainer.max_epochs={EPOCHS}", f"trainer.min_epochs={EPOCHS}", "trainer.patience=10",
-        "trainer.progress_bar=false", "show_samples=0", "eval.bootstrap=0", "export.enabled=false"]
+TINY = [
+    "experiment=demo",
+    "data.options.n_customers=150",
+    "model.d_model=16",
+    "model.n_blocks=1",
+    f"trainer.max_epochs={EPOCHS}",
+    f"trainer.min_epochs={EPOCHS}",
+    "trainer.patience=10",
+    "trainer.progress_bar=false",
+    "show_samples=0",
+    "eval.bootstrap=0",
+    "export.enabled=false",
+]
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +71,11 @@ def test_job_log_is_an_artifact_and_runs_carry_their_kind(tracked_run):
     assert client.get_run(run_id).data.tags["journeyrec.kind"] == "training"
     out = tmp / "prep"
     run_script("prepare_data.py", ["data.options.n_customers=80", f"hydra.run.dir={out}"], uri)
-    prep = [r for r in client.search_runs([client.get_run(run_id).info.experiment_id])
-            if r.info.run_name and r.info.run_name.startswith("prepare-")]
+    prep = [
+        r
+        for r in client.search_runs([client.get_run(run_id).info.experiment_id])
+        if r.info.run_name and r.info.run_name.startswith("prepare-")
+    ]
     assert len(prep) == 1 and prep[0].data.tags["journeyrec.kind"] == "prepare"
 
 
@@ -78,11 +92,27 @@ def test_progress_bar_counts_epochs_from_one(tmp_path):
     import subprocess
     import sys
 
-    args = ["experiment=demo", "data.options.n_customers=150", "model.d_model=16", "model.n_blocks=1",
-            "trainer.max_epochs=2", "trainer.min_epochs=2", "trainer.progress_bar=true", "logger=none",
-            "show_samples=0", "eval.bootstrap=0", "export.enabled=false", f"hydra.run.dir={tmp_path}"]
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    args = [
+        "experiment=demo",
+        "data.options.n_customers=150",
+        "model.d_model=16",
+        "model.n_blocks=1",
+        "trainer.max_epochs=2",
+        "trainer.min_epochs=2",
+        "trainer.progress_bar=true",
+        "logger=none",
+        "show_samples=0",
+        "eval.bootstrap=0",
+        "export.enabled=false",
+        f"hydra.run.dir={tmp_path}",
+    ]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = proc.stdout + proc.stderr  # Lightning's bar writes to stdout
     bars = re.findall(r"Epoch (\d+)(?:/(\d+))?", text)

@@ -42,8 +42,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from journeyrec.bundle.settings import ExportConfig
 from journeyrec.bundle.index import build_index, set_search_params, tune_and_measure
+from journeyrec.bundle.settings import ExportConfig
 from journeyrec.bundle.stats import RuleStats, learn_stats
 from journeyrec.data.sequences import gather_windows
 from journeyrec.errors import JourneyrecError
@@ -85,12 +85,16 @@ def sha256_file(path: Path) -> str:
 
 def _catalog_summary(catalog: pa.Table) -> dict[str, Any]:
     """Which attributes the catalogue actually has (rules degrade to no-ops on absent ones)."""
-    present = {name: catalog.num_rows - catalog.column(name).null_count for name in catalog.column_names if name != "item_id"}
+    present = {
+        name: catalog.num_rows - catalog.column(name).null_count for name in catalog.column_names if name != "item_id"
+    }
     return {"n_items": catalog.num_rows, "non_null": present}
 
 
 @torch.no_grad()
-def session_queries(model: nn.Module, sequences: Any, cases: Any, n: int = 2000, seed: int = 0, batch: int = 256) -> np.ndarray:
+def session_queries(
+    model: nn.Module, sequences: Any, cases: Any, n: int = 2000, seed: int = 0, batch: int = 256
+) -> np.ndarray:
     """Session vectors of up to ``n`` evaluation cases (what serving will search with): the
     held-out queries the index is tuned and measured on."""
     idx = np.arange(len(cases))
@@ -174,11 +178,16 @@ def write_bundle(
                 "quality": quality,
             },
             "catalog": _catalog_summary(catalog),
-            "stats": {"anchor_event": stats.anchor_event, "categories": len(stats.categories),
-                      "complement_pairs": int(len(stats.comp_items)), "data_end_ms": stats.data_end_ms},
+            "stats": {
+                "anchor_event": stats.anchor_event,
+                "categories": len(stats.categories),
+                "complement_pairs": int(len(stats.comp_items)),
+                "data_end_ms": stats.data_end_ms,
+            },
             "n_items": int(vectors.shape[0] - 1),
-            "abandonment": None if abandonment is None else {
-                "kind": abandonment.kind, "validation_auc": abandonment.info.get("validation_auc")},
+            "abandonment": None
+            if abandonment is None
+            else {"kind": abandonment.kind, "validation_auc": abandonment.info.get("validation_auc")},
             "files": files,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
@@ -202,8 +211,16 @@ def export_bundle(
     stats = learn_stats(seqs, cfg.stats)
     queries = session_queries(model, seqs, prepared.split.valid, n=cfg.n_queries)
     return write_bundle(
-        directory, model, seqs.catalog, config, metrics, cfg.index,
-        stats=stats, queries=queries, query_source="validation session vectors", target_recall=cfg.target_recall,
+        directory,
+        model,
+        seqs.catalog,
+        config,
+        metrics,
+        cfg.index,
+        stats=stats,
+        queries=queries,
+        query_source="validation session vectors",
+        target_recall=cfg.target_recall,
         abandonment=abandonment,
     )
 
@@ -237,7 +254,9 @@ def read_manifest(directory: str | Path, verify: bool = True) -> dict[str, Any]:
             if not p.is_file():
                 raise BundleError(f"{d}: missing file {name} listed in the manifest")
             if p.stat().st_size != meta["bytes"]:
-                raise BundleError(f"{p}: size {p.stat().st_size} != {meta['bytes']} in manifest (truncated or replaced)")
+                raise BundleError(
+                    f"{p}: size {p.stat().st_size} != {meta['bytes']} in manifest (truncated or replaced)"
+                )
             if sha256_file(p) != meta["sha256"]:
                 raise BundleError(f"{p}: checksum mismatch (file modified after export)")
     return manifest
@@ -315,6 +334,9 @@ def read_bundle(directory: str | Path, verify: bool = True) -> Bundle:
     config = _read(d, "config.json", lambda: json.loads((d / "config.json").read_text()))
     abandonment = None
     if ABANDONMENT in manifest.get("files", {}):
-        abandonment = _read(d, ABANDONMENT, lambda: AbandonmentModel.from_dict(json.loads((d / ABANDONMENT).read_text())))
-    return Bundle(d, manifest, model, index, vectors, catalog, stats, config if isinstance(config, dict) else {},
-                  abandonment)
+        abandonment = _read(
+            d, ABANDONMENT, lambda: AbandonmentModel.from_dict(json.loads((d / ABANDONMENT).read_text()))
+        )
+    return Bundle(
+        d, manifest, model, index, vectors, catalog, stats, config if isinstance(config, dict) else {}, abandonment
+    )

@@ -170,7 +170,9 @@ def tune_and_measure(
         threads_torch = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            exact_qps = _single_query_qps(lambda q: torch.topk(exact_vecs @ torch.from_numpy(q[0]), tune_k), eval_q[:200], qps_seconds)
+            exact_qps = _single_query_qps(
+                lambda q: torch.topk(exact_vecs @ torch.from_numpy(q[0]), tune_k), eval_q[:200], qps_seconds
+            )
         finally:
             torch.set_num_threads(threads_torch)
     finally:

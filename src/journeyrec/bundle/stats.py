@@ -32,9 +32,9 @@ from typing import Any, Mapping
 import numpy as np
 import pyarrow as pa
 
+from journeyrec.bundle.settings import StatsConfig
 from journeyrec.data.schema import EVENT_TYPES
 from journeyrec.data.sequences import SequenceData
-from journeyrec.bundle.settings import StatsConfig
 
 __all__ = ["StatsConfig", "RuleStats", "learn_stats", "category_codes", "CLASS_NAMES", "STATS_ARRAYS", "STATS_JSON"]
 
@@ -79,47 +79,69 @@ class RuleStats:
         for c, name in enumerate(self.categories, start=1):
             buyers = int(self.cat_buyers[c])
             interval = float(self.cat_interval_days[c])
-            rows.append({
-                "category": name,
-                "buyers": buyers,
-                "repurchase_rate": round(int(self.cat_repeat_buyers[c]) / buyers, 4) if buyers else None,
-                "repurchases_per_buyer_year": round(float(self.cat_repeats[c] / self.cat_exposure_years[c]), 4)
-                if self.cat_exposure_years[c] > 0 else None,
-                "interval_days": None if math.isnan(interval) else round(interval, 2),
-                "learned_class": CLASS_NAMES[int(self.cat_class[c])],
-            })
+            rows.append(
+                {
+                    "category": name,
+                    "buyers": buyers,
+                    "repurchase_rate": round(int(self.cat_repeat_buyers[c]) / buyers, 4) if buyers else None,
+                    "repurchases_per_buyer_year": round(float(self.cat_repeats[c] / self.cat_exposure_years[c]), 4)
+                    if self.cat_exposure_years[c] > 0
+                    else None,
+                    "interval_days": None if math.isnan(interval) else round(interval, 2),
+                    "learned_class": CLASS_NAMES[int(self.cat_class[c])],
+                }
+            )
         return rows
 
     def save(self, directory: Path) -> list[str]:
         """Write stats.npz (arrays) and stats.json (category table, settings); returns the names."""
         arrays = {k: v for k, v in self.__dict__.items() if isinstance(v, np.ndarray)}
         np.savez(directory / STATS_ARRAYS, **arrays)
-        meta = {"categories": self.categories, "data_end_ms": self.data_end_ms, "anchor_event": self.anchor_event,
-                "config": self.config, "category_table": self.category_table()}
+        meta = {
+            "categories": self.categories,
+            "data_end_ms": self.data_end_ms,
+            "anchor_event": self.anchor_event,
+            "config": self.config,
+            "category_table": self.category_table(),
+        }
         (directory / STATS_JSON).write_text(json.dumps(meta, indent=2))
         return [STATS_ARRAYS, STATS_JSON]
 
     @classmethod
-    def empty(cls, catalog: pa.Table) -> "RuleStats":
+    def empty(cls, catalog: pa.Table) -> RuleStats:
         """No events to learn from: rules that need statistics fall back to the catalogue or do nothing."""
         n = catalog.num_rows + 1
         vocab, _ = category_codes(catalog)
         c = len(vocab) + 1
         zeros = np.zeros(c, dtype=np.int64)
         return cls(
-            popularity=np.zeros(n, np.float32), trending=np.zeros(n, np.float32), comp_offsets=np.zeros(n + 1, np.int64),
-            comp_items=np.zeros(0, np.int32), comp_strength=np.zeros(0, np.float32), categories=vocab,
-            cat_buyers=zeros, cat_repeat_buyers=zeros.copy(), cat_repeats=zeros.copy(), cat_exposure_years=np.zeros(c),
-            cat_interval_days=np.full(c, np.nan), cat_class=np.zeros(c, np.int8), anchor_event="none",
+            popularity=np.zeros(n, np.float32),
+            trending=np.zeros(n, np.float32),
+            comp_offsets=np.zeros(n + 1, np.int64),
+            comp_items=np.zeros(0, np.int32),
+            comp_strength=np.zeros(0, np.float32),
+            categories=vocab,
+            cat_buyers=zeros,
+            cat_repeat_buyers=zeros.copy(),
+            cat_repeats=zeros.copy(),
+            cat_exposure_years=np.zeros(c),
+            cat_interval_days=np.full(c, np.nan),
+            cat_class=np.zeros(c, np.int8),
+            anchor_event="none",
         )
 
     @classmethod
-    def load(cls, directory: Path) -> "RuleStats":
+    def load(cls, directory: Path) -> RuleStats:
         meta = json.loads((directory / STATS_JSON).read_text())
         with np.load(directory / STATS_ARRAYS, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-        return cls(categories=list(meta["categories"]), data_end_ms=int(meta["data_end_ms"]),
-                   anchor_event=str(meta["anchor_event"]), config=dict(meta["config"]), **arrays)
+        return cls(
+            categories=list(meta["categories"]),
+            data_end_ms=int(meta["data_end_ms"]),
+            anchor_event=str(meta["anchor_event"]),
+            config=dict(meta["config"]),
+            **arrays,
+        )
 
 
 def category_codes(catalog: pa.Table) -> tuple[list[str], np.ndarray]:
@@ -142,7 +164,9 @@ def _poisson_interval(count: np.ndarray, z: float = 1.96) -> tuple[np.ndarray, n
     return np.maximum(lower, 0.0), upper
 
 
-def _repeat_stats(seqs: SequenceData, item_cat: np.ndarray, n_cat: int, cfg: StatsConfig, end_ms: int) -> dict[str, np.ndarray]:
+def _repeat_stats(
+    seqs: SequenceData, item_cat: np.ndarray, n_cat: int, cfg: StatsConfig, end_ms: int
+) -> dict[str, np.ndarray]:
     user = np.repeat(np.arange(seqs.n_users, dtype=np.int64), seqs.lengths)
     bought = seqs.event_types == _CODE["purchase"]
     cat = item_cat[seqs.items[bought]].astype(np.int64)
@@ -179,7 +203,9 @@ def _repeat_stats(seqs: SequenceData, item_cat: np.ndarray, n_cat: int, cfg: Sta
     return {**out, "cat_exposure_years": exposure, "cat_interval_days": interval, "cat_class": cls}
 
 
-def _complements(seqs: SequenceData, item_cat: np.ndarray, cfg: StatsConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+def _complements(
+    seqs: SequenceData, item_cat: np.ndarray, cfg: StatsConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     n = seqs.n_items + 1
     et = seqs.event_types
     anchor_name = next((name for name in ("purchase", "cart") if (et == _CODE[name]).any()), "any")
@@ -240,6 +266,14 @@ def learn_stats(seqs: SequenceData, cfg: StatsConfig | Mapping[str, Any] | None 
     repeat = _repeat_stats(seqs, item_cat, len(vocab), cfg, end_ms)
     offsets, items, strength, anchor = _complements(seqs, item_cat, cfg)
     return RuleStats(
-        popularity=popularity, trending=trending, comp_offsets=offsets, comp_items=items, comp_strength=strength,
-        categories=vocab, data_end_ms=end_ms, anchor_event=anchor, config=asdict(cfg), **repeat,
+        popularity=popularity,
+        trending=trending,
+        comp_offsets=offsets,
+        comp_items=items,
+        comp_strength=strength,
+        categories=vocab,
+        data_end_ms=end_ms,
+        anchor_event=anchor,
+        config=asdict(cfg),
+        **repeat,
     )

@@ -9,15 +9,15 @@ dataset, ``journeyrec.tracking.experiment_name_for``). The card holds counts onl
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
 from journeyrec.data.schema import iso_ms
-from journeyrec.io import atomic_path, atomic_write_json, atomic_write_text
 from journeyrec.errors import MissingInputError
+from journeyrec.io import atomic_path, atomic_write_json, atomic_write_text
 
 __all__ = ["CARD_FILES", "build_card", "write_card", "load_card", "card_metrics", "card_summary"]
 
@@ -34,8 +34,15 @@ def _iso(ms: int | None) -> str | None:
     return None if ms is None else iso_ms(int(ms))
 
 
-def build_card(dataset: str, source: str, stats: Mapping[str, Any], lengths: np.ndarray, split: Mapping[str, Any],
-               settings: Mapping[str, Any], fingerprint: str) -> dict[str, Any]:
+def build_card(
+    dataset: str,
+    source: str,
+    stats: Mapping[str, Any],
+    lengths: np.ndarray,
+    split: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    fingerprint: str,
+) -> dict[str, Any]:
     """The card from ingestion + assembly statistics (see ``prepare.prepare_store``)."""
     q = dict(stats.get("quarantined") or {})
     first, last = stats.get("first_ms"), stats.get("last_ms")
@@ -43,7 +50,7 @@ def build_card(dataset: str, source: str, stats: Mapping[str, Any], lengths: np.
     return {
         "dataset": dataset,
         "source": source,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "rows_read": int(stats.get("rows_read", 0)),
         "rows_quarantined": {"total": int(sum(q.values())), "by_reason": q},
         "rows_filtered_by_reader": dict(stats.get("filtered_by_reader") or {}),
@@ -62,8 +69,11 @@ def build_card(dataset: str, source: str, stats: Mapping[str, Any], lengths: np.
             "sessions": int(stats.get("sessions", 0)),
             "by_type": dict(stats.get("events_by_type") or {}),
             "by_channel": dict(stats.get("events_by_channel") or {}),
-            "time_span": {"first": _iso(first), "last": _iso(last),
-                          "days": None if first is None else round((last - first) / 86_400_000, 3)},
+            "time_span": {
+                "first": _iso(first),
+                "last": _iso(last),
+                "days": None if first is None else round((last - first) / 86_400_000, 3),
+            },
         },
         "sequences": {
             "item_events": int(stats.get("sequence_events", 0)),
@@ -113,7 +123,10 @@ def card_metrics(card: Mapping[str, Any]) -> dict[str, float]:
 
 
 def _table(rows: list[tuple[str, Any]]) -> str:
-    return "\n".join(["| | |", "|---|---:|"] + [f"| {k} | {v:,} |" if isinstance(v, (int, float)) else f"| {k} | {v} |" for k, v in rows])
+    return "\n".join(
+        ["| | |", "|---|---:|"]
+        + [f"| {k} | {v:,} |" if isinstance(v, (int, float)) else f"| {k} | {v} |" for k, v in rows]
+    )
 
 
 def _markdown(card: Mapping[str, Any]) -> str:
@@ -127,27 +140,50 @@ def _markdown(card: Mapping[str, Any]) -> str:
         "",
         "## Rows",
         "",
-        _table([("rows read", card["rows_read"]), ("rows quarantined", q["total"])]
-               + [(f"quarantined: {r}", n) for r, n in q["by_reason"].items()]
-               + [(f"filtered by reader: {r}", n) for r, n in card["rows_filtered_by_reader"].items()]
-               + [("opted-out users (events dropped)", pr["opted_out_users"]), ("opted-out rows", pr["opted_out_rows"]),
-                  ("rows outside retention window", pr["rows_outside_retention"]),
-                  ("exact duplicates removed", card["duplicates_removed"]), ("forgotten users", pr["forgotten_users"])]),
+        _table(
+            [("rows read", card["rows_read"]), ("rows quarantined", q["total"])]
+            + [(f"quarantined: {r}", n) for r, n in q["by_reason"].items()]
+            + [(f"filtered by reader: {r}", n) for r, n in card["rows_filtered_by_reader"].items()]
+            + [
+                ("opted-out users (events dropped)", pr["opted_out_users"]),
+                ("opted-out rows", pr["opted_out_rows"]),
+                ("rows outside retention window", pr["rows_outside_retention"]),
+                ("exact duplicates removed", card["duplicates_removed"]),
+                ("forgotten users", pr["forgotten_users"]),
+            ]
+        ),
         "",
         "## Event store",
         "",
-        _table([("events", ev["total"]), ("users", ev["users"]), ("sessions", ev["sessions"]),
-                ("first event", ev["time_span"]["first"]), ("last event", ev["time_span"]["last"]),
-                ("days", ev["time_span"]["days"])]
-               + [(f"type: {k}", v) for k, v in ev["by_type"].items()]
-               + [(f"channel: {k}", v) for k, v in ev["by_channel"].items()]),
+        _table(
+            [
+                ("events", ev["total"]),
+                ("users", ev["users"]),
+                ("sessions", ev["sessions"]),
+                ("first event", ev["time_span"]["first"]),
+                ("last event", ev["time_span"]["last"]),
+                ("days", ev["time_span"]["days"]),
+            ]
+            + [(f"type: {k}", v) for k, v in ev["by_type"].items()]
+            + [(f"channel: {k}", v) for k, v in ev["by_channel"].items()]
+        ),
         "",
         "## Sequences (item events)",
         "",
-        _table([("item events", sq["item_events"]), ("users", sq["users"]), ("items", sq["items"]), ("sessions", sq["sessions"]),
-                ("removed by k-core", sq["kcore_removed_events"]), ("merged consecutive repeats", sq["consecutive_merged"]),
-                ("length mean", round(sq["length"]["mean"], 2)), ("length median", sq["length"]["median"]),
-                ("length p90", sq["length"]["p90"]), ("length max", sq["length"]["max"])]),
+        _table(
+            [
+                ("item events", sq["item_events"]),
+                ("users", sq["users"]),
+                ("items", sq["items"]),
+                ("sessions", sq["sessions"]),
+                ("removed by k-core", sq["kcore_removed_events"]),
+                ("merged consecutive repeats", sq["consecutive_merged"]),
+                ("length mean", round(sq["length"]["mean"], 2)),
+                ("length median", sq["length"]["median"]),
+                ("length p90", sq["length"]["p90"]),
+                ("length max", sq["length"]["max"]),
+            ]
+        ),
         "",
         "![events per user](sequence_lengths.png)",
         "",
@@ -207,14 +243,19 @@ def card_summary(card: Mapping[str, Any]) -> str:
     q = card["rows_quarantined"]
     reasons = ", ".join(f"{r} {n}" for r, n in q["by_reason"].items()) or "none"
     types = ", ".join(f"{k} {v}" for k, v in ev["by_type"].items())
-    return "\n".join([
-        f"dataset {card['dataset']}: {card['rows_read']:,} rows read from {card['source']}",
-        f"  quarantined {q['total']:,} ({reasons}); opted-out rows {card['privacy']['opted_out_rows']:,}; "
-        f"outside retention {card['privacy']['rows_outside_retention']:,}; duplicates {card['duplicates_removed']:,}",
-        f"  event store: {ev['total']:,} events, {ev['users']:,} users, {ev['sessions']:,} sessions; {types}",
-        f"  sequences: {sq['item_events']:,} item events, {sq['users']:,} users, {sq['items']:,} items, "
-        f"{sq['sessions']:,} sessions, mean length {sq['length']['mean']:.2f}",
-        f"  split {card['split'].get('kind')}: {card['split'].get('valid_cases', 0):,} valid / {card['split'].get('test_cases', 0):,} test cases"
-        + (f"; {card['split']['test_repeat_target_share']:.1%} of test targets repeat an earlier item (misses when seen items are excluded)"
-           if "test_repeat_target_share" in card["split"] else ""),
-    ])
+    return "\n".join(
+        [
+            f"dataset {card['dataset']}: {card['rows_read']:,} rows read from {card['source']}",
+            f"  quarantined {q['total']:,} ({reasons}); opted-out rows {card['privacy']['opted_out_rows']:,}; "
+            f"outside retention {card['privacy']['rows_outside_retention']:,}; duplicates {card['duplicates_removed']:,}",
+            f"  event store: {ev['total']:,} events, {ev['users']:,} users, {ev['sessions']:,} sessions; {types}",
+            f"  sequences: {sq['item_events']:,} item events, {sq['users']:,} users, {sq['items']:,} items, "
+            f"{sq['sessions']:,} sessions, mean length {sq['length']['mean']:.2f}",
+            f"  split {card['split'].get('kind')}: {card['split'].get('valid_cases', 0):,} valid / {card['split'].get('test_cases', 0):,} test cases"
+            + (
+                f"; {card['split']['test_repeat_target_share']:.1%} of test targets repeat an earlier item (misses when seen items are excluded)"
+                if "test_repeat_target_share" in card["split"]
+                else ""
+            ),
+        ]
+    )

@@ -27,9 +27,13 @@ class DataConfig:
     """Where the events come from and how they become sequences and splits (``configs/data/*.yaml``)."""
 
     name: str = MISSING  # reader: demo | events | s3rec | taobao | yoochoose | movielens | diginetica | retailrocket | rees46 | otto
-    path: Optional[str] = None  # the input file, or the directory holding the dataset's files under their published names
+    path: Optional[str] = (
+        None  # the input file, or the directory holding the dataset's files under their published names
+    )
     options: Dict[str, Any] = field(default_factory=dict)  # reader-specific, validated by the reader
-    prepared: Optional[str] = None  # an existing prepared store (scripts/prepare_data.py): training reads it, not the source
+    prepared: Optional[str] = (
+        None  # an existing prepared store (scripts/prepare_data.py): training reads it, not the source
+    )
     split: str = "leave_one_out"  # leave_one_out | global_time | last_session
     valid_fraction: float = 0.1  # global_time only
     test_fraction: float = 0.1  # global_time only

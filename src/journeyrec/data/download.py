@@ -47,19 +47,23 @@ PROVENANCE: dict[str, Provenance] = {
     "movielens": Provenance(
         publisher="GroupLens Research, University of Minnesota",
         licence="GroupLens usage licence: research use, acknowledge the dataset, no redistribution except under the same terms, "
-                "commercial use needs permission",
+        "commercial use needs permission",
         url="https://grouplens.org/datasets/movielens/",
         files=("ratings.dat", "movies.dat", "ratings.csv", "movies.csv", "u.data", "u.item"),
-        http={v: f"https://files.grouplens.org/datasets/movielens/{v}.zip"
-              for v in ("ml-1m", "ml-100k", "ml-latest-small", "ml-10m", "ml-20m", "ml-25m", "ml-32m")},
+        http={
+            v: f"https://files.grouplens.org/datasets/movielens/{v}.zip"
+            for v in ("ml-1m", "ml-100k", "ml-latest-small", "ml-10m", "ml-20m", "ml-25m", "ml-32m")
+        },
     ),
     "s3rec": Provenance(
         publisher="RUCAIBox, S3-Rec (Zhou et al., CIKM 2020), from the Amazon review data of McAuley et al.",
         licence="code MIT; the Amazon review data is for research use",
         url="https://github.com/RUCAIBox/CIKM2020-S3Rec",
         files=("<Name>.txt", "<Name>_item2attributes.json"),
-        http={v: f"https://raw.githubusercontent.com/RUCAIBox/CIKM2020-S3Rec/master/data/{v}.txt"
-              for v in ("Beauty", "Sports_and_Outdoors", "Toys_and_Games", "Yelp", "LastFM")},
+        http={
+            v: f"https://raw.githubusercontent.com/RUCAIBox/CIKM2020-S3Rec/master/data/{v}.txt"
+            for v in ("Beauty", "Sports_and_Outdoors", "Toys_and_Games", "Yelp", "LastFM")
+        },
     ),
     "diginetica": Provenance(
         publisher="DIGINETICA and partners, CIKM Cup 2016 Track 2",
@@ -67,7 +71,7 @@ PROVENANCE: dict[str, Provenance] = {
         url="https://competitions.codalab.org/competitions/11161",
         files=("train-item-views.csv", "train-purchases.csv", "product-categories.csv", "products.csv"),
         manual="Register at the CodaLab competition, download dataset-train-diginetica.zip (Participate -> Get Data) "
-               "and unzip it into the target directory.",
+        "and unzip it into the target directory.",
     ),
     "retailrocket": Provenance(
         publisher="Retail Rocket",
@@ -95,11 +99,18 @@ PROVENANCE: dict[str, Provenance] = {
 
 def describe(name: str) -> str:
     p = _get(name)
-    lines = [f"{name}: {p.publisher}", f"  licence : {p.licence}", f"  official: {p.url}", f"  files   : {', '.join(p.files)}"]
+    lines = [
+        f"{name}: {p.publisher}",
+        f"  licence : {p.licence}",
+        f"  official: {p.url}",
+        f"  files   : {', '.join(p.files)}",
+    ]
     if p.http:
         lines.append(f"  variants: {', '.join(p.http)}")
     if p.kaggle:
-        lines.append(f"  kaggle  : kaggle {p.kaggle[0]} download {'-c' if p.kaggle[0] == 'competitions' else '-d'} {p.kaggle[1]}")
+        lines.append(
+            f"  kaggle  : kaggle {p.kaggle[0]} download {'-c' if p.kaggle[0] == 'competitions' else '-d'} {p.kaggle[1]}"
+        )
     if p.manual:
         lines.append(f"  manual  : {p.manual}")
     return "\n".join(lines)

@@ -23,8 +23,14 @@ from journeyrec.data.schema import CHANNELS, EVENT_TYPES
 
 __all__ = ["EncodedEvents", "IdDictionary", "EventEncoder"]
 
-_COLUMNS = {"user": np.int32, "item": np.int32, "event_type": np.int8, "channel": np.int8,
-            "timestamp": np.int64, "session": np.int64}
+_COLUMNS = {
+    "user": np.int32,
+    "item": np.int32,
+    "event_type": np.int8,
+    "channel": np.int8,
+    "timestamp": np.int64,
+    "session": np.int64,
+}
 
 
 @dataclass

@@ -57,7 +57,9 @@ def _drop_user(p: PreparedData, u: int) -> PreparedData:
     def cases(c: EvalCases) -> EvalCases:
         other = np.asarray(c.users) != u
         users = np.asarray(c.users)[other]
-        return EvalCases(np.where(users > u, users - 1, users), shift(np.asarray(c.ends)[other]), np.asarray(c.targets)[other])
+        return EvalCases(
+            np.where(users > u, users - 1, users), shift(np.asarray(c.ends)[other]), np.asarray(c.targets)[other]
+        )
 
     train_ends = shift(np.delete(np.asarray(sp.train_ends), u))
     split = Split(sp.kind, train_ends, cases(sp.valid), cases(sp.test), dict(sp.info))
@@ -91,7 +93,13 @@ def forget_user(directory: str | Path, pseudonym: str) -> dict[str, Any]:
         if len(hits):
             u = int(hits[0])
             report["sequence_events"] = int(prepared.sequences.lengths[u])
-            user_sessions = len(np.unique(np.asarray(prepared.sequences.session_ids())[prepared.sequences.offsets[u]:prepared.sequences.offsets[u + 1]]))
+            user_sessions = len(
+                np.unique(
+                    np.asarray(prepared.sequences.session_ids())[
+                        prepared.sequences.offsets[u] : prepared.sequences.offsets[u + 1]
+                    ]
+                )
+            )
             prepared = _drop_user(prepared, u)
         else:
             user_sessions = 0
@@ -105,12 +113,19 @@ def forget_user(directory: str | Path, pseudonym: str) -> dict[str, Any]:
             removed_events = _filter_parquet(d / "events.parquet", tmp / "events.parquet", pseudonym)
             report["events"] = removed_events.num_rows
         if (d / "quarantine.parquet").is_file():
-            report["quarantined"] = _filter_parquet(d / "quarantine.parquet", tmp / "quarantine.parquet", pseudonym).num_rows
+            report["quarantined"] = _filter_parquet(
+                d / "quarantine.parquet", tmp / "quarantine.parquet", pseudonym
+            ).num_rows
         found = any(report[k] for k in ("sequence_events", "events", "quarantined", "side_rows"))
         s = prepared.sequences
-        prepared.stats.update(users=s.n_users, item_events=s.n_events, valid_cases=len(prepared.split.valid),
-                              test_cases=len(prepared.split.test), mean_length=float(s.lengths.mean()) if s.n_users else 0.0,
-                              forgotten_users=int(prepared.stats.get("forgotten_users", 0)) + int(found))
+        prepared.stats.update(
+            users=s.n_users,
+            item_events=s.n_events,
+            valid_cases=len(prepared.split.valid),
+            test_cases=len(prepared.split.test),
+            mean_length=float(s.lengths.mean()) if s.n_users else 0.0,
+            forgotten_users=int(prepared.stats.get("forgotten_users", 0)) + int(found),
+        )
         _write_prepared(prepared, tmp)
         if card is not None:
             _update_card(card, prepared, removed_events, report, user_sessions, found)
@@ -122,7 +137,9 @@ def forget_user(directory: str | Path, pseudonym: str) -> dict[str, Any]:
     return report
 
 
-def _update_card(card: dict, prepared: PreparedData, removed: pa.Table, report: dict, user_sessions: int, found: bool) -> None:
+def _update_card(
+    card: dict, prepared: PreparedData, removed: pa.Table, report: dict, user_sessions: int, found: bool
+) -> None:
     s, sp = prepared.sequences, prepared.split
     ev = card["events"]
     if removed.num_rows:
@@ -138,8 +155,12 @@ def _update_card(card: dict, prepared: PreparedData, removed: pa.Table, report: 
     sq = card["sequences"]
     lengths = s.lengths
     sq.update(item_events=int(s.n_events), users=int(s.n_users), sessions=int(sq["sessions"]) - user_sessions)
-    sq["length"] = {"mean": float(lengths.mean()) if len(lengths) else 0.0, "median": float(np.median(lengths)) if len(lengths) else 0.0,
-                    "p90": float(np.quantile(lengths, 0.9)) if len(lengths) else 0.0, "max": int(lengths.max()) if len(lengths) else 0}
+    sq["length"] = {
+        "mean": float(lengths.mean()) if len(lengths) else 0.0,
+        "median": float(np.median(lengths)) if len(lengths) else 0.0,
+        "p90": float(np.quantile(lengths, 0.9)) if len(lengths) else 0.0,
+        "max": int(lengths.max()) if len(lengths) else 0,
+    }
     card["split"].update(valid_cases=len(sp.valid), test_cases=len(sp.test))
     card["privacy"]["forgotten_users"] = int(card["privacy"].get("forgotten_users", 0)) + int(found)
     card["fingerprint"] = prepared.fingerprint()

@@ -67,8 +67,14 @@ def _pseudonymise_ids(table: pa.Table, pseudo: Pseudonymiser) -> pa.Table:
     return table
 
 
-def ingest(scan: SourceScan, pseudo: Pseudonymiser, consent: list[pa.Table | None], workdir: Path,
-           stage_events: bool = True, bounds: TimeBounds | None = None) -> Ingested:
+def ingest(
+    scan: SourceScan,
+    pseudo: Pseudonymiser,
+    consent: list[pa.Table | None],
+    workdir: Path,
+    stage_events: bool = True,
+    bounds: TimeBounds | None = None,
+) -> Ingested:
     """Stream ``scan`` through consent, validation and pseudonymisation into ``workdir``.
 
     ``bounds`` apply to sources with clock times (``scan.clock_time``); the caller reads a source

@@ -46,8 +46,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from journeyrec.data.config import DataConfig
 from journeyrec.data.card import build_card, card_summary, write_card
+from journeyrec.data.config import DataConfig
 from journeyrec.data.ingest import ingest
 from journeyrec.data.privacy import DEMO_KEY, Pseudonymiser, load_consent, resolve_key
 from journeyrec.data.quarantine import QuarantineError, check_bad_fraction
@@ -63,9 +63,9 @@ from journeyrec.data.sequences import (
     make_split,
     repeated_targets,
 )
+from journeyrec.errors import MissingInputError
 from journeyrec.io import atomic_dir
 from journeyrec.typed import to_typed
-from journeyrec.errors import MissingInputError
 
 __all__ = [
     "PreparedData",
@@ -97,8 +97,16 @@ class PreparedData:
         """Hash of the prepared arrays: two runs with equal fingerprints saw identical data."""
         h = hashlib.sha256()
         s = self.sequences
-        for arr in (s.offsets, s.items, s.event_types, s.channels, s.timestamps, self.split.train_ends,
-                    self.split.valid.ends, self.split.test.ends):
+        for arr in (
+            s.offsets,
+            s.items,
+            s.event_types,
+            s.channels,
+            s.timestamps,
+            self.split.train_ends,
+            self.split.valid.ends,
+            self.split.test.ends,
+        ):
             h.update(np.ascontiguousarray(arr).tobytes())
         h.update("\n".join(map(str, s.item_ids)).encode())
         return h.hexdigest()[:16]
@@ -134,8 +142,13 @@ def _settings(data_cfg: DataConfig, opts: SequenceOptions) -> dict[str, Any]:
 
 
 def _split(seqs: SequenceData, data_cfg: DataConfig) -> Split:
-    return make_split(seqs, data_cfg.split, valid_fraction=data_cfg.valid_fraction,
-                      test_fraction=data_cfg.test_fraction, drop_newest=data_cfg.drop_newest)
+    return make_split(
+        seqs,
+        data_cfg.split,
+        valid_fraction=data_cfg.valid_fraction,
+        test_fraction=data_cfg.test_fraction,
+        drop_newest=data_cfg.drop_newest,
+    )
 
 
 def _consent(scan_extras: dict[str, pa.Table], data_cfg: DataConfig) -> pa.Table | None:
@@ -145,8 +158,12 @@ def _consent(scan_extras: dict[str, pa.Table], data_cfg: DataConfig) -> pa.Table
         tables.append(load_consent(path))
     if not tables:
         return None
-    return pa.concat_tables([t.select(["user_id", "opted_out"]).cast(pa.schema([("user_id", pa.string()), ("opted_out", pa.bool_())]))
-                             for t in tables])
+    return pa.concat_tables(
+        [
+            t.select(["user_id", "opted_out"]).cast(pa.schema([("user_id", pa.string()), ("opted_out", pa.bool_())]))
+            for t in tables
+        ]
+    )
 
 
 def _open(name: str, data_cfg: DataConfig) -> tuple[SourceScan, pa.Table | None]:
@@ -179,10 +196,14 @@ def prepare_store(data_cfg: DataConfig | Mapping[str, Any], directory: str | Pat
         got = ingest(scan, pseudo, [consent], work, stage_events=store_events, bounds=first)
         upper = first.beyond(got.encoded.timestamp) if scan.clock_time else None
         if upper is not None:
-            log.info("%s: %d event(s) lie more than %g day(s) after the file's newest event %s; reading the source again "
-                     "to quarantine them with their file and line", got.source,
-                     int((got.encoded.timestamp > (upper.max_ms or 0)).sum()), settings["timestamp_max_ahead_days"],
-                     iso_ms(int(upper.newest_ms or 0)))
+            log.info(
+                "%s: %d event(s) lie more than %g day(s) after the file's newest event %s; reading the source again "
+                "to quarantine them with their file and line",
+                got.source,
+                int((got.encoded.timestamp > (upper.max_ms or 0)).sum()),
+                settings["timestamp_max_ahead_days"],
+                iso_ms(int(upper.newest_ms or 0)),
+            )
             got.quarantine.close()
             shutil.rmtree(work)
             scan, consent = _open(name, data_cfg)
@@ -190,8 +211,14 @@ def prepare_store(data_cfg: DataConfig | Mapping[str, Any], directory: str | Pat
         stats = dict(got.stats)
         rejected_copy = out.with_name(out.name + "-quarantine.parquet")
         try:
-            check_bad_fraction(got.quarantine.counts, int(stats.get("rows_read", 0)), settings["max_bad_fraction"],
-                               got.quarantine.examples, got.source, kept_at=rejected_copy)
+            check_bad_fraction(
+                got.quarantine.counts,
+                int(stats.get("rows_read", 0)),
+                settings["max_bad_fraction"],
+                got.quarantine.examples,
+                got.source,
+                kept_at=rejected_copy,
+            )
         except QuarantineError:  # keep the evidence beside the store, which is not written
             shutil.copyfile(got.quarantine.path, rejected_copy)
             raise
@@ -199,20 +226,28 @@ def prepare_store(data_cfg: DataConfig | Mapping[str, Any], directory: str | Pat
         del got.encoded
         stats.update(asm.stats)
         split = _split(asm.sequences, data_cfg)
-        prepared = PreparedData(asm.sequences, split, got.source, stats=_public_stats(stats, split, asm.sequences),
-                                extras=got.extras)
+        prepared = PreparedData(
+            asm.sequences, split, got.source, stats=_public_stats(stats, split, asm.sequences), extras=got.extras
+        )
         fingerprint = prepared.fingerprint()
         _write_prepared(prepared, tmp)
         if store_events and got.staging is not None:
             _write_events(got.staging, asm.keep_rows, asm.row_sessions, tmp / "events.parquet")
         if got.quarantine.path.is_file():
             _write_quarantine(got.quarantine.path, stats.get("retention_cutoff_ms"), tmp / "quarantine.parquet")
-        split_info = {"kind": split.kind, "train_users": int((split.train_ends - asm.sequences.offsets[:-1] >= 2).sum()),
-                      "valid_cases": len(split.valid), "test_cases": len(split.test), **split.info}
+        split_info = {
+            "kind": split.kind,
+            "train_users": int((split.train_ends - asm.sequences.offsets[:-1] >= 2).sum()),
+            "valid_cases": len(split.valid),
+            "test_cases": len(split.test),
+            **split.info,
+        }
         # targets that repeat an earlier item are misses under the seen-excluded protocol
         for role in ("valid", "test"):
             cases = getattr(split, role)
-            split_info[f"{role}_repeat_target_share"] = round(float(repeated_targets(asm.sequences, cases).mean()), 6) if len(cases) else 0.0
+            split_info[f"{role}_repeat_target_share"] = (
+                round(float(repeated_targets(asm.sequences, cases).mean()), 6) if len(cases) else 0.0
+            )
         card = build_card(name, got.source, stats, asm.sequences.lengths, split_info, settings, fingerprint)
         card["privacy"]["demo_key"] = key == DEMO_KEY.encode()
         write_card(card, tmp, asm.sequences.lengths)
@@ -223,13 +258,37 @@ def prepare_store(data_cfg: DataConfig | Mapping[str, Any], directory: str | Pat
 
 def _public_stats(stats: dict[str, Any], split: Split, seqs: SequenceData) -> dict[str, Any]:
     """The stats kept in prepared.json (the counts of the card, flat)."""
-    keep = ("rows_read", "quarantined", "opted_out_rows", "opted_out_users", "rows_outside_retention", "duplicates_removed",
-            "events_kept", "users_kept", "sessions", "events_by_type", "events_by_channel", "first_ms", "last_ms",
-            "item_events", "kcore_removed_events", "consecutive_merged", "sequence_sessions", "filtered_by_reader", "lines")
+    keep = (
+        "rows_read",
+        "quarantined",
+        "opted_out_rows",
+        "opted_out_users",
+        "rows_outside_retention",
+        "duplicates_removed",
+        "events_kept",
+        "users_kept",
+        "sessions",
+        "events_by_type",
+        "events_by_channel",
+        "first_ms",
+        "last_ms",
+        "item_events",
+        "kcore_removed_events",
+        "consecutive_merged",
+        "sequence_sessions",
+        "filtered_by_reader",
+        "lines",
+    )
     out = {k: stats[k] for k in keep if k in stats}
-    out.update(users=seqs.n_users, items=seqs.n_items, item_events=seqs.n_events, events=int(stats.get("events_kept", 0)),
-               valid_cases=len(split.valid), test_cases=len(split.test),
-               mean_length=float(seqs.lengths.mean()) if seqs.n_users else 0.0)
+    out.update(
+        users=seqs.n_users,
+        items=seqs.n_items,
+        item_events=seqs.n_events,
+        events=int(stats.get("events_kept", 0)),
+        valid_cases=len(split.valid),
+        test_cases=len(split.test),
+        mean_length=float(seqs.lengths.mean()) if seqs.n_users else 0.0,
+    )
     return out
 
 
@@ -338,7 +397,7 @@ def load_prepared(directory: str | Path, mmap: bool = False) -> PreparedData:
     )
     cases = {name: EvalCases(*(a[f"{name}_{k}"] for k in ("users", "ends", "targets"))) for name in ("valid", "test")}
     split = Split(meta["split"], a["train_ends"], cases["valid"], cases["test"], meta.get("split_info", {}))
-    extras = {p.stem[len("extra_"):]: pq.read_table(p) for p in sorted(d.glob("extra_*.parquet"))}
+    extras = {p.stem[len("extra_") :]: pq.read_table(p) for p in sorted(d.glob("extra_*.parquet"))}
     return PreparedData(sequences=seqs, split=split, source=meta["source"], stats=meta["stats"], extras=extras)
 
 
@@ -354,5 +413,5 @@ def _load_format1(d: Path, meta: dict) -> PreparedData:
     )
     cases = {name: EvalCases(*(sp[f"{name}_{k}"] for k in ("users", "ends", "targets"))) for name in ("valid", "test")}
     split = Split(meta["split"], sp["train_ends"], cases["valid"], cases["test"], meta.get("split_info", {}))
-    extras = {p.stem[len("extra_"):]: pq.read_table(p) for p in sorted(d.glob("extra_*.parquet"))}
+    extras = {p.stem[len("extra_") :]: pq.read_table(p) for p in sorted(d.glob("extra_*.parquet"))}
     return PreparedData(sequences=seqs, split=split, source=meta["source"], stats=meta["stats"], extras=extras)

@@ -120,10 +120,14 @@ def load_consent(path: str | Path) -> pa.Table:
     if p.suffix == ".parquet":
         t = pq.read_table(p)
     else:
-        t = pacsv.read_csv(p, convert_options=pacsv.ConvertOptions(column_types={"user_id": pa.string(), "opted_out": pa.string()}))
+        t = pacsv.read_csv(
+            p, convert_options=pacsv.ConvertOptions(column_types={"user_id": pa.string(), "opted_out": pa.string()})
+        )
     missing = [c for c in ("user_id", "opted_out") if c not in t.column_names]
     if missing:
-        raise ValueError(f"{p}: consent table needs columns user_id, opted_out; missing {missing}, has {t.column_names}")
+        raise ValueError(
+            f"{p}: consent table needs columns user_id, opted_out; missing {missing}, has {t.column_names}"
+        )
     flag = t.column("opted_out")
     if not pa.types.is_boolean(flag.type):
         text = pc.utf8_lower(pc.cast(flag, pa.string()))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
@@ -61,7 +61,7 @@ def _timestamp(value: Any) -> tuple[int | None, str | None]:
         except ValueError:
             return None, value
         if t.tzinfo is None:
-            t = t.replace(tzinfo=timezone.utc)
+            t = t.replace(tzinfo=UTC)
         return int(t.timestamp() * 1000), None
     return None, "missing" if value is None else repr(value)
 

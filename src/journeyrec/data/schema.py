@@ -29,7 +29,7 @@ Quarantine table (one row per rejected source row, see :func:`validate_events`):
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -97,8 +97,15 @@ CHANNEL_CODE: dict[str, int] = {name: i + 1 for i, name in enumerate(CHANNELS)}
 
 # When consecutive events on one item collapse into one position (``data.dedup_consecutive``),
 # the position keeps the strongest of their event types (a cart outranks the view before it).
-EVENT_STRENGTH: dict[str, int] = {"view": 1, "click": 2, "newsletter_click": 2, "rating": 3, "wishlist": 3, "cart": 4,
-                                  "purchase": 5}
+EVENT_STRENGTH: dict[str, int] = {
+    "view": 1,
+    "click": 2,
+    "newsletter_click": 2,
+    "rating": 3,
+    "wishlist": 3,
+    "cart": 4,
+    "purchase": 5,
+}
 STRENGTH_BY_CODE = np.asarray([0] + [EVENT_STRENGTH.get(e, 0) for e in EVENT_TYPES], dtype=np.int64)
 
 # Upper edges (seconds) of the time-gap buckets; code = 1 + bucket index, 0 = padding.
@@ -108,7 +115,11 @@ N_TIME_GAP_BUCKETS = len(TIME_GAP_EDGES_S)
 
 # Vocabulary size of each per-position model feature (``model.features``): the embedding tables
 # models build, so training, re-export and serving size them alike.
-FEATURE_SIZES: dict[str, int] = {"event_type": len(EVENT_TYPES), "channel": len(CHANNELS), "time_gap": N_TIME_GAP_BUCKETS}
+FEATURE_SIZES: dict[str, int] = {
+    "event_type": len(EVENT_TYPES),
+    "channel": len(CHANNELS),
+    "time_gap": N_TIME_GAP_BUCKETS,
+}
 
 # A model records the vocabulary size it was built with (``hparams["features"]``). A value appended
 # to a vocabulary after that has a code beyond the model's embedding table; such a model reads it
@@ -200,9 +211,8 @@ class SchemaError(JourneyrecError, ValueError):
     """Input data does not fit the canonical schema; the message names the column and the fix."""
 
 
-
 _DAY_MS = 86_400_000
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def iso_ms(ms: int) -> str:
@@ -255,7 +265,9 @@ class TimeBounds:
             try:
                 min_ms = int(np.datetime64(str(lo).rstrip("Z"), "ms").astype(np.int64))
             except ValueError:
-                raise SchemaError(f"data.timestamp_min={lo!r} is not an ISO date; use e.g. 1990-01-01, or null for no lower bound") from None
+                raise SchemaError(
+                    f"data.timestamp_min={lo!r} is not an ISO date; use e.g. 1990-01-01, or null for no lower bound"
+                ) from None
         if ahead is not None and not float(ahead) >= 0:
             raise SchemaError(f"data.timestamp_max_ahead_days={ahead!r} must be >= 0 (or null for no upper bound)")
         return cls(min_ms=min_ms, max_ahead_ms=None if ahead is None else int(round(float(ahead) * _DAY_MS)))
@@ -289,8 +301,10 @@ class TimeBounds:
         days = f"{(self.max_ahead_ms or 0) / _DAY_MS:g} day(s)"
         if self.newest_ms is not None:
             return f"more than {days} after the file's newest event {iso_ms(self.newest_ms)} (data.timestamp_max_ahead_days)"
-        return (f"more than {days} after the file itself was last written ({iso_ms(self.written_ms or 0)}), so after "
-                "its newest event (data.timestamp_max_ahead_days)")
+        return (
+            f"more than {days} after the file itself was last written ({iso_ms(self.written_ms or 0)}), so after "
+            "its newest event (data.timestamp_max_ahead_days)"
+        )
 
 
 def _codes(values: np.ndarray, vocabulary: Sequence[str], what: str) -> np.ndarray:
@@ -316,8 +330,10 @@ def feature_code_map(feature: str, size: int) -> np.ndarray:
     for code in range(size + 1, n + 1):
         older = fallback.get(vocab[code - 1])
         if older is None or vocab.index(older) + 1 > size:
-            raise ValueError(f"a model built for {size} {feature} values cannot read {vocab[code - 1]!r} (code {code}) "
-                             f"and it has no older fallback; re-export the bundle with this journeyrec")
+            raise ValueError(
+                f"a model built for {size} {feature} values cannot read {vocab[code - 1]!r} (code {code}) "
+                f"and it has no older fallback; re-export the bundle with this journeyrec"
+            )
         lut[code] = vocab.index(older) + 1
     return lut
 
@@ -399,7 +415,9 @@ def _blank(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return np.asarray(pc.fill_null(pc.or_kleene(pc.is_null(col), pc.equal(col, "")), True), dtype=bool)
 
 
-def validate_events(table: pa.Table, source: str = "events", bounds: TimeBounds | None = None) -> tuple[pa.Table, pa.Table]:
+def validate_events(
+    table: pa.Table, source: str = "events", bounds: TimeBounds | None = None
+) -> tuple[pa.Table, pa.Table]:
     """Split a reader's batch into valid canonical rows and rejected rows.
 
     ``table`` holds canonical columns (event_type still as the source wrote it after mapping,
@@ -431,8 +449,13 @@ def validate_events(table: pa.Table, source: str = "events", bounds: TimeBounds 
     price = pc.cast(table.column("price"), pa.float64()) if "price" in table.column_names else pa.nulls(n, pa.float64())
     qty = pc.cast(table.column("quantity"), pa.int32()) if "quantity" in table.column_names else pa.nulls(n, pa.int32())
     lo, hi = (None, None) if bounds is None else (bounds.min_ms, bounds.max_ms)
-    ts_ms = (np.zeros(n, dtype=np.int64) if lo is None and hi is None else
-             np.asarray(pc.fill_null(pc.cast(pc.cast(ts, pa.timestamp("ms", tz="UTC"), safe=False), pa.int64()), 0), dtype=np.int64))
+    ts_ms = (
+        np.zeros(n, dtype=np.int64)
+        if lo is None and hi is None
+        else np.asarray(
+            pc.fill_null(pc.cast(pc.cast(ts, pa.timestamp("ms", tz="UTC"), safe=False), pa.int64()), 0), dtype=np.int64
+        )
+    )
     too_early = np.zeros(n, dtype=bool) if lo is None else ts_ms < lo
     too_late = np.zeros(n, dtype=bool) if hi is None else ts_ms > hi
 
@@ -440,7 +463,8 @@ def validate_events(table: pa.Table, source: str = "events", bounds: TimeBounds 
     checks = {
         "missing_user_id": _blank(user),
         "unknown_event_type": ~np.asarray(pc.fill_null(pc.is_in(etype, pa.array(EVENT_TYPES)), False), dtype=bool),
-        "missing_item_id": np.asarray(pc.fill_null(pc.is_in(etype, pa.array(ITEM_EVENT_TYPES)), False), dtype=bool) & _blank(item),
+        "missing_item_id": np.asarray(pc.fill_null(pc.is_in(etype, pa.array(ITEM_EVENT_TYPES)), False), dtype=bool)
+        & _blank(item),
         "unparseable_timestamp": np.asarray(pc.is_null(ts), dtype=bool),
         "timestamp_out_of_range": (too_early | too_late) & np.asarray(pc.is_valid(ts), dtype=bool),
         "unknown_channel": ~np.asarray(pc.fill_null(pc.is_in(channel, pa.array(CHANNELS)), False), dtype=bool),
@@ -462,7 +486,9 @@ def validate_events(table: pa.Table, source: str = "events", bounds: TimeBounds 
         reader_r = np.asarray(reader_reason.take(bad_idx).to_pylist(), dtype=object)
         unknown = sorted(set(reader_r[bad_code == 1]) - set(READER_REASONS))
         if unknown:
-            raise ValueError(f"{source}: reader set undeclared reject reason(s) {unknown}; declare them in schema.READER_REASONS")
+            raise ValueError(
+                f"{source}: reader set undeclared reject reason(s) {unknown}; declare them in schema.READER_REASONS"
+            )
         reasons = np.where(bad_code == 1, reader_r, reasons)
         code_of = {r: i + 2 for i, r in enumerate(CHECK_REASONS)}
         bad_ms = ts_ms[~ok]
@@ -484,12 +510,20 @@ def validate_events(table: pa.Table, source: str = "events", bounds: TimeBounds 
         if out_of_range.any() and bounds is not None:
             early = too_early[~ok] & out_of_range
             if bounds.min_ms is not None:
-                detail = pc.if_else(pa.array(early), pa.scalar(f"before {iso_ms(bounds.min_ms)} (data.timestamp_min)"), detail)
+                detail = pc.if_else(
+                    pa.array(early), pa.scalar(f"before {iso_ms(bounds.min_ms)} (data.timestamp_min)"), detail
+                )
             if bounds.max_ms is not None:
                 detail = pc.if_else(pa.array(out_of_range & ~early), pa.scalar(bounds.late_detail()), detail)
-        line = pc.cast(table.column("_line"), pa.int64()).take(bad_idx) if "_line" in table.column_names else pa.nulls(len(bad_idx), pa.int64())
+        line = (
+            pc.cast(table.column("_line"), pa.int64()).take(bad_idx)
+            if "_line" in table.column_names
+            else pa.nulls(len(bad_idx), pa.int64())
+        )
         cols = {
-            "file": _str_col(table, "_file").take(bad_idx) if "_file" in table.column_names else pa.array([source] * len(bad_idx), pa.string()),
+            "file": _str_col(table, "_file").take(bad_idx)
+            if "_file" in table.column_names
+            else pa.array([source] * len(bad_idx), pa.string()),
             "line": line,
             "reason": pa.array(reasons.tolist(), pa.string()),
             "value": value,
@@ -500,13 +534,24 @@ def validate_events(table: pa.Table, source: str = "events", bounds: TimeBounds 
             "event_type": etype.take(bad_idx),
             # null where out of range: the text is in ``value``, and a year like 55,840 would break
             # every tool that turns the quarantine into datetimes (pandas, pyarrow's to_pylist)
-            "timestamp": pc.if_else(pa.array(out_of_range), pa.scalar(None, pa.timestamp("ms", tz="UTC")),
-                                    pc.cast(ts, pa.timestamp("ms", tz="UTC"), safe=False).take(bad_idx)),
+            "timestamp": pc.if_else(
+                pa.array(out_of_range),
+                pa.scalar(None, pa.timestamp("ms", tz="UTC")),
+                pc.cast(ts, pa.timestamp("ms", tz="UTC"), safe=False).take(bad_idx),
+            ),
             "channel": channel.take(bad_idx),
             "price": price.take(bad_idx),
             "quantity": qty.take(bad_idx),
         }
-        rejected = pa.Table.from_arrays([pa.array(cols[f.name]) if not isinstance(cols[f.name], pa.ChunkedArray) else cols[f.name].combine_chunks() for f in QUARANTINE_SCHEMA], schema=QUARANTINE_SCHEMA)
+        rejected = pa.Table.from_arrays(
+            [
+                pa.array(cols[f.name])
+                if not isinstance(cols[f.name], pa.ChunkedArray)
+                else cols[f.name].combine_chunks()
+                for f in QUARANTINE_SCHEMA
+            ],
+            schema=QUARANTINE_SCHEMA,
+        )
     keep = [c for c in good.column_names if not c.startswith("_")]
     good = good.select(keep)
     good_channel = channel.filter(pa.array(ok)) if not ok.all() else channel
@@ -516,5 +561,9 @@ def validate_events(table: pa.Table, source: str = "events", bounds: TimeBounds 
         good = good.append_column("channel", good_channel)
     if "item_id" in good.column_names:  # an empty item id on a search / newsletter event means "no item"
         it = pc.cast(good.column("item_id"), pa.string())
-        good = good.set_column(good.column_names.index("item_id"), "item_id", pc.if_else(pc.equal(it, ""), pa.scalar(None, pa.string()), it))
+        good = good.set_column(
+            good.column_names.index("item_id"),
+            "item_id",
+            pc.if_else(pc.equal(it, ""), pa.scalar(None, pa.string()), it),
+        )
     return conform_events(good, source=source), rejected

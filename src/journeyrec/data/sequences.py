@@ -161,7 +161,7 @@ class EvalCases:
     def __len__(self) -> int:
         return len(self.users)
 
-    def subset(self, idx: np.ndarray) -> "EvalCases":
+    def subset(self, idx: np.ndarray) -> EvalCases:
         return EvalCases(self.users[idx], self.ends[idx], self.targets[idx])
 
 
@@ -317,8 +317,14 @@ def assemble(enc: EncodedEvents, catalog: pa.Table | None = None, options: Seque
         events_kept=m,
         users_kept=int(starts.sum()) if m else 0,
         sessions=n_sessions,
-        events_by_type={e: int(c) for e, c in zip(EVENT_TYPES, np.bincount(cols["event_type"], minlength=len(EVENT_TYPES) + 1)[1:]) if c},
-        events_by_channel={ch: int(c) for ch, c in zip(CHANNELS, np.bincount(cols["channel"], minlength=len(CHANNELS) + 1)[1:]) if c},
+        events_by_type={
+            e: int(c)
+            for e, c in zip(EVENT_TYPES, np.bincount(cols["event_type"], minlength=len(EVENT_TYPES) + 1)[1:])
+            if c
+        },
+        events_by_channel={
+            ch: int(c) for ch, c in zip(CHANNELS, np.bincount(cols["channel"], minlength=len(CHANNELS) + 1)[1:]) if c
+        },
         first_ms=int(cols["timestamp"].min()) if m else None,
         last_ms=int(cols["timestamp"].max()) if m else None,
     )
@@ -389,8 +395,9 @@ def assemble(enc: EncodedEvents, catalog: pa.Table | None = None, options: Seque
         catalog=_align_catalog(item_ids, catalog),
         sessions=_renumber(user, new_s),
     )
-    stats.update(users=seqs.n_users, items=seqs.n_items, sequence_events=seqs.n_events,
-                 sequence_sessions=int(new_s.sum()))
+    stats.update(
+        users=seqs.n_users, items=seqs.n_items, sequence_events=seqs.n_events, sequence_sessions=int(new_s.sum())
+    )
     return Assembled(sequences=seqs, keep_rows=keep_rows, row_sessions=row_sessions, stats=stats)
 
 
@@ -435,8 +442,10 @@ def check_split_options(kind: str, drop_newest: int = 0) -> None:
     if drop_newest < 0:
         raise ValueError(f"data.drop_newest={drop_newest}: must be >= 0")
     if drop_newest and kind != "leave_one_out":
-        raise ValueError(f"data.drop_newest={drop_newest} works with data.split=leave_one_out only (got {kind!r}); "
-                         "set data.drop_newest=0")
+        raise ValueError(
+            f"data.drop_newest={drop_newest} works with data.split=leave_one_out only (got {kind!r}); "
+            "set data.drop_newest=0"
+        )
 
 
 def make_split(
@@ -482,8 +491,9 @@ def make_split(
         t_end = ends[users] - 1
         valid = EvalCases(users, v_end, data.items[v_end].astype(np.int64))
         test = EvalCases(users, t_end, data.items[t_end].astype(np.int64))
-        return Split(kind, train_ends.astype(np.int64), valid, test,
-                     {"drop_newest": int(drop_newest)} if drop_newest else {})
+        return Split(
+            kind, train_ends.astype(np.int64), valid, test, {"drop_newest": int(drop_newest)} if drop_newest else {}
+        )
     if kind == "global_time":
         if not (0 < test_fraction < 1 and 0 <= valid_fraction < 1 and valid_fraction + test_fraction < 1):
             raise ValueError("global_time split needs 0 < test_fraction, valid_fraction >= 0, and their sum < 1")
@@ -540,7 +550,9 @@ def _last_session_split(data: SequenceData, min_sessions: int) -> Split:
     start_pos = np.nonzero(is_start)[0]
     nonempty = data.lengths > 0
     n_sess = np.zeros(data.n_users, dtype=np.int64)
-    n_sess[nonempty] = np.searchsorted(start_pos, ends[nonempty], "left") - np.searchsorted(start_pos, starts[nonempty], "left")
+    n_sess[nonempty] = np.searchsorted(start_pos, ends[nonempty], "left") - np.searchsorted(
+        start_pos, starts[nonempty], "left"
+    )
     ev = n_sess >= max(min_sessions, 2)
     users = np.nonzero(ev)[0].astype(np.int64)
     k_last = np.searchsorted(start_pos, ends[users], "left") - 1
@@ -619,7 +631,9 @@ def repeated_targets(data: SequenceData, cases: EvalCases, chunk_events: int = 1
     targets = np.asarray(cases.targets, dtype=np.int64)
     out = np.zeros(len(users), dtype=bool)
     lens = ends - data.offsets[users]
-    bounds = np.searchsorted(np.cumsum(lens), np.arange(chunk_events, int(lens.sum()) + chunk_events, chunk_events), "right")
+    bounds = np.searchsorted(
+        np.cumsum(lens), np.arange(chunk_events, int(lens.sum()) + chunk_events, chunk_events), "right"
+    )
     lo = 0
     for hi in [*bounds.tolist(), len(users)]:
         if hi <= lo:

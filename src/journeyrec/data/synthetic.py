@@ -67,8 +67,28 @@ START = np.datetime64("2026-01-01T00:00:00", "s").astype(np.int64)
 # median price, third-party brands, complementary leaves (item-level partners are drawn below),
 # entry (customers start journeys here; non-entry leaves are mostly reached as complements)
 _LEAVES: tuple[tuple, ...] = (
-    ("Apparel/Outerwear/Winter coats", "durable", None, True, True, 180.0, ("Northpeak", "Alpina"), ("Scarves", "Gloves"), True),
-    ("Apparel/Outerwear/Rain jackets", "durable", None, True, True, 95.0, ("Northpeak", "Drizzle"), ("Umbrellas",), True),
+    (
+        "Apparel/Outerwear/Winter coats",
+        "durable",
+        None,
+        True,
+        True,
+        180.0,
+        ("Northpeak", "Alpina"),
+        ("Scarves", "Gloves"),
+        True,
+    ),
+    (
+        "Apparel/Outerwear/Rain jackets",
+        "durable",
+        None,
+        True,
+        True,
+        95.0,
+        ("Northpeak", "Drizzle"),
+        ("Umbrellas",),
+        True,
+    ),
     ("Apparel/Tops/T-shirts", "consumable", 60.0, True, True, 19.0, ("Cottonia", "Urbanist"), (), True),
     ("Apparel/Tops/Sweaters", "durable", None, True, True, 55.0, ("Cottonia", "Alpina"), (), True),
     ("Apparel/Accessories/Scarves", "durable", None, False, True, 29.0, ("Alpina", "Urbanist"), (), False),
@@ -78,19 +98,59 @@ _LEAVES: tuple[tuple, ...] = (
     ("Footwear/Shoes/Sneakers", "durable", None, True, True, 90.0, ("Stride", "Urbanist"), ("Shoe care",), True),
     ("Footwear/Shoes/Boots", "durable", None, True, True, 140.0, ("Stride", "Northpeak"), ("Shoe care", "Socks"), True),
     ("Footwear/Care/Shoe care", "consumable", 90.0, False, False, 9.0, ("Stride",), (), False),
-    ("Electronics/Cameras/Mirrorless cameras", "durable", None, False, False, 900.0, ("Optika", "Lumix"), ("Camera bags", "Memory cards"), True),
+    (
+        "Electronics/Cameras/Mirrorless cameras",
+        "durable",
+        None,
+        False,
+        False,
+        900.0,
+        ("Optika", "Lumix"),
+        ("Camera bags", "Memory cards"),
+        True,
+    ),
     ("Electronics/Cameras/Camera bags", "durable", None, False, True, 60.0, ("Optika", "Lumix"), (), False),
     ("Electronics/Cameras/Memory cards", "durable", None, False, False, 25.0, ("Sandy", "Optika"), (), False),
-    ("Electronics/Phones/Smartphones", "durable", None, False, True, 600.0, ("Pomme", "Galaxa"), ("Phone cases", "Chargers"), True),
+    (
+        "Electronics/Phones/Smartphones",
+        "durable",
+        None,
+        False,
+        True,
+        600.0,
+        ("Pomme", "Galaxa"),
+        ("Phone cases", "Chargers"),
+        True,
+    ),
     ("Electronics/Phones/Phone cases", "durable", None, False, True, 20.0, ("Pomme", "Galaxa"), (), False),
     ("Electronics/Phones/Chargers", "durable", None, False, False, 25.0, ("Pomme", "Galaxa"), (), False),
     ("Electronics/Audio/Headphones", "durable", None, False, True, 120.0, ("Sonar", "Galaxa"), (), True),
-    ("Home/Kitchen/Coffee machines", "durable", None, False, True, 250.0, ("Brewmaster", "Crema"), ("Coffee beans", "Descaler"), True),
+    (
+        "Home/Kitchen/Coffee machines",
+        "durable",
+        None,
+        False,
+        True,
+        250.0,
+        ("Brewmaster", "Crema"),
+        ("Coffee beans", "Descaler"),
+        True,
+    ),
     ("Home/Kitchen/Descaler", "consumable", 60.0, False, False, 8.0, ("Brewmaster",), (), False),
     ("Grocery/Coffee/Coffee beans", "consumable", 14.0, False, False, 12.0, ("Crema", "Roastery"), (), True),
     ("Beauty/Skincare/Moisturisers", "consumable", 30.0, False, False, 25.0, ("Dermaline", "Bloom"), (), True),
     ("Beauty/Skincare/Sunscreen", "consumable", 45.0, False, False, 18.0, ("Dermaline", "Bloom"), (), True),
-    ("Sports/Running/Running shoes", "durable", None, True, True, 120.0, ("Stride", "Sprintex"), ("Running socks", "Water bottles"), True),
+    (
+        "Sports/Running/Running shoes",
+        "durable",
+        None,
+        True,
+        True,
+        120.0,
+        ("Stride", "Sprintex"),
+        ("Running socks", "Water bottles"),
+        True,
+    ),
     ("Sports/Running/Running socks", "consumable", 90.0, True, True, 12.0, ("Sprintex",), (), False),
     ("Sports/Running/Water bottles", "durable", None, False, True, 15.0, ("Sprintex",), (), False),
 )
@@ -355,16 +415,30 @@ def _promotions(cat: _Catalog, cfg: DemoShopConfig) -> np.ndarray:
     return np.stack([rng.choice(len(w), size=6, replace=False, p=w / w.sum()) for _ in range(n_weeks)])
 
 
-def _abandon_probability(value: np.ndarray, views_after: np.ndarray, channel: np.ndarray, orders: np.ndarray,
-                         known: np.ndarray, patience: np.ndarray) -> np.ndarray:
+def _abandon_probability(
+    value: np.ndarray,
+    views_after: np.ndarray,
+    channel: np.ndarray,
+    orders: np.ndarray,
+    known: np.ndarray,
+    patience: np.ndarray,
+) -> np.ndarray:
     """P(a session with a cart ends without a purchase): the ground truth of ``DemoShop.carts``.
 
     Higher for a pricier cart, for every item looked at after the first cart (price comparison,
     doubt), in the app (small screen, interrupted) and from a newsletter (impulse); lower for
     customers with earlier orders and for an item the customer came back for (a considered or
     due item); plus a per-customer propensity."""
-    logit = (0.4 + 0.8 * np.log(np.maximum(value, 1.0) / 60.0) + 0.35 * views_after + 0.6 * (channel == _APP)
-             + 0.9 * (channel == _NEWSLETTER) - 0.3 * np.minimum(orders, 4) - 1.2 * known + patience)
+    logit = (
+        0.4
+        + 0.8 * np.log(np.maximum(value, 1.0) / 60.0)
+        + 0.35 * views_after
+        + 0.6 * (channel == _APP)
+        + 0.9 * (channel == _NEWSLETTER)
+        - 0.3 * np.minimum(orders, 4)
+        - 1.2 * known
+        + patience
+    )
     return 1.0 / (1.0 + np.exp(-logit))
 
 
@@ -405,7 +479,9 @@ def _simulate_block(
     item_leaf = cat.leaf
 
     t = rng.exponential(horizon / activity)  # first session start (seconds since START)
-    out: dict[str, list[np.ndarray]] = {k: [] for k in ("user", "session", "item", "etype", "channel", "ts", "query", "filters")}
+    out: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("user", "session", "item", "etype", "channel", "ts", "query", "filters")
+    }
     carts: dict[str, list[np.ndarray]] = {k: [] for k in _CART_COLUMNS}
     n_cart_rows = 0
     recovered_rows: list[np.ndarray] = []
@@ -446,7 +522,11 @@ def _simulate_block(
         # else the errand of the last session when this one continues it, else taste
         elapsed = now[:, None] - last_buy[act]
         # due: a consumable bought before whose typical interval has passed
-        due = consumable[None, :] & np.isfinite(elapsed) & (elapsed >= interval[None, :] * rng.uniform(0.8, 1.3, size=(m, 1)))
+        due = (
+            consumable[None, :]
+            & np.isfinite(elapsed)
+            & (elapsed >= interval[None, :] * rng.uniform(0.8, 1.3, size=(m, 1)))
+        )
         has_due = due.any(axis=1) & (rng.random(m) < 0.7) & ~returning & ~newsletter
         due_leaf = np.argmax(due * rng.random((m, n_leaves)), axis=1)
         has_pending = (pending[act] >= 0) & (rng.random(m) < 0.6) & ~returning & ~has_due & ~newsletter
@@ -455,8 +535,14 @@ def _simulate_block(
         w = w / w.sum(axis=1, keepdims=True)
         leaf = (w.cumsum(axis=1) < rng.random((m, 1))).sum(axis=1).clip(0, n_leaves - 1)
         # (not into a durable's category just bought: that errand is done)
-        carry_on = (cont[act] & (prev_leaf[act] >= 0) & ~returning & ~has_due & ~has_pending
-                    & ~recently_owned[rows_m, np.maximum(prev_leaf[act], 0)])
+        carry_on = (
+            cont[act]
+            & (prev_leaf[act] >= 0)
+            & ~returning
+            & ~has_due
+            & ~has_pending
+            & ~recently_owned[rows_m, np.maximum(prev_leaf[act], 0)]
+        )
         leaf = np.where(carry_on, prev_leaf[act], leaf)
         focus = np.full(m, -1, dtype=np.int64)  # an item the customer is looking for
         focus[has_pending] = pending[act][has_pending]
@@ -517,8 +603,11 @@ def _simulate_block(
         p_interest = np.where(newsletter[:, None], 0.08, 0.05 + 0.55 * np.exp(0.7 * closeness))
         p_interest = np.where((slot == 0) & has_focus[:, None], 1.0, p_interest)
         interested = view_mask & (rng.random(view_mask.shape) < p_interest)
-        dwell = np.where(interested, rng.lognormal(np.log(110.0), 0.45, view_mask.shape),
-                         rng.lognormal(np.log(12.0), 0.5, view_mask.shape))
+        dwell = np.where(
+            interested,
+            rng.lognormal(np.log(110.0), 0.45, view_mask.shape),
+            rng.lognormal(np.log(12.0), 0.5, view_mask.shape),
+        )
         dwell = np.where(ch[:, None] == _APP, dwell * 0.8, dwell)
         # --- cart: only what held the attention; the item come back for, most often
         p_cart = np.where(interested, np.where((slot == 0) & has_focus[:, None], 0.85, 0.5), 0.01)
@@ -539,8 +628,13 @@ def _simulate_block(
         # the shop or the call centre: the item come back for (or the best candidates) bought
         # without online views
         offline = (ch == _STORE) | (ch == _CALL)
-        offline_buy = offline[:, None] & (picks >= 0) & np.where(
-            has_focus[:, None], (slot == 0) & (rng.random((m, 1)) < 0.85), slot < 1 + (rng.random((m, 1)) < 0.3))
+        offline_buy = (
+            offline[:, None]
+            & (picks >= 0)
+            & np.where(
+                has_focus[:, None], (slot == 0) & (rng.random((m, 1)) < 0.85), slot < 1 + (rng.random((m, 1)) < 0.3)
+            )
+        )
         offline_buy &= ~(durable_session[:, None] & (np.cumsum(offline_buy, axis=1) > 1))
         bought = np.where(offline[:, None], offline_buy, bought)
 
@@ -551,7 +645,9 @@ def _simulate_block(
         view_t = start[:, None] + np.cumsum(shown, axis=1) - shown
         cart_t = view_t + dwell * rng.uniform(0.4, 0.7, size=view_mask.shape)
         checkout = start + shown.sum(axis=1) + rng.uniform(20.0, 60.0, size=m)
-        buy_t = np.where(offline[:, None], now[:, None] + 60.0 * slot, checkout[:, None] + 15.0 * (np.cumsum(bought, axis=1) - 1))
+        buy_t = np.where(
+            offline[:, None], now[:, None] + 60.0 * slot, checkout[:, None] + 15.0 * (np.cumsum(bought, axis=1) - 1)
+        )
         end = np.maximum(checkout, np.where(bought, buy_t, 0.0).max(axis=1))
 
         cust = act + first_customer
@@ -663,8 +759,20 @@ def _simulate_block(
 _CHANNEL_NAMES = ("web", "app", "newsletter", "store", "call_centre")
 _ETYPE_CODE = {"newsletter_open": 0, "search": 1, "view": 2, "cart": 3, "purchase": 4}
 # The ground truth of every session that put something in the cart (``DemoShop.carts``).
-_CART_COLUMNS = ("user", "session", "channel", "cart_ts", "end_ts", "items_carted", "cart_value", "views_after_cart",
-                 "earlier_orders", "came_back_for_item", "p_abandon", "abandoned")
+_CART_COLUMNS = (
+    "user",
+    "session",
+    "channel",
+    "cart_ts",
+    "end_ts",
+    "items_carted",
+    "cart_value",
+    "views_after_cart",
+    "earlier_orders",
+    "came_back_for_item",
+    "p_abandon",
+    "abandoned",
+)
 _ETYPE_NAMES = tuple(_ETYPE_CODE)
 _LEAF_NAMES = tuple(x[0].rsplit("/", 1)[1] for x in _LEAVES)
 
@@ -733,21 +841,23 @@ def _carts_table(cols: dict[str, np.ndarray], first_customer: int, n_customers: 
     def ms(seconds: np.ndarray) -> pa.Array:
         return pa.array(((START + seconds[order]) * 1000.0).astype(np.int64), pa.timestamp("ms", tz="UTC"))
 
-    return pa.table({
-        "user_id": user_str,
-        "session_id": _session_ids(user_str, cols["session"][order]),
-        "channel": _text(cols["channel"][order], _CHANNEL_NAMES),
-        "cart_time": ms(cols["cart_ts"]),
-        "session_end": ms(cols["end_ts"]),
-        "items_carted": pa.array(cols["items_carted"][order].astype(np.int32)),
-        "cart_value": pa.array(np.round(cols["cart_value"][order], 2), pa.float64()),
-        "views_after_cart": pa.array(cols["views_after_cart"][order].astype(np.int32)),
-        "earlier_orders": pa.array(cols["earlier_orders"][order].astype(np.int32)),
-        "came_back_for_item": pa.array(cols["came_back_for_item"][order].astype(bool)),
-        "p_abandon": pa.array(cols["p_abandon"][order], pa.float64()),
-        "abandoned": pa.array(cols["abandoned"][order].astype(bool)),
-        "recovered": pa.array(cols["recovered"][order].astype(bool)),
-    })
+    return pa.table(
+        {
+            "user_id": user_str,
+            "session_id": _session_ids(user_str, cols["session"][order]),
+            "channel": _text(cols["channel"][order], _CHANNEL_NAMES),
+            "cart_time": ms(cols["cart_ts"]),
+            "session_end": ms(cols["end_ts"]),
+            "items_carted": pa.array(cols["items_carted"][order].astype(np.int32)),
+            "cart_value": pa.array(np.round(cols["cart_value"][order], 2), pa.float64()),
+            "views_after_cart": pa.array(cols["views_after_cart"][order].astype(np.int32)),
+            "earlier_orders": pa.array(cols["earlier_orders"][order].astype(np.int32)),
+            "came_back_for_item": pa.array(cols["came_back_for_item"][order].astype(bool)),
+            "p_abandon": pa.array(cols["p_abandon"][order], pa.float64()),
+            "abandoned": pa.array(cols["abandoned"][order].astype(bool)),
+            "recovered": pa.array(cols["recovered"][order].astype(bool)),
+        }
+    )
 
 
 def _blocks(cfg: DemoShopConfig) -> Iterator[tuple[pa.Table, pa.Table]]:
@@ -783,7 +893,10 @@ def generate_complements(cfg: DemoShopConfig | None = None) -> pa.Table:
     src = np.repeat(np.arange(len(cat.item_id)), 2)[has.ravel()]
     dst = cat.partner.ravel()[has.ravel()]
     return pa.table(
-        {"item_id": pa.array(cat.item_id[src].tolist(), pa.string()), "complement_item_id": pa.array(cat.item_id[dst].tolist(), pa.string())}
+        {
+            "item_id": pa.array(cat.item_id[src].tolist(), pa.string()),
+            "complement_item_id": pa.array(cat.item_id[dst].tolist(), pa.string()),
+        }
     )
 
 
@@ -804,8 +917,13 @@ def generate(cfg: DemoShopConfig | None = None) -> DemoShop:
     events = pa.concat_tables([e for e, _c in blocks])
     consent = generate_consent(cfg)
     consent = consent.filter(pc.is_in(consent.column("user_id"), value_set=pc.unique(events.column("user_id"))))
-    return DemoShop(events=events, catalog=generate_catalog(cfg), complements=generate_complements(cfg), consent=consent,
-                    carts=pa.concat_tables([c for _e, c in blocks]))
+    return DemoShop(
+        events=events,
+        catalog=generate_catalog(cfg),
+        complements=generate_complements(cfg),
+        consent=consent,
+        carts=pa.concat_tables([c for _e, c in blocks]),
+    )
 
 
 def write_parquet(cfg: DemoShopConfig, directory: str | Path) -> dict[str, int]:

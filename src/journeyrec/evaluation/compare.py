@@ -68,10 +68,14 @@ def load_cases(ref: str, uri: str | None = None) -> RunCases:
         run_id, fingerprint = run.info.run_id, run.data.tags.get("data_fingerprint")
         with tempfile.TemporaryDirectory(prefix="journeyrec-compare-") as tmp:
             try:
-                local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=PER_CASE_FILE, dst_path=tmp, tracking_uri=uri)
+                local = mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path=PER_CASE_FILE, dst_path=tmp, tracking_uri=uri
+                )
             except Exception as exc:  # noqa: BLE001
-                raise ValueError(f"run {run_id} has no {PER_CASE_FILE} artifact (runs from before per-case logging, or a "
-                                 "sweep parent); evaluate its bundle with scripts/evaluate.py and compare that run") from exc
+                raise ValueError(
+                    f"run {run_id} has no {PER_CASE_FILE} artifact (runs from before per-case logging, or a "
+                    "sweep parent); evaluate its bundle with scripts/evaluate.py and compare that run"
+                ) from exc
             table = pq.read_table(local)
     df = table.to_pandas()
     systems = list(dict.fromkeys(df["model"].tolist()))
@@ -105,7 +109,9 @@ def compare_cases(
     m = fa.merge(fb, on=key, suffixes=("_a", "_b"), how="inner", validate="one_to_one")
     counts = {"a": len(fa), "b": len(fb), "paired": len(m)}
     if m.empty:
-        raise ValueError("no common cases: the runs were evaluated on different data (compare their data_fingerprint tags)")
+        raise ValueError(
+            "no common cases: the runs were evaluated on different data (compare their data_fingerprint tags)"
+        )
     out = []
     for protocol in protocols:
         ra = per_case_metrics(m[f"rank_{protocol}_a"].to_numpy(), ks)
@@ -120,21 +126,30 @@ def compare_cases(
 
 def format_comparison(a: RunCases, b: RunCases, results: Sequence[PairedResult], counts: dict[str, int]) -> str:
     """The one-screen comparison table."""
-    lines = ["", "=" * 104,
-             f"A: {a.ref} (system {a.system}{', run ' + a.run_id if a.run_id else ''})",
-             f"B: {b.ref} (system {b.system}{', run ' + b.run_id if b.run_id else ''})",
-             f"cases: {counts['paired']} paired (A has {counts['a']}, B has {counts['b']})"]
+    lines = [
+        "",
+        "=" * 104,
+        f"A: {a.ref} (system {a.system}{', run ' + a.run_id if a.run_id else ''})",
+        f"B: {b.ref} (system {b.system}{', run ' + b.run_id if b.run_id else ''})",
+        f"cases: {counts['paired']} paired (A has {counts['a']}, B has {counts['b']})",
+    ]
     if a.fingerprint and b.fingerprint and a.fingerprint != b.fingerprint:
-        lines.append(f"WARNING: data fingerprints differ ({a.fingerprint} vs {b.fingerprint}); only cases with the same "
-                     "user and target are paired")
+        lines.append(
+            f"WARNING: data fingerprints differ ({a.fingerprint} vs {b.fingerprint}); only cases with the same "
+            "user and target are paired"
+        )
     lines.append(f"{'metric':<30}{'A':>9}{'B':>9}{'B - A':>10}{'95% CI of B - A':>24}{'relative':>10}{'p':>11}")
     for r in results:
         rel = f"{r.diff / r.mean_a * 100:+.1f}%" if r.mean_a else "n/a"
-        lines.append(f"{r.metric:<30}{r.mean_a:>9.4f}{r.mean_b:>9.4f}{r.diff:>+10.4f}{f'[{r.ci_low:+.4f}, {r.ci_high:+.4f}]':>24}"
-                     f"{rel:>10}{r.p_value:>11.2g}")
+        lines.append(
+            f"{r.metric:<30}{r.mean_a:>9.4f}{r.mean_b:>9.4f}{r.diff:>+10.4f}{f'[{r.ci_low:+.4f}, {r.ci_high:+.4f}]':>24}"
+            f"{rel:>10}{r.p_value:>11.2g}"
+        )
     if results:
-        lines.append(f"interval: bootstrap of the mean per-case difference; p: {results[0].test}, "
-                     "smallest possible p = 1/(permutations + 1)")
+        lines.append(
+            f"interval: bootstrap of the mean per-case difference; p: {results[0].test}, "
+            "smallest possible p = 1/(permutations + 1)"
+        )
     lines.append("=" * 104)
     return "\n".join(lines)
 

@@ -37,9 +37,22 @@ class ServedReplayConfig:
     """``mode=served``: the held-out cases replayed through the served pipeline, per rule
     configuration (journeyrec.serving.replay; the names are its RULE_GROUPS)."""
 
-    configurations: List[str] = field(default_factory=lambda: [
-        "raw", "seen_excluded", "in_stock", "boosts", "diversity", "exploration", "repeat_policy", "complements", "all"])
-    rules: Dict[str, Any] = field(default_factory=dict)  # the served rules under test (RulesConfig fields; "all" = these)
+    configurations: List[str] = field(
+        default_factory=lambda: [
+            "raw",
+            "seen_excluded",
+            "in_stock",
+            "boosts",
+            "diversity",
+            "exploration",
+            "repeat_policy",
+            "complements",
+            "all",
+        ]
+    )
+    rules: Dict[str, Any] = field(
+        default_factory=dict
+    )  # the served rules under test (RulesConfig fields; "all" = these)
     context: str = "home"  # the page the requests come from (a context type)
     split: str = "test"
     limit: Optional[int] = None  # replay a random subset of this many cases (quick checks); None = every case
@@ -50,12 +63,16 @@ class ServedReplayConfig:
 class EvaluateConfig:
     """scripts/evaluate.py: a trained model (bundle path or MLflow run id) on a prepared split."""
 
-    mode: str = "model"  # model: the model alone, full ranking, with baselines; served: replay through Recommender.recommend
+    mode: str = (
+        "model"  # model: the model alone, full ranking, with baselines; served: replay through Recommender.recommend
+    )
     served: ServedReplayConfig = field(default_factory=ServedReplayConfig)
     bundle: Optional[str] = None  # bundle directory (training's <output>/bundle)
     run_id: Optional[str] = None  # or an MLflow training run: its bundle artifact is downloaded
     prepared: Optional[str] = None  # a saved prepared directory (training's <output>/prepared)
-    data: Optional[DataConfig] = None  # or a data config (data=s3rec data.path=...); default: the bundle's training config
+    data: Optional[DataConfig] = (
+        None  # or a data config (data=s3rec data.path=...); default: the bundle's training config
+    )
     splits: List[str] = field(default_factory=lambda: ["valid", "test"])
     batch_size: Optional[int] = None  # default: data.eval_batch_size of the data config used
     num_threads: int = 0

@@ -16,8 +16,9 @@ __all__ = ["evaluate_intent", "intent_probabilities"]
 
 
 @torch.no_grad()
-def intent_probabilities(model: nn.Module, data: SequenceData, users: np.ndarray, ends: np.ndarray,
-                         batch_size: int = 1024) -> np.ndarray:
+def intent_probabilities(
+    model: nn.Module, data: SequenceData, users: np.ndarray, ends: np.ndarray, batch_size: int = 1024
+) -> np.ndarray:
     """``model.purchase_intent`` of the prefixes ``(users, ends)`` (float64 [B]), windows cut as training cuts them."""
     was_training = model.training
     model.eval()
@@ -33,8 +34,14 @@ def intent_probabilities(model: nn.Module, data: SequenceData, users: np.ndarray
     return np.concatenate(probs).astype(np.float64) if probs else np.zeros(0)
 
 
-def evaluate_intent(model: nn.Module, data: SequenceData, split: Split, which: str = "test",
-                    batch_size: int = 1024, baseline: SessionLogit | None = None) -> dict[str, float]:
+def evaluate_intent(
+    model: nn.Module,
+    data: SequenceData,
+    split: Split,
+    which: str = "test",
+    batch_size: int = 1024,
+    baseline: SessionLogit | None = None,
+) -> dict[str, float]:
     """AUC of ``model.purchase_intent`` on the held-out sessions of ``which``:
     ``{which}_intent/auc``, ``/n_cases``, ``/positive_rate``, ``/n_sessions``, and with a fitted
     ``baseline`` its AUC on the same cases, ``/baseline_auc``."""
@@ -49,5 +56,7 @@ def evaluate_intent(model: nn.Module, data: SequenceData, split: Split, which: s
         f"{key}/positive_rate": float(labels.mean()) if len(labels) else float("nan"),
     }
     if baseline is not None:
-        out[f"{key}/baseline_auc"] = roc_auc(baseline.predict(session_features(data, ends)), labels) if len(ends) else float("nan")
+        out[f"{key}/baseline_auc"] = (
+            roc_auc(baseline.predict(session_features(data, ends)), labels) if len(ends) else float("nan")
+        )
     return out

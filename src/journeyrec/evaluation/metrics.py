@@ -141,7 +141,9 @@ def target_ranks_many(
     tied (int32 counts, about twice as fast as default bool sums).
     """
     if scores.dim() != 2 or targets.dim() != 1 or scores.shape[0] != targets.shape[0]:
-        raise ValueError(f"scores must be [B, N+1] and targets [B]; got {tuple(scores.shape)} and {tuple(targets.shape)}")
+        raise ValueError(
+            f"scores must be [B, N+1] and targets [B]; got {tuple(scores.shape)} and {tuple(targets.shape)}"
+        )
     if targets.numel() and (int(targets.min()) < 1 or int(targets.max()) >= scores.shape[1]):
         raise ValueError("targets must be item ids in 1..N (0 is padding)")
     s = _as_float(scores)
@@ -282,8 +284,16 @@ def rank_vectors(
 
 
 def _rank_block(
-    v: torch.Tensor, q: torch.Tensor, targets: torch.Tensor, pr: torch.Tensor, pi: torch.Tensor,
-    wr: torch.Tensor, wi: torch.Tensor, bonus: float, topk: int, tile: int | None,
+    v: torch.Tensor,
+    q: torch.Tensor,
+    targets: torch.Tensor,
+    pr: torch.Tensor,
+    pi: torch.Tensor,
+    wr: torch.Tensor,
+    wi: torch.Tensor,
+    bonus: float,
+    topk: int,
+    tile: int | None,
 ) -> dict[str, torch.Tensor]:
     """:func:`rank_vectors` for one block of queries; ``pr`` (local rows) / ``pi`` are its
     exclusion pairs, ``wr`` / ``wi`` (unique) its window pairs that get ``bonus``."""
@@ -539,7 +549,9 @@ def intra_list_diversity(topk: np.ndarray, item_attributes: np.ndarray, chunk_el
     return _diversity_at(topk, item_attributes, [topk.shape[1]], chunk_elements)[topk.shape[1]]
 
 
-def _diversity_at(topk: np.ndarray, item_attributes: np.ndarray, ks: Iterable[int], chunk_elements: int = 1 << 25) -> dict[int, np.ndarray]:
+def _diversity_at(
+    topk: np.ndarray, item_attributes: np.ndarray, ks: Iterable[int], chunk_elements: int = 1 << 25
+) -> dict[int, np.ndarray]:
     """Diversity of the top-k prefix for every k in ``ks`` from one pass over the pairwise
     distances of the full lists (the k-prefix uses the leading k x k block).
 
@@ -574,7 +586,11 @@ def _diversity_at(topk: np.ndarray, item_attributes: np.ndarray, ks: Iterable[in
             inter = torch.bmm(x, x.transpose(1, 2)).double()
         else:
             valid = x >= 0
-            same = (x[:, :, None, :, None] == x[:, None, :, None, :]) & valid[:, :, None, :, None] & valid[:, None, :, None, :]
+            same = (
+                (x[:, :, None, :, None] == x[:, None, :, None, :])
+                & valid[:, :, None, :, None]
+                & valid[:, None, :, None, :]
+            )
             inter = same.sum(dim=(3, 4)).double()
         union = (size[:, :, None] + size[:, None, :]).double() - inter
         ok = (size[:, :, None] > 0) & (size[:, None, :] > 0) & upper
@@ -665,7 +681,11 @@ def bootstrap_intervals(
     for j, k in enumerate(keys):
         col = allm[:, j]
         col = col[np.isfinite(col)]
-        out[k] = (float(np.quantile(col, alpha)), float(np.quantile(col, 1.0 - alpha))) if len(col) else (float("nan"), float("nan"))
+        out[k] = (
+            (float(np.quantile(col, alpha)), float(np.quantile(col, 1.0 - alpha)))
+            if len(col)
+            else (float("nan"), float("nan"))
+        )
     return out
 
 
@@ -732,8 +752,13 @@ def paired_comparison(
             extreme += int((np.abs(signs @ dn) / n >= abs(obs) - 1e-12).sum())
     alpha = (1.0 - level) / 2.0
     return PairedResult(
-        metric=metric, n=n, mean_a=float(a.mean()), mean_b=float(b.mean()), diff=obs,
-        ci_low=float(np.quantile(boots, alpha)), ci_high=float(np.quantile(boots, 1.0 - alpha)),
+        metric=metric,
+        n=n,
+        mean_a=float(a.mean()),
+        mean_b=float(b.mean()),
+        diff=obs,
+        ci_low=float(np.quantile(boots, alpha)),
+        ci_high=float(np.quantile(boots, 1.0 - alpha)),
         p_value=(extreme + 1.0) / (n_perm + 1.0),
     )
 
@@ -785,7 +810,11 @@ def segment_metrics(
     out: dict[str, dict[str, float]] = {}
     for label in sorted(set(labels.tolist()), key=str):
         sel = labels == label
-        m = {k: v for k, v in ranking_metrics(ranks[sel], ks, prefix).items() if not k.startswith((f"{prefix}recall", f"{prefix}map"))}
+        m = {
+            k: v
+            for k, v in ranking_metrics(ranks[sel], ks, prefix).items()
+            if not k.startswith((f"{prefix}recall", f"{prefix}map"))
+        }
         m[f"{prefix}n_cases"] = float(sel.sum())
         out[str(label)] = m
     return out
@@ -810,8 +839,14 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def grouped_auc_resamples(scores: Mapping[str, np.ndarray], labels: np.ndarray, groups: np.ndarray,
-                          n_boot: int = 1000, seed: int = 0, chunk: int = 100) -> dict[str, np.ndarray]:
+def grouped_auc_resamples(
+    scores: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    groups: np.ndarray,
+    n_boot: int = 1000,
+    seed: int = 0,
+    chunk: int = 100,
+) -> dict[str, np.ndarray]:
     """AUC of every scorer on ``n_boot`` bootstrap resamples of the *groups* (e.g. sessions: the
     cases of one session are not independent, so the session is what is drawn, with replacement,
     and brings all its cases along): ``{name: float64 [n_boot]}``. Every scorer sees the same

@@ -28,7 +28,6 @@ from journeyrec.data.prepare import PreparedData
 from journeyrec.data.sequences import EvalCases, SequenceData, Split, repeated_targets
 from journeyrec.evaluation.config import EvalConfig
 from journeyrec.evaluation.metrics import (
-    DEFAULT_KS,
     MISS_RANK,
     PROTOCOLS,
     beyond_accuracy,
@@ -75,7 +74,7 @@ class ItemStats:
     attribute_kind: str
 
     @classmethod
-    def from_data(cls, data: SequenceData, train_ends: np.ndarray, catalog: pa.Table | None = None) -> "ItemStats":
+    def from_data(cls, data: SequenceData, train_ends: np.ndarray, catalog: pa.Table | None = None) -> ItemStats:
         counts = training_counts(data, train_ends)
         cat = catalog if catalog is not None else data.catalog
         attrs, kind = _attributes(cat, data.n_items)
@@ -116,7 +115,9 @@ def _attributes(catalog: pa.Table | None, n_items: int) -> tuple[np.ndarray | No
     return None, "none"
 
 
-def align_items(prepared: PreparedData, item_ids: np.ndarray, catalog: pa.Table | None = None) -> tuple[PreparedData, dict[str, np.ndarray]]:
+def align_items(
+    prepared: PreparedData, item_ids: np.ndarray, catalog: pa.Table | None = None
+) -> tuple[PreparedData, dict[str, np.ndarray]]:
     """Re-express prepared data in a model's item id space (``item_ids``: the bundle's order).
 
     Needed when data is prepared again (or from another file) for a trained model: internal ids
@@ -131,8 +132,17 @@ def align_items(prepared: PreparedData, item_ids: np.ndarray, catalog: pa.Table 
     model_ids = np.asarray([str(x) for x in item_ids], dtype=object)
     if len(model_ids) == seqs.n_items and all(a == str(b) for a, b in zip(model_ids, seqs.item_ids)):
         if catalog is not None and catalog.num_rows == seqs.n_items:
-            seqs = SequenceData(seqs.item_ids, seqs.user_ids, seqs.offsets, seqs.items, seqs.event_types, seqs.channels,
-                                seqs.timestamps, catalog, seqs.sessions)
+            seqs = SequenceData(
+                seqs.item_ids,
+                seqs.user_ids,
+                seqs.offsets,
+                seqs.items,
+                seqs.event_types,
+                seqs.channels,
+                seqs.timestamps,
+                catalog,
+                seqs.sessions,
+            )
             prepared = PreparedData(seqs, split, prepared.source, prepared.stats, prepared.extras)
         return prepared, {name: np.zeros(len(getattr(split, name)), dtype=bool) for name in SPLITS}
     index = {x: i + 1 for i, x in enumerate(model_ids)}
@@ -144,8 +154,13 @@ def align_items(prepared: PreparedData, item_ids: np.ndarray, catalog: pa.Table 
     if sessions is None:  # keep the original visits: gaps computed before dropping events
         sessions = seqs.session_ids()[keep]
     aligned = SequenceData(
-        item_ids=model_ids, user_ids=seqs.user_ids, offsets=before[seqs.offsets], items=new_items[keep].astype(np.int32),
-        event_types=seqs.event_types[keep], channels=seqs.channels[keep], timestamps=seqs.timestamps[keep],
+        item_ids=model_ids,
+        user_ids=seqs.user_ids,
+        offsets=before[seqs.offsets],
+        items=new_items[keep].astype(np.int32),
+        event_types=seqs.event_types[keep],
+        channels=seqs.channels[keep],
+        timestamps=seqs.timestamps[keep],
         catalog=catalog if catalog is not None else pa.table({"item_id": pa.array(model_ids.tolist(), pa.string())}),
         sessions=sessions,
     )
@@ -171,7 +186,7 @@ class SystemEvaluation:
     topk: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # split -> protocol -> [n, K]
     sampled: dict[str, np.ndarray] = field(default_factory=dict)  # split -> sampled-protocol ranks
 
-    def merge(self, other: "SystemEvaluation") -> None:
+    def merge(self, other: SystemEvaluation) -> None:
         """Take in ``other``'s splits (one system evaluated split by split, e.g. around a refit)."""
         self.metrics.update(other.metrics)
         self.ranks.update(other.ranks)
@@ -187,14 +202,20 @@ def eval_settings(cfg: EvalConfig, n_items: int, attribute_kind: str) -> dict[st
         "n_items": int(n_items),
         "protocols": {
             "all": "nothing excluded (keys <split>/...)",
-            "seen_excluded": ("every item the user had before the target is excluded; a target that repeats one of them is "
-                              "a miss, as in S3-Rec's evaluation code (keys <split>_seen_excluded/...; their share: "
-                              "<split>/repeat_target_share)"),
+            "seen_excluded": (
+                "every item the user had before the target is excluded; a target that repeats one of them is "
+                "a miss, as in S3-Rec's evaluation code (keys <split>_seen_excluded/...; their share: "
+                "<split>/repeat_target_share)"
+            ),
         },
         "tie_policy": "rank = number of candidates with a strictly higher score; tie_rate reports cases with ties",
         "sampled_negatives": sampled,
-        "sampled_protocol": (f"ALSO reported, labelled: keys <split>_sampled{sampled}/..., {sampled} negatives drawn uniformly "
-                             "from items the user had not seen") if sampled else "none (full ranking only)",
+        "sampled_protocol": (
+            f"ALSO reported, labelled: keys <split>_sampled{sampled}/..., {sampled} negatives drawn uniformly "
+            "from items the user had not seen"
+        )
+        if sampled
+        else "none (full ranking only)",
         "bootstrap_resamples": cfg.bootstrap,
         "interval": "95% percentile bootstrap over cases; coverage and gini have none (set-level statistics)",
         "diversity_attribute": attribute_kind,
@@ -235,8 +256,18 @@ def evaluate_system(
     result = SystemEvaluation(name=name, metrics={})
     for split in splits:
         cases: EvalCases = getattr(prepared.split, split)
-        res = evaluate(model, seqs, cases, split, ks, batch_size, progress,
-                       topk=max(ks) if with_beyond else 0, sampled_negatives=sampled_n, seed=seed)
+        res = evaluate(
+            model,
+            seqs,
+            cases,
+            split,
+            ks,
+            batch_size,
+            progress,
+            topk=max(ks) if with_beyond else 0,
+            sampled_negatives=sampled_n,
+            seed=seed,
+        )
         ranks = dict(res.ranks)
         sampled = res.sampled
         miss = None if unknown_targets is None else np.asarray(unknown_targets.get(split, []), dtype=bool)

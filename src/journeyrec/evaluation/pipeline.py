@@ -34,6 +34,7 @@ import torch
 from journeyrec.bundle.format import read_bundle
 from journeyrec.data.config import DataConfig
 from journeyrec.data.prepare import PreparedData, load_prepared, prepare
+from journeyrec.errors import MissingInputError
 from journeyrec.evaluation.config import EvaluateConfig
 from journeyrec.evaluation.metrics import PROTOCOLS, paired_comparison, per_case_metrics
 from journeyrec.evaluation.offline import (
@@ -58,10 +59,16 @@ from journeyrec.evaluation.segments import case_segments, load_assignment
 from journeyrec.io import atomic_path, atomic_write_json
 from journeyrec.models.baselines import BASELINES
 from journeyrec.typed import as_dict, to_typed
-from journeyrec.errors import MissingInputError
 
-__all__ = ["run_evaluation", "ModelSource", "resolve_model", "resolve_data", "baseline_params", "EvaluationOutput",
-           "refit_warning"]
+__all__ = [
+    "run_evaluation",
+    "ModelSource",
+    "resolve_model",
+    "resolve_data",
+    "baseline_params",
+    "EvaluationOutput",
+    "refit_warning",
+]
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +110,17 @@ def resolve_model(cfg: EvaluateConfig, uri: str, scratch: Path) -> ModelSource:
         try:
             run = client.get_run(str(cfg.run_id))
         except Exception as exc:  # noqa: BLE001 - MLflow raises its own exception types
-            raise ValueError(f"run_id={cfg.run_id}: no such run in {uri} ({exc}); set MLFLOW_TRACKING_URI or logger.tracking_uri") from exc
+            raise ValueError(
+                f"run_id={cfg.run_id}: no such run in {uri} ({exc}); set MLFLOW_TRACKING_URI or logger.tracking_uri"
+            ) from exc
         run_id = run.info.run_id
         experiment = client.get_experiment(run.info.experiment_id).name
         fingerprint = run.data.tags.get("data_fingerprint")
-        bundle = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="bundle", dst_path=str(scratch),
-                                                          tracking_uri=uri))
+        bundle = Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path="bundle", dst_path=str(scratch), tracking_uri=uri
+            )
+        )
     else:
         bundle = Path(str(cfg.bundle))
         sibling = bundle.parent / "mlflow_run_id"
@@ -137,27 +149,40 @@ def resolve_data(cfg: EvaluateConfig, source: ModelSource) -> tuple[PreparedData
         return load_prepared(sibling), f"prepared directory of the training run ({sibling})"
     data_cfg = to_typed(DataConfig, source.train_config.get("data") or {}) if source.train_config.get("data") else None
     if data_cfg is None:
-        raise ValueError(f"{source.bundle_dir}: no training config with a data section; pass data=... data.path=... or prepared=DIR")
+        raise ValueError(
+            f"{source.bundle_dir}: no training config with a data section; pass data=... data.path=... or prepared=DIR"
+        )
     store, path = data_cfg.prepared, data_cfg.path
     gone = ""
     if store:
         if (Path(store) / "prepared.json").is_file():
             prepared = load_prepared(store)
             if source.data_fingerprint and prepared.fingerprint() != source.data_fingerprint:
-                log.warning("the prepared store %s has changed since the model was trained on it (data fingerprint %s, "
-                            "training run's %s)", store, prepared.fingerprint(), source.data_fingerprint)
+                log.warning(
+                    "the prepared store %s has changed since the model was trained on it (data fingerprint %s, "
+                    "training run's %s)",
+                    store,
+                    prepared.fingerprint(),
+                    source.data_fingerprint,
+                )
             return prepared, f"the prepared store the model was trained on (data.prepared={store})"
         gone = f"the store it was trained on (data.prepared={store}) is not there from {Path.cwd()}"
         if path and not Path(path).exists():
-            raise MissingInputError(f"{gone}, nor its source data.path={path}; pass prepared=DIR or data=<reader> data.path=<file>")
+            raise MissingInputError(
+                f"{gone}, nor its source data.path={path}; pass prepared=DIR or data=<reader> data.path=<file>"
+            )
         log.warning("%s: preparing its source again (%s, %s)", gone, data_cfg.name, path)
         data_cfg = dataclasses.replace(data_cfg, prepared=None)
     if path and not Path(path).exists():
-        raise MissingInputError(f"the bundle was trained on data.path={path}, which does not exist from {Path.cwd()}; "
-                                "pass data=<reader> data.path=<file> or prepared=DIR")
+        raise MissingInputError(
+            f"the bundle was trained on data.path={path}, which does not exist from {Path.cwd()}; "
+            "pass data=<reader> data.path=<file> or prepared=DIR"
+        )
     log.info("preparing the bundle's training data again (%s, %s)", data_cfg.name, path)
-    return prepare(data_cfg), (f"prepared again from the bundle's training config ({data_cfg.name}, {path})"
-                               + (f", because {gone}" if gone else ""))
+    return prepare(data_cfg), (
+        f"prepared again from the bundle's training config ({data_cfg.name}, {path})"
+        + (f", because {gone}" if gone else "")
+    )
 
 
 def baseline_params(cfg: EvaluateConfig, name: str) -> dict[str, Any]:
@@ -206,21 +231,41 @@ def run_evaluation(cfg: EvaluateConfig) -> EvaluationOutput:
         source = resolve_model(cfg, uri, scratch)
         bundle = read_bundle(source.bundle_dir)
         model_name = str(bundle.manifest["model"].get("name", "model"))
-        log.info("model %s (%s items) from %s; training run %s", model_name, bundle.manifest["model"].get("n_items"),
-                 cfg.bundle or f"MLflow run {cfg.run_id}", source.run_id or "not in this tracking store")
+        log.info(
+            "model %s (%s items) from %s; training run %s",
+            model_name,
+            bundle.manifest["model"].get("n_items"),
+            cfg.bundle or f"MLflow run {cfg.run_id}",
+            source.run_id or "not in this tracking store",
+        )
         t_data = time.perf_counter()
         original, data_desc = resolve_data(cfg, source)
-    log.info("data %s: %s, in %.1fs; split %s: %s", original.source, data_desc, time.perf_counter() - t_data,
-             original.split.kind, ", ".join(f"{s} {len(getattr(original.split, s))} cases" for s in splits))
+    log.info(
+        "data %s: %s, in %.1fs; split %s: %s",
+        original.source,
+        data_desc,
+        time.perf_counter() - t_data,
+        original.split.kind,
+        ", ".join(f"{s} {len(getattr(original.split, s))} cases" for s in splits),
+    )
     prepared, unknown = align_items(original, bundle.item_ids, bundle.catalog)
     seqs = prepared.sequences
     stats = ItemStats.from_data(seqs, prepared.split.train_ends, bundle.catalog)
     assignment = load_assignment(ecfg.segments) if ecfg.segments else None
     # segment breakdowns on the test split (labels from the data as prepared, before alignment)
-    segments = {s: case_segments(original.sequences, getattr(original.split, s), list(ecfg.length_edges), assignment)
-                for s in splits if s == "test"}
-    batch_size = int(cfg.batch_size or (cfg.data.eval_batch_size if cfg.data is not None else
-                                        source.train_config.get("data", {}).get("eval_batch_size", 512)))
+    segments = {
+        s: case_segments(original.sequences, getattr(original.split, s), list(ecfg.length_edges), assignment)
+        for s in splits
+        if s == "test"
+    }
+    batch_size = int(
+        cfg.batch_size
+        or (
+            cfg.data.eval_batch_size
+            if cfg.data is not None
+            else source.train_config.get("data", {}).get("eval_batch_size", 512)
+        )
+    )
     progress = bool(ecfg.progress)
 
     for name in ecfg.baselines:
@@ -243,15 +288,19 @@ def run_evaluation(cfg: EvaluateConfig) -> EvaluationOutput:
     metrics: dict[str, float] = dict(systems[0].metrics)
     for ev in systems[1:]:
         metrics.update({f"{ev.name}/{k}": v for k, v in ev.metrics.items()})
-    table = pa.concat_tables([per_case_table(ev, original, segments, "model" if i == 0 else "baseline")
-                              for i, ev in enumerate(systems)], promote_options="default")
+    table = pa.concat_tables(
+        [per_case_table(ev, original, segments, "model" if i == 0 else "baseline") for i, ev in enumerate(systems)],
+        promote_options="default",
+    )
     atomic_write_json(out / "metrics.json", metrics)
     with atomic_path(out / "per_case.parquet") as tmp:
         pq.write_table(table, tmp)
 
     settings = eval_settings(ecfg, seqs.n_items, stats.attribute_kind)
-    settings["baselines"] = {name: json.dumps({k: v for k, v in b.hparams.items() if k not in ("name", "n_items")})
-                             for name, b in fitted.items()}
+    settings["baselines"] = {
+        name: json.dumps({k: v for k, v in b.hparams.items() if k not in ("name", "n_items")})
+        for name, b in fitted.items()
+    }
     system_keys = [(model_name, "")] + [(ev.name, f"{ev.name}/") for ev in systems[1:]]
     paired = _paired(systems, ks, splits, int(ecfg.bootstrap), int(ecfg.seed))
     notes = _notes(fitted, segments, prepared, unknown, stats)
@@ -266,41 +315,68 @@ def run_evaluation(cfg: EvaluateConfig) -> EvaluationOutput:
         from journeyrec.tracking import experiment_id, flatten, log_metrics, run_tags
 
         client = _client(uri)
-        experiment = source.experiment or experiment_name_for(cfg.data if cfg.data is not None else source.train_config.get("data", {}),
-                                                               cfg.logger.experiment_name)
+        experiment = source.experiment or experiment_name_for(
+            cfg.data if cfg.data is not None else source.train_config.get("data", {}), cfg.logger.experiment_name
+        )
         exp_id = experiment_id(client, experiment, uri)
-        tags = run_tags(int(ecfg.seed), prepared.fingerprint(), **{"journeyrec.kind": "evaluation", "model": model_name})
+        tags = run_tags(
+            int(ecfg.seed), prepared.fingerprint(), **{"journeyrec.kind": "evaluation", "model": model_name}
+        )
         if source.run_id:
             tags.update({"source_run_id": source.run_id, "mlflow.parentRunId": source.run_id})
         run = client.create_run(exp_id, run_name=cfg.logger.run_name or f"eval-{model_name}-{out.name}", tags=tags)
         run_id = run.info.run_id
         params = flatten({"eval": as_dict(ecfg)})
-        params.update({"bundle": str(cfg.bundle or ""), "source_run_id": str(source.run_id or ""), "data": data_desc[:480]})
+        params.update(
+            {"bundle": str(cfg.bundle or ""), "source_run_id": str(source.run_id or ""), "data": data_desc[:480]}
+        )
         for key, value in params.items():
             client.log_param(run_id, key, value)
         log_metrics(client, run_id, metrics)
 
     provenance = [
-        ("model", f"{model_name} ({bundle.manifest['model'].get('n_items')} items), bundle {cfg.bundle or 'from MLflow run ' + str(cfg.run_id)}"),
+        (
+            "model",
+            f"{model_name} ({bundle.manifest['model'].get('n_items')} items), bundle {cfg.bundle or 'from MLflow run ' + str(cfg.run_id)}",
+        ),
         ("training run", source.run_id or "not in this tracking store"),
         ("evaluation run", run_id or "MLflow off"),
         ("experiment", experiment or "n/a"),
         ("data", f"{original.source}; {data_desc}"),
         ("data fingerprint", original.fingerprint()),
-        ("split", f"{original.split.kind}; " + ", ".join(f"{s}: {len(getattr(original.split, s))} cases" for s in splits)),
+        (
+            "split",
+            f"{original.split.kind}; " + ", ".join(f"{s}: {len(getattr(original.split, s))} cases" for s in splits),
+        ),
         ("output directory", str(out)),
         ("created", datetime.now().isoformat(timespec="seconds")),
     ]
-    atomic_write_json(out / "evaluation.json", {"settings": settings, "provenance": dict(provenance),
-                                                 "paired": [{"comparison": c, **vars(r)} for c, r in paired],
-                                                 "notes": notes})
+    atomic_write_json(
+        out / "evaluation.json",
+        {
+            "settings": settings,
+            "provenance": dict(provenance),
+            "paired": [{"comparison": c, **vars(r)} for c, r in paired],
+            "notes": notes,
+        },
+    )
     log.info("wrote metrics.json, per_case.parquet and evaluation.json to %s", out)
     plots = []
     if cfg.report:
-        plots = _plots(out, systems, stats, prepared, unknown, splits, ks, client, source, experiment, metrics, model_name)
+        plots = _plots(
+            out, systems, stats, prepared, unknown, splits, ks, client, source, experiment, metrics, model_name
+        )
         evaluation_report(
-            f"Evaluation: {model_name} on {Path(str(original.source)).name}", metrics, system_keys, settings, provenance,
-            ks, splits, paired, plots, notes,
+            f"Evaluation: {model_name} on {Path(str(original.source)).name}",
+            metrics,
+            system_keys,
+            settings,
+            provenance,
+            ks,
+            splits,
+            paired,
+            plots,
+            notes,
         ).write(out)
         log.info("wrote the report: %s (%d plots)", out / "report.html", len(plots))
     if client is not None:
@@ -311,9 +387,13 @@ def run_evaluation(cfg: EvaluateConfig) -> EvaluationOutput:
             client.log_artifacts(run_id, str(out / "plots"), "plots")
         client.set_terminated(run_id, "FINISHED")
         log.info("logged MLflow run %s in experiment %s (%s)", run_id, experiment, uri)
-    where = [("output", str(out)), ("report", str(out / "report.html") if cfg.report else "off"),
-             ("mlflow run", f"{run_id} (experiment {experiment}; training run {source.run_id})" if run_id else "MLflow off"),
-             ("data", data_desc), ("seconds", f"{time.perf_counter() - t0:.1f}")]
+    where = [
+        ("output", str(out)),
+        ("report", str(out / "report.html") if cfg.report else "off"),
+        ("mlflow run", f"{run_id} (experiment {experiment}; training run {source.run_id})" if run_id else "MLflow off"),
+        ("data", data_desc),
+        ("seconds", f"{time.perf_counter() - t0:.1f}"),
+    ]
     summary = summary_text(metrics, system_keys, where, ks, "test" if "test" in splits else splits[0])
     if logging.getLogger().hasHandlers():  # Hydra (or the caller) set logging up: console and evaluate.log both get it
         log.info("%s", summary)
@@ -322,7 +402,9 @@ def run_evaluation(cfg: EvaluateConfig) -> EvaluationOutput:
     return EvaluationOutput(metrics, out, run_id, systems)
 
 
-def _paired(systems: list[SystemEvaluation], ks: list[int], splits: list[str], n_boot: int, seed: int) -> list[tuple[str, Any]]:
+def _paired(
+    systems: list[SystemEvaluation], ks: list[int], splits: list[str], n_boot: int, seed: int
+) -> list[tuple[str, Any]]:
     """The model against every baseline on the test split: NDCG@K0 and HR@K0, both protocols."""
     split = "test" if "test" in splits else splits[0]
     if n_boot <= 0 or len(systems) < 2:
@@ -334,8 +416,14 @@ def _paired(systems: list[SystemEvaluation], ks: list[int], splits: list[str], n
             a = per_case_metrics(base.ranks[split][protocol], [k])
             b = per_case_metrics(model.ranks[split][protocol], [k])
             for metric in (f"ndcg@{k}", f"hr@{k}"):
-                r = paired_comparison(f"{protocol_prefix(split, protocol)}{metric}", a[metric], b[metric],
-                                      n_boot=n_boot, n_perm=max(n_boot, 10000), seed=seed)
+                r = paired_comparison(
+                    f"{protocol_prefix(split, protocol)}{metric}",
+                    a[metric],
+                    b[metric],
+                    n_boot=n_boot,
+                    n_perm=max(n_boot, 10000),
+                    seed=seed,
+                )
                 out.append((f"{model.name} (B) vs {base.name} (A)", r))
     return out
 
@@ -347,9 +435,11 @@ def refit_warning(train_config: dict[str, Any], splits: list[str]) -> str | None
     epochs = int((train_config.get("trainer") or {}).get("refit_epochs", 0) or 0)
     if not epochs or "valid" not in splits:
         return None
-    return (f"the model was refitted for {epochs} epochs on the validation targets (trainer.refit_epochs): its "
-            "valid/... figures here score items it trained on; only test/... are held out (the training run's "
-            "metrics.json has the validation figures of the epoch early stopping picked)")
+    return (
+        f"the model was refitted for {epochs} epochs on the validation targets (trainer.refit_epochs): its "
+        "valid/... figures here score items it trained on; only test/... are held out (the training run's "
+        "metrics.json has the validation figures of the epoch early stopping picked)"
+    )
 
 
 def _notes(fitted: dict, segments: dict, prepared: PreparedData, unknown: dict, stats: ItemStats) -> list[str]:
@@ -357,48 +447,88 @@ def _notes(fitted: dict, segments: dict, prepared: PreparedData, unknown: dict, 
     recent = fitted.get("recent_popularity")
     if recent is not None:
         share = recent.hparams.get("window_share", float("nan"))
-        notes.append(f"recent_popularity counts {share:.1%} of the training events ({recent.hparams.get('train_events')} events; "
-                     f"window {'last ' + str(recent.hparams['last_per_user']) + ' events per user' if 'last_per_user' in recent.hparams else str(recent.hparams.get('window_days')) + ' days'}).")
+        notes.append(
+            f"recent_popularity counts {share:.1%} of the training events ({recent.hparams.get('train_events')} events; "
+            f"window {'last ' + str(recent.hparams['last_per_user']) + ' events per user' if 'last_per_user' in recent.hparams else str(recent.hparams.get('window_days')) + ' days'})."
+        )
         if share >= 0.999:
-            notes.append("The recent window covers every training event, so recent_popularity equals global popularity "
-                         "(typical of sources without wall-clock time); use eval.recent_last_per_user=N for a per-user window.")
+            notes.append(
+                "The recent window covers every training event, so recent_popularity equals global popularity "
+                "(typical of sources without wall-clock time); use eval.recent_last_per_user=N for a per-user window."
+            )
     ut = (segments.get("test") or {}).get("user_type")
     if ut is not None and len(ut) and (ut == "new").all():
-        notes.append("Every test case falls in the user's first session (no earlier visit can be told apart: the source has "
-                     "no sessions and no wall-clock gaps), so the new/returning breakdown has a single segment.")
+        notes.append(
+            "Every test case falls in the user's first session (no earlier visit can be told apart: the source has "
+            "no sessions and no wall-clock gaps), so the new/returning breakdown has a single segment."
+        )
     n_unknown = int(prepared.stats.get("items_unknown_to_model", 0))
     if n_unknown or any(m.any() for m in unknown.values()):
-        notes.append(f"{n_unknown} items of the data are unknown to the model (dropped from inputs); cases whose target is "
-                     "unknown count as misses: " + ", ".join(f"{s}: {int(m.sum())}" for s, m in unknown.items()))
+        notes.append(
+            f"{n_unknown} items of the data are unknown to the model (dropped from inputs); cases whose target is "
+            "unknown count as misses: " + ", ".join(f"{s}: {int(m.sum())}" for s, m in unknown.items())
+        )
     if stats.attribute_kind == "none":
         notes.append("The catalogue has neither categories nor tags: diversity is not available.")
     elif stats.attribute_kind == "tags":
-        notes.append("The catalogue has no categories; diversity uses the items' tags (attribute sets, Jaccard distance).")
+        notes.append(
+            "The catalogue has no categories; diversity uses the items' tags (attribute sets, Jaccard distance)."
+        )
     return notes
 
 
-def _plots(out: Path, systems: list[SystemEvaluation], stats: ItemStats, prepared: PreparedData, unknown: dict,
-           splits: list[str], ks: list[int], client: Any, source: ModelSource, experiment: str | None,
-           metrics: dict[str, float], model_name: str) -> list[tuple[str, str]]:
+def _plots(
+    out: Path,
+    systems: list[SystemEvaluation],
+    stats: ItemStats,
+    prepared: PreparedData,
+    unknown: dict,
+    splits: list[str],
+    ks: list[int],
+    client: Any,
+    source: ModelSource,
+    experiment: str | None,
+    metrics: dict[str, float],
+    model_name: str,
+) -> list[tuple[str, str]]:
     split = "test" if "test" in splits else splits[0]
     k = ks[0]
     d = out / "plots"
     d.mkdir(exist_ok=True)
     plots = []
     for protocol in PROTOCOLS:
-        plot_metric_vs_k({ev.name: ev.ranks[split][protocol] for ev in systems}, d / f"metric_vs_k_{protocol}.png",
-                         f"{split}, protocol {protocol}: accuracy against K")
+        plot_metric_vs_k(
+            {ev.name: ev.ranks[split][protocol] for ev in systems},
+            d / f"metric_vs_k_{protocol}.png",
+            f"{split}, protocol {protocol}: accuracy against K",
+        )
         plots.append((f"plots/metric_vs_k_{protocol}.png", f"NDCG@K and HR@K against K ({split}, protocol {protocol})"))
     if systems[0].topk:
         cases = getattr(prepared.split, split)
         consumed = cases.targets[~unknown.get(split, np.zeros(len(cases), bool))]
-        plot_popularity_distribution(stats.counts, {ev.name: ev.topk[split]["all"][:, :k] for ev in systems}, consumed,
-                                     d / "popularity.png", f"popularity of recommended (top-{k}) vs consumed items ({split})")
-        plots.append(("plots/popularity.png", f"Item popularity (training interactions) of recommended top-{k} items and of the "
-                      "items actually consumed next"))
-    points = [{"x": metrics.get(f"{sp}{split}/coverage@{k}", np.nan), "y": metrics.get(f"{sp}{split}/ndcg@{k}", np.nan),
-               "label": name, "kind": "model" if not sp else "baseline"}
-              for name, sp in [(model_name, "")] + [(ev.name, f"{ev.name}/") for ev in systems[1:]]]
+        plot_popularity_distribution(
+            stats.counts,
+            {ev.name: ev.topk[split]["all"][:, :k] for ev in systems},
+            consumed,
+            d / "popularity.png",
+            f"popularity of recommended (top-{k}) vs consumed items ({split})",
+        )
+        plots.append(
+            (
+                "plots/popularity.png",
+                f"Item popularity (training interactions) of recommended top-{k} items and of the "
+                "items actually consumed next",
+            )
+        )
+    points = [
+        {
+            "x": metrics.get(f"{sp}{split}/coverage@{k}", np.nan),
+            "y": metrics.get(f"{sp}{split}/ndcg@{k}", np.nan),
+            "label": name,
+            "kind": "model" if not sp else "baseline",
+        }
+        for name, sp in [(model_name, "")] + [(ev.name, f"{ev.name}/") for ev in systems[1:]]
+    ]
     n_runs = 0
     if client is not None and experiment:
         exp = client.get_experiment_by_name(experiment)
@@ -412,18 +542,32 @@ def _plots(out: Path, systems: list[SystemEvaluation], stats: ItemStats, prepare
                 if kind == "training" and x is not None and y is not None:
                     points.append({"x": x, "y": y, "label": run.info.run_name, "kind": "run"})
                     n_runs += 1
-    plot_accuracy_vs_coverage(points, d / "accuracy_vs_coverage.png", f"coverage@{k} ({split})", f"NDCG@{k} ({split})",
-                              f"accuracy vs coverage: this evaluation and {n_runs} training runs of {experiment or 'n/a'}")
-    plots.append(("plots/accuracy_vs_coverage.png", f"NDCG@{k} against catalogue coverage@{k}: every training run of the "
-                  "experiment (grey), this model and the baselines"))
+    plot_accuracy_vs_coverage(
+        points,
+        d / "accuracy_vs_coverage.png",
+        f"coverage@{k} ({split})",
+        f"NDCG@{k} ({split})",
+        f"accuracy vs coverage: this evaluation and {n_runs} training runs of {experiment or 'n/a'}",
+    )
+    plots.append(
+        (
+            "plots/accuracy_vs_coverage.png",
+            f"NDCG@{k} against catalogue coverage@{k}: every training run of the "
+            "experiment (grey), this model and the baselines",
+        )
+    )
     if client is not None and source.run_id:
         from journeyrec.tracking import mlflow_key
 
         hist = {}
         for name in ("train/loss", f"valid/ndcg@{k}", f"valid_seen_excluded/ndcg@{k}"):
             with contextlib.suppress(Exception):
-                hist[name] = [(h.step, h.value) for h in sorted(client.get_metric_history(source.run_id, mlflow_key(name)),
-                                                               key=lambda h: (h.step, h.timestamp))]
+                hist[name] = [
+                    (h.step, h.value)
+                    for h in sorted(
+                        client.get_metric_history(source.run_id, mlflow_key(name)), key=lambda h: (h.step, h.timestamp)
+                    )
+                ]
         if any(hist.values()):
             plot_training_curves(hist, d / "training_curves.png", f"training run {source.run_id[:8]} (from MLflow)")
             plots.append(("plots/training_curves.png", "Training curves of the training run, read from MLflow"))

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from journeyrec.data.datasets import EvalBatchSampler, EvalWindows, identity_collate
+from journeyrec.data.datasets import EvalBatchSampler, EvalWindows
 from journeyrec.data.sequences import EvalCases, SequenceData, repeated_targets
 from journeyrec.evaluation.metrics import (
     DEFAULT_KS,
@@ -31,7 +31,9 @@ from journeyrec.evaluation.metrics import (
 __all__ = ["EvalResult", "score_batch", "rank_batch", "evaluate", "model_inputs"]
 
 
-def model_inputs(batch: Mapping[str, torch.Tensor], feature_names: Iterable[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def model_inputs(
+    batch: Mapping[str, torch.Tensor], feature_names: Iterable[str]
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """(items, features) for a model from a batch dict."""
     return batch["items"], {name: batch[name] for name in feature_names}
 
@@ -76,11 +78,20 @@ def rank_batch(
         if bias is not None:
             real = items != 0
             window = (torch.arange(items.shape[0], device=items.device)[:, None].expand_as(items)[real], items[real])
-        return rank_vectors(model.session_vectors(items, feats), model.item_vectors(), targets,
-                            batch["history_rows"], batch["history_items"], topk=topk,
-                            window=window, window_bonus=float(bias) if bias is not None else 0.0)
+        return rank_vectors(
+            model.session_vectors(items, feats),
+            model.item_vectors(),
+            targets,
+            batch["history_rows"],
+            batch["history_items"],
+            topk=topk,
+            window=window,
+            window_bonus=float(bias) if bias is not None else 0.0,
+        )
     scores = score_batch(model, batch)
-    excl = exclusion_mask(scores.shape[0], scores.shape[1], batch["history_rows"], batch["history_items"], scores.device)
+    excl = exclusion_mask(
+        scores.shape[0], scores.shape[1], batch["history_rows"], batch["history_items"], scores.device
+    )
     (r_all, t_all), (r_seen, t_seen) = target_ranks_many(scores, targets, [None, excl])
     out = {"all": r_all, "seen_excluded": r_seen, "ties_all": t_all, "ties_seen_excluded": t_seen}
     if topk:
@@ -132,8 +143,13 @@ def evaluate(
     gen = torch.Generator().manual_seed(int(seed)) if sampled_negatives else None
     out: dict[str, list[torch.Tensor]] = {}
     name = getattr(model, "hparams", {}).get("name", type(model).__name__)
-    for indices in tqdm(EvalBatchSampler(ds.lengths, batch_size), desc=f"eval {name} {split}", disable=not progress,
-                        leave=False, unit="batch"):
+    for indices in tqdm(
+        EvalBatchSampler(ds.lengths, batch_size),
+        desc=f"eval {name} {split}",
+        disable=not progress,
+        leave=False,
+        unit="batch",
+    ):
         batch = {k: v.to(device) for k, v in ds.__getitems__(indices).items()}
         ranked = rank_batch(model, batch, topk, sampled_negatives, gen)
         ranked["case_index"] = batch["case_index"]
@@ -149,7 +165,9 @@ def evaluate(
     metrics[f"{split}/tie_rate"] = float((ties["all"] > 0).mean()) if len(ties["all"]) else 0.0
     metrics[f"{split}/n_cases"] = float(len(cases))
     metrics[f"{split}/repeat_target_share"] = float(repeated_targets(data, cases).mean()) if len(cases) else 0.0
-    tops = {p: cat.get(f"top_{p}", np.zeros((0, topk), dtype=np.int64)) for p in ("all", "seen_excluded")} if topk else {}
+    tops = (
+        {p: cat.get(f"top_{p}", np.zeros((0, topk), dtype=np.int64)) for p in ("all", "seen_excluded")} if topk else {}
+    )
     sampled = None
     if sampled_negatives:
         sampled = cat.get("sampled", np.zeros(0, dtype=np.int64))

@@ -115,17 +115,25 @@ class Report:
                 body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>")
             elif kind == "image":
                 path, caption = value
-                body.append(f'<figure><img src="{e(path)}" alt="{e(caption)}"><figcaption>{e(caption)}</figcaption></figure>')
-        style = ("body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;color:#222}"
-                 "table{border-collapse:collapse;margin:0.5rem 0 1.5rem}td,th{border:1px solid #ccc;padding:0.25rem 0.5rem;"
-                 "text-align:right;font-variant-numeric:tabular-nums}td:first-child,th:first-child{text-align:left}"
-                 "th{background:#f3f3f3}img{max-width:100%}figcaption{color:#555;font-size:0.9rem}code{background:#f3f3f3}")
-        return (f"<!doctype html><html><head><meta charset='utf-8'><title>{e(self.title)}</title>"
-                f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+                body.append(
+                    f'<figure><img src="{e(path)}" alt="{e(caption)}"><figcaption>{e(caption)}</figcaption></figure>'
+                )
+        style = (
+            "body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;color:#222}"
+            "table{border-collapse:collapse;margin:0.5rem 0 1.5rem}td,th{border:1px solid #ccc;padding:0.25rem 0.5rem;"
+            "text-align:right;font-variant-numeric:tabular-nums}td:first-child,th:first-child{text-align:left}"
+            "th{background:#f3f3f3}img{max-width:100%}figcaption{color:#555;font-size:0.9rem}code{background:#f3f3f3}"
+        )
+        return (
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{e(self.title)}</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+        )
 
     def write(self, directory: str | Path) -> tuple[Path, Path]:
         d = Path(directory)
-        return atomic_write_text(d / "report.md", self.markdown() + "\n"), atomic_write_text(d / "report.html", self.html())
+        return atomic_write_text(d / "report.md", self.markdown() + "\n"), atomic_write_text(
+            d / "report.html", self.html()
+        )
 
 
 def _inline(text: str) -> str:
@@ -153,7 +161,9 @@ def _save(fig: Any, path: str | Path) -> Path:
     return Path(path)
 
 
-def plot_metric_vs_k(ranks: Mapping[str, np.ndarray], path: str | Path, title: str, ks: Sequence[int] = PLOT_KS) -> Path:
+def plot_metric_vs_k(
+    ranks: Mapping[str, np.ndarray], path: str | Path, title: str, ks: Sequence[int] = PLOT_KS
+) -> Path:
     """NDCG@K and HR@K against K for each system (computed from the per-case ranks)."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -173,23 +183,33 @@ def plot_metric_vs_k(ranks: Mapping[str, np.ndarray], path: str | Path, title: s
     return _save(fig, path)
 
 
-def plot_accuracy_vs_coverage(points: Sequence[Mapping[str, Any]], path: str | Path, x_label: str, y_label: str, title: str) -> Path:
+def plot_accuracy_vs_coverage(
+    points: Sequence[Mapping[str, Any]], path: str | Path, x_label: str, y_label: str, title: str
+) -> Path:
     """Scatter of accuracy vs coverage; ``points`` have x, y, label and kind (run | model | baseline).
     Labels are placed so that none overlaps another, the legend or a marker: the model's and the
     baselines' always (with a leader line when they must move away), a run's only where there is
     room near its point (up to 12 runs; their names are in MLflow)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    styles = {"run": dict(color="#999999", marker="o", s=25), "model": dict(color="#d62728", marker="*", s=160),
-              "baseline": dict(color="#1f77b4", marker="s", s=60)}
+    styles = {
+        "run": dict(color="#999999", marker="o", s=25),
+        "model": dict(color="#d62728", marker="*", s=160),
+        "baseline": dict(color="#1f77b4", marker="s", s=60),
+    }
     labelled: list[tuple[float, float, str, bool]] = []
     markers: list[tuple[float, float, float]] = []
     for kind in ("model", "baseline", "run"):  # label priority: the model first, then the baselines
         pts = [p for p in points if p["kind"] == kind]
         if not pts:
             continue
-        ax.scatter([p["x"] for p in pts], [p["y"] for p in pts], label={"run": "runs of the experiment"}.get(kind, kind),
-                   zorder={"run": 2, "baseline": 3, "model": 4}[kind], **styles[kind])
+        ax.scatter(
+            [p["x"] for p in pts],
+            [p["y"] for p in pts],
+            label={"run": "runs of the experiment"}.get(kind, kind),
+            zorder={"run": 2, "baseline": 3, "model": 4}[kind],
+            **styles[kind],
+        )
         markers += [(p["x"], p["y"], math.sqrt(styles[kind]["s"]) / 2) for p in pts]
         if kind != "run" or len(pts) <= 12:
             labelled += [(p["x"], p["y"], str(p["label"])[:28], kind != "run") for p in pts]
@@ -197,7 +217,9 @@ def plot_accuracy_vs_coverage(points: Sequence[Mapping[str, Any]], path: str | P
     ax.set_ylabel(y_label)
     ax.grid(alpha=0.3)
     ax.margins(0.12)  # room for labels at the edges
-    legend = ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # outside: the plot is for labels
+    legend = ax.legend(
+        fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0
+    )  # outside: the plot is for labels
     ax.set_title(title)
     _place_labels(fig, ax, labelled, markers, [legend])
     return _save(fig, path)
@@ -209,8 +231,14 @@ _OPTIONAL_RADIUS = 25
 _LABEL_DIRECTIONS = tuple((math.cos(a), math.sin(a)) for a in np.deg2rad([30, -30, 150, -150, 90, -90, 0, 180]))
 
 
-def _place_labels(fig: Any, ax: Any, labels: Sequence[tuple[float, float, str, bool]],
-                  markers: Sequence[tuple[float, float, float]], obstacles: Sequence[Any], fontsize: float = 7) -> list[Any]:
+def _place_labels(
+    fig: Any,
+    ax: Any,
+    labels: Sequence[tuple[float, float, str, bool]],
+    markers: Sequence[tuple[float, float, float]],
+    obstacles: Sequence[Any],
+    fontsize: float = 7,
+) -> list[Any]:
     """Annotate each (x, y, text, required) at the nearest offset where its text box overlaps no
     label placed before it, no obstacle (the legend) and no marker (x, y, radius in points),
     inside the axes if possible; far offsets get a leader line. A label that is not required is
@@ -251,8 +279,19 @@ def _place_labels(fig: Any, ax: Any, labels: Sequence[tuple[float, float, str, b
             continue
         radius, (xytext, ha, va), box = choice
         line = dict(arrowstyle="-", color="#777777", lw=0.6, shrinkA=0, shrinkB=3) if radius >= 16 else None
-        placed.append(ax.annotate(text, (x, y), xytext=xytext, textcoords="offset points", fontsize=fontsize, ha=ha, va=va,
-                                  arrowprops=line, zorder=5))
+        placed.append(
+            ax.annotate(
+                text,
+                (x, y),
+                xytext=xytext,
+                textcoords="offset points",
+                fontsize=fontsize,
+                ha=ha,
+                va=va,
+                arrowprops=line,
+                zorder=5,
+            )
+        )
         taken.append(box)
     return placed
 
@@ -260,8 +299,11 @@ def _place_labels(fig: Any, ax: Any, labels: Sequence[tuple[float, float, str, b
 def _offset(radius: float, dx: float, dy: float) -> tuple[tuple[float, float], str, str]:
     """Offset (points) and alignment of a label put ``radius`` away in direction (dx, dy): the
     text grows away from its point."""
-    return ((radius * dx, radius * dy), "left" if dx > 0.1 else "right" if dx < -0.1 else "center",
-            "bottom" if dy > 0.1 else "top" if dy < -0.1 else "center")
+    return (
+        (radius * dx, radius * dy),
+        "left" if dx > 0.1 else "right" if dx < -0.1 else "center",
+        "bottom" if dy > 0.1 else "top" if dy < -0.1 else "center",
+    )
 
 
 def _measure(probe: Any, renderer: Any, where: tuple[tuple[float, float], str, str]) -> Any:
@@ -311,8 +353,14 @@ def plot_popularity_distribution(
     series = {"consumed (targets)": share(consumed), **{f"recommended: {k}": share(v) for k, v in recommended.items()}}
     width = 0.8 / len(series)
     for i, (name, values) in enumerate(series.items()):
-        ax.bar(centers + i * width - 0.4 + width / 2, values, width=width, label=name,
-               color="black" if i == 0 else None, alpha=0.85)
+        ax.bar(
+            centers + i * width - 0.4 + width / 2,
+            values,
+            width=width,
+            label=name,
+            color="black" if i == 0 else None,
+            alpha=0.85,
+        )
     ax.set_xticks(centers)
     ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=7)
     ax.set_xlabel("item popularity: training interactions")
@@ -364,58 +412,98 @@ def evaluation_report(
     rep.heading("Provenance")
     rep.table(["what", "value"], [[k, v] for k, v in provenance])
     rep.heading("How these numbers were computed")
-    rep.bullets([f"`{k}`: {v if not isinstance(v, Mapping) else '; '.join(f'{a}: {b}' for a, b in v.items())}"
-                 for k, v in settings.items()])
-    protocols = (("all", "all items ranked"),
-                 ("seen_excluded", "items seen before the target excluded; a target that repeats one is a miss"))
+    rep.bullets(
+        [
+            f"`{k}`: {v if not isinstance(v, Mapping) else '; '.join(f'{a}: {b}' for a, b in v.items())}"
+            for k, v in settings.items()
+        ]
+    )
+    protocols = (
+        ("all", "all items ranked"),
+        ("seen_excluded", "items seen before the target excluded; a target that repeats one is a miss"),
+    )
     for split in splits:
         n = metrics.get(f"{split}/n_cases")
         rep.heading(f"Accuracy on {split} ({fmt(n, 0) if n is not None else '?'} cases, full ranking)")
         share = metrics.get(f"{split}/repeat_target_share")
         if share:
-            rep.paragraph(f"{share:.1%} of the targets repeat an item the user had before: misses under "
-                          "`seen_excluded` (S3-Rec's rule), ranked under `all`.")
+            rep.paragraph(
+                f"{share:.1%} of the targets repeat an item the user had before: misses under "
+                "`seen_excluded` (S3-Rec's rule), ranked under `all`."
+            )
         for protocol, label in protocols:
             pfx = f"{split}/" if protocol == "all" else f"{split}_{protocol}/"
             header = ["system"] + [f"{m}@{k}" for k in ks for m in ("HR", "NDCG", "MRR")]
-            rows = [[name] + [fmt_ci(metrics, _prefixed(sp, f"{pfx}{m}@{k}")) for k in ks for m in ("hr", "ndcg", "mrr")]
-                    for name, sp in systems]
+            rows = [
+                [name] + [fmt_ci(metrics, _prefixed(sp, f"{pfx}{m}@{k}")) for k in ks for m in ("hr", "ndcg", "mrr")]
+                for name, sp in systems
+            ]
             rep.paragraph(f"Protocol `{protocol}` ({label}); value [95% bootstrap interval]. Keys `{pfx}...`.")
             rep.table(header, rows)
     if paired:
         rep.heading("Lift over the baselines (paired, same cases)")
-        rep.paragraph("diff = B - A per case, averaged; interval: bootstrap of the mean difference; p: paired "
-                      "sign-flip permutation test (two-sided).")
-        rep.table(["comparison", "metric", "A", "B", "B - A [95% CI]", "relative", "p", "cases"],
-                  [[label, r.metric, f"{r.mean_a:.4f}", f"{r.mean_b:.4f}", f"{r.diff:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}]",
-                    f"{(r.diff / r.mean_a * 100):+.1f}%" if r.mean_a else "n/a", f"{r.p_value:.4g}", r.n]
-                   for label, r in paired])
+        rep.paragraph(
+            "diff = B - A per case, averaged; interval: bootstrap of the mean difference; p: paired "
+            "sign-flip permutation test (two-sided)."
+        )
+        rep.table(
+            ["comparison", "metric", "A", "B", "B - A [95% CI]", "relative", "p", "cases"],
+            [
+                [
+                    label,
+                    r.metric,
+                    f"{r.mean_a:.4f}",
+                    f"{r.mean_b:.4f}",
+                    f"{r.diff:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}]",
+                    f"{(r.diff / r.mean_a * 100):+.1f}%" if r.mean_a else "n/a",
+                    f"{r.p_value:.4g}",
+                    r.n,
+                ]
+                for label, r in paired
+            ],
+        )
     split = "test" if "test" in splits else splits[0]
     if any(f"{split}/coverage@{ks[0]}" in metrics or f"{sp}{split}/coverage@{ks[0]}" in metrics for _, sp in systems):
         rep.heading(f"Beyond accuracy on {split}")
         for protocol, label in protocols:
             pfx = f"{split}/" if protocol == "all" else f"{split}_{protocol}/"
             header = ["system"] + [f"{m}@{k}" for k in ks for m in ("coverage", "diversity", "novelty", "arp", "gini")]
-            rows = [[name] + [fmt_ci(metrics, f"{sp}{pfx}{m}@{k}", 3 if m in ("novelty", "arp") else 4)
-                              for k in ks for m in ("coverage", "diversity", "novelty", "arp", "gini")]
-                    for name, sp in systems]
-            rep.paragraph(f"Protocol `{protocol}` ({label}). coverage: share of the catalogue recommended to anybody; "
-                          "diversity: mean pairwise attribute (Jaccard) distance within a list; novelty: mean self-information "
-                          "(bits); arp: mean training count of listed items; gini: concentration of exposure.")
+            rows = [
+                [name]
+                + [
+                    fmt_ci(metrics, f"{sp}{pfx}{m}@{k}", 3 if m in ("novelty", "arp") else 4)
+                    for k in ks
+                    for m in ("coverage", "diversity", "novelty", "arp", "gini")
+                ]
+                for name, sp in systems
+            ]
+            rep.paragraph(
+                f"Protocol `{protocol}` ({label}). coverage: share of the catalogue recommended to anybody; "
+                "diversity: mean pairwise attribute (Jaccard) distance within a list; novelty: mean self-information "
+                "(bits); arp: mean training count of listed items; gini: concentration of exposure."
+            )
             rep.table(header, rows)
     seg_prefix = f"segments/{split}/"
-    segmenters = sorted({k[len(seg_prefix):].split("/")[0] for k in metrics if k.startswith(seg_prefix)})
+    segmenters = sorted({k[len(seg_prefix) :].split("/")[0] for k in metrics if k.startswith(seg_prefix)})
     if segmenters:
         k0 = ks[0]
         rep.heading(f"Breakdown by segment ({split}, protocol `all`, NDCG@{k0} [95% CI])")
         for seg in segmenters:
             base = f"{seg_prefix}{seg}/"
-            labels = sorted({k[len(base):].split("/")[0] for k in metrics if k.startswith(base)},
-                            key=lambda s: (not s[:1].isdigit(), int(s.split("-")[0].removesuffix("plus")) if s[:1].isdigit() else 0, s))
+            labels = sorted(
+                {k[len(base) :].split("/")[0] for k in metrics if k.startswith(base)},
+                key=lambda s: (
+                    not s[:1].isdigit(),
+                    int(s.split("-")[0].removesuffix("plus")) if s[:1].isdigit() else 0,
+                    s,
+                ),
+            )
             rows = []
             for lab in labels:
-                rows.append([lab, fmt(metrics.get(f"{base}{lab}/n_cases"), 0)]
-                            + [fmt_ci(metrics, f"{sp}{base}{lab}/ndcg@{k0}") for _, sp in systems])
+                rows.append(
+                    [lab, fmt(metrics.get(f"{base}{lab}/n_cases"), 0)]
+                    + [fmt_ci(metrics, f"{sp}{base}{lab}/ndcg@{k0}") for _, sp in systems]
+                )
             rep.paragraph(f"Segmenter `{seg}`.")
             rep.table(["segment", "cases"] + [name for name, _ in systems], rows)
     n_sampled = int(settings.get("sampled_negatives", 0) or 0)
@@ -424,9 +512,13 @@ def evaluation_report(
         for sp_split in splits:
             key = f"{sp_split}_sampled{n_sampled}"
             rep.paragraph(f"Keys `{key}/...`: the target ranked among {n_sampled} random unseen items only.")
-            rep.table(["system"] + [f"sampled {m}@{k}" for k in ks for m in ("HR", "NDCG")],
-                      [[name] + [fmt_ci(metrics, f"{sp}{key}/{m}@{k}") for k in ks for m in ("hr", "ndcg")]
-                       for name, sp in systems])
+            rep.table(
+                ["system"] + [f"sampled {m}@{k}" for k in ks for m in ("HR", "NDCG")],
+                [
+                    [name] + [fmt_ci(metrics, f"{sp}{key}/{m}@{k}") for k in ks for m in ("hr", "ndcg")]
+                    for name, sp in systems
+                ],
+            )
     if plots:
         rep.heading("Plots")
         for path, caption in plots:
@@ -438,7 +530,10 @@ def evaluation_report(
 
 
 def summary_text(
-    metrics: Mapping[str, float], systems: Sequence[tuple[str, str]], where: Sequence[tuple[str, str]], ks: Sequence[int],
+    metrics: Mapping[str, float],
+    systems: Sequence[tuple[str, str]],
+    where: Sequence[tuple[str, str]],
+    ks: Sequence[int],
     split: str = "test",
 ) -> str:
     """One screen: where everything is, and the headline metrics of every system with intervals."""
@@ -450,7 +545,9 @@ def summary_text(
     lines.append(f"{'system':<20}{'protocol':<15}{'NDCG@' + str(k):>26}{'HR@' + str(k):>26}{'coverage@' + str(k):>13}")
     for name, sp in systems:
         for proto, pfx in (("all", f"{split}/"), ("seen_excluded", f"{split}_seen_excluded/")):
-            lines.append(f"{name:<20}{proto:<15}{fmt_ci(metrics, sp + pfx + f'ndcg@{k}'):>26}"
-                         f"{fmt_ci(metrics, sp + pfx + f'hr@{k}'):>26}{fmt(metrics.get(sp + pfx + f'coverage@{k}')):>13}")
+            lines.append(
+                f"{name:<20}{proto:<15}{fmt_ci(metrics, sp + pfx + f'ndcg@{k}'):>26}"
+                f"{fmt_ci(metrics, sp + pfx + f'hr@{k}'):>26}{fmt(metrics.get(sp + pfx + f'coverage@{k}')):>13}"
+            )
     lines.append("=" * 100)
     return "\n".join(lines)

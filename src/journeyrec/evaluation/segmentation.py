@@ -39,7 +39,15 @@ from journeyrec.data.sequences import SequenceData, gather_windows
 from journeyrec.evaluation.report import Report
 from journeyrec.evaluation.segments import case_segments
 
-__all__ = ["user_windows", "user_vectors", "kmeans", "describe_segments", "Segmentation", "segment_report", "run_segmentation"]
+__all__ = [
+    "user_windows",
+    "user_vectors",
+    "kmeans",
+    "describe_segments",
+    "Segmentation",
+    "segment_report",
+    "run_segmentation",
+]
 
 
 def user_windows(prepared: PreparedData) -> tuple[np.ndarray, np.ndarray]:
@@ -53,8 +61,14 @@ def user_windows(prepared: PreparedData) -> tuple[np.ndarray, np.ndarray]:
 
 
 @torch.no_grad()
-def user_vectors(model: nn.Module, data: SequenceData, users: np.ndarray, ends: np.ndarray, batch_size: int = 1024,
-                 progress: bool = False) -> np.ndarray:
+def user_vectors(
+    model: nn.Module,
+    data: SequenceData,
+    users: np.ndarray,
+    ends: np.ndarray,
+    batch_size: int = 1024,
+    progress: bool = False,
+) -> np.ndarray:
     """Session vectors float32 [n, D] of the windows before ``ends`` (the model's query vectors)."""
     if not hasattr(model, "session_vectors"):
         raise ValueError(f"model {type(model).__name__} has no session_vectors(): segments need an embedding model")
@@ -69,7 +83,9 @@ def user_vectors(model: nn.Module, data: SequenceData, users: np.ndarray, ends: 
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-def kmeans(vectors: np.ndarray, k: int, niter: int = 25, seed: int = 0, spherical: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def kmeans(
+    vectors: np.ndarray, k: int, niter: int = 25, seed: int = 0, spherical: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """FAISS k-means: (assignment int64 [n], similarity float32 [n], centroids float32 [k, D]).
 
     Similarity is the inner product with the assigned centroid (cosine when ``spherical``)."""
@@ -102,16 +118,20 @@ def _top(weights: np.ndarray, names: list[str], n: int) -> str:
     return ", ".join(f"{names[i]} ({weights[i] / total:.0%})" for i in order if weights[i] > 0)
 
 
-def describe_segments(prepared: PreparedData, users: np.ndarray, ends: np.ndarray, assignment: np.ndarray,
-                      top: int = 5) -> list[dict[str, Any]]:
+def describe_segments(
+    prepared: PreparedData, users: np.ndarray, ends: np.ndarray, assignment: np.ndarray, top: int = 5
+) -> list[dict[str, Any]]:
     """One dict per segment: size, share, mean length, event mix, top categories / brands / tags,
     new vs returning share among its test cases. Counting is vectorised: one bincount of the
     segment's events per item, then weighted bincounts per attribute."""
     seqs = prepared.sequences
     cat = seqs.catalog
     n = seqs.n_items
-    col = lambda name: (cat.column(name).to_pylist() if cat is not None and name in cat.column_names and cat.num_rows == n  # noqa: E731
-                        else [None] * n)
+    col = lambda name: (
+        cat.column(name).to_pylist()
+        if cat is not None and name in cat.column_names and cat.num_rows == n  # noqa: E731
+        else [None] * n
+    )
     leaf_codes, leaf_names = _encode([c.rsplit("/", 1)[-1] if c else None for c in col("category")])
     brand_codes, brand_names = _encode(col("brand"))
     tag_lists = [t or [] for t in col("tags")]
@@ -139,19 +159,25 @@ def describe_segments(prepared: PreparedData, users: np.ndarray, ends: np.ndarra
         ev = np.bincount(seqs.event_types[pos].astype(np.int64), minlength=len(EVENT_TYPES) + 1)[1:]
         cats = by(leaf_codes, len(leaf_names), item_counts)
         ut = user_type[test_seg == s]
-        out.append({
-            "segment": s,
-            "users": int(sel.sum()),
-            "share": float(sel.mean()),
-            "mean_length": float(ln.mean()) if len(ln) else 0.0,
-            "event_mix": {EVENT_TYPES[i]: float(ev[i] / max(len(pos), 1)) for i in np.argsort(-ev, kind="stable") if ev[i]},
-            "top_categories": _top(cats, leaf_names, top),
-            "top_brands": _top(by(brand_codes, len(brand_names), item_counts), brand_names, top),
-            "top_tags": _top(by(tag_codes, len(tag_names), item_counts, tag_item), tag_names, top) if not cats.sum() else "n/a",
-            "test_cases": int(len(ut)),
-            "returning_share": float((ut == "returning").mean()) if len(ut) else float("nan"),
-            "users_sample": [str(x) for x in seqs.user_ids[users[sel][:3]]],
-        })
+        out.append(
+            {
+                "segment": s,
+                "users": int(sel.sum()),
+                "share": float(sel.mean()),
+                "mean_length": float(ln.mean()) if len(ln) else 0.0,
+                "event_mix": {
+                    EVENT_TYPES[i]: float(ev[i] / max(len(pos), 1)) for i in np.argsort(-ev, kind="stable") if ev[i]
+                },
+                "top_categories": _top(cats, leaf_names, top),
+                "top_brands": _top(by(brand_codes, len(brand_names), item_counts), brand_names, top),
+                "top_tags": _top(by(tag_codes, len(tag_names), item_counts, tag_item), tag_names, top)
+                if not cats.sum()
+                else "n/a",
+                "test_cases": int(len(ut)),
+                "returning_share": float((ut == "returning").mean()) if len(ut) else float("nan"),
+                "users_sample": [str(x) for x in seqs.user_ids[users[sel][:3]]],
+            }
+        )
     return out
 
 
@@ -164,11 +190,13 @@ class Segmentation:
     descriptions: list[dict[str, Any]]
 
     def table(self, prepared: PreparedData) -> pa.Table:
-        return pa.table({
-            "user_id": pa.array([str(x) for x in prepared.sequences.user_ids[self.users]], pa.string()),
-            "segment": pa.array(self.assignment.astype(np.int32)),
-            "similarity": pa.array(self.similarity.astype(np.float32)),
-        })
+        return pa.table(
+            {
+                "user_id": pa.array([str(x) for x in prepared.sequences.user_ids[self.users]], pa.string()),
+                "segment": pa.array(self.assignment.astype(np.int32)),
+                "similarity": pa.array(self.similarity.astype(np.float32)),
+            }
+        )
 
 
 def segment_report(title: str, seg: Segmentation, provenance: list[tuple[str, Any]]) -> Report:
@@ -176,13 +204,37 @@ def segment_report(title: str, seg: Segmentation, provenance: list[tuple[str, An
     rep.heading("Provenance")
     rep.table(["what", "value"], [[k, v] for k, v in provenance])
     rep.heading("Segments")
-    rep.paragraph("Users clustered by the direction of their model vector (the query the model recommends from). "
-                  "`returning`: share of the segment's test cases whose target falls after the user's first session.")
-    rep.table(["segment", "users", "share", "mean length", "event mix", "returning", "top categories", "top brands", "top tags"],
-              [[f"c{d['segment']}", d["users"], f"{d['share']:.1%}", f"{d['mean_length']:.1f}",
+    rep.paragraph(
+        "Users clustered by the direction of their model vector (the query the model recommends from). "
+        "`returning`: share of the segment's test cases whose target falls after the user's first session."
+    )
+    rep.table(
+        [
+            "segment",
+            "users",
+            "share",
+            "mean length",
+            "event mix",
+            "returning",
+            "top categories",
+            "top brands",
+            "top tags",
+        ],
+        [
+            [
+                f"c{d['segment']}",
+                d["users"],
+                f"{d['share']:.1%}",
+                f"{d['mean_length']:.1f}",
                 ", ".join(f"{k} {v:.0%}" for k, v in d["event_mix"].items()),
                 "n/a" if np.isnan(d["returning_share"]) else f"{d['returning_share']:.0%} of {d['test_cases']}",
-                d["top_categories"], d["top_brands"], d["top_tags"]] for d in seg.descriptions])
+                d["top_categories"],
+                d["top_brands"],
+                d["top_tags"],
+            ]
+            for d in seg.descriptions
+        ],
+    )
     return rep
 
 
@@ -228,24 +280,44 @@ def run_segmentation(cfg: Any) -> tuple[Segmentation, Path]:
     with atomic_path(out / "centroids.npy") as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, centroids)
-    settings = {"k": int(cfg.k), "niter": int(cfg.niter), "spherical": bool(cfg.spherical), "seed": int(cfg.seed),
-                "bundle": str(cfg.bundle or ""), "run_id": str(cfg.run_id or ""), "data": data_desc,
-                "data_fingerprint": original.fingerprint(), "users": int(len(users))}
+    settings = {
+        "k": int(cfg.k),
+        "niter": int(cfg.niter),
+        "spherical": bool(cfg.spherical),
+        "seed": int(cfg.seed),
+        "bundle": str(cfg.bundle or ""),
+        "run_id": str(cfg.run_id or ""),
+        "data": data_desc,
+        "data_fingerprint": original.fingerprint(),
+        "users": int(len(users)),
+    }
     atomic_write_json(out / "segments.json", {"settings": settings, "segments": descriptions})
-    provenance = [("model", f"{bundle.manifest['model'].get('name')} bundle {cfg.bundle or 'from run ' + str(cfg.run_id)}"),
-                  ("data", f"{original.source}; {data_desc}"), ("data fingerprint", original.fingerprint()),
-                  ("users", len(users)), ("k-means", json.dumps({k: settings[k] for k in ("k", "niter", "spherical", "seed")})),
-                  ("assignment", str(out / "segments.parquet"))]
+    provenance = [
+        ("model", f"{bundle.manifest['model'].get('name')} bundle {cfg.bundle or 'from run ' + str(cfg.run_id)}"),
+        ("data", f"{original.source}; {data_desc}"),
+        ("data fingerprint", original.fingerprint()),
+        ("users", len(users)),
+        ("k-means", json.dumps({k: settings[k] for k in ("k", "niter", "spherical", "seed")})),
+        ("assignment", str(out / "segments.parquet")),
+    ]
     segment_report(f"Segments of {Path(str(original.source)).name}", seg, provenance).write(out)
-    lines = ["", "=" * 100, f"{'output':<15}: {out}", f"{'assignment':<15}: {out / 'segments.parquet'}  "
-             f"(scripts/evaluate.py ... eval.segments={out / 'segments.parquet'})",
-             f"{'report':<15}: {out / 'report.html'}", f"{'seconds':<15}: {time.perf_counter() - t0:.1f}",
-             f"{'segment':<8}{'users':>8}{'share':>8}{'len':>7}{'returning':>11}  top categories (else tags) | top brands"]
+    lines = [
+        "",
+        "=" * 100,
+        f"{'output':<15}: {out}",
+        f"{'assignment':<15}: {out / 'segments.parquet'}  "
+        f"(scripts/evaluate.py ... eval.segments={out / 'segments.parquet'})",
+        f"{'report':<15}: {out / 'report.html'}",
+        f"{'seconds':<15}: {time.perf_counter() - t0:.1f}",
+        f"{'segment':<8}{'users':>8}{'share':>8}{'len':>7}{'returning':>11}  top categories (else tags) | top brands",
+    ]
     for d in descriptions:
         ret = "n/a" if np.isnan(d["returning_share"]) else f"{d['returning_share']:.0%}"
         what = d["top_categories"] if d["top_categories"] != "n/a" else f"tags {d['top_tags']}"
-        lines.append(f"c{d['segment']:<7}{d['users']:>8}{d['share']:>8.1%}{d['mean_length']:>7.1f}{ret:>11}  "
-                     f"{what[:45]} | {d['top_brands'][:30]}")
+        lines.append(
+            f"c{d['segment']:<7}{d['users']:>8}{d['share']:>8.1%}{d['mean_length']:>7.1f}{ret:>11}  "
+            f"{what[:45]} | {d['top_brands'][:30]}"
+        )
     lines.append("=" * 100)
     print("\n".join(lines))
     return seg, out

@@ -36,7 +36,9 @@ def length_labels(lengths: np.ndarray, edges: Sequence[int] = DEFAULT_LENGTH_EDG
     """Bucket labels ``a-b`` (inclusive) for edges [e0, e1, ...]; the last bucket is ``eNplus``;
     lengths below the first edge get ``0``."""
     edges = sorted(int(e) for e in edges)
-    names = [f"{lo}-{hi - 1}" if hi - 1 > lo else f"{lo}" for lo, hi in zip(edges[:-1], edges[1:])] + [f"{edges[-1]}plus"]
+    names = [f"{lo}-{hi - 1}" if hi - 1 > lo else f"{lo}" for lo, hi in zip(edges[:-1], edges[1:])] + [
+        f"{edges[-1]}plus"
+    ]
     idx = np.searchsorted(np.asarray(edges), np.asarray(lengths), side="right") - 1
     out = np.asarray(["0"] + names, dtype=object)[idx + 1]
     return out

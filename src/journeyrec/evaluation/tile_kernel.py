@@ -27,8 +27,14 @@ _CHUNK = 1 << 20
 
 @numba.njit(nogil=True, cache=True, boundscheck=False, error_model="numpy", fastmath={"reassoc"})
 def count_tile(
-    s: np.ndarray, t: np.ndarray, higher: np.ndarray, equal: np.ndarray,
-    fix_rows: np.ndarray, fix_cols: np.ndarray, lo: int, fix_vals: np.ndarray,
+    s: np.ndarray,
+    t: np.ndarray,
+    higher: np.ndarray,
+    equal: np.ndarray,
+    fix_rows: np.ndarray,
+    fix_cols: np.ndarray,
+    lo: int,
+    fix_vals: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
     """Add to ``higher[i]`` / ``equal[i]`` how many of ``s[i]`` are > / == ``t[i]`` (NaN on
     either side counts as neither), and set ``fix_vals[k] = s[fix_rows[k], fix_cols[k] - lo]``.

@@ -35,16 +35,23 @@ MODELS: dict[str, str] = {
 }
 
 
-def build_model(cfg: ModelConfig | Mapping[str, Any], n_items: int, feature_sizes: Mapping[str, int],
-                catalog: pa.Table | None = None, intent_head: bool = False) -> nn.Module:
+def build_model(
+    cfg: ModelConfig | Mapping[str, Any],
+    n_items: int,
+    feature_sizes: Mapping[str, int],
+    catalog: pa.Table | None = None,
+    intent_head: bool = False,
+) -> nn.Module:
     """Instantiate the model ``cfg`` describes for a catalogue of ``n_items`` items (``catalog``,
     aligned with internal ids, supplies item attributes when the config names some; ``intent_head``
     adds the purchase-intent head that ``loss.intent_weight`` trains). A mapping is checked
     against the schema of its ``name`` first."""
     name = cfg.name if isinstance(cfg, ModelConfig) else cfg.get("name")
     if name == "ensemble":
-        raise ValueError("model.name=ensemble combines trained models (journeyrec.bundle.ensemble.ensemble_bundle); "
-                         "train its members")
+        raise ValueError(
+            "model.name=ensemble combines trained models (journeyrec.bundle.ensemble.ensemble_bundle); "
+            "train its members"
+        )
     if not isinstance(cfg, ModelConfig):
         if name not in MODEL_CONFIGS:
             raise ValueError(f"unknown model '{name}'; available: {sorted(MODELS)}")

@@ -86,7 +86,9 @@ class AttributeVocabulary:
             self.values[field] = {v: i + 1 for i, v in enumerate(sorted({x for row in rows for x in row}))}
             self.widths[field] = max((len(row) for row in rows), default=0)
 
-    def codes(self, table: pa.Table, first_row: int = 0, extra_rows: int = 0, width: Mapping[str, int] | None = None) -> dict[str, np.ndarray]:
+    def codes(
+        self, table: pa.Table, first_row: int = 0, extra_rows: int = 0, width: Mapping[str, int] | None = None
+    ) -> dict[str, np.ndarray]:
         """``{field: int64 [first_row + rows + extra_rows, width]}``: the rows of ``table`` from
         ``first_row`` on (rows before: no codes, e.g. padding), ``width`` per field by default the
         widest row of the vocabulary's catalogue or of ``table``."""
@@ -128,8 +130,9 @@ class ItemEmbedding(nn.Module):
     id embeddings are untrained noise; they are represented by their attributes alone.
     """
 
-    def __init__(self, n_rows: int, d_model: int, attributes: Mapping[str, Sequence[int]] | None = None,
-                 id_dropout: float = 0.0) -> None:
+    def __init__(
+        self, n_rows: int, d_model: int, attributes: Mapping[str, Sequence[int]] | None = None, id_dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.id_emb = nn.Embedding(n_rows, d_model, padding_idx=0)
         self.id_dropout = id_dropout
@@ -175,8 +178,12 @@ class ItemEmbedding(nn.Module):
             rows = torch.arange(codes.shape[0], device=codes.device)[:, None].expand_as(codes)[real]
             weight = (1.0 / real.sum(dim=1).clamp_min(1).float())[:, None].expand_as(codes)[real]
             vocab = self.attributes[name][0] + 1
-            m = torch.sparse_coo_tensor(torch.stack([rows, codes[real]]), weight.to(self.id_emb.weight.dtype),
-                                        (codes.shape[0], vocab), check_invariants=False).coalesce()
+            m = torch.sparse_coo_tensor(
+                torch.stack([rows, codes[real]]),
+                weight.to(self.id_emb.weight.dtype),
+                (codes.shape[0], vocab),
+                check_invariants=False,
+            ).coalesce()
             self._mean_matrices[name] = m
         return m
 

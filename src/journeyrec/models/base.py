@@ -55,8 +55,9 @@ def config_attributes(fields: Sequence[str], catalog: pa.Table | None, extra_row
     codes = attribute_codes(catalog, list(fields), extra_rows)
     empty = [f for f, t in codes.items() if not t.any()]
     if len(empty) == len(codes):
-        raise ValueError(f"model.attributes={list(fields)}: the catalogue has no values for any of them; "
-                         "remove model.attributes")
+        raise ValueError(
+            f"model.attributes={list(fields)}: the catalogue has no values for any of them; remove model.attributes"
+        )
     return codes
 
 
@@ -89,23 +90,36 @@ class SequenceModel(nn.Module):
     default_temperature = 1.0
 
     @classmethod
-    def from_config(cls, cfg: ModelConfig, n_items: int, feature_sizes: Mapping[str, int],
-                    catalog: pa.Table | None = None, intent_head: bool = False) -> "SequenceModel":
+    def from_config(
+        cls,
+        cfg: ModelConfig,
+        n_items: int,
+        feature_sizes: Mapping[str, int],
+        catalog: pa.Table | None = None,
+        intent_head: bool = False,
+    ) -> SequenceModel:
         """Build the model a typed config describes; its architecture fields are the constructor's
         keyword arguments (the config schemas mirror the constructors)."""
         codes = config_attributes(cfg.attributes, catalog, cls.extra_rows)
-        arch = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
-                if f.name not in ("name", "features", "attributes")}
+        arch = {
+            f.name: getattr(cfg, f.name)
+            for f in dataclasses.fields(cfg)
+            if f.name not in ("name", "features", "attributes")
+        }
         if intent_head:
             arch["intent_head"] = True
-        model = cls(n_items=n_items, features=config_features(cfg.features, feature_sizes),
-                    attributes=ItemEmbedding.spec(codes), **arch)
+        model = cls(
+            n_items=n_items,
+            features=config_features(cfg.features, feature_sizes),
+            attributes=ItemEmbedding.spec(codes),
+            **arch,
+        )
         if codes:
             model.item_embedding.set_codes(codes)
         return model
 
     @classmethod
-    def from_hparams(cls, hparams: Mapping[str, Any]) -> "SequenceModel":
+    def from_hparams(cls, hparams: Mapping[str, Any]) -> SequenceModel:
         return cls(**{k: v for k, v in hparams.items() if k != "name"})
 
     # --- protocol ----------------------------------------------------------------------------
@@ -132,14 +146,16 @@ class SequenceModel(nn.Module):
         table: the models read item ids only through the table (and ``!= 0`` for padding)."""
         return self.item_embedding.rows(ids)
 
-    def session_vectors(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
-                        table: torch.Tensor | None = None) -> torch.Tensor:
+    def session_vectors(
+        self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None, table: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Hidden state after the newest event. ``table``: a precomputed :meth:`item_table`
         (serving computes it once at load instead of on every request)."""
         return self.last_hidden(items, features, table)
 
-    def last_hidden(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
-                    table: torch.Tensor | None = None) -> torch.Tensor:
+    def last_hidden(
+        self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None, table: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``forward(...)[:, -1]``; encoder models override it to skip the other positions'
         work in the last block (same result, a fraction of the cost)."""
         return self.forward(items, features, table)[:, -1, :]
@@ -157,8 +173,9 @@ class SequenceModel(nn.Module):
         """Purchase-intent logit of each hidden state [..., D] -> [...]."""
         return self.intent_head(hidden).squeeze(-1)
 
-    def _purchase_intent(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
-                         table: torch.Tensor | None = None) -> torch.Tensor:
+    def _purchase_intent(
+        self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None, table: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """[B] probability that the session of the last event ends in a purchase (after it).
         ``table``: a precomputed :meth:`item_table`, as for :meth:`session_vectors`."""
         return torch.sigmoid(self.intent_logits(self.last_hidden(items, features, table)))

@@ -86,7 +86,7 @@ class Baseline(nn.Module):
         self.hparams = dict(name=self.name, n_items=self.n_items, **hparams)
 
     @classmethod
-    def fit(cls, data: SequenceData, train_ends: np.ndarray, **params: Any) -> "Baseline":
+    def fit(cls, data: SequenceData, train_ends: np.ndarray, **params: Any) -> Baseline:
         raise NotImplementedError
 
     def scores(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
@@ -107,7 +107,7 @@ class Popularity(Baseline):
         self.register_buffer("order", torch.from_numpy(_popularity_scores(self.counts, seed)), persistent=False)
 
     @classmethod
-    def fit(cls, data: SequenceData, train_ends: np.ndarray, seed: int = 0, **params: Any) -> "Popularity":
+    def fit(cls, data: SequenceData, train_ends: np.ndarray, seed: int = 0, **params: Any) -> Popularity:
         if params:
             raise ValueError(f"popularity takes no parameters besides seed; got {sorted(params)}")
         counts = training_counts(data, train_ends)
@@ -137,7 +137,7 @@ class RecentPopularity(Popularity):
         window_days: float | None = 7.0,
         last_per_user: int | None = None,
         seed: int = 0,
-    ) -> "RecentPopularity":
+    ) -> RecentPopularity:
         pos = training_positions(data, train_ends)
         if len(pos) == 0:
             raise ValueError("no training events: nothing to count")
@@ -188,7 +188,7 @@ class CoOccurrence(Baseline):
     @classmethod
     def fit(
         cls, data: SequenceData, train_ends: np.ndarray, window: int = 3, history: int = 3, seed: int = 0
-    ) -> "CoOccurrence":
+    ) -> CoOccurrence:
         if window < 1 or history < 1:
             raise ValueError(f"cooccurrence needs window >= 1 and history >= 1; got window={window}, history={history}")
         n = data.n_items
@@ -207,8 +207,18 @@ class CoOccurrence(Baseline):
         indptr = np.zeros(n + 2, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=n + 1), out=indptr[1:])
         pop = _popularity_scores(training_counts(data, train_ends, pos), seed)
-        return cls(n, indptr, cols.astype(np.int64), counts.astype(np.float64), pop, int(window), int(history), seed,
-                   pairs=int(len(keys)), train_events=int(len(pos)))
+        return cls(
+            n,
+            indptr,
+            cols.astype(np.int64),
+            counts.astype(np.float64),
+            pop,
+            int(window),
+            int(history),
+            seed,
+            pairs=int(len(keys)),
+            train_events=int(len(pos)),
+        )
 
     def cooccurrence_scores(self, items: np.ndarray) -> np.ndarray:
         """Weighted co-occurrence counts [B, N + 1] of the last ``history`` items of each row."""

@@ -15,7 +15,7 @@ so a per-position purchase-intent head would be trained on leaked labels: BERT4R
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import pyarrow as pa
 import torch
@@ -50,35 +50,62 @@ class BERT4Rec(SequenceModel):
             raise ValueError(f"mask_prob must be in (0, 1), got {mask_prob}")
         if not 0.0 <= mask_last_share <= 1.0:
             raise ValueError(f"mask_last_share must be in [0, 1], got {mask_last_share}")
-        super().__init__(dict(
-            n_items=n_items, d_model=d_model, n_blocks=n_blocks, n_heads=n_heads, max_len=max_len, dropout=dropout,
-            mask_prob=mask_prob, mask_last_share=mask_last_share, features=dict(features or {}),
-            attributes=self._json_attributes(attributes),
-            id_dropout=id_dropout,
-        ))
+        super().__init__(
+            dict(
+                n_items=n_items,
+                d_model=d_model,
+                n_blocks=n_blocks,
+                n_heads=n_heads,
+                max_len=max_len,
+                dropout=dropout,
+                mask_prob=mask_prob,
+                mask_last_share=mask_last_share,
+                features=dict(features or {}),
+                attributes=self._json_attributes(attributes),
+                id_dropout=id_dropout,
+            )
+        )
         self.mask_prob, self.mask_last_share = mask_prob, mask_last_share
         self.encoder = SequenceEncoder(
-            n_items, d_model, n_blocks, n_heads, max_len, dropout, causal=False, features=features,
-            mask_token=True, attributes=attributes, id_dropout=id_dropout,
+            n_items,
+            d_model,
+            n_blocks,
+            n_heads,
+            max_len,
+            dropout,
+            causal=False,
+            features=features,
+            mask_token=True,
+            attributes=attributes,
+            id_dropout=id_dropout,
         )
         self.mask_id = n_items + 1
 
     extra_rows = 1  # the [MASK] row of the item table
 
     @classmethod
-    def from_config(cls, cfg: ModelConfig, n_items: int, feature_sizes: Mapping[str, int],
-                    catalog: pa.Table | None = None, intent_head: bool = False) -> "BERT4Rec":
+    def from_config(
+        cls,
+        cfg: ModelConfig,
+        n_items: int,
+        feature_sizes: Mapping[str, int],
+        catalog: pa.Table | None = None,
+        intent_head: bool = False,
+    ) -> BERT4Rec:
         if intent_head:
-            raise ValueError("bert4rec has no purchase-intent head (bidirectional attention sees the future); "
-                             "set loss.intent_weight=0 or use a causal model (sasrec, gru4rec, two_tower)")
+            raise ValueError(
+                "bert4rec has no purchase-intent head (bidirectional attention sees the future); "
+                "set loss.intent_weight=0 or use a causal model (sasrec, gru4rec, two_tower)"
+            )
         return super().from_config(cfg, n_items, feature_sizes, catalog)  # type: ignore[return-value]
 
     @property
     def item_embedding(self) -> ItemEmbedding:
         return self.encoder.items
 
-    def forward(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
-                table: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None, table: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return self.encoder(items, features, table)
 
     def training_view(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -105,8 +132,9 @@ class BERT4Rec(SequenceModel):
             view[name] = batch[f"target_{name}"].masked_fill(masked, 0)
         return view
 
-    def session_vectors(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
-                        table: torch.Tensor | None = None) -> torch.Tensor:
+    def session_vectors(
+        self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None, table: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Hidden state of a [MASK] appended after the newest event."""
         full = items.shape[1] >= self.max_len
         keep = slice(1, None) if full else slice(0, None)

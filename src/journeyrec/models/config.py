@@ -14,7 +14,15 @@ from typing import Dict, List, Optional
 
 from omegaconf import MISSING
 
-__all__ = ["LossConfig", "ModelConfig", "SASRecConfig", "BERT4RecConfig", "GRU4RecConfig", "TwoTowerConfig", "MODEL_CONFIGS"]
+__all__ = [
+    "LossConfig",
+    "ModelConfig",
+    "SASRecConfig",
+    "BERT4RecConfig",
+    "GRU4RecConfig",
+    "TwoTowerConfig",
+    "MODEL_CONFIGS",
+]
 
 
 @dataclass
@@ -96,7 +104,9 @@ class LossConfig:
     exclude_seen: bool = False
     # logits = session . item / temperature; None: the model's own default (1, or 0.05 for cosine two-tower)
     temperature: Optional[float] = None
-    event_type_weights: Dict[str, float] = field(default_factory=dict)  # loss weight per target event type, e.g. {purchase: 3.0}
+    event_type_weights: Dict[str, float] = field(
+        default_factory=dict
+    )  # loss weight per target event type, e.g. {purchase: 3.0}
     intent_weight: float = 0.0  # > 0: train a purchase-intent head jointly with this weight (causal models)
     contrastive_weight: float = 0.0  # > 0: InfoNCE between two dropout views of each session (extra forward pass)
     contrastive_temperature: float = 0.2

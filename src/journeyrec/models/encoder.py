@@ -104,8 +104,16 @@ class Block(nn.Module):
     ``ffn_mult * d_model``. With a ``low_pass`` (:class:`CausalLowPass`) the first branch is
     ``(1 - filter_alpha) * attn(LN(x)) + filter_alpha * low_pass(LN(x))`` (BSARec's mix)."""
 
-    def __init__(self, d_model: int, n_heads: int, dropout: float, ffn_mult: int = 4, activation: str = "gelu",
-                 low_pass: CausalLowPass | None = None, filter_alpha: float = 0.0) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        dropout: float,
+        ffn_mult: int = 4,
+        activation: str = "gelu",
+        low_pass: CausalLowPass | None = None,
+        filter_alpha: float = 0.0,
+    ) -> None:
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
@@ -115,7 +123,9 @@ class Block(nn.Module):
         self.proj = nn.Linear(d_model, d_model)
         self.ln2 = nn.LayerNorm(d_model)
         self.mlp = nn.Sequential(
-            nn.Linear(d_model, ffn_mult * d_model), ACTIVATIONS[activation](), nn.Dropout(dropout),
+            nn.Linear(d_model, ffn_mult * d_model),
+            ACTIVATIONS[activation](),
+            nn.Dropout(dropout),
             nn.Linear(ffn_mult * d_model, d_model),
         )
         self.dropout = dropout
@@ -123,8 +133,14 @@ class Block(nn.Module):
         self.low_pass = low_pass
         self.filter_alpha = float(filter_alpha)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, is_causal: bool = False,
-                last_only: bool = False, keep: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        attn_mask: torch.Tensor | None,
+        is_causal: bool = False,
+        last_only: bool = False,
+        keep: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """``attn_mask`` None with ``is_causal``: plain causal attention (sequences without padding).
         ``last_only``: return only the newest position, [B, 1, D] -- its query attends to every
         key, so the other positions' queries, projections and MLP rows need not be computed (the
@@ -229,11 +245,20 @@ class SequenceEncoder(nn.Module):
         self.features = FeatureEmbeddings(features, d_model)
         self.emb_drop = nn.Dropout(dropout)
         self.mixer = mixer
-        self.blocks = nn.ModuleList([
-            Block(d_model, n_heads, dropout, ffn_mult, activation,
-                  CausalLowPass(d_model, max_len, filter_cutoff) if mixer == "bsa" else None, filter_alpha)
-            for _ in range(n_blocks)
-        ])
+        self.blocks = nn.ModuleList(
+            [
+                Block(
+                    d_model,
+                    n_heads,
+                    dropout,
+                    ffn_mult,
+                    activation,
+                    CausalLowPass(d_model, max_len, filter_cutoff) if mixer == "bsa" else None,
+                    filter_alpha,
+                )
+                for _ in range(n_blocks)
+            ]
+        )
         self.ln_f = nn.LayerNorm(d_model)
         self.apply(init_weights)
 
@@ -263,7 +288,9 @@ class SequenceEncoder(nn.Module):
         """[n_items + 1 (+1 mask), D] item rows (id + attributes); row 0 is zero."""
         return self.items()
 
-    def embed(self, items: torch.Tensor, features: Mapping[str, torch.Tensor], table: torch.Tensor | None = None) -> torch.Tensor:
+    def embed(
+        self, items: torch.Tensor, features: Mapping[str, torch.Tensor], table: torch.Tensor | None = None
+    ) -> torch.Tensor:
         length = items.shape[1]
         if length > self.max_len:
             raise ValueError(f"sequence length {length} exceeds max_len {self.max_len}")
@@ -276,8 +303,13 @@ class SequenceEncoder(nn.Module):
         x = self.features(x, features)
         return self.emb_drop(x * (items != 0)[..., None])
 
-    def forward(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
-                table: torch.Tensor | None = None, last_only: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        items: torch.Tensor,
+        features: Mapping[str, torch.Tensor] | None = None,
+        table: torch.Tensor | None = None,
+        last_only: bool = False,
+    ) -> torch.Tensor:
         """Hidden states [B, L, D]; with ``last_only`` the newest position's only, [B, D].
 
         ``last_only`` is what a session vector needs: the last block then computes one query per
@@ -292,8 +324,9 @@ class SequenceEncoder(nn.Module):
         x = self.ln_f(x)
         return x[:, -1] if last_only else x
 
-    def last_hidden_unpadded(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
-                             table: torch.Tensor | None = None) -> torch.Tensor:
+    def last_hidden_unpadded(
+        self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None, table: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``forward(items)[:, -1]`` for sequences WITHOUT padding (every position a real item),
         computed with less work: no attention mask is built (causal attention is SDPA's
         ``is_causal``; bidirectional needs none), and the last block computes the newest position

@@ -11,7 +11,7 @@ a batch carries and no packing (or host synchronisation) is needed.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -39,17 +39,26 @@ class GRU4Rec(SequenceModel):
         id_dropout: float = 0.0,
         intent_head: bool = False,
     ) -> None:
-        super().__init__(dict(
-            n_items=n_items, d_model=d_model, n_layers=n_layers, max_len=max_len, dropout=dropout,
-            features=dict(features or {}), attributes=self._json_attributes(attributes), id_dropout=id_dropout,
-            intent_head=intent_head,
-        ))
+        super().__init__(
+            dict(
+                n_items=n_items,
+                d_model=d_model,
+                n_layers=n_layers,
+                max_len=max_len,
+                dropout=dropout,
+                features=dict(features or {}),
+                attributes=self._json_attributes(attributes),
+                id_dropout=id_dropout,
+                intent_head=intent_head,
+            )
+        )
         self.d_model = d_model
         self.items = ItemEmbedding(n_items + 1, d_model, attributes, id_dropout)
         self.features = FeatureEmbeddings(features, d_model)
         self.emb_drop = nn.Dropout(dropout)
-        self.gru = nn.GRU(d_model, d_model, num_layers=n_layers, batch_first=True,
-                          dropout=dropout if n_layers > 1 else 0.0)
+        self.gru = nn.GRU(
+            d_model, d_model, num_layers=n_layers, batch_first=True, dropout=dropout if n_layers > 1 else 0.0
+        )
         self.out_drop = nn.Dropout(dropout)
         self.proj = nn.Linear(d_model, d_model)
         self.ln = nn.LayerNorm(d_model)
@@ -59,8 +68,9 @@ class GRU4Rec(SequenceModel):
     def item_embedding(self) -> ItemEmbedding:
         return self.items
 
-    def forward(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
-                table: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None, table: torch.Tensor | None = None
+    ) -> torch.Tensor:
         b, length = items.shape
         if length > self.max_len:
             raise ValueError(f"sequence length {length} exceeds max_len {self.max_len}")

@@ -36,15 +36,30 @@ import numpy as np
 from journeyrec.data.schema import CHANNELS, EVENT_TYPES
 from journeyrec.data.sequences import SequenceData, Split
 
-__all__ = ["UNKNOWN", "NEGATIVE", "POSITIVE", "intent_labels", "heldout_intent_cases", "session_features",
-           "SESSION_FEATURES", "SessionLogit", "group_ids"]
+__all__ = [
+    "UNKNOWN",
+    "NEGATIVE",
+    "POSITIVE",
+    "intent_labels",
+    "heldout_intent_cases",
+    "session_features",
+    "SESSION_FEATURES",
+    "SessionLogit",
+    "group_ids",
+]
 
 UNKNOWN, NEGATIVE, POSITIVE = 0, 1, 2
 _PURCHASE = EVENT_TYPES.index("purchase") + 1
 # column names of :func:`session_features`, in order
 SESSION_FEATURES: tuple[str, ...] = (
-    *(f"is_{e}" for e in EVENT_TYPES), *(f"channel_{c}" for c in CHANNELS), *(f"log_n_{e}" for e in EVENT_TYPES),
-    "log_length", "log_duration_s", "log_gap_s", "log_earlier_sessions", "log_earlier_purchases",
+    *(f"is_{e}" for e in EVENT_TYPES),
+    *(f"channel_{c}" for c in CHANNELS),
+    *(f"log_n_{e}" for e in EVENT_TYPES),
+    "log_length",
+    "log_duration_s",
+    "log_gap_s",
+    "log_earlier_sessions",
+    "log_earlier_purchases",
 )
 
 
@@ -97,7 +112,9 @@ def intent_labels(data: SequenceData, limit_ends: np.ndarray | None = None) -> n
     return labels
 
 
-def heldout_intent_cases(data: SequenceData, split: Split, which: str = "test") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def heldout_intent_cases(
+    data: SequenceData, split: Split, which: str = "test"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(users, ends, labels) of every open prefix (no purchase yet) of the held-out sessions of
     ``which`` (``valid``: sessions starting in [train end, test start); ``test``: starting at or
     after the test start: the time cutoff of a ``global_time`` split, the test event of
@@ -138,16 +155,21 @@ def session_features(data: SequenceData, ends: np.ndarray) -> np.ndarray:
     start = _group_start(gid)[t]
     first = data.offsets[:-1][user[t]]
     n_types, n_chan = len(EVENT_TYPES), len(CHANNELS)
-    cols = [np.eye(n_types + 1)[data.event_types[t].astype(np.int64)][:, 1:],
-            np.eye(n_chan + 1)[data.channels[t].astype(np.int64)][:, 1:]]
+    cols = [
+        np.eye(n_types + 1)[data.event_types[t].astype(np.int64)][:, 1:],
+        np.eye(n_chan + 1)[data.channels[t].astype(np.int64)][:, 1:],
+    ]
     for code in range(1, n_types + 1):
         c = _count_before(data.event_types == code)
         cols.append(np.log1p(c[t + 1] - c[start])[:, None])
     ts = data.timestamps.astype(np.float64) / 1000.0
     prev = np.where(t > first, t - 1, t)
-    cols += [np.log1p(t - start + 1)[:, None], np.log1p(np.maximum(ts[t] - ts[start], 0))[:, None],
-             np.log1p(np.maximum(ts[t] - ts[prev], 0))[:, None],
-             np.log1p(gid[t] - gid[first])[:, None]]  # earlier sessions of the user
+    cols += [
+        np.log1p(t - start + 1)[:, None],
+        np.log1p(np.maximum(ts[t] - ts[start], 0))[:, None],
+        np.log1p(np.maximum(ts[t] - ts[prev], 0))[:, None],
+        np.log1p(gid[t] - gid[first])[:, None],
+    ]  # earlier sessions of the user
     bought = _count_before(data.event_types == _PURCHASE)
     cols.append(np.log1p(bought[start] - bought[first])[:, None])
     return np.concatenate(cols, axis=1)
@@ -169,7 +191,7 @@ class SessionLogit:
         return {name: np.asarray(getattr(self, name)).tolist() for name in ("keep", "mean", "scale", "coef")}
 
     @classmethod
-    def from_params(cls, params: dict[str, list], l2: float = 1.0) -> "SessionLogit":
+    def from_params(cls, params: dict[str, list], l2: float = 1.0) -> SessionLogit:
         """The model :meth:`params` describes, ready to predict."""
         model = cls(l2=l2)
         model.keep = np.asarray(params["keep"], dtype=bool)
@@ -181,7 +203,7 @@ class SessionLogit:
         z = (x[:, self.keep] - self.mean) / self.scale
         return np.concatenate([np.ones((len(z), 1)), z], axis=1)
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> "SessionLogit":
+    def fit(self, x: np.ndarray, y: np.ndarray) -> SessionLogit:
         y = np.asarray(y, dtype=np.float64)
         if len(y) == 0 or y.min() == y.max():
             raise ValueError("the intent baseline needs training positions of both classes (purchase later / none)")
@@ -210,7 +232,7 @@ class SessionLogit:
         return 1.0 / (1.0 + np.exp(-(self._design(x) @ self.coef)))
 
     @classmethod
-    def from_training(cls, data: SequenceData, train_ends: np.ndarray, **kwargs) -> "SessionLogit":
+    def from_training(cls, data: SequenceData, train_ends: np.ndarray, **kwargs) -> SessionLogit:
         """Fitted on the positions the intent head trains on: labels known inside the training
         prefix (:func:`intent_labels`)."""
         labels = intent_labels(data, train_ends)

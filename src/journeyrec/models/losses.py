@@ -48,7 +48,6 @@ Randomness comes from torch's global generator, so a seeded run is reproducible.
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -103,22 +102,37 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
     (1 - eps) onehot + eps / N."""
 
     @staticmethod
-    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,  # type: ignore[override]
-                pos_weights: torch.Tensor | None = None, label_smoothing: float = 0.0,
-                exclude: torch.Tensor | None = None, seen_bias: torch.Tensor | None = None,
-                drop_seen: bool = False) -> torch.Tensor:
+    def forward(
+        ctx,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        targets: torch.Tensor,  # type: ignore[override]
+        pos_weights: torch.Tensor | None = None,
+        label_smoothing: float = 0.0,
+        exclude: torch.Tensor | None = None,
+        seen_bias: torch.Tensor | None = None,
+        drop_seen: bool = False,
+    ) -> torch.Tensor:
         # float32 throughout, autocast (precision=bf16-mixed) included: the softmax normaliser
         # sums N exponentials, which bf16's 8-bit mantissa cannot hold, and the in-place
         # gradient accumulation needs one dtype
         with torch.autocast(device_type=hidden.device.type, enabled=False):
-            return ChunkedSoftmaxCE._forward(ctx, hidden, weight, targets, pos_weights, label_smoothing, exclude, seen_bias,
-                                             drop_seen)
+            return ChunkedSoftmaxCE._forward(
+                ctx, hidden, weight, targets, pos_weights, label_smoothing, exclude, seen_bias, drop_seen
+            )
 
     @staticmethod
-    def _forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                 pos_weights: torch.Tensor | None, label_smoothing: float,
-                 exclude: torch.Tensor | None, seen_bias: torch.Tensor | None = None,
-                 drop_seen: bool = False) -> torch.Tensor:
+    def _forward(
+        ctx,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        targets: torch.Tensor,
+        pos_weights: torch.Tensor | None,
+        label_smoothing: float,
+        exclude: torch.Tensor | None,
+        seen_bias: torch.Tensor | None = None,
+        drop_seen: bool = False,
+    ) -> torch.Tensor:
         """``exclude`` [P, S] with ``seen_bias`` None: those items leave the softmax. With a
         0-dim ``seen_bias`` b, b's gradient is that of the softmax whose seen logits (target
         included) get + b, hidden and weight held fixed; the loss (and h's and W's gradients) is
@@ -162,8 +176,9 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
                 if drop_seen:  # now the representation's softmax: without the seen items, target kept
                     drop = seen_ok & ~is_target
                     # entries not dropped rewrite the target's own value, so no write races a zero
-                    expd.scatter_(1, torch.where(drop, seen_cols, tc[:, None]),
-                                  torch.where(drop, 0.0, expd[rows, tc][:, None]))
+                    expd.scatter_(
+                        1, torch.where(drop, seen_cols, tc[:, None]), torch.where(drop, 0.0, expd[rows, tc][:, None])
+                    )
                     norm = expd.sum(dim=1, keepdim=True)
             loss = peak[:, 0] + norm[:, 0].log() - (1.0 - eps) * target_logit
             if eps:
@@ -202,10 +217,16 @@ def _weighted_mean(per_position: torch.Tensor, weights: torch.Tensor | None) -> 
     return (per_position * weights).sum() / weights.sum().clamp_min(1e-12)
 
 
-def softmax_loss(hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor,
-                 weights: torch.Tensor | None = None, label_smoothing: float = 0.0,
-                 exclude: torch.Tensor | None = None, seen_bias: torch.Tensor | None = None,
-                 drop_seen: bool | None = None) -> torch.Tensor:
+def softmax_loss(
+    hidden: torch.Tensor,
+    item_vectors: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor | None = None,
+    label_smoothing: float = 0.0,
+    exclude: torch.Tensor | None = None,
+    seen_bias: torch.Tensor | None = None,
+    drop_seen: bool | None = None,
+) -> torch.Tensor:
     """Full softmax CE. hidden [P, D], item_vectors [N + 1, D] (row 0 padding), targets [P] in 1..N.
 
     ``exclude`` [P, S]: item ids (0 = none) removed from each position's softmax, e.g. the items
@@ -221,7 +242,9 @@ def softmax_loss(hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torc
     if seen_bias is not None and exclude is None:
         raise ValueError("seen_bias needs the seen items (exclude=[P, S] item ids)")
     if seen_bias is None and exclude is not None and not drop:
-        raise ValueError("drop_seen=False without a seen_bias leaves nothing for the seen items to do: pass exclude=None")
+        raise ValueError(
+            "drop_seen=False without a seen_bias leaves nothing for the seen items to do: pass exclude=None"
+        )
     return ChunkedSoftmaxCE.apply(hidden, item_vectors, targets, weights, label_smoothing, exclude, seen_bias, drop)
 
 
@@ -232,12 +255,18 @@ class NegativeSampler:
     popularity distribution and the in-batch candidates' probabilities.
     """
 
-    def __init__(self, kind: str, n_items: int, counts: np.ndarray | torch.Tensor | None = None, alpha: float = 0.75) -> None:
+    def __init__(
+        self, kind: str, n_items: int, counts: np.ndarray | torch.Tensor | None = None, alpha: float = 0.75
+    ) -> None:
         if kind not in NEGATIVES:
             raise ValueError(f"unknown negatives '{kind}'; available: {list(NEGATIVES)}")
         self.kind = kind
         self.n_items = n_items
-        c = torch.zeros(n_items + 1) if counts is None else torch.as_tensor(np.asarray(counts), dtype=torch.float64).clone()
+        c = (
+            torch.zeros(n_items + 1)
+            if counts is None
+            else torch.as_tensor(np.asarray(counts), dtype=torch.float64).clone()
+        )
         c[0] = 0.0
         self.target_freq = (c / c.sum().clamp_min(1.0)).float()  # in-batch: P(item is a target)
         pop = (c + 1.0) ** alpha
@@ -271,7 +300,7 @@ class NegativeSampler:
             expected = expected + n_negatives * self.sampled_q[ids]
         return expected.clamp_min(1e-30).log()
 
-    def to(self, device: torch.device) -> "NegativeSampler":
+    def to(self, device: torch.device) -> NegativeSampler:
         """Move the probability tables to ``device`` (once; later calls are free)."""
         if self.uniform.device != torch.device(device):
             for name in ("target_freq", "pop", "uniform"):
@@ -279,10 +308,17 @@ class NegativeSampler:
         return self
 
 
-
-def sampled_softmax_loss(hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor, sampler: NegativeSampler,
-                         n_negatives: int, weights: torch.Tensor | None = None, logq: bool = True,
-                         negatives: torch.Tensor | None = None, ids: torch.Tensor | None = None) -> torch.Tensor:
+def sampled_softmax_loss(
+    hidden: torch.Tensor,
+    item_vectors: torch.Tensor,
+    targets: torch.Tensor,
+    sampler: NegativeSampler,
+    n_negatives: int,
+    weights: torch.Tensor | None = None,
+    logq: bool = True,
+    negatives: torch.Tensor | None = None,
+    ids: torch.Tensor | None = None,
+) -> torch.Tensor:
     """CE over [positive, candidates]: candidates are shared by all positions of the batch.
 
     ``negatives`` [n_negatives]: drawn beforehand (:meth:`RecLoss.draw_negatives`) instead of here.
@@ -311,8 +347,14 @@ def sampled_softmax_loss(hidden: torch.Tensor, item_vectors: torch.Tensor, targe
     return _weighted_mean(per, weights)
 
 
-def _binary_terms(hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor, sampler: NegativeSampler,
-                  n_negatives: int, negatives: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _binary_terms(
+    hidden: torch.Tensor,
+    item_vectors: torch.Tensor,
+    targets: torch.Tensor,
+    sampler: NegativeSampler,
+    n_negatives: int,
+    negatives: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     if sampler.kind in ("in_batch", "mixed"):
         raise ValueError("bce / gbce need per-position negatives: use negatives=uniform or popularity")
     neg = sampler.sample((targets.shape[0], n_negatives), hidden.device) if negatives is None else negatives
@@ -322,9 +364,16 @@ def _binary_terms(hidden: torch.Tensor, item_vectors: torch.Tensor, targets: tor
     return pos_logit, neg_logit, valid
 
 
-def bce_loss(hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor, n_negatives: int = 1,
-             generator: torch.Generator | None = None, weights: torch.Tensor | None = None,
-             sampler: NegativeSampler | None = None, negatives: torch.Tensor | None = None) -> torch.Tensor:
+def bce_loss(
+    hidden: torch.Tensor,
+    item_vectors: torch.Tensor,
+    targets: torch.Tensor,
+    n_negatives: int = 1,
+    generator: torch.Generator | None = None,
+    weights: torch.Tensor | None = None,
+    sampler: NegativeSampler | None = None,
+    negatives: torch.Tensor | None = None,
+) -> torch.Tensor:
     """BCE: -log s(pos) - mean_k log(1 - s(neg_k)) per position (``generator``: uniform
     negatives from a private generator, for tests; ``negatives`` [P, k]: drawn beforehand,
     as rows of ``item_vectors``)."""
@@ -341,9 +390,16 @@ def bce_loss(hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Te
     return _weighted_mean(per, weights)
 
 
-def gbce_loss(hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor, sampler: NegativeSampler,
-              n_negatives: int, t: float = 0.75, weights: torch.Tensor | None = None,
-              negatives: torch.Tensor | None = None) -> torch.Tensor:
+def gbce_loss(
+    hidden: torch.Tensor,
+    item_vectors: torch.Tensor,
+    targets: torch.Tensor,
+    sampler: NegativeSampler,
+    n_negatives: int,
+    t: float = 0.75,
+    weights: torch.Tensor | None = None,
+    negatives: torch.Tensor | None = None,
+) -> torch.Tensor:
     """gBCE: (-beta log s(pos) - sum_k log(1 - s(neg_k))) / (k + 1) per position (``negatives``
     as for :func:`bce_loss`; the catalogue size N comes from the sampler, since ``item_vectors``
     may hold only the step's rows)."""
@@ -380,10 +436,17 @@ class RecLoss:
         shape = (c.n_negatives,) if c.name == "sampled_softmax" else (n_pos, c.n_negatives)
         return self.sampler.sample(shape, device)
 
-    def __call__(self, hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor,
-                 weights: torch.Tensor | None = None, seen: torch.Tensor | None = None,
-                 seen_bias: torch.Tensor | None = None, negatives: torch.Tensor | None = None,
-                 ids: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(
+        self,
+        hidden: torch.Tensor,
+        item_vectors: torch.Tensor,
+        targets: torch.Tensor,
+        weights: torch.Tensor | None = None,
+        seen: torch.Tensor | None = None,
+        seen_bias: torch.Tensor | None = None,
+        negatives: torch.Tensor | None = None,
+        ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """``seen`` [P, S]: each position's earlier items (0 = none), used when ``exclude_seen``
         or with ``seen_bias`` (a model's learned repeat bias, full softmax only). Sampled
         losses: ``negatives`` from :meth:`draw_negatives` and, when ``item_vectors`` holds only
@@ -395,20 +458,29 @@ class RecLoss:
             raise ValueError("the full softmax reads every item: pass the whole item table, not a step's rows")
         if c.name == "softmax":
             if seen_bias is not None:
-                return softmax_loss(hidden, item_vectors, targets, weights, c.label_smoothing, seen, seen_bias,
-                                    drop_seen=c.exclude_seen)
-            return softmax_loss(hidden, item_vectors, targets, weights, c.label_smoothing, seen if c.exclude_seen else None)
+                return softmax_loss(
+                    hidden, item_vectors, targets, weights, c.label_smoothing, seen, seen_bias, drop_seen=c.exclude_seen
+                )
+            return softmax_loss(
+                hidden, item_vectors, targets, weights, c.label_smoothing, seen if c.exclude_seen else None
+            )
         if c.name == "sampled_softmax":
-            return sampled_softmax_loss(hidden, item_vectors, targets, self.sampler, c.n_negatives, weights, c.logq,
-                                        negatives, ids)
+            return sampled_softmax_loss(
+                hidden, item_vectors, targets, self.sampler, c.n_negatives, weights, c.logq, negatives, ids
+            )
         if c.name == "bce":
-            return bce_loss(hidden, item_vectors, targets, c.n_negatives, weights=weights, sampler=self.sampler,
-                            negatives=negatives)
+            return bce_loss(
+                hidden, item_vectors, targets, c.n_negatives, weights=weights, sampler=self.sampler, negatives=negatives
+            )
         return gbce_loss(hidden, item_vectors, targets, self.sampler, c.n_negatives, c.gbce_t, weights, negatives)
 
 
-def compute_loss(name: str, hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor, n_negatives: int = 1) -> torch.Tensor:
+def compute_loss(
+    name: str, hidden: torch.Tensor, item_vectors: torch.Tensor, targets: torch.Tensor, n_negatives: int = 1
+) -> torch.Tensor:
     """One-off loss with default settings (uniform negatives); training uses :class:`RecLoss`."""
     if name not in LOSSES:
         raise ValueError(f"unknown loss '{name}'; available: {list(LOSSES)}")
-    return RecLoss(LossConfig(name=name, n_negatives=n_negatives), item_vectors.shape[0] - 1)(hidden, item_vectors, targets)
+    return RecLoss(LossConfig(name=name, n_negatives=n_negatives), item_vectors.shape[0] - 1)(
+        hidden, item_vectors, targets
+    )

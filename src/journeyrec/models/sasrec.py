@@ -4,7 +4,7 @@ prediction at every position."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import torch
 
@@ -40,32 +40,63 @@ class SASRec(SequenceModel):
         filter_alpha: float = 0.7,
         filter_cutoff: int = 3,
     ) -> None:
-        super().__init__(dict(
-            n_items=n_items, d_model=d_model, n_blocks=n_blocks, n_heads=n_heads, max_len=max_len, dropout=dropout,
-            features=dict(features or {}), attributes=self._json_attributes(attributes), id_dropout=id_dropout,
-            intent_head=intent_head, ffn_mult=ffn_mult, activation=activation, repeat_bias=repeat_bias,
-            positions=positions, mixer=mixer, filter_alpha=filter_alpha, filter_cutoff=filter_cutoff,
-        ))
+        super().__init__(
+            dict(
+                n_items=n_items,
+                d_model=d_model,
+                n_blocks=n_blocks,
+                n_heads=n_heads,
+                max_len=max_len,
+                dropout=dropout,
+                features=dict(features or {}),
+                attributes=self._json_attributes(attributes),
+                id_dropout=id_dropout,
+                intent_head=intent_head,
+                ffn_mult=ffn_mult,
+                activation=activation,
+                repeat_bias=repeat_bias,
+                positions=positions,
+                mixer=mixer,
+                filter_alpha=filter_alpha,
+                filter_cutoff=filter_cutoff,
+            )
+        )
         self.encoder = SequenceEncoder(
-            n_items, d_model, n_blocks, n_heads, max_len, dropout, causal=True, features=features,
-            attributes=attributes, id_dropout=id_dropout, ffn_mult=ffn_mult, activation=activation,
-            positions=positions, mixer=mixer, filter_alpha=filter_alpha, filter_cutoff=filter_cutoff,
+            n_items,
+            d_model,
+            n_blocks,
+            n_heads,
+            max_len,
+            dropout,
+            causal=True,
+            features=features,
+            attributes=attributes,
+            id_dropout=id_dropout,
+            ffn_mult=ffn_mult,
+            activation=activation,
+            positions=positions,
+            mixer=mixer,
+            filter_alpha=filter_alpha,
+            filter_cutoff=filter_cutoff,
         )
 
     @property
     def item_embedding(self) -> ItemEmbedding:
         return self.encoder.items
 
-    def forward(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
-                table: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None, table: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return self.encoder(items, features, table)
 
-    def last_hidden(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
-                    table: torch.Tensor | None = None) -> torch.Tensor:
+    def last_hidden(
+        self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None, table: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return self.encoder(items, features, table, last_only=True)
 
-    def session_vectors_unpadded(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
-                                 table: torch.Tensor | None = None) -> torch.Tensor:
+    def session_vectors_unpadded(
+        self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None, table: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """:meth:`session_vectors` of sequences without padding, cheaper (see
         :meth:`SequenceEncoder.last_hidden_unpadded`); serving's one-session fast path."""
         return self.encoder.last_hidden_unpadded(items, features, table)

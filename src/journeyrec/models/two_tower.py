@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -45,19 +45,38 @@ class TwoTower(SequenceModel):
         id_dropout: float = 0.0,
         intent_head: bool = False,
     ) -> None:
-        super().__init__(dict(
-            n_items=n_items, d_model=d_model, n_blocks=n_blocks, n_heads=n_heads, max_len=max_len, dropout=dropout,
-            normalize=normalize, features=dict(features or {}), attributes=self._json_attributes(attributes),
-            id_dropout=id_dropout, intent_head=intent_head,
-        ))
+        super().__init__(
+            dict(
+                n_items=n_items,
+                d_model=d_model,
+                n_blocks=n_blocks,
+                n_heads=n_heads,
+                max_len=max_len,
+                dropout=dropout,
+                normalize=normalize,
+                features=dict(features or {}),
+                attributes=self._json_attributes(attributes),
+                id_dropout=id_dropout,
+                intent_head=intent_head,
+            )
+        )
         self.normalize = normalize
         self.encoder = SequenceEncoder(
-            n_items, d_model, n_blocks, n_heads, max_len, dropout, causal=True, features=features,
-            attributes=attributes, id_dropout=id_dropout,
+            n_items,
+            d_model,
+            n_blocks,
+            n_heads,
+            max_len,
+            dropout,
+            causal=True,
+            features=features,
+            attributes=attributes,
+            id_dropout=id_dropout,
         )
         self.query_proj = nn.Linear(d_model, d_model)
-        self.item_mlp = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, 2 * d_model), nn.GELU(),
-                                      nn.Linear(2 * d_model, d_model))
+        self.item_mlp = nn.Sequential(
+            nn.LayerNorm(d_model), nn.Linear(d_model, 2 * d_model), nn.GELU(), nn.Linear(2 * d_model, d_model)
+        )
         for m in (self.query_proj, self.item_mlp):
             m.apply(init_weights)
 
@@ -70,13 +89,15 @@ class TwoTower(SequenceModel):
     def _finish(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(x, dim=-1) if self.normalize else x
 
-    def forward(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
-                table: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None, table: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Query vector at every position [B, L, D] (the next-item objective trains all of them)."""
         return self._finish(self.query_proj(self.encoder(items, features, table)))
 
-    def last_hidden(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None,
-                    table: torch.Tensor | None = None) -> torch.Tensor:
+    def last_hidden(
+        self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None, table: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return self._finish(self.query_proj(self.encoder(items, features, table, last_only=True)))
 
     def item_vectors(self, table: torch.Tensor | None = None) -> torch.Tensor:

@@ -75,8 +75,9 @@ def count_log(records: Iterable[dict]) -> dict[str, VariantCounts]:
             else:
                 setattr(c, _LOG_EVENTS[event], getattr(c, _LOG_EVENTS[event]) + 1)
             continue
-        entry = by_request.setdefault(str(rid), {"variant": str(variant), "impression": False, "click": False,
-                                                 "cart": False, "purchase": False})
+        entry = by_request.setdefault(
+            str(rid), {"variant": str(variant), "impression": False, "click": False, "cart": False, "purchase": False}
+        )
         entry[event] = True
     for entry in by_request.values():
         if not entry["impression"]:
@@ -93,8 +94,9 @@ def count_log(records: Iterable[dict]) -> dict[str, VariantCounts]:
     return counts
 
 
-def store_counts(ab_counts: Mapping[tuple[str, bool], Mapping[str, int]],
-                 assigned_only: bool = True) -> dict[str, VariantCounts]:
+def store_counts(
+    ab_counts: Mapping[tuple[str, bool], Mapping[str, int]], assigned_only: bool = True
+) -> dict[str, VariantCounts]:
     """Per-variant counts from the journey store's A/B counters (``JourneyStore.ab_counts``)."""
     counts: dict[str, VariantCounts] = {}
     for (variant, assigned), m in sorted(ab_counts.items()):
@@ -136,8 +138,10 @@ def report(counts: dict[str, VariantCounts], control: str | None = None, alpha: 
     """CTR, add-to-cart and conversion per variant, and each variant's lift over ``control``
     (default: the variant named "control", else the first in alphabetical order)."""
     if not counts:
-        raise ValueError("no impressions found (log lines need 'event' and 'variant'; a store needs lists "
-                         "served to identified customers)")
+        raise ValueError(
+            "no impressions found (log lines need 'event' and 'variant'; a store needs lists "
+            "served to identified customers)"
+        )
     names = sorted(counts)
     control = control or ("control" if "control" in counts else names[0])
     if control not in counts:

@@ -24,9 +24,8 @@ import logging
 import time
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Dict, List, Literal, Optional, Union
-
 from pathlib import Path
+from typing import Annotated, Any, Dict, List, Literal, Optional, Union
 
 import fastapi_offline
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -72,9 +71,16 @@ class BodySizeLimit:
         self.max_bytes = max_bytes
 
     async def _reject(self, send: Any) -> None:
-        body = json.dumps({"detail": f"request body larger than {self.max_bytes} bytes (limits.max_body_bytes)"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        body = json.dumps(
+            {"detail": f"request body larger than {self.max_bytes} bytes (limits.max_body_bytes)"}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -117,7 +123,9 @@ def _models(limits: Any) -> tuple[type[BaseModel], ...]:
 
     class EventIn(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        item_id: Optional[ItemId] = Field(None, description="item id as the dataset spells it (search/newsletter events have none)")
+        item_id: Optional[ItemId] = Field(
+            None, description="item id as the dataset spells it (search/newsletter events have none)"
+        )
         event_type: EventType = "view"
         channel: Channel = "unknown"
         timestamp: Optional[Union[EpochMs, datetime]] = Field(None, description="epoch milliseconds or ISO 8601")
@@ -139,8 +147,11 @@ def _models(limits: Any) -> tuple[type[BaseModel], ...]:
         model_config = ConfigDict(extra="forbid")
         events: List[EventIn] = Field(..., max_length=limits.max_events, description="recent events, oldest first")
         k: StrictInt = Field(RecommendRequest.k, ge=1, le=limits.max_k)
-        filters: Dict[str, FilterValue] = Field(default_factory=dict, max_length=20,
-                                                description="equality, any-of list, or {min, max} range per catalogue attribute")
+        filters: Dict[str, FilterValue] = Field(
+            default_factory=dict,
+            max_length=20,
+            description="equality, any-of list, or {min, max} range per catalogue attribute",
+        )
         consent: StrictBool = True
         user_id: Optional[StrictStr] = Field(None, max_length=256, description="pseudonymised on entry, never stored")
         context: ContextIn = Field(default_factory=ContextIn)
@@ -149,7 +160,9 @@ def _models(limits: Any) -> tuple[type[BaseModel], ...]:
 
     class ItemOut(BaseModel):
         item_id: str
-        score: float = Field(..., description="the blended score the list is ordered by (never increases down the list)")
+        score: float = Field(
+            ..., description="the blended score the list is ordered by (never increases down the list)"
+        )
         model_score: Optional[float] = Field(None, description="the model's own score (personal answers)")
         reason: str
         new: bool = Field(False, description="added by the live catalogue after the bundle's export")
@@ -167,11 +180,15 @@ def _models(limits: Any) -> tuple[type[BaseModel], ...]:
         warnings: List[str]
         intent: Optional[float] = Field(None, description="P(purchase in this session); only with an intent model")
         abandonment_risk: Optional[float] = Field(
-            None, description="cart and checkout contexts only: P(this session ends without a purchase) while its cart is "
-            "open (null otherwise, or when the bundle has no abandonment model)")
+            None,
+            description="cart and checkout contexts only: P(this session ends without a purchase) while its cart is "
+            "open (null otherwise, or when the bundle has no abandonment model)",
+        )
         actions: Optional[List[str]] = Field(
-            None, description="cart and checkout contexts only: the configured actions the risk triggers (actions: in "
-            "configs/serve.yaml), e.g. free_shipping_banner")
+            None,
+            description="cart and checkout contexts only: the configured actions the risk triggers (actions: in "
+            "configs/serve.yaml), e.g. free_shipping_banner",
+        )
 
     class FeedbackIn(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -182,10 +199,13 @@ def _models(limits: Any) -> tuple[type[BaseModel], ...]:
 
     class EventsIn(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        events: List[Any] = Field(..., max_length=limits.max_batch_events,
-                                  description="events in the canonical schema, each validated on its own: customer_id or "
-                                  "anonymous_id, session_id, item_id, event_type, channel, timestamp (epoch ms or ISO 8601), "
-                                  "query, filters, price, quantity")
+        events: List[Any] = Field(
+            ...,
+            max_length=limits.max_batch_events,
+            description="events in the canonical schema, each validated on its own: customer_id or "
+            "anonymous_id, session_id, item_id, event_type, channel, timestamp (epoch ms or ISO 8601), "
+            "query, filters, price, quantity",
+        )
 
     class IdentifyIn(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -201,20 +221,32 @@ def _models(limits: Any) -> tuple[type[BaseModel], ...]:
         context: ContextType = Field("home", description="the touchpoint asking")
         item_id: Optional[ItemId] = Field(None, description="product page: the product shown")
         category: Optional[StrictStr] = Field(None, max_length=500)
-        filters: Dict[str, FilterValue] = Field(default_factory=dict, max_length=20,
-                                                description="the page's filters; they win over the last search's per attribute")
-        use_search_filters: StrictBool = Field(True, description="apply the last search's filters where the context carries them")
+        filters: Dict[str, FilterValue] = Field(
+            default_factory=dict,
+            max_length=20,
+            description="the page's filters; they win over the last search's per attribute",
+        )
+        use_search_filters: StrictBool = Field(
+            True, description="apply the last search's filters where the context carries them"
+        )
         k: StrictInt = Field(RecommendRequest.k, ge=1, le=limits.max_k)
-        events: List[EventIn] = Field(default_factory=list, max_length=limits.max_events,
-                                      description="events of this request not (yet) sent to /v1/events, oldest first")
+        events: List[EventIn] = Field(
+            default_factory=list,
+            max_length=limits.max_events,
+            description="events of this request not (yet) sent to /v1/events, oldest first",
+        )
         item_fields: StrictBool = Field(True, description="add title, category, price and in_stock to each item")
         now: Optional[Union[EpochMs, datetime]] = Field(None, description="request time for replays (default: now)")
 
     class CatalogIn(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        items: List[Dict[str, Any]] = Field(..., min_length=1, max_length=limits.max_catalog_items,
-                                            description="item_id + the fields that change (stock, price, attributes), "
-                                            "or a whole new item (needs a category)")
+        items: List[Dict[str, Any]] = Field(
+            ...,
+            min_length=1,
+            max_length=limits.max_catalog_items,
+            description="item_id + the fields that change (stock, price, attributes), "
+            "or a whole new item (needs a category)",
+        )
 
     return RecommendIn, RecommendOut, EventsIn, IdentifyIn, ConsentIn, CustomerRecommendIn, CatalogIn, FeedbackIn
 
@@ -236,7 +268,9 @@ def _filters(filters: Dict[str, Any], max_values: int) -> Dict[str, Any]:
         if isinstance(value, BaseModel):
             value = value.model_dump(exclude_none=True)
         elif isinstance(value, list) and len(value) > max_values:
-            raise ValueError(f"filter '{name}' has {len(value)} values; at most {max_values} (limits.max_filter_values)")
+            raise ValueError(
+                f"filter '{name}' has {len(value)} values; at most {max_values} (limits.max_filter_values)"
+            )
         out[name] = value
     return out
 
@@ -252,9 +286,14 @@ def _payload(result: RecommendResult, with_intent: bool, with_risk: bool = False
         if r.info is not None:
             item.update(r.info)
         items.append(item)
-    body: dict[str, Any] = {"request_id": result.request_id, "items": items, "variant": result.variant,
-                            "segment": result.segment, "bundle_version": result.bundle_version,
-                            "warnings": result.warnings}
+    body: dict[str, Any] = {
+        "request_id": result.request_id,
+        "items": items,
+        "variant": result.variant,
+        "segment": result.segment,
+        "bundle_version": result.bundle_version,
+        "warnings": result.warnings,
+    }
     if with_intent:
         body["intent"] = result.intent
     if with_risk:  # cart and checkout answers: the abandonment risk and the actions it triggers
@@ -264,12 +303,17 @@ def _payload(result: RecommendResult, with_intent: bool, with_risk: bool = False
 
 
 def _answer(result: RecommendResult, with_intent: bool, with_risk: bool = False) -> Response:
-    return Response(_payload(result, with_intent, with_risk), media_type="application/json",
-                    headers={"X-Request-ID": result.request_id or ""})
+    return Response(
+        _payload(result, with_intent, with_risk),
+        media_type="application/json",
+        headers={"X-Request-ID": result.request_id or ""},
+    )
 
 
 def _events(events: List[Any]) -> list[Event]:
-    return [Event(None if e.item_id is None else str(e.item_id), e.event_type, e.channel, _ms(e.timestamp)) for e in events]
+    return [
+        Event(None if e.item_id is None else str(e.item_id), e.event_type, e.channel, _ms(e.timestamp)) for e in events
+    ]
 
 
 def create_app(service: Service) -> FastAPI:
@@ -289,16 +333,24 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/docs", include_in_schema=False)
     async def swagger() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title="journeyrec - Swagger UI",
-                                   swagger_js_url="/static/docs/swagger-ui-bundle.js",
-                                   swagger_css_url="/static/docs/swagger-ui.css",
-                                   swagger_favicon_url="/static/docs/favicon.png")
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="journeyrec - Swagger UI",
+            swagger_js_url="/static/docs/swagger-ui-bundle.js",
+            swagger_css_url="/static/docs/swagger-ui.css",
+            swagger_favicon_url="/static/docs/favicon.png",
+        )
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc() -> HTMLResponse:
-        return get_redoc_html(openapi_url=app.openapi_url or "/openapi.json", title="journeyrec - ReDoc",
-                              redoc_js_url="/static/docs/redoc.standalone.js", redoc_favicon_url="/static/docs/favicon.png",
-                              with_google_fonts=False)
+        return get_redoc_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="journeyrec - ReDoc",
+            redoc_js_url="/static/docs/redoc.standalone.js",
+            redoc_favicon_url="/static/docs/favicon.png",
+            with_google_fonts=False,
+        )
+
     app.add_middleware(BodySizeLimit, max_bytes=limits.max_body_bytes)
     metrics = service.metrics
 
@@ -311,9 +363,13 @@ def create_app(service: Service) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         # the body is echoed by FastAPI's default handler; ours names fields and problems only
-        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
+        ]
         route = request.scope.get("route")  # the path template: a customer id in the URL is personal data
-        endpoint = getattr(route, "path", request.url.path).replace("{item_id}", "{id}").replace("{customer_id}", "{id}")
+        endpoint = (
+            getattr(route, "path", request.url.path).replace("{item_id}", "{id}").replace("{customer_id}", "{id}")
+        )
         metrics.observe(endpoint, 422, 0.0)
         return JSONResponse({"detail": errors}, status_code=422)
 
@@ -328,8 +384,11 @@ def create_app(service: Service) -> FastAPI:
                 filters=_filters(body.filters, limits.max_filter_values),
                 consent=body.consent,
                 user_id=body.user_id if body.consent else None,
-                context=Context(body.context.type, None if body.context.item_id is None else str(body.context.item_id),
-                                body.context.category),
+                context=Context(
+                    body.context.type,
+                    None if body.context.item_id is None else str(body.context.item_id),
+                    body.context.category,
+                ),
                 now_ms=_ms(body.now),
                 item_fields=body.item_fields,
             )
@@ -342,9 +401,12 @@ def create_app(service: Service) -> FastAPI:
         return _answer(result, service.default.encoder.has_intent, request.context.type in RISK_CONTEXTS)
 
     def item_endpoint(kind: str):
-        async def handler(item_id: str, k: int = Query(10, ge=1, le=limits.max_k),
-                          filters: Optional[str] = Query(None, description="JSON object, same grammar as the POST body"),
-                          item_fields: bool = Query(True, description="add title, category, price and in_stock")) -> Response:
+        async def handler(
+            item_id: str,
+            k: int = Query(10, ge=1, le=limits.max_k),
+            filters: Optional[str] = Query(None, description="JSON object, same grammar as the POST body"),
+            item_fields: bool = Query(True, description="add title, category, price and in_stock"),
+        ) -> Response:
             started = time.perf_counter()
             endpoint = f"/v1/items/{{id}}/{kind}"
             request_id = uuid.uuid4().hex
@@ -368,22 +430,38 @@ def create_app(service: Service) -> FastAPI:
         return handler
 
     for kind in ("similar", "complements"):
-        app.add_api_route(f"/v1/items/{{item_id}}/{kind}", item_endpoint(kind), methods=["GET"], response_model=RecommendOut,
-                          responses={404: {}, 422: {}})
+        app.add_api_route(
+            f"/v1/items/{{item_id}}/{kind}",
+            item_endpoint(kind),
+            methods=["GET"],
+            response_model=RecommendOut,
+            responses={404: {}, 422: {}},
+        )
 
     def no_store() -> JSONResponse:
-        return JSONResponse({"detail": "this service runs without a journey store (start it with store=sqlite or store=redis)"},
-                            status_code=404)
+        return JSONResponse(
+            {"detail": "this service runs without a journey store (start it with store=sqlite or store=redis)"},
+            status_code=404,
+        )
 
     if service.store is not None:
+
         @app.post("/v1/events", responses={413: {}, 422: {}})
         def events(body: EventsIn) -> JSONResponse:  # type: ignore[valid-type]
             # a plain def: FastAPI runs it in a worker thread, so a durable commit never holds the event loop
             started = time.perf_counter()
             answer = service.intake(body.events)
-            finish("/v1/events", 200, started, {"received": answer["received"], "stored": answer["stored"],
-                                                "rejected": len(answer["rejected"]),
-                                                "opted_out": len(answer["not_stored"]["opted_out"])})
+            finish(
+                "/v1/events",
+                200,
+                started,
+                {
+                    "received": answer["received"],
+                    "stored": answer["stored"],
+                    "rejected": len(answer["rejected"]),
+                    "opted_out": len(answer["not_stored"]["opted_out"]),
+                },
+            )
             return JSONResponse(answer)
 
         @app.post("/v1/identify", responses={422: {}})
@@ -407,16 +485,21 @@ def create_app(service: Service) -> FastAPI:
             finish("/v1/customers/{id}", 200, started)
             return JSONResponse(answer)
 
-        @app.post("/v1/customers/{customer_id}/recommendations", response_model=RecommendOut, responses={413: {}, 422: {}})
+        @app.post(
+            "/v1/customers/{customer_id}/recommendations", response_model=RecommendOut, responses={413: {}, 422: {}}
+        )
         async def customer_recommendations(customer_id: str, body: CustomerRecommendIn) -> Response:  # type: ignore[valid-type]
             started = time.perf_counter()
             endpoint = "/v1/customers/{id}/recommendations"
             request_id = uuid.uuid4().hex
             try:
                 request = RecommendRequest(
-                    events=_events(body.events), k=body.k, filters=_filters(body.filters, limits.max_filter_values),
+                    events=_events(body.events),
+                    k=body.k,
+                    filters=_filters(body.filters, limits.max_filter_values),
                     context=Context(body.context, None if body.item_id is None else str(body.item_id), body.category),
-                    now_ms=_ms(body.now), item_fields=body.item_fields,
+                    now_ms=_ms(body.now),
+                    item_fields=body.item_fields,
                 )
                 result, fields = service.recommend_customer(customer_id, request, body.use_search_filters, request_id)
             except ValueError as exc:
@@ -430,19 +513,30 @@ def create_app(service: Service) -> FastAPI:
             # async on purpose: laying the changes over the bundles must not run beside a recommendation
             # (those run in the event loop); catalogue updates are rare enough to hold it for a moment
             started = time.perf_counter()
-            problems = [{"index": i, "detail": why} for i, item in enumerate(body.items)
-                        if (why := validate_catalog_record(item)) is not None]
+            problems = [
+                {"index": i, "detail": why}
+                for i, item in enumerate(body.items)
+                if (why := validate_catalog_record(item)) is not None
+            ]
             ids = [str(item.get("item_id")) for item in body.items]
             if not problems and len(set(ids)) != len(ids):
-                problems = [{"index": i, "detail": f"item_id {x!r} appears more than once"} for i, x in enumerate(ids) if ids.count(x) > 1]
+                problems = [
+                    {"index": i, "detail": f"item_id {x!r} appears more than once"}
+                    for i, x in enumerate(ids)
+                    if ids.count(x) > 1
+                ]
             if not problems:
-                problems = [{"index": i, "detail": "a new item needs a category (its vector and rules depend on it)"}
-                            for i, item in enumerate(body.items)
-                            if service.default.internal_id(ids[i]) is None and not item.get("category")]
+                problems = [
+                    {"index": i, "detail": "a new item needs a category (its vector and rules depend on it)"}
+                    for i, item in enumerate(body.items)
+                    if service.default.internal_id(ids[i]) is None and not item.get("category")
+                ]
             if problems:  # nothing is applied when any item is invalid
                 finish("/v1/catalog/items", 422, started)
                 return JSONResponse({"detail": problems}, status_code=422)
-            answer = service.put_items({x: {k: v for k, v in item.items() if k != "item_id"} for x, item in zip(ids, body.items)})
+            answer = service.put_items(
+                {x: {k: v for k, v in item.items() if k != "item_id"} for x, item in zip(ids, body.items)}
+            )
             finish("/v1/catalog/items", 200, started, {"items": len(ids), "version": answer["version"]})
             return JSONResponse(answer)
 
@@ -462,10 +556,11 @@ def create_app(service: Service) -> FastAPI:
             return JSONResponse(answer, status_code=status)
 
         @app.get("/v1/ab/report", responses={404: {}, 422: {}})
-        def ab_report(experiment: Optional[str] = Query(None, max_length=200, description="default: the one served"),
-                      control: Optional[str] = Query(None, max_length=200,
-                                                     description="default: 'control' or the first"),
-                      alpha: float = Query(0.05, gt=0.0, lt=1.0)) -> JSONResponse:
+        def ab_report(
+            experiment: Optional[str] = Query(None, max_length=200, description="default: the one served"),
+            control: Optional[str] = Query(None, max_length=200, description="default: 'control' or the first"),
+            alpha: float = Query(0.05, gt=0.0, lt=1.0),
+        ) -> JSONResponse:
             """CTR, add-to-cart and conversion per variant from the stored impressions and reactions,
             with Wilson intervals and each variant's lift over the control with its interval."""
             started = time.perf_counter()
@@ -481,18 +576,26 @@ def create_app(service: Service) -> FastAPI:
             return JSONResponse(answer)
 
         @app.get("/v1/stats")
-        def online_stats(context: ContextType = Query("home"),
-                         n: int = Query(10, ge=1, le=limits.max_k)) -> JSONResponse:
+        def online_stats(
+            context: ContextType = Query("home"), n: int = Query(10, ge=1, le=limits.max_k)
+        ) -> JSONResponse:
             """The online statistics every replica shares: trending, popular in the context, CTR per slot."""
             started = time.perf_counter()
             answer = service.online_stats(context, n)
             finish("/v1/stats", 200, started)
             return JSONResponse(answer)
     else:
-        for path, method in (("/v1/events", "POST"), ("/v1/identify", "POST"), ("/v1/catalog/items", "PUT"),
-                             ("/v1/customers/{customer_id}/consent", "PUT"), ("/v1/customers/{customer_id}", "DELETE"),
-                             ("/v1/customers/{customer_id}/recommendations", "POST"), ("/v1/feedback", "POST"),
-                             ("/v1/ab/report", "GET"), ("/v1/stats", "GET")):
+        for path, method in (
+            ("/v1/events", "POST"),
+            ("/v1/identify", "POST"),
+            ("/v1/catalog/items", "PUT"),
+            ("/v1/customers/{customer_id}/consent", "PUT"),
+            ("/v1/customers/{customer_id}", "DELETE"),
+            ("/v1/customers/{customer_id}/recommendations", "POST"),
+            ("/v1/feedback", "POST"),
+            ("/v1/ab/report", "GET"),
+            ("/v1/stats", "GET"),
+        ):
             app.add_api_route(path, no_store, methods=[method], include_in_schema=False)
 
     @app.get("/healthz")
@@ -503,8 +606,13 @@ def create_app(service: Service) -> FastAPI:
     async def readyz() -> JSONResponse:
         if not service.ready:
             return JSONResponse({"status": "loading"}, status_code=503)
-        return JSONResponse({"status": "ready", "bundles": sorted({r.bundle_version for r in service.recommenders}),
-                             "experiment": service.experiment.name})
+        return JSONResponse(
+            {
+                "status": "ready",
+                "bundles": sorted({r.bundle_version for r in service.recommenders}),
+                "experiment": service.experiment.name,
+            }
+        )
 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def prometheus() -> PlainTextResponse:

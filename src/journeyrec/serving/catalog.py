@@ -56,8 +56,11 @@ class Catalog:
             codes[1:] = [lookup.get(v, 0) if v is not None else 0 for v in values]
             self._codes[name], self._vocab[name], self._values[name] = codes, lookup, vocab
         self._numbers = {
-            name: np.concatenate([[np.nan], np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=np.float64)])
-            if name in table.column_names else np.full(self.n, np.nan)
+            name: np.concatenate(
+                [[np.nan], np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=np.float64)]
+            )
+            if name in table.column_names
+            else np.full(self.n, np.nan)
             for name in NUMERIC_ATTRIBUTES
         }
         self._bools = {}
@@ -105,7 +108,9 @@ class Catalog:
         if attribute == "tags":
             return self._first_tag
         if attribute not in self._codes:
-            raise FilterError(f"'{attribute}' is not a categorical attribute; use one of {list(STRING_ATTRIBUTES) + ['tags']}")
+            raise FilterError(
+                f"'{attribute}' is not a categorical attribute; use one of {list(STRING_ATTRIBUTES) + ['tags']}"
+            )
         return self._codes[attribute]
 
     def vocabulary(self, attribute: str) -> list[str]:

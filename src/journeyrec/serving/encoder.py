@@ -36,7 +36,6 @@ __all__ = ["SessionEncoder"]
 log = logging.getLogger(__name__)
 
 
-
 class _Packed(nn.Module):
     """session_vectors with positional feature tensors (what torch.jit.trace needs) and the item
     table computed once: it is a constant at serving time, and building it (id embeddings plus
@@ -49,7 +48,9 @@ class _Packed(nn.Module):
         self.register_buffer("table", table)
 
     def forward(self, items: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
-        return self.model.session_vectors(items, {name: feats[i] for i, name in enumerate(self.features)}, table=self.table)
+        return self.model.session_vectors(
+            items, {name: feats[i] for i, name in enumerate(self.features)}, table=self.table
+        )
 
 
 class _PackedUnpadded(_Packed):
@@ -57,10 +58,13 @@ class _PackedUnpadded(_Packed):
 
     def forward(self, items: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
         return self.model.session_vectors_unpadded(
-            items, {name: feats[i] for i, name in enumerate(self.features)}, table=self.table)
+            items, {name: feats[i] for i, name in enumerate(self.features)}, table=self.table
+        )
 
 
-def collapse_consecutive(items: np.ndarray, etypes: np.ndarray, channels: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, ...]:
+def collapse_consecutive(
+    items: np.ndarray, etypes: np.ndarray, channels: np.ndarray, ts: np.ndarray
+) -> tuple[np.ndarray, ...]:
     """Runs of consecutive events on one item -> one position with the run's strongest event type
     and its last channel and timestamp (``build_sequences(dedup_consecutive=True)``)."""
     if len(items) < 2:
@@ -82,8 +86,11 @@ class SessionEncoder:
         self.has_intent = hasattr(model, "purchase_intent")
         # a model built before a vocabulary grew reads the newer values as their older fallbacks
         sizes = dict((getattr(model, "hparams", {}) or {}).get("features") or {})
-        self._code_maps = {name: feature_code_map(name, int(sizes[name])) for name in self.features
-                           if name in sizes and name in FEATURE_SIZES and int(sizes[name]) < FEATURE_SIZES[name]}
+        self._code_maps = {
+            name: feature_code_map(name, int(sizes[name]))
+            for name in self.features
+            if name in sizes and name in FEATURE_SIZES and int(sizes[name]) < FEATURE_SIZES[name]
+        }
         with torch.no_grad():
             self.table = model.item_table().detach()
             self._n_items = int(model.item_vectors().shape[0] - 1)
@@ -106,7 +113,9 @@ class SessionEncoder:
                 check_items = torch.randint(1, n_items + 1, (1, self.max_len), generator=gen)
                 check_items[0, :5] = 0
                 check_feats = torch.randint(1, 4, feats.shape, generator=gen)
-                ok = torch.allclose(traced(check_items, check_feats), packed(check_items, check_feats), atol=1e-4, rtol=1e-4)
+                ok = torch.allclose(
+                    traced(check_items, check_feats), packed(check_items, check_feats), atol=1e-4, rtol=1e-4
+                )
         except Exception as exc:  # any model TorchScript cannot trace still serves, eagerly
             log.warning("model not traced (%s: %s); serving it eagerly", type(exc).__name__, exc)
             return None
@@ -124,17 +133,21 @@ class SessionEncoder:
         L, n_feats = self.max_len, max(len(self.features), 1)
 
         def example(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-            return (torch.randint(1, self._n_items + 1, (1, n), generator=gen),
-                    torch.randint(1, 4, (n_feats, 1, n), generator=gen))
+            return (
+                torch.randint(1, self._n_items + 1, (1, n), generator=gen),
+                torch.randint(1, 4, (n_feats, 1, n), generator=gen),
+            )
 
         def agrees(module: nn.Module) -> bool:
             for n in sorted({1, 2, 3, L // 2, L - 1, L} - {0}):
                 items, feats = example(n)
                 padded_items = torch.zeros(1, L, dtype=torch.int64)
-                padded_items[0, L - n:] = items[0]
+                padded_items[0, L - n :] = items[0]
                 padded_feats = torch.zeros(n_feats, 1, L, dtype=torch.int64)
-                padded_feats[:, :, L - n:] = feats
-                if not torch.allclose(module(items, feats), reference(padded_items, padded_feats), atol=1e-5, rtol=1e-5):
+                padded_feats[:, :, L - n :] = feats
+                if not torch.allclose(
+                    module(items, feats), reference(padded_items, padded_feats), atol=1e-5, rtol=1e-5
+                ):
                     return False
             return True
 
@@ -159,8 +172,9 @@ class SessionEncoder:
                 log.warning("unpadded model not traced (%s: %s); the fast path runs eagerly", type(exc).__name__, exc)
             return packed
 
-    def window(self, items: np.ndarray, etypes: np.ndarray, channels: np.ndarray, ts: np.ndarray,
-               pad: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    def window(
+        self, items: np.ndarray, etypes: np.ndarray, channels: np.ndarray, ts: np.ndarray, pad: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Left-padded [1, max_len] item window and [F, 1, max_len] feature codes; with
         ``pad=False`` the same without the padding ([1, n], n = min(events, max_len) >= 1)."""
         if self.dedup:
@@ -183,7 +197,9 @@ class SessionEncoder:
         t = torch.from_numpy(window)
         return t[:1], t[1:, None, :]
 
-    def encode(self, items: np.ndarray, etypes: np.ndarray, channels: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, float | None]:
+    def encode(
+        self, items: np.ndarray, etypes: np.ndarray, channels: np.ndarray, ts: np.ndarray
+    ) -> tuple[np.ndarray, float | None]:
         """Session vector (float32 [D]) and, if the model has a purchase-intent head, P(purchase)."""
         with torch.inference_mode():  # cheaper per call than no_grad (no version counters)
             if self.unpadded is not None and len(items):
@@ -198,7 +214,9 @@ class SessionEncoder:
                     vec = self.model.session_vectors(it, self._feature_dict(feats), table=self.table)
             intent = None
             if self.has_intent:
-                intent = float(self.model.purchase_intent(it, self._feature_dict(feats), table=self.table).reshape(-1)[0])
+                intent = float(
+                    self.model.purchase_intent(it, self._feature_dict(feats), table=self.table).reshape(-1)[0]
+                )
             return vec[0].float().numpy(), intent
 
     def _feature_dict(self, feats: torch.Tensor) -> Mapping[str, torch.Tensor]:

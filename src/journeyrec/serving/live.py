@@ -82,7 +82,7 @@ class NewItemVectors:
                 has_code |= (c > 0).any(axis=1)
             with torch.no_grad():
                 rows = self.embedding.attribute_rows({f: torch.from_numpy(c) for f, c in codes.items()}, len(records))
-                to_vectors: Any = getattr(self.model, "vectors_from_rows")
+                to_vectors: Any = self.model.vectors_from_rows
                 vec = to_vectors(rows).float().cpu().numpy()
             out[has_code] = vec[has_code]
             for j in np.flatnonzero(has_code).tolist():

@@ -49,8 +49,10 @@ class RecommenderPyfunc:
         for sid, items, etypes, channels, ts in sessions:
             request = RecommendRequest.from_items(items, k=k, event_types=etypes, channels=channels, timestamps_ms=ts)
             res = self.recommender.recommend(request, rules)
-            rows += [{"session_id": sid, "rank": r + 1, "item_id": rec.item_id, "score": rec.score}
-                     for r, rec in enumerate(res.items)]
+            rows += [
+                {"session_id": sid, "rank": r + 1, "item_id": rec.item_id, "score": rec.score}
+                for r, rec in enumerate(res.items)
+            ]
         return pd.DataFrame(rows, columns=["session_id", "rank", "item_id", "score"])
 
     @staticmethod
@@ -68,13 +70,18 @@ class RecommenderPyfunc:
             if "timestamp" in df.columns:
                 df = df.assign(_ts=_to_ms(df["timestamp"])).sort_values(["_ts"], kind="stable")
             for sid, g in df.groupby("session_id", sort=False):
-                yield (str(sid), g["item_id"].astype(str).tolist(),
-                       g["event_type"].tolist() if "event_type" in g else None,
-                       g["channel"].tolist() if "channel" in g else None,
-                       g["_ts"].tolist() if "_ts" in g else None)
+                yield (
+                    str(sid),
+                    g["item_id"].astype(str).tolist(),
+                    g["event_type"].tolist() if "event_type" in g else None,
+                    g["channel"].tolist() if "channel" in g else None,
+                    g["_ts"].tolist() if "_ts" in g else None,
+                )
         else:
-            raise ValueError("input needs a list column 'item_ids' (one row per session) or columns 'session_id' and "
-                             f"'item_id' (one row per event); got {list(df.columns)}")
+            raise ValueError(
+                "input needs a list column 'item_ids' (one row per session) or columns 'session_id' and "
+                f"'item_id' (one row per event); got {list(df.columns)}"
+            )
 
 
 def _to_ms(col: Any) -> Any:

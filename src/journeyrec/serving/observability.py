@@ -67,31 +67,53 @@ class Metrics:
         ]
         for (endpoint, status), n in sorted(self.requests.items()):
             lines.append(f"journeyrec_requests_total{_labels(endpoint=endpoint, status=str(status))} {n}")
-        lines += ["# HELP journeyrec_request_latency_seconds Request latency inside the service.",
-                  "# TYPE journeyrec_request_latency_seconds histogram"]
+        lines += [
+            "# HELP journeyrec_request_latency_seconds Request latency inside the service.",
+            "# TYPE journeyrec_request_latency_seconds histogram",
+        ]
         for endpoint, counts in sorted(self.buckets.items()):
             cumulative = 0
             for upper, c in zip(LATENCY_BUCKETS, counts):
                 cumulative += c
-                lines.append(f"journeyrec_request_latency_seconds_bucket{_labels(endpoint=endpoint, le=repr(upper))} {cumulative}")
-            lines.append(f"journeyrec_request_latency_seconds_bucket{_labels(endpoint=endpoint, le='+Inf')} {self.latency_count[endpoint]}")
-            lines.append(f"journeyrec_request_latency_seconds_sum{_labels(endpoint=endpoint)} {self.latency_sum[endpoint]:.6f}")
-            lines.append(f"journeyrec_request_latency_seconds_count{_labels(endpoint=endpoint)} {self.latency_count[endpoint]}")
-        lines += ["# HELP journeyrec_fallbacks_total Non-personal answers by reason.", "# TYPE journeyrec_fallbacks_total counter"]
+                lines.append(
+                    f"journeyrec_request_latency_seconds_bucket{_labels(endpoint=endpoint, le=repr(upper))} {cumulative}"
+                )
+            lines.append(
+                f"journeyrec_request_latency_seconds_bucket{_labels(endpoint=endpoint, le='+Inf')} {self.latency_count[endpoint]}"
+            )
+            lines.append(
+                f"journeyrec_request_latency_seconds_sum{_labels(endpoint=endpoint)} {self.latency_sum[endpoint]:.6f}"
+            )
+            lines.append(
+                f"journeyrec_request_latency_seconds_count{_labels(endpoint=endpoint)} {self.latency_count[endpoint]}"
+            )
+        lines += [
+            "# HELP journeyrec_fallbacks_total Non-personal answers by reason.",
+            "# TYPE journeyrec_fallbacks_total counter",
+        ]
         for reason, n in sorted(self.fallbacks.items()):
             lines.append(f"journeyrec_fallbacks_total{_labels(reason=reason)} {n}")
-        lines += ["# HELP journeyrec_variant_requests_total Recommendation requests per A/B variant.",
-                  "# TYPE journeyrec_variant_requests_total counter"]
+        lines += [
+            "# HELP journeyrec_variant_requests_total Recommendation requests per A/B variant.",
+            "# TYPE journeyrec_variant_requests_total counter",
+        ]
         for variant, n in sorted(self.variants.items()):
             lines.append(f"journeyrec_variant_requests_total{_labels(variant=variant)} {n}")
-        lines += ["# HELP journeyrec_warnings_total Requests answered with warnings.", "# TYPE journeyrec_warnings_total counter",
-                  f"journeyrec_warnings_total {self.warnings}"]
-        lines += ["# HELP journeyrec_intake_events_total Events received by the intake, by outcome.",
-                  "# TYPE journeyrec_intake_events_total counter"]
+        lines += [
+            "# HELP journeyrec_warnings_total Requests answered with warnings.",
+            "# TYPE journeyrec_warnings_total counter",
+            f"journeyrec_warnings_total {self.warnings}",
+        ]
+        lines += [
+            "# HELP journeyrec_intake_events_total Events received by the intake, by outcome.",
+            "# TYPE journeyrec_intake_events_total counter",
+        ]
         for outcome, n in sorted(self.intake.items()):
             lines.append(f"journeyrec_intake_events_total{_labels(outcome=outcome)} {n}")
-        lines += ["# HELP journeyrec_feedback_total Reactions to recommendation lists, by outcome.",
-                  "# TYPE journeyrec_feedback_total counter"]
+        lines += [
+            "# HELP journeyrec_feedback_total Reactions to recommendation lists, by outcome.",
+            "# TYPE journeyrec_feedback_total counter",
+        ]
         for outcome, n in sorted(self.feedback.items()):
             lines.append(f"journeyrec_feedback_total{_labels(outcome=outcome)} {n}")
         return "\n".join(lines) + "\n"

@@ -52,9 +52,9 @@ import pyarrow as pa
 import torch
 from torch import nn
 
-from journeyrec.data.schema import CATALOG_SCHEMA, CHANNEL_CODE, EVENT_CODE, ITEM_EVENT_TYPES, conform_catalog
 from journeyrec.bundle.format import Bundle, read_bundle
 from journeyrec.bundle.stats import RuleStats
+from journeyrec.data.schema import CATALOG_SCHEMA, CHANNEL_CODE, EVENT_CODE, ITEM_EVENT_TYPES, conform_catalog
 from journeyrec.serving.abandonment import CartRisk
 from journeyrec.serving.catalog import Catalog, FilterError
 from journeyrec.serving.encoder import SessionEncoder
@@ -83,7 +83,9 @@ def _extend_stats(stats: RuleStats, n_new: int) -> RuleStats:
         stats,
         popularity=np.concatenate([stats.popularity, np.zeros(n_new, stats.popularity.dtype)]),
         trending=np.concatenate([stats.trending, np.zeros(n_new, stats.trending.dtype)]),
-        comp_offsets=np.concatenate([stats.comp_offsets, np.full(n_new, stats.comp_offsets[-1], stats.comp_offsets.dtype)]),
+        comp_offsets=np.concatenate(
+            [stats.comp_offsets, np.full(n_new, stats.comp_offsets[-1], stats.comp_offsets.dtype)]
+        ),
     )
 
 
@@ -142,8 +144,10 @@ class Recommender:
         unknown = sorted(set(segment_rules or {}) - set(CONTEXT_TYPES))
         unknown_segments = sorted({s for v in (segment_rules or {}).values() for s in v} - set(SEGMENTS))
         if unknown or unknown_segments:
-            raise ValueError(f"segment rules for unknown context type(s) {unknown} or segment(s) {unknown_segments}; "
-                             f"allowed: {list(CONTEXT_TYPES)} and {list(SEGMENTS)}")
+            raise ValueError(
+                f"segment rules for unknown context type(s) {unknown} or segment(s) {unknown_segments}; "
+                f"allowed: {list(CONTEXT_TYPES)} and {list(SEGMENTS)}"
+            )
         self.segment_overrides = {c: {g: dict(r) for g, r in v.items()} for c, v in (segment_rules or {}).items()}
         self.segments = segments or SegmentsConfig()
         self._rng = np.random.default_rng(self.rules.seed)
@@ -159,8 +163,14 @@ class Recommender:
         self.exposure = np.zeros(catalog.num_rows + 1, dtype=np.int64)
         self._set_catalog(catalog, self._bundle_vectors, stats, np.zeros(catalog.num_rows + 1, bool))
 
-    def _set_catalog(self, catalog: pa.Table, vectors: np.ndarray, stats: RuleStats, is_new: np.ndarray,
-                     servable: np.ndarray | None = None) -> None:
+    def _set_catalog(
+        self,
+        catalog: pa.Table,
+        vectors: np.ndarray,
+        stats: RuleStats,
+        is_new: np.ndarray,
+        servable: np.ndarray | None = None,
+    ) -> None:
         """Every per-item array, for a catalogue whose first ``n_bundle`` rows are the bundle's."""
         self.catalog = catalog  # the catalogue (pyarrow Table, row i = internal id i + 1), live changes included
         self.attrs = Catalog(catalog)
@@ -177,7 +187,9 @@ class Recommender:
         self.stats = stats
         self.policy = RepeatPolicy(self.attrs, stats)
         self.is_new = is_new
-        self.servable = np.ones(self.attrs.n, bool) if servable is None else servable  # False: a new item without a vector
+        self.servable = (
+            np.ones(self.attrs.n, bool) if servable is None else servable
+        )  # False: a new item without a vector
         self._update_stock()
         self.trending_order = np.argsort(-stats.trending[1:], kind="stable") + 1
         if len(self.exposure) < self.attrs.n:
@@ -233,7 +245,9 @@ class Recommender:
             self._new_item_vectors = NewItemVectors(self.model, self._bundle_catalog, self._bundle_vectors)
         todo = []
         for k in new_ids:  # vectors depend on the attributes only: recomputed when they change
-            key = json.dumps({n: v for n, v in self._live[k].items() if n not in _NOT_ATTRIBUTES}, sort_keys=True, default=str)
+            key = json.dumps(
+                {n: v for n, v in self._live[k].items() if n not in _NOT_ATTRIBUTES}, sort_keys=True, default=str
+            )
             if self._new_vectors.get(k, ("",))[0] != key:
                 todo.append((k, key))
         if todo:
@@ -241,12 +255,18 @@ class Recommender:
             for (k, key), v, src in zip(todo, vecs, sources):
                 self._new_vectors[k] = (key, v, src)
         n_new = len(new_ids)
-        vectors = np.concatenate([self._bundle_vectors, np.asarray([self._new_vectors[k][1] for k in new_ids], np.float32)
-                                  .reshape(n_new, self._bundle_vectors.shape[1])])
+        vectors = np.concatenate(
+            [
+                self._bundle_vectors,
+                np.asarray([self._new_vectors[k][1] for k in new_ids], np.float32).reshape(
+                    n_new, self._bundle_vectors.shape[1]
+                ),
+            ]
+        )
         is_new = np.zeros(self.n_bundle + 1 + n_new, bool)
-        is_new[self.n_bundle + 1:] = True
+        is_new[self.n_bundle + 1 :] = True
         servable = np.ones(len(is_new), bool)
-        servable[self.n_bundle + 1:] = [self._new_vectors[k][2] != "none" for k in new_ids]
+        servable[self.n_bundle + 1 :] = [self._new_vectors[k][2] != "none" for k in new_ids]
         self._set_catalog(table, vectors, _extend_stats(self._bundle_stats, n_new), is_new, servable)
         return {k: self._new_vectors[k][2] for k in new_ids}
 
@@ -265,8 +285,12 @@ class Recommender:
         a = self.attrs
         stock = int(a.bools("in_stock")[i])
         price = float(a.numbers("price")[i])
-        return {"title": a.value("title", i), "category": a.value("category", i),
-                "price": None if price != price else price, "in_stock": None if stock < 0 else bool(stock)}
+        return {
+            "title": a.value("title", i),
+            "category": a.value("category", i),
+            "price": None if price != price else price,
+            "in_stock": None if stock < 0 else bool(stock),
+        }
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -279,7 +303,7 @@ class Recommender:
         trace: bool = True,
         segment_rules: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
         segments: SegmentsConfig | None = None,
-    ) -> "Recommender":
+    ) -> Recommender:
         """Load and verify a bundle (format version, checksums); raises BundleError if damaged.
         ``segment_rules``: context type -> segment -> rule overrides (on top of the context's)."""
         return cls.from_bundle(read_bundle(bundle_dir, verify=verify), rules, contexts, trace, segment_rules, segments)
@@ -293,11 +317,24 @@ class Recommender:
         trace: bool = True,
         segment_rules: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
         segments: SegmentsConfig | None = None,
-    ) -> "Recommender":
+    ) -> Recommender:
         """Serve an already loaded bundle."""
         dedup = bool((bundle.config.get("data") or {}).get("dedup_consecutive", False))
-        rec = cls(bundle.directory, bundle.manifest, bundle.model, bundle.index, bundle.vectors, bundle.catalog,
-                  bundle.stats, rules, contexts, trace, dedup, segment_rules, segments)
+        rec = cls(
+            bundle.directory,
+            bundle.manifest,
+            bundle.model,
+            bundle.index,
+            bundle.vectors,
+            bundle.catalog,
+            bundle.stats,
+            rules,
+            contexts,
+            trace,
+            dedup,
+            segment_rules,
+            segments,
+        )
         rec.train_config = bundle.config
         rec.cart_risk = CartRisk(bundle.abandonment, rec.encoder.has_intent)
         return rec
@@ -337,8 +374,9 @@ class Recommender:
         return m & self.stock_ok if rules.in_stock_only else m & self.servable
 
     # ------------------------------------------------------------------ recommendations
-    def recommend(self, request: RecommendRequest, rules: RulesConfig | None = None,
-                  online: OnlineStats | None = None) -> RecommendResult:
+    def recommend(
+        self, request: RecommendRequest, rules: RulesConfig | None = None, online: OnlineStats | None = None
+    ) -> RecommendResult:
         """Top-k items for a request (see the module docstring for the pipeline).
 
         ``rules`` replaces the Recommender's rules for this call (A/B variants); the request's
@@ -370,14 +408,18 @@ class Recommender:
                 chans = np.append(chans, chans[-1] if len(chans) else CHANNEL_CODE["web"])
                 ts = np.append(ts, now)
         if not len(items):
-            warnings.append("no known item in the events: non-personal recommendations" if request.events
-                            else "no events: non-personal recommendations")
+            warnings.append(
+                "no known item in the events: non-personal recommendations"
+                if request.events
+                else "no events: non-personal recommendations"
+            )
             result = self._nonpersonal(request, prep, "no_history", warnings, now, online)
         else:
             result = self._personal(request, prep, items, etypes, chans, ts, warnings, now, online)
             if ctx.type in RISK_CONTEXTS:
                 result.abandonment_risk, result.cart_value = self.cart_risk.score(
-                    items, etypes, chans, ts, self.item_ids, self.catalog, self.attrs.numbers("price"), result.intent)
+                    items, etypes, chans, ts, self.item_ids, self.catalog, self.attrs.numbers("price"), result.intent
+                )
         result.segment = segment
         return self.add_item_info(result) if request.item_fields else result
 
@@ -387,7 +429,9 @@ class Recommender:
             r.info = self.item_info(self._index_of[r.item_id])
         return result
 
-    def _parse_events(self, events: Sequence[Any], now: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    def _parse_events(
+        self, events: Sequence[Any], now: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
         """Known item events -> (internal ids, event codes, channel codes, times), oldest first,
         and the warnings (unknown ids). Raises ValueError on an unknown event type or channel or
         a timestamp that is not epoch milliseconds (the first offending event is named)."""
@@ -396,7 +440,9 @@ class Recommender:
         parsed = self._parse_events_fast(events, now)
         return parsed if parsed is not None else self._parse_events_checked(events, now)
 
-    def _parse_events_fast(self, events: Sequence[Any], now: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]] | None:
+    def _parse_events_fast(
+        self, events: Sequence[Any], now: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]] | None:
         """The usual request (valid codes, int or missing timestamps) with list comprehensions and
         one vectorised range check instead of a per-event loop with a call per timestamp; None
         whenever anything is unusual, so that :meth:`_parse_events_checked` (the reference, which
@@ -431,11 +477,18 @@ class Recommender:
         channels = np.asarray([ch for _, _, ch in kept], np.int64)
         return items, etypes, channels, ts, self._unknown_warnings(unknown)
 
-    def _parse_events_checked(self, events: Sequence[Any], now: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    def _parse_events_checked(
+        self, events: Sequence[Any], now: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
         # one pass of plain Python over the events, checking each as it comes: local names for the
         # lookups, and one tuple per kept event, transposed once at the end
         rows, unknown = [], []
-        event_code, channel_code, index_of, item_events = EVENT_CODE.get, CHANNEL_CODE.get, self._index_of.get, _ITEM_EVENTS
+        event_code, channel_code, index_of, item_events = (
+            EVENT_CODE.get,
+            CHANNEL_CODE.get,
+            self._index_of.get,
+            _ITEM_EVENTS,
+        )
         for e in events:
             code = event_code(e.event_type)
             if code is None:
@@ -452,8 +505,13 @@ class Recommender:
             t = e.timestamp_ms
             rows.append((i, code, ch, now if t is None else check_ms(t, "timestamp_ms")))
         items, etypes, chans, ts = zip(*rows) if rows else ((), (), (), ())
-        return (np.asarray(items, np.int64), np.asarray(etypes, np.int64), np.asarray(chans, np.int64),
-                np.asarray(ts, np.int64), self._unknown_warnings(unknown))
+        return (
+            np.asarray(items, np.int64),
+            np.asarray(etypes, np.int64),
+            np.asarray(chans, np.int64),
+            np.asarray(ts, np.int64),
+            self._unknown_warnings(unknown),
+        )
 
     @staticmethod
     def _unknown_warnings(unknown: list[str]) -> list[str]:
@@ -463,14 +521,25 @@ class Recommender:
         more = f" and {len(unknown) - _MAX_LISTED_UNKNOWN} more" if len(unknown) > _MAX_LISTED_UNKNOWN else ""
         return [f"{len(unknown)} unknown item_id(s) ignored: {shown}{more}"]
 
-    def _personal(self, request: RecommendRequest, prep: _Prepared, items: np.ndarray, etypes: np.ndarray,
-                  chans: np.ndarray, ts: np.ndarray, warnings: list[str], now: int,
-                  online: OnlineStats | None = None) -> RecommendResult:
+    def _personal(
+        self,
+        request: RecommendRequest,
+        prep: _Prepared,
+        items: np.ndarray,
+        etypes: np.ndarray,
+        chans: np.ndarray,
+        ts: np.ndarray,
+        warnings: list[str],
+        now: int,
+        online: OnlineStats | None = None,
+    ) -> RecommendResult:
         rules, k = prep.rules, request.k
         known = items <= self.n_bundle  # live items added after export are not in the model's table
         if not known.all():
             if not known.any():
-                warnings.append("only items added after the bundle's export in the events: non-personal recommendations")
+                warnings.append(
+                    "only items added after the bundle's export in the events: non-personal recommendations"
+                )
                 return self._nonpersonal(request, prep, "no_history", warnings, now, online)
             query, intent = self.encoder.encode(items[known], etypes[known], chans[known], ts[known])
         else:
@@ -556,12 +625,15 @@ class Recommender:
         reported = lo + chosen_scores * (hi - lo) if hi > lo else lo + chosen_scores - 1.0
         model_scores = (self.vectors[chosen] @ query).tolist()
         is_new = self.is_new
-        out = [Recommendation(ext[i], s, r or "", m, bool(is_new[i]))
-               for i, s, r, m in zip(chosen.tolist(), reported.tolist(), reasons, model_scores)]
+        out = [
+            Recommendation(ext[i], s, r or "", m, bool(is_new[i]))
+            for i, s, r, m in zip(chosen.tolist(), reported.tolist(), reasons, model_scores)
+        ]
         return RecommendResult(out, warnings, personalised=True, intent=intent, bundle_version=self.bundle_version)
 
-    def _session_complements(self, items: np.ndarray, etypes: np.ndarray, eligible: np.ndarray,
-                             rules: RulesConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _session_complements(
+        self, items: np.ndarray, etypes: np.ndarray, eligible: np.ndarray, rules: RulesConfig
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         empty = (np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64))
         if rules.complement_weight <= 0 or rules.complements_per_anchor <= 0:
             return empty
@@ -591,8 +663,17 @@ class Recommender:
         top = trending_order[: max(100, 10 * n)]
         return [i for i in top[eligible[top]].tolist() if i not in taken][:20]
 
-    def _bandit(self, n: int, eligible: np.ndarray, chosen: np.ndarray, rest: np.ndarray, trending_order: np.ndarray,
-                rules: RulesConfig, context: str, online: OnlineStats | None) -> list[int]:
+    def _bandit(
+        self,
+        n: int,
+        eligible: np.ndarray,
+        chosen: np.ndarray,
+        rest: np.ndarray,
+        trending_order: np.ndarray,
+        rules: RulesConfig,
+        context: str,
+        online: OnlineStats | None,
+    ) -> list[int]:
         """n exploration items from the unshown candidates and the trending ones, by Thompson
         sampling on each one's clicks and impressions in this context's exploration slots (where
         the bandit put it, not where the model ranked it for its likeliest clickers). The prior is
@@ -600,8 +681,14 @@ class Recommender:
         slots, itself shrunk towards the context's, so an item nobody has explored yet starts from
         its category (a few dozen categories learn in a few hundred lists; items take far more)."""
         taken = set(chosen.tolist())
-        pool = list(dict.fromkeys([*(i for i in rest.tolist() if i not in taken),
-                                   *self._trending_pool(n, eligible, taken, trending_order)]))
+        pool = list(
+            dict.fromkeys(
+                [
+                    *(i for i in rest.tolist() if i not in taken),
+                    *self._trending_pool(n, eligible, taken, trending_order),
+                ]
+            )
+        )
         if not pool:
             return []
         s = rules.bandit_prior_strength
@@ -653,8 +740,15 @@ class Recommender:
         at = np.searchsorted(-score[rest], -score[up], side="right")
         return np.insert(rest, at, up), score
 
-    def _explore(self, n: int, eligible: np.ndarray, chosen: np.ndarray, rest: np.ndarray, rules: RulesConfig,
-                 trending_order: np.ndarray) -> list[int]:
+    def _explore(
+        self,
+        n: int,
+        eligible: np.ndarray,
+        chosen: np.ndarray,
+        rest: np.ndarray,
+        rules: RulesConfig,
+        trending_order: np.ndarray,
+    ) -> list[int]:
         """n exploration items: trending ones, or the least-exposed of the unshown candidates."""
         taken = set(chosen.tolist())
         picks: list[int] = []
@@ -689,8 +783,15 @@ class Recommender:
             reasons[j] = f"similar to {ext[b]}"
 
     # ------------------------------------------------------------------ non-personal
-    def _nonpersonal(self, request: RecommendRequest, prep: _Prepared, fallback: str, warnings: list[str],
-                     now: int, online: OnlineStats | None = None) -> RecommendResult:
+    def _nonpersonal(
+        self,
+        request: RecommendRequest,
+        prep: _Prepared,
+        fallback: str,
+        warnings: list[str],
+        now: int,
+        online: OnlineStats | None = None,
+    ) -> RecommendResult:
         """Similar to the product page, popular in the context's category, trending: never the
         request's events or user id. Relevance is the source's score scaled to [0, 1] plus 2
         (similar), 1 (popular in category) or 0 (trending), so sources fill the list in that order
@@ -705,7 +806,11 @@ class Recommender:
             eligible[page] = False
             cand = np.flatnonzero(eligible)
             sims = self._cosine_all(page)[cand]
-            top = np.argpartition(-sims, min(pool_n, len(cand)) - 1)[:pool_n] if len(cand) > pool_n else np.arange(len(cand))
+            top = (
+                np.argpartition(-sims, min(pool_n, len(cand)) - 1)[:pool_n]
+                if len(cand) > pool_n
+                else np.arange(len(cand))
+            )
             parts.append((cand[top], minmax(sims[top]) + 2.0, f"similar to {ctx.item_id}"))
             category = category or self.attrs.value("category", page)
         elif ctx.item_id is not None:
@@ -729,14 +834,17 @@ class Recommender:
         order = order[:k]
         if len(order) < k:
             warnings.append(f"only {len(order)} item(s) satisfy the filters (k = {k})")
-        out = [Recommendation(self._ext(int(i)), float(s), parts[int(j)][2], new=bool(self.is_new[i]))
-               for i, s, j in zip(cand[order], blended[order], source[order])]
+        out = [
+            Recommendation(self._ext(int(i)), float(s), parts[int(j)][2], new=bool(self.is_new[i]))
+            for i, s, j in zip(cand[order], blended[order], source[order])
+        ]
         self.exposure[cand[order]] += 1
         return RecommendResult(out, warnings, personalised=False, fallback=fallback, bundle_version=self.bundle_version)
 
     # ------------------------------------------------------------------ item to item
-    def similar(self, item_id: str, k: int = 10, filters: Mapping[str, Any] | None = None,
-                rules: RulesConfig | None = None) -> RecommendResult:
+    def similar(
+        self, item_id: str, k: int = 10, filters: Mapping[str, Any] | None = None, rules: RulesConfig | None = None
+    ) -> RecommendResult:
         """Embedding neighbours of one item (cosine similarity, exact), filtered and in stock."""
         i = self._require_item(item_id)
         prep = self._rules_for(rules, "product_page")
@@ -746,12 +854,16 @@ class Recommender:
         sims = self._cosine_all(i)[cand]
         order = np.argsort(-sims, kind="stable")[:k]
         top, scores = cand[order], sims[order]
-        out = [Recommendation(self._ext(int(t)), float(s), f"similar to {item_id}", new=bool(self.is_new[t])) for t, s in zip(top, scores)]
+        out = [
+            Recommendation(self._ext(int(t)), float(s), f"similar to {item_id}", new=bool(self.is_new[t]))
+            for t, s in zip(top, scores)
+        ]
         warnings = [] if len(out) == k else [f"only {len(out)} item(s) satisfy the filters (k = {k})"]
         return RecommendResult(out, warnings, bundle_version=self.bundle_version)
 
-    def complements(self, item_id: str, k: int = 10, filters: Mapping[str, Any] | None = None,
-                    rules: RulesConfig | None = None) -> RecommendResult:
+    def complements(
+        self, item_id: str, k: int = 10, filters: Mapping[str, Any] | None = None, rules: RulesConfig | None = None
+    ) -> RecommendResult:
         """Items bought or carted after this one by the same customers, other categories only."""
         i = self._require_item(item_id)
         prep = self._rules_for(rules, "cart")
@@ -759,8 +871,13 @@ class Recommender:
         c, s = self.stats.complements(i)
         keep = eligible[c]
         c, s = c[keep][:k], s[keep][:k]
-        out = [Recommendation(self._ext(int(t)), float(v), f"goes with {item_id}", new=bool(self.is_new[t])) for t, v in zip(c, s)]
-        warnings = [] if len(out) == k else [f"{len(out)} complement(s) known for {item_id!r} under these filters (k = {k})"]
+        out = [
+            Recommendation(self._ext(int(t)), float(v), f"goes with {item_id}", new=bool(self.is_new[t]))
+            for t, v in zip(c, s)
+        ]
+        warnings = (
+            [] if len(out) == k else [f"{len(out)} complement(s) known for {item_id!r} under these filters (k = {k})"]
+        )
         return RecommendResult(out, warnings, bundle_version=self.bundle_version)
 
     def _require_item(self, item_id: str) -> int:
@@ -768,4 +885,3 @@ class Recommender:
         if i is None:
             raise KeyError(f"unknown item_id {item_id!r}")
         return i
-

@@ -13,8 +13,17 @@ from typing import Any, Mapping, Sequence
 
 from journeyrec.serving.settings import CONTEXT_TYPES
 
-__all__ = ["Event", "Context", "RecommendRequest", "Recommendation", "RecommendResult", "REASONS", "MIN_MS", "MAX_MS",
-           "check_ms"]
+__all__ = [
+    "Event",
+    "Context",
+    "RecommendRequest",
+    "Recommendation",
+    "RecommendResult",
+    "REASONS",
+    "MIN_MS",
+    "MAX_MS",
+    "check_ms",
+]
 
 # reason strings (the first four take the related item's id): similar to X, goes with X, buy again,
 # trending, popular in <category>, explore
@@ -30,7 +39,9 @@ def check_ms(value: int, what: str) -> int:
     """``value`` as an int if it is epoch milliseconds within [MIN_MS, MAX_MS], else ValueError."""
     value = int(value)
     if not MIN_MS <= value <= MAX_MS:
-        raise ValueError(f"{what}={value} is not a time in epoch milliseconds (allowed {MIN_MS} .. {MAX_MS}, years 1-9999)")
+        raise ValueError(
+            f"{what}={value} is not a time in epoch milliseconds (allowed {MIN_MS} .. {MAX_MS}, years 1-9999)"
+        )
     return value
 
 
@@ -75,7 +86,7 @@ class RecommendRequest:
         channels: Sequence[str] | None = None,
         timestamps_ms: Sequence[int] | None = None,
         **kwargs: Any,
-    ) -> "RecommendRequest":
+    ) -> RecommendRequest:
         """A request from parallel lists (oldest first); event types default to ``view``."""
         n = len(item_ids)
         et = event_types or ["view"] * n

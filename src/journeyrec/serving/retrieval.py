@@ -54,7 +54,11 @@ class Retriever:
         return ids, self.vectors[ids] @ q
 
     def search(
-        self, q: np.ndarray, n: int, eligible: np.ndarray | None = None, n_eligible: int | None = None,
+        self,
+        q: np.ndarray,
+        n: int,
+        eligible: np.ndarray | None = None,
+        n_eligible: int | None = None,
         prefilter_below: float = 0.05,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Up to ``n`` eligible internal ids (int64) with exact scores, best-first for exact indexes."""
@@ -62,8 +66,9 @@ class Retriever:
             return self._with_extra(q, n, eligible, prefilter_below)
         return self._search_index(q, n, eligible, n_eligible, prefilter_below)
 
-    def _with_extra(self, q: np.ndarray, n: int, eligible: np.ndarray | None,
-                    prefilter_below: float) -> tuple[np.ndarray, np.ndarray]:
+    def _with_extra(
+        self, q: np.ndarray, n: int, eligible: np.ndarray | None, prefilter_below: float
+    ) -> tuple[np.ndarray, np.ndarray]:
         indexed = None if eligible is None else eligible[: self.n_items + 1]
         ids, scores = self._search_index(q, n, indexed, None, prefilter_below)
         extra = self.extra if eligible is None else self.extra[eligible[self.extra]]
@@ -75,7 +80,12 @@ class Retriever:
         return ids[best], scores[best]
 
     def _search_index(
-        self, q: np.ndarray, n: int, eligible: np.ndarray | None, n_eligible: int | None, prefilter_below: float,
+        self,
+        q: np.ndarray,
+        n: int,
+        eligible: np.ndarray | None,
+        n_eligible: int | None,
+        prefilter_below: float,
     ) -> tuple[np.ndarray, np.ndarray]:
         if eligible is None:
             self.last_strategy = "plain"

@@ -171,8 +171,14 @@ def exploration_slots(k: int, epsilon: float, rng: np.random.Generator) -> np.nd
     return np.sort(rng.permutation(k)[: min(n, k)]) if n else np.zeros(0, dtype=np.int64)
 
 
-def thompson_top(clicks: np.ndarray, impressions: np.ndarray, n: int, prior_mean: float | np.ndarray,
-                 prior_strength: float, rng: np.random.Generator) -> np.ndarray:
+def thompson_top(
+    clicks: np.ndarray,
+    impressions: np.ndarray,
+    n: int,
+    prior_mean: float | np.ndarray,
+    prior_strength: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Indices of the ``n`` candidates with the largest draws from their click-through posteriors,
     ``Beta(m s + clicks, (1 - m) s + impressions - clicks)`` with prior mean ``m`` (one, or one per
     candidate) and strength ``s`` pseudo-impressions: a candidate is shown with the probability that

@@ -20,13 +20,25 @@ def build_service(cfg: Any) -> Any:
         torch.set_num_threads(int(cfg.threads))
         faiss.omp_set_num_threads(int(cfg.threads))
     contexts = getattr(cfg, "contexts", None) or {}
-    recommender = Recommender.load(cfg.bundle, rules=cfg.rules, contexts={k: v.rules for k, v in contexts.items()},
-                                   segment_rules={k: v.segments for k, v in contexts.items()},
-                                   segments=getattr(cfg, "segments", None))
+    recommender = Recommender.load(
+        cfg.bundle,
+        rules=cfg.rules,
+        contexts={k: v.rules for k, v in contexts.items()},
+        segment_rules={k: v.segments for k, v in contexts.items()},
+        segments=getattr(cfg, "segments", None),
+    )
     store = open_store(cfg.store) if getattr(cfg, "store", None) is not None else None
-    service = Service(recommender, getattr(cfg, "ab", None), getattr(cfg, "limits", None), cfg.hmac_key_file,
-                      cfg.allow_demo_key, store=store, contexts=contexts, actions=getattr(cfg, "actions", None),
-                      impressions=bool(getattr(cfg.store, "impressions", True)) if store is not None else False)
+    service = Service(
+        recommender,
+        getattr(cfg, "ab", None),
+        getattr(cfg, "limits", None),
+        cfg.hmac_key_file,
+        cfg.allow_demo_key,
+        store=store,
+        contexts=contexts,
+        actions=getattr(cfg, "actions", None),
+        impressions=bool(getattr(cfg.store, "impressions", True)) if store is not None else False,
+    )
     service.warm_up()
     return service
 
@@ -41,12 +53,28 @@ def run(cfg: Any) -> None:
 
     log = configure_logging(cfg.log_level)
     service = build_service(cfg)
-    log.info("ready", extra={"fields": {"event": "ready", "bundles": sorted({r.bundle_version for r in service.recommenders}),
-                                        "experiment": service.experiment.name, "host": cfg.host, "port": cfg.port,
-                                        "store": None if cfg.store is None else cfg.store.backend}})
+    log.info(
+        "ready",
+        extra={
+            "fields": {
+                "event": "ready",
+                "bundles": sorted({r.bundle_version for r in service.recommenders}),
+                "experiment": service.experiment.name,
+                "host": cfg.host,
+                "port": cfg.port,
+                "store": None if cfg.store is None else cfg.store.backend,
+            }
+        },
+    )
     try:
-        uvicorn.run(create_app(service), host=cfg.host, port=int(cfg.port), access_log=False, log_level=cfg.log_level,
-                    server_header=False)
+        uvicorn.run(
+            create_app(service),
+            host=cfg.host,
+            port=int(cfg.port),
+            access_log=False,
+            log_level=cfg.log_level,
+            server_header=False,
+        )
     finally:
         if service.store is not None:
             service.store.close()

@@ -39,8 +39,9 @@ import pyarrow as pa
 from journeyrec.data.privacy import pseudonymise, resolve_key
 from journeyrec.data.records import validate_records
 from journeyrec.serving.ab import Assigner
-from journeyrec.serving.abstats import report as ab_figures, store_counts
 from journeyrec.serving.abandonment import fire_actions
+from journeyrec.serving.abstats import report as ab_figures
+from journeyrec.serving.abstats import store_counts
 from journeyrec.serving.catalog import Catalog
 from journeyrec.serving.observability import LOGGER_NAME, Metrics
 from journeyrec.serving.recommender import Recommender
@@ -60,8 +61,14 @@ __all__ = ["Service", "ANONYMOUS_NAMESPACE", "FEEDBACK_STATUS"]
 
 # HTTP status of each feedback outcome: a duplicate is answered 200 and ignored (a client's retry
 # must not fail), everything else that is not attributed is a 4xx naming why
-FEEDBACK_STATUS = {"attributed": 200, "duplicate": 200, "unknown_request": 404, "expired": 410, "not_shown": 422,
-                   "before_impression": 422}
+FEEDBACK_STATUS = {
+    "attributed": 200,
+    "duplicate": 200,
+    "unknown_request": 404,
+    "expired": 410,
+    "not_shown": 422,
+    "before_impression": 422,
+}
 _FEEDBACK_WHY = {
     "duplicate": "this reaction to this item of this list was counted before; ignored",
     "unknown_request": "no list with this request_id is held (never served, or older than two reaction windows)",
@@ -106,18 +113,28 @@ class Service:
         self.actions = [a if isinstance(a, ActionRule) else ActionRule(**dict(a)) for a in (actions or [])]
         self.store = store
         self.impressions = bool(impressions) and store is not None
-        self.contexts = {k: v if isinstance(v, ContextConfig) else ContextConfig(**dict(v)) for k, v in (contexts or {}).items()}
+        self.contexts = {
+            k: v if isinstance(v, ContextConfig) else ContextConfig(**dict(v)) for k, v in (contexts or {}).items()
+        }
         self._catalog_seen = 0
         self.limits = limits or LimitsConfig()
         self.metrics = Metrics()
         if allow_demo_key is None:  # as the bundle's training data allowed (public data) or not
-            allow_demo_key = bool((getattr(recommender, "train_config", {}).get("data") or {}).get("allow_demo_key", False))
+            allow_demo_key = bool(
+                (getattr(recommender, "train_config", {}).get("data") or {}).get("allow_demo_key", False)
+            )
         self._key = resolve_key(hmac_key_file, allow_demo_key=allow_demo_key)
         self.experiment = experiment or ExperimentConfig(name="none", variants=[VariantConfig(name="default")])
         self.assigner = Assigner(self.experiment)
-        load = load or (lambda path: Recommender.load(
-            path, rules=recommender.rules, contexts=recommender.context_overrides,
-            segment_rules=recommender.segment_overrides, segments=recommender.segments))
+        load = load or (
+            lambda path: Recommender.load(
+                path,
+                rules=recommender.rules,
+                contexts=recommender.context_overrides,
+                segment_rules=recommender.segment_overrides,
+                segments=recommender.segments,
+            )
+        )
         loaded: dict[str, Recommender] = {}
         self.arms: dict[str, _Arm] = {}
         for v in self.experiment.variants:
@@ -151,9 +168,14 @@ class Service:
             return None
         return pseudonymise(str(request.user_id), self._key)
 
-    def recommend(self, request: RecommendRequest, request_id: str | None = None,
-                  catalog_version: int | None = None, pseudonym: str | None = None,
-                  impression: bool = True) -> tuple[RecommendResult, dict[str, Any]]:
+    def recommend(
+        self,
+        request: RecommendRequest,
+        request_id: str | None = None,
+        catalog_version: int | None = None,
+        pseudonym: str | None = None,
+        impression: bool = True,
+    ) -> tuple[RecommendResult, dict[str, Any]]:
         """The answer and the log fields describing it (safe to log: no personal data).
         ``catalog_version``: the store's, if already read in this request's round trip;
         ``pseudonym``: the customer's, when the caller has it instead of a raw ``user_id``;
@@ -199,8 +221,9 @@ class Service:
         return result, fields
 
     # ------------------------------------------------------------------ the feedback loop
-    def _record(self, result: RecommendResult, context: str, now_ms: int, assigned: bool = False,
-                subject: str | None = None) -> None:
+    def _record(
+        self, result: RecommendResult, context: str, now_ms: int, assigned: bool = False, subject: str | None = None
+    ) -> None:
         """Store the answer as an impression (before it is returned: a reaction may follow at once)."""
         if not self.impressions or self.store is None or result.request_id is None:
             return
@@ -208,12 +231,29 @@ class Service:
         rec = self.arms[result.variant].recommender if result.variant in self.arms else self.default
         groups = tuple(rec.groups_of([rec.internal_id(i) or 0 for i in items]))
         explore = tuple(j for j, r in enumerate(result.items) if r.reason == "explore")
-        self.store.record_impressions([Impression(
-            result.request_id, now_ms, items, context, self.experiment.name, result.variant or "", assigned,
-            result.bundle_version, result.segment, explore, subject, groups)], now_ms)
+        self.store.record_impressions(
+            [
+                Impression(
+                    result.request_id,
+                    now_ms,
+                    items,
+                    context,
+                    self.experiment.name,
+                    result.variant or "",
+                    assigned,
+                    result.bundle_version,
+                    result.segment,
+                    explore,
+                    subject,
+                    groups,
+                )
+            ],
+            now_ms,
+        )
 
-    def feedback(self, request_id: str, item_id: str, kind: str, timestamp_ms: int | None = None,
-                 now_ms: int | None = None) -> tuple[int, dict[str, Any]]:
+    def feedback(
+        self, request_id: str, item_id: str, kind: str, timestamp_ms: int | None = None, now_ms: int | None = None
+    ) -> tuple[int, dict[str, Any]]:
         """Attribute one reaction to the list it names: (HTTP status, answer); see FEEDBACK_STATUS.
         ``timestamp_ms``: when it happened (default ``now_ms``); ``now_ms``: the clock (default: the wall's)."""
         store = self._require_store()
@@ -228,8 +268,9 @@ class Service:
             answer["detail" if FEEDBACK_STATUS[out.outcome] >= 400 else "warning"] = _FEEDBACK_WHY[out.outcome]
         return FEEDBACK_STATUS[out.outcome], answer
 
-    def ab_report(self, experiment: str | None = None, control: str | None = None,
-                  alpha: float = 0.05) -> dict[str, Any]:
+    def ab_report(
+        self, experiment: str | None = None, control: str | None = None, alpha: float = 0.05
+    ) -> dict[str, Any]:
         """CTR, add-to-cart and conversion per variant from the stored impressions and reactions
         (serving/abstats.py: Wilson intervals, lift with its interval). Raises LookupError when the
         experiment has no assigned impressions yet, ValueError for an unknown control."""
@@ -238,8 +279,10 @@ class Service:
         unassigned = sum(m.get("impressions", 0) for (_, a), m in counts.items() if not a)
         per_variant = store_counts(counts)
         if not per_variant:
-            raise LookupError(f"no list of experiment {name!r} shown to an identified customer is stored yet "
-                              f"({unassigned} to customers without an id or consent, which are not compared)")
+            raise LookupError(
+                f"no list of experiment {name!r} shown to an identified customer is stored yet "
+                f"({unassigned} to customers without an id or consent, which are not compared)"
+            )
         out = ab_figures(per_variant, control, alpha)
         return {"experiment": name, "source": "journey store", "unassigned_impressions": unassigned, **out}
 
@@ -252,10 +295,18 @@ class Service:
         return {
             "context": context,
             "trending": [{"item_id": i, "score": round(float(v), 6)} for i, v in zip(tr.items, tr.scores)],
-            "popular_in_context": [{"item_id": i, "score": round(float(v), 6)}
-                                   for i, v in zip(tr.context_items, tr.context_scores)],
-            "slots": [{"position": x.position, "impressions": x.impressions, "clicks": x.clicks,
-                       "ctr": x.clicks / x.impressions if x.impressions else None} for x in slots],
+            "popular_in_context": [
+                {"item_id": i, "score": round(float(v), 6)} for i, v in zip(tr.context_items, tr.context_scores)
+            ],
+            "slots": [
+                {
+                    "position": x.position,
+                    "impressions": x.impressions,
+                    "clicks": x.clicks,
+                    "ctr": x.clicks / x.impressions if x.impressions else None,
+                }
+                for x in slots
+            ],
             "impressions": sum(x.impressions for x in slots),
             "clicks": sum(x.clicks for x in slots),
         }
@@ -295,14 +346,30 @@ class Service:
         table = checked.events
         ts = table.column("timestamp").cast(pa.int64()).to_pylist()
         arrivals = []
-        for j, row in enumerate(table.select(["user_id", "session_id", "item_id", "event_type", "channel", "query", "filters",
-                                              "price", "quantity"]).to_pylist()):
-            event = StoredEvent(row["event_type"], row["channel"], int(ts[j]), row["item_id"],
-                                self._pseudonym(row["session_id"]) if row["session_id"] else None, row["query"],
-                                row["filters"], row["price"], row["quantity"])
+        for j, row in enumerate(
+            table.select(
+                ["user_id", "session_id", "item_id", "event_type", "channel", "query", "filters", "price", "quantity"]
+            ).to_pylist()
+        ):
+            event = StoredEvent(
+                row["event_type"],
+                row["channel"],
+                int(ts[j]),
+                row["item_id"],
+                self._pseudonym(row["session_id"]) if row["session_id"] else None,
+                row["query"],
+                row["filters"],
+                row["price"],
+                row["quantity"],
+            )
             anonymous = checked.anonymous[j]
-            arrivals.append(Arrival(event, self._pseudonym(row["user_id"]) if checked.customer[j] else None,
-                                    self._pseudonym(anonymous, anonymous=True) if anonymous else None))
+            arrivals.append(
+                Arrival(
+                    event,
+                    self._pseudonym(row["user_id"]) if checked.customer[j] else None,
+                    self._pseudonym(anonymous, anonymous=True) if anonymous else None,
+                )
+            )
         del table, records
         result = store.append(arrivals, now)
         at = checked.indices
@@ -340,19 +407,34 @@ class Service:
         sources = self.sync_catalog(version)
         rec = self.default
         bundle = [k for k in items if (rec.internal_id(k) or rec.n_bundle + 1) <= rec.n_bundle]
-        return {"version": version, "updated": sorted(bundle),
-                "new": {k: {"vector": sources.get(k) or rec.vector_source(k) or "none"} for k in items if k not in set(bundle)}}
+        return {
+            "version": version,
+            "updated": sorted(bundle),
+            "new": {
+                k: {"vector": sources.get(k) or rec.vector_source(k) or "none"} for k in items if k not in set(bundle)
+            },
+        }
 
-    def recommend_customer(self, customer_id: str, request: RecommendRequest, use_search_filters: bool = True,
-                           request_id: str | None = None) -> tuple[RecommendResult, dict[str, Any]]:
+    def recommend_customer(
+        self,
+        customer_id: str,
+        request: RecommendRequest,
+        use_search_filters: bool = True,
+        request_id: str | None = None,
+    ) -> tuple[RecommendResult, dict[str, Any]]:
         """Recommendations for a customer by id: the stored journey (recent events and older
         purchases) followed by the request's own events, the last search's filters where the
         context carries them, through :meth:`recommend`."""
         return self.recommend_pseudonym(self._pseudonym(customer_id), request, use_search_filters, request_id)
 
-    def recommend_pseudonym(self, pseudonym: str, request: RecommendRequest, use_search_filters: bool = True,
-                            request_id: str | None = None,
-                            impression: bool = True) -> tuple[RecommendResult, dict[str, Any]]:
+    def recommend_pseudonym(
+        self,
+        pseudonym: str,
+        request: RecommendRequest,
+        use_search_filters: bool = True,
+        request_id: str | None = None,
+        impression: bool = True,
+    ) -> tuple[RecommendResult, dict[str, Any]]:
         """:meth:`recommend_customer` for a customer known by pseudonym only (the batch over the store,
         which stores no impressions: ``impression=False``)."""
         store = self._require_store()
@@ -364,10 +446,18 @@ class Service:
         consent = request.consent and journey.consent is not False
         if not journey.known and consent:
             warnings.append("customer unknown to the store: only the request's events (if any) are personal")
-        events = [Event(e.item_id, e.event_type, e.channel, e.timestamp_ms) for e in journey.timeline()] if consent else []
+        events = (
+            [Event(e.item_id, e.event_type, e.channel, e.timestamp_ms) for e in journey.timeline()] if consent else []
+        )
         search = journey.last_search
-        if (consent and use_search_filters and ctx_cfg.search_filters and search is not None and search.filters
-                and now - search.timestamp_ms <= ctx_cfg.search_filters_minutes * 60_000):
+        if (
+            consent
+            and use_search_filters
+            and ctx_cfg.search_filters
+            and search is not None
+            and search.filters
+            and now - search.timestamp_ms <= ctx_cfg.search_filters_minutes * 60_000
+        ):
             carried = json.loads(search.filters)
             usable = set(Catalog.filterable_attributes())
             filters = {**{k: v for k, v in carried.items() if k in usable}, **filters}
@@ -375,30 +465,42 @@ class Service:
             if dropped:
                 warnings.append(f"search filter(s) {dropped} are not catalogue attributes; not applied")
         stored = len(events)
-        full = dataclasses.replace(request, events=[*events, *request.events] if consent else [], filters=filters,
-                                   consent=consent, user_id=None, now_ms=now)
-        result, fields = self.recommend(full, request_id, catalog_version=journey.catalog_version, pseudonym=pseudonym,
-                                        impression=impression)
+        full = dataclasses.replace(
+            request,
+            events=[*events, *request.events] if consent else [],
+            filters=filters,
+            consent=consent,
+            user_id=None,
+            now_ms=now,
+        )
+        result, fields = self.recommend(
+            full, request_id, catalog_version=journey.catalog_version, pseudonym=pseudonym, impression=impression
+        )
         result.warnings = warnings + result.warnings
-        fields.update(source="customer", stored_events=stored, search_filters=bool(filters) and filters != dict(request.filters))
+        fields.update(
+            source="customer", stored_events=stored, search_filters=bool(filters) and filters != dict(request.filters)
+        )
         return result, fields
 
     def arm_for_items(self) -> _Arm:
         """Item-to-item endpoints carry no user: they use the first variant."""
         return next(iter(self.arms.values()))
 
-    def similar(self, item_id: str, k: int, filters: Mapping[str, Any] | None = None,
-                request_id: str | None = None) -> RecommendResult:
+    def similar(
+        self, item_id: str, k: int, filters: Mapping[str, Any] | None = None, request_id: str | None = None
+    ) -> RecommendResult:
         """Embedding neighbours of an item (stored as an impression of the product page)."""
         return self._items("similar", "product_page", item_id, k, filters, request_id)
 
-    def complements(self, item_id: str, k: int, filters: Mapping[str, Any] | None = None,
-                    request_id: str | None = None) -> RecommendResult:
+    def complements(
+        self, item_id: str, k: int, filters: Mapping[str, Any] | None = None, request_id: str | None = None
+    ) -> RecommendResult:
         """What goes with an item (stored as an impression of the cart)."""
         return self._items("complements", "cart", item_id, k, filters, request_id)
 
-    def _items(self, kind: str, context: str, item_id: str, k: int, filters: Mapping[str, Any] | None,
-               request_id: str | None) -> RecommendResult:
+    def _items(
+        self, kind: str, context: str, item_id: str, k: int, filters: Mapping[str, Any] | None, request_id: str | None
+    ) -> RecommendResult:
         self.sync_catalog()
         arm = self.arm_for_items()
         result: RecommendResult = getattr(arm.recommender, kind)(item_id, k, filters, arm.rules)

@@ -41,7 +41,15 @@ __all__ = [
 
 # Touchpoints a request can come from; ``context.type`` must be one of these.
 CONTEXT_TYPES: tuple[str, ...] = (
-    "home", "product_page", "search", "cart", "checkout", "newsletter", "app_push", "store", "call_centre",
+    "home",
+    "product_page",
+    "search",
+    "cart",
+    "checkout",
+    "newsletter",
+    "app_push",
+    "store",
+    "call_centre",
 )
 # Contexts whose answers carry the session's cart-abandonment risk and the actions it triggers.
 RISK_CONTEXTS: tuple[str, ...] = ("cart", "checkout")
@@ -75,6 +83,7 @@ class ActionRule:
         if not isinstance(self.do, str) or not self.do.strip():
             raise ValueError(f"actions: do={self.do!r} must name the action (e.g. free_shipping_banner)")
 
+
 # How the exploration slots are filled: a Thompson-sampling bandit on each candidate's clicks and
 # impressions in the context (shared through the journey store), or at random (trending or least shown).
 EXPLORATION_MODES: tuple[str, ...] = ("bandit", "random")
@@ -105,7 +114,9 @@ class RulesConfig:
     in_stock_only: bool = True  # items known to be out of stock are never shown (unknown stock passes)
     # --- repeat-purchase policy (classes and intervals learned per category at export time)
     repeat_policy: bool = True
-    durable_window_days: float = 365.0  # a durable bought this recently: the item and its same-category substitutes are excluded
+    durable_window_days: float = (
+        365.0  # a durable bought this recently: the item and its same-category substitutes are excluded
+    )
     due_fraction: float = 0.8  # a consumable is due again after due_fraction x its category's typical interval
     default_interval_days: float = 30.0  # consumables whose interval is neither learned nor declared
     replenish_weight: float = 0.3  # relevance bonus of a due consumable (reason "buy again"); 0 = only allow it back
@@ -149,10 +160,18 @@ class RulesConfig:
             raise ValueError("invalid rules: " + "; ".join(problems))
 
     @classmethod
-    def raw(cls) -> "RulesConfig":
+    def raw(cls) -> RulesConfig:
         """No rules at all: the model's top-k as the index returns it (for checks and baselines)."""
-        return cls(exclude_seen=False, in_stock_only=False, repeat_policy=False, replenish_weight=0.0,
-                   complement_weight=0.0, boosts=[], diversity_lambda=1.0, epsilon=0.0)
+        return cls(
+            exclude_seen=False,
+            in_stock_only=False,
+            repeat_policy=False,
+            replenish_weight=0.0,
+            complement_weight=0.0,
+            boosts=[],
+            diversity_lambda=1.0,
+            epsilon=0.0,
+        )
 
 
 @dataclass
@@ -176,7 +195,6 @@ class ContextConfig:
     segments: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # segment -> RulesConfig fields, over ``rules``
     search_filters: bool = False  # apply the filters of the customer's last search (the request's own win per key)
     search_filters_minutes: float = 30.0  # ... if that search is at most this old
-
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.segments) - set(SEGMENTS))
@@ -229,8 +247,9 @@ class StoreConfig:
 
     def __post_init__(self) -> None:
         if self.reaction_window_minutes <= 0 or self.trending_half_life_hours <= 0 or self.trending_top < 1:
-            raise ValueError("store.reaction_window_minutes and store.trending_half_life_hours must be > 0, "
-                             "store.trending_top >= 1")
+            raise ValueError(
+                "store.reaction_window_minutes and store.trending_half_life_hours must be > 0, store.trending_top >= 1"
+            )
         if self.backend not in STORE_BACKENDS:
             raise ValueError(f"store.backend={self.backend!r}; allowed: {list(STORE_BACKENDS)}")
         if self.backend == "redis" and not self.url:
@@ -266,7 +285,9 @@ class ExperimentConfig:
         if len(set(names)) != len(names):
             raise ValueError(f"experiment {self.name!r} has duplicate variant names {names}")
         if any(v.share < 0 for v in self.variants) or abs(sum(v.share for v in self.variants) - 1.0) > 1e-6:
-            raise ValueError(f"experiment {self.name!r}: variant shares {[v.share for v in self.variants]} must be >= 0 and sum to 1")
+            raise ValueError(
+                f"experiment {self.name!r}: variant shares {[v.share for v in self.variants]} must be >= 0 and sum to 1"
+            )
 
 
 @dataclass

@@ -26,7 +26,9 @@ class EpochCurve(pl.Callback):
     run directory, which time-to-quality comparisons read, and ``epoch_seconds`` /
     ``train_seconds`` in the run's logger at the epoch's step."""
 
-    def __init__(self, path: Path, keys: tuple[str, ...] = ("valid/ndcg@10", "valid_seen_excluded/ndcg@10", "valid_intent/auc")) -> None:
+    def __init__(
+        self, path: Path, keys: tuple[str, ...] = ("valid/ndcg@10", "valid_seen_excluded/ndcg@10", "valid_intent/auc")
+    ) -> None:
         self.path = Path(path)
         self.keys = keys
         self.rows: list[dict[str, float]] = []
@@ -70,9 +72,15 @@ class EpochCurve(pl.Callback):
         if trainer.is_global_zero:
             atomic_write_json(self.path, self.rows)
             if trainer.logger is not None:
-                trainer.logger.log_metrics({"epoch_seconds": seconds, "train_seconds": self._total}, step=int(row["epoch"]))
-            log.info("epoch %d/%d: %s", int(row["epoch"]), trainer.max_epochs,
-                     ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+                trainer.logger.log_metrics(
+                    {"epoch_seconds": seconds, "train_seconds": self._total}, step=int(row["epoch"])
+                )
+            log.info(
+                "epoch %d/%d: %s",
+                int(row["epoch"]),
+                trainer.max_epochs,
+                ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"),
+            )
 
 
 class EpochProgressBar(TQDMProgressBar):

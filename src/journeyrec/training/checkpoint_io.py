@@ -35,8 +35,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         with atomic_path(path) as tmp:
             torch.save(checkpoint, tmp)
 
-    def load_checkpoint(self, path: Any, map_location: Optional[Callable] = lambda storage, loc: storage,
-                        weights_only: Optional[bool] = None) -> dict[str, Any]:
+    def load_checkpoint(
+        self,
+        path: Any,
+        map_location: Optional[Callable] = lambda storage, loc: storage,
+        weights_only: Optional[bool] = None,
+    ) -> dict[str, Any]:
         if weights_only is False:
             raise ValueError("journeyrec reads checkpoints with weights_only=True only (no pickled objects)")
         return load_checkpoint(path, map_location)

@@ -46,9 +46,15 @@ def _filter(data: SequenceData, keep: np.ndarray) -> tuple[SequenceData, np.ndar
     np.cumsum(counts, out=offsets[1:])
     sessions = data.session_ids()[keep]  # resolved before filtering: gaps must not merge sessions
     out = SequenceData(
-        item_ids=data.item_ids, user_ids=data.user_ids, offsets=offsets, items=data.items[keep],
-        event_types=data.event_types[keep], channels=data.channels[keep], timestamps=data.timestamps[keep],
-        catalog=data.catalog, sessions=sessions,
+        item_ids=data.item_ids,
+        user_ids=data.user_ids,
+        offsets=offsets,
+        items=data.items[keep],
+        event_types=data.event_types[keep],
+        channels=data.channels[keep],
+        timestamps=data.timestamps[keep],
+        catalog=data.catalog,
+        sessions=sessions,
     )
     return out, np.where(keep, new_index, -1)
 
@@ -66,13 +72,17 @@ def hide_items(prepared: PreparedData, fraction: float, seed: int = 0) -> tuple[
     # a user's training prefix ends where the original one did, counted in kept positions
     starts = filtered.offsets[:-1]
     user = np.repeat(np.arange(seqs.n_users), seqs.lengths)
-    kept_before = np.bincount(user, weights=(~hidden[seqs.items]) & (np.arange(seqs.n_events) < split.train_ends[user]),
-                              minlength=seqs.n_users).astype(np.int64)
+    kept_before = np.bincount(
+        user,
+        weights=(~hidden[seqs.items]) & (np.arange(seqs.n_events) < split.train_ends[user]),
+        minlength=seqs.n_users,
+    ).astype(np.int64)
     train_ends = starts + kept_before
     ok = ~hidden[split.valid.targets]
     valid = EvalCases(split.valid.users[ok], new_pos[split.valid.ends[ok]], split.valid.targets[ok])
     ok = ~hidden[split.test.targets]
     test = EvalCases(split.test.users[ok], new_pos[split.test.ends[ok]], split.test.targets[ok])
+
     # keep only cases whose user still has history before the target
     def nonempty(c: EvalCases) -> EvalCases:
         return c.subset(np.nonzero(c.ends > filtered.offsets[c.users])[0])
@@ -97,9 +107,15 @@ COLD_BASELINES = {
 
 
 @torch.no_grad()
-def category_popularity_ranks(data: SequenceData, cases: EvalCases, hidden: np.ndarray, train_counts: np.ndarray,
-                              cold_as: str = "mean", session_category: bool = False,
-                              batch_size: int = 1024) -> np.ndarray:
+def category_popularity_ranks(
+    data: SequenceData,
+    cases: EvalCases,
+    hidden: np.ndarray,
+    train_counts: np.ndarray,
+    cold_as: str = "mean",
+    session_category: bool = False,
+    batch_size: int = 1024,
+) -> np.ndarray:
     """Ranks of ``cases``' targets under attribute-aware popularity: every item ranked by its
     training popularity, an item training never saw (``hidden``) counted as popular as the mean
     (``cold_as="mean"``) or the best-selling (``"best"``) seen item of its category; with
@@ -127,30 +143,46 @@ def category_popularity_ranks(data: SequenceData, cases: EvalCases, hidden: np.n
     newest = torch.as_tensor(cat[data.items[cases.ends - 1]], dtype=torch.int64)
     out = []
     for lo in range(0, len(cases), batch_size):
-        scores = popularity[None, :].expand(len(cases.targets[lo:lo + batch_size]), -1)
+        scores = popularity[None, :].expand(len(cases.targets[lo : lo + batch_size]), -1)
         if session_category:
-            same = (item_cat[None, :] == newest[lo:lo + batch_size, None]) & (newest[lo:lo + batch_size, None] > 0)
+            same = (item_cat[None, :] == newest[lo : lo + batch_size, None]) & (newest[lo : lo + batch_size, None] > 0)
             scores = scores + same.to(torch.float64)
-        out.append(target_ranks(scores, torch.as_tensor(cases.targets[lo:lo + batch_size]))[0].numpy())
+        out.append(target_ranks(scores, torch.as_tensor(cases.targets[lo : lo + batch_size]))[0].numpy())
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
-def evaluate_cold(model: torch.nn.Module, prepared: PreparedData, hidden: np.ndarray, train_counts: np.ndarray,
-                  ks: Sequence[int], batch_size: int = 512) -> dict[str, float]:
+def evaluate_cold(
+    model: torch.nn.Module,
+    prepared: PreparedData,
+    hidden: np.ndarray,
+    train_counts: np.ndarray,
+    ks: Sequence[int],
+    batch_size: int = 512,
+) -> dict[str, float]:
     """Metrics on the original test cases whose target is hidden: ``test_cold/...`` for the model
     (both protocols), ``test_cold_popularity/...`` for training popularity,
     and ``test_cold_<name>/...`` for each of :data:`COLD_BASELINES` (:func:`category_popularity_ranks`)."""
     test = prepared.split.test
     sel = np.nonzero(hidden[test.targets])[0]
     cases = test.subset(sel)
-    out = {f"test_cold/n_cases": float(len(cases))}
+    out = {"test_cold/n_cases": float(len(cases))}
     if not len(cases):
         return out
     res = evaluate(model, prepared.sequences, cases, "test_cold", ks, batch_size)
     out.update({k: v for k, v in res.metrics.items() if k != "test_cold/n_cases"})
     pop = _popularity_ranks(train_counts, cases.targets)
-    out.update({k.replace("test_cold/", "test_cold_popularity/"): v for k, v in summarise({"all": pop}, ks, "test_cold").items()})
+    out.update(
+        {
+            k.replace("test_cold/", "test_cold_popularity/"): v
+            for k, v in summarise({"all": pop}, ks, "test_cold").items()
+        }
+    )
     for name, (cold_as, context) in COLD_BASELINES.items():
         ranks = category_popularity_ranks(prepared.sequences, cases, hidden, train_counts, cold_as, context)
-        out.update({k.replace("test_cold/", f"test_cold_{name}/"): v for k, v in summarise({"all": ranks}, ks, "test_cold").items()})
+        out.update(
+            {
+                k.replace("test_cold/", f"test_cold_{name}/"): v
+                for k, v in summarise({"all": ranks}, ks, "test_cold").items()
+            }
+        )
     return out

@@ -119,8 +119,9 @@ def train_config(cfg: Any) -> TrainConfig:
         name = (raw.get("model") or {}).get("name")  # type: ignore[union-attr]
         if name not in MODEL_CONFIGS:
             raise ConfigError(f"model.name={name!r} is not a known model; known: {sorted(MODEL_CONFIGS)}")
-        base = OmegaConf.structured(TrainConfig(data=DataConfig(name=str((raw.get("data") or {}).get("name"))),
-                                                model=MODEL_CONFIGS[name]()))
+        base = OmegaConf.structured(
+            TrainConfig(data=DataConfig(name=str((raw.get("data") or {}).get("name"))), model=MODEL_CONFIGS[name]())
+        )
         try:
             cfg = OmegaConf.merge(base, raw)
         except OmegaConfBaseException as exc:

@@ -40,7 +40,9 @@ def log_prepare_run(cfg: Any, store: str | Path) -> str:
     client = MlflowClient(uri)
     name = experiment_name_for(cfg.data, cfg.logger.experiment_name)
     exp = experiment_id(client, name, uri)
-    run = client.create_run(exp, run_name=cfg.logger.run_name or f"prepare-{Path(store).parent.name}", tags={"journeyrec.kind": "prepare"})
+    run = client.create_run(
+        exp, run_name=cfg.logger.run_name or f"prepare-{Path(store).parent.name}", tags={"journeyrec.kind": "prepare"}
+    )
     params = flatten({"data": as_dict(cfg.data)})
     for key, value in params.items():
         client.log_param(run.info.run_id, key, "null" if value is None else str(value)[:500])

@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from journeyrec.data.datasets import EvalBatchSampler, EvalWindows, EpochBatchSampler, TrainWindows, identity_collate
+from journeyrec.data.datasets import EpochBatchSampler, EvalBatchSampler, EvalWindows, TrainWindows, identity_collate
 from journeyrec.data.prepare import PreparedData
 
 __all__ = ["SequenceDataModule"]
@@ -69,8 +69,12 @@ class SequenceDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         world, rank = self._replicas()
         sampler = EpochBatchSampler(
-            self.train_set.lengths, self.batch_size, seed=self.seed, by_length=self.bucket_by_length,
-            num_replicas=world, rank=rank,
+            self.train_set.lengths,
+            self.batch_size,
+            seed=self.seed,
+            by_length=self.bucket_by_length,
+            num_replicas=world,
+            rank=rank,
         )
         return DataLoader(
             self.train_set,

@@ -32,12 +32,15 @@ def fit_abandonment(cfg: TrainConfig, model: torch.nn.Module, prepared: Prepared
     if not cfg.export.abandonment:
         return None
     if cfg.data.dedup_consecutive:
-        log.warning("export.abandonment: skipped, data.dedup_consecutive=true merges a cart into the purchase that "
-                    "follows it (set data.dedup_consecutive=false to keep the funnel)")
+        log.warning(
+            "export.abandonment: skipped, data.dedup_consecutive=true merges a cart into the purchase that "
+            "follows it (set data.dedup_consecutive=false to keep the funnel)"
+        )
         return None
     try:
-        return choose_model(prepared.sequences, prepared.split, model, seed=cfg.seed,
-                            threads=max(1, int(cfg.trainer.num_threads or 1)))
+        return choose_model(
+            prepared.sequences, prepared.split, model, seed=cfg.seed, threads=max(1, int(cfg.trainer.num_threads or 1))
+        )
     except ValueError as exc:
         log.warning("export.abandonment: no model (%s)", exc)
         return None
@@ -53,10 +56,15 @@ def load_run_model(run: Path, checkpoint: str = "best") -> tuple[torch.nn.Module
         raise BundleError(f"{ckpt}: checkpoint not found (checkpoint=best|last|PATH)")
     prepared = load_prepared(Path(cfg.data.prepared) if cfg.data.prepared else run / "prepared")
     # the catalogue gives attribute models (model.attributes) their item code tables
-    model = build_model(cfg.model, prepared.sequences.n_items, FEATURE_SIZES, prepared.sequences.catalog,
-                        intent_head=cfg.loss.intent_weight > 0)
+    model = build_model(
+        cfg.model,
+        prepared.sequences.n_items,
+        FEATURE_SIZES,
+        prepared.sequences.catalog,
+        intent_head=cfg.loss.intent_weight > 0,
+    )
     state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
-    model.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
+    model.load_state_dict({k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")})
     return model.eval(), cfg, prepared
 
 

@@ -122,8 +122,9 @@ class RecModule(pl.LightningModule):
         n_items = int(model.hparams["n_items"])
         self.loss_fn = RecLoss(cfg, n_items, item_counts)
         self.ks = tuple(ks)
-        self.temperature = float(cfg.temperature if cfg.temperature is not None
-                                 else getattr(model, "default_temperature", 1.0))
+        self.temperature = float(
+            cfg.temperature if cfg.temperature is not None else getattr(model, "default_temperature", 1.0)
+        )
         table = event_type_weight_table(cfg.event_type_weights)
         self.register_buffer("etype_weights", table if table is not None else torch.zeros(0), persistent=False)
         self.contrastive_weight = float(cfg.contrastive_weight)
@@ -147,8 +148,10 @@ class RecModule(pl.LightningModule):
         self.sparse_item_grad = bool(self.optim_cfg.sparse_item_grad)
         if self.sparse_item_grad:
             if not self.gather_rows:
-                raise ValueError(f"optim.sparse_item_grad=true needs a sampled loss (sampled_softmax, bce or gbce) and a "
-                                 f"model with an item table; loss={cfg.name} reads every item: set sparse_item_grad=false")
+                raise ValueError(
+                    f"optim.sparse_item_grad=true needs a sampled loss (sampled_softmax, bce or gbce) and a "
+                    f"model with an item table; loss={cfg.name} reads every item: set sparse_item_grad=false"
+                )
             model.item_embedding.sparse_grad = True
         self.max_steps = int(max_steps)
         # torch.compile of the model's forward for training only (evaluation and export use the
@@ -196,8 +199,10 @@ class RecModule(pl.LightningModule):
             def pack(t: torch.Tensor) -> torch.Tensor:
                 return t.flatten(0, 1).index_select(0, index)
         else:
+
             def pack(t: torch.Tensor) -> torch.Tensor:
                 return t[mask]
+
         weights = None
         if self.etype_weights.numel():
             weights = self.etype_weights[pack(view["target_event_type"])]
@@ -224,7 +229,11 @@ class RecModule(pl.LightningModule):
             lab = self.intent_labels[batch["positions"]]  # -1 (padding) hits the final 0 slot
             known = lab > 0
             logits = self.model.intent_logits(hidden[known])
-            intent = F.binary_cross_entropy_with_logits(logits, (lab[known] == 2).float()) if logits.numel() else logits.sum()
+            intent = (
+                F.binary_cross_entropy_with_logits(logits, (lab[known] == 2).float())
+                if logits.numel()
+                else logits.sum()
+            )
             self.log("train/intent_loss", intent.detach(), on_step=False, on_epoch=True, batch_size=items.shape[0])
             share = self._global_share(known.sum())
             if share is not None:
@@ -261,8 +270,9 @@ class RecModule(pl.LightningModule):
         # the headline figure in the progress bar; every figure once in the logger (EpochCurve
         # writes the epoch's log line)
         shown = f"{split}_seen_excluded/ndcg@{self.ks[0]}"
-        self.log_dict({k: v for k, v in metrics.items() if k != shown}, prog_bar=False, sync_dist=False,
-                      rank_zero_only=False)
+        self.log_dict(
+            {k: v for k, v in metrics.items() if k != shown}, prog_bar=False, sync_dist=False, rank_zero_only=False
+        )
         if shown in metrics:
             self.log(shown, metrics[shown], prog_bar=True, sync_dist=False, rank_zero_only=False)
 
@@ -308,9 +318,13 @@ class RecModule(pl.LightningModule):
         if trainer is None:
             return
         if trainer.world_size > 1:
-            raise ValueError("optim.sparse_item_grad=true is not supported with data-parallel training (trainer=ddp, "
-                             "world size > 1): set optim.sparse_item_grad=false (the gathered rows still keep the "
-                             "step's activations flat in the catalogue)")
+            raise ValueError(
+                "optim.sparse_item_grad=true is not supported with data-parallel training (trainer=ddp, "
+                "world size > 1): set optim.sparse_item_grad=false (the gathered rows still keep the "
+                "step's activations flat in the catalogue)"
+            )
         if trainer.gradient_clip_val:
-            raise ValueError("optim.sparse_item_grad=true cannot be combined with trainer.gradient_clip_val (torch's "
-                             "gradient clipping does not take sparse gradients): unset one of them")
+            raise ValueError(
+                "optim.sparse_item_grad=true cannot be combined with trainer.gradient_clip_val (torch's "
+                "gradient clipping does not take sparse gradients): unset one of them"
+            )

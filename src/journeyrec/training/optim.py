@@ -24,8 +24,13 @@ __all__ = ["SparseDenseAdam"]
 class SparseDenseAdam(torch.optim.Optimizer):
     """SparseAdam on ``sparse_params``, AdamW on ``dense_groups``, stepped together."""
 
-    def __init__(self, sparse_params: Iterable[torch.Tensor], dense_groups: list[dict[str, Any]], lr: float,
-                 betas: tuple[float, float] = (0.9, 0.999)) -> None:
+    def __init__(
+        self,
+        sparse_params: Iterable[torch.Tensor],
+        dense_groups: list[dict[str, Any]],
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+    ) -> None:
         self._sparse = torch.optim.SparseAdam(list(sparse_params), lr=lr, betas=betas)
         self._dense = torch.optim.AdamW(dense_groups, lr=lr, betas=betas)
         self._n_sparse_groups = len(self._sparse.param_groups)

@@ -46,6 +46,7 @@ from journeyrec.bundle.format import export_bundle
 from journeyrec.data.prepare import PreparedData, load_prepared, prepare_store
 from journeyrec.data.schema import FEATURE_SIZES
 from journeyrec.data.sequences import with_validation_targets
+from journeyrec.errors import MissingInputError
 from journeyrec.evaluation.intent import evaluate_intent
 from journeyrec.evaluation.metrics import PROTOCOLS, summarise
 from journeyrec.evaluation.offline import ItemStats, SystemEvaluation, evaluate_system, per_case_table
@@ -74,7 +75,6 @@ from journeyrec.training.export_run import fit_abandonment
 from journeyrec.training.module import RecModule
 from journeyrec.training.summary import baseline_warnings, print_summary
 from journeyrec.typed import as_dict
-from journeyrec.errors import MissingInputError
 
 __all__ = [
     "train",
@@ -235,13 +235,23 @@ def _weight_averaging(cfg: TrainConfig) -> list[pl.Callback]:
     # Lightning's EMAWeightAveraging updates parameter by parameter; the foreach form below does the
     # same update about 8x faster (`python -m benchmarks ema`)
     gpu = cfg.trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
-    return [WeightAveraging(device="cuda" if gpu else "cpu", use_buffers=False, multi_avg_fn=get_ema_multi_avg_fn(decay))]
+    return [
+        WeightAveraging(device="cuda" if gpu else "cpu", use_buffers=False, multi_avg_fn=get_ema_multi_avg_fn(decay))
+    ]
 
 
 def _datamodule(cfg: TrainConfig, data: PreparedData) -> SequenceDataModule:
     d = cfg.data
-    return SequenceDataModule(data, cfg.model.max_len, d.batch_size, d.eval_batch_size, cfg.model.features,
-                              d.num_workers, cfg.seed, d.bucket_by_length)
+    return SequenceDataModule(
+        data,
+        cfg.model.max_len,
+        d.batch_size,
+        d.eval_batch_size,
+        cfg.model.features,
+        d.num_workers,
+        cfg.seed,
+        d.bucket_by_length,
+    )
 
 
 def check_settings(cfg: TrainConfig) -> None:
@@ -250,8 +260,10 @@ def check_settings(cfg: TrainConfig) -> None:
     if cfg.trainer.refit_epochs < 0:
         raise ValueError(f"trainer.refit_epochs={cfg.trainer.refit_epochs}: must be >= 0 (0 = no refit)")
     if cfg.trainer.refit_epochs and not _single_process(cfg):
-        raise ValueError("trainer.refit_epochs needs a single-process fit (devices=1, one node, no ddp): "
-                         "set trainer.refit_epochs=0 for data-parallel training")
+        raise ValueError(
+            "trainer.refit_epochs needs a single-process fit (devices=1, one node, no ddp): "
+            "set trainer.refit_epochs=0 for data-parallel training"
+        )
 
 
 # --------------------------------------------------------------------------- stages
@@ -269,7 +281,8 @@ def prepare_stage(cfg: TrainConfig, out: Path, main_process: bool = True) -> Pre
             raise MissingInputError(
                 f"rank {launched_rank()}: no prepared store at {store}. Processes started outside "
                 "Lightning (torchrun, SLURM, other nodes) do not wait for rank 0 to prepare: run "
-                "scripts/prepare_data.py once and pass data.prepared=<its store> to every process")
+                "scripts/prepare_data.py once and pass data.prepared=<its store> to every process"
+            )
     data = load_prepared(store, mmap=True)
     action = "loaded the prepared store of" if cfg.data.prepared else "prepared"
     log.info("%s %s in %.1fs: %s", action, data.source, time.perf_counter() - t0, data.stats)
@@ -292,8 +305,16 @@ def build_stage(cfg: TrainConfig, prepared: Prepared) -> Built:
     dm = _datamodule(cfg, train_data)
     labels = intent_labels(train_data.sequences, train_data.split.train_ends) if intent else None
     steps_per_epoch = -(-len(dm.train_set) // cfg.data.batch_size)
-    module = RecModule(model, cfg.loss, cfg.optim, ks=cfg.eval.ks, item_counts=counts, intent_labels=labels,
-                       max_steps=steps_per_epoch * cfg.trainer.max_epochs, compile=cfg.trainer.compile)
+    module = RecModule(
+        model,
+        cfg.loss,
+        cfg.optim,
+        ks=cfg.eval.ks,
+        item_counts=counts,
+        intent_labels=labels,
+        max_steps=steps_per_epoch * cfg.trainer.max_epochs,
+        compile=cfg.trainer.compile,
+    )
     return Built(model, module, dm, counts)
 
 
@@ -344,8 +365,16 @@ def fit_stage(cfg: TrainConfig, prepared: Prepared, built: Built, out: Path, mai
     monitor = cfg.trainer.monitor
     # saved at the end of each training epoch, after validation and after EpochCurve has recorded
     # the epoch (Lightning runs checkpoint callbacks last), so last.ckpt holds complete state
-    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_last=True,
-                                 save_top_k=1, enable_version_counter=False, save_on_train_epoch_end=True)
+    checkpoint = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best",
+        monitor=monitor,
+        mode="max",
+        save_last=True,
+        save_top_k=1,
+        enable_version_counter=False,
+        save_on_train_epoch_end=True,
+    )
     early = EarlyStopping(monitor=monitor, mode="max", patience=cfg.trainer.patience)
     logger, parent = None, None
     if main_process and cfg.logger.mlflow:
@@ -354,8 +383,11 @@ def fit_stage(cfg: TrainConfig, prepared: Prepared, built: Built, out: Path, mai
         params = {k: v for k, v in as_dict(cfg).items() if k not in RUN_CONTROL_KEYS}
         logger.log_hyperparams(flatten(params))
         log_dataset_card(logger.experiment, logger.run_id, prepared.store)
-    intent_cb = ([IntentValidation(prepared.data.sequences, prepared.data.split, cfg.data.eval_batch_size)]
-                 if cfg.loss.intent_weight > 0 else [])
+    intent_cb = (
+        [IntentValidation(prepared.data.sequences, prepared.data.split, cfg.data.eval_batch_size)]
+        if cfg.loss.intent_weight > 0
+        else []
+    )
     t = cfg.trainer
     trainer = pl.Trainer(
         max_epochs=t.max_epochs,
@@ -373,8 +405,15 @@ def fit_stage(cfg: TrainConfig, prepared: Prepared, built: Built, out: Path, mai
         check_val_every_n_epoch=t.check_val_every_n_epoch,
         # IntentValidation first: it logs valid_intent/auc before the others read the epoch's metrics,
         # and it runs the model before the averaging callback swaps the raw weights back in
-        callbacks=[*intent_cb, *_weight_averaging(cfg), checkpoint, early, EpochCurve(out / "curve.json"),
-                   ResumableRNG(), *([EpochProgressBar()] if t.progress_bar else [])],
+        callbacks=[
+            *intent_cb,
+            *_weight_averaging(cfg),
+            checkpoint,
+            early,
+            EpochCurve(out / "curve.json"),
+            ResumableRNG(),
+            *([EpochProgressBar()] if t.progress_bar else []),
+        ],
         plugins=[AtomicCheckpointIO()],  # atomic checkpoint writes, weights-only reads (resume included)
         logger=logger if logger is not None else False,
         enable_progress_bar=t.progress_bar,
@@ -402,15 +441,21 @@ def test_segments(cfg: TrainConfig, prepared: Prepared) -> dict[str, dict[str, n
     return {"test": case_segments(data.sequences, data.split.test, list(cfg.eval.length_edges))}
 
 
-def evaluate_stage(cfg: TrainConfig, prepared: Prepared, model: torch.nn.Module, split: str,
-                   segments: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> SystemEvaluation:
+def evaluate_stage(
+    cfg: TrainConfig,
+    prepared: Prepared,
+    model: torch.nn.Module,
+    split: str,
+    segments: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+) -> SystemEvaluation:
     """The same evaluation as scripts/evaluate.py (accuracy, beyond accuracy, 95% intervals, the
     ``segments`` breakdowns) on one split; with an intent head, its AUC beside the count
     baseline's on the same cases."""
     data = prepared.data
     stats = ItemStats.from_data(data.sequences, data.split.train_ends)
-    result = evaluate_system(model, data, cfg.eval, stats, segments, splits=(split,),
-                             batch_size=cfg.data.eval_batch_size)
+    result = evaluate_system(
+        model, data, cfg.eval, stats, segments, splits=(split,), batch_size=cfg.data.eval_batch_size
+    )
     if hasattr(model, "purchase_intent"):
         train = prepared.train_data
         baseline = SessionLogit.from_training(train.sequences, train.split.train_ends)
@@ -430,13 +475,22 @@ def refit_stage(cfg: TrainConfig, prepared: Prepared, built: Built, fitted: Fitt
     t = cfg.trainer
     end_epoch = fitted.best_epoch + t.refit_epochs
     trainer = pl.Trainer(
-        max_epochs=end_epoch, min_epochs=0, accelerator=t.accelerator, devices=1,
+        max_epochs=end_epoch,
+        min_epochs=0,
+        accelerator=t.accelerator,
+        devices=1,
         precision=t.precision,  # type: ignore[arg-type]
-        deterministic=t.deterministic, gradient_clip_val=t.gradient_clip_val,
-        limit_val_batches=0, num_sanity_val_steps=0, use_distributed_sampler=False,
+        deterministic=t.deterministic,
+        gradient_clip_val=t.gradient_clip_val,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
         callbacks=[*_weight_averaging(cfg), ResumableRNG(), *([EpochProgressBar()] if t.progress_bar else [])],
-        plugins=[AtomicCheckpointIO()], enable_checkpointing=False, logger=False,
-        enable_progress_bar=t.progress_bar, enable_model_summary=False,
+        plugins=[AtomicCheckpointIO()],
+        enable_checkpointing=False,
+        logger=False,
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=False,
     )
     built.module.train()  # evaluation left it in eval mode, and Lightning keeps each module's mode
     t0 = time.perf_counter()
@@ -448,8 +502,12 @@ def refit_stage(cfg: TrainConfig, prepared: Prepared, built: Built, fitted: Fitt
     return time.perf_counter() - t0
 
 
-def baseline_stage(cfg: TrainConfig, prepared: Prepared, splits: tuple[str, ...] = ("valid", "test"),
-                   names: tuple[str, ...] = SUMMARY_BASELINES) -> dict[str, float]:
+def baseline_stage(
+    cfg: TrainConfig,
+    prepared: Prepared,
+    splits: tuple[str, ...] = ("valid", "test"),
+    names: tuple[str, ...] = SUMMARY_BASELINES,
+) -> dict[str, float]:
     """Accuracy of cheap baselines fitted on the same training prefixes and scored on the same
     cases as the model (keys ``<baseline>/<split>[_seen_excluded]/<metric>@K``), so the summary
     can say when the model is below them. No intervals or beyond-accuracy metrics: evaluate.py
@@ -459,14 +517,16 @@ def baseline_stage(cfg: TrainConfig, prepared: Prepared, splits: tuple[str, ...]
     out: dict[str, float] = {}
     for name in names:
         baseline = BASELINES[name].fit(data.sequences, data.split.train_ends, seed=cfg.eval.seed)
-        ev = evaluate_system(baseline, prepared.data, light, splits=splits, name=name,
-                             batch_size=cfg.data.eval_batch_size)
+        ev = evaluate_system(
+            baseline, prepared.data, light, splits=splits, name=name, batch_size=cfg.data.eval_batch_size
+        )
         out.update({f"{name}/{k}": v for k, v in ev.metrics.items()})
     return out
 
 
-def _log_run(cfg: TrainConfig, out: Path, prepared: Prepared, fitted: Fitted, metrics: dict[str, float],
-             bundle: Path | None) -> str:
+def _log_run(
+    cfg: TrainConfig, out: Path, prepared: Prepared, fitted: Fitted, metrics: dict[str, float], bundle: Path | None
+) -> str:
     """Final metrics and artifacts of the MLflow run; returns its id."""
     logger = fitted.logger
     client, run_id = logger.experiment, logger.run_id
@@ -537,13 +597,19 @@ def train(cfg: Any) -> TrainResult:
         model = built.module.model.cpu().eval()
         log.info("refit %d epochs on the validation targets in %.1fs", cfg.trainer.refit_epochs, refit_seconds)
     elif cfg.trainer.refit_epochs:
-        log.warning("trainer.refit_epochs=%d: no best checkpoint to refit from (validation never ran); "
-                    "the test figures are those of the last epoch, without a refit", cfg.trainer.refit_epochs)
+        log.warning(
+            "trainer.refit_epochs=%d: no best checkpoint to refit from (validation never ran); "
+            "the test figures are those of the last epoch, without a refit",
+            cfg.trainer.refit_epochs,
+        )
     evaluation.merge(evaluate_stage(cfg, prepared, model, "test", segments))
     metrics: dict[str, float] = {**evaluation.metrics, **before_refit}
     if prepared.hidden is not None:
-        metrics.update(evaluate_cold(model, prepared.data, prepared.hidden, built.item_counts, cfg.eval.ks,
-                                     cfg.data.eval_batch_size))
+        metrics.update(
+            evaluate_cold(
+                model, prepared.data, prepared.hidden, built.item_counts, cfg.eval.ks, cfg.data.eval_batch_size
+            )
+        )
     metrics.update(train_seconds=fitted.train_seconds, epochs=float(fitted.epochs), best_epoch=float(fitted.best_epoch))
     if refit_seconds is not None:
         metrics.update(refit_epochs=float(cfg.trainer.refit_epochs), refit_seconds=refit_seconds)
@@ -553,8 +619,15 @@ def train(cfg: Any) -> TrainResult:
 
     bundle = None
     if cfg.export.enabled:
-        bundle = export_bundle(out / "bundle", model, prepared.data, as_dict(cfg), metrics, cfg.export,
-                               fit_abandonment(cfg, model, prepared.data))
+        bundle = export_bundle(
+            out / "bundle",
+            model,
+            prepared.data,
+            as_dict(cfg),
+            metrics,
+            cfg.export,
+            fit_abandonment(cfg, model, prepared.data),
+        )
     atomic_write_json(out / "metrics.json", metrics)
     run_id = _log_run(cfg, out, prepared, fitted, metrics, bundle) if fitted.logger is not None else None
     print_summary(metrics, out, run_id, cfg.eval.ks, SUMMARY_BASELINES, fitted.parent_run)

@@ -107,8 +107,9 @@ def _written_ms(path: Path) -> int | None:
     return int(max(times) * 1000) if times else None
 
 
-def read_source(name: str, path: str | None, options: Mapping[str, Any] | None = None,
-                bounds: TimeBounds | None = None) -> SourceData:
+def read_source(
+    name: str, path: str | None, options: Mapping[str, Any] | None = None, bounds: TimeBounds | None = None
+) -> SourceData:
     """Read a whole dataset into memory: valid events, catalogue and the rejected rows.
 
     Rejected rows are returned in ``SourceData.quarantine`` (raw user ids: nothing is written
@@ -119,7 +120,11 @@ def read_source(name: str, path: str | None, options: Mapping[str, Any] | None =
     scan = open_source(name, path, options)
     first = (TimeBounds.default() if bounds is None else bounds).first_pass(scan.written_ms)
     good, bad = _validate_all(scan, first if scan.clock_time else None)
-    upper = first.beyond(pa.concat_tables(good).column("timestamp").cast(pa.int64()).to_numpy()) if scan.clock_time and good else None
+    upper = (
+        first.beyond(pa.concat_tables(good).column("timestamp").cast(pa.int64()).to_numpy())
+        if scan.clock_time and good
+        else None
+    )
     if upper is not None:
         scan = open_source(name, path, options)
         good, bad = _validate_all(scan, upper)
@@ -129,8 +134,14 @@ def read_source(name: str, path: str | None, options: Mapping[str, Any] | None =
     if quarantine.num_rows:
         counts = pc.value_counts(quarantine.column("reason")).to_pylist()
         stats["quarantined"] = {d["values"]: d["counts"] for d in counts}
-    return SourceData(events=events, catalog=scan.catalog(), source=scan.source, stats=stats, extras=dict(scan.extras),
-                      quarantine=quarantine)
+    return SourceData(
+        events=events,
+        catalog=scan.catalog(),
+        source=scan.source,
+        stats=stats,
+        extras=dict(scan.extras),
+        quarantine=quarantine,
+    )
 
 
 def _validate_all(scan: SourceScan, bounds: TimeBounds | None) -> tuple[list[pa.Table], list[pa.Table]]:

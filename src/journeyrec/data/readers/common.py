@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
@@ -60,11 +61,14 @@ def find_file(path: str | None, candidates: Sequence[str], reader: str, what: st
     return found[0]
 
 
-def find_files(path: str | None, candidates: Sequence[str], reader: str, what: str = "events",
-               first_only: bool = False) -> list[Path]:
+def find_files(
+    path: str | None, candidates: Sequence[str], reader: str, what: str = "events", first_only: bool = False
+) -> list[Path]:
     """All files matching the first candidate pattern that matches anything (sorted by name)."""
     if not path:
-        raise ReaderError(f"data.path is required for data={reader}: the {what} file or the directory holding {list(candidates)}")
+        raise ReaderError(
+            f"data.path is required for data={reader}: the {what} file or the directory holding {list(candidates)}"
+        )
     p = Path(path)
     if p.is_file():
         return [p]
@@ -134,14 +138,24 @@ def iter_delimited(
         return "skip"
 
     read_opts = pacsv.ReadOptions(
-        use_threads=False, block_size=block_bytes, encoding=encoding,
-        column_names=None if header else list(file_names), skip_rows=0,
+        use_threads=False,
+        block_size=block_bytes,
+        encoding=encoding,
+        column_names=None if header else list(file_names),
+        skip_rows=0,
     )
-    parse_opts = pacsv.ParseOptions(delimiter=delimiter, quote_char='"' if quoting else False,
-                                    ignore_empty_lines=False, invalid_row_handler=on_invalid)
+    parse_opts = pacsv.ParseOptions(
+        delimiter=delimiter,
+        quote_char='"' if quoting else False,
+        ignore_empty_lines=False,
+        invalid_row_handler=on_invalid,
+    )
     convert_opts = pacsv.ConvertOptions(
-        column_types={c: pa.string() for c in file_names}, include_columns=list(usecols),
-        strings_can_be_null=True, null_values=[""], quoted_strings_can_be_null=True,
+        column_types={c: pa.string() for c in file_names},
+        include_columns=list(usecols),
+        strings_can_be_null=True,
+        null_values=[""],
+        quoted_strings_can_be_null=True,
     )
     try:
         stream = pa.input_stream(str(path), compression="detect")
@@ -193,9 +207,13 @@ def _drop_non_rows(table: pa.Table, lines: np.ndarray, header: bool) -> tuple[pa
     drop = blank | again
     if not drop.any():
         return table, lines, []
-    out: list[Structural] = [(int(x), f"no value in the columns read ({', '.join(table.column_names)})", "blank_line")
-                             for x in lines[blank]]
-    out += [(int(x), "the header line again (files concatenated with their headers?)", "repeated_header") for x in lines[again]]
+    out: list[Structural] = [
+        (int(x), f"no value in the columns read ({', '.join(table.column_names)})", "blank_line") for x in lines[blank]
+    ]
+    out += [
+        (int(x), "the header line again (files concatenated with their headers?)", "repeated_header")
+        for x in lines[again]
+    ]
     return table.filter(pa.array(~drop)), lines[~drop], out
 
 
@@ -222,14 +240,14 @@ def parse_datetime(col: pa.ChunkedArray | pa.Array, fmt: str | None = None) -> t
     try:
         ts = _iso_cast(s)
     except pa.ArrowInvalid:  # some value is bad: parse the distinct values one by one
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         uniq = pc.unique(s).drop_null()
         parsed = []
         for v in uniq.to_pylist():
             try:
                 d = datetime.fromisoformat(v.strip())
-                d = d.replace(tzinfo=timezone.utc) if d.tzinfo is None else d.astimezone(timezone.utc)
+                d = d.replace(tzinfo=UTC) if d.tzinfo is None else d.astimezone(UTC)
                 parsed.append(int(round(d.timestamp() * 1000)))
             except (ValueError, OverflowError):
                 parsed.append(None)
@@ -314,7 +332,9 @@ def make_batch(
             c = c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c
             cols[f.name] = pc.cast(c, f.type)
     cols["_file"] = _file_column(file, n)
-    cols["_line"] = pa.array(np.asarray(lines, dtype=np.int64)) if not isinstance(lines, pa.Array) else pc.cast(lines, pa.int64())
+    cols["_line"] = (
+        pa.array(np.asarray(lines, dtype=np.int64)) if not isinstance(lines, pa.Array) else pc.cast(lines, pa.int64())
+    )
     cols["_reason"] = reasons if reasons is not None else pa.nulls(n, pa.string())
     cols["_detail"] = pa.nulls(n, pa.string())
     cols["_value"] = values if values is not None else pa.nulls(n, pa.string())
@@ -331,8 +351,13 @@ def make_batch(
     return table
 
 
-def flag_value(reasons: pa.Array | None, values: pa.Array | None, mask: pa.Array | np.ndarray, reason: str,
-               text: pa.Array | pa.ChunkedArray | None) -> tuple[pa.Array | None, pa.Array | None]:
+def flag_value(
+    reasons: pa.Array | None,
+    values: pa.Array | None,
+    mask: pa.Array | np.ndarray,
+    reason: str,
+    text: pa.Array | pa.ChunkedArray | None,
+) -> tuple[pa.Array | None, pa.Array | None]:
     """Set ``reason`` where ``mask`` is true and no earlier reason was set, and ``text`` (the
     source value, e.g. a price that is not a number) as the quarantine's ``value`` of those rows."""
     m = pa.array(np.asarray(mask, dtype=bool)) if not isinstance(mask, pa.Array) else pc.fill_null(mask, False)
@@ -374,7 +399,9 @@ class CatalogCollector:
 
     def table(self) -> pa.Table:
         if not self.parts:
-            return pa.table({"item_id": pa.array([], pa.string()), **{c: pa.array([], pa.string()) for c in self.columns}})
+            return pa.table(
+                {"item_id": pa.array([], pa.string()), **{c: pa.array([], pa.string()) for c in self.columns}}
+            )
         out = self._reduce(pa.concat_tables(self.parts)) if len(self.parts) > 1 else self.parts[0]
         return out.sort_by("item_id")
 
@@ -398,7 +425,9 @@ def iter_jsonl(path: Path, schema: pa.Schema | None = None, block_bytes: int = B
 
     import pyarrow.json as pajson
 
-    parse_opts = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore" if schema is not None else "infer")
+    parse_opts = pajson.ParseOptions(
+        explicit_schema=schema, unexpected_field_behavior="ignore" if schema is not None else "infer"
+    )
     line_no = 1
     with _open_text(path) as fh:
         while True:
@@ -411,8 +440,11 @@ def iter_jsonl(path: Path, schema: pa.Schema | None = None, block_bytes: int = B
             clean = b"\n\n" not in data and not data.startswith(b"\n") and not data.strip(b"\n").endswith(b"\r")
             if clean:
                 try:
-                    table = pajson.read_json(pa.BufferReader(data), parse_options=parse_opts,
-                                             read_options=pajson.ReadOptions(use_threads=False, block_size=max(len(data), 1)))
+                    table = pajson.read_json(
+                        pa.BufferReader(data),
+                        parse_options=parse_opts,
+                        read_options=pajson.ReadOptions(use_threads=False, block_size=max(len(data), 1)),
+                    )
                     if table.num_rows == n_lines:
                         yield JsonChunk(lines=line_no + np.arange(n_lines, dtype=np.int64), table=table)
                         line_no += n_lines

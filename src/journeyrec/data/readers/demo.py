@@ -15,7 +15,13 @@ import pyarrow as pa
 
 from journeyrec.data.readers import SourceScan, parse_options
 from journeyrec.data.readers.common import make_batch
-from journeyrec.data.synthetic import DemoShopConfig, generate_catalog, generate_complements, generate_consent, generate_events
+from journeyrec.data.synthetic import (
+    DemoShopConfig,
+    generate_catalog,
+    generate_complements,
+    generate_consent,
+    generate_events,
+)
 
 
 def scan(path: str | None, options: Mapping[str, Any]) -> SourceScan:

@@ -60,7 +60,9 @@ def scan(path: str | None, options: Mapping[str, Any]) -> SourceScan:
 
     def batches() -> Iterator[pa.Table]:
         for f, etype in files:
-            for chunk in iter_delimited(f, delimiter=";", usecols=("sessionId", "userId", "itemId", "timeframe", "eventdate")):
+            for chunk in iter_delimited(
+                f, delimiter=";", usecols=("sessionId", "userId", "itemId", "timeframe", "eventdate")
+            ):
                 t = chunk.table
                 n = t.num_rows
                 stats["rows_read"] += n + len(chunk.malformed)
@@ -68,17 +70,32 @@ def scan(path: str | None, options: Mapping[str, Any]) -> SourceScan:
                 offset = parse_float(t.column("timeframe"))
                 ms = pc.add(pc.cast(day, pa.int64()), pc.cast(pc.round(offset), pa.int64()))
                 ts = pc.cast(ms, pa.timestamp("ms", tz="UTC"))
-                raw = pc.binary_join_element_wise(pc.fill_null(t.column("eventdate"), ""), pc.fill_null(t.column("timeframe"), ""), " + ")
+                raw = pc.binary_join_element_wise(
+                    pc.fill_null(t.column("eventdate"), ""), pc.fill_null(t.column("timeframe"), ""), " + "
+                )
                 ts_raw = pc.if_else(pc.is_null(ts), raw, pa.scalar(None, pa.string()))
                 session = t.column("sessionId")
                 user = t.column("userId")
                 anonymous = pc.fill_null(pc.equal(user, "NA"), True)
-                user = pc.if_else(anonymous, pc.binary_join_element_wise("session:", pc.fill_null(session, ""), ""), user)
-                user = pc.if_else(pc.is_null(session), pc.if_else(anonymous, pa.scalar(None, pa.string()), t.column("userId")), user)
+                user = pc.if_else(
+                    anonymous, pc.binary_join_element_wise("session:", pc.fill_null(session, ""), ""), user
+                )
+                user = pc.if_else(
+                    pc.is_null(session), pc.if_else(anonymous, pa.scalar(None, pa.string()), t.column("userId")), user
+                )
                 yield make_batch(
-                    {"user_id": user, "session_id": session, "item_id": t.column("itemId"), "event_type": constant(etype, n),
-                     "timestamp": ts, "channel": constant(opts.channel, n)},
-                    file=str(f), lines=chunk.lines, malformed=chunk.malformed, ts_raw=ts_raw,
+                    {
+                        "user_id": user,
+                        "session_id": session,
+                        "item_id": t.column("itemId"),
+                        "event_type": constant(etype, n),
+                        "timestamp": ts,
+                        "channel": constant(opts.channel, n),
+                    },
+                    file=str(f),
+                    lines=chunk.lines,
+                    malformed=chunk.malformed,
+                    ts_raw=ts_raw,
                 )
 
     return SourceScan(source=str(d), batches=batches(), catalog=lambda: _catalog(d), stats=stats)
@@ -91,8 +108,11 @@ def _catalog(d: Path) -> pa.Table:
         f = d / name
         if not f.is_file():
             return None
-        return pacsv.read_csv(f, parse_options=pacsv.ParseOptions(delimiter=";"),
-                              convert_options=pacsv.ConvertOptions(column_types=types, include_columns=list(types)))
+        return pacsv.read_csv(
+            f,
+            parse_options=pacsv.ParseOptions(delimiter=";"),
+            convert_options=pacsv.ConvertOptions(column_types=types, include_columns=list(types)),
+        )
 
     cats = read("product-categories.csv", {"itemId": pa.string(), "categoryId": pa.string()})
     prods = read("products.csv", {"itemId": pa.string(), "pricelog2": pa.string(), "product.name.tokens": pa.string()})

@@ -83,7 +83,9 @@ def _format(path: Path, fmt: str) -> str:
 def _check_mapping(mapping: Mapping[str, str], source: str) -> None:
     bad = sorted(set(mapping) - set(EVENT_SCHEMA.names))
     if bad:
-        raise ReaderError(f"{source}: columns mapping names unknown canonical column(s) {bad}; canonical: {EVENT_SCHEMA.names}")
+        raise ReaderError(
+            f"{source}: columns mapping names unknown canonical column(s) {bad}; canonical: {EVENT_SCHEMA.names}"
+        )
 
 
 def _required(have: list[str], opts: EventsOptions, path: Path) -> dict[str, str]:
@@ -105,8 +107,14 @@ def _required(have: list[str], opts: EventsOptions, path: Path) -> dict[str, str
     return out
 
 
-def _canonical(table: pa.Table, where: dict[str, str], opts: EventsOptions, path: Path, lines: np.ndarray,
-               malformed: list[Structural]) -> pa.Table:
+def _canonical(
+    table: pa.Table,
+    where: dict[str, str],
+    opts: EventsOptions,
+    path: Path,
+    lines: np.ndarray,
+    malformed: list[Structural],
+) -> pa.Table:
     n = table.num_rows
     cols: dict[str, Any] = {}
     reasons = values = None
@@ -120,10 +128,14 @@ def _canonical(table: pa.Table, where: dict[str, str], opts: EventsOptions, path
         elif name in ("price", "quantity"):
             num = parse_float(col)
             text_given = pc.and_(pc.is_valid(col), pc.not_equal(pc.cast(col, pa.string()), ""))
-            reasons, values = flag_value(reasons, values, pc.and_kleene(text_given, pc.is_null(num)), f"unparseable_{name}", col)
+            reasons, values = flag_value(
+                reasons, values, pc.and_kleene(text_given, pc.is_null(num)), f"unparseable_{name}", col
+            )
             if name == "quantity":
                 whole = pc.equal(num, pc.round(num))
-                reasons, values = flag_value(reasons, values, pc.invert(pc.fill_null(whole, True)), "unparseable_quantity", col)
+                reasons, values = flag_value(
+                    reasons, values, pc.invert(pc.fill_null(whole, True)), "unparseable_quantity", col
+                )
                 num = pc.if_else(pc.fill_null(whole, False), num, pa.scalar(None, pa.float64()))
             cols[name] = num
     ts_col = table.column(where["timestamp"]) if where["timestamp"] in table.column_names else pa.nulls(n, pa.string())
@@ -144,7 +156,9 @@ def _canonical(table: pa.Table, where: dict[str, str], opts: EventsOptions, path
         cols["channel"] = pc.fill_null(cols["channel"], opts.default_channel)
     else:
         cols["channel"] = constant(opts.default_channel, n)
-    return make_batch(cols, file=str(path), lines=lines, malformed=malformed, reasons=reasons, values=values, ts_raw=ts_raw)
+    return make_batch(
+        cols, file=str(path), lines=lines, malformed=malformed, reasons=reasons, values=values, ts_raw=ts_raw
+    )
 
 
 def _batches(path: Path, fmt: str, opts: EventsOptions, stats: dict) -> Iterator[pa.Table]:
@@ -152,7 +166,9 @@ def _batches(path: Path, fmt: str, opts: EventsOptions, stats: dict) -> Iterator
         delim = "\t" if fmt == "tsv" and opts.delimiter == "," else opts.delimiter
         have = read_header(path, delim)
         where = _required(have, opts, path)
-        for chunk in iter_delimited(path, delimiter=delim, usecols=sorted(set(where.values())), block_bytes=BLOCK_BYTES):
+        for chunk in iter_delimited(
+            path, delimiter=delim, usecols=sorted(set(where.values())), block_bytes=BLOCK_BYTES
+        ):
             stats["rows_read"] += chunk.table.num_rows + len(chunk.malformed)
             yield _canonical(chunk.table, where, opts, path, chunk.lines, chunk.malformed)
     elif fmt == "parquet":
@@ -203,7 +219,11 @@ def scan(path: str | None, options: Mapping[str, Any]) -> SourceScan:
     def catalog() -> pa.Table:
         if opts.catalog_path:
             return _read_catalog(Path(opts.catalog_path), opts)
-        ids = pc.unique(pa.chunked_array(items, type=pa.string()).combine_chunks()) if items else pa.array([], pa.string())
+        ids = (
+            pc.unique(pa.chunked_array(items, type=pa.string()).combine_chunks())
+            if items
+            else pa.array([], pa.string())
+        )
         return conform_catalog({"item_id": ids.sort()}, source=str(p))
 
     return SourceScan(source=str(p), batches=batches(), catalog=catalog, stats=stats)
@@ -222,12 +242,16 @@ def _read_catalog(cp: Path, opts: EventsOptions) -> pa.Table:
         elif fmt == "jsonl":
             cat = pajson.read_json(cp)
         else:
-            cat = pacsv.read_csv(cp, parse_options=pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else opts.delimiter))
+            cat = pacsv.read_csv(
+                cp, parse_options=pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else opts.delimiter)
+            )
     except (pa.ArrowInvalid, OSError) as exc:
         raise ReaderError(f"{cp}: cannot read catalogue: {exc}") from exc
     bad = sorted(set(opts.catalog_columns) - set(CATALOG_SCHEMA.names))
     if bad:
-        raise ReaderError(f"{cp}: catalog_columns names unknown canonical column(s) {bad}; canonical: {CATALOG_SCHEMA.names}")
+        raise ReaderError(
+            f"{cp}: catalog_columns names unknown canonical column(s) {bad}; canonical: {CATALOG_SCHEMA.names}"
+        )
     missing = sorted(src for src in opts.catalog_columns.values() if src not in cat.column_names)
     if missing:
         raise SchemaError(f"{cp}: mapped source column(s) {missing} not in file; file has {cat.column_names}")

@@ -32,11 +32,39 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from journeyrec.data.readers import ReaderError, SourceScan, parse_options
-from journeyrec.data.readers.common import constant, find_file, flag_value, iter_delimited, make_batch, parse_epoch, parse_float, read_header
+from journeyrec.data.readers.common import (
+    constant,
+    find_file,
+    flag_value,
+    iter_delimited,
+    make_batch,
+    parse_epoch,
+    parse_float,
+    read_header,
+)
 from journeyrec.data.schema import SchemaError, conform_catalog
 
-U_ITEM_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
-                 "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western")
+U_ITEM_GENRES = (
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
 
 
 @dataclass
@@ -68,9 +96,16 @@ def scan(path: str | None, options: Mapping[str, Any]) -> SourceScan:
     def chunks():
         if layout == "dat":  # '::' is two one-character separators: fields 0, 2, 4, 6
             names = ("user", "_1", "item", "_2", "rating", "_3", "ts")
-            return iter_delimited(p, delimiter=":", names=names, usecols=("user", "item", "rating", "ts"), quoting=False), ("user", "item", "rating", "ts")
+            return iter_delimited(
+                p, delimiter=":", names=names, usecols=("user", "item", "rating", "ts"), quoting=False
+            ), ("user", "item", "rating", "ts")
         if layout == "csv":
-            return iter_delimited(p, delimiter=",", usecols=("userId", "movieId", "rating", "timestamp")), ("userId", "movieId", "rating", "timestamp")
+            return iter_delimited(p, delimiter=",", usecols=("userId", "movieId", "rating", "timestamp")), (
+                "userId",
+                "movieId",
+                "rating",
+                "timestamp",
+            )
         if layout == "udata":
             names = ("user", "item", "rating", "ts")
             return iter_delimited(p, delimiter="\t", names=names, usecols=names, quoting=False), names
@@ -79,7 +114,9 @@ def scan(path: str | None, options: Mapping[str, Any]) -> SourceScan:
         for field in ("user_id", "item_id", "rating", "timestamp"):
             hit = [h for h in header if h.split(":")[0] == field]
             if not hit:
-                raise SchemaError(f"{p}: missing required column '{field}' (RecBole '{field}:<type>'); the file has {header}")
+                raise SchemaError(
+                    f"{p}: missing required column '{field}' (RecBole '{field}:<type>'); the file has {header}"
+                )
             want.append(hit[0])
         return iter_delimited(p, delimiter="\t", usecols=want, quoting=False), tuple(want)
 
@@ -94,17 +131,40 @@ def scan(path: str | None, options: Mapping[str, Any]) -> SourceScan:
             reasons = values = None
             if opts.min_rating is not None:
                 rating = parse_float(t.column(rcol))
-                reasons, values = flag_value(pa.nulls(t.num_rows, pa.string()), pa.nulls(t.num_rows, pa.string()),
-                                             pc.and_(pc.is_valid(t.column(rcol)), pc.is_null(rating)), "unparseable_rating", t.column(rcol))
+                reasons, values = flag_value(
+                    pa.nulls(t.num_rows, pa.string()),
+                    pa.nulls(t.num_rows, pa.string()),
+                    pc.and_(pc.is_valid(t.column(rcol)), pc.is_null(rating)),
+                    "unparseable_rating",
+                    t.column(rcol),
+                )
                 keep = pc.or_(pc.fill_null(pc.greater_equal(rating, opts.min_rating), False), pc.is_valid(reasons))
                 filtered += t.num_rows - pc.sum(keep).as_py() if t.num_rows else 0
-                t, ts, ts_raw, reasons, values = t.filter(keep), ts.filter(keep), ts_raw.filter(keep), reasons.filter(keep), values.filter(keep)
+                t, ts, ts_raw, reasons, values = (
+                    t.filter(keep),
+                    ts.filter(keep),
+                    ts_raw.filter(keep),
+                    reasons.filter(keep),
+                    values.filter(keep),
+                )
                 lines = lines[keep.to_numpy(zero_copy_only=False)]
-            stats["filtered_by_reader"] = {f"rating < {opts.min_rating}": filtered} if opts.min_rating is not None else {}
+            stats["filtered_by_reader"] = (
+                {f"rating < {opts.min_rating}": filtered} if opts.min_rating is not None else {}
+            )
             yield make_batch(
-                {"user_id": t.column(ucol), "item_id": t.column(icol), "event_type": constant(opts.event_type, t.num_rows),
-                 "timestamp": ts, "channel": constant("unknown", t.num_rows)},
-                file=str(p), lines=lines, malformed=chunk.malformed, reasons=reasons, values=values, ts_raw=ts_raw,
+                {
+                    "user_id": t.column(ucol),
+                    "item_id": t.column(icol),
+                    "event_type": constant(opts.event_type, t.num_rows),
+                    "timestamp": ts,
+                    "channel": constant("unknown", t.num_rows),
+                },
+                file=str(p),
+                lines=lines,
+                malformed=chunk.malformed,
+                reasons=reasons,
+                values=values,
+                ts_raw=ts_raw,
             )
 
     return SourceScan(source=str(p), batches=batches(), catalog=lambda: _catalog(p, layout), stats=stats)
@@ -141,10 +201,18 @@ def _catalog(p: Path, layout: str) -> pa.Table:
         if f.is_file():
             import pyarrow.csv as pacsv
 
-            t = pacsv.read_csv(f, convert_options=pacsv.ConvertOptions(column_types={"movieId": pa.string(), "title": pa.string(), "genres": pa.string()}))
+            t = pacsv.read_csv(
+                f,
+                convert_options=pacsv.ConvertOptions(
+                    column_types={"movieId": pa.string(), "title": pa.string(), "genres": pa.string()}
+                ),
+            )
             ids = t.column("movieId").to_pylist()
             titles = t.column("title").to_pylist()
-            genres = [[g for g in (x or "").split("|") if g and g != "(no genres listed)"] for x in t.column("genres").to_pylist()]
+            genres = [
+                [g for g in (x or "").split("|") if g and g != "(no genres listed)"]
+                for x in t.column("genres").to_pylist()
+            ]
     elif layout == "udata":
         f = p.with_name("u.item")
         if f.is_file():

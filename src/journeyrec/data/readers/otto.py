@@ -29,10 +29,17 @@ from journeyrec.data.readers import SourceScan, parse_options
 from journeyrec.data.readers.common import constant, find_files, iter_jsonl, make_batch, map_values, parse_epoch
 
 EVENT_TYPE_MAP = {"clicks": "click", "carts": "cart", "orders": "purchase"}
-SCHEMA = pa.schema([
-    pa.field("session", pa.int64()),
-    pa.field("events", pa.list_(pa.struct([pa.field("aid", pa.int64()), pa.field("ts", pa.int64()), pa.field("type", pa.string())]))),
-])
+SCHEMA = pa.schema(
+    [
+        pa.field("session", pa.int64()),
+        pa.field(
+            "events",
+            pa.list_(
+                pa.struct([pa.field("aid", pa.int64()), pa.field("ts", pa.int64()), pa.field("type", pa.string())])
+            ),
+        ),
+    ]
+)
 
 
 @dataclass
@@ -46,7 +53,12 @@ def _flatten(table: pa.Table, lines: np.ndarray) -> tuple[dict[str, pa.Array], n
     parent = pc.list_parent_indices(events).to_numpy(zero_copy_only=False)
     flat = pc.list_flatten(events)
     session = pc.cast(table.column("session"), pa.string()).combine_chunks().take(pa.array(parent))
-    return {"user": session, "aid": pc.cast(flat.field("aid"), pa.string()), "ts": flat.field("ts"), "type": flat.field("type")}, lines[parent]
+    return {
+        "user": session,
+        "aid": pc.cast(flat.field("aid"), pa.string()),
+        "ts": flat.field("ts"),
+        "type": flat.field("type"),
+    }, lines[parent]
 
 
 def _flatten_records(records: list[dict], lines: np.ndarray) -> tuple[dict[str, pa.Array], np.ndarray]:
@@ -84,15 +96,27 @@ def scan(path: str | None, options: Mapping[str, Any]) -> SourceScan:
                 ts, ts_raw = parse_epoch(cols["ts"], opts.timestamp_unit)
                 items.append(pc.unique(cols["aid"].drop_null()))
                 yield make_batch(
-                    {"user_id": cols["user"], "item_id": cols["aid"], "event_type": map_values(cols["type"], EVENT_TYPE_MAP),
-                     "timestamp": ts, "channel": constant(opts.channel, len(lines))},
-                    file=str(f), lines=lines, malformed=chunk.malformed, ts_raw=ts_raw,
+                    {
+                        "user_id": cols["user"],
+                        "item_id": cols["aid"],
+                        "event_type": map_values(cols["type"], EVENT_TYPE_MAP),
+                        "timestamp": ts,
+                        "channel": constant(opts.channel, len(lines)),
+                    },
+                    file=str(f),
+                    lines=lines,
+                    malformed=chunk.malformed,
+                    ts_raw=ts_raw,
                 )
 
     def catalog() -> pa.Table:
         from journeyrec.data.schema import conform_catalog
 
-        ids = pc.unique(pa.chunked_array(items, type=pa.string()).combine_chunks()).sort() if items else pa.array([], pa.string())
+        ids = (
+            pc.unique(pa.chunked_array(items, type=pa.string()).combine_chunks()).sort()
+            if items
+            else pa.array([], pa.string())
+        )
         return conform_catalog({"item_id": ids}, source=str(files[0]))
 
     source = str(files[0]) if len(files) == 1 else f"{files[0].parent} ({len(files)} files)"

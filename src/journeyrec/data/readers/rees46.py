@@ -37,7 +37,17 @@ from journeyrec.data.readers.common import (
 )
 from journeyrec.data.schema import conform_catalog
 
-COLUMNS = ("event_time", "event_type", "product_id", "category_id", "category_code", "brand", "price", "user_id", "user_session")
+COLUMNS = (
+    "event_time",
+    "event_type",
+    "product_id",
+    "category_id",
+    "category_code",
+    "brand",
+    "price",
+    "user_id",
+    "user_session",
+)
 
 
 @dataclass
@@ -59,18 +69,46 @@ def scan(path: str | None, options: Mapping[str, Any]) -> SourceScan:
                 stats["rows_read"] += n + len(chunk.malformed)
                 ts, ts_raw = parse_datetime(t.column("event_time"), "%Y-%m-%d %H:%M:%S UTC")
                 price = parse_float(t.column("price"))
-                reasons, values = flag_value(None, None, pc.and_(pc.is_valid(t.column("price")), pc.is_null(price)), "unparseable_price",
-                                             t.column("price"))
+                reasons, values = flag_value(
+                    None,
+                    None,
+                    pc.and_(pc.is_valid(t.column("price")), pc.is_null(price)),
+                    "unparseable_price",
+                    t.column("price"),
+                )
                 code = pc.replace_substring(t.column("category_code"), ".", "/")
                 by_id = pc.binary_join_element_wise("category:", t.column("category_id"), "")
-                items.add(pa.table({"item_id": t.column("product_id"), "category": pc.coalesce(code, by_id),
-                                    "brand": t.column("brand"),
-                                    "price": pc.if_else(pc.fill_null(pc.greater_equal(price, 0.0), False), price, pa.scalar(None, pa.float64()))}))
+                items.add(
+                    pa.table(
+                        {
+                            "item_id": t.column("product_id"),
+                            "category": pc.coalesce(code, by_id),
+                            "brand": t.column("brand"),
+                            "price": pc.if_else(
+                                pc.fill_null(pc.greater_equal(price, 0.0), False), price, pa.scalar(None, pa.float64())
+                            ),
+                        }
+                    )
+                )
                 yield make_batch(
-                    {"user_id": t.column("user_id"), "session_id": t.column("user_session"), "item_id": t.column("product_id"),
-                     "event_type": t.column("event_type"), "timestamp": ts, "channel": constant(opts.channel, n), "price": price},
-                    file=str(f), lines=chunk.lines, malformed=chunk.malformed, reasons=reasons, values=values, ts_raw=ts_raw,
+                    {
+                        "user_id": t.column("user_id"),
+                        "session_id": t.column("user_session"),
+                        "item_id": t.column("product_id"),
+                        "event_type": t.column("event_type"),
+                        "timestamp": ts,
+                        "channel": constant(opts.channel, n),
+                        "price": price,
+                    },
+                    file=str(f),
+                    lines=chunk.lines,
+                    malformed=chunk.malformed,
+                    reasons=reasons,
+                    values=values,
+                    ts_raw=ts_raw,
                 )
 
     source = str(files[0]) if len(files) == 1 else f"{files[0].parent} ({len(files)} files)"
-    return SourceScan(source=source, batches=batches(), catalog=lambda: conform_catalog(items.table(), source), stats=stats)
+    return SourceScan(
+        source=source, batches=batches(), catalog=lambda: conform_catalog(items.table(), source), stats=stats
+    )

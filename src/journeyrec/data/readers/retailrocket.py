@@ -65,14 +65,25 @@ def scan(path: str | None, options: Mapping[str, Any]) -> SourceScan:
             ts, ts_raw = parse_epoch(t.column("timestamp"), "ms")
             items.append(pc.unique(t.column("itemid").drop_null()))
             yield make_batch(
-                {"user_id": t.column("visitorid"), "item_id": t.column("itemid"),
-                 "event_type": map_values(t.column("event"), EVENT_TYPE_MAP), "timestamp": ts,
-                 "channel": constant(opts.channel, t.num_rows)},
-                file=str(f), lines=chunk.lines, malformed=chunk.malformed, ts_raw=ts_raw,
+                {
+                    "user_id": t.column("visitorid"),
+                    "item_id": t.column("itemid"),
+                    "event_type": map_values(t.column("event"), EVENT_TYPE_MAP),
+                    "timestamp": ts,
+                    "channel": constant(opts.channel, t.num_rows),
+                },
+                file=str(f),
+                lines=chunk.lines,
+                malformed=chunk.malformed,
+                ts_raw=ts_raw,
             )
 
     def catalog() -> pa.Table:
-        ids = pc.unique(pa.chunked_array(items, type=pa.string()).combine_chunks()).sort() if items else pa.array([], pa.string())
+        ids = (
+            pc.unique(pa.chunked_array(items, type=pa.string()).combine_chunks()).sort()
+            if items
+            else pa.array([], pa.string())
+        )
         return _catalog(d, ids, opts.properties)
 
     return SourceScan(source=str(d), batches=batches(), catalog=catalog, stats=stats)
@@ -89,8 +100,16 @@ def _latest_properties(d: Path) -> pa.Table:
                 ts, _ = parse_epoch(t.column("timestamp"), "ms")
                 parts.append(t.set_column(0, "timestamp", ts))
     if not parts:
-        return pa.table({"itemid": pa.array([], pa.string()), "property": pa.array([], pa.string()), "value": pa.array([], pa.string())})
-    t = pa.concat_tables(parts).sort_by([("itemid", "ascending"), ("property", "ascending"), ("timestamp", "ascending")])
+        return pa.table(
+            {
+                "itemid": pa.array([], pa.string()),
+                "property": pa.array([], pa.string()),
+                "value": pa.array([], pa.string()),
+            }
+        )
+    t = pa.concat_tables(parts).sort_by(
+        [("itemid", "ascending"), ("property", "ascending"), ("timestamp", "ascending")]
+    )
     agg = t.group_by(["itemid", "property"], use_threads=False).aggregate([("value", "last")])
     return agg.rename_columns([c.removesuffix("_last") for c in agg.column_names])
 
@@ -123,7 +142,9 @@ def _catalog(d: Path, ids: pa.Array, properties: bool) -> pa.Table:
             vals = pc.take(sub.column("value"), pc.index_in(ids, value_set=sub.column("itemid")))
             if prop == "categoryid":
                 paths = _category_paths(d)
-                cols["category"] = pa.array([paths.get(v, v) if v is not None else None for v in vals.to_pylist()], pa.string())
+                cols["category"] = pa.array(
+                    [paths.get(v, v) if v is not None else None for v in vals.to_pylist()], pa.string()
+                )
             else:
                 cols["in_stock"] = pc.equal(pc.utf8_trim_whitespace(vals), "1")
     return conform_catalog(cols, source=str(d))

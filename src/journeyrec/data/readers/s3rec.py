@@ -58,7 +58,9 @@ def scan(path: str | None, options: Mapping[str, Any]) -> SourceScan:
                     continue
                 stats["lines"] += 1
                 if len(tokens) < 2:
-                    malformed.append((lineno, "expected 'user item [item ...]' (a user id followed by at least one item id)"))
+                    malformed.append(
+                        (lineno, "expected 'user item [item ...]' (a user id followed by at least one item id)")
+                    )
                     continue
                 if tokens[0] in seen:
                     duplicate.append((lineno, seen[tokens[0]]))
@@ -83,13 +85,24 @@ def scan(path: str | None, options: Mapping[str, Any]) -> SourceScan:
                 "event_type": constant(opts.event_type, n),
                 "timestamp": pa.array(position, pa.timestamp("ms", tz="UTC")),
             },
-            file=str(p), lines=np.asarray(item_lines, dtype=np.int64), malformed=malformed,
+            file=str(p),
+            lines=np.asarray(item_lines, dtype=np.int64),
+            malformed=malformed,
         )
         if duplicate:  # the line is quarantined whole; its user id is not copied (privacy)
-            dup = make_batch({}, file=str(p), lines=np.asarray([d[0] for d in duplicate], dtype=np.int64),
-                             reasons=constant("duplicate_user_line", len(duplicate)))
-            dup = dup.set_column(dup.column_names.index("_detail"), "_detail",
-                                 pa.array([f"this user already has line {d[1]}; S3-Rec files hold one line per user" for d in duplicate]))
+            dup = make_batch(
+                {},
+                file=str(p),
+                lines=np.asarray([d[0] for d in duplicate], dtype=np.int64),
+                reasons=constant("duplicate_user_line", len(duplicate)),
+            )
+            dup = dup.set_column(
+                dup.column_names.index("_detail"),
+                "_detail",
+                pa.array(
+                    [f"this user already has line {d[1]}; S3-Rec files hold one line per user" for d in duplicate]
+                ),
+            )
             batch = pa.concat_tables([batch, dup], promote_options="default")
         yield batch
 
@@ -106,12 +119,16 @@ def _catalog(p: Path, item_ids: list[str], attributes: bool) -> pa.Table:
         try:
             raw = json.loads(attr_file.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
-            raise ReaderError(f"{attr_file}: not valid JSON ({exc}); expected {{\"item\": [attribute ids]}}") from exc
+            raise ReaderError(f'{attr_file}: not valid JSON ({exc}); expected {{"item": [attribute ids]}}') from exc
         if not isinstance(raw, dict):
-            raise ReaderError(f"{attr_file}: expected a JSON object {{\"item\": [attribute ids]}}, got {type(raw).__name__}")
+            raise ReaderError(
+                f'{attr_file}: expected a JSON object {{"item": [attribute ids]}}, got {type(raw).__name__}'
+            )
         tags = [[str(a) for a in raw.get(i, [])] for i in item_ids]
     return conform_catalog(
-        {"item_id": pa.array(item_ids, pa.string()),
-         "tags": pa.array(tags, pa.list_(pa.string())) if tags else pa.nulls(len(item_ids), pa.list_(pa.string()))},
+        {
+            "item_id": pa.array(item_ids, pa.string()),
+            "tags": pa.array(tags, pa.list_(pa.string())) if tags else pa.nulls(len(item_ids), pa.list_(pa.string())),
+        },
         source=str(p),
     )

@@ -21,7 +21,15 @@ from typing import Any, Iterator, Mapping
 import pyarrow as pa
 
 from journeyrec.data.readers import SourceScan, parse_options
-from journeyrec.data.readers.common import CatalogCollector, constant, find_file, iter_delimited, make_batch, map_values, parse_epoch
+from journeyrec.data.readers.common import (
+    CatalogCollector,
+    constant,
+    find_file,
+    iter_delimited,
+    make_batch,
+    map_values,
+    parse_epoch,
+)
 from journeyrec.data.schema import conform_catalog
 
 COLUMNS = ("user_id", "item_id", "category_id", "behavior_type", "timestamp")
@@ -53,7 +61,12 @@ def scan(path: str | None, options: Mapping[str, Any]) -> SourceScan:
                     "timestamp": ts,
                     "channel": constant(opts.channel, t.num_rows),
                 },
-                file=str(p), lines=chunk.lines, malformed=chunk.malformed, ts_raw=ts_raw,
+                file=str(p),
+                lines=chunk.lines,
+                malformed=chunk.malformed,
+                ts_raw=ts_raw,
             )
 
-    return SourceScan(source=str(p), batches=batches(), catalog=lambda: conform_catalog(items.table(), str(p)), stats=stats)
+    return SourceScan(
+        source=str(p), batches=batches(), catalog=lambda: conform_catalog(items.table(), str(p)), stats=stats
+    )

@@ -106,17 +106,38 @@ def scan(path: str | None, options: Mapping[str, Any]) -> SourceScan:
                         cols = {"event_type": constant("click", n)}
                     else:
                         price, qty = parse_float(t.column("price")), parse_float(t.column("quantity"))
-                        reasons, values = flag_value(reasons, values, pc.and_(pc.is_valid(t.column("price")), pc.is_null(price)),
-                                                     "unparseable_price", t.column("price"))
-                        reasons, values = flag_value(reasons, values, pc.and_(pc.is_valid(t.column("quantity")), pc.is_null(qty)),
-                                                     "unparseable_quantity", t.column("quantity"))
+                        reasons, values = flag_value(
+                            reasons,
+                            values,
+                            pc.and_(pc.is_valid(t.column("price")), pc.is_null(price)),
+                            "unparseable_price",
+                            t.column("price"),
+                        )
+                        reasons, values = flag_value(
+                            reasons,
+                            values,
+                            pc.and_(pc.is_valid(t.column("quantity")), pc.is_null(qty)),
+                            "unparseable_quantity",
+                            t.column("quantity"),
+                        )
                         cols = {"event_type": constant("purchase", n), "price": price, "quantity": qty}
                 items.add(pa.table({"item_id": item, "category": category}))
-                cols.update(user_id=session, session_id=session, item_id=item, timestamp=ts, channel=constant("unknown", n))
-                yield make_batch(cols, file=str(f), lines=chunk.lines, malformed=chunk.malformed, reasons=reasons, values=values,
-                                 ts_raw=ts_raw)
+                cols.update(
+                    user_id=session, session_id=session, item_id=item, timestamp=ts, channel=constant("unknown", n)
+                )
+                yield make_batch(
+                    cols,
+                    file=str(f),
+                    lines=chunk.lines,
+                    malformed=chunk.malformed,
+                    reasons=reasons,
+                    values=values,
+                    ts_raw=ts_raw,
+                )
 
     if not files:
         raise ReaderError(f"{path}: no YooChoose files found")
     source = str(files[0][0]) if len(files) == 1 else f"{files[0][0].parent} ({', '.join(f.name for f, _ in files)})"
-    return SourceScan(source=source, batches=batches(), catalog=lambda: conform_catalog(items.table(), source), stats=stats)
+    return SourceScan(
+        source=source, batches=batches(), catalog=lambda: conform_catalog(items.table(), source), stats=stats
+    )

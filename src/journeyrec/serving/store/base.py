@@ -52,9 +52,26 @@ from typing import Any, Iterator, Mapping, Sequence
 from journeyrec.data.schema import ITEM_EVENT_TYPES
 from journeyrec.serving.online import ItemCTR, Trending
 
-__all__ = ["StoredEvent", "Journey", "AppendResult", "CatalogChanges", "JourneyStore", "DAY_MS", "OPTED_OUT_EVENTS",
-           "Impression", "Reaction", "ReactionResult", "StoredImpression", "REACTION_TYPES", "ATTRIBUTED_EVENTS",
-           "OUTCOMES", "AB_METRICS", "TRENDING_EVENTS", "SlotCTR", "SKEW_MS"]
+__all__ = [
+    "StoredEvent",
+    "Journey",
+    "AppendResult",
+    "CatalogChanges",
+    "JourneyStore",
+    "DAY_MS",
+    "OPTED_OUT_EVENTS",
+    "Impression",
+    "Reaction",
+    "ReactionResult",
+    "StoredImpression",
+    "REACTION_TYPES",
+    "ATTRIBUTED_EVENTS",
+    "OUTCOMES",
+    "AB_METRICS",
+    "TRENDING_EVENTS",
+    "SlotCTR",
+    "SKEW_MS",
+]
 
 DAY_MS = 86_400_000
 OPTED_OUT_EVENTS = "opted_out_events"  # counter: events accepted but not stored (the customer opted out)
@@ -68,8 +85,17 @@ SKEW_MS = 300_000  # clocks of shop and service: a reaction may be stamped this 
 OUTCOMES: tuple[str, ...] = ("attributed", "unknown_request", "expired", "duplicate", "not_shown", "before_impression")
 # A/B counts per (experiment, variant, assigned): lists shown, lists with at least one reaction of a
 # type (the units of CTR, add-to-cart and conversion), and reactions of each type
-AB_METRICS: tuple[str, ...] = ("impressions", "clicked", "carted", "purchased", "dismissed",
-                               "clicks", "carts", "purchases", "dismisses")
+AB_METRICS: tuple[str, ...] = (
+    "impressions",
+    "clicked",
+    "carted",
+    "purchased",
+    "dismissed",
+    "clicks",
+    "carts",
+    "purchases",
+    "dismisses",
+)
 _UNIT = {"click": "clicked", "cart": "carted", "purchase": "purchased", "dismiss": "dismissed"}
 _COUNT = {"click": "clicks", "cart": "carts", "purchase": "purchases", "dismiss": "dismisses"}
 

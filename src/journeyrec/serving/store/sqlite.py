@@ -193,7 +193,7 @@ class SQLiteStore(JourneyStore):
         def __exit__(self, exc_type: Any, *rest: Any) -> None:
             self.con.execute("ROLLBACK" if exc_type else "COMMIT")
 
-    def _tx(self, con: sqlite3.Connection | None = None, mode: str = "IMMEDIATE") -> "SQLiteStore._Tx":
+    def _tx(self, con: sqlite3.Connection | None = None, mode: str = "IMMEDIATE") -> SQLiteStore._Tx:
         return self._Tx(con or self._con(), mode)
 
     @staticmethod
