@@ -5,11 +5,20 @@ A page writes a marker where a table or a figure belongs, and the build replaces
 * ``{{ results_table("NAME") }}``: the rows of ``docs/results/NAME.json`` as a Markdown table,
   followed by its provenance line (command as run, the current command where the entry point
   has moved, machine, threads, date, commit, a link to the file). Options, as keyword
-  arguments: ``table="ID"`` picks one of the file's ``tables``; ``columns="a, b.c"`` picks and
-  orders columns (dotted keys reach into nested objects); ``provenance=False`` leaves the line out
-  (for a second table of the same file on one page).
+  arguments: ``table="ID"`` picks one of the file's ``tables``; ``rows="figures.arms"`` takes the
+  rows from a list or an object inside the record instead (dotted path; an object gives one row
+  per entry, its name in the column ``key``; one ``*`` in the path takes every entry at that
+  level and joins what it reaches by row name, each part under the name the ``*`` matched, so
+  ``rows="figures.results.*.all"`` turns ``{target: {arm: figures}}`` into one row per arm with
+  columns ``TARGET.METRIC``); ``columns="a, b.c"`` picks and orders columns (dotted keys reach
+  into nested objects; as a list, an entry is a key, ``[key, label]``, ``[key, label, format]``
+  or ``{"key", "label", "format", "ci95"}``, where ``ci95`` names the key of the value's
+  interval when it is not one of the pairings below); ``format=".4f"`` writes every float with
+  that format spec (a column's own ``format`` wins; ``"+.4f"`` signs a difference, ``".1%"``
+  writes a share as a percentage); ``provenance=False`` leaves the line out (for a second table
+  of the same file on one page).
 * ``{{ result("NAME", "rows", 0, "p50_ms") }}``: one value of the file, reached by that path, for
-  a figure inside a sentence.
+  a figure inside a sentence (``format=".4f"`` as above).
 
 The result file (every field is described in ``docs/results/README.md``) is a JSON object with
 ``name``, ``command``, ``machine``, ``threads``, ``date``, ``commit`` and either ``rows`` (a list
@@ -17,11 +26,16 @@ of objects), ``tables`` (``{ID: {"rows": [...], "columns": [...], "title": "..."
 ``figures`` (a list of objects, read as rows, or an object of named figures, one row each);
 ``columns`` (a list of ``[key, label]`` pairs) orders and names the columns, otherwise every key
 of the rows is a column, in order of appearance. A value ``{"value": v, "ci95": [lo, hi]}`` is
-written ``v [lo, hi]``; ``null`` is written as a dash.
+written ``v [lo, hi]``, and so are the pairings the benchmarks write: a key ``K`` beside
+``K_ci95`` is one cell ``K``, and in an object with more keys (``{"diff", "ci95", "p_value"}``,
+``{"value", "ci95", "repeated_cases"}``) ``ci95`` goes with ``diff`` or ``value``; ``null`` is
+written as a dash. A record of the S3-Rec results (``without_refit`` and ``with_refit`` figures,
+``benchmarks/s3rec_results.py collect``) becomes one row per protocol, against the best published
+figure it holds under ``published``.
 
-A missing file, a missing field, an unknown table or a column no row has stops the build with
-a message naming the page, the file and what is missing (``tests/docs/test_results_pages.py``
-renders every page this way without MkDocs).
+A missing file, a missing field, an unknown table, a ``rows`` path that reaches nothing or a
+column no row has stops the build with a message naming the page, the file and what is missing
+(``tests/docs/test_results_pages.py`` renders every page this way without MkDocs).
 
 The configuration page is rendered from the code in the same way, so it cannot drift from it:
 ``{{ config_groups() }}`` lists every option file under ``configs/`` with its first comment line,
@@ -61,6 +75,8 @@ def load_result(name: str, results: Path = RESULTS) -> dict[str, Any]:
         figures = record.get("figures")
         if isinstance(figures, dict) and figures.get("benchmark") == "record-run":
             record["rows"] = _run_rows(figures["metrics"])
+        elif isinstance(record.get("with_refit"), dict) and isinstance(record.get("without_refit"), dict):
+            record["rows"] = _refit_rows(record)
         elif isinstance(figures, list):  # a list of result objects: one row each
             record["rows"] = figures
         elif isinstance(figures, dict):  # named figures: one row per figure
@@ -93,9 +109,64 @@ def _run_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested objects as dotted keys; a ``{"value", "ci95"}`` object stays one cell."""
+def _refit_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """An S3-Rec results record (``benchmarks.s3rec_results collect``) as one row per protocol:
+    the test figures at the picked epoch, then after the refit, each against ``published``."""
+    published = record.get("published") or {}
+    rows = []
+    for proto, label in (
+        ("without_refit", "without refit"),
+        ("with_refit", f"with refit ({record.get('refit_epochs')} epochs)"),
+    ):
+        fig = record[proto]
+        epochs = f"{record.get('epochs')} ({record.get('best_epoch')})"
+        cpu = record.get("cpu_seconds")
+        rows.append(
+            {
+                "file": record.get("file"),
+                "published": published.get("model"),
+                "published_ndcg@10": published.get("ndcg@10"),
+                "published_hr@10": published.get("hr@10"),
+                "protocol": label,
+                "ndcg@10": {"value": fig["ndcg@10"], "ci95": fig.get("ndcg@10_ci95")},
+                "vs_published": fig["ndcg@10"] / published["ndcg@10"] - 1 if published.get("ndcg@10") else None,
+                "hr@10": {"value": fig["hr@10"], "ci95": fig.get("hr@10_ci95")},
+                "epochs": epochs if proto == "without_refit" else f"{epochs} + {record.get('refit_epochs')}",
+                "wall_min": record["wall_seconds"] / 60 if record.get("wall_seconds") is not None else None,
+                "cpu_min": cpu / 60 if cpu is not None else None,
+            }
+        )
+    return rows
+
+
+def _pair_intervals(row: dict[str, Any]) -> dict[str, Any]:
+    """``K`` beside ``K_ci95``, and ``diff`` (or else ``value``) beside ``ci95``, as interval objects."""
+    partner = "diff" if _is_number(row.get("diff")) else "value" if _is_number(row.get("value")) else None
     out: dict[str, Any] = {}
+    for key, value in row.items():
+        if key.endswith("_ci95") and _is_number(row.get(key[: -len("_ci95")])) and _is_pair(value):
+            continue
+        if key == "ci95" and partner and _is_pair(value):
+            continue
+        ci = row.get(f"{key}_ci95", row.get("ci95") if key == partner else None)
+        out[key] = {"value": value, "ci95": ci} if _is_number(value) and _is_pair(ci) else value
+    return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_pair(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) == 2 and all(v is None or _is_number(v) for v in value)
+
+
+def flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested objects as dotted keys; a ``{"value", "ci95"}`` object (or a value paired with its
+    interval, see ``_pair_intervals``) stays one cell."""
+    out: dict[str, Any] = {}
+    if not _is_interval(row):
+        row = _pair_intervals(row)
     for key, value in row.items():
         full = f"{prefix}{key}"
         if isinstance(value, dict) and not _is_interval(value) and value:
@@ -109,49 +180,106 @@ def _is_interval(value: Any) -> bool:
     return isinstance(value, dict) and set(value) <= {"value", "ci95"} and "value" in value
 
 
-def fmt(value: Any) -> str:
+def fmt(value: Any, spec: str | None = None) -> str:
+    """One cell; ``spec`` (a format spec such as ``".4f"``) is applied to every float in it."""
     if value is None:
         return "–"
     if _is_interval(value):
         ci = value.get("ci95")
-        return f"{fmt(value['value'])} [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else fmt(value["value"])
+        v = fmt(value["value"], spec)
+        return f"{v} [{fmt(ci[0], spec)}, {fmt(ci[1], spec)}]" if ci else v
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
         return f"{value:,}" if abs(value) >= 10_000 else str(value)
     if isinstance(value, float):
+        if spec:
+            return format(value, spec)
         return repr(value) if abs(value) < 10_000 else f"{value:,.1f}"
     if isinstance(value, (list, tuple)):
-        return ", ".join(fmt(v) for v in value)
+        return ", ".join(fmt(v, spec) for v in value)
     if isinstance(value, dict):
-        return ", ".join(f"{k}: {fmt(v)}" for k, v in value.items()) or "–"
+        return ", ".join(f"{k}: {fmt(v, spec)}" for k, v in value.items()) or "–"
     # a table cell: pipes would split it, brackets would read as link references
     return str(value).replace("|", "\\|").replace("[", "\\[").replace("]", "\\]").replace("\n", " ")
 
 
-def _columns(spec: Any, rows: list[dict[str, Any]], where: str) -> list[tuple[str, str]]:
+Column = tuple[str, str, "str | None", "str | None"]  # key, label, format spec, interval key
+
+
+def _columns(spec: Any, rows: list[dict[str, Any]], where: str) -> list[Column]:
     if spec is None:
         seen: dict[str, None] = {}
         for r in rows:
             seen.update(dict.fromkeys(r))
-        return [(k, k) for k in seen]
+        return [(k, k, None, None) for k in seen]
     if isinstance(spec, str):
         spec = [c.strip() for c in spec.split(",") if c.strip()]
-    cols = []
+    cols: list[Column] = []
     for c in spec:
-        key, label = (
-            (c, c)
-            if isinstance(c, str)
-            else (c[0], c[1])
-            if isinstance(c, (list, tuple))
-            else (c["key"], c.get("label", c["key"]))
-        )
-        if not any(key in r for r in rows):
-            raise ResultsError(
-                f"{where}: no row has the column {key!r} (columns: {sorted({k for r in rows for k in r})})"
-            )
-        cols.append((key, label))
+        if isinstance(c, str):
+            col: Column = (c, c, None, None)
+        elif isinstance(c, (list, tuple)):
+            col = (c[0], c[1], c[2] if len(c) > 2 else None, None)
+        else:
+            col = (c["key"], c.get("label", c["key"]), c.get("format"), c.get("ci95"))
+        for key in col[::3]:
+            if key is not None and not any(key in r for r in rows):
+                raise ResultsError(
+                    f"{where}: no row has the column {key!r} (columns: {sorted({k for r in rows for k in r})})"
+                )
+        cols.append(col)
     return cols
+
+
+def _cell(row: dict[str, Any], col: Column, spec: str | None) -> str:
+    key, _, own, ci = col
+    value = row.get(key)
+    if ci is not None and _is_number(value):
+        value = {"value": value, "ci95": row.get(ci)}
+    return fmt(value, own or spec)
+
+
+def _walk(node: Any, path: list[Any], where: str, steps: list[Any]) -> Any:
+    for step in path:
+        try:
+            node = node[int(step) if isinstance(node, list) and str(step).lstrip("-").isdigit() else step]
+        except (KeyError, IndexError, TypeError):
+            raise ResultsError(f"{where}: nothing at {'.'.join(map(str, steps))!r} (stopped at {step!r})") from None
+    return node
+
+
+def _as_rows(node: Any, where: str, path: str) -> list[dict[str, Any]]:
+    if isinstance(node, list):
+        return [r if isinstance(r, dict) else {"value": r} for r in node]
+    if isinstance(node, dict):
+        return [{"key": k, **v} if isinstance(v, dict) else {"key": k, "value": v} for k, v in node.items()]
+    raise ResultsError(f"{where}: {path!r} is neither a list nor an object of rows")
+
+
+def pick_rows(record: dict[str, Any], path: str, where: str) -> list[dict[str, Any]]:
+    """The rows at a dotted ``path`` of the record (see ``rows=`` in the module docstring)."""
+    steps = path.split(".")
+    if steps.count("*") > 1:
+        raise ResultsError(f"{where}: rows={path!r} has more than one '*'")
+    if "*" not in steps:
+        return _as_rows(_walk(record, steps, where, steps), where, path)
+    star = steps.index("*")
+    parts = _walk(record, steps[:star], where, steps)
+    if not isinstance(parts, dict):
+        raise ResultsError(f"{where}: {'.'.join(steps[:star])!r} is not an object, so '*' has nothing to take")
+    joined: dict[str, dict[str, Any]] = {}
+    for part, node in parts.items():
+        inner = node
+        for step in steps[star + 1 :]:
+            inner = inner.get(step) if isinstance(inner, dict) else None
+        if inner is None:
+            continue  # a part without this entry (a target one data set lacks)
+        for row in _as_rows(inner, where, path):
+            joined.setdefault(str(row.pop("key", len(joined))), {})[part] = row
+    if not joined:
+        raise ResultsError(f"{where}: nothing at {path!r}")
+    return [{"key": k, **v} for k, v in joined.items()]
 
 
 def render_table(
@@ -159,13 +287,18 @@ def render_table(
     table: str | None = None,
     columns: Any = None,
     provenance: bool = True,
+    rows: str | None = None,
+    format: str | None = None,
     page_dir: str = "",
     results: Path = RESULTS,
 ) -> str:
     """The Markdown of one ``results_table`` marker (see the module docstring)."""
     record = load_result(name, results)
     where = f"docs/results/{name}.json"
-    if table is not None:
+    if rows is not None:
+        part = {"rows": pick_rows(record, rows, where)}
+        where = f"{where} rows {rows!r}"
+    elif table is not None:
         tables = record.get("tables") or {}
         if table not in tables:
             raise ResultsError(f"{where}: no table {table!r} (tables: {sorted(tables)})")
@@ -177,10 +310,10 @@ def render_table(
         raise ResultsError(f"{where}: holds several tables ({sorted(record['tables'])}); name one with table=...")
     if not part.get("rows"):
         raise ResultsError(f"{where}: no rows")
-    rows = [flatten(r) for r in part["rows"]]
-    cols = _columns(columns if columns is not None else part.get("columns"), rows, where)
-    lines = ["| " + " | ".join(fmt(label) for _, label in cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(fmt(r.get(k)) for k, _ in cols) + " |" for r in rows]
+    flat = [flatten(r) for r in part["rows"]]
+    cols = _columns(columns if columns is not None else part.get("columns"), flat, where)
+    lines = ["| " + " | ".join(fmt(c[1]) for c in cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_cell(r, c, format) for c in cols) + " |" for r in flat]
     out = "\n".join(lines)
     if part.get("title"):
         out = f"*{part['title']}*\n\n{out}"
@@ -208,7 +341,7 @@ def provenance_line(record: dict[str, Any], page_dir: str = "") -> str:
     return "<small>" + " · ".join(parts) + "</small>" + note
 
 
-def render_value(name: str, *path: Any, results: Path = RESULTS) -> str:
+def render_value(name: str, *path: Any, results: Path = RESULTS, format: str | None = None) -> str:
     """The Markdown of one ``result`` marker: the value at ``path`` in the result file."""
     value: Any = load_result(name, results)
     for step in path:
@@ -216,7 +349,7 @@ def render_value(name: str, *path: Any, results: Path = RESULTS) -> str:
             value = value[step]
         except (KeyError, IndexError, TypeError):
             raise ResultsError(f"docs/results/{name}.json: nothing at {list(path)!r} (stopped at {step!r})") from None
-    return fmt(value)
+    return fmt(value, format)
 
 
 def render_config_groups(configs: str = "configs") -> str:
@@ -319,7 +452,7 @@ def render_markdown(markdown: str, page: str = "", results: Path = RESULTS) -> s
         try:
             args, kwargs = _call(m.group(3))
             if m.group(2) == "result":
-                return render_value(*args, results=results)
+                return render_value(*args, results=results, **kwargs)
             if m.group(2) == "config_groups":
                 return render_config_groups(*args, **kwargs)
             if m.group(2) == "config_schema":

@@ -203,3 +203,94 @@ def test_the_site_builds_strict_offline_and_loads_nothing_from_outside(tmp_path)
         assert not external.search(page.read_text(encoding="utf-8")), page
     performance = (tmp_path / "site" / "performance.html").read_text(encoding="utf-8")
     assert "python -m benchmarks train-vs-peer" in performance and "<table>" in performance
+
+
+def test_rows_from_a_path_pair_each_value_with_its_interval_and_format_it(tmp_path):
+    write(
+        tmp_path,
+        "arms",
+        figures={
+            "arms": {
+                "fp32": {"ndcg": 0.043490349779170906, "ndcg_ci95": [0.0295762, 0.0597964], "wall": 17.2},
+                "bf16": {
+                    "ndcg": 0.0434,
+                    "ndcg_ci95": [0.0295, 0.0598],
+                    "minus_fp32": {"diff": -4e-05, "ci95": [-0.00012, 0.0], "p_value": 1.0},
+                    "wall": 21.3,
+                },
+            }
+        },
+    )
+    marker = (
+        '{{ results_table("arms", rows="figures.arms", format=".4f", provenance=False, '
+        'columns=["key", ["ndcg", "NDCG@10 [95% CI]"], ["minus_fp32.diff", "minus fp32", "+.4f"], '
+        '["minus_fp32.p_value", "p", ".3g"], ["wall", "wall (s)", ".0f"]]) }}'
+    )
+    assert hooks.render_markdown(marker, results=tmp_path).splitlines() == [
+        "| key | NDCG@10 \\[95% CI\\] | minus fp32 | p | wall (s) |",
+        "|---|---|---|---|---|",
+        "| fp32 | 0.0435 [0.0296, 0.0598] | – | – | 17 |",
+        "| bf16 | 0.0434 [0.0295, 0.0598] | -0.0000 [-0.0001, +0.0000] | 1 | 21 |",
+    ]
+    value = '{{ result("arms", "figures", "arms", "fp32", "ndcg", format=".3f") }}'
+    assert hooks.render_markdown(value, results=tmp_path) == "0.043"
+
+
+def test_a_star_in_the_rows_path_joins_the_parts_by_row_name(tmp_path):
+    results = {
+        "next_cart": {"all": {"a": {"ndcg": 0.5, "ndcg_ci95": [0.4, 0.6]}, "b": {"ndcg": 0.55}}},
+        "next_item": {"all": {"a": {"ndcg": 0.3}, "b": {"ndcg": 0.35}}, "cases": 12},
+        "next_buy": {"cases": 3},  # no "all": left out
+    }
+    write(tmp_path, "ab", figures={"results": results})
+    table = hooks.render_table(
+        "ab",
+        rows="figures.results.*.all",
+        columns="key, next_cart.ndcg, next_item.ndcg",
+        provenance=False,
+        results=tmp_path,
+    )
+    assert table.splitlines()[2:] == ["| a | 0.5 [0.4, 0.6] | 0.3 |", "| b | 0.55 | 0.35 |"]
+
+
+def test_an_explicit_interval_key_and_an_object_with_value_and_ci95(tmp_path):
+    write(
+        tmp_path,
+        "lat",
+        figures={"backends": [{"backend": "sqlite", "diff_ms": 0.487, "diff_ci95": [0.078, 0.885]}]},
+        rules=[{"run": "demo", "rule": {"ndcg": {"value": 0.17801, "ci95": [0.16565, 0.18945], "repeated": 0.0}}}],
+    )
+    lat = hooks.render_table(
+        "lat",
+        rows="figures.backends",
+        columns=[{"key": "diff_ms", "label": "d", "ci95": "diff_ci95", "format": "+.2f"}],
+        provenance=False,
+        results=tmp_path,
+    )
+    assert lat.splitlines()[2] == "| +0.49 [+0.08, +0.89] |"
+    rules = hooks.render_table(
+        "lat",
+        rows="rules",
+        columns="run, rule.ndcg.value, rule.ndcg.repeated",
+        format=".4f",
+        provenance=False,
+        results=tmp_path,
+    )
+    assert rules.splitlines()[2] == "| demo | 0.1780 [0.1656, 0.1895] | 0.0000 |"
+
+
+def test_a_wrong_rows_path_names_the_file_and_the_path(tmp_path):
+    write(tmp_path, "w", figures={"arms": {"fp32": {"x": 1}}, "n": 3})
+    cases = {
+        '{{ results_table("w", rows="figures.armz") }}': "docs/results/w.json: nothing at 'figures.armz' "
+        "(stopped at 'armz')",
+        '{{ results_table("w", rows="figures.n") }}': "'figures.n' is neither a list nor an object of rows",
+        '{{ results_table("w", rows="figures.*.y") }}': "nothing at 'figures.*.y'",
+        '{{ results_table("w", rows="figures.arms", columns="key, y") }}': "no row has the column 'y'",
+        '{{ results_table("w", rows="figures.arms", columns=[{"key": "x", "ci95": "x_lo"}]) }}': "no row has the "
+        "column 'x_lo'",
+    }
+    for marker, message in cases.items():
+        with pytest.raises(hooks.ResultsError) as err:
+            hooks.render_markdown(marker, "guide.md", results=tmp_path)
+        assert str(err.value).startswith("guide.md: ") and message in str(err.value), (marker, str(err.value))
