@@ -1,12 +1,12 @@
-"""The S3-Rec results table of docs/results_s3rec.md, from committed result files.
+"""The S3-Rec result files behind the results table of docs/results_s3rec.md.
 
 ``collect`` turns one finished ``scripts/train.py experiment=s3rec_best`` run (refit on: its
 metrics.json holds the test split scored at the picked epoch, ``test_before_refit...``, and after
-the refit, ``test...``) into one result JSON under docs/results/; ``render`` prints the table of
-the page from those JSON files, next to the best published figure on the same file.
+the refit, ``test...``) into one result JSON under docs/results/, with the best published figure
+on the same file (``published``). The docs hook (docs/hooks.py) renders the table from those
+files: ``{{ results_table("s3rec_best_Beauty") }}``.
 
   python -m benchmarks.s3rec_results collect RUN_DIR --command "..." --wall-seconds S --load "..." --out FILE
-  python -m benchmarks.s3rec_results render docs/results/s3rec_best_*.json
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 
 from journeyrec.io import atomic_write_json
 
-__all__ = ["ANCHORS", "collect", "protocol_figures", "render"]
+__all__ = ["ANCHORS", "collect", "protocol_figures", "published"]
 
 ROOT = Path(__file__).resolve().parents[1]
 MACHINE = "2-core AMD EPYC VM, no GPU, shared with other engineers' jobs"
@@ -35,6 +35,14 @@ ANCHORS: dict[str, tuple[str, float, float]] = {
     "Toys_and_Games": ("ICSRec (WSDM'24)", 0.0657, 0.1055),
 }
 PROTOCOLS = {"without_refit": "test_before_refit", "with_refit": "test"}
+
+
+def published(stem: str) -> dict[str, Any] | None:
+    """The best published test figures on the data file ``stem`` (``ANCHORS``), as a record field."""
+    if stem not in ANCHORS:
+        return None
+    model, ndcg, hr = ANCHORS[stem]
+    return {"model": model, "ndcg@10": ndcg, "hr@10": hr}
 
 
 def protocol_figures(metrics: Mapping[str, float], split: str) -> dict[str, Any]:
@@ -83,6 +91,7 @@ def collect(
         "commit": commit or _commit(),
         "protocol": "test split read once per configuration; full ranking; leave-one-out; the user's earlier "
         "items excluded (seen excluded); 95% bootstrap intervals (1000 resamples)",
+        "published": published(stem),
         "without_refit": protocol_figures(metrics, PROTOCOLS["without_refit"]),
         "with_refit": protocol_figures(metrics, PROTOCOLS["with_refit"]),
         "valid_seen_excluded_ndcg@10": float(metrics["valid_seen_excluded/ndcg@10"]),
@@ -101,44 +110,6 @@ def collect(
     }
 
 
-def _cell(fig: Mapping[str, Any], name: str) -> str:
-    ci = fig.get(f"{name}_ci95")
-    return f"{fig[name]:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
-
-
-def _minutes(r: Mapping[str, Any]) -> str:
-    cpu = r.get("cpu_seconds")
-    return f"{r['wall_seconds'] / 60:.1f} min" + (f" ({cpu / 60:.1f} min CPU)" if cpu else "") + ", one run for both"
-
-
-def render(results: Sequence[Mapping[str, Any]]) -> str:
-    """The page's markdown table: per file, both protocols, against the best published figure."""
-    rows = [
-        (
-            "| file | best published (NDCG@10 / HR@10) | protocol | test NDCG@10 [95% CI] | vs published | "
-            "test HR@10 [95% CI] | epochs (best) | wall time (CPU time) |"
-        ),
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in sorted(results, key=lambda r: list(ANCHORS).index(r["file"]) if r["file"] in ANCHORS else 99):
-        model, ndcg, hr = ANCHORS.get(r["file"], ("-", float("nan"), float("nan")))
-        for proto, label, epochs in (
-            ("without_refit", "without refit", f"{r['epochs']} ({r['best_epoch']})"),
-            (
-                "with_refit",
-                f"with refit ({r['refit_epochs']} epochs)",
-                f"{r['epochs']} ({r['best_epoch']}) + {r['refit_epochs']}",
-            ),
-        ):
-            fig = r[proto]
-            rows.append(
-                f"| {r['file']} | {model} {ndcg:.4f} / {hr:.4f} | {label} | {_cell(fig, 'ndcg@10')} | "
-                f"{fig['ndcg@10'] / ndcg - 1:+.1%} | {_cell(fig, 'hr@10')} | {epochs} | "
-                f"{_minutes(r)} |"
-            )
-    return "\n".join(rows)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     import argparse
 
@@ -155,25 +126,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     c.add_argument("--cpu-seconds", type=float, default=None, help="user + sys seconds of the command")
     c.add_argument("--peak-rss-mb", type=float, default=None)
     c.add_argument("--out", type=Path, required=True)
-    r = sub.add_parser("render")
-    r.add_argument("files", nargs="+", type=Path)
     args = ap.parse_args(argv)
-    if args.action == "collect":
-        record = collect(
-            args.run_dir,
-            args.command,
-            args.wall_seconds,
-            args.load,
-            args.threads,
-            args.date,
-            args.commit,
-            args.cpu_seconds,
-            args.peak_rss_mb,
-        )
-        atomic_write_json(args.out, record)
-        print(json.dumps({k: record[k] for k in ("name", "without_refit", "with_refit")}))
-    else:
-        print(render([json.loads(f.read_text()) for f in args.files]))
+    record = collect(
+        args.run_dir,
+        args.command,
+        args.wall_seconds,
+        args.load,
+        args.threads,
+        args.date,
+        args.commit,
+        args.cpu_seconds,
+        args.peak_rss_mb,
+    )
+    atomic_write_json(args.out, record)
+    print(json.dumps({k: record[k] for k in ("name", "without_refit", "with_refit")}))
 
 
 if __name__ == "__main__":

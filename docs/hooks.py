@@ -23,10 +23,11 @@ A page writes a marker where a table or a figure belongs, and the build replaces
 The result file (every field is described in ``docs/results/README.md``) is a JSON object with
 ``name``, ``command``, ``machine``, ``threads``, ``date``, ``commit`` and either ``rows`` (a list
 of objects), ``tables`` (``{ID: {"rows": [...], "columns": [...], "title": "..."}}``) or
-``figures`` (a list of objects, read as rows, or an object of named figures, one row each);
-``columns`` (a list of ``[key, label]`` pairs) orders and names the columns, otherwise every key
-of the rows is a column, in order of appearance. A value ``{"value": v, "ci95": [lo, hi]}`` is
-written ``v [lo, hi]``, and so are the pairings the benchmarks write: a key ``K`` beside
+``figures`` (a list of objects, read as rows, or an object of named figures, one row each), or
+else a marker names its rows with ``rows=...``; ``columns`` (a list of ``[key, label]`` pairs)
+orders and names the columns, otherwise every key of the rows is a column, in order of
+appearance. A value ``{"value": v, "ci95": [lo, hi]}`` is written ``v [lo, hi]``, and so are the
+pairings the benchmarks write: a key ``K`` beside
 ``K_ci95`` is one cell ``K``, and in an object with more keys (``{"diff", "ci95", "p_value"}``,
 ``{"value", "ci95", "repeated_cases"}``) ``ci95`` goes with ``diff`` or ``value``; ``null`` is
 written as a dash. A record of the S3-Rec results (``without_refit`` and ``with_refit`` figures,
@@ -81,7 +82,7 @@ def load_result(name: str, results: Path = RESULTS) -> dict[str, Any]:
             record["rows"] = figures
         elif isinstance(figures, dict):  # named figures: one row per figure
             record["rows"] = [{"figure": k, "value": v} for k, v in flatten(figures).items()]
-        else:
+        elif figures is not None:
             missing.append("rows, tables or figures")
     if missing:
         raise ResultsError(f"{path}: missing field(s) {', '.join(missing)}")
@@ -306,8 +307,10 @@ def render_table(
         where = f"{where} table {table!r}"
     elif "rows" in record:
         part = record
-    else:
+    elif "tables" in record:
         raise ResultsError(f"{where}: holds several tables ({sorted(record['tables'])}); name one with table=...")
+    else:
+        raise ResultsError(f"{where}: no rows, tables or figures; name the list to show with rows=...")
     if not part.get("rows"):
         raise ResultsError(f"{where}: no rows")
     flat = [flatten(r) for r in part["rows"]]

@@ -1,14 +1,25 @@
 """The S3-Rec results record takes each protocol's figures from the right metrics.json keys (the
-picked epoch's test figures for "without refit", the refitted model's for "with refit"), and the
-docs table compares them with the published anchor of the same file."""
+picked epoch's test figures for "without refit", the refitted model's for "with refit") and the
+best published figure of the same file, and the docs hook renders the page's table from it."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
-from benchmarks.s3rec_results import ANCHORS, collect, render
+from benchmarks.s3rec_results import ANCHORS, collect
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_hooks():
+    spec = importlib.util.spec_from_file_location("journeyrec_docs_hooks_s3rec", ROOT / "docs" / "hooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
 
 
 def fake_run(tmp_path, with_before: bool = True):
@@ -36,13 +47,16 @@ def fake_run(tmp_path, with_before: bool = True):
 
 
 def test_each_protocol_reads_its_own_keys_and_the_table_compares_with_the_anchor(tmp_path):
+    (tmp_path / "run").mkdir()
+    run = fake_run(tmp_path / "run")
     rec = collect(
-        fake_run(tmp_path),
+        run,
         "scripts/train.py experiment=s3rec_best",
         450.0,
         "load 2.0",
         date="2026-12-07T00:00:00+00:00",
         commit="abc",
+        cpu_seconds=120.0,
     )
     assert rec["file"] == "Beauty" and rec["name"] == "s3rec_best_Beauty" and rec["commit"] == "abc"
     before = rec["without_refit"]
@@ -53,10 +67,48 @@ def test_each_protocol_reads_its_own_keys_and_the_table_compares_with_the_anchor
     assert rec["with_refit"]["ndcg@10"] == 0.0650 and rec["with_refit"]["hr@10"] == 0.1060
     assert rec["nothing_excluded_ndcg@10"] == {"without_refit": 0.0580 / 2, "with_refit": 0.0650 / 2}
     assert rec["model"]["mixer"] == "bsa" and rec["trainer"]["refit_epochs"] == 5 and rec["wall_seconds"] == 450.0
-    table = render([rec])
-    published = ANCHORS["Beauty"][1]
-    assert f"{0.0580 / published - 1:+.1%}" in table and f"{0.0650 / published - 1:+.1%}" in table
-    assert "0.0580 [0.0560, 0.0600]" in table and "17 (12) + 5" in table
+    model, ndcg, hr = ANCHORS["Beauty"]
+    assert rec["published"] == {"model": model, "ndcg@10": ndcg, "hr@10": hr}
+
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "s3rec_best_Beauty.json").write_text(json.dumps(rec))
+    hooks = load_hooks()
+    table = hooks.render_table(
+        "s3rec_best_Beauty",
+        format=".4f",
+        columns=[
+            ["protocol", "protocol"],
+            ["ndcg@10", "NDCG@10"],
+            ["vs_published", "vs published", "+.1%"],
+            ["hr@10", "HR@10"],
+            "published",
+            "epochs",
+            ["wall_min", "wall (min)", ".1f"],
+            ["cpu_min", "CPU (min)", ".1f"],
+        ],
+        provenance=False,
+        results=results,
+    ).splitlines()
+    assert table[2:] == [
+        f"| without refit | 0.0580 [0.0560, 0.0600] | {0.0580 / ndcg - 1:+.1%} | 0.0950 [0.0930, 0.0970] | "
+        f"BSARec (AAAI'24) | 17 (12) | 7.5 | 2.0 |",
+        f"| with refit (5 epochs) | 0.0650 [0.0630, 0.0670] | {0.0650 / ndcg - 1:+.1%} | 0.1060 [0.1040, 0.1080] | "
+        f"BSARec (AAAI'24) | 17 (12) + 5 | 7.5 | 2.0 |",
+    ]
+
+
+@pytest.mark.parametrize("stem", ["Beauty", "Toys_and_Games"])
+def test_the_page_shows_each_committed_files_figures(stem):
+    rec = json.loads((ROOT / "docs" / "results" / f"s3rec_best_{stem}.json").read_text())
+    hooks = load_hooks()
+    page = hooks.render_markdown((ROOT / "docs" / "results_s3rec.md").read_text(encoding="utf-8"), "results_s3rec.md")
+    for proto in ("without_refit", "with_refit"):
+        fig = rec[proto]
+        lo, hi = fig["ndcg@10_ci95"]
+        assert f"{fig['ndcg@10']:.4f} [{lo:.4f}, {hi:.4f}]" in page, (stem, proto)
+        assert f"{fig['ndcg@10'] / rec['published']['ndcg@10'] - 1:+.1%}" in page, (stem, proto)
+    assert rec["published"]["model"] == ANCHORS[stem][0]
 
 
 def test_a_run_without_the_refit_is_refused_by_name(tmp_path):
