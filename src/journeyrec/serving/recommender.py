@@ -50,11 +50,11 @@ import faiss
 import numpy as np
 import pyarrow as pa
 import torch
-from torch import nn
 
 from journeyrec.bundle.format import Bundle, read_bundle
 from journeyrec.bundle.stats import RuleStats
 from journeyrec.data.schema import CATALOG_SCHEMA, CHANNEL_CODE, EVENT_CODE, ITEM_EVENT_TYPES, conform_catalog
+from journeyrec.models.protocol import EmbeddingModel
 from journeyrec.serving.abandonment import CartRisk
 from journeyrec.serving.catalog import Catalog, FilterError
 from journeyrec.serving.encoder import SessionEncoder
@@ -116,7 +116,7 @@ class Recommender:
         self,
         bundle_dir: Path,
         manifest: dict[str, Any],
-        model: nn.Module,
+        model: EmbeddingModel,
         index: faiss.Index,
         vectors: np.ndarray,
         catalog: Any,
