@@ -156,14 +156,20 @@ def download(name: str, target: str | Path, variant: str | None = None) -> list[
         kind, slug = p.kaggle
         flag = "-c" if kind == "competitions" else "-d"
         subprocess.run(["kaggle", kind, "download", flag, slug, "-p", str(out)], check=True)
-        for z in out.glob("*.zip"):
-            with zipfile.ZipFile(z) as zf:
+        for archive in out.glob("*.zip"):
+            with zipfile.ZipFile(archive) as zf:
                 zf.extractall(out)
-            z.unlink()
+            archive.unlink()
         return sorted(x for x in out.rglob("*") if x.is_file())
-    steps = p.manual or (
-        "install the Kaggle CLI (pip install kaggle), put your API token in ~/.kaggle/kaggle.json, "
-        f"accept the terms at {p.url}, then run this again "
-        f"(or: kaggle {p.kaggle[0]} download {'-c' if p.kaggle[0] == 'competitions' else '-d'} {p.kaggle[1]} -p {out})"
-    )
+    if p.manual:
+        steps = p.manual
+    elif p.kaggle is not None:
+        kind, slug = p.kaggle
+        flag = "-c" if kind == "competitions" else "-d"
+        steps = (
+            "install the Kaggle CLI (pip install kaggle), put your API token in ~/.kaggle/kaggle.json, "
+            f"accept the terms at {p.url}, then run this again (or: kaggle {kind} download {flag} {slug} -p {out})"
+        )
+    else:
+        steps = f"download the files from {p.url} into {out}"
     raise RuntimeError(f"{name} cannot be downloaded automatically here. {steps}")

@@ -96,11 +96,14 @@ def kmeans(
         x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     km = faiss.Kmeans(x.shape[1], int(k), niter=int(niter), seed=int(seed), spherical=bool(spherical), verbose=False)
     km.train(x)
+    centroids = km.centroids
+    if centroids is None:
+        raise RuntimeError("faiss k-means returned no centroids")
     index = faiss.IndexFlatIP(x.shape[1]) if spherical else faiss.IndexFlatL2(x.shape[1])
-    index.add(km.centroids)
+    index.add(centroids)
     dist, assign = index.search(x, 1)
     sim = dist[:, 0] if spherical else -dist[:, 0]
-    return assign[:, 0].astype(np.int64), sim.astype(np.float32), km.centroids.copy()
+    return assign[:, 0].astype(np.int64), sim.astype(np.float32), centroids.copy()
 
 
 def _encode(values: list[Any]) -> tuple[np.ndarray, list[str]]:

@@ -345,6 +345,8 @@ def _make_logger(cfg: TrainConfig, out: Path, tags: dict[str, str], resume: bool
         run_id=run_id,
         tags=tags,
     )
+    if logger.run_id is None:
+        raise RuntimeError("the MLflow logger has no run id")
     atomic_write_text(run_id_file, logger.run_id)
     if run_id:
         log.info("resuming MLflow run %s", run_id)
