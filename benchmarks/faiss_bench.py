@@ -98,7 +98,8 @@ def _flat_blas_qps(n_items: int, dim: int, n_queries: int, coretype: str | None)
         env["OPENBLAS_CORETYPE"] = coretype
     code = (
         "import time, numpy as np, faiss\n"
-        f"rng=np.random.default_rng(0); x=rng.standard_normal(({n_items},{dim}),dtype=np.float32); q=x[:{n_queries}].copy()\n"
+        f"rng=np.random.default_rng(0); x=rng.standard_normal(({n_items},{dim}),dtype=np.float32); "
+        f"q=x[:{n_queries}].copy()\n"
         f"ix=faiss.IndexFlatIP({dim}); ix.add(x); ix.search(q[:64],10)\n"
         "t=time.perf_counter(); ix.search(q,10); print(len(q)/(time.perf_counter()-t))\n"
     )

@@ -23,11 +23,11 @@ allocates Adam's two moment tables, (N + 1) x D float32 each for the id embeddin
 gradient, the part of training memory that is linear in the catalogue by construction.
 
 Peaks are the process's resident high-water mark (``VmHWM``), reset (``/proc/self/clear_refs``)
-just before what is measured, so building the model does not hide a smaller step. ``softmax`` is journeyrec's chunked full softmax
-(:class:`~journeyrec.models.losses.ChunkedSoftmaxCE`: [positions x items] logits never exist
-beyond one ~8 MiB chunk); ``softmax_materialised`` is the textbook ``F.cross_entropy`` on the
-full logits matrix, the baseline measured in the same run (skipped where it would exceed
-``max_materialised_gib``).
+just before what is measured, so building the model does not hide a smaller step. ``softmax`` is
+journeyrec's chunked full softmax (:class:`~journeyrec.models.losses.ChunkedSoftmaxCE`:
+[positions x items] logits never exist beyond one ~8 MiB chunk); ``softmax_materialised`` is the
+textbook ``F.cross_entropy`` on the full logits matrix, the baseline measured in the same run
+(skipped where it would exceed ``max_materialised_gib``).
 """
 
 from __future__ import annotations
@@ -212,7 +212,8 @@ def _run_path(
                     "benchmark": "memory",
                     "loss": loss,
                     "items": items,
-                    "skipped": f"needs ~{3 * logits_bytes / 2**30:.1f} GiB (logits, softmax, gradient) > {max_materialised_gib} GiB",
+                    "skipped": f"needs ~{3 * logits_bytes / 2**30:.1f} GiB (logits, softmax, gradient) "
+                    f"> {max_materialised_gib} GiB",
                 }
                 continue
             case = dict(

@@ -126,7 +126,7 @@ def _peer_metrics(peer_dir: Path, seqs: SequenceData, split: Any, key: bytes) ->
     }
     curve = []
     per_epoch_test = []
-    for epoch, secs in enumerate(meta["epoch_train_seconds"], start=1):
+    for epoch, _secs in enumerate(meta["epoch_train_seconds"], start=1):
         dump = np.load(peer_dir / f"epoch{epoch:03d}.npz", allow_pickle=False)
         item_vecs = np.full((seqs.n_items + 1, dump["items"].shape[1]), np.nan, dtype=np.float32)
         item_vecs[cols] = dump["items"]

@@ -1,7 +1,8 @@
 """Top-k per customer of the journey store, for newsletters and parcel inserts, into Parquet:
 
     python scripts/batch_recommend.py bundle=PATH customers=all context=newsletter k=10
-    python scripts/batch_recommend.py bundle=PATH store=redis store.url=redis://host:6379/0 customers=ids.txt out=news.parquet
+    python scripts/batch_recommend.py bundle=PATH store=redis store.url=redis://host:6379/0 \\
+        customers=ids.txt out=news.parquet
 
 See configs/batch_recommend.yaml and journeyrec.serving.batch.
 """

@@ -2,7 +2,7 @@
 interval and a paired sign-flip permutation test, per metric.
 
     python scripts/compare_runs.py RUN_A RUN_B                     # MLflow run ids (training or evaluation runs)
-    python scripts/compare_runs.py EVAL_RUN:popularity EVAL_RUN    # the model of an evaluation vs its popularity baseline
+    python scripts/compare_runs.py EVAL_RUN:popularity EVAL_RUN    # an evaluation's model vs its popularity baseline
     python scripts/compare_runs.py outputs/a outputs/b --split valid --k 10 20
     python scripts/compare_runs.py A B --protocol seen_excluded --metrics ndcg hr
 

@@ -6,7 +6,8 @@ per-case ranks and report.md/.html with plots; log them as an MLflow evaluation 
     python scripts/evaluate.py run_id=<mlflow training run id>                 # bundle from MLflow
     python scripts/evaluate.py bundle=PATH eval.segments=outputs/segments/.../segments.parquet
     python scripts/evaluate.py bundle=PATH eval.sampled_negatives=100          # ALSO sampled metrics, labelled
-    python scripts/evaluate.py bundle=PATH mode=served                         # the served pipeline, per rule (docs/served_replay.md)
+    python scripts/evaluate.py bundle=PATH mode=served                         # the served pipeline, per rule
+                                                                               # (docs/served_replay.md)
 
 See configs/evaluate.yaml and journeyrec.evaluation.pipeline.
 """

@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{report['events']} events, {report['quarantined']} quarantined rows, {report['side_rows']} side-table rows"
     )
     print(
-        "models trained on this store before still reflect this user: retrain them (and delete their bundles / MLflow runs)"
+        "models trained on this store before still reflect this user: "
+        "retrain them (and delete their bundles / MLflow runs)"
     )
     return 0
 

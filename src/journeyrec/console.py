@@ -47,9 +47,8 @@ def print_samples(recommender: Any, prepared: Any, n: int, k: int = 5, recent: i
             print(f"   {et[i]:>9} via {ch[i]:<10} {describe_item(rows[seqs.items[lo + i] - 1], ids[i])}")
         print("  recommended next:")
         for r in res.items:
-            print(
-                f"   {r.score:9.3f}  {describe_item(rows[recommender.internal_id(r.item_id) - 1], r.item_id)}  <- {r.reason}"
-            )
+            item = describe_item(rows[recommender.internal_id(r.item_id) - 1], r.item_id)
+            print(f"   {r.score:9.3f}  {item}  <- {r.reason}")
 
 
 def show_samples(bundle_dir: Path, prepared_dir: Path, n: int) -> None:

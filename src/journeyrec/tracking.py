@@ -372,8 +372,7 @@ class RegisterBestModel(Callback):
         client.set_tag(parent_id, "registered_model", f"{name}/{version.version}")
         print("\n" + "=" * 72)
         print(f"sweep parent run : {parent_id}  ({parent.data.tags.get('n_children')} children)")
-        print(
-            f"best child       : {best}  {parent.data.tags.get('monitor')} = {float(parent.data.tags['best_value']):.4f}"
-        )
+        monitor, best_value = parent.data.tags.get("monitor"), float(parent.data.tags["best_value"])
+        print(f"best child       : {best}  {monitor} = {best_value:.4f}")
         print(f"registered       : models:/{name}/{version.version}")
         print("=" * 72)

@@ -22,7 +22,10 @@ def blocked_env(tmp_path: Path) -> tuple[dict, Path]:
 
 def test_blocker_is_active(tmp_path):
     env, log = blocked_env(tmp_path)
-    code = "import socket\ntry:\n    socket.create_connection(('192.0.2.1', 80), timeout=1)\nexcept OSError as e:\n    print(e)\n"
+    code = (
+        "import socket\ntry:\n    socket.create_connection(('192.0.2.1', 80), timeout=1)\n"
+        "except OSError as e:\n    print(e)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert "network blocked" in out.stdout
     assert log.read_text().strip()

@@ -275,7 +275,8 @@ def test_serving_path_imports_neither_lightning_nor_mlflow(demo_bundle):
     code = (
         "import sys; import journeyrec.serving.app, journeyrec.serving.server, journeyrec.config; "
         "from journeyrec.serving import Recommender, RecommendRequest; "
-        f"r = Recommender.load({str(demo_bundle.path)!r}); r.recommend(RecommendRequest.from_items([str(r.item_ids[0])], k=3)); "
+        f"r = Recommender.load({str(demo_bundle.path)!r}); "
+        "r.recommend(RecommendRequest.from_items([str(r.item_ids[0])], k=3)); "
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning', 'mlflow')); "
         "print(bad); sys.exit(1 if bad else 0)"
     )

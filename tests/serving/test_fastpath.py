@@ -87,7 +87,7 @@ def test_responses_equal_the_reference_paths(demo_bundle):
     fast, ref = Recommender.load(demo_bundle.path, rules=ALL_RULES), reference_recommender(demo_bundle)
     page = str(fast.item_ids[10])
     checked = 0
-    for s, events in enumerate(demo_bundle.sessions(12, seed=5)):
+    for events in demo_bundle.sessions(12, seed=5):
         now = max(e.timestamp_ms for e in events) + 30 * 86_400_000
         for filters in FILTERS:
             for k in (5, 20):

@@ -56,11 +56,11 @@ class Live:
         for k in r.scan_iter(f"{self.where[1]}:*"):
             t = r.type(k)
             value = {
-                b"string": lambda: r.get(k),
-                b"hash": lambda: r.hgetall(k),
-                b"set": lambda: r.smembers(k),
-                b"zset": lambda: r.zrange(k, 0, -1),
-            }[t]()
+                b"string": r.get,
+                b"hash": r.hgetall,
+                b"set": r.smembers,
+                b"zset": lambda key: r.zrange(key, 0, -1),
+            }[t](k)
             out.append(k + b"=" + repr(value).encode())
         return b"\n".join(out)
 

@@ -83,7 +83,7 @@ def test_every_item_satisfies_the_filters_and_k_are_returned_when_eligible(demo_
     r = rec if which == "flat" else hnsw_rec
     ids = np.asarray(r.item_ids)
     strategies = set()
-    for s, events in enumerate(demo_bundle.sessions(8, seed=1)):
+    for events in demo_bundle.sessions(8, seed=1):
         for filters in FILTERS:
             truth = truth_mask(demo_bundle, filters)
             for k in (5, 20):

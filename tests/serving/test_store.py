@@ -170,10 +170,10 @@ def test_forget_leaves_no_redis_key_or_value(redis_server):  # noqa: F811
     for k in keys:
         t = r.type(k)
         dump = {
-            b"string": lambda: [r.get(k)],
-            b"hash": lambda: list(r.hgetall(k).items()),
-            b"set": lambda: list(r.smembers(k)),
-            b"zset": lambda: r.zrange(k, 0, -1),
-        }[t]()
+            b"string": lambda key: [r.get(key)],
+            b"hash": lambda key: list(r.hgetall(key).items()),
+            b"set": lambda key: list(r.smembers(key)),
+            b"zset": lambda key: r.zrange(key, 0, -1),
+        }[t](k)
         assert secret.encode() not in repr(dump).encode() and b"anonX" not in repr(dump).encode(), k
     s.close()

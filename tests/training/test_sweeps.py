@@ -79,7 +79,8 @@ def test_optuna_sweep_registers_the_best_bundle_and_pyfunc_predicts_in_a_fresh_p
             *SWEEP_TINY,
             "hydra.sweeper.n_trials=4",
             f"hydra.sweep.dir={sweep}",
-            "hydra.sweeper.params={model.d_model:'choice(8,16)',model.n_blocks:'choice(1)'}",  # merged into the config's
+            # merged into the config's
+            "hydra.sweeper.params={model.d_model:'choice(8,16)',model.n_blocks:'choice(1)'}",
         ],
         uri,
     )
@@ -115,7 +116,8 @@ def test_optuna_sweep_registers_the_best_bundle_and_pyfunc_predicts_in_a_fresh_p
         model = mlflow.pyfunc.load_model("models:/demo-sasrec/1")
         df = pd.DataFrame({{"session_id": ["s1", "s2"], "item_ids": {json.dumps(list(sessions.values()))}}})
         out = model.predict(df, params={{"k": 5}})
-        events = pd.DataFrame({{"session_id": ["e"] * 3, "item_id": {json.dumps(items[:3])}, "event_type": ["view", "cart", "view"]}})
+        events = pd.DataFrame({{"session_id": ["e"] * 3, "item_id": {json.dumps(items[:3])},
+                                "event_type": ["view", "cart", "view"]}})
         out2 = model.predict(events)
         print(json.dumps({{"wide": out.to_dict("records"), "long_rows": len(out2),
                           "lightning": any(m.startswith(("pytorch_lightning", "lightning")) for m in sys.modules)}}))

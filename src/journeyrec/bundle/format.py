@@ -40,7 +40,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from safetensors.torch import load_file, save_file
-from torch import nn
 
 from journeyrec.bundle.index import build_index, set_search_params, tune_and_measure
 from journeyrec.bundle.settings import ExportConfig
@@ -50,6 +49,7 @@ from journeyrec.errors import JourneyrecError
 from journeyrec.io import atomic_dir
 from journeyrec.models import MODELS
 from journeyrec.models.abandonment import AbandonmentModel
+from journeyrec.models.protocol import EmbeddingModel
 
 __all__ = [
     "FORMAT_NAME",
@@ -93,7 +93,7 @@ def _catalog_summary(catalog: pa.Table) -> dict[str, Any]:
 
 @torch.no_grad()
 def session_queries(
-    model: nn.Module, sequences: Any, cases: Any, n: int = 2000, seed: int = 0, batch: int = 256
+    model: EmbeddingModel, sequences: Any, cases: Any, n: int = 2000, seed: int = 0, batch: int = 256
 ) -> np.ndarray:
     """Session vectors of up to ``n`` evaluation cases (what serving will search with): the
     held-out queries the index is tuned and measured on."""
@@ -112,7 +112,7 @@ def session_queries(
 
 def write_bundle(
     directory: str | Path,
-    model: nn.Module,
+    model: EmbeddingModel,
     catalog: pa.Table,
     config: Mapping[str, Any],
     metrics: Mapping[str, Any],
@@ -196,7 +196,7 @@ def write_bundle(
 
 def export_bundle(
     directory: str | Path,
-    model: nn.Module,
+    model: EmbeddingModel,
     prepared: Any,
     config: Mapping[str, Any],
     metrics: Mapping[str, Any],
@@ -244,7 +244,10 @@ def read_manifest(directory: str | Path, verify: bool = True) -> dict[str, Any]:
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
         if isinstance(version, int) and version < FORMAT_VERSION:
-            why = f"bundle format version {version} is older than version {FORMAT_VERSION} read here (it lacks rule statistics and index quality)"
+            why = (
+                f"bundle format version {version} is older than version {FORMAT_VERSION} read here "
+                "(it lacks rule statistics and index quality)"
+            )
         else:
             why = f"unknown bundle format version {version!r}; this journeyrec reads version {FORMAT_VERSION}"
         raise BundleError(f"{d}: {why}; {REEXPORT_HINT}")
@@ -268,7 +271,7 @@ class Bundle:
 
     directory: Path
     manifest: dict[str, Any]
-    model: nn.Module  # in eval mode
+    model: EmbeddingModel  # in eval mode
     index: faiss.Index  # search parameters as tuned at export
     vectors: np.ndarray  # float32 [N + 1, D], row 0 = padding
     catalog: pa.Table  # row i = internal id i + 1
@@ -303,7 +306,7 @@ def _read(directory: Path, name: str, load: Callable[[], Any]) -> Any:
         ) from exc
 
 
-def _load_model(directory: Path, manifest: dict[str, Any]) -> nn.Module:
+def _load_model(directory: Path, manifest: dict[str, Any]) -> EmbeddingModel:
     hp = manifest["model"]
     name = hp.get("name")
     if name not in MODELS:

@@ -247,13 +247,16 @@ def card_summary(card: Mapping[str, Any]) -> str:
         [
             f"dataset {card['dataset']}: {card['rows_read']:,} rows read from {card['source']}",
             f"  quarantined {q['total']:,} ({reasons}); opted-out rows {card['privacy']['opted_out_rows']:,}; "
-            f"outside retention {card['privacy']['rows_outside_retention']:,}; duplicates {card['duplicates_removed']:,}",
+            f"outside retention {card['privacy']['rows_outside_retention']:,}; "
+            f"duplicates {card['duplicates_removed']:,}",
             f"  event store: {ev['total']:,} events, {ev['users']:,} users, {ev['sessions']:,} sessions; {types}",
             f"  sequences: {sq['item_events']:,} item events, {sq['users']:,} users, {sq['items']:,} items, "
             f"{sq['sessions']:,} sessions, mean length {sq['length']['mean']:.2f}",
-            f"  split {card['split'].get('kind')}: {card['split'].get('valid_cases', 0):,} valid / {card['split'].get('test_cases', 0):,} test cases"
+            f"  split {card['split'].get('kind')}: {card['split'].get('valid_cases', 0):,} valid / "
+            f"{card['split'].get('test_cases', 0):,} test cases"
             + (
-                f"; {card['split']['test_repeat_target_share']:.1%} of test targets repeat an earlier item (misses when seen items are excluded)"
+                f"; {card['split']['test_repeat_target_share']:.1%} of test targets repeat an earlier item "
+                "(misses when seen items are excluded)"
                 if "test_repeat_target_share" in card["split"]
                 else ""
             ),

@@ -26,7 +26,8 @@ TIMESTAMP_MAX_AHEAD_DAYS: float = 1.0  # data.timestamp_max_ahead_days; null: no
 class DataConfig:
     """Where the events come from and how they become sequences and splits (``configs/data/*.yaml``)."""
 
-    name: str = MISSING  # reader: demo | events | s3rec | taobao | yoochoose | movielens | diginetica | retailrocket | rees46 | otto
+    # reader: demo | events | s3rec | taobao | yoochoose | movielens | diginetica | retailrocket | rees46 | otto
+    name: str = MISSING
     path: Optional[str] = (
         None  # the input file, or the directory holding the dataset's files under their published names
     )

@@ -101,7 +101,8 @@ class EpochBatchSampler(Sampler[list[int]]):
 class TrainWindows(Dataset):
     """One training window per user: the last ``max_len + 1`` items of the training prefix,
     giving inputs ``items[:, :-1]`` and next-item targets ``targets = items[:, 1:]``. A position
-    has a target only where both its input and its target are real items (0 elsewhere). Users whose prefix has fewer than 2 items have nothing to predict and are skipped."""
+    has a target only where both its input and its target are real items (0 elsewhere). Users
+    whose prefix has fewer than 2 items have nothing to predict and are skipped."""
 
     def __init__(self, data: SequenceData, train_ends: np.ndarray, max_len: int, features: Sequence[str] = ()) -> None:
         self.data = data
@@ -121,8 +122,9 @@ class TrainWindows(Dataset):
     def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         """Inputs, next-item ``targets``, and for journey-aware objectives: ``target_<feature>``
         (the target position's features; ``target_event_type`` always, for event-type loss
-        weights), ``target_index`` (flat indices of the positions with a target), ``positions`` (absolute CSR index of each input position, -1 = padding, to look
-        up per-event labels such as purchase intent)."""
+        weights), ``target_index`` (flat indices of the positions with a target), ``positions``
+        (absolute CSR index of each input position, -1 = padding, to look up per-event labels
+        such as purchase intent)."""
         idx = np.asarray(indices, dtype=np.int64)
         length = self.max_len + 1
         gathered = self.features if "event_type" in self.features else (*self.features, "event_type")

@@ -46,8 +46,8 @@ PROVENANCE: dict[str, Provenance] = {
     ),
     "movielens": Provenance(
         publisher="GroupLens Research, University of Minnesota",
-        licence="GroupLens usage licence: research use, acknowledge the dataset, no redistribution except under the same terms, "
-        "commercial use needs permission",
+        licence="GroupLens usage licence: research use, acknowledge the dataset, "
+        "no redistribution except under the same terms, commercial use needs permission",
         url="https://grouplens.org/datasets/movielens/",
         files=("ratings.dat", "movies.dat", "ratings.csv", "movies.csv", "u.data", "u.item"),
         http={
@@ -156,13 +156,20 @@ def download(name: str, target: str | Path, variant: str | None = None) -> list[
         kind, slug = p.kaggle
         flag = "-c" if kind == "competitions" else "-d"
         subprocess.run(["kaggle", kind, "download", flag, slug, "-p", str(out)], check=True)
-        for z in out.glob("*.zip"):
-            with zipfile.ZipFile(z) as zf:
+        for archive in out.glob("*.zip"):
+            with zipfile.ZipFile(archive) as zf:
                 zf.extractall(out)
-            z.unlink()
+            archive.unlink()
         return sorted(x for x in out.rglob("*") if x.is_file())
-    steps = p.manual or (
-        f"install the Kaggle CLI (pip install kaggle), put your API token in ~/.kaggle/kaggle.json, accept the terms at {p.url}, "
-        f"then run this again (or: kaggle {p.kaggle[0]} download {'-c' if p.kaggle[0] == 'competitions' else '-d'} {p.kaggle[1]} -p {out})"
-    )
+    if p.manual:
+        steps = p.manual
+    elif p.kaggle is not None:
+        kind, slug = p.kaggle
+        flag = "-c" if kind == "competitions" else "-d"
+        steps = (
+            "install the Kaggle CLI (pip install kaggle), put your API token in ~/.kaggle/kaggle.json, "
+            f"accept the terms at {p.url}, then run this again (or: kaggle {kind} download {flag} {slug} -p {out})"
+        )
+    else:
+        steps = f"download the files from {p.url} into {out}"
     raise RuntimeError(f"{name} cannot be downloaded automatically here. {steps}")

@@ -146,7 +146,7 @@ def _update_card(
         ev["total"] -= removed.num_rows
         ev["users"] -= 1
         ev["sessions"] -= len(pc.unique(removed.column("session_id")))
-        for col, key, vocab in (("event_type", "by_type", EVENT_TYPES), ("channel", "by_channel", CHANNELS)):
+        for col, key, _vocab in (("event_type", "by_type", EVENT_TYPES), ("channel", "by_channel", CHANNELS)):
             for d in pc.value_counts(removed.column(col)).to_pylist():
                 ev[key][d["values"]] = ev[key].get(d["values"], 0) - int(d["counts"])
             ev[key] = {k: v for k, v in ev[key].items() if v > 0}

@@ -300,7 +300,10 @@ class TimeBounds:
         """Why a row past ``max_ms`` is out of range (the quarantine's ``detail``)."""
         days = f"{(self.max_ahead_ms or 0) / _DAY_MS:g} day(s)"
         if self.newest_ms is not None:
-            return f"more than {days} after the file's newest event {iso_ms(self.newest_ms)} (data.timestamp_max_ahead_days)"
+            return (
+                f"more than {days} after the file's newest event {iso_ms(self.newest_ms)} "
+                "(data.timestamp_max_ahead_days)"
+            )
         return (
             f"more than {days} after the file itself was last written ({iso_ms(self.written_ms or 0)}), so after "
             "its newest event (data.timestamp_max_ahead_days)"
@@ -433,8 +436,9 @@ def validate_events(
     """
     missing = [c for c in REQUIRED_EVENT_COLUMNS if c not in table.column_names]
     if missing:
+        have = [c for c in table.column_names if not c.startswith("_")]
         raise SchemaError(
-            f"{source}: missing required column(s) {missing}; have {[c for c in table.column_names if not c.startswith('_')]}. "
+            f"{source}: missing required column(s) {missing}; have {have}. "
             "Map your column names in the data config (data.options.columns)."
         )
     n = table.num_rows

@@ -202,7 +202,7 @@ def _leaf_index() -> dict[str, int]:
 
 def _build_catalog(cfg: DemoShopConfig, rng: np.random.Generator) -> _Catalog:
     rows: dict[str, list] = {k: [] for k in ("leaf", "brand", "own", "size", "colour", "price", "model")}
-    for li, (path, _cls, _days, sized, coloured, median, brands, _comp, _entry) in enumerate(_LEAVES):
+    for li, (_path, _cls, _days, sized, coloured, median, brands, _comp, _entry) in enumerate(_LEAVES):
         for m in range(cfg.models_per_leaf):
             own = rng.random() < 0.25
             brand = OWN_BRAND if own else brands[m % len(brands)]
@@ -415,6 +415,21 @@ def _promotions(cat: _Catalog, cfg: DemoShopConfig) -> np.ndarray:
     return np.stack([rng.choice(len(w), size=6, replace=False, p=w / w.sum()) for _ in range(n_weeks)])
 
 
+def _filters_allow(
+    valid: np.ndarray,
+    csize: np.ndarray,
+    want_size: np.ndarray,
+    ccol: np.ndarray,
+    want_colour: np.ndarray,
+    size_filter: np.ndarray,
+    colour_filter: np.ndarray,
+) -> np.ndarray:
+    """Which candidates ([m, P]) pass the search filters in force: a size filter keeps the
+    customer's size, a colour filter their favourite colour."""
+    ok = valid & ~(size_filter[:, None] & (csize != want_size[:, None]))
+    return ok & ~(colour_filter[:, None] & (ccol != want_colour[:, None]))
+
+
 def _abandon_probability(
     value: np.ndarray,
     views_after: np.ndarray,
@@ -570,15 +585,12 @@ def _simulate_block(
 
         # filters that match nothing in the leaf are relaxed (colour first, then size), and the
         # search event records only the filters that were in force
-        def allowed() -> np.ndarray:
-            ok = valid & ~(size_filter[:, None] & (csize != cust_size[act, None]))
-            return ok & ~(colour_filter[:, None] & (ccol != want_colour[:, None]))
-
-        hard = allowed()
+        allowed = functools.partial(_filters_allow, valid, csize, cust_size[act], ccol, want_colour)
+        hard = allowed(size_filter, colour_filter)
         colour_filter &= hard.any(axis=1)
-        hard = allowed()
+        hard = allowed(size_filter, colour_filter)
         size_filter &= hard.any(axis=1)
-        hard = allowed()
+        hard = allowed(size_filter, colour_filter)
         logw = np.where(hard, logw, -np.inf)
         best = np.max(np.where(hard, logw, -np.inf), axis=1)
         n_views = np.minimum(1 + rng.poisson(np.where(known, 1.0, 2.5)), _MAX_VIEWS)

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from torch import nn
 
 from journeyrec.data.sequences import SequenceData, Split
 from journeyrec.evaluation.intent import intent_probabilities
@@ -39,6 +38,7 @@ from journeyrec.models.abandonment import (
     training_design,
 )
 from journeyrec.models.intent import SESSION_FEATURES, SessionLogit, group_ids
+from journeyrec.models.protocol import EmbeddingModel, IntentModel, has_purchase_intent
 
 __all__ = ["CANDIDATES", "BASELINES", "Candidates", "HeldOut", "fit_candidates", "choose_model", "compare", "held_out"]
 
@@ -56,7 +56,7 @@ class Candidates:
 
     models: dict[str, AbandonmentModel]  # boosted, logistic (+ head, a marker scored with the sequence model)
     counts: SessionLogit  # the count-feature baseline
-    head_model: nn.Module | None  # the sequence model whose intent head is the ``head`` candidate
+    head_model: IntentModel | None  # the sequence model whose intent head is the ``head`` candidate
     age_sign: float = 1.0  # cart_age's direction (set on validation)
 
 
@@ -80,7 +80,7 @@ def held_out(data: SequenceData, split: Split, which: str) -> HeldOut:
 
 
 def fit_candidates(
-    data: SequenceData, train_ends: np.ndarray, model: nn.Module | None = None, seed: int = 0, threads: int = 1
+    data: SequenceData, train_ends: np.ndarray, model: EmbeddingModel | None = None, seed: int = 0, threads: int = 1
 ) -> Candidates:
     """Every candidate and baseline fitted on the training cases (trees early-stopped on a
     share of the training customers; the linear models fit all training cases)."""
@@ -89,11 +89,11 @@ def fit_candidates(
         "boosted": AbandonmentModel.fit_boosted(x[~stop], y[~stop], x[stop], y[stop], seed=seed, threads=threads),
         "logistic": AbandonmentModel.fit_logistic(x, y),
     }
-    has_head = model is not None and hasattr(model, "purchase_intent")
-    if has_head:
+    head = model if has_purchase_intent(model) else None
+    if head is not None:
         models["head"] = AbandonmentModel.head()
     counts = SessionLogit().fit(x[:, _COUNTS], y)
-    return Candidates(models, counts, model if has_head else None)
+    return Candidates(models, counts, head)
 
 
 def _scores(c: Candidates, data: SequenceData, h: HeldOut) -> dict[str, np.ndarray]:
@@ -119,7 +119,7 @@ def _pick(valid_auc: dict[str, float], names: list[str]) -> str:
 
 
 def choose_model(
-    data: SequenceData, split: Split, model: nn.Module | None = None, seed: int = 0, threads: int = 1
+    data: SequenceData, split: Split, model: EmbeddingModel | None = None, seed: int = 0, threads: int = 1
 ) -> AbandonmentModel:
     """The candidate with the best validation AUC, its ``info`` recording every candidate's;
     ValueError when none beats chance (0.5) on validation."""
@@ -150,7 +150,7 @@ def _interval(values: np.ndarray, point: float) -> dict[str, Any]:
 def compare(
     data: SequenceData,
     split: Split,
-    model: nn.Module | None = None,
+    model: EmbeddingModel | None = None,
     n_boot: int = 1000,
     seed: int = 0,
     threads: int = 1,

@@ -141,9 +141,9 @@ def format_comparison(a: RunCases, b: RunCases, results: Sequence[PairedResult],
     lines.append(f"{'metric':<30}{'A':>9}{'B':>9}{'B - A':>10}{'95% CI of B - A':>24}{'relative':>10}{'p':>11}")
     for r in results:
         rel = f"{r.diff / r.mean_a * 100:+.1f}%" if r.mean_a else "n/a"
+        ci = f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]"
         lines.append(
-            f"{r.metric:<30}{r.mean_a:>9.4f}{r.mean_b:>9.4f}{r.diff:>+10.4f}{f'[{r.ci_low:+.4f}, {r.ci_high:+.4f}]':>24}"
-            f"{rel:>10}{r.p_value:>11.2g}"
+            f"{r.metric:<30}{r.mean_a:>9.4f}{r.mean_b:>9.4f}{r.diff:>+10.4f}{ci:>24}{rel:>10}{r.p_value:>11.2g}"
         )
     if results:
         lines.append(

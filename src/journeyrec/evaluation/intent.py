@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
 
 from journeyrec.data.sequences import SequenceData, Split, gather_windows
 from journeyrec.evaluation.metrics import roc_auc
 from journeyrec.models.intent import SessionLogit, group_ids, heldout_intent_cases, session_features
+from journeyrec.models.protocol import IntentModel
 
 __all__ = ["evaluate_intent", "intent_probabilities"]
 
 
 @torch.no_grad()
 def intent_probabilities(
-    model: nn.Module, data: SequenceData, users: np.ndarray, ends: np.ndarray, batch_size: int = 1024
+    model: IntentModel, data: SequenceData, users: np.ndarray, ends: np.ndarray, batch_size: int = 1024
 ) -> np.ndarray:
     """``model.purchase_intent`` of the prefixes ``(users, ends)`` (float64 [B]), windows cut as training cuts them."""
     was_training = model.training
@@ -27,15 +27,15 @@ def intent_probabilities(
     feats = tuple(getattr(model, "feature_names", ()))
     for lo in range(0, len(users), batch_size):
         w = gather_windows(data, users[lo : lo + batch_size], ends[lo : lo + batch_size], model.max_len, feats)
-        w = {k: torch.from_numpy(v).to(device) for k, v in w.items()}
-        items = w.pop("items")
-        probs.append(model.purchase_intent(items, w).float().cpu().numpy())
+        batch = {k: torch.from_numpy(v).to(device) for k, v in w.items()}
+        items = batch.pop("items")
+        probs.append(model.purchase_intent(items, batch).float().cpu().numpy())
     model.train(was_training)
     return np.concatenate(probs).astype(np.float64) if probs else np.zeros(0)
 
 
 def evaluate_intent(
-    model: nn.Module,
+    model: IntentModel,
     data: SequenceData,
     split: Split,
     which: str = "test",

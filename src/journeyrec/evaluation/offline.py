@@ -22,7 +22,6 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from torch import nn
 
 from journeyrec.data.prepare import PreparedData
 from journeyrec.data.sequences import EvalCases, SequenceData, Split, repeated_targets
@@ -40,6 +39,7 @@ from journeyrec.evaluation.metrics import (
 )
 from journeyrec.evaluation.ranking import evaluate
 from journeyrec.models.baselines import training_counts
+from journeyrec.models.protocol import RankingModel
 
 __all__ = [
     "ItemStats",
@@ -225,7 +225,7 @@ def eval_settings(cfg: EvalConfig, n_items: int, attribute_kind: str) -> dict[st
 
 
 def evaluate_system(
-    model: nn.Module,
+    model: RankingModel,
     prepared: PreparedData,
     cfg: EvalConfig | None = None,
     stats: ItemStats | None = None,

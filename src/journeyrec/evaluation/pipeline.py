@@ -337,7 +337,8 @@ def run_evaluation(cfg: EvaluateConfig) -> EvaluationOutput:
     provenance = [
         (
             "model",
-            f"{model_name} ({bundle.manifest['model'].get('n_items')} items), bundle {cfg.bundle or 'from MLflow run ' + str(cfg.run_id)}",
+            f"{model_name} ({bundle.manifest['model'].get('n_items')} items), "
+            f"bundle {cfg.bundle or 'from MLflow run ' + str(cfg.run_id)}",
         ),
         ("training run", source.run_id or "not in this tracking store"),
         ("evaluation run", run_id or "MLflow off"),
@@ -447,9 +448,13 @@ def _notes(fitted: dict, segments: dict, prepared: PreparedData, unknown: dict, 
     recent = fitted.get("recent_popularity")
     if recent is not None:
         share = recent.hparams.get("window_share", float("nan"))
+        if "last_per_user" in recent.hparams:
+            window = f"last {recent.hparams['last_per_user']} events per user"
+        else:
+            window = f"{recent.hparams.get('window_days')} days"
         notes.append(
-            f"recent_popularity counts {share:.1%} of the training events ({recent.hparams.get('train_events')} events; "
-            f"window {'last ' + str(recent.hparams['last_per_user']) + ' events per user' if 'last_per_user' in recent.hparams else str(recent.hparams.get('window_days')) + ' days'})."
+            f"recent_popularity counts {share:.1%} of the training events "
+            f"({recent.hparams.get('train_events')} events; window {window})."
         )
         if share >= 0.999:
             notes.append(

@@ -12,7 +12,6 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 from journeyrec.data.datasets import EvalBatchSampler, EvalWindows
@@ -27,6 +26,7 @@ from journeyrec.evaluation.metrics import (
     target_ranks_many,
     topk_items,
 )
+from journeyrec.models.protocol import RankingModel, embedding_model
 
 __all__ = ["EvalResult", "score_batch", "rank_batch", "evaluate", "model_inputs"]
 
@@ -39,7 +39,7 @@ def model_inputs(
 
 
 @torch.no_grad()
-def score_batch(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+def score_batch(model: RankingModel, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """Scores [B, N + 1] of every item for each sequence of the batch.
 
     Embedding models score by ``session_vectors @ item_vectors.T`` (what a FAISS index
@@ -49,12 +49,13 @@ def score_batch(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Te
     items, feats = model_inputs(batch, getattr(model, "feature_names", ()))
     if hasattr(model, "scores"):
         return model.scores(items, feats)
-    return model.session_vectors(items, feats) @ model.item_vectors().T
+    embedding = embedding_model(model)
+    return embedding.session_vectors(items, feats) @ embedding.item_vectors().T
 
 
 @torch.no_grad()
 def rank_batch(
-    model: nn.Module,
+    model: RankingModel,
     batch: Mapping[str, torch.Tensor],
     topk: int = 0,
     sampled: int = 0,
@@ -78,9 +79,10 @@ def rank_batch(
         if bias is not None:
             real = items != 0
             window = (torch.arange(items.shape[0], device=items.device)[:, None].expand_as(items)[real], items[real])
+        embedding = embedding_model(model)
         return rank_vectors(
-            model.session_vectors(items, feats),
-            model.item_vectors(),
+            embedding.session_vectors(items, feats),
+            embedding.item_vectors(),
             targets,
             batch["history_rows"],
             batch["history_items"],
@@ -119,7 +121,7 @@ class EvalResult:
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module,
+    model: RankingModel,
     data: SequenceData,
     cases: EvalCases,
     split: str,

@@ -28,7 +28,6 @@ import faiss
 import numpy as np
 import pyarrow as pa
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 from journeyrec.bundle.format import read_bundle
@@ -38,6 +37,7 @@ from journeyrec.data.schema import EVENT_TYPES
 from journeyrec.data.sequences import SequenceData, gather_windows
 from journeyrec.evaluation.report import Report
 from journeyrec.evaluation.segments import case_segments
+from journeyrec.models.protocol import EmbeddingModel
 
 __all__ = [
     "user_windows",
@@ -62,7 +62,7 @@ def user_windows(prepared: PreparedData) -> tuple[np.ndarray, np.ndarray]:
 
 @torch.no_grad()
 def user_vectors(
-    model: nn.Module,
+    model: EmbeddingModel,
     data: SequenceData,
     users: np.ndarray,
     ends: np.ndarray,
@@ -96,11 +96,14 @@ def kmeans(
         x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     km = faiss.Kmeans(x.shape[1], int(k), niter=int(niter), seed=int(seed), spherical=bool(spherical), verbose=False)
     km.train(x)
+    centroids = km.centroids
+    if centroids is None:
+        raise RuntimeError("faiss k-means returned no centroids")
     index = faiss.IndexFlatIP(x.shape[1]) if spherical else faiss.IndexFlatL2(x.shape[1])
-    index.add(km.centroids)
+    index.add(centroids)
     dist, assign = index.search(x, 1)
     sim = dist[:, 0] if spherical else -dist[:, 0]
-    return assign[:, 0].astype(np.int64), sim.astype(np.float32), km.centroids.copy()
+    return assign[:, 0].astype(np.int64), sim.astype(np.float32), centroids.copy()
 
 
 def _encode(values: list[Any]) -> tuple[np.ndarray, list[str]]:
@@ -127,11 +130,12 @@ def describe_segments(
     seqs = prepared.sequences
     cat = seqs.catalog
     n = seqs.n_items
-    col = lambda name: (
-        cat.column(name).to_pylist()
-        if cat is not None and name in cat.column_names and cat.num_rows == n  # noqa: E731
-        else [None] * n
-    )
+
+    def col(name: str) -> list:
+        if cat is not None and name in cat.column_names and cat.num_rows == n:
+            return cat.column(name).to_pylist()
+        return [None] * n
+
     leaf_codes, leaf_names = _encode([c.rsplit("/", 1)[-1] if c else None for c in col("category")])
     brand_codes, brand_names = _encode(col("brand"))
     tag_lists = [t or [] for t in col("tags")]

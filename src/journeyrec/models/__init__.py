@@ -20,7 +20,8 @@ from journeyrec.typed import to_typed
 
 if TYPE_CHECKING:  # the package itself stays light: journeyrec.config imports its config schemas
     import pyarrow as pa
-    from torch import nn
+
+    from journeyrec.models.base import SequenceModel
 
 __all__ = ["MODELS", "build_model"]
 
@@ -41,7 +42,7 @@ def build_model(
     feature_sizes: Mapping[str, int],
     catalog: pa.Table | None = None,
     intent_head: bool = False,
-) -> nn.Module:
+) -> SequenceModel:
     """Instantiate the model ``cfg`` describes for a catalogue of ``n_items`` items (``catalog``,
     aligned with internal ids, supplies item attributes when the config names some; ``intent_head``
     adds the purchase-intent head that ``loss.intent_weight`` trains). A mapping is checked

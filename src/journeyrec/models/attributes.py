@@ -158,11 +158,11 @@ class ItemEmbedding(nn.Module):
             getattr(self, f"codes_{name}").copy_(torch.as_tensor(table))
         self._mean_matrices.clear()
 
-    def _load_from_state_dict(self, *args, **kwargs) -> None:  # type: ignore[override]
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
         self._mean_matrices.clear()
         super()._load_from_state_dict(*args, **kwargs)
 
-    def _apply(self, fn, recurse: bool = True):  # type: ignore[override]
+    def _apply(self, fn, recurse: bool = True):
         self._mean_matrices.clear()  # device / dtype moves
         return super()._apply(fn, recurse)
 

@@ -5,8 +5,9 @@ next-item target) is the sequence; each real position is replaced by [MASK] with
 ``mask_prob`` (at least one per sequence: the newest, when the draw picked none) and the loss
 predicts the original item there. A share ``mask_last_share`` of the sequences masks only the
 newest item instead: the question inference asks (what follows the newest event, with nothing to
-its right), which cloze samples alone rarely pose (Sun et al. add such samples for this reason). The features of a masked position are hidden too (set to
-padding), because at inference the [MASK] slot's event type, channel and gap are unknown.
+its right), which cloze samples alone rarely pose (Sun et al. add such samples for this reason).
+The features of a masked position are hidden too (set to padding), because at inference the
+[MASK] slot's event type, channel and gap are unknown.
 
 Inference: [MASK] is appended after the newest event (the oldest event drops out if the window
 is full) and its hidden state is the session vector. Bidirectional attention sees the future,

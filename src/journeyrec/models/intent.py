@@ -182,7 +182,9 @@ class SessionLogit:
 
     def __init__(self, l2: float = 1.0, iterations: int = 50) -> None:
         self.l2, self.iterations = float(l2), int(iterations)
-        self.mean = self.scale = self.coef = None
+        self.mean: np.ndarray | None = None
+        self.scale: np.ndarray | None = None
+        self.coef: np.ndarray | None = None
 
     def params(self) -> dict[str, list]:
         """The fitted model as plain lists (JSON): kept features, standardisation, coefficients."""

@@ -106,7 +106,7 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
         ctx,
         hidden: torch.Tensor,
         weight: torch.Tensor,
-        targets: torch.Tensor,  # type: ignore[override]
+        targets: torch.Tensor,
         pos_weights: torch.Tensor | None = None,
         label_smoothing: float = 0.0,
         exclude: torch.Tensor | None = None,
@@ -204,7 +204,7 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
         return total * scale
 
     @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, grad_out: torch.Tensor):
         grad_h, grad_w, grad_b = ctx.saved_tensors
         h_dtype, w_dtype, b_dtype = ctx.dtypes
         gb = None if b_dtype is None else (grad_b * grad_out).to(b_dtype)

@@ -121,7 +121,7 @@ def wilson(successes: int, n: int, alpha: float = 0.05) -> tuple[float, float, f
     return p, max(0.0, centre - half), min(1.0, centre + half)
 
 
-def lift_interval(s_a: int, n_a: int, s_b: int, n_b: int, alpha: float = 0.05) -> tuple[float, float, float]:
+def lift_interval(s_a: float, n_a: float, s_b: float, n_b: float, alpha: float = 0.05) -> tuple[float, float, float]:
     """Lift of B over A (p_b / p_a - 1) and its interval (delta method on the log risk ratio;
     a zero count gets 0.5 added to every cell, the usual continuity correction)."""
     if n_a == 0 or n_b == 0:

@@ -577,7 +577,7 @@ def create_app(service: Service) -> FastAPI:
 
         @app.get("/v1/stats")
         def online_stats(
-            context: ContextType = Query("home"), n: int = Query(10, ge=1, le=limits.max_k)
+            context: Annotated[ContextType, Query()] = "home", n: int = Query(10, ge=1, le=limits.max_k)
         ) -> JSONResponse:
             """The online statistics every replica shares: trending, popular in the context, CTR per slot."""
             started = time.perf_counter()

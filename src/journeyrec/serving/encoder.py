@@ -30,6 +30,7 @@ from torch import nn
 
 from journeyrec.data.schema import FEATURE_SIZES, feature_code_map
 from journeyrec.data.sequences import collapse_runs, time_gap_buckets
+from journeyrec.models.protocol import EmbeddingModel, UnpaddedModel, has_purchase_intent, has_unpadded_path
 
 __all__ = ["SessionEncoder"]
 
@@ -41,7 +42,9 @@ class _Packed(nn.Module):
     table computed once: it is a constant at serving time, and building it (id embeddings plus
     sparse attribute means over the whole catalogue) would otherwise run on every request."""
 
-    def __init__(self, model: nn.Module, features: tuple[str, ...], table: torch.Tensor) -> None:
+    table: torch.Tensor  # a buffer
+
+    def __init__(self, model: EmbeddingModel, features: tuple[str, ...], table: torch.Tensor) -> None:
         super().__init__()
         self.model = model
         self.features = features
@@ -55,6 +58,11 @@ class _Packed(nn.Module):
 
 class _PackedUnpadded(_Packed):
     """The same for ``session_vectors_unpadded`` (windows without padding, any length)."""
+
+    model: UnpaddedModel
+
+    def __init__(self, model: UnpaddedModel, features: tuple[str, ...], table: torch.Tensor) -> None:
+        super().__init__(model, features, table)
 
     def forward(self, items: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
         return self.model.session_vectors_unpadded(
@@ -76,14 +84,15 @@ def collapse_consecutive(
 class SessionEncoder:
     """Events (internal ids + codes) -> session vector, with the model traced when possible."""
 
-    def __init__(self, model: nn.Module, dedup_consecutive: bool = False, trace: bool = True) -> None:
+    def __init__(self, model: EmbeddingModel, dedup_consecutive: bool = False, trace: bool = True) -> None:
         self.model = model.eval()
         self.max_len = int(model.max_len)
         self.features = tuple(getattr(model, "feature_names", ()))
         self.dedup = dedup_consecutive
         self.traced: torch.jit.ScriptModule | None = None
         self.unpadded: nn.Module | None = None  # the fast path (see the module docstring), traced if possible
-        self.has_intent = hasattr(model, "purchase_intent")
+        self._intent_model = model if has_purchase_intent(model) else None
+        self.has_intent = self._intent_model is not None
         # a model built before a vocabulary grew reads the newer values as their older fallbacks
         sizes = dict((getattr(model, "hparams", {}) or {}).get("features") or {})
         self._code_maps = {
@@ -96,8 +105,8 @@ class SessionEncoder:
             self._n_items = int(model.item_vectors().shape[0] - 1)
         if trace:
             self.traced = self._trace()
-        if hasattr(model, "session_vectors_unpadded"):
-            self.unpadded = self._fast_path(trace)
+        if has_unpadded_path(model):
+            self.unpadded = self._fast_path(model, trace)
 
     def _trace(self) -> torch.jit.ScriptModule | None:
         packed = _Packed(self.model, self.features, self.table).eval()
@@ -124,10 +133,10 @@ class SessionEncoder:
             return None
         return traced
 
-    def _fast_path(self, trace: bool) -> nn.Module | None:
-        """The unpadded model (traced when ``trace`` and faithful), or None when it disagrees with
-        the padded reference at any checked length: the padded path then serves."""
-        packed = _PackedUnpadded(self.model, self.features, self.table).eval()
+    def _fast_path(self, model: UnpaddedModel, trace: bool) -> nn.Module | None:
+        """The unpadded ``model`` (traced when ``trace`` and faithful), or None when it disagrees
+        with the padded reference at any checked length: the padded path then serves."""
+        packed = _PackedUnpadded(model, self.features, self.table).eval()
         reference = _Packed(self.model, self.features, self.table).eval()
         gen = torch.Generator().manual_seed(1)
         L, n_feats = self.max_len, max(len(self.features), 1)
@@ -213,9 +222,9 @@ class SessionEncoder:
                 else:
                     vec = self.model.session_vectors(it, self._feature_dict(feats), table=self.table)
             intent = None
-            if self.has_intent:
+            if self._intent_model is not None:
                 intent = float(
-                    self.model.purchase_intent(it, self._feature_dict(feats), table=self.table).reshape(-1)[0]
+                    self._intent_model.purchase_intent(it, self._feature_dict(feats), table=self.table).reshape(-1)[0]
                 )
             return vec[0].float().numpy(), intent
 

@@ -20,10 +20,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 import torch
-from torch import nn
 
 from journeyrec.data.schema import CATALOG_SCHEMA, conform_catalog
 from journeyrec.models.attributes import AttributeVocabulary
+from journeyrec.models.base import SequenceModel
+from journeyrec.models.protocol import EmbeddingModel
 
 __all__ = ["NewItemVectors", "VECTOR_SOURCES"]
 
@@ -33,7 +34,7 @@ VECTOR_SOURCES = ("attributes", "category", "none")
 
 
 class NewItemVectors:
-    def __init__(self, model: nn.Module, catalog: pa.Table, vectors: np.ndarray) -> None:
+    def __init__(self, model: EmbeddingModel, catalog: pa.Table, vectors: np.ndarray) -> None:
         self.model = model
         self.vocab: AttributeVocabulary | None = None
         fields = list((getattr(model, "hparams", {}) or {}).get("attributes") or {})
@@ -82,8 +83,9 @@ class NewItemVectors:
                 has_code |= (c > 0).any(axis=1)
             with torch.no_grad():
                 rows = self.embedding.attribute_rows({f: torch.from_numpy(c) for f, c in codes.items()}, len(records))
-                to_vectors: Any = self.model.vectors_from_rows
-                vec = to_vectors(rows).float().cpu().numpy()
+                # only a SequenceModel has attribute fields (an ensemble's hparams name none)
+                assert isinstance(self.model, SequenceModel)
+                vec = self.model.vectors_from_rows(rows).float().cpu().numpy()
             out[has_code] = vec[has_code]
             for j in np.flatnonzero(has_code).tolist():
                 source[j] = "attributes"

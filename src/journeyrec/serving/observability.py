@@ -75,12 +75,10 @@ class Metrics:
             cumulative = 0
             for upper, c in zip(LATENCY_BUCKETS, counts):
                 cumulative += c
-                lines.append(
-                    f"journeyrec_request_latency_seconds_bucket{_labels(endpoint=endpoint, le=repr(upper))} {cumulative}"
-                )
-            lines.append(
-                f"journeyrec_request_latency_seconds_bucket{_labels(endpoint=endpoint, le='+Inf')} {self.latency_count[endpoint]}"
-            )
+                labels = _labels(endpoint=endpoint, le=repr(upper))
+                lines.append(f"journeyrec_request_latency_seconds_bucket{labels} {cumulative}")
+            labels = _labels(endpoint=endpoint, le="+Inf")
+            lines.append(f"journeyrec_request_latency_seconds_bucket{labels} {self.latency_count[endpoint]}")
             lines.append(
                 f"journeyrec_request_latency_seconds_sum{_labels(endpoint=endpoint)} {self.latency_sum[endpoint]:.6f}"
             )

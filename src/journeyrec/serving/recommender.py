@@ -50,11 +50,11 @@ import faiss
 import numpy as np
 import pyarrow as pa
 import torch
-from torch import nn
 
 from journeyrec.bundle.format import Bundle, read_bundle
 from journeyrec.bundle.stats import RuleStats
 from journeyrec.data.schema import CATALOG_SCHEMA, CHANNEL_CODE, EVENT_CODE, ITEM_EVENT_TYPES, conform_catalog
+from journeyrec.models.protocol import EmbeddingModel
 from journeyrec.serving.abandonment import CartRisk
 from journeyrec.serving.catalog import Catalog, FilterError
 from journeyrec.serving.encoder import SessionEncoder
@@ -116,7 +116,7 @@ class Recommender:
         self,
         bundle_dir: Path,
         manifest: dict[str, Any],
-        model: nn.Module,
+        model: EmbeddingModel,
         index: faiss.Index,
         vectors: np.ndarray,
         catalog: Any,
@@ -241,8 +241,10 @@ class Recommender:
                     values[bundle_index[k]] = rec[f.name]
             columns[f.name] = values + [k if f.name == "item_id" else self._live[k].get(f.name) for k in new_ids]
         table = conform_catalog(columns, source="live catalogue")
-        if self._new_item_vectors is None and new_ids:
-            self._new_item_vectors = NewItemVectors(self.model, self._bundle_catalog, self._bundle_vectors)
+        new_item_vectors = self._new_item_vectors
+        if new_item_vectors is None and new_ids:
+            new_item_vectors = NewItemVectors(self.model, self._bundle_catalog, self._bundle_vectors)
+            self._new_item_vectors = new_item_vectors
         todo = []
         for k in new_ids:  # vectors depend on the attributes only: recomputed when they change
             key = json.dumps(
@@ -251,7 +253,8 @@ class Recommender:
             if self._new_vectors.get(k, ("",))[0] != key:
                 todo.append((k, key))
         if todo:
-            vecs, sources = self._new_item_vectors.vectors([{**self._live[k], "item_id": k} for k, _ in todo])
+            assert new_item_vectors is not None  # todo is empty without new ids
+            vecs, sources = new_item_vectors.vectors([{**self._live[k], "item_id": k} for k, _ in todo])
             for (k, key), v, src in zip(todo, vecs, sources):
                 self._new_vectors[k] = (key, v, src)
         n_new = len(new_ids)

@@ -14,6 +14,7 @@ from pytorch_lightning.callbacks.progress.tqdm_progress import convert_inf
 
 from journeyrec.evaluation.intent import evaluate_intent
 from journeyrec.io import atomic_write_json
+from journeyrec.models.protocol import has_purchase_intent
 
 __all__ = ["EpochCurve", "EpochProgressBar", "ResumableRNG", "IntentValidation"]
 
@@ -130,5 +131,8 @@ class IntentValidation(pl.Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        auc = evaluate_intent(pl_module.model, self.data, self.split, "valid", self.batch_size)["valid_intent/auc"]
+        model = pl_module.model
+        if not has_purchase_intent(model):
+            raise TypeError(f"IntentValidation needs a model with the purchase-intent head, not {type(model).__name__}")
+        auc = evaluate_intent(model, self.data, self.split, "valid", self.batch_size)["valid_intent/auc"]
         pl_module.log("valid_intent/auc", auc, prog_bar=True, sync_dist=False, rank_zero_only=False)

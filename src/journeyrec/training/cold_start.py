@@ -26,6 +26,7 @@ from journeyrec.data.prepare import PreparedData
 from journeyrec.data.sequences import EvalCases, SequenceData, Split
 from journeyrec.evaluation.metrics import summarise, target_ranks
 from journeyrec.evaluation.ranking import evaluate
+from journeyrec.models.protocol import RankingModel
 
 __all__ = ["hide_items", "training_counts", "evaluate_cold", "category_popularity_ranks", "COLD_BASELINES"]
 
@@ -152,7 +153,7 @@ def category_popularity_ranks(
 
 
 def evaluate_cold(
-    model: torch.nn.Module,
+    model: RankingModel,
     prepared: PreparedData,
     hidden: np.ndarray,
     train_counts: np.ndarray,

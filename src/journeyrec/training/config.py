@@ -116,7 +116,9 @@ def train_config(cfg: Any) -> TrainConfig:
         return cfg
     if not (hasattr(cfg, "_metadata") and OmegaConf.get_type(cfg) is TrainConfig):
         raw = OmegaConf.to_container(cfg, resolve=True) if hasattr(cfg, "_metadata") else dict(cfg)
-        name = (raw.get("model") or {}).get("name")  # type: ignore[union-attr]
+        if not isinstance(raw, dict):
+            raise ConfigError(f"a training config is a mapping, not {type(raw).__name__}")
+        name = (raw.get("model") or {}).get("name")
         if name not in MODEL_CONFIGS:
             raise ConfigError(f"model.name={name!r} is not a known model; known: {sorted(MODEL_CONFIGS)}")
         base = OmegaConf.structured(

@@ -16,6 +16,8 @@ from journeyrec.data.schema import FEATURE_SIZES
 from journeyrec.evaluation.abandonment import choose_model
 from journeyrec.models import build_model
 from journeyrec.models.abandonment import AbandonmentModel
+from journeyrec.models.base import SequenceModel
+from journeyrec.models.protocol import EmbeddingModel
 from journeyrec.tracking import tracking_uri
 from journeyrec.training.config import ExportJobConfig, TrainConfig, train_config
 from journeyrec.typed import as_dict
@@ -25,7 +27,7 @@ __all__ = ["export_run", "load_run_model", "fit_abandonment"]
 log = logging.getLogger(__name__)
 
 
-def fit_abandonment(cfg: TrainConfig, model: torch.nn.Module, prepared: PreparedData) -> AbandonmentModel | None:
+def fit_abandonment(cfg: TrainConfig, model: EmbeddingModel, prepared: PreparedData) -> AbandonmentModel | None:
     """The cart-abandonment model a bundle ships (``export.abandonment``): the candidate best on
     validation (``journeyrec.evaluation.abandonment.choose_model``), or None when it is off or the
     data cannot support one (a warning says why)."""
@@ -46,7 +48,7 @@ def fit_abandonment(cfg: TrainConfig, model: torch.nn.Module, prepared: Prepared
         return None
 
 
-def load_run_model(run: Path, checkpoint: str = "best") -> tuple[torch.nn.Module, TrainConfig, PreparedData]:
+def load_run_model(run: Path, checkpoint: str = "best") -> tuple[SequenceModel, TrainConfig, PreparedData]:
     """The trained model of a run directory (with its typed config and prepared data), from a
     Lightning checkpoint read with ``weights_only=True`` (tensors and plain containers only:
     nothing is unpickled)."""

@@ -27,11 +27,11 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from journeyrec.data.schema import EVENT_TYPES
 from journeyrec.evaluation.metrics import DEFAULT_KS, summarise
 from journeyrec.evaluation.ranking import rank_batch
+from journeyrec.models.base import SequenceModel
 from journeyrec.models.losses import LossConfig, RecLoss
 from journeyrec.training.config import OptimConfig
 from journeyrec.training.optim import SparseDenseAdam
@@ -104,9 +104,13 @@ class RecModule(pl.LightningModule):
             the plain module).
     """
 
+    # buffers (register_buffer), typed: nn.Module's attribute lookup cannot tell
+    etype_weights: torch.Tensor
+    intent_labels: torch.Tensor
+
     def __init__(
         self,
-        model: nn.Module,
+        model: SequenceModel,
         loss: LossConfig | None = None,
         optim: OptimConfig | None = None,
         ks: Sequence[int] = DEFAULT_KS,
@@ -172,17 +176,21 @@ class RecModule(pl.LightningModule):
         return local * trainer.world_size / total.clamp_min(1e-12)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        view = self.model.training_view(batch) if hasattr(self.model, "training_view") else batch
+        training_view = getattr(self.model, "training_view", None)  # BERT4Rec's masked view
+        view: dict[str, torch.Tensor] = training_view(batch) if training_view is not None else batch
         items, targets = view["items"], view["targets"]
         feats = {name: view[name] for name in self.model.feature_names}
         mask = (targets != 0) & (items != 0)
         negatives = ids = None
+        table: torch.Tensor | None
         if self.gather_rows:
             # only the rows of this step's items, targets and negatives: nothing catalogue-sized
             # is built, and the ids are renumbered as row positions (0, padding, stays 0)
             n_pos = batch["target_index"].numel() if view is batch and "target_index" in batch else int(mask.sum())
             negatives = self.loss_fn.draw_negatives(n_pos, items.device)
-            ids, (items, targets, negatives) = local_ids(items, targets, negatives)
+            ids, (local_items, local_targets, negatives) = local_ids(items, targets, negatives)
+            assert local_items is not None and local_targets is not None  # tensors in, tensors out
+            items, targets = local_items, local_targets
             table = self.model.item_rows(ids)
         else:
             table = self.model.item_table() if hasattr(self.model, "item_table") else None
@@ -260,7 +268,13 @@ class RecModule(pl.LightningModule):
             return
         cat = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
         if self.trainer is not None and self.trainer.world_size > 1:
-            cat = {k: self.all_gather(v).reshape(-1) for k, v in cat.items()}
+
+            def gather(v: torch.Tensor) -> torch.Tensor:
+                out = self.all_gather(v)
+                assert isinstance(out, torch.Tensor)  # a tensor in, a tensor out
+                return out.reshape(-1)
+
+            cat = {k: gather(v) for k, v in cat.items()}
         # distributed samplers may repeat cases to even out ranks: keep each case once, in order
         idx = cat["case_index"].cpu().numpy()
         _, first = np.unique(idx, return_index=True)
@@ -283,7 +297,9 @@ class RecModule(pl.LightningModule):
         self._eval_end("valid")
 
     def configure_optimizers(self) -> Any:
-        decay, no_decay, sparse = [], [], []
+        decay: list[torch.nn.Parameter] = []
+        no_decay: list[torch.nn.Parameter] = []
+        sparse: list[torch.nn.Parameter] = []
         sparse_weight = self.model.item_embedding.id_emb.weight if self.sparse_item_grad else None
         for name, p in self.model.named_parameters():
             if p is sparse_weight:
@@ -292,6 +308,7 @@ class RecModule(pl.LightningModule):
                 (no_decay if p.dim() < 2 or "emb" in name or "bias" in name else decay).append(p)
         opt_cfg = self.optim_cfg
         groups = [{"params": decay, "weight_decay": opt_cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        opt: torch.optim.Optimizer
         if sparse:
             self._check_sparse_support()
             opt = SparseDenseAdam(sparse, groups, lr=opt_cfg.lr, betas=(0.9, 0.98))

@@ -16,8 +16,9 @@ can run any of them on its own. One call, one MLflow run, one output directory h
                       (accuracy, beyond accuracy, <key>_ci95_low/high), train_seconds, epochs;
                       the popularity and co-occurrence baselines on the same splits under
                       popularity/... and cooccurrence/...; with trainer.refit_epochs, valid/... come
-                      from the epoch validation picked and test/... from the refitted model; test_before_refit/... are the picked
-                      epoch's test figures when a refit ran (what refit_epochs=0 gives)
+                      from the epoch validation picked and test/... from the refitted model;
+                      test_before_refit/... are the picked epoch's test figures when a refit ran
+                      (what refit_epochs=0 gives)
     per_case.parquet  per-case target ranks (for paired comparisons: scripts/compare_runs.py)
 
 In a Hydra multirun every job is a child of one MLflow parent run per sweep directory.
@@ -53,6 +54,7 @@ from journeyrec.evaluation.offline import ItemStats, SystemEvaluation, evaluate_
 from journeyrec.evaluation.segments import case_segments
 from journeyrec.io import atomic_path, atomic_write_json, atomic_write_text
 from journeyrec.models import build_model
+from journeyrec.models.base import SequenceModel
 from journeyrec.models.baselines import BASELINES
 from journeyrec.models.intent import SessionLogit, intent_labels
 from journeyrec.tracking import (
@@ -132,7 +134,7 @@ class Prepared:
 class Built:
     """The build stage's output: the model, its Lightning module and the batches it reads."""
 
-    model: torch.nn.Module
+    model: SequenceModel
     module: RecModule
     datamodule: SequenceDataModule
     item_counts: np.ndarray  # training target counts
@@ -343,6 +345,8 @@ def _make_logger(cfg: TrainConfig, out: Path, tags: dict[str, str], resume: bool
         run_id=run_id,
         tags=tags,
     )
+    if logger.run_id is None:
+        raise RuntimeError("the MLflow logger has no run id")
     atomic_write_text(run_id_file, logger.run_id)
     if run_id:
         log.info("resuming MLflow run %s", run_id)
@@ -444,7 +448,7 @@ def test_segments(cfg: TrainConfig, prepared: Prepared) -> dict[str, dict[str, n
 def evaluate_stage(
     cfg: TrainConfig,
     prepared: Prepared,
-    model: torch.nn.Module,
+    model: SequenceModel,
     split: str,
     segments: Mapping[str, Mapping[str, np.ndarray]] | None = None,
 ) -> SystemEvaluation:

@@ -8,14 +8,18 @@ under the same terms; commercial use needs permission.
 
 ``data.path`` is a ratings file or a directory holding one, in any of the published layouts:
 
-=====================  ==========================================  ===============================
-ratings                format                                      item file (genres)
-=====================  ==========================================  ===============================
-``ratings.dat[.gz]``   ML-1M/10M: ``UserID::MovieID::Rating::Timestamp``  ``movies.dat`` (Latin-1, ``::``, genres ``a|b``)
-``ratings.csv``        ml-latest(-small), ml-20m/25m: header ``userId,movieId,rating,timestamp``  ``movies.csv`` (genres ``a|b``)
-``u.data``             ML-100K: tab-separated ``user item rating timestamp``  ``u.item`` (Latin-1, ``|``, 19 genre flags)
-``<name>.inter``       RecBole atomic file: tab-separated, header ``user_id:token item_id:token rating:float timestamp:float``  ``<name>.item`` (``class:token_seq`` = genres)
-=====================  ==========================================  ===============================
+``ratings.dat[.gz]``
+    ML-1M/10M: ``UserID::MovieID::Rating::Timestamp``;
+    item file ``movies.dat`` (Latin-1, ``::``, genres ``a|b``)
+``ratings.csv``
+    ml-latest(-small), ml-20m/25m: header ``userId,movieId,rating,timestamp``;
+    item file ``movies.csv`` (genres ``a|b``)
+``u.data``
+    ML-100K: tab-separated ``user item rating timestamp``;
+    item file ``u.item`` (Latin-1, ``|``, 19 genre flags)
+``<name>.inter``
+    RecBole atomic file: tab-separated, header ``user_id:token item_id:token rating:float timestamp:float``;
+    item file ``<name>.item`` (``class:token_seq`` = genres)
 
 Timestamps are Unix seconds. Every rating is a ``rating`` event (``options.min_rating`` keeps
 only ratings at or above a threshold, counted in ``stats["filtered_by_reader"]``). In the
