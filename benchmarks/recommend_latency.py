@@ -30,7 +30,7 @@ from journeyrec.serving.recommender import Recommender
 from journeyrec.serving.request import Event, RecommendRequest
 from journeyrec.serving.settings import RulesConfig, rules_from_mapping
 
-__all__ = ["DEFAULT_RULES", "STAGES", "add_arguments", "main", "make_requests", "measure", "stage_medians"]
+__all__ = ["DEFAULT_RULES", "STAGES", "add_arguments", "main", "make_requests", "measure", "stage_attrs", "stage_medians"]
 
 DEFAULT_RULES = {
     "epsilon": 0.1,
@@ -93,6 +93,13 @@ STAGES = {
 }
 
 
+def stage_attrs(rules) -> dict:
+    """STAGES with the exploration picks of the configured mode (the bandit's or the random ones)."""
+    if getattr(rules, "exploration", "random") != "bandit":
+        return dict(STAGES)
+    return {(("rec", "_bandit") if key == ("rec", "_explore") else key): label for key, label in STAGES.items()}
+
+
 def stage_medians(rec, requests: list, rules) -> dict:
     """Median milliseconds of each pipeline step over ``requests`` (timers wrapped around the
     steps for this pass only, then removed; the wrapping adds a little to every step)."""
@@ -105,7 +112,7 @@ def stage_medians(rec, requests: list, rules) -> dict:
     }
     times: dict[str, list[float]] = {label: [] for label in STAGES.values()}
     saved = []
-    for (owner, attr), label in STAGES.items():
+    for (owner, attr), label in stage_attrs(rules).items():
         obj = owners[owner]
         fn = getattr(obj, attr)
         saved.append((obj, attr, obj.__dict__.get(attr) if owner != "module" else fn))

@@ -257,7 +257,8 @@ def sweep_parent(
                 return run_id
             except Exception:  # noqa: BLE001 - an id from another store: start a fresh parent
                 pass
-        all_tags = {"journeyrec.kind": "sweep", "journeyrec.sweep_dir": str(d.resolve()), **dict(tags or {})}
+        # the children's tags (seed, data fingerprint) describe the parent too, but it is a sweep
+        all_tags = {**dict(tags or {}), "journeyrec.kind": "sweep", "journeyrec.sweep_dir": str(d.resolve())}
         run = client.create_run(experiment, run_name=run_name, tags=all_tags)
         atomic_write_text(f, run.info.run_id)
         return run.info.run_id

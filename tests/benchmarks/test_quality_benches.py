@@ -51,10 +51,10 @@ def test_gpu_dry_run_trains_every_arm_and_reports_what_the_gpu_run_would(gpu_dry
             metrics["test_seen_excluded/ndcg@10_ci95_high"],
         ]
         assert metrics["refit_epochs"] == 1 and fig["refit_seconds"] > 0
-        # (both figures are rounded in the file: sequences/s to 0.1, seconds to 0.001)
-        assert fig["sequences_per_second"] == pytest.approx(
-            fig["n_train_sequences"] / fig["epoch_seconds_median"], rel=2e-3, abs=0.051
-        )
+        # (both figures are rounded in the file: sequences/s to 0.1, seconds to 0.001, so the
+        # median epoch was within half a millisecond of the one written)
+        n, median = fig["n_train_sequences"], fig["epoch_seconds_median"]
+        assert n / (median + 5e-4) - 0.051 <= fig["sequences_per_second"] <= n / (median - 5e-4) + 0.051
         assert fig["epochs"] == 1 and fig["peak_gpu_memory_mib"] is None  # CPU: no GPU memory to report
         if arm != "fp32":
             pc = fig["test_seen_excluded_ndcg@10_minus_fp32"]

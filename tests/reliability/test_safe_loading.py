@@ -118,7 +118,7 @@ def test_export_and_checkpoint_io_refuse_a_planted_checkpoint(tiny_trained_run, 
         AtomicCheckpointIO().load_checkpoint(run / "checkpoints" / "best.ckpt", weights_only=False)
     assert not marker.exists()
     # the real checkpoint of the same run loads through the same path
-    model, _ = load_run_model(tiny_trained_run.out, "best")
+    model, _, _ = load_run_model(tiny_trained_run.out, "best")
     assert sum(p.numel() for p in model.parameters()) > 0
 
 
