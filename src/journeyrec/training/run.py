@@ -634,7 +634,9 @@ def train(cfg: Any) -> TrainResult:
         )
     atomic_write_json(out / "metrics.json", metrics)
     run_id = _log_run(cfg, out, prepared, fitted, metrics, bundle) if fitted.logger is not None else None
-    print_summary(metrics, out, run_id, cfg.eval.ks, SUMMARY_BASELINES, fitted.parent_run)
+    print_summary(
+        metrics, out, run_id, cfg.eval.ks, SUMMARY_BASELINES, fitted.parent_run, tracking_uri(cfg.logger.tracking_uri)
+    )
     for line in baseline_warnings(metrics, cfg.eval.ks[0], SUMMARY_BASELINES):
         log.warning(line)
     for job_log in sorted(out.glob("*.log")):  # Hydra's job log (train.log), complete up to here

@@ -29,11 +29,12 @@ def print_summary(
     ks: Sequence[int],
     baselines: Sequence[str] = (),
     parent_run: str | None = None,
+    tracking_uri: str = "sqlite:///mlruns.db",
 ) -> None:
     """Where the run is, how long it trained, and model vs baselines on both splits and protocols."""
     lines = ["", "=" * 72, f"run directory : {out}"]
     if run_id:
-        lines.append(f"mlflow run    : {run_id}  (mlflow ui --backend-store-uri sqlite:///mlruns.db)")
+        lines.append(f"mlflow run    : {run_id}  (mlflow ui --backend-store-uri {tracking_uri})")
     if parent_run:
         lines.append(f"sweep parent  : {parent_run}")
     lines.append(
