@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from typing import Any, Mapping, TypeVar
+from typing import Any, Mapping, TypeVar, cast
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -62,7 +62,11 @@ def to_typed(schema: type[T], cfg: Any) -> T:
         if isinstance(cfg, DictConfig) and OmegaConf.get_type(cfg) is schema:
             node = cfg
         else:
-            node = OmegaConf.merge(OmegaConf.structured(schema), cfg if isinstance(cfg, DictConfig) else dict(cfg))
+            # a mapping merged onto a structured DictConfig is a DictConfig
+            node = cast(
+                DictConfig,
+                OmegaConf.merge(OmegaConf.structured(schema), cfg if isinstance(cfg, DictConfig) else dict(cfg)),
+            )
         check_keys(node)
         obj = OmegaConf.to_object(node)
     except OmegaConfBaseException as exc:

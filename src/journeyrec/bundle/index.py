@@ -90,7 +90,8 @@ def _candidates(index: faiss.Index) -> list[dict[str, int]]:
 def set_search_params(index: faiss.Index, params: dict[str, int]) -> None:
     """Apply recorded search-time parameters (e.g. ``{"efSearch": 64}``) to a loaded index."""
     if params:
-        faiss.ParameterSpace().set_index_parameters(index, ",".join(f"{k}={v}" for k, v in params.items()))
+        param_string = ",".join(f"{k}={v}" for k, v in params.items())
+        faiss.ParameterSpace().set_index_parameters(index, param_string)  # type: ignore[arg-type]  # faiss stubs: no @overload
 
 
 def exact_topk(item_vectors: np.ndarray, queries: np.ndarray, k: int, chunk_elements: int = 1 << 26) -> np.ndarray:

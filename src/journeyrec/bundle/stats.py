@@ -96,7 +96,7 @@ class RuleStats:
     def save(self, directory: Path) -> list[str]:
         """Write stats.npz (arrays) and stats.json (category table, settings); returns the names."""
         arrays = {k: v for k, v in self.__dict__.items() if isinstance(v, np.ndarray)}
-        np.savez(directory / STATS_ARRAYS, **arrays)
+        np.savez(directory / STATS_ARRAYS, allow_pickle=False, **arrays)  # numeric only, as load() reads them
         meta = {
             "categories": self.categories,
             "data_end_ms": self.data_end_ms,

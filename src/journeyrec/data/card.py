@@ -211,7 +211,7 @@ def _histogram(lengths: np.ndarray, path: Path, title: str) -> None:
     if len(lengths):
         top = max(int(lengths.max()), 2)
         bins = np.unique(np.round(np.logspace(0, np.log10(top + 1), 40)).astype(int))
-        ax.hist(lengths, bins=bins, color="#3b6ea5")
+        ax.hist(lengths, bins=bins.tolist(), color="#3b6ea5")
         ax.set_xscale("log")
     ax.set_xlabel("item events per user (log scale)")
     ax.set_ylabel("users")

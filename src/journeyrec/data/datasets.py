@@ -8,7 +8,7 @@ one vectorised gather per batch, fixed-length int64 tensors out.
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Iterator, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -19,8 +19,12 @@ from journeyrec.data.sequences import EvalCases, SequenceData, gather_windows, h
 __all__ = ["TrainWindows", "EvalWindows", "EpochBatchSampler", "EvalBatchSampler", "identity_collate", "trim_padding"]
 
 
-def identity_collate(batch: dict) -> dict:
-    """The batch is already collated by ``__getitems__``."""
+_Batch = TypeVar("_Batch")
+
+
+def identity_collate(batch: _Batch) -> _Batch:
+    """The batch is already collated by ``__getitems__`` (a dict of tensors, though DataLoader's
+    types say a list of samples)."""
     return batch
 
 

@@ -136,7 +136,7 @@ class EventEncoder:
     def finish(self) -> EncodedEvents:
         cols = {}
         for k, dtype in _COLUMNS.items():
-            if self._files:
+            if self._dir is not None:  # spooled: self._files holds a file per column
                 self._files[k].close()
                 cols[k] = np.fromfile(self._dir / f"{k}.bin", dtype=dtype)
                 (self._dir / f"{k}.bin").unlink()

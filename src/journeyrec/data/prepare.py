@@ -386,8 +386,10 @@ def load_prepared(directory: str | Path, mmap: bool = False) -> PreparedData:
         return _load_format1(d, meta)
     if fmt != PREPARED_FORMAT:
         raise ValueError(f"{d}: prepared format {fmt} is not supported (expected {PREPARED_FORMAT}); prepare again")
-    mode = "r" if mmap else None
-    a = {p.stem: np.load(p, mmap_mode=mode, allow_pickle=False) for p in sorted((d / "arrays").glob("*.npy"))}
+    a = {
+        p.stem: np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
+        for p in sorted((d / "arrays").glob("*.npy"))
+    }
     seqs = SequenceData(
         item_ids=np.asarray(pq.read_table(d / "items.parquet").column("item_id").to_pylist(), dtype=object),
         user_ids=np.asarray(pq.read_table(d / "users.parquet").column("user_id").to_pylist(), dtype=object),

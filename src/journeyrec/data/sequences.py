@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -266,6 +265,11 @@ def _exact_duplicates(cols: dict[str, np.ndarray]) -> np.ndarray:
     return gs[1:][same]
 
 
+def _release(enc: EncodedEvents, column: str) -> None:
+    """Drop a consumed column of ``enc`` (None in place of its array, freed once nothing else holds it)."""
+    setattr(enc, column, None)
+
+
 def assemble(enc: EncodedEvents, catalog: pa.Table | None = None, options: SequenceOptions | None = None) -> Assembled:
     """The global preparation steps on integer-coded events (see the module docstring).
 
@@ -286,7 +290,7 @@ def assemble(enc: EncodedEvents, catalog: pa.Table | None = None, options: Seque
     rank = _sorted_rank(enc.user_ids)
     sel = np.nonzero(keep)[0] if not keep.all() else None
     user = rank[enc.user] if sel is None else rank[enc.user[sel]]
-    enc.user = None  # consumed: each column is released once its sorted copy exists (halves peak memory)
+    _release(enc, "user")  # consumed: each column is released once its sorted copy exists (halves peak memory)
     order = _stable_order(user, ts_all if sel is None else ts_all[sel])
     del ts_all
     user = user[order]
@@ -295,7 +299,7 @@ def assemble(enc: EncodedEvents, catalog: pa.Table | None = None, options: Seque
     cols = {"user": user}
     for k in ("timestamp", "item", "event_type", "channel", "session"):
         cols[k] = getattr(enc, k)[rows]
-        setattr(enc, k, None)
+        _release(enc, k)
     stats["duplicates_removed"] = 0
     if opt.dedup:
         dup = _exact_duplicates(cols)
@@ -450,7 +454,7 @@ def check_split_options(kind: str, drop_newest: int = 0) -> None:
 
 def make_split(
     data: SequenceData,
-    kind: Literal["leave_one_out", "global_time", "last_session"] = "leave_one_out",
+    kind: str = "leave_one_out",  # one of SPLITS (checked: a config value)
     valid_fraction: float = 0.1,
     test_fraction: float = 0.1,
     min_eval_length: int = 3,

@@ -204,17 +204,17 @@ def _build_catalog(cfg: DemoShopConfig, rng: np.random.Generator) -> _Catalog:
     rows: dict[str, list] = {k: [] for k in ("leaf", "brand", "own", "size", "colour", "price", "model")}
     for li, (_path, _cls, _days, sized, coloured, median, brands, _comp, _entry) in enumerate(_LEAVES):
         for m in range(cfg.models_per_leaf):
-            own = rng.random() < 0.25
-            brand = OWN_BRAND if own else brands[m % len(brands)]
-            price = float(np.round(median * rng.lognormal(0.0, 0.35) * (0.8 if own else 1.0), 0) - 0.01)
-            colour = int(rng.integers(len(COLOURS))) if coloured else -1
-            for size in range(len(SIZES)) if sized else (-1,):
+            is_own = rng.random() < 0.25
+            model_brand = OWN_BRAND if is_own else brands[m % len(brands)]
+            model_price = float(np.round(median * rng.lognormal(0.0, 0.35) * (0.8 if is_own else 1.0), 0) - 0.01)
+            model_colour = int(rng.integers(len(COLOURS))) if coloured else -1
+            for model_size in range(len(SIZES)) if sized else (-1,):
                 rows["leaf"].append(li)
-                rows["brand"].append(brand)
-                rows["own"].append(own)
-                rows["size"].append(size)
-                rows["colour"].append(colour)
-                rows["price"].append(max(price, 0.99))
+                rows["brand"].append(model_brand)
+                rows["own"].append(is_own)
+                rows["size"].append(model_size)
+                rows["colour"].append(model_colour)
+                rows["price"].append(max(model_price, 0.99))
                 rows["model"].append(m)
     leaf = np.asarray(rows["leaf"])
     n = len(leaf)
@@ -243,14 +243,14 @@ def _build_catalog(cfg: DemoShopConfig, rng: np.random.Generator) -> _Catalog:
         for j, comp in enumerate(comps[:2]):
             cj = names[comp]
             cand = np.nonzero(leaf == cj)[0]
-            for i in np.nonzero(leaf == li)[0]:
+            for item in np.nonzero(leaf == li)[0]:
                 c = cand
-                if size[i] >= 0 and (size[c] >= 0).any():
-                    c = c[size[c] == size[i]]
-                same = c[brand[c] == brand[i]]
+                if size[item] >= 0 and (size[c] >= 0).any():
+                    c = c[size[c] == size[item]]
+                same = c[brand[c] == brand[item]]
                 pool = same if len(same) else c
                 # deterministic choice among the pool: model number modulo pool size
-                partner[i, j] = pool[int(model[i]) % len(pool)]
+                partner[item, j] = pool[int(model[item]) % len(pool)]
 
     max_p = int(np.bincount(leaf).max())
     leaf_items = np.full((len(_LEAVES), max_p), -1, dtype=np.int64)
@@ -663,7 +663,10 @@ def _simulate_block(
         end = np.maximum(checkout, np.where(bought, buy_t, 0.0).max(axis=1))
 
         cust = act + first_customer
-        events = [(newsletter, None, "newsletter_open", now), (searching, None, "search", start - 3.0)]
+        events: list[tuple[np.ndarray, np.ndarray | None, str, np.ndarray]] = [
+            (newsletter, None, "newsletter_open", now),
+            (searching, None, "search", start - 3.0),
+        ]
         for s in range(_MAX_VIEWS):
             events.append((view_mask[:, s], picks[:, s], "view", view_t[:, s]))
             events.append((carted[:, s], picks[:, s], "cart", cart_t[:, s]))

@@ -245,6 +245,8 @@ def rank_vectors(
         raise ValueError("targets must be item ids in 1..N (0 is padding)")
     # exclusion pairs: unique, never padding, sorted by row (then item)
     if exclude_rows is not None and exclude_rows.numel():
+        if exclude_items is None:
+            raise ValueError("exclude_rows needs exclude_items: exclusions are (row, item) pairs")
         key = torch.unique(exclude_rows.to(q.device) * n_cols + exclude_items.to(q.device))
         pr, pi = key // n_cols, key % n_cols
         keep = pi != 0
@@ -261,12 +263,16 @@ def rank_vectors(
     bounds = torch.tensor(starts[1:] + [b], device=q.device)
     cuts = torch.searchsorted(pr, bounds).tolist()
     wcuts = torch.searchsorted(wr, bounds).tolist()
-    jobs = []
+    jobs: list[_RankJob] = []
     for i, lo in enumerate(starts):
         hi = min(lo + _BLOCK_ROWS, b)
         a, z = (cuts[i - 1] if i else 0), cuts[i]
         wa, wz = (wcuts[i - 1] if i else 0), wcuts[i]
         jobs.append((q[lo:hi], targets[lo:hi], pr[a:z] - lo, pi[a:z], wr[wa:wz] - lo, wi[wa:wz]))
+
+    def run(job: _RankJob) -> dict[str, torch.Tensor]:
+        return _rank_block(v, *job, float(window_bonus), topk, tile)
+
     threads = min(torch.get_num_threads(), len(jobs)) if q.device.type == "cpu" else 1
     if threads > 1:
         from concurrent.futures import ThreadPoolExecutor
@@ -275,12 +281,16 @@ def rank_vectors(
         torch.set_num_threads(1)
         try:
             with ThreadPoolExecutor(threads) as pool:
-                parts = list(pool.map(lambda job: _rank_block(v, *job, float(window_bonus), topk, tile), jobs))
+                parts = list(pool.map(run, jobs))
         finally:
             torch.set_num_threads(before)
     else:
-        parts = [_rank_block(v, *job, float(window_bonus), topk, tile) for job in jobs]
+        parts = [run(job) for job in jobs]
     return {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
+
+
+# the arguments of one _rank_block call from q to wi
+_RankJob = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 def _rank_block(

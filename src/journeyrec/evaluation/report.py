@@ -192,7 +192,7 @@ def plot_accuracy_vs_coverage(
     room near its point (up to 12 runs; their names are in MLflow)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    styles = {
+    styles: dict[str, dict[str, Any]] = {  # scatter keywords per kind
         "run": dict(color="#999999", marker="o", s=25),
         "model": dict(color="#d62728", marker="*", s=160),
         "baseline": dict(color="#1f77b4", marker="s", s=60),

@@ -20,7 +20,7 @@ field's (vocabulary size, width) so the buffers can be allocated before the weig
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping, Sequence, cast
 
 import numpy as np
 import pyarrow as pa
@@ -130,6 +130,8 @@ class ItemEmbedding(nn.Module):
     id embeddings are untrained noise; they are represented by their attributes alone.
     """
 
+    known: torch.Tensor  # buffer
+
     def __init__(
         self, n_rows: int, d_model: int, attributes: Mapping[str, Sequence[int]] | None = None, id_dropout: float = 0.0
     ) -> None:
@@ -212,7 +214,7 @@ class ItemEmbedding(nn.Module):
         parts = []
         for name, emb in self.attr_emb.items():
             c = codes[name]  # [U, width], 0 = none
-            real = (c > 0).to(emb.weight.dtype)
+            real = (c > 0).to(cast(nn.Embedding, emb).weight.dtype)
             share = real / real.sum(dim=1, keepdim=True).clamp_min(1.0)  # 1 / number of codes, as mean_matrix
             parts.append(torch.einsum("uw,uwd->ud", share, emb(c)))
         if not parts:

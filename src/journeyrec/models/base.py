@@ -24,7 +24,7 @@ Protocol (all that training, evaluation, FAISS export and serving rely on):
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -108,7 +108,8 @@ class SequenceModel(nn.Module):
         }
         if intent_head:
             arch["intent_head"] = True
-        model = cls(
+        build: Callable[..., SequenceModel] = cls  # a subclass: its constructor takes the architecture as keywords
+        model = build(
             n_items=n_items,
             features=config_features(cfg.features, feature_sizes),
             attributes=ItemEmbedding.spec(codes),

@@ -86,7 +86,8 @@ class Baseline(nn.Module):
         self.hparams = dict(name=self.name, n_items=self.n_items, **hparams)
 
     @classmethod
-    def fit(cls, data: SequenceData, train_ends: np.ndarray, **params: Any) -> Baseline:
+    def fit(cls, data: SequenceData, train_ends: np.ndarray, *args: Any, **params: Any) -> Baseline:
+        """Each subclass takes its own parameters (``BASELINES`` dispatches by name)."""
         raise NotImplementedError
 
     def scores(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
@@ -96,15 +97,25 @@ class Baseline(nn.Module):
         return self.scores(items, features)
 
 
-class Popularity(Baseline):
-    """The same list for everybody: items by training interaction count (most popular first)."""
+class _CountScores(Baseline):
+    """The same list for everybody: items by an interaction count (most counted first); what
+    :class:`Popularity` and :class:`RecentPopularity` share, each fitting its own counts."""
 
-    name = "popularity"
+    order: torch.Tensor
 
     def __init__(self, counts: np.ndarray, seed: int = 0, **hparams: Any) -> None:
         super().__init__(len(counts) - 1, max_len=1, seed=seed, **hparams)
         self.counts = np.asarray(counts, dtype=np.int64)
         self.register_buffer("order", torch.from_numpy(_popularity_scores(self.counts, seed)), persistent=False)
+
+    def scores(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        return self.order.to(items.device).expand(items.shape[0], -1)
+
+
+class Popularity(_CountScores):
+    """The same list for everybody: items by training interaction count (most popular first)."""
+
+    name = "popularity"
 
     @classmethod
     def fit(cls, data: SequenceData, train_ends: np.ndarray, seed: int = 0, **params: Any) -> Popularity:
@@ -113,11 +124,8 @@ class Popularity(Baseline):
         counts = training_counts(data, train_ends)
         return cls(counts, seed=seed, train_events=int(counts.sum()))
 
-    def scores(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
-        return self.order.to(items.device).expand(items.shape[0], -1)
 
-
-class RecentPopularity(Popularity):
+class RecentPopularity(_CountScores):
     """Popularity over a recent window only: what is trending rather than what was ever bought.
 
     The window is either ``window_days`` of wall-clock time before the latest training event, or
@@ -147,7 +155,7 @@ class RecentPopularity(Popularity):
             ends = np.asarray(train_ends, dtype=np.int64)
             user = np.repeat(np.arange(data.n_users), np.maximum(ends - data.offsets[:-1], 0))
             keep = pos >= ends[user] - int(last_per_user)
-            window = {"last_per_user": int(last_per_user)}
+            window: dict[str, float] = {"last_per_user": int(last_per_user)}
         elif window_days is not None and float(window_days) > 0:
             ts = data.timestamps[pos]
             keep = ts >= ts.max() - float(window_days) * DAY_MS

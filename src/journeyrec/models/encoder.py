@@ -276,13 +276,14 @@ class SequenceEncoder(nn.Module):
             allowed = keys | eye
         if self.rel_bias is None:
             return allowed
-        return self._relative_bias(length, items.device).masked_fill(~allowed, float("-inf"))
+        return self._relative_bias(self.rel_bias, length, items.device).masked_fill(~allowed, float("-inf"))
 
-    def _relative_bias(self, length: int, device: torch.device) -> torch.Tensor:
+    @staticmethod
+    def _relative_bias(rel_bias: torch.Tensor, length: int, device: torch.device) -> torch.Tensor:
         """[1, H, L, L] bias of query t for key j: ``rel_bias[:, t - j]`` (t - j < 0, the future,
         is clamped to 0: the caller masks it)."""
         t = torch.arange(length, device=device)
-        return self.rel_bias[:, (t[:, None] - t[None, :]).clamp(min=0)][None]
+        return rel_bias[:, (t[:, None] - t[None, :]).clamp(min=0)][None]
 
     def item_table(self) -> torch.Tensor:
         """[n_items + 1 (+1 mask), D] item rows (id + attributes); row 0 is zero."""
@@ -296,7 +297,9 @@ class SequenceEncoder(nn.Module):
             raise ValueError(f"sequence length {length} exceeds max_len {self.max_len}")
         table = self.item_table() if table is None else table
         x = F.embedding(items, table) * math.sqrt(self.d_model)
-        if self.positions == "from_end":  # the newest event is always position max_len - 1
+        if self.pos_emb is None:  # positions=relative: a bias in the attention scores instead
+            pass
+        elif self.positions == "from_end":  # the newest event is always position max_len - 1
             x = x + self.pos_emb(torch.arange(self.max_len - length, self.max_len, device=items.device))[None]
         elif self.positions == "from_start":  # the window's first real item is position 0, whatever the padding
             x = x + self.pos_emb(((items != 0).cumsum(1) - 1).clamp_(min=0))

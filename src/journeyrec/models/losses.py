@@ -147,14 +147,14 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
         total = h.new_zeros(())
         pw = None if pos_weights is None else pos_weights.float()
         biased = seen_bias is not None and exclude is not None
-        eb = seen_bias.detach().float().exp() if biased else None
+        eb = seen_bias.detach().float().exp() if seen_bias is not None and exclude is not None else None
         grad_b = h.new_zeros(())
         for lo in range(0, n_pos, chunk):
             hc = h[lo : lo + chunk]
             tc = targets[lo : lo + chunk] - 1
             rows = torch.arange(hc.shape[0], device=h.device)
             logits = hc @ w.T
-            if biased:  # the items the position's user already had (each item once), as logit columns
+            if eb is not None and exclude is not None:  # biased: the user's items (each once) as logit columns
                 seen_cols, seen_ok = window_columns(exclude[lo : lo + chunk], n_items)
             target_logit = logits[rows, tc]
             if exclude is not None and not biased:  # drop excluded candidates (never the target) from the softmax
@@ -166,7 +166,7 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
             peak = logits.amax(dim=1, keepdim=True)
             expd = logits.sub_(peak).exp_()  # in place: one buffer per chunk, few passes over it
             norm = expd.sum(dim=1, keepdim=True)
-            if biased:
+            if eb is not None:
                 # biased softmax from the plain one: its normaliser is norm + (e^b - 1) * S with
                 # S the seen items' share of norm; d CE_b / db = P_b(seen) - [target is seen]
                 mass = (expd.gather(1, seen_cols) * seen_ok).sum(dim=1)
@@ -181,7 +181,7 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
                     )
                     norm = expd.sum(dim=1, keepdim=True)
             loss = peak[:, 0] + norm[:, 0].log() - (1.0 - eps) * target_logit
-            if eps:
+            if mean_logit is not None:  # eps > 0
                 loss = loss - eps * mean_logit
             # d CE / d logits = expd / norm - smoothed onehot; the division by norm is applied to
             # the [chunk, D] factors of the two matmuls instead of the [chunk, N] buffer
@@ -197,10 +197,9 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
                 row_scale = row_scale * wc[:, None]
             grad_h[lo : lo + chunk] = (expd @ w) * row_scale
             grad_w[1:].addmm_(expd.T, hc * row_scale)
-        denom = float(n_pos) if pw is None else pw.sum().clamp_min(1e-12)
-        scale = 1.0 / denom if pw is None else denom.reciprocal()
+        scale = 1.0 / float(n_pos) if pw is None else pw.sum().clamp_min(1e-12).reciprocal()
         ctx.save_for_backward(grad_h.mul_(scale), grad_w.mul_(scale), grad_b * scale)
-        ctx.dtypes = (hidden.dtype, weight.dtype, seen_bias.dtype if biased else None)
+        ctx.dtypes = (hidden.dtype, weight.dtype, seen_bias.dtype if seen_bias is not None and biased else None)
         return total * scale
 
     @staticmethod

@@ -18,14 +18,16 @@ recommendation in the event loop: it takes about a millisecond of CPU, less than
 a thread pool would cost.
 """
 
-# no `from __future__ import annotations`: FastAPI reads the (locally defined) body model from the annotation
+# no `from __future__ import annotations`: FastAPI reads the body models from the annotations (see _body_as)
+import inspect
 import json
 import logging
 import time
 import uuid
+from copy import copy
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Dict, List, Literal, Optional, Union
+from typing import Annotated, Any, Callable, Dict, List, Literal, NamedTuple, Optional, TypeVar, Union
 
 import fastapi_offline
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -33,7 +35,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, create_model
+from pydantic.fields import FieldInfo
 
 from journeyrec.data.records import validate_catalog_record
 from journeyrec.data.schema import CHANNELS, EVENT_TYPES
@@ -118,137 +121,192 @@ class BodySizeLimit:
                 await self._reject(send)
 
 
-def _models(limits: Any) -> tuple[type[BaseModel], ...]:
-    """Request/response schemas with this server's limits (they appear in the OpenAPI docs)."""
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    item_id: Optional[ItemId] = Field(
+        None, description="item id as the dataset spells it (search/newsletter events have none)"
+    )
+    event_type: EventType = "view"
+    channel: Channel = "unknown"
+    timestamp: Optional[Union[EpochMs, datetime]] = Field(None, description="epoch milliseconds or ISO 8601")
 
-    class EventIn(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        item_id: Optional[ItemId] = Field(
-            None, description="item id as the dataset spells it (search/newsletter events have none)"
-        )
-        event_type: EventType = "view"
-        channel: Channel = "unknown"
-        timestamp: Optional[Union[EpochMs, datetime]] = Field(None, description="epoch milliseconds or ISO 8601")
 
-    class RangeIn(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        min: Optional[Union[StrictInt, StrictFloat]] = None
-        max: Optional[Union[StrictInt, StrictFloat]] = None
+class RangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    min: Optional[Union[StrictInt, StrictFloat]] = None
+    max: Optional[Union[StrictInt, StrictFloat]] = None
 
-    FilterValue = Union[Scalar, List[Scalar], RangeIn]
 
-    class ContextIn(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        type: ContextType = "home"
-        item_id: Optional[ItemId] = None
-        category: Optional[StrictStr] = Field(None, max_length=500)
+FilterValue = Union[Scalar, List[Scalar], RangeIn]
 
-    class RecommendIn(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        events: List[EventIn] = Field(..., max_length=limits.max_events, description="recent events, oldest first")
-        k: StrictInt = Field(RecommendRequest.k, ge=1, le=limits.max_k)
-        filters: Dict[str, FilterValue] = Field(
-            default_factory=dict,
-            max_length=20,
-            description="equality, any-of list, or {min, max} range per catalogue attribute",
-        )
-        consent: StrictBool = True
-        user_id: Optional[StrictStr] = Field(None, max_length=256, description="pseudonymised on entry, never stored")
-        context: ContextIn = Field(default_factory=ContextIn)
-        now: Optional[Union[EpochMs, datetime]] = Field(None, description="request time for replays (default: now)")
-        item_fields: StrictBool = Field(True, description="add title, category, price and in_stock to each item")
 
-    class ItemOut(BaseModel):
-        item_id: str
-        score: float = Field(
-            ..., description="the blended score the list is ordered by (never increases down the list)"
-        )
-        model_score: Optional[float] = Field(None, description="the model's own score (personal answers)")
-        reason: str
-        new: bool = Field(False, description="added by the live catalogue after the bundle's export")
-        title: Optional[str] = None
-        category: Optional[str] = None
-        price: Optional[float] = None
-        in_stock: Optional[bool] = None
+class ContextIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: ContextType = "home"
+    item_id: Optional[ItemId] = None
+    category: Optional[StrictStr] = Field(default=None, max_length=500)
 
-    class RecommendOut(BaseModel):
-        request_id: str = Field(..., description="names this list in POST /v1/feedback (also the X-Request-ID header)")
-        items: List[ItemOut]
-        variant: Optional[str]
-        segment: Optional[str] = Field(None, description="the customer's segment (anonymous without consent)")
-        bundle_version: str
-        warnings: List[str]
-        intent: Optional[float] = Field(None, description="P(purchase in this session); only with an intent model")
-        abandonment_risk: Optional[float] = Field(
-            None,
-            description="cart and checkout contexts only: P(this session ends without a purchase) while its cart is "
-            "open (null otherwise, or when the bundle has no abandonment model)",
-        )
-        actions: Optional[List[str]] = Field(
-            None,
-            description="cart and checkout contexts only: the configured actions the risk triggers (actions: in "
-            "configs/serve.yaml), e.g. free_shipping_banner",
-        )
 
-    class FeedbackIn(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        request_id: StrictStr = Field(..., min_length=1, max_length=64, description="the list's request_id")
-        item_id: ItemId = Field(..., description="the item reacted to: one of the list's items")
-        type: ReactionType = Field(..., description="click, cart, purchase or dismiss")
-        timestamp: Optional[Union[EpochMs, datetime]] = Field(None, description="when (default: now)")
+class RecommendIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    events: List[EventIn] = Field(..., description="recent events, oldest first")  # max_length: limits.max_events
+    k: StrictInt = Field(RecommendRequest.k, ge=1)  # le: limits.max_k
+    filters: Dict[str, FilterValue] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="equality, any-of list, or {min, max} range per catalogue attribute",
+    )
+    consent: StrictBool = True
+    user_id: Optional[StrictStr] = Field(None, max_length=256, description="pseudonymised on entry, never stored")
+    context: ContextIn = Field(default_factory=lambda: ContextIn())
+    now: Optional[Union[EpochMs, datetime]] = Field(None, description="request time for replays (default: now)")
+    item_fields: StrictBool = Field(True, description="add title, category, price and in_stock to each item")
 
-    class EventsIn(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        events: List[Any] = Field(
-            ...,
-            max_length=limits.max_batch_events,
-            description="events in the canonical schema, each validated on its own: customer_id or "
-            "anonymous_id, session_id, item_id, event_type, channel, timestamp (epoch ms or ISO 8601), "
-            "query, filters, price, quantity",
-        )
 
-    class IdentifyIn(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        anonymous_id: StrictStr = Field(..., min_length=1, max_length=256)
-        customer_id: StrictStr = Field(..., min_length=1, max_length=256)
+class ItemOut(BaseModel):
+    item_id: str
+    score: float = Field(..., description="the blended score the list is ordered by (never increases down the list)")
+    model_score: Optional[float] = Field(None, description="the model's own score (personal answers)")
+    reason: str
+    new: bool = Field(False, description="added by the live catalogue after the bundle's export")
+    title: Optional[str] = None
+    category: Optional[str] = None
+    price: Optional[float] = None
+    in_stock: Optional[bool] = None
 
-    class ConsentIn(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        personalisation: StrictBool
 
-    class CustomerRecommendIn(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        context: ContextType = Field("home", description="the touchpoint asking")
-        item_id: Optional[ItemId] = Field(None, description="product page: the product shown")
-        category: Optional[StrictStr] = Field(None, max_length=500)
-        filters: Dict[str, FilterValue] = Field(
-            default_factory=dict,
-            max_length=20,
-            description="the page's filters; they win over the last search's per attribute",
-        )
-        use_search_filters: StrictBool = Field(
-            True, description="apply the last search's filters where the context carries them"
-        )
-        k: StrictInt = Field(RecommendRequest.k, ge=1, le=limits.max_k)
-        events: List[EventIn] = Field(
-            default_factory=list,
-            max_length=limits.max_events,
-            description="events of this request not (yet) sent to /v1/events, oldest first",
-        )
-        item_fields: StrictBool = Field(True, description="add title, category, price and in_stock to each item")
-        now: Optional[Union[EpochMs, datetime]] = Field(None, description="request time for replays (default: now)")
+class RecommendOut(BaseModel):
+    request_id: str = Field(..., description="names this list in POST /v1/feedback (also the X-Request-ID header)")
+    items: List[ItemOut]
+    variant: Optional[str]
+    segment: Optional[str] = Field(None, description="the customer's segment (anonymous without consent)")
+    bundle_version: str
+    warnings: List[str]
+    intent: Optional[float] = Field(None, description="P(purchase in this session); only with an intent model")
+    abandonment_risk: Optional[float] = Field(
+        None,
+        description="cart and checkout contexts only: P(this session ends without a purchase) while its cart is "
+        "open (null otherwise, or when the bundle has no abandonment model)",
+    )
+    actions: Optional[List[str]] = Field(
+        None,
+        description="cart and checkout contexts only: the configured actions the risk triggers (actions: in "
+        "configs/serve.yaml), e.g. free_shipping_banner",
+    )
 
-    class CatalogIn(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        items: List[Dict[str, Any]] = Field(
-            ...,
-            min_length=1,
-            max_length=limits.max_catalog_items,
-            description="item_id + the fields that change (stock, price, attributes), "
-            "or a whole new item (needs a category)",
-        )
 
-    return RecommendIn, RecommendOut, EventsIn, IdentifyIn, ConsentIn, CustomerRecommendIn, CatalogIn, FeedbackIn
+class FeedbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    request_id: StrictStr = Field(..., min_length=1, max_length=64, description="the list's request_id")
+    item_id: ItemId = Field(..., description="the item reacted to: one of the list's items")
+    type: ReactionType = Field(..., description="click, cart, purchase or dismiss")
+    timestamp: Optional[Union[EpochMs, datetime]] = Field(None, description="when (default: now)")
+
+
+class EventsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    events: List[Any] = Field(
+        ...,  # max_length: limits.max_batch_events
+        description="events in the canonical schema, each validated on its own: customer_id or "
+        "anonymous_id, session_id, item_id, event_type, channel, timestamp (epoch ms or ISO 8601), "
+        "query, filters, price, quantity",
+    )
+
+
+class IdentifyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    anonymous_id: StrictStr = Field(..., min_length=1, max_length=256)
+    customer_id: StrictStr = Field(..., min_length=1, max_length=256)
+
+
+class ConsentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    personalisation: StrictBool
+
+
+class CustomerRecommendIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    context: ContextType = Field("home", description="the touchpoint asking")
+    item_id: Optional[ItemId] = Field(None, description="product page: the product shown")
+    category: Optional[StrictStr] = Field(None, max_length=500)
+    filters: Dict[str, FilterValue] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="the page's filters; they win over the last search's per attribute",
+    )
+    use_search_filters: StrictBool = Field(
+        True, description="apply the last search's filters where the context carries them"
+    )
+    k: StrictInt = Field(RecommendRequest.k, ge=1)  # le: limits.max_k
+    events: List[EventIn] = Field(
+        default_factory=list,  # max_length: limits.max_events
+        description="events of this request not (yet) sent to /v1/events, oldest first",
+    )
+    item_fields: StrictBool = Field(True, description="add title, category, price and in_stock to each item")
+    now: Optional[Union[EpochMs, datetime]] = Field(None, description="request time for replays (default: now)")
+
+
+class CatalogIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: List[Dict[str, Any]] = Field(
+        ...,
+        min_length=1,  # max_length: limits.max_catalog_items
+        description="item_id + the fields that change (stock, price, attributes), "
+        "or a whole new item (needs a category)",
+    )
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
+
+
+def _limited(model: type[_Model], **constraints: FieldInfo) -> type[_Model]:
+    """A subclass of ``model`` under its name whose fields named in ``constraints`` also carry
+    those (``Field(max_length=...)``, ``Field(le=...)``): this server's limits, which the OpenAPI
+    docs show."""
+    fields: dict[str, Any] = {}
+    for name, constraint in constraints.items():
+        field = model.model_fields[name]
+        fields[name] = (Annotated[field.annotation, constraint], copy(field))
+    return create_model(model.__name__, __base__=model, __module__=model.__module__, **fields)
+
+
+class _Schemas(NamedTuple):
+    """The request bodies with this server's limits; each a subclass of the module's class of its name."""
+
+    recommend: type[RecommendIn]
+    events: type[EventsIn]
+    customer_recommend: type[CustomerRecommendIn]
+    catalog: type[CatalogIn]
+
+
+def _schemas(limits: Any) -> _Schemas:
+    return _Schemas(
+        recommend=_limited(RecommendIn, events=Field(max_length=limits.max_events), k=Field(le=limits.max_k)),
+        events=_limited(EventsIn, events=Field(max_length=limits.max_batch_events)),
+        customer_recommend=_limited(
+            CustomerRecommendIn, k=Field(le=limits.max_k), events=Field(max_length=limits.max_events)
+        ),
+        catalog=_limited(CatalogIn, items=Field(max_length=limits.max_catalog_items)),
+    )
+
+
+def _body_as(model: type[BaseModel]) -> Callable[[_Endpoint], _Endpoint]:
+    """Have FastAPI read an endpoint's ``body`` as ``model``, a subclass of the class the parameter
+    is annotated with (the annotation types the handler; the subclass adds this server's limits).
+    FastAPI takes the parameters from ``inspect.signature``, which returns ``__signature__`` where
+    a function has one."""
+
+    def mark(endpoint: _Endpoint) -> _Endpoint:
+        signature = inspect.signature(endpoint)
+        annotated = signature.parameters["body"].annotation
+        if not issubclass(model, annotated):
+            raise TypeError(f"{model!r} is not a subclass of {annotated!r}")
+        parameters = [p.replace(annotation=model) if p.name == "body" else p for p in signature.parameters.values()]
+        endpoint.__dict__["__signature__"] = signature.replace(parameters=parameters)  # not in a function's type
+        return endpoint
+
+    return mark
 
 
 def _ms(value: Any) -> int | None:
@@ -318,8 +376,7 @@ def _events(events: List[Any]) -> list[Event]:
 
 def create_app(service: Service) -> FastAPI:
     limits = service.limits
-    models = _models(limits)
-    RecommendIn, RecommendOut, EventsIn, IdentifyIn, ConsentIn, CustomerRecommendIn, CatalogIn, FeedbackIn = models
+    schemas = _schemas(limits)
     app = FastAPI(
         title="journeyrec",
         description="Session-based recommendations with filters, repeat-purchase rules, boosts, diversity, "
@@ -374,7 +431,8 @@ def create_app(service: Service) -> FastAPI:
         return JSONResponse({"detail": errors}, status_code=422)
 
     @app.post("/v1/recommendations", response_model=RecommendOut, responses={413: {}, 422: {}})
-    async def recommendations(body: RecommendIn) -> Response:  # type: ignore[valid-type]
+    @_body_as(schemas.recommend)
+    async def recommendations(body: RecommendIn) -> Response:
         started = time.perf_counter()
         request_id = uuid.uuid4().hex
         try:
@@ -447,7 +505,8 @@ def create_app(service: Service) -> FastAPI:
     if service.store is not None:
 
         @app.post("/v1/events", responses={413: {}, 422: {}})
-        def events(body: EventsIn) -> JSONResponse:  # type: ignore[valid-type]
+        @_body_as(schemas.events)
+        def events(body: EventsIn) -> JSONResponse:
             # a plain def: FastAPI runs it in a worker thread, so a durable commit never holds the event loop
             started = time.perf_counter()
             answer = service.intake(body.events)
@@ -465,14 +524,14 @@ def create_app(service: Service) -> FastAPI:
             return JSONResponse(answer)
 
         @app.post("/v1/identify", responses={422: {}})
-        def identify(body: IdentifyIn) -> JSONResponse:  # type: ignore[valid-type]
+        def identify(body: IdentifyIn) -> JSONResponse:
             started = time.perf_counter()
             answer = service.identify(body.anonymous_id, body.customer_id)
             finish("/v1/identify", 200, started)
             return JSONResponse(answer)
 
         @app.put("/v1/customers/{customer_id}/consent", responses={422: {}})
-        def consent(customer_id: str, body: ConsentIn) -> JSONResponse:  # type: ignore[valid-type]
+        def consent(customer_id: str, body: ConsentIn) -> JSONResponse:
             started = time.perf_counter()
             answer = service.set_consent(customer_id, body.personalisation)
             finish("/v1/customers/{id}/consent", 200, started, {"personalisation": body.personalisation})
@@ -488,7 +547,8 @@ def create_app(service: Service) -> FastAPI:
         @app.post(
             "/v1/customers/{customer_id}/recommendations", response_model=RecommendOut, responses={413: {}, 422: {}}
         )
-        async def customer_recommendations(customer_id: str, body: CustomerRecommendIn) -> Response:  # type: ignore[valid-type]
+        @_body_as(schemas.customer_recommend)
+        async def customer_recommendations(customer_id: str, body: CustomerRecommendIn) -> Response:
             started = time.perf_counter()
             endpoint = "/v1/customers/{id}/recommendations"
             request_id = uuid.uuid4().hex
@@ -509,7 +569,8 @@ def create_app(service: Service) -> FastAPI:
             return _answer(result, service.default.encoder.has_intent, request.context.type in RISK_CONTEXTS)
 
         @app.put("/v1/catalog/items", responses={422: {}})
-        async def catalog_items(body: CatalogIn) -> JSONResponse:  # type: ignore[valid-type]
+        @_body_as(schemas.catalog)
+        async def catalog_items(body: CatalogIn) -> JSONResponse:
             # async on purpose: laying the changes over the bundles must not run beside a recommendation
             # (those run in the event loop); catalogue updates are rare enough to hold it for a moment
             started = time.perf_counter()
@@ -541,7 +602,7 @@ def create_app(service: Service) -> FastAPI:
             return JSONResponse(answer)
 
         @app.post("/v1/feedback", responses={404: {}, 410: {}, 422: {}})
-        def feedback(body: FeedbackIn) -> JSONResponse:  # type: ignore[valid-type]
+        def feedback(body: FeedbackIn) -> JSONResponse:
             """A reaction to a list: attributed to its impression and position once; a duplicate is
             answered 200 and ignored; an unknown request id 404, an expired list 410, an item the
             list did not show 422."""

@@ -44,11 +44,14 @@ class Retriever:
     def _params(self, selector: faiss.IDSelector) -> faiss.SearchParameters:
         """Selector parameters that keep the index's own search settings (efSearch / nprobe)."""
         inner = self._inner
+        # the keyword fields come from faiss's Python layer (the stubs know neither them nor the HNSW class)
         if isinstance(inner, faiss.IndexHNSW):
-            return faiss.SearchParametersHNSW(sel=selector, efSearch=inner.hnsw.efSearch)
+            return faiss.SearchParametersHNSW(  # type: ignore[attr-defined]  # faiss stubs: class missing
+                sel=selector, efSearch=inner.hnsw.efSearch
+            )
         if isinstance(inner, faiss.IndexIVF):
-            return faiss.SearchParametersIVF(sel=selector, nprobe=inner.nprobe)
-        return faiss.SearchParameters(sel=selector)
+            return faiss.SearchParametersIVF(sel=selector, nprobe=inner.nprobe)  # type: ignore[call-arg]  # faiss stubs: no keyword fields
+        return faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]  # faiss stubs: no keyword fields
 
     def _exact(self, q: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return ids, self.vectors[ids] @ q

@@ -534,7 +534,9 @@ def _log_run(
     """Final metrics and artifacts of the MLflow run; returns its id."""
     logger = fitted.logger
     client, run_id = logger.experiment, logger.run_id
-    curves = set(summarise({p: [0] for p in PROTOCOLS}, cfg.eval.ks, "valid"))  # logged epoch by epoch already
+    curves = set(
+        summarise({p: np.zeros(1, dtype=np.int64) for p in PROTOCOLS}, cfg.eval.ks, "valid")
+    )  # logged epoch by epoch already
     log_metrics(client, run_id, {k: v for k, v in metrics.items() if k not in curves})
     for name in ("config.yaml", "metrics.json", "curve.json", "per_case.parquet"):
         if (out / name).is_file():

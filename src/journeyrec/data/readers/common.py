@@ -122,7 +122,7 @@ def iter_delimited(
     the missing column and the columns it has).
     """
     header = names is None
-    if header:
+    if names is None:
         file_names = read_header(path, delimiter, encoding)
         missing = [c for c in usecols if c not in file_names]
         if missing:
@@ -130,7 +130,7 @@ def iter_delimited(
     else:
         file_names = list(names)
     first_line = 2 if header else 1
-    bad: list[tuple[int, str]] = []
+    bad: list[Structural] = []
     expected = len(file_names)
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -243,7 +243,7 @@ def parse_datetime(col: pa.ChunkedArray | pa.Array, fmt: str | None = None) -> t
         from datetime import datetime
 
         uniq = pc.unique(s).drop_null()
-        parsed = []
+        parsed: list[int | None] = []
         for v in uniq.to_pylist():
             try:
                 d = datetime.fromisoformat(v.strip())

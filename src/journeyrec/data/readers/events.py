@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -113,7 +113,7 @@ def _canonical(
     opts: EventsOptions,
     path: Path,
     lines: np.ndarray,
-    malformed: list[Structural],
+    malformed: Sequence[Structural],
 ) -> pa.Table:
     n = table.num_rows
     cols: dict[str, Any] = {}
@@ -186,16 +186,17 @@ def _batches(path: Path, fmt: str, opts: EventsOptions, stats: dict) -> Iterator
             yield _canonical(t, where, opts, path, lines, [])
     else:
         where = None
-        for chunk in iter_jsonl(path):
-            if chunk.table is not None:
-                t = chunk.table
+        for block in iter_jsonl(path):
+            if block.table is not None:
+                t = block.table
             else:
-                keys = sorted({k for r in chunk.records for k in r})
-                t = records_as_strings(chunk.records, keys)
+                assert block.records is not None  # parsed line by line
+                keys = sorted({k for r in block.records for k in r})
+                t = records_as_strings(block.records, keys)
             if where is None:
                 where = _required(t.column_names, opts, path)
-            stats["rows_read"] += t.num_rows + len(chunk.malformed)
-            yield _canonical(t, where, opts, path, chunk.lines, chunk.malformed)
+            stats["rows_read"] += t.num_rows + len(block.malformed)
+            yield _canonical(t, where, opts, path, block.lines, block.malformed)
 
 
 def scan(path: str | None, options: Mapping[str, Any]) -> SourceScan:

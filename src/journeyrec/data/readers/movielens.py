@@ -99,7 +99,7 @@ def scan(path: str | None, options: Mapping[str, Any]) -> SourceScan:
 
     def chunks():
         if layout == "dat":  # '::' is two one-character separators: fields 0, 2, 4, 6
-            names = ("user", "_1", "item", "_2", "rating", "_3", "ts")
+            names: tuple[str, ...] = ("user", "_1", "item", "_2", "rating", "_3", "ts")
             return iter_delimited(
                 p, delimiter=":", names=names, usecols=("user", "item", "rating", "ts"), quoting=False
             ), ("user", "item", "rating", "ts")
@@ -142,6 +142,7 @@ def scan(path: str | None, options: Mapping[str, Any]) -> SourceScan:
                     "unparseable_rating",
                     t.column(rcol),
                 )
+                assert reasons is not None and values is not None  # arrays given, arrays back
                 keep = pc.or_(pc.fill_null(pc.greater_equal(rating, opts.min_rating), False), pc.is_valid(reasons))
                 filtered += t.num_rows - pc.sum(keep).as_py() if t.num_rows else 0
                 t, ts, ts_raw, reasons, values = (

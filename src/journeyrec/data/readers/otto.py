@@ -90,6 +90,7 @@ def scan(path: str | None, options: Mapping[str, Any]) -> SourceScan:
                 if chunk.table is not None:
                     cols, lines = _flatten(chunk.table, chunk.lines)
                 else:
+                    assert chunk.records is not None  # parsed line by line
                     cols, lines = _flatten_records(chunk.records, chunk.lines)
                 stats["lines"] += len(chunk.lines) + len(chunk.malformed)
                 stats["rows_read"] += len(lines) + len(chunk.malformed)

@@ -125,7 +125,8 @@ def _category_paths(d: Path) -> dict[str, str]:
                 parent[c] = pid
     paths: dict[str, str] = {}
     for c in parent:
-        chain, x = [], c
+        chain: list[str] = []
+        x: str | None = c
         while x is not None and x not in chain and len(chain) < 64:  # guard against cycles
             chain.append(x)
             x = parent.get(x)
