@@ -30,7 +30,16 @@ from journeyrec.serving.recommender import Recommender
 from journeyrec.serving.request import Event, RecommendRequest
 from journeyrec.serving.settings import RulesConfig, rules_from_mapping
 
-__all__ = ["DEFAULT_RULES", "STAGES", "add_arguments", "main", "make_requests", "measure", "stage_attrs", "stage_medians"]
+__all__ = [
+    "DEFAULT_RULES",
+    "STAGES",
+    "add_arguments",
+    "main",
+    "make_requests",
+    "measure",
+    "stage_attrs",
+    "stage_medians",
+]
 
 DEFAULT_RULES = {
     "epsilon": 0.1,
