@@ -41,6 +41,7 @@ def reference_bodies(items: list[str], n: int, events: int, k: int, filters: dic
     return out
 
 
+@pytest.mark.slow
 def test_http_bodies_are_the_draws_the_committed_figures_used(demo_bundle):
     filters = {"in_stock": True}
     got = harness.recommendation_bodies(demo_bundle.path, 30, 12, 10, filters, **HTTP_SESSION)
@@ -90,6 +91,7 @@ def test_save_writes_the_rows_it_printed_with_the_exact_command(tmp_path, monkey
     assert not list(tmp_path.parent.glob("escape*"))
 
 
+@pytest.mark.slow
 def test_a_server_that_cannot_start_fails_with_its_log(tmp_path):
     with pytest.raises(RuntimeError, match="exited with"):
         with harness.served(tmp_path / "no-bundle", tmp_path / "server.log", timeout=120):

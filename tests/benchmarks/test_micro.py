@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_softmax_benchmark_reports_every_variant_against_plain():
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks", "softmax", "--positions", "40", "--items", "300"],

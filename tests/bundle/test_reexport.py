@@ -56,6 +56,7 @@ def fake_run(tmp: Path, uri: str) -> tuple[Path, str, dict]:
     return run, run_id, model.state_dict()
 
 
+@pytest.mark.slow
 def test_export_index_script_builds_a_tuned_bundle_from_a_run(tmp_path):
     from mlflow.tracking import MlflowClient
 

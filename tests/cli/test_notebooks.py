@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import nbformat
+import pytest
 
 from conftest import ROOT, compose
 
@@ -62,6 +63,7 @@ def test_every_notebook_is_covered():
     assert {p.name for p in NOTEBOOKS.glob("*.ipynb")} == {"explore_dataset.ipynb", "compare_runs.ipynb"}
 
 
+@pytest.mark.slow
 def test_every_command_of_the_readme_is_installed():
     commands = readme_commands()
     assert [c[:2] for c in commands] == [["jupyter", "lab"], ["jupyter", "nbconvert"]]
@@ -74,6 +76,7 @@ def test_every_command_of_the_readme_is_installed():
         )
 
 
+@pytest.mark.slow
 def test_jupyter_lab_serves_the_notebooks(tmp_path):
     (cmd,) = [c for c in readme_commands() if c[:2] == ["jupyter", "lab"]]
     with socket.socket() as s:
@@ -122,6 +125,7 @@ def test_jupyter_lab_serves_the_notebooks(tmp_path):
             server.wait(timeout=60)
 
 
+@pytest.mark.slow
 def test_explore_dataset_notebook_runs(tiny_trained_run, tmp_path):
     # a path relative to the repository, as a user passes one: the kernel starts in notebooks/
     prepared = os.path.relpath(tiny_trained_run.out / "prepared", ROOT)
@@ -131,6 +135,7 @@ def test_explore_dataset_notebook_runs(tiny_trained_run, tmp_path):
     assert any(o.get("data", {}).get("image/png") for c in nb.cells for o in c.get("outputs", []))
 
 
+@pytest.mark.slow
 def test_compare_runs_notebook_runs(tiny_trained_run, tmp_path):
     from journeyrec.evaluation.pipeline import run_evaluation
 

@@ -228,6 +228,7 @@ def test_store_layout_card_and_reuse(tmp_path):
     arrays_equal(again.sequences, mm.sequences)
 
 
+@pytest.mark.slow
 def test_prepare_data_cli_logs_the_card_to_mlflow(tmp_path):
     from mlflow.tracking import MlflowClient
 

@@ -73,6 +73,7 @@ def planted_csv(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_planted_user_id_and_key_are_nowhere_after_a_training_run(tmp_path):
     source = planted_csv(tmp_path / "source" / "events.csv")
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
@@ -188,6 +189,7 @@ def _digest(d: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_forget_user_removes_one_user_completely(tmp_path, monkeypatch):
     store = tmp_path / "store"
     before_card = prepare_store(

@@ -178,6 +178,7 @@ def test_config_groups_list_every_option_file():
         assert f"| `{group}` | `{path.stem}` |" in rendered, path
 
 
+@pytest.mark.slow
 def test_the_site_builds_strict_offline_and_loads_nothing_from_outside(tmp_path):
     log = tmp_path / "netblock.log"
     env = dict(

@@ -16,6 +16,8 @@ from journeyrec.evaluation.pipeline import ModelSource, resolve_data
 
 from conftest import TINY_DEMO, compose, run_script
 
+pytestmark = pytest.mark.slow  # each test reads a training run made by a subprocess
+
 DEMO = ["data=demo", "data.options.n_customers=200"]
 
 

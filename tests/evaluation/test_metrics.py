@@ -245,6 +245,7 @@ def test_segment_metrics_equal_metrics_of_the_subsets():
     assert per_case_metrics(ranks, [10])["hr@10"].sum() == 4
 
 
+@pytest.mark.slow
 def test_paired_interval_equals_a_full_case_bootstrap_in_distribution():
     # the fast path resamples only the cases where the systems differ; compare with the plain
     # bootstrap of all cases (resample_weights): same distribution, so close quantiles

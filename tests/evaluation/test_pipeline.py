@@ -14,6 +14,8 @@ import pytest
 
 from conftest import compose, run_script
 
+pytestmark = pytest.mark.slow  # training and evaluation runs through the CLI
+
 DATA_ARGS = ["data=demo", "data.options.n_customers=200"]
 NOT_METRICS = {"train_seconds", "epochs", "best_epoch"}
 

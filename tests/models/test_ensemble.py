@@ -102,6 +102,7 @@ def test_bad_ensembles_are_named(demo):
     assert plain.repeat_bias is None and not hasattr(plain, "scores")
 
 
+@pytest.mark.slow
 def test_an_ensemble_bundle_serves_and_ranks_like_one_model(demo, tmp_path):
     seqs = demo.sequences
     stats = learn_stats(seqs)

@@ -217,6 +217,7 @@ def encode(doc: object) -> bytes:
 
 
 # --------------------------------------------------------------------------- properties
+@pytest.mark.slow
 def test_openapi_schema_carries_the_limits(schema):
     openapi, _, _ = schema
     body = SchemaStrategies(openapi, ["x"], {}).resolve(body_schema(openapi, "/v1/recommendations"))
@@ -226,6 +227,7 @@ def test_openapi_schema_carries_the_limits(schema):
     assert k["maximum"] == LIMITS["max_k"] and k["minimum"] == 1
 
 
+@pytest.mark.slow
 def test_recommendations_never_5xx(server, schema):
     openapi, fuzzy, strict = schema
     body = body_schema(openapi, "/v1/recommendations")
@@ -401,6 +403,7 @@ def test_out_of_range_times_get_422(server, demo_bundle):
     assert edge.status_code in (200, 422), edge.text
 
 
+@pytest.mark.slow  # after the property-based tests above (slow), in the same server
 def test_service_stays_up(server, demo_bundle):
     """Run last in this module: after everything above, the same process answers, and its log
     holds no traceback or error line."""

@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 CONTROL = "naive_json"
 
@@ -63,6 +65,7 @@ def run_harness(tmp_path: Path, trials: int, names: list[str]) -> dict:
 ATOMIC = ["metrics_json", "per_case_parquet", "checkpoint", "prepared", "bundle", "report"]
 
 
+@pytest.mark.slow
 def test_killed_writers_never_leave_a_torn_or_missing_artifact(tmp_path):
     trials = int(os.environ.get("JOURNEYREC_KILL_TRIALS", "10"))
     result = run_harness(tmp_path, trials, [*ATOMIC, CONTROL])

@@ -136,6 +136,7 @@ def test_cli_refuses_a_plus_key_in_one_line_before_training(tmp_path):
         ("serve.py", ["bundle=/does/not/exist"], "/does/not/exist"),
     ],
 )
+@pytest.mark.slow
 def test_user_errors_are_one_line_and_full_error_shows_the_traceback(tmp_path, script, args, needle):
     extra = [f"hydra.run.dir={tmp_path / 'out'}"] if script in ("train.py", "evaluate.py") else []
     proc = run(script, [*args, *extra], tmp_path)
@@ -155,6 +156,7 @@ def test_user_errors_are_one_line_and_full_error_shows_the_traceback(tmp_path, s
     assert full.returncode != 0 and "Traceback" in full.stderr
 
 
+@pytest.mark.slow
 def test_evaluate_points_from_a_run_directory_to_its_bundle(tmp_path):
     run_dir = tmp_path / "run"
     (run_dir / "bundle").mkdir(parents=True)

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 NETBLOCK = Path(__file__).resolve().parents[1] / "netblock"
 
@@ -31,6 +33,7 @@ def test_blocker_is_active(tmp_path):
     assert log.read_text().strip()
 
 
+@pytest.mark.slow
 def test_pipeline_runs_offline(tmp_path):
     env, log = blocked_env(tmp_path)
     code = (

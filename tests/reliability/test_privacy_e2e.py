@@ -36,6 +36,8 @@ import pytest
 from benchmarks.harness import served
 from journeyrec.data.privacy import pseudonymise
 
+pytestmark = pytest.mark.slow  # a training run, a served bundle and the store, searched for raw ids
+
 ROOT = Path(__file__).resolve().parents[2]
 NETBLOCK = Path(__file__).resolve().parents[1] / "netblock"
 RAW_PREFIX = "shopper.q7z4"  # every raw customer id starts with this

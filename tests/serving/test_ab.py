@@ -147,6 +147,7 @@ def test_intervals_have_their_nominal_coverage_at_the_simulations_rates():
         assert 0.93 <= wilson_cover <= 0.97 and 0.93 <= lift_cover <= 0.975, (pc, wilson_cover, lift_cover)
 
 
+@pytest.mark.slow
 def test_report_from_the_store_covers_known_rates_in_at_least_90_of_100_seeded_simulations(tmp_path):
     """Impressions and reactions written to the journey store (clicks resent, as clients retry),
     read back by the A/B report: each Wilson interval and each lift interval covers the truth in

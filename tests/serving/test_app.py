@@ -271,6 +271,7 @@ def test_intent_is_returned_when_the_model_has_an_intent_head(demo_bundle):
         assert r.json()["intent"] is None  # no personal prediction without consent
 
 
+@pytest.mark.slow
 def test_serving_path_imports_neither_lightning_nor_mlflow(demo_bundle):
     code = (
         "import sys; import journeyrec.serving.app, journeyrec.serving.server, journeyrec.config; "
@@ -290,6 +291,7 @@ def test_serving_path_imports_neither_lightning_nor_mlflow(demo_bundle):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_loadtest_benchmark_reports_latency_and_errors(served, demo_bundle):
     client, _, _ = served
     port = client.base_url.port
@@ -354,6 +356,7 @@ def test_loadtest_benchmark_reports_latency_and_errors(served, demo_bundle):
     assert refused.returncode != 0 and "only targets this machine" in refused.stderr
 
 
+@pytest.mark.slow
 def test_serve_cli_starts_answers_and_logs_json(demo_bundle, tmp_path):
     import socket
 

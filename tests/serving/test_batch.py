@@ -19,6 +19,7 @@ from conftest import compose, run_script
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+@pytest.mark.slow
 def test_batch_writes_top_k_per_customer_as_the_customer_endpoint_answers(live_bundle, tmp_path, mlflow_uri):
     path = tmp_path / "journeys.sqlite"
     store = SQLiteStore(path)

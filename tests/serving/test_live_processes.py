@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 from redis_support import free_port, redis_server  # noqa: F401 - fixture
 
 from journeyrec.data.privacy import pseudonymise, resolve_key
@@ -66,6 +67,7 @@ class Served:
                 self.proc.wait()
 
 
+@pytest.mark.slow
 def test_two_replicas_sharing_one_redis_see_each_others_writes(live_bundle, redis_server):  # noqa: F811
     store = ["store=redis", f"store.url={redis_server.url}", f"store.prefix=rep{uuid.uuid4().hex[:6]}"]
     a, b = Served(live_bundle.path, *store), Served(live_bundle.path, *store)
@@ -117,6 +119,7 @@ def test_two_replicas_sharing_one_redis_see_each_others_writes(live_bundle, redi
         a.stop(), b.stop()
 
 
+@pytest.mark.slow
 def test_sigkill_during_intake_loses_no_acknowledged_event(live_bundle, tmp_path):
     path = tmp_path / "journeys.sqlite"
     served = Served(

@@ -18,6 +18,7 @@ from serving_support import ThreadServer
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+@pytest.mark.slow
 def test_pyfunc_recommender_and_http_agree(demo_bundle, mlflow_uri):
     import mlflow
 

@@ -9,11 +9,13 @@ import time
 import uuid
 
 import httpx
+import pytest
 from redis_support import redis_server  # noqa: F401 - fixture
 
 from benchmarks.harness import served
 
 
+@pytest.mark.slow
 def test_two_replicas_on_one_redis_share_the_online_statistics(live_bundle, redis_server, tmp_path):  # noqa: F811
     store = [
         "store=redis",

@@ -19,6 +19,7 @@ from conftest import ROOT, run_script
 KEYS = ("hr@10", "ndcg@10", "mrr@10", "hr@20", "ndcg@20", "mrr@20")
 
 
+@pytest.mark.slow
 def test_raw_replay_is_the_model_only_evaluation(tiny_trained_run, tmp_path):
     """Every test case through Recommender.recommend with RulesConfig.raw(): NDCG / HR / MRR
     equal the training run's full-ranking test/... figures (nothing excluded); with seen items
@@ -80,6 +81,7 @@ def test_each_configuration_switches_on_its_rule_group_only():
         ("served.split=train", "served.split='train'; allowed: valid, test"),
     ],
 )
+@pytest.mark.slow
 def test_bad_replay_settings_are_one_line_errors(tiny_trained_run, tmp_path, override, message):
     proc = subprocess.run(
         [

@@ -92,6 +92,7 @@ def test_sampler_ranks_split_the_single_process_batches():
         EpochBatchSampler(lengths, 33, num_replicas=2, rank=2)
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_matches_one_process(tmp_path):
     one, ddp = tmp_path / "one", tmp_path / "ddp"
     _train(one)

@@ -77,6 +77,7 @@ def test_bf16_mixed_trains_on_cpu(tmp_path):
     assert m16["valid_seen_excluded/ndcg@10"] == pytest.approx(m32["valid_seen_excluded/ndcg@10"], rel=0.25)
 
 
+@pytest.mark.slow
 def test_compile_flag_trains_a_compiled_model(tmp_path):
     """``trainer.compile=true`` compiles the forward (dynamo captures graphs) and the run trains;
     evaluation and the state dict use the plain module (same keys as an uncompiled run)."""

@@ -83,6 +83,7 @@ def test_model_trains_beats_popularity_and_its_bundle_serves_the_same_vectors(tm
         "model.repeat_bias=true loss.exclude_seen=true",
     ],
 )
+@pytest.mark.slow
 def test_objectives_train(tmp_path, loss):
     """Each objective learns: its training loss falls from the first epoch to the second."""
     metrics, out = run(
@@ -97,6 +98,7 @@ def test_objectives_train(tmp_path, loss):
         assert bias != 0.0 and np.isfinite(bias)
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics(tmp_path):
     args = [
         "experiment=demo",
@@ -113,6 +115,7 @@ def test_same_seed_same_metrics(tmp_path):
     assert any(a[k] != c[k] for k in keys)
 
 
+@pytest.mark.slow
 def test_refit_keeps_validation_figures_and_trains_on(tmp_path):
     args = ["experiment=demo", "model.n_blocks=1", "trainer.ema_decay=0.9"]
     plain, _ = run(tmp_path / "plain", args)
@@ -146,6 +149,7 @@ def test_refit_refuses_data_parallel_before_reading_data(tmp_path):
     assert not (tmp_path / "prepared").exists()
 
 
+@pytest.mark.slow
 def test_intent_head_auc_on_heldout_sessions(tmp_path):
     # funnel events kept apart (no dedup): a cart that is not yet a purchase is the intent signal
     metrics, out = run(

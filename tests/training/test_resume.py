@@ -34,6 +34,7 @@ def command(out: Path, *extra: str) -> list[str]:
     return [sys.executable, str(ROOT / "scripts" / "train.py"), *ARGS, f"hydra.run.dir={out}", *extra]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("averaging", [[], ["trainer.ema_decay=0.9"]], ids=["raw", "ema"])
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, averaging):
     """With weight averaging, the checkpoint also carries the raw weights and the average's state."""

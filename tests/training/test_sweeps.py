@@ -48,6 +48,7 @@ def child_value(client, run) -> float:
     return json.loads(Path(local).read_text())[MONITOR]
 
 
+@pytest.mark.slow
 def test_grid_multirun_is_one_parent_with_four_children(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     sweep = tmp_path / "sweep"
@@ -69,6 +70,7 @@ def test_grid_multirun_is_one_parent_with_four_children(tmp_path):
     assert len(all_runs) == 5
 
 
+@pytest.mark.slow
 def test_optuna_sweep_registers_the_best_bundle_and_pyfunc_predicts_in_a_fresh_process(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     sweep = tmp_path / "sweep"

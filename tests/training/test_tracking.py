@@ -14,6 +14,8 @@ from journeyrec.tracking import metric_key, mlflow_key
 
 from conftest import ROOT, run_script
 
+pytestmark = pytest.mark.slow  # training runs with MLflow through the CLI
+
 EPOCHS = 3
 TINY = [
     "experiment=demo",

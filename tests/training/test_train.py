@@ -17,6 +17,8 @@ from journeyrec.data.prepare import load_prepared
 from journeyrec.data.sequences import repeated_targets
 from journeyrec.evaluation.metrics import MISS_RANK
 
+pytestmark = pytest.mark.slow  # a training run through the CLI
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY = [
     "data.options.n_customers=250",
