@@ -184,7 +184,7 @@ def softmax_steps(
 
     import torch
 
-    from journeyrec.models.losses import LossConfig
+    from journeyrec.models.config import LossConfig
     from journeyrec.models.sasrec import SASRec
     from journeyrec.training.module import RecModule
 
@@ -195,8 +195,8 @@ def softmax_steps(
     seq = torch.randint(1, items + 1, (batch, max_len + 1), generator=gen)
     batch_cpu = {"items": seq[:, :-1], "targets": seq[:, 1:], "target_index": torch.arange(batch * max_len)}
     for loss, cfg in (
-        ("softmax", LossConfig(loss="softmax")),
-        ("sampled_softmax", LossConfig(loss="sampled_softmax", n_negatives=negatives)),
+        ("softmax", LossConfig(name="softmax")),
+        ("sampled_softmax", LossConfig(name="sampled_softmax", n_negatives=negatives)),
     ):
         torch.manual_seed(0)
         model = SASRec(items, d_model=dim, n_blocks=2, n_heads=2, max_len=max_len, dropout=0.2)
