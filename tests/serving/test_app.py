@@ -83,7 +83,7 @@ def test_recommendations_roundtrip(served, demo_bundle):
     lean = client.post("/v1/recommendations", json={"events": events, "k": 7, "item_fields": False}).json()
     assert all(set(x) == {"item_id", "score", "model_score", "reason", "new"} for x in lean["items"])
     assert body["bundle_version"] == service.default.bundle_version and body["variant"] in ("control", "boosted")
-    assert all(x["reason"].startswith(("similar to", "goes with", "buy again")) for x in body["items"])
+    assert all(x["reason"].startswith(("similar to", "after", "goes with", "buy again")) for x in body["items"])
     iso = client.post(
         "/v1/recommendations", json={"events": [dict(e, timestamp="2026-03-01T10:00:00Z") for e in events], "k": 3}
     )

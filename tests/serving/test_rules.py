@@ -396,3 +396,20 @@ def test_lists_are_ordered_by_the_score_they_carry(rec, demo_bundle, rules):
             s = [x.score for x in plain.items]
             assert s == sorted(s, reverse=True) and all(x.model_score is None for x in plain.items)
     assert crossed > 0
+
+
+def test_a_model_pick_is_similar_to_an_item_of_its_category_and_after_one_of_another(demo_bundle, rec):
+    """The reason names the session item nearest the pick; its word says how they relate."""
+    cat_of = dict(zip(demo_bundle.column("item_id"), demo_bundle.column("category")))
+    seen = {"similar to": 0, "after": 0}
+    for session in demo_bundle.sessions(40, min_len=3, seed=11):
+        res = rec.recommend(RecommendRequest(events=session, k=10, now_ms=session[-1].timestamp_ms + DAY_MS))
+        items = {e.item_id for e in session}
+        for x in res.items:
+            word, _, anchor = x.reason.rpartition(" ")
+            if word not in seen:
+                continue
+            assert anchor in items, x  # the anchor is one of the session's own items
+            assert (cat_of[x.item_id] == cat_of[anchor]) == (word == "similar to"), (x, cat_of[anchor])
+            seen[word] += 1
+    assert seen["similar to"] > 0 and seen["after"] > 0, seen  # both kinds occur on the demo shop

@@ -780,10 +780,14 @@ class Recommender:
             return
         recent = _first_occurrences(session[::-1])[:50]
         sims = self.unit[chosen[missing]] @ self.unit[recent].T
-        best = recent[np.argmax(sims, axis=1)]
+        best = recent[np.argmax(sims, axis=1)].tolist()
         ext = self._ext_ids
-        for j, b in zip(missing, best.tolist()):
-            reasons[j] = f"similar to {ext[b]}"
+        own, anchor = self.groups_of(chosen[missing].tolist()), self.groups_of(best)
+        for j, b, mine, theirs in zip(missing, best, own, anchor):
+            # an item of its anchor's category is like it; one of another category is where journeys
+            # went after it (a phone case after a phone), which "similar to" would misname
+            word = "after" if mine and theirs and mine != theirs else "similar to"
+            reasons[j] = f"{word} {ext[b]}"
 
     # ------------------------------------------------------------------ non-personal
     def _nonpersonal(

@@ -25,9 +25,9 @@ __all__ = [
     "check_ms",
 ]
 
-# reason strings (the first four take the related item's id): similar to X, goes with X, buy again,
-# trending, popular in <category>, explore
-REASONS = ("similar to", "goes with", "buy again", "trending", "popular in", "explore")
+# reason strings: similar to X (same category), after X (another category the journey leads to from X),
+# goes with X (a complement), buy again, trending, popular in <category>, explore
+REASONS = ("similar to", "after", "goes with", "buy again", "trending", "popular in", "explore")
 
 # epoch milliseconds of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z: the times a request can
 # carry (larger integers are not times, and would overflow the int64 arithmetic of the pipeline)
