@@ -188,5 +188,10 @@ class SequenceModel(nn.Module):
         return scores + window_mask(items, scores.shape[1]) * self.repeat_bias
 
     @staticmethod
-    def _json_attributes(attributes: Mapping[str, Sequence[int]] | None) -> dict[str, list[int]]:
-        return {k: [int(v[0]), int(v[1])] for k, v in (attributes or {}).items()}
+    def _hparams(arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """A subclass constructor's own arguments (its ``locals()``, taken before it assigns
+        anything else) as JSON-able hparams: exactly what ``from_hparams`` passes back."""
+        out = {k: v for k, v in arguments.items() if k not in ("self", "__class__")}
+        out["features"] = dict(out.get("features") or {})
+        out["attributes"] = {k: [int(v[0]), int(v[1])] for k, v in (out.get("attributes") or {}).items()}
+        return out

@@ -51,21 +51,7 @@ class BERT4Rec(SequenceModel):
             raise ValueError(f"mask_prob must be in (0, 1), got {mask_prob}")
         if not 0.0 <= mask_last_share <= 1.0:
             raise ValueError(f"mask_last_share must be in [0, 1], got {mask_last_share}")
-        super().__init__(
-            dict(
-                n_items=n_items,
-                d_model=d_model,
-                n_blocks=n_blocks,
-                n_heads=n_heads,
-                max_len=max_len,
-                dropout=dropout,
-                mask_prob=mask_prob,
-                mask_last_share=mask_last_share,
-                features=dict(features or {}),
-                attributes=self._json_attributes(attributes),
-                id_dropout=id_dropout,
-            )
-        )
+        super().__init__(self._hparams(locals()))
         self.mask_prob, self.mask_last_share = mask_prob, mask_last_share
         self.encoder = SequenceEncoder(
             n_items,

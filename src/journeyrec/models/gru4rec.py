@@ -39,19 +39,7 @@ class GRU4Rec(SequenceModel):
         id_dropout: float = 0.0,
         intent_head: bool = False,
     ) -> None:
-        super().__init__(
-            dict(
-                n_items=n_items,
-                d_model=d_model,
-                n_layers=n_layers,
-                max_len=max_len,
-                dropout=dropout,
-                features=dict(features or {}),
-                attributes=self._json_attributes(attributes),
-                id_dropout=id_dropout,
-                intent_head=intent_head,
-            )
-        )
+        super().__init__(self._hparams(locals()))
         self.d_model = d_model
         self.items = ItemEmbedding(n_items + 1, d_model, attributes, id_dropout)
         self.features = FeatureEmbeddings(features, d_model)

@@ -40,27 +40,7 @@ class SASRec(SequenceModel):
         filter_alpha: float = 0.7,
         filter_cutoff: int = 3,
     ) -> None:
-        super().__init__(
-            dict(
-                n_items=n_items,
-                d_model=d_model,
-                n_blocks=n_blocks,
-                n_heads=n_heads,
-                max_len=max_len,
-                dropout=dropout,
-                features=dict(features or {}),
-                attributes=self._json_attributes(attributes),
-                id_dropout=id_dropout,
-                intent_head=intent_head,
-                ffn_mult=ffn_mult,
-                activation=activation,
-                repeat_bias=repeat_bias,
-                positions=positions,
-                mixer=mixer,
-                filter_alpha=filter_alpha,
-                filter_cutoff=filter_cutoff,
-            )
-        )
+        super().__init__(self._hparams(locals()))
         self.encoder = SequenceEncoder(
             n_items,
             d_model,

@@ -45,21 +45,7 @@ class TwoTower(SequenceModel):
         id_dropout: float = 0.0,
         intent_head: bool = False,
     ) -> None:
-        super().__init__(
-            dict(
-                n_items=n_items,
-                d_model=d_model,
-                n_blocks=n_blocks,
-                n_heads=n_heads,
-                max_len=max_len,
-                dropout=dropout,
-                normalize=normalize,
-                features=dict(features or {}),
-                attributes=self._json_attributes(attributes),
-                id_dropout=id_dropout,
-                intent_head=intent_head,
-            )
-        )
+        super().__init__(self._hparams(locals()))
         self.normalize = normalize
         self.encoder = SequenceEncoder(
             n_items,
