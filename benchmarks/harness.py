@@ -416,7 +416,7 @@ def write_result(
     name: str,
     figures: Mapping[str, Any],
     threads: int | str | None,
-    path: str | Path | None = None,
+    directory: Path = RESULTS_DIR,
     command: str | None = None,
     **extra: Any,
 ) -> Path:
@@ -425,13 +425,4 @@ def write_result(
     record = result_record(name, [], command or command_line(), threads, **extra)
     del record["rows"]
     record["figures"] = dict(figures)
-    target = Path(path) if path is not None else RESULTS_DIR / f"{name}.json"
-    return save_result(record, target.parent) if target.name == f"{name}.json" else _save_as(record, target)
-
-
-def _save_as(record: Mapping[str, Any], path: Path) -> Path:
-    from journeyrec.io import atomic_write_text
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(record, indent=2, default=str) + "\n")
-    return path
+    return save_result(record, directory)

@@ -152,7 +152,7 @@ def test_result_files_carry_what_the_docs_require(tmp_path):
     hooks = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hooks)
 
-    path = write_result("x", {"ndcg@10": 0.5}, threads=2, path=tmp_path / "x.json", command="python -m benchmarks x")
+    path = write_result("x", {"ndcg@10": 0.5}, threads=2, directory=tmp_path, command="python -m benchmarks x")
     rec = json.loads(path.read_text())
     assert {"name", "command", "machine", "threads", "date", "commit", "figures"} <= set(rec)
     assert rec["name"] == "x" and rec["threads"] == 2 and rec["figures"] == {"ndcg@10": 0.5}
