@@ -8,10 +8,39 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
+
+from journeyrec.data.schema import conform_events
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
+
+# The demo shop with its shopping funnel kept (a cart is not merged into the purchase after it),
+# split by time: what the intent and abandonment tests read.
+DEMO_FUNNEL = {
+    "name": "demo",
+    "path": None,
+    "options": {"n_customers": 400, "seed": 7},
+    "dedup_consecutive": False,
+    "allow_demo_key": True,
+    "split": "global_time",
+}
+
+
+def events_table(rows):
+    """Canonical events from ``(user, item, event_type, ts_seconds)`` rows, for hand-made cases."""
+    u, i, e, t = zip(*rows)
+    return conform_events(
+        pa.table(
+            {
+                "user_id": pa.array(u, pa.string()),
+                "item_id": pa.array(i, pa.string()),
+                "event_type": pa.array(e, pa.string()),
+                "timestamp": pa.array([x * 1000 for x in t], pa.timestamp("ms", tz="UTC")),
+            }
+        )
+    )
 
 
 def shared_file(relative: str) -> Path:

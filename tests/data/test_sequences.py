@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
 import pytest
 import torch
 
 from journeyrec.data.datasets import EpochBatchSampler, EvalBatchSampler, EvalWindows, TrainWindows
-from journeyrec.data.schema import EVENT_TYPES, conform_events
+from journeyrec.data.schema import EVENT_TYPES
 from journeyrec.data.sequences import (
     build_sequences,
     gather_windows,
@@ -17,24 +16,11 @@ from journeyrec.data.sequences import (
     with_validation_targets,
 )
 
-
-def events(rows):
-    """rows: (user, item, event_type, ts_seconds)"""
-    u, i, e, t = zip(*rows)
-    return conform_events(
-        pa.table(
-            {
-                "user_id": pa.array(u, pa.string()),
-                "item_id": pa.array(i, pa.string()),
-                "event_type": pa.array(e, pa.string()),
-                "timestamp": pa.array([x * 1000 for x in t], pa.timestamp("ms", tz="UTC")),
-            }
-        )
-    )
+from conftest import events_table
 
 
 def test_stable_sort_ids_and_padding():
-    ev = events(
+    ev = events_table(
         [
             ("b", "x", "view", 5),
             ("a", "y", "view", 2),
@@ -52,7 +38,7 @@ def test_stable_sort_ids_and_padding():
 
 
 def test_dedup_consecutive_keeps_strongest_event():
-    ev = events(
+    ev = events_table(
         [
             ("a", "x", "view", 1),
             ("a", "x", "cart", 2),
@@ -68,7 +54,7 @@ def test_dedup_consecutive_keeps_strongest_event():
 
 
 def test_leave_one_out_split():
-    ev = events([("a", f"i{k}", "view", k) for k in range(5)] + [("b", "i0", "view", 1), ("b", "i1", "view", 2)])
+    ev = events_table([("a", f"i{k}", "view", k) for k in range(5)] + [("b", "i0", "view", 1), ("b", "i1", "view", 2)])
     s = build_sequences(ev)
     sp = make_split(s, "leave_one_out")
     a = int(np.nonzero(s.user_ids == "a")[0][0])
@@ -84,7 +70,7 @@ def test_leave_one_out_split():
 def test_drop_newest_turns_validation_targets_into_test_targets():
     rng = np.random.default_rng(1)
     rows = [(f"u{u}", f"i{rng.integers(30)}", "view", t) for u in range(40) for t in range(int(rng.integers(1, 9)))]
-    s = build_sequences(events(rows))
+    s = build_sequences(events_table(rows))
     full = make_split(s, "leave_one_out")
     tune = make_split(s, "leave_one_out", drop_newest=1)
     assert tune.info == {"drop_newest": 1} and full.info == {}
@@ -106,7 +92,7 @@ def test_drop_newest_turns_validation_targets_into_test_targets():
 
 def test_global_time_split():
     rows = [("a", f"i{k}", "view", k) for k in range(10)] + [("b", f"i{k}", "view", k) for k in range(0, 10, 3)]
-    s = build_sequences(events(rows))
+    s = build_sequences(events_table(rows))
     sp = make_split(s, "global_time", valid_fraction=0.2, test_fraction=0.2)
     t_valid, t_test = sp.info["cutoff_valid_ms"], sp.info["cutoff_test_ms"]
     for u in range(s.n_users):
@@ -126,7 +112,7 @@ def test_refit_split_trains_on_validation_targets_never_on_test(kind):
         + [("b", f"i{k}", "view", k) for k in range(0, 10, 3)]
         + [("c", "i0", "view", 1), ("c", "i1", "view", 2)]
     )
-    s = build_sequences(events(rows))
+    s = build_sequences(events_table(rows))
     sp = make_split(s, kind, valid_fraction=0.2, test_fraction=0.2)
     assert len(sp.valid) > 0
     re = with_validation_targets(sp)
@@ -145,7 +131,7 @@ def test_refit_split_trains_on_validation_targets_never_on_test(kind):
 def test_gather_windows_and_history_match_naive():
     rng = np.random.default_rng(0)
     rows = [(f"u{u}", f"i{rng.integers(20)}", "view", t) for u in range(6) for t in range(int(rng.integers(1, 12)))]
-    s = build_sequences(events(rows))
+    s = build_sequences(events_table(rows))
     users = np.arange(s.n_users)
     ends = s.offsets[1:] - 1
     w = gather_windows(s, users, ends, 4, ("event_type", "time_gap"))
@@ -164,7 +150,7 @@ def test_trimmed_batches_give_identical_model_outputs():
 
     rng = np.random.default_rng(1)
     rows = [(f"u{u}", f"i{rng.integers(30)}", "view", t) for u in range(8) for t in range(int(rng.integers(3, 9)))]
-    s = build_sequences(events(rows))
+    s = build_sequences(events_table(rows))
     sp = make_split(s)
     model = SASRec(s.n_items, d_model=16, n_blocks=2, n_heads=2, max_len=20, dropout=0.0).eval()
     trimmed = EvalWindows(s, sp.test, 20).__getitems__(list(range(len(sp.test))))
@@ -192,7 +178,7 @@ def test_eval_batches_group_similar_lengths_and_cover_every_case_once():
 
 def test_train_windows_targets_and_bucket_sampler():
     rows = [(f"u{u}", f"i{t % 7}", "view", t) for u in range(10) for t in range(u + 3)]
-    s = build_sequences(events(rows))
+    s = build_sequences(events_table(rows))
     sp = make_split(s)
     ds = TrainWindows(s, sp.train_ends, max_len=5)
     batch = ds.__getitems__(list(range(len(ds))))
@@ -216,12 +202,12 @@ def test_train_windows_targets_and_bucket_sampler():
 
 
 def test_unknown_feature_is_refused():
-    s = build_sequences(events([("a", "x", "view", 1)]))
+    s = build_sequences(events_table([("a", "x", "view", 1)]))
     with pytest.raises(ValueError, match="unknown sequence feature"):
         gather_windows(s, np.array([0]), np.array([1]), 3, ("colour",))
 
 
 def test_session_ids_from_inactivity_gap():
-    ev = events([("a", "x", "view", 0), ("a", "y", "view", 60), ("a", "z", "view", 4000), ("b", "x", "view", 10)])
+    ev = events_table([("a", "x", "view", 0), ("a", "y", "view", 60), ("a", "z", "view", 4000), ("b", "x", "view", 10)])
     s = build_sequences(ev)
     assert s.session_ids(gap_ms=30 * 60 * 1000).tolist() == [0, 0, 1, 0]

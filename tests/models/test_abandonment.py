@@ -13,7 +13,7 @@ import pytest
 
 from journeyrec.data.prepare import prepare
 from journeyrec.data.privacy import pseudonymise, resolve_key
-from journeyrec.data.schema import EVENT_TYPES, conform_events
+from journeyrec.data.schema import EVENT_TYPES
 from journeyrec.data.sequences import SequenceData, build_sequences
 from journeyrec.data.synthetic import DemoShopConfig, generate_carts
 from journeyrec.evaluation.abandonment import choose_model
@@ -27,31 +27,7 @@ from journeyrec.models.abandonment import (
 )
 from journeyrec.models.intent import group_ids
 
-from conftest import shared_file
-
-DEMO = {
-    "name": "demo",
-    "path": None,
-    "options": {"n_customers": 400, "seed": 7},
-    "dedup_consecutive": False,
-    "allow_demo_key": True,
-    "split": "global_time",
-}
-
-
-def events(rows):
-    u, i, e, t = zip(*rows)
-    return conform_events(
-        pa.table(
-            {
-                "user_id": pa.array(u, pa.string()),
-                "item_id": pa.array(i, pa.string()),
-                "event_type": pa.array(e, pa.string()),
-                "timestamp": pa.array([x * 1000 for x in t], pa.timestamp("ms", tz="UTC")),
-            }
-        )
-    )
-
+from conftest import DEMO_FUNNEL, events_table, shared_file
 
 # one customer: session 0 carts x and buys it; session 1 (a day later) carts y and leaves;
 # session 2 (two days later): views x, carts x (met before) and z, views w ... (the prefix under test)
@@ -72,7 +48,7 @@ PRICES = {"x": 30.0, "y": 80.0, "z": 50.0, "w": 20.0}
 
 @pytest.fixture(scope="module")
 def hand():
-    seqs = build_sequences(events(ROWS))
+    seqs = build_sequences(events_table(ROWS))
     prices = np.zeros(seqs.n_items + 1)
     for i, item in enumerate(seqs.item_ids, start=1):
         prices[i] = PRICES[str(item)]
@@ -110,7 +86,7 @@ def test_features_read_the_prefix_only_while_the_label_reads_the_future(hand):
     rows = ROWS + [("a", "y", "view", 259_500)]  # the session goes on, without a purchase
     future = ROWS + [("a", "w", "cart", 259_450), ("a", "q", "view", 259_470), ("a", "z", "purchase", 259_600)]
     prices_q = {**PRICES, "q": 999.0}
-    before, after = build_sequences(events(rows)), build_sequences(events(future))
+    before, after = build_sequences(events_table(rows)), build_sequences(events_table(future))
     pb = np.r_[0.0, [PRICES[str(i)] for i in before.item_ids]]
     pa_ = np.r_[0.0, [prices_q[str(i)] for i in after.item_ids]]
     _, lb = abandonment_training_cases(before, before.offsets[1:])
@@ -129,7 +105,7 @@ def test_features_read_the_prefix_only_while_the_label_reads_the_future(hand):
 
 @pytest.fixture(scope="module")
 def demo():
-    return prepare(DEMO)
+    return prepare(DEMO_FUNNEL)
 
 
 def test_labels_are_the_generators_ground_truth(demo):

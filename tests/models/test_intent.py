@@ -4,10 +4,8 @@ prefixes only: the labelled purchase is never in a case's input), the count base
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
-from journeyrec.data.schema import conform_events
 from journeyrec.data.sequences import EvalCases, Split, build_sequences, make_split
 from journeyrec.evaluation.metrics import roc_auc
 from journeyrec.models.intent import (
@@ -23,19 +21,7 @@ from journeyrec.models.intent import (
     session_features,
 )
 
-
-def events(rows):
-    u, i, e, t = zip(*rows)
-    return conform_events(
-        pa.table(
-            {
-                "user_id": pa.array(u, pa.string()),
-                "item_id": pa.array(i, pa.string()),
-                "event_type": pa.array(e, pa.string()),
-                "timestamp": pa.array([x * 1000 for x in t], pa.timestamp("ms", tz="UTC")),
-            }
-        )
-    )
+from conftest import events_table
 
 
 @pytest.fixture
@@ -53,7 +39,7 @@ def seqs():
         ("b", "y", "view", 30),
         ("b", "y", "purchase", 90),
     ]
-    return build_sequences(events(rows))
+    return build_sequences(events_table(rows))
 
 
 def test_labels_see_the_whole_session(seqs):

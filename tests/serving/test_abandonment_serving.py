@@ -32,17 +32,10 @@ from journeyrec.serving.request import Context, Event, RecommendRequest
 from journeyrec.serving.service import Service
 from journeyrec.serving.settings import ActionRule, ActionWhen
 
+from conftest import DEMO_FUNNEL
 from serving_support import FEATURES, ThreadServer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-DATA = {
-    "name": "demo",
-    "path": None,
-    "options": {"n_customers": 400, "seed": 7},
-    "dedup_consecutive": False,
-    "allow_demo_key": True,
-    "split": "global_time",
-}
 VALUE = ABANDONMENT_FEATURES.index("log_cart_value")
 
 
@@ -64,7 +57,7 @@ class Shop:
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory) -> Shop:
-    prepared = prepare(DATA)
+    prepared = prepare(DEMO_FUNNEL)
     seqs = prepared.sequences
     x, y, stop = training_design(seqs, prepared.split.train_ends)
     model = AbandonmentModel.fit_boosted(x[~stop], y[~stop], x[stop], y[stop])
@@ -75,7 +68,7 @@ def shop(tmp_path_factory) -> Shop:
         path,
         sasrec,
         seqs.catalog,
-        {"data": DATA},
+        {"data": DEMO_FUNNEL},
         {},
         stats=learn_stats(seqs),
         queries=session_queries(sasrec, seqs, prepared.split.valid, n=200),
