@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -15,8 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from redis_support import free_port, redis_server  # noqa: F401 - fixture
+from redis_support import redis_server  # noqa: F401 - fixture
 
+from benchmarks.harness import Server, free_port, start_server
 from journeyrec.data.privacy import pseudonymise, resolve_key
 from journeyrec.serving.store import SQLiteStore
 
@@ -24,55 +23,19 @@ ROOT = Path(__file__).resolve().parents[2]
 MIN = 60_000
 
 
-class Served:
-    """scripts/serve.py in its own process, ready to answer."""
-
-    def __init__(self, bundle: Path, *overrides: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "scripts" / "serve.py"),
-                f"bundle={bundle}",
-                f"port={self.port}",
-                "log_level=warning",
-                *overrides,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
-        )
-
-    def wait_ready(self, timeout: float = 180.0) -> Served:
-        deadline = time.time() + timeout
-        while True:
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"service exited: {self.proc.stderr.read().decode()[-2000:]}")
-            assert time.time() < deadline, "service did not become ready"
-            time.sleep(0.3)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+def serve(bundle: Path, log: Path, *overrides: str) -> Server:
+    """scripts/serve.py in its own process on a free 127.0.0.1 port, ready to answer (the harness's
+    launcher: its output in ``log``, shown when it fails to start)."""
+    port = free_port()
+    return Server(start_server(Path(bundle), port, log, ["log_level=warning", *overrides]), port, log)
 
 
 @pytest.mark.slow
-def test_two_replicas_sharing_one_redis_see_each_others_writes(live_bundle, redis_server):  # noqa: F811
+def test_two_replicas_sharing_one_redis_see_each_others_writes(live_bundle, redis_server, tmp_path):  # noqa: F811
     store = ["store=redis", f"store.url={redis_server.url}", f"store.prefix=rep{uuid.uuid4().hex[:6]}"]
-    a, b = Served(live_bundle.path, *store), Served(live_bundle.path, *store)
+    a = serve(live_bundle.path, tmp_path / "a.log", *store)
+    b = serve(live_bundle.path, tmp_path / "b.log", *store)
     try:
-        a.wait_ready(), b.wait_ready()
         now = int(time.time() * 1000)
         customer = f"cust-{uuid.uuid4().hex[:8]}"
         items = live_bundle.column("item_id")
@@ -122,9 +85,13 @@ def test_two_replicas_sharing_one_redis_see_each_others_writes(live_bundle, redi
 @pytest.mark.slow
 def test_sigkill_during_intake_loses_no_acknowledged_event(live_bundle, tmp_path):
     path = tmp_path / "journeys.sqlite"
-    served = Served(
-        live_bundle.path, f"store.path={path}", "store.max_events=100000", "store.max_purchases=100000"
-    ).wait_ready()
+    served = serve(
+        live_bundle.path,
+        tmp_path / "serve.log",
+        f"store.path={path}",
+        "store.max_events=100000",
+        "store.max_purchases=100000",
+    )
     items = live_bundle.column("item_id")
     now = int(time.time() * 1000)
     acked: dict[str, set[int]] = {}
@@ -170,9 +137,8 @@ def test_sigkill_during_intake_loses_no_acknowledged_event(live_bundle, tmp_path
         t.join(timeout=30)
     total = sum(len(v) for v in acked.values())
     assert total >= 40 * 25
-    restarted = Served(
-        live_bundle.path, f"store.path={path}", "store.max_events=100000"
-    ).wait_ready()  # opens the same file
+    restarted = serve(live_bundle.path, tmp_path / "restart.log", f"store.path={path}", "store.max_events=100000")
+    # (it opened the same file)
     restarted.stop()
     store = SQLiteStore(path, max_events=100_000)
     key = resolve_key(None, allow_demo_key=True)
