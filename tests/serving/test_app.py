@@ -9,12 +9,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from benchmarks import harness
 from journeyrec.data.privacy import pseudonymise, resolve_key
 from journeyrec.serving import Recommender
 from journeyrec.serving.app import create_app
@@ -358,48 +358,15 @@ def test_loadtest_benchmark_reports_latency_and_errors(served, demo_bundle):
 
 @pytest.mark.slow
 def test_serve_cli_starts_answers_and_logs_json(demo_bundle, tmp_path):
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "serve.py"),
-            f"bundle={demo_bundle.path}",
-            f"port={port}",
-            "ab=own_brand",
-            "rules.epsilon=0.1",
-            f"store.path={tmp_path / 'journeys.sqlite'}",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.time() < deadline, (
-                proc.stderr.read() if proc.poll() is not None else "timeout"
-            )
-            time.sleep(0.3)
+    log = tmp_path / "serve.log"
+    with harness.served(demo_bundle.path, log, ["ab=own_brand", "rules.epsilon=0.1"]) as server:
         r = httpx.post(
-            f"{url}/v1/recommendations",
+            f"{server.url}/v1/recommendations",
             json={"events": [{"item_id": demo_bundle.column("item_id")[0]}], "k": 5, "user_id": "cli-user"},
             timeout=30,
         )
         assert r.status_code == 200 and r.json()["variant"] in ("control", "own_brand")
-    finally:
-        proc.terminate()
-        _, err = proc.communicate(timeout=30)
+    err = log.read_text()  # the service's whole output, once it has stopped
     lines = [json.loads(x) for x in err.splitlines() if x.startswith("{")]
     assert any(x.get("event") == "ready" for x in lines) and any(x.get("event") == "impression" for x in lines)
     assert (
