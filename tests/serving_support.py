@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,3 +129,13 @@ class ThreadServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def uid(what: str) -> str:
+    """A fresh id (``what-<10 hex>``), so tests sharing one store never meet each other's customers."""
+    return f"{what}-{uuid.uuid4().hex[:10]}"
+
+
+def items_of(answer: dict) -> list[str]:
+    """The item ids of a recommendation answer, in order."""
+    return [x["item_id"] for x in answer["items"]]

@@ -26,7 +26,7 @@ from journeyrec.serving.settings import CONTEXT_TYPES, StoreConfig, merge_rules
 from journeyrec.serving.store import open_store
 
 from conftest import compose
-from serving_support import ThreadServer
+from serving_support import ThreadServer, items_of, uid
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 KEY = resolve_key(None, allow_demo_key=True)
@@ -82,14 +82,6 @@ def live(request, live_bundle, tmp_path_factory):
     with ThreadServer(create_app(service)) as url, httpx.Client(base_url=url, timeout=60) as client:
         yield Live(client, service, request.param, where)
     store.close()
-
-
-def uid(what: str) -> str:
-    return f"{what}-{uuid.uuid4().hex[:10]}"
-
-
-def items_of(answer: dict) -> list[str]:
-    return [x["item_id"] for x in answer["items"]]
 
 
 def category_items(live_bundle, prefix: str, in_stock: bool = True) -> list[str]:

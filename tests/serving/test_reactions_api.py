@@ -27,7 +27,7 @@ from journeyrec.serving.settings import ExperimentConfig, StoreConfig, VariantCo
 from journeyrec.serving.store import open_store
 
 from conftest import compose
-from serving_support import ThreadServer
+from serving_support import ThreadServer, items_of, uid
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,14 +86,6 @@ def live(request, live_bundle, tmp_path_factory):
     with ThreadServer(create_app(service)) as url, httpx.Client(base_url=url, timeout=60) as client:
         yield Live(client, service, request.param, store_cfg)
     store.close()
-
-
-def uid(what: str) -> str:
-    return f"{what}-{uuid.uuid4().hex[:10]}"
-
-
-def items_of(answer: dict) -> list[str]:
-    return [x["item_id"] for x in answer["items"]]
 
 
 def views(live_bundle, now: int, first: int = 40, n: int = 4) -> list[dict]:
