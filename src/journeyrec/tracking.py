@@ -27,6 +27,8 @@ import importlib.metadata
 import os
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -39,6 +41,7 @@ __all__ = [
     "LoggerConfig",
     "DEFAULT_DB",
     "tracking_uri",
+    "mlflow_client",
     "artifact_root",
     "store_exists",
     "flatten",
@@ -94,6 +97,32 @@ def tracking_uri(configured: str | None = None) -> str:
     if env:
         return env
     return f"sqlite:///{Path.cwd() / DEFAULT_DB}"
+
+
+@contextmanager
+def _exclusive(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_file`` (created if missing) across processes."""
+    import fcntl
+
+    with open(lock_file, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def mlflow_client(uri: str | None = None) -> Any:
+    """An ``MlflowClient`` on the store ``uri`` resolves to (:func:`tracking_uri`).
+
+    The first client to open a new SQLite store creates its tables; jobs started together on a new
+    store would all try, and all but one fail ("table runs already exists"). Opening a SQLite store
+    therefore holds a lock on the hidden file ``.<db name>.lock`` beside it."""
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking_uri(uri)
+    db = Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+    if db is None or not db.parent.is_dir():  # a server store, or a path MLflow will refuse itself
+        return MlflowClient(uri)
+    with _exclusive(db.parent / f".{db.name}.lock"):
+        return MlflowClient(uri)  # creates and migrates the store's tables here, under the lock
 
 
 def store_exists(uri: str) -> bool:
@@ -242,13 +271,10 @@ def sweep_parent(
     that directory, whichever launcher runs it (a file lock makes parallel jobs agree on one
     parent). A stale id (another store) is replaced.
     """
-    import fcntl
-
     d = Path(sweep_dir)
     d.mkdir(parents=True, exist_ok=True)
     f = d / PARENT_FILE
-    with open(d / f".{PARENT_FILE}.lock", "w") as lock:  # parallel launchers: one job creates the parent
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _exclusive(d / f".{PARENT_FILE}.lock"):  # parallel launchers: one job creates the parent
         if f.is_file():
             run_id = f.read_text().strip()
             try:
@@ -327,8 +353,7 @@ def register_bundle(run_id: str, name: str, uri: str | None = None, bundle_dir: 
                     signature=signature,
                 )
             version = mlflow.register_model(info.model_uri, name, tags={"source_run_id": run_id})
-        client = mlflow.MlflowClient(uri)
-        client.set_tag(run_id, "registered_model", f"{name}/{version.version}")
+        mlflow_client(uri).set_tag(run_id, "registered_model", f"{name}/{version.version}")
         return version
     finally:
         mlflow.set_tracking_uri(previous)
@@ -353,24 +378,22 @@ class RegisterBestModel(Callback):
         self.model_name = model_name
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
-        from mlflow.tracking import MlflowClient
-
         f = Path(str(config.hydra.sweep.dir)) / PARENT_FILE
         if not config.logger.mlflow or not f.is_file():
             print("register_best: no MLflow parent run for this sweep; nothing registered")
             return
         uri = tracking_uri(config.logger.tracking_uri)
-        client = MlflowClient(uri)
+        store = mlflow_client(uri)
         parent_id = f.read_text().strip()
-        parent = client.get_run(parent_id)
+        parent = store.get_run(parent_id)
         best = parent.data.tags.get("best_run_id")
         if not best:
             print(f"register_best: sweep parent {parent_id} has no finished child; nothing registered")
             return
-        exp = client.get_experiment(client.get_run(best).info.experiment_id).name
+        exp = store.get_experiment(store.get_run(best).info.experiment_id).name
         name = self.model_name or f"{exp}-{config.model.name}"
         version = register_bundle(best, name, uri)
-        client.set_tag(parent_id, "registered_model", f"{name}/{version.version}")
+        store.set_tag(parent_id, "registered_model", f"{name}/{version.version}")
         print("\n" + "=" * 72)
         print(f"sweep parent run : {parent_id}  ({parent.data.tags.get('n_children')} children)")
         monitor, best_value = parent.data.tags.get("monitor"), float(parent.data.tags["best_value"])

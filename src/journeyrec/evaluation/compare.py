@@ -55,12 +55,11 @@ def load_cases(ref: str, uri: str | None = None) -> RunCases:
         table = pq.read_table(p)
     else:
         import mlflow
-        from mlflow.tracking import MlflowClient
 
-        from journeyrec.tracking import tracking_uri
+        from journeyrec.tracking import mlflow_client, tracking_uri
 
         uri = tracking_uri(uri)
-        client = MlflowClient(uri)
+        client = mlflow_client(uri)
         try:
             run = client.get_run(base)
         except Exception as exc:  # noqa: BLE001 - MLflow's own exception types

@@ -58,6 +58,7 @@ from journeyrec.evaluation.report import (
 from journeyrec.evaluation.segments import case_segments, load_assignment
 from journeyrec.io import atomic_path, atomic_write_json
 from journeyrec.models.baselines import BASELINES
+from journeyrec.tracking import mlflow_client
 from journeyrec.typed import as_dict, to_typed
 
 __all__ = [
@@ -92,12 +93,6 @@ class EvaluationOutput:
     systems: list[SystemEvaluation]
 
 
-def _client(uri: str) -> Any:
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(uri)
-
-
 def resolve_model(cfg: EvaluateConfig, uri: str, scratch: Path) -> ModelSource:
     """The bundle to evaluate: ``bundle=DIR`` or ``run_id=ID`` (its ``bundle`` artifact)."""
     if bool(cfg.bundle) == bool(cfg.run_id):
@@ -106,7 +101,7 @@ def resolve_model(cfg: EvaluateConfig, uri: str, scratch: Path) -> ModelSource:
     if cfg.run_id:
         import mlflow
 
-        client = _client(uri)
+        client = mlflow_client(uri)
         try:
             run = client.get_run(str(cfg.run_id))
         except Exception as exc:  # noqa: BLE001 - MLflow raises its own exception types
@@ -128,7 +123,7 @@ def resolve_model(cfg: EvaluateConfig, uri: str, scratch: Path) -> ModelSource:
 
         if sibling.is_file() and store_exists(uri):  # the training run that wrote this bundle, if it is in this store
             with contextlib.suppress(Exception):
-                client = _client(uri)
+                client = mlflow_client(uri)
                 run = client.get_run(sibling.read_text().strip())
                 run_id = run.info.run_id
                 experiment = client.get_experiment(run.info.experiment_id).name
@@ -314,7 +309,7 @@ def run_evaluation(cfg: EvaluateConfig) -> EvaluationOutput:
     if cfg.logger.mlflow:
         from journeyrec.tracking import experiment_id, flatten, log_metrics, run_tags
 
-        client = _client(uri)
+        client = mlflow_client(uri)
         experiment = source.experiment or experiment_name_for(
             cfg.data if cfg.data is not None else source.train_config.get("data", {}), cfg.logger.experiment_name
         )

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from journeyrec.data.card import CARD_FILES, card_metrics, load_card
-from journeyrec.tracking import experiment_id, experiment_name_for, flatten, mlflow_key, tracking_uri
+from journeyrec.tracking import experiment_id, experiment_name_for, flatten, mlflow_client, mlflow_key, tracking_uri
 from journeyrec.typed import as_dict
 
 __all__ = ["log_dataset_card", "log_prepare_run"]
@@ -34,10 +34,8 @@ def log_dataset_card(client: Any, run_id: str, store: str | Path) -> dict[str, A
 def log_prepare_run(cfg: Any, store: str | Path) -> str:
     """One MLflow run for a preparation (tagged ``journeyrec.kind=prepare``, like training and
     evaluation runs are tagged by kind): params (the data config), the card; returns the run id."""
-    from mlflow.tracking import MlflowClient  # MLflow only when tracking is on
-
     uri = tracking_uri(cfg.logger.tracking_uri)
-    client = MlflowClient(uri)
+    client = mlflow_client(uri)
     name = experiment_name_for(cfg.data, cfg.logger.experiment_name)
     exp = experiment_id(client, name, uri)
     run = client.create_run(

@@ -18,7 +18,7 @@ from journeyrec.models import build_model
 from journeyrec.models.abandonment import AbandonmentModel
 from journeyrec.models.base import SequenceModel
 from journeyrec.models.protocol import EmbeddingModel
-from journeyrec.tracking import tracking_uri
+from journeyrec.tracking import mlflow_client
 from journeyrec.training.config import ExportJobConfig, TrainConfig, train_config
 from journeyrec.typed import as_dict
 
@@ -85,10 +85,8 @@ def export_run(cfg: ExportJobConfig) -> Path:
     export_bundle(out, model, prepared, resolved, metrics, cfg.export, abandonment)
     run_id_file = run / "mlflow_run_id"
     if cfg.log_mlflow and run_id_file.is_file():
-        from mlflow.tracking import MlflowClient  # MLflow only when the run is tracked
-
         version = read_manifest(out, verify=False)["bundle_version"]
-        client = MlflowClient(tracking_uri(train_cfg.logger.tracking_uri))
+        client = mlflow_client(train_cfg.logger.tracking_uri)
         run_id = run_id_file.read_text().strip()
         client.log_artifacts(run_id, str(out), f"bundle-{version}")
         client.set_tag(run_id, f"bundle-{version}", cfg.export.index)

@@ -62,6 +62,7 @@ from journeyrec.tracking import (
     experiment_name_for,
     flatten,
     log_metrics,
+    mlflow_client,
     record_child,
     run_tags,
     sweep_parent,
@@ -324,14 +325,12 @@ def _make_logger(cfg: TrainConfig, out: Path, tags: dict[str, str], resume: bool
     """The run's MLflow logger (tagged; a child of the sweep's parent run in a multirun) and
     the parent run id (None outside a multirun). A resumed run (``resume``) continues the MLflow
     run recorded in ``<out>/mlflow_run_id``."""
-    from mlflow.tracking import MlflowClient  # MLflow only when tracking is on
-
     from journeyrec.training.mlflow_logger import JourneyMLFlowLogger
 
     uri = tracking_uri(cfg.logger.tracking_uri)
     run_id_file = out / "mlflow_run_id"
     run_id = run_id_file.read_text().strip() if resume and run_id_file.is_file() else None
-    client = MlflowClient(uri)
+    client = mlflow_client(uri)
     exp_id = experiment_id(client, experiment_name(cfg), uri)  # artifacts next to the store
     parent = None
     sweep = _sweep_dir()
@@ -558,9 +557,7 @@ def log_job_file(run_id: str | None, cfg: TrainConfig, path: Path) -> None:
     """Attach a file written while the run went on (Hydra's ``train.log``) to the MLflow run."""
     if run_id is None or not path.is_file():
         return
-    from mlflow.tracking import MlflowClient  # MLflow only when tracking is on
-
-    MlflowClient(tracking_uri(cfg.logger.tracking_uri)).log_artifact(run_id, str(path))
+    mlflow_client(cfg.logger.tracking_uri).log_artifact(run_id, str(path))
 
 
 # --------------------------------------------------------------------------- the pipeline
