@@ -6,13 +6,22 @@ the refit, ``test...``) into one result JSON under docs/results/, with the best 
 on the same file (``published``). The docs hook (docs/hooks.py) renders the table from those
 files: ``{{ results_table("s3rec_best_Beauty") }}``.
 
+``ensemble`` scores the mean of the first m of M such runs (different seeds), m = 1..M: each
+run's picked-epoch checkpoint is exported as its bundle without the refit
+(``bundle_before_refit/``), its ``bundle/`` is the refitted one; the ensembles
+(:func:`journeyrec.bundle.ensemble.ensemble_bundle`) are scored on validation (only those
+without the refit: the others trained on the validation targets) and on test, once per m and
+protocol, with the paired difference to the first run alone.
+
   python -m benchmarks.s3rec_results collect RUN_DIR --command "..." --wall-seconds S --load "..." --out FILE
+  python -m benchmarks.s3rec_results ensemble RUN_DIR RUN_DIR ... --cpu-seconds S S ... --out FILE
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +31,7 @@ from omegaconf import OmegaConf
 
 from journeyrec.io import atomic_write_json
 
-__all__ = ["ANCHORS", "collect", "protocol_figures", "published"]
+__all__ = ["ANCHORS", "collect", "ensemble", "protocol_figures", "published"]
 
 ROOT = Path(__file__).resolve().parents[1]
 MACHINE = "2-core AMD EPYC VM, no GPU, shared with other engineers' jobs"
@@ -110,6 +119,96 @@ def collect(
     }
 
 
+def _member_bundles(run: Path) -> dict[str, Path]:
+    """A finished refit run's two bundles: the picked epoch's (exported here once) and the refitted one."""
+    from journeyrec.training.config import ExportJobConfig
+    from journeyrec.training.export_run import export_run
+
+    before = run / "bundle_before_refit"
+    if not (before / "manifest.json").is_file():
+        export_run(ExportJobConfig(run=str(run), out=str(before), checkpoint="best", log_mlflow=False))
+    return {"without_refit": before, "with_refit": run / "bundle"}
+
+
+def _score(bundle: Path, prepared: Path, split: str, scratch: Path) -> tuple[dict[str, Any], Any]:
+    """Seen-excluded NDCG@10 / HR@10 of ``bundle`` on ``split`` (with intervals) and its per-case NDCG@10."""
+    from journeyrec.api import evaluate
+    from journeyrec.evaluation.metrics import per_case_metrics
+
+    out = evaluate(
+        [
+            f"bundle={bundle}",
+            f"prepared={prepared}",
+            f"splits=[{split}]",
+            "eval.baselines=[]",
+            "eval.beyond_accuracy=false",
+            "eval.progress=false",
+            "logger=none",
+        ],
+        output_dir=scratch,
+    )
+    ranks = out.systems[0].ranks[split]["seen_excluded"]
+    return protocol_figures(out.metrics, split), per_case_metrics(ranks, [10])["ndcg@10"]
+
+
+def ensemble(
+    runs: Sequence[Path], work: Path, cpu_seconds: Sequence[float] | None = None, command: str = ""
+) -> dict[str, Any]:
+    """The result record of the ensembles of the first m of ``runs``, m = 1..len(runs) (see the
+    module docstring). ``work`` holds the ensemble bundles and the evaluations' outputs."""
+    from journeyrec.bundle.ensemble import ensemble_bundle
+    from journeyrec.evaluation.metrics import paired_comparison
+
+    if len(runs) < 2:
+        raise ValueError(f"an ensemble needs at least 2 runs, got {len(runs)}")
+    cfgs = [OmegaConf.load(r / "config.yaml") for r in runs]
+    stem = Path(str(cfgs[0].data.path)).stem
+    members = [_member_bundles(r) for r in runs]
+    prepared = runs[0] / "prepared"
+    rows: list[dict[str, Any]] = []
+    for protocol in PROTOCOLS:
+        splits = ("valid", "test") if protocol == "without_refit" else ("test",)
+        alone: dict[str, Any] = {}
+        for m in range(1, len(runs) + 1):
+            bundle = members[0][protocol]
+            if m > 1:
+                bundle = work / f"{protocol}_m{m}"
+                if not (bundle / "manifest.json").is_file():
+                    ensemble_bundle([b[protocol] for b in members[:m]], bundle)
+            row: dict[str, Any] = {"protocol": protocol, "members": m}
+            for split in splits:
+                figures, per_case = _score(bundle, prepared, split, work / f"eval_{protocol}_m{m}_{split}")
+                row.update({f"{split}_{k}": v for k, v in figures.items()})
+                if m == 1:
+                    alone[split] = per_case
+                else:
+                    d = paired_comparison("ndcg@10", alone[split], per_case)
+                    row[f"{split}_gain_ndcg@10"] = d.diff
+                    row[f"{split}_gain_ndcg@10_ci95"] = [d.ci_low, d.ci_high]
+            anchor = published(stem)
+            if anchor:
+                row["vs_published"] = row["test_ndcg@10"] / anchor["ndcg@10"] - 1.0
+            row["cpu_min"] = None if cpu_seconds is None else sum(cpu_seconds[:m]) / 60.0
+            rows.append(row)
+    return {
+        "name": f"s3rec_ensemble_{stem}",
+        "file": stem,
+        "command": command,
+        "machine": MACHINE,
+        "threads": 1,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": _commit(),
+        "protocol": "full ranking; leave-one-out; the user's earlier items excluded (seen excluded); 95% "
+        "bootstrap intervals (1000 resamples); gain: paired difference to the first member alone (10,000 "
+        "resamples); validation only without the refit (the refit trains on the validation targets)",
+        "published": published(stem),
+        "runs": [str(r) for r in runs],
+        "seeds": [int(c.seed) for c in cfgs],
+        "cpu_seconds_per_member": None if cpu_seconds is None else [round(float(c), 1) for c in cpu_seconds],
+        "rows": rows,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     import argparse
 
@@ -126,7 +225,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     c.add_argument("--cpu-seconds", type=float, default=None, help="user + sys seconds of the command")
     c.add_argument("--peak-rss-mb", type=float, default=None)
     c.add_argument("--out", type=Path, required=True)
+    e = sub.add_parser("ensemble")
+    e.add_argument("runs", type=Path, nargs="+", help="finished s3rec_best runs (refit on), one seed each")
+    e.add_argument("--cpu-seconds", type=float, nargs="*", default=None, help="user + sys seconds of each run")
+    e.add_argument("--work", type=Path, default=Path(".cache/s3rec_ensemble"), help="ensemble bundles, evaluations")
+    e.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
+    if args.action == "ensemble":
+        command = "python -m benchmarks.s3rec_results " + " ".join(sys.argv[1:] if argv is None else argv)
+        record = ensemble(args.runs, args.work / args.runs[0].name, args.cpu_seconds, command)
+        atomic_write_json(args.out, record)
+        for row in record["rows"]:
+            print(json.dumps({k: v for k, v in row.items() if "ci95" not in k}))
+        return
     record = collect(
         args.run_dir,
         args.command,

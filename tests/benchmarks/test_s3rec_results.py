@@ -8,9 +8,10 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from benchmarks.s3rec_results import ANCHORS, collect
+from benchmarks.s3rec_results import ANCHORS, collect, ensemble
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -114,3 +115,45 @@ def test_the_page_shows_each_committed_files_figures(stem):
 def test_a_run_without_the_refit_is_refused_by_name(tmp_path):
     with pytest.raises(KeyError, match="trainer.refit_epochs > 0"):
         collect(fake_run(tmp_path, with_before=False), "cmd", 1.0, "load", commit="abc")
+
+
+@pytest.mark.slow  # one real training run (with a refit) on a small file of the S3-Rec format
+def test_ensemble_of_a_run_with_itself_scores_as_the_run_and_reads_each_bundle(tmp_path):
+    from journeyrec.api import train
+
+    rng = np.random.default_rng(0)
+    lines = [" ".join(map(str, [u, *rng.integers(1, 60, size=rng.integers(4, 12))])) for u in range(1, 301)]
+    (tmp_path / "Small.txt").write_text("\n".join(lines) + "\n")
+    run = tmp_path / "run"
+    train(
+        [
+            "experiment=s3rec_best",
+            f"data.path={tmp_path / 'Small.txt'}",
+            "model.attributes=[]",
+            "model.d_model=16",
+            "trainer.max_epochs=2",
+            "trainer.refit_epochs=1",
+            "trainer.progress_bar=false",
+            "eval.bootstrap=50",
+            "logger=none",
+        ],
+        output_dir=run,
+    )
+    rec = ensemble([run, run], tmp_path / "work", cpu_seconds=[60.0, 60.0], command="cmd")
+    metrics = json.loads((run / "metrics.json").read_text())
+    rows = {(r["protocol"], r["members"]): r for r in rec["rows"]}
+    assert set(rows) == {("without_refit", 1), ("without_refit", 2), ("with_refit", 1), ("with_refit", 2)}
+    # one member: its own figures, the picked epoch's (without the refit) and the refitted model's (with)
+    for protocol, col, key in (
+        ("without_refit", "test", "test_before_refit"),
+        ("without_refit", "valid", "valid"),
+        ("with_refit", "test", "test"),
+    ):
+        assert rows[(protocol, 1)][f"{col}_ndcg@10"] == pytest.approx(metrics[f"{key}_seen_excluded/ndcg@10"])
+    # the mean of a model with itself ranks as the model: equal figures, a gain of exactly zero
+    for protocol in ("without_refit", "with_refit"):
+        one, two = rows[(protocol, 1)], rows[(protocol, 2)]
+        assert two["test_ndcg@10"] == pytest.approx(one["test_ndcg@10"]) and two["test_gain_ndcg@10"] == 0.0
+        assert two["cpu_min"] == 2.0 and one["cpu_min"] == 1.0
+    assert "valid_ndcg@10" not in rows[("with_refit", 2)]  # the refit trained on the validation targets
+    assert (run / "bundle_before_refit" / "manifest.json").is_file() and rec["seeds"] == [42, 42]
