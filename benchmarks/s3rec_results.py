@@ -175,7 +175,7 @@ def ensemble(
                 bundle = work / f"{protocol}_m{m}"
                 if not (bundle / "manifest.json").is_file():
                     ensemble_bundle([b[protocol] for b in members[:m]], bundle)
-            row: dict[str, Any] = {"protocol": protocol, "members": m}
+            row: dict[str, Any] = {"protocol": protocol.replace("_", " "), "members": m}
             for split in splits:
                 figures, per_case = _score(bundle, prepared, split, work / f"eval_{protocol}_m{m}_{split}")
                 row.update({f"{split}_{k}": v for k, v in figures.items()})

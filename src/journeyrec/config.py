@@ -15,6 +15,7 @@ group / job         schema                                          defined in
 ``export``          :class:`~journeyrec.bundle.settings.ExportConfig`  bundle layer
 ``eval``            :class:`~journeyrec.evaluation.config.EvalConfig`  evaluation layer
 train / prepare     ``TrainConfig`` / ``PrepareConfig`` / ``ExportJobConfig``  training layer
+ensemble            ``EnsembleJobConfig``                            bundle layer
 evaluate / segment  ``EvaluateConfig`` / ``SegmentConfig``           evaluation layer
 serve / batch       ``ServeConfig`` / ``BatchRecommendConfig``      serving layer
 ==================  ==============================================  ==========================
@@ -30,7 +31,7 @@ from typing import Any, List
 
 from hydra.core.config_store import ConfigStore
 
-from journeyrec.bundle.settings import ExportConfig, StatsConfig
+from journeyrec.bundle.settings import EnsembleJobConfig, ExportConfig, StatsConfig
 from journeyrec.data.config import DataConfig
 from journeyrec.evaluation.config import EvalConfig, EvaluateConfig, SegmentConfig
 from journeyrec.models.config import (
@@ -71,6 +72,7 @@ __all__ = [
     "EvaluateConfig",
     "SegmentConfig",
     "ExportJobConfig",
+    "EnsembleJobConfig",
     "ServeConfig",
     "BatchRecommendConfig",
     "PrepareConfig",
@@ -95,6 +97,7 @@ def register_configs() -> None:
     cs.store(name="segment_schema", node=SegmentConfig)
     cs.store(name="prepare_schema", node=PrepareConfig)
     cs.store(name="export_index_schema", node=ExportJobConfig)
+    cs.store(name="ensemble_schema", node=EnsembleJobConfig)
     cs.store(name="serve_schema", node=ServeConfig)
     cs.store(group="data", name="schema", node=DataConfig)
     cs.store(group="model", name="sasrec_schema", node=SASRecConfig)

@@ -141,7 +141,7 @@ def test_ensemble_of_a_run_with_itself_scores_as_the_run_and_reads_each_bundle(t
     )
     rec = ensemble([run, run], tmp_path / "work", cpu_seconds=[60.0, 60.0], command="cmd")
     metrics = json.loads((run / "metrics.json").read_text())
-    rows = {(r["protocol"], r["members"]): r for r in rec["rows"]}
+    rows = {(r["protocol"].replace(" ", "_"), r["members"]): r for r in rec["rows"]}
     assert set(rows) == {("without_refit", 1), ("without_refit", 2), ("with_refit", 1), ("with_refit", 2)}
     # one member: its own figures, the picked epoch's (without the refit) and the refitted model's (with)
     for protocol, col, key in (

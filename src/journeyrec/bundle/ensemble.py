@@ -21,6 +21,8 @@ def ensemble_bundle(directories: Sequence[str | Path], out: str | Path, index_fa
     on the concatenated item vectors. Its metrics are empty: evaluate it (scripts/evaluate.py)."""
     if len(directories) < 2:
         raise BundleError(f"an ensemble needs at least 2 bundles, got {len(directories)}")
+    if Path(out).resolve() in {Path(d).resolve() for d in directories}:
+        raise BundleError(f"{out}: is one of the ensemble's bundles; write the ensemble to a new directory")
     bundles = [read_bundle(d) for d in directories]
     first = bundles[0]
     for b in bundles[1:]:

@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import List, Optional
 
-__all__ = ["StatsConfig", "ExportConfig"]
+from omegaconf import MISSING
+
+__all__ = ["StatsConfig", "ExportConfig", "EnsembleJobConfig"]
 
 
 @dataclass
@@ -35,3 +38,13 @@ class ExportConfig:
     # apart: data.dedup_consecutive=false); serving returns its risk with cart / checkout recommendations
     abandonment: bool = False
     stats: StatsConfig = field(default_factory=StatsConfig)  # how rule statistics are learned
+
+
+@dataclass
+class EnsembleJobConfig:
+    """scripts/ensemble.py: one bundle that scores items by the mean of several bundles' scores
+    (seeds of one configuration, or models of different families on one catalogue)."""
+
+    bundles: List[str] = MISSING  # two or more bundle directories trained on the same catalogue
+    out: str = MISSING  # the ensemble's bundle directory
+    index: Optional[str] = None  # FAISS factory string of its index; None: the first bundle's
