@@ -95,3 +95,42 @@ def test_export_index_script_builds_a_tuned_bundle_from_a_run(tmp_path):
 
     with pytest.raises(BundleError, match="not a training run directory"):
         export_run(compose_cli(str(ROOT / "configs"), "export_index", [f"run={tmp_path}"]))
+
+
+@pytest.mark.slow  # a real (tiny) Lightning fit with a refit, exported and evaluated twice
+def test_a_refit_run_reexports_its_refitted_weights_by_default_and_the_picked_epoch_on_request(tmp_path):
+    import numpy as np
+
+    import journeyrec
+    from journeyrec.bundle.format import read_bundle
+    from journeyrec.training.config import ExportJobConfig
+    from journeyrec.training.export_run import export_run
+
+    from conftest import train_tiny
+
+    metrics, run = train_tiny(tmp_path / "run", ["trainer.refit_epochs=1", "eval.bootstrap=0"])
+    assert (run / "checkpoints" / "refit.ckpt").is_file()
+    assert compose_cli(str(ROOT / "configs"), "export_index", [f"run={run}"]).checkpoint == "final"
+
+    def test_ndcg(bundle: Path) -> float:
+        out = journeyrec.evaluate(
+            [f"bundle={bundle}", "splits=[test]", "eval.baselines=[]", "eval.bootstrap=0", "logger=none"],
+            output_dir=bundle.parent / f"eval_{bundle.name}",
+        )
+        return out.metrics["test_seen_excluded/ndcg@10"]
+
+    final = export_run(ExportJobConfig(run=str(run), out=str(tmp_path / "final"), log_mlflow=False))
+    picked = export_run(
+        ExportJobConfig(run=str(run), out=str(tmp_path / "picked"), checkpoint="best", log_mlflow=False)
+    )
+    # the default re-export holds the run's own bundle's weights, the refit included
+    np.testing.assert_array_equal(read_bundle(final).vectors, read_bundle(run / "bundle").vectors)
+    assert test_ndcg(final) == pytest.approx(metrics["test_seen_excluded/ndcg@10"])
+    # checkpoint=best: the epoch early stopping picked, said so in its config and metrics
+    bundle = read_bundle(picked)
+    assert not np.array_equal(bundle.vectors, read_bundle(final).vectors)
+    assert bundle.config["trainer"]["refit_epochs"] == 0
+    assert test_ndcg(picked) == pytest.approx(metrics["test_before_refit_seen_excluded/ndcg@10"])
+    stored = json.loads((picked / "metrics.json").read_text())
+    assert stored["test_seen_excluded/ndcg@10"] == pytest.approx(metrics["test_before_refit_seen_excluded/ndcg@10"])
+    assert not any(k.startswith("test_before_refit") for k in stored)

@@ -104,7 +104,7 @@ class ExportJobConfig:
 
     run: str = MISSING  # training run directory (config.yaml, prepared/, checkpoints/)
     out: Optional[str] = None  # default: <run>/bundle
-    checkpoint: str = "best"  # best | last | a path to a .ckpt file
+    checkpoint: str = "final"  # final (what the run's bundle holds, refit included) | best | last | a .ckpt path
     log_mlflow: bool = True  # log the bundle to the run's MLflow run (if the run has one)
     export: ExportConfig = field(default_factory=ExportConfig)
 

@@ -22,7 +22,7 @@ from journeyrec.tracking import mlflow_client
 from journeyrec.training.config import ExportJobConfig, TrainConfig, train_config
 from journeyrec.typed import as_dict
 
-__all__ = ["export_run", "load_run_model", "fit_abandonment"]
+__all__ = ["export_run", "load_run_model", "checkpoint_file", "before_refit", "fit_abandonment", "REFIT_CHECKPOINT"]
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +48,32 @@ def fit_abandonment(cfg: TrainConfig, model: EmbeddingModel, prepared: PreparedD
         return None
 
 
-def load_run_model(run: Path, checkpoint: str = "best") -> tuple[SequenceModel, TrainConfig, PreparedData]:
-    """The trained model of a run directory (with its typed config and prepared data), from a
-    Lightning checkpoint read with ``weights_only=True`` (tensors and plain containers only:
-    nothing is unpickled)."""
-    cfg = train_config(OmegaConf.load(run / "config.yaml"))
-    ckpt = Path(checkpoint) if checkpoint not in ("best", "last") else run / "checkpoints" / f"{checkpoint}.ckpt"
+REFIT_CHECKPOINT = "refit.ckpt"  # in <run>/checkpoints: the refitted weights (trainer.refit_epochs)
+CHECKPOINTS = "final|best|last|PATH"
+
+
+def checkpoint_file(run: Path, checkpoint: str = "final") -> Path:
+    """The checkpoint ``checkpoint`` names in ``run``: ``final`` is what the run's own bundle holds
+    (the refitted weights when the run refitted, else the picked epoch, else the last epoch);
+    ``best`` the epoch early stopping picked, ``last`` the fit's last epoch (both before a refit)."""
+    ckpts = run / "checkpoints"
+    if checkpoint == "final":
+        found = [ckpts / n for n in (REFIT_CHECKPOINT, "best.ckpt", "last.ckpt") if (ckpts / n).is_file()]
+        if not found:
+            raise BundleError(f"{ckpts}: no checkpoint found (checkpoint={CHECKPOINTS})")
+        return found[0]
+    ckpt = ckpts / f"{checkpoint}.ckpt" if checkpoint in ("best", "last") else Path(checkpoint)
     if not ckpt.is_file():
-        raise BundleError(f"{ckpt}: checkpoint not found (checkpoint=best|last|PATH)")
+        raise BundleError(f"{ckpt}: checkpoint not found (checkpoint={CHECKPOINTS})")
+    return ckpt
+
+
+def load_run_model(run: Path, checkpoint: str = "final") -> tuple[SequenceModel, TrainConfig, PreparedData]:
+    """The trained model of a run directory (with its typed config and prepared data), from a
+    checkpoint (:func:`checkpoint_file`) read with ``weights_only=True`` (tensors and plain
+    containers only: nothing is unpickled)."""
+    cfg = train_config(OmegaConf.load(run / "config.yaml"))
+    ckpt = checkpoint_file(run, checkpoint)
     prepared = load_prepared(Path(cfg.data.prepared) if cfg.data.prepared else run / "prepared")
     # the catalogue gives attribute models (model.attributes) their item code tables
     model = build_model(
@@ -70,6 +88,22 @@ def load_run_model(run: Path, checkpoint: str = "best") -> tuple[SequenceModel, 
     return model.eval(), cfg, prepared
 
 
+def before_refit(cfg: TrainConfig, metrics: dict[str, float], picked: bool) -> tuple[TrainConfig, dict[str, float]]:
+    """The config and metrics of a checkpoint written before a refit: ``trainer.refit_epochs=0``;
+    its test figures are the run's ``test_before_refit...`` for the picked epoch (``picked``), and
+    unknown (left out) for another."""
+    kept = {k: v for k, v in metrics.items() if not k.startswith("test")}
+    if picked:
+        kept.update(
+            {
+                k.replace("test_before_refit", "test", 1): v
+                for k, v in metrics.items()
+                if k.startswith("test_before_refit")
+            }
+        )
+    return dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, refit_epochs=0)), kept
+
+
 def export_run(cfg: ExportJobConfig) -> Path:
     """Rebuild the run's model from its checkpoint and write its bundle with ``cfg.export``'s
     index; log it to the run's MLflow run (artifact path ``bundle-<version>``) when it has one."""
@@ -79,6 +113,10 @@ def export_run(cfg: ExportJobConfig) -> Path:
     model, train_cfg, prepared = load_run_model(run, cfg.checkpoint)
     metrics_file = run / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    ckpt = checkpoint_file(run, cfg.checkpoint)
+    if train_cfg.trainer.refit_epochs and ckpt.name != REFIT_CHECKPOINT:
+        log.info("%s: the weights before the refit; the bundle records trainer.refit_epochs=0", ckpt)
+        train_cfg, metrics = before_refit(train_cfg, metrics, picked=ckpt.name == "best.ckpt")
     out = Path(cfg.out) if cfg.out else run / "bundle"
     resolved = as_dict(dataclasses.replace(train_cfg, export=cfg.export))
     abandonment = fit_abandonment(dataclasses.replace(train_cfg, export=cfg.export), model, prepared)

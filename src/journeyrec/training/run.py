@@ -74,7 +74,7 @@ from journeyrec.training.cold_start import evaluate_cold, hide_items, training_c
 from journeyrec.training.config import TrainConfig, train_config
 from journeyrec.training.data_card import log_dataset_card
 from journeyrec.training.datamodule import SequenceDataModule
-from journeyrec.training.export_run import fit_abandonment
+from journeyrec.training.export_run import REFIT_CHECKPOINT, fit_abandonment
 from journeyrec.training.module import RecModule
 from journeyrec.training.summary import baseline_warnings, print_summary
 from journeyrec.typed import as_dict
@@ -502,7 +502,13 @@ def refit_stage(cfg: TrainConfig, prepared: Prepared, built: Built, fitted: Fitt
         trainer.fit(built.module, datamodule=dm, ckpt_path=fitted.best_path)
     if trainer.current_epoch != end_epoch:
         raise RuntimeError(f"refit stopped at epoch {trainer.current_epoch}, expected {end_epoch}")
-    return time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    # the refitted weights (the weight average, as the bundle holds them) for re-exports: the fit's
+    # own checkpoints keep the picked epoch
+    state = {f"model.{k}": v for k, v in built.module.model.state_dict().items()}
+    with atomic_path(Path(fitted.best_path).parent / REFIT_CHECKPOINT) as tmp:
+        torch.save({"state_dict": state, "epoch": end_epoch}, tmp)
+    return seconds
 
 
 def baseline_stage(
