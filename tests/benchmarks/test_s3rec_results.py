@@ -157,3 +157,18 @@ def test_ensemble_of_a_run_with_itself_scores_as_the_run_and_reads_each_bundle(t
         assert two["cpu_min"] == 2.0 and one["cpu_min"] == 1.0
     assert "valid_ndcg@10" not in rows[("with_refit", 2)]  # the refit trained on the validation targets
     assert (run / "bundle_before_refit" / "manifest.json").is_file() and rec["seeds"] == [42, 42]
+
+
+@pytest.mark.parametrize("stem", ["Beauty", "Sports_and_Outdoors", "Toys_and_Games"])
+def test_the_page_shows_each_committed_ensemble_row(stem):
+    rec = json.loads((ROOT / "docs" / "results" / f"s3rec_ensemble_{stem}.json").read_text())
+    page = load_hooks().render_markdown(
+        (ROOT / "docs" / "results_s3rec.md").read_text(encoding="utf-8"), "results_s3rec.md"
+    )
+    assert [(r["protocol"], r["members"]) for r in rec["rows"]] == [
+        (p, m) for p in ("without refit", "with refit") for m in (1, 2, 3)
+    ]
+    for row in rec["rows"]:
+        lo, hi = row["test_ndcg@10_ci95"]
+        assert f"| {row['protocol']} | {row['members']} |" in page
+        assert f"{row['test_ndcg@10']:.4f} [{lo:.4f}, {hi:.4f}]" in page, (stem, row["protocol"], row["members"])
