@@ -83,6 +83,7 @@ def collect(
     commit: str | None = None,
     cpu_seconds: float | None = None,
     peak_rss_mb: float | None = None,
+    name: str | None = None,
 ) -> dict[str, Any]:
     """One result record from a run directory (metrics.json, config.yaml). ``cpu_seconds`` (user +
     sys of the whole command) says what the run cost on a busy machine, where wall time says little."""
@@ -90,7 +91,7 @@ def collect(
     cfg = OmegaConf.load(run_dir / "config.yaml")
     stem = Path(str(cfg.data.path)).stem
     return {
-        "name": f"s3rec_best_{stem}",
+        "name": name or f"s3rec_best_{stem}",
         "file": stem,
         "command": command,
         "machine": MACHINE,
@@ -224,6 +225,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     c.add_argument("--date", default=None, help="when the run started, ISO 8601 (default: now)")
     c.add_argument("--cpu-seconds", type=float, default=None, help="user + sys seconds of the command")
     c.add_argument("--peak-rss-mb", type=float, default=None)
+    c.add_argument("--name", default=None, help="the result's name (default: s3rec_best_<file>)")
     c.add_argument("--out", type=Path, required=True)
     e = sub.add_parser("ensemble")
     e.add_argument("runs", type=Path, nargs="+", help="finished s3rec_best runs (refit on), one seed each")
@@ -248,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.commit,
         args.cpu_seconds,
         args.peak_rss_mb,
+        args.name,
     )
     atomic_write_json(args.out, record)
     print(json.dumps({k: record[k] for k in ("name", "without_refit", "with_refit")}))
