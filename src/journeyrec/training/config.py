@@ -109,15 +109,51 @@ class ExportJobConfig:
     export: ExportConfig = field(default_factory=ExportConfig)
 
 
+# run configs written before the model / loss / optim split kept the objective and the optimiser
+# under ``model``; a stored config of that layout is read with those keys moved to their groups
+_LEGACY_LOSS_KEYS = (
+    "loss",  # the loss's name
+    "negatives",
+    "n_negatives",
+    "logq",
+    "pop_alpha",
+    "label_smoothing",
+    "exclude_seen",
+    "gbce_t",
+    "temperature",
+    "event_type_weights",
+    "intent_weight",
+    "contrastive_weight",
+    "contrastive_temperature",
+)
+_LEGACY_OPTIM_KEYS = ("lr", "weight_decay", "lr_schedule", "warmup_steps", "sparse_item_grad")
+
+
+def _upgrade_stored(raw: dict[Any, Any]) -> dict[Any, Any]:
+    """``raw`` with the loss and optimiser keys of a model section in the earlier layout moved to
+    ``loss`` and ``optim`` (values unchanged); any other config is returned as it is."""
+    model = raw.get("model")
+    if not isinstance(model, dict) or not (set(model) & (set(_LEGACY_LOSS_KEYS) | set(_LEGACY_OPTIM_KEYS))):
+        return raw
+    if "loss" in raw or "optim" in raw:
+        return raw  # the current layout: an unknown key under model is the user's, refused as such
+    model = dict(model)
+    loss = {("name" if k == "loss" else k): model.pop(k) for k in _LEGACY_LOSS_KEYS if k in model}
+    optim = {k: model.pop(k) for k in _LEGACY_OPTIM_KEYS if k in model}
+    return {**raw, "model": model, "loss": loss, "optim": {"name": "adamw", **optim}}
+
+
 def train_config(cfg: Any) -> TrainConfig:
     """A composed training config (DictConfig) or a stored one (a run's ``config.yaml`` read as a
-    mapping) as a TrainConfig: the model section's schema is chosen by ``model.name``."""
+    mapping, in the current layout or the one before the loss / optim groups) as a TrainConfig:
+    the model section's schema is chosen by ``model.name``."""
     if isinstance(cfg, TrainConfig):
         return cfg
     if not (hasattr(cfg, "_metadata") and OmegaConf.get_type(cfg) is TrainConfig):
         raw = OmegaConf.to_container(cfg, resolve=True) if hasattr(cfg, "_metadata") else dict(cfg)
         if not isinstance(raw, dict):
             raise ConfigError(f"a training config is a mapping, not {type(raw).__name__}")
+        raw = _upgrade_stored(raw)
         name = (raw.get("model") or {}).get("name")
         if name not in MODEL_CONFIGS:
             raise ConfigError(f"model.name={name!r} is not a known model; known: {sorted(MODEL_CONFIGS)}")
