@@ -99,6 +99,11 @@ def tracking_uri(configured: str | None = None) -> str:
     return f"sqlite:///{Path.cwd() / DEFAULT_DB}"
 
 
+def _sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` store URI; None for any other store."""
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+
+
 @contextmanager
 def _exclusive(lock_file: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``lock_file`` (created if missing) across processes."""
@@ -118,7 +123,7 @@ def mlflow_client(uri: str | None = None) -> Any:
     from mlflow.tracking import MlflowClient
 
     uri = tracking_uri(uri)
-    db = Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+    db = _sqlite_file(uri)
     if db is None or not db.parent.is_dir():  # a server store, or a path MLflow will refuse itself
         return MlflowClient(uri)
     with _exclusive(db.parent / f".{db.name}.lock"):
@@ -127,13 +132,15 @@ def mlflow_client(uri: str | None = None) -> Any:
 
 def store_exists(uri: str) -> bool:
     """False for a sqlite store whose file does not exist (opening it would create it)."""
-    return not uri.startswith("sqlite:///") or Path(uri[len("sqlite:///") :]).is_file()
+    db = _sqlite_file(uri)
+    return db is None or db.is_file()
 
 
 def artifact_root(uri: str) -> str:
     """Artifact location for new experiments: ``mlartifacts/`` next to a sqlite store."""
-    if uri.startswith("sqlite:///"):
-        return (Path(uri[len("sqlite:///") :]).parent / "mlartifacts").as_uri()
+    db = _sqlite_file(uri)
+    if db is not None:
+        return (db.parent / "mlartifacts").as_uri()
     if uri.startswith("file:") or "://" not in uri:
         return Path(uri.replace("file://", "")).as_uri()
     return ""

@@ -110,10 +110,10 @@ def export_run(cfg: ExportJobConfig) -> Path:
     run = Path(cfg.run)
     if not (run / "config.yaml").is_file():
         raise BundleError(f"{run}: not a training run directory (no config.yaml)")
-    model, train_cfg, prepared = load_run_model(run, cfg.checkpoint)
+    ckpt = checkpoint_file(run, cfg.checkpoint)
+    model, train_cfg, prepared = load_run_model(run, str(ckpt))
     metrics_file = run / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-    ckpt = checkpoint_file(run, cfg.checkpoint)
     if train_cfg.trainer.refit_epochs and ckpt.name != REFIT_CHECKPOINT:
         log.info("%s: the weights before the refit; the bundle records trainer.refit_epochs=0", ckpt)
         train_cfg, metrics = before_refit(train_cfg, metrics, picked=ckpt.name == "best.ckpt")
