@@ -360,10 +360,11 @@ def git_commit(root: Path = ROOT) -> tuple[str, bool]:
     return sha, bool(status.strip())
 
 
-def command_line(argv: Sequence[str] | None = None) -> str:
-    """The command as a reader would type it from the repository root: ``python -m benchmarks ...``."""
+def command_line(argv: Sequence[str] | None = None, module: str = "benchmarks") -> str:
+    """The command as a reader would type it from the repository root: ``python -m benchmarks ...``
+    (or ``python -m <module> ...`` for a benchmark module run on its own)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    return shlex.join(["python", "-m", "benchmarks", *args])
+    return shlex.join(["python", "-m", module, *args])
 
 
 def emit(row: Mapping[str, Any]) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from benchmarks.harness import command_line
 from journeyrec.io import atomic_write_json
 
 __all__ = ["ANCHORS", "collect", "ensemble", "protocol_figures", "published"]
@@ -162,8 +162,11 @@ def ensemble(
 
     if len(runs) < 2:
         raise ValueError(f"an ensemble needs at least 2 runs, got {len(runs)}")
+    if cpu_seconds is not None and len(cpu_seconds) != len(runs):
+        raise ValueError(f"--cpu-seconds: one value per run ({len(runs)}), got {len(cpu_seconds)}")
     cfgs = [OmegaConf.load(r / "config.yaml") for r in runs]
     stem = Path(str(cfgs[0].data.path)).stem
+    anchor = published(stem)
     members = [_member_bundles(r) for r in runs]
     prepared = runs[0] / "prepared"
     rows: list[dict[str, Any]] = []
@@ -186,7 +189,6 @@ def ensemble(
                     d = paired_comparison("ndcg@10", alone[split], per_case)
                     row[f"{split}_gain_ndcg@10"] = d.diff
                     row[f"{split}_gain_ndcg@10_ci95"] = [d.ci_low, d.ci_high]
-            anchor = published(stem)
             if anchor:
                 row["vs_published"] = row["test_ndcg@10"] / anchor["ndcg@10"] - 1.0
             row["cpu_min"] = None if cpu_seconds is None else sum(cpu_seconds[:m]) / 60.0
@@ -196,13 +198,13 @@ def ensemble(
         "file": stem,
         "command": command,
         "machine": MACHINE,
-        "threads": 1,
+        "threads": sorted({int(c.trainer.num_threads) for c in cfgs}),  # of the members' trainings (0: all cores)
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": _commit(),
         "protocol": "full ranking; leave-one-out; the user's earlier items excluded (seen excluded); 95% "
         "bootstrap intervals (1000 resamples); gain: paired difference to the first member alone (10,000 "
         "resamples); validation only without the refit (the refit trains on the validation targets)",
-        "published": published(stem),
+        "published": anchor,
         "runs": [str(r) for r in runs],
         "seeds": [int(c.seed) for c in cfgs],
         "cpu_seconds_per_member": None if cpu_seconds is None else [round(float(c), 1) for c in cpu_seconds],
@@ -234,8 +236,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     e.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     if args.action == "ensemble":
-        command = "python -m benchmarks.s3rec_results " + " ".join(sys.argv[1:] if argv is None else argv)
-        record = ensemble(args.runs, args.work / args.runs[0].name, args.cpu_seconds, command)
+        command = command_line(argv, module="benchmarks.s3rec_results")
+        try:
+            record = ensemble(args.runs, args.work / args.runs[0].name, args.cpu_seconds, command)
+        except ValueError as exc:
+            ap.error(str(exc))  # one line and exit status 2, as for a bad argument
         atomic_write_json(args.out, record)
         for row in record["rows"]:
             print(json.dumps({k: v for k, v in row.items() if "ci95" not in k}))

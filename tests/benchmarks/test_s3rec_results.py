@@ -157,6 +157,9 @@ def test_ensemble_of_a_run_with_itself_scores_as_the_run_and_reads_each_bundle(t
         assert two["cpu_min"] == 2.0 and one["cpu_min"] == 1.0
     assert "valid_ndcg@10" not in rows[("with_refit", 2)]  # the refit trained on the validation targets
     assert (run / "bundle_before_refit" / "manifest.json").is_file() and rec["seeds"] == [42, 42]
+    assert rec["threads"] == [0]  # from the runs' configs: trainer.num_threads=0, all cores
+    with pytest.raises(ValueError, match="one value per run"):
+        ensemble([run, run], tmp_path / "work", cpu_seconds=[60.0])
 
 
 @pytest.mark.parametrize("stem", ["Beauty", "Sports_and_Outdoors", "Toys_and_Games"])
