@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def baseline_generator(commit: str) -> types.ModuleType:
-    """``journeyrec.data.synthetic`` as it was at ``commit`` (a module of its own)."""
+    """``journeyrec.data.synthetic`` as it was at ``commit`` (a module of its own): a commit from
+    before the generator became a package, when it was the one file read here."""
     source = subprocess.run(
         ["git", "show", f"{commit}:src/journeyrec/data/synthetic.py"],
         cwd=ROOT,

@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pyarrow.compute as pc
 
-from journeyrec.data.synthetic import _LEAVES, SIZES, DemoShopConfig, InterestModel, customer_tastes, generate
+from journeyrec.data.synthetic import DemoShopConfig, InterestModel, customer_tastes, generate
+from journeyrec.data.synthetic.catalog import _LEAVES, SIZES
 
 CFG = DemoShopConfig(n_customers=600, block_customers=250)  # several blocks: each has its own generator
 
