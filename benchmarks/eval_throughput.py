@@ -3,7 +3,7 @@
 Scoring every item for every user is a matrix product: ``2 * users * items * dim`` floating-point
 operations. The bound is that count divided by the machine's sustained SGEMM rate, measured in
 the same run on a large square product (the best the BLAS does here). The benchmark times
-journeyrec's own evaluation kernel (``evaluation.metrics.rank_vectors``: ranks under both
+journeyrec's own evaluation kernel (``evaluation.rank_kernel.rank_vectors``: ranks under both
 protocols with seen-item exclusion, optionally the top-k lists for beyond-accuracy metrics) on
 synthetic embeddings, in the same batches ``evaluation.ranking.evaluate`` uses, and reports
 users/s and the ratio to the bound (1.0 would be the bound itself).
@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from journeyrec.evaluation.metrics import rank_vectors
+from journeyrec.evaluation.rank_kernel import rank_vectors
 
 __all__ = ["sgemm_peak", "run"]
 

@@ -377,7 +377,8 @@ def _paired_with_reference(result: dict[str, Any], wd: Path) -> None:
     """Test NDCG@10 (seen excluded) of every arm against the fp32 arm on the same cases."""
     import pyarrow.parquet as pq
 
-    from journeyrec.evaluation.metrics import paired_comparison, per_case_metrics
+    from journeyrec.evaluation.metrics import per_case_metrics
+    from journeyrec.evaluation.statistics import paired_comparison
 
     def ranks(arm: str) -> np.ndarray | None:
         p = wd / arm.replace("+", "_") / "per_case.parquet"

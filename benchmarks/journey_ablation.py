@@ -18,7 +18,7 @@ those whose target is a cart (``segments/test/target_event`` of training's metri
 set without such events reports its next item). Both protocols are reported; nothing excluded is
 the one to read here, since a purchase usually repeats an item viewed or carted before it (a miss
 by construction under seen-excluded). Per case the metric is averaged over the seeds, so an
-interval (95% bootstrap over cases, ``evaluation.metrics``) is about the cases and not one seed's
+interval (95% bootstrap over cases, ``evaluation.statistics``) is about the cases and not one seed's
 luck, and each arm is compared with the one before and with (a) case by case
 (``paired_comparison``: paired bootstrap interval and sign-flip p-value).
 
@@ -41,7 +41,8 @@ from tqdm.auto import tqdm
 
 from journeyrec.data.prepare import load_prepared
 from journeyrec.data.schema import EVENT_TYPES, ITEM_EVENT_TYPES
-from journeyrec.evaluation.metrics import bootstrap_intervals, paired_comparison, per_case_metrics
+from journeyrec.evaluation.metrics import per_case_metrics
+from journeyrec.evaluation.statistics import bootstrap_intervals, paired_comparison
 
 __all__ = ["ARMS", "DATASETS", "run", "summarise_arms", "arm_overrides"]
 

@@ -1,7 +1,7 @@
 """How much the seen-excluded protocol's treatment of repeated targets matters, per data set.
 
 For every data set it prepares (each with its shipped config), the share of validation and test
-targets that repeat an item the user had before: under S3-Rec's rule (``evaluation.metrics``)
+targets that repeat an item the user had before: under S3-Rec's rule (``evaluation.rank_kernel``)
 those cases are misses whatever the model does. With ``--run DIR`` (a training run directory with
 ``bundle/`` and ``prepared/``) it also scores that model's test split under S3-Rec's rule and
 under the rule journeyrec used before (a repeated target ranked among the candidates left after
@@ -22,7 +22,9 @@ import torch
 from journeyrec.data.datasets import EvalBatchSampler, EvalWindows
 from journeyrec.data.prepare import load_prepared, prepare
 from journeyrec.data.sequences import repeated_targets
-from journeyrec.evaluation.metrics import bootstrap_intervals, per_case_metrics, rank_vectors
+from journeyrec.evaluation.metrics import per_case_metrics
+from journeyrec.evaluation.rank_kernel import rank_vectors
+from journeyrec.evaluation.statistics import bootstrap_intervals
 
 __all__ = ["DATA", "repeat_shares", "compare_rules", "run"]
 

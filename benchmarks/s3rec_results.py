@@ -158,7 +158,7 @@ def ensemble(
     """The result record of the ensembles of the first m of ``runs``, m = 1..len(runs) (see the
     module docstring). ``work`` holds the ensemble bundles and the evaluations' outputs."""
     from journeyrec.bundle.ensemble import ensemble_bundle
-    from journeyrec.evaluation.metrics import paired_comparison
+    from journeyrec.evaluation.statistics import paired_comparison
 
     if len(runs) < 2:
         raise ValueError(f"an ensemble needs at least 2 runs, got {len(runs)}")

@@ -8,8 +8,8 @@ the result). The
 peer runs in its own virtual environment (``.cache/peer-venv``; RecTools pins numpy<2 and an older
 Lightning) through ``peer_rectools.py``, which dumps its session and item vectors after every
 epoch; journeyrec runs ``scripts/train.py`` with early stopping off. Both sides' metrics come
-from journeyrec's metric function (``evaluation.metrics``) on score matrices, so the comparison
-uses one yardstick.
+from journeyrec's metric functions (``evaluation.rank_kernel``, ``evaluation.metrics``) on score
+matrices, so the comparison uses one yardstick.
 
 Time to quality: the quality bar is 95% of the best validation seen-excluded NDCG@10 the peer
 reaches in this run; each side's time is its cumulative *training* time (evaluation excluded
@@ -37,7 +37,9 @@ import torch
 from journeyrec.data.prepare import prepare
 from journeyrec.data.privacy import pseudonymise, resolve_key
 from journeyrec.data.sequences import EvalCases, SequenceData, history_pairs
-from journeyrec.evaluation.metrics import exclusion_mask, paired_comparison, per_case_metrics, summarise, target_ranks
+from journeyrec.evaluation.metrics import per_case_metrics, summarise
+from journeyrec.evaluation.rank_kernel import exclusion_mask, target_ranks
+from journeyrec.evaluation.statistics import paired_comparison
 from journeyrec.io import atomic_write_json
 
 __all__ = ["ensure_peer_venv", "ours_overrides", "run", "train", "compare", "paired_test_metrics"]
@@ -236,7 +238,7 @@ def train(
 def paired_test_metrics(peer_ranks: dict[str, np.ndarray], ours_ranks: dict[str, np.ndarray]) -> dict[str, dict]:
     """Test NDCG@10 of journeyrec minus the peer's, case by case on the same test cases, per
     protocol: the mean difference with its 95% paired bootstrap interval and sign-flip p-value
-    (``evaluation.metrics.paired_comparison``), so that a gap can be told from run-to-run noise."""
+    (``evaluation.statistics.paired_comparison``), so that a gap can be told from run-to-run noise."""
     out = {}
     for protocol in ("all", "seen_excluded"):
         a = per_case_metrics(peer_ranks[protocol], [10])["ndcg@10"]

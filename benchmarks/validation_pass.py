@@ -21,7 +21,8 @@ from journeyrec.config import compose_cli
 from journeyrec.data.datasets import EvalWindows
 from journeyrec.data.prepare import prepare
 from journeyrec.data.schema import FEATURE_SIZES
-from journeyrec.evaluation.metrics import exclusion_mask, rank_vectors, summarise, target_ranks_many
+from journeyrec.evaluation.metrics import summarise
+from journeyrec.evaluation.rank_kernel import exclusion_mask, rank_vectors, target_ranks_many
 from journeyrec.evaluation.ranking import evaluate, model_inputs
 from journeyrec.models import build_model
 from journeyrec.models.losses import window_mask

@@ -13,7 +13,7 @@ import torch
 
 from journeyrec.data.prepare import PreparedData
 from journeyrec.data.sequences import SequenceData, make_split
-from journeyrec.evaluation.metrics import target_ranks
+from journeyrec.evaluation.rank_kernel import target_ranks
 from journeyrec.evaluation.ranking import evaluate
 from journeyrec.models.baselines import BASELINES, CoOccurrence, Popularity, RecentPopularity, fit_baseline
 

@@ -11,27 +11,22 @@ import numpy as np
 import pytest
 import torch
 
-from journeyrec.evaluation.metrics import (
-    MISS_RANK,
+from journeyrec.evaluation.beyond_accuracy import (
     beyond_accuracy,
-    bootstrap_intervals,
     catalogue_coverage,
-    exclusion_mask,
     gini,
-    grouped_auc_resamples,
     intra_list_diversity,
+    self_information,
+)
+from journeyrec.evaluation.metrics import per_case_metrics, ranking_metrics, segment_metrics, summarise
+from journeyrec.evaluation.rank_kernel import MISS_RANK, exclusion_mask, sampled_ranks, target_ranks, topk_items
+from journeyrec.evaluation.statistics import (
+    bootstrap_intervals,
+    grouped_auc_resamples,
     paired_comparison,
-    per_case_metrics,
     percentile_interval,
-    ranking_metrics,
     resample_weights,
     roc_auc,
-    sampled_ranks,
-    segment_metrics,
-    self_information,
-    summarise,
-    target_ranks,
-    topk_items,
 )
 
 
@@ -191,7 +186,7 @@ def test_bootstrap_intervals_cover_and_match_a_slow_reference():
     se = x.std() / math.sqrt(len(x))
     assert hi - lo == pytest.approx(2 * 1.96 * se, rel=0.15)  # the normal approximation
     # same resamples drawn one by one with the generator the function uses
-    from journeyrec.evaluation.metrics import resample_weights
+    from journeyrec.evaluation.statistics import resample_weights
 
     w = np.concatenate(list(resample_weights(len(x), 2000, np.random.default_rng(7))))
     slow = [np.average(x, weights=row) for row in w]
@@ -249,7 +244,7 @@ def test_segment_metrics_equal_metrics_of_the_subsets():
 def test_paired_interval_equals_a_full_case_bootstrap_in_distribution():
     # the fast path resamples only the cases where the systems differ; compare with the plain
     # bootstrap of all cases (resample_weights): same distribution, so close quantiles
-    from journeyrec.evaluation.metrics import resample_weights
+    from journeyrec.evaluation.statistics import resample_weights
 
     rng = np.random.default_rng(5)
     a = (rng.random(3000) < 0.1).astype(float)
@@ -263,7 +258,7 @@ def test_paired_interval_equals_a_full_case_bootstrap_in_distribution():
 
 
 def test_many_protocols_from_one_comparison_equal_separate_calls():
-    from journeyrec.evaluation.metrics import target_ranks_many
+    from journeyrec.evaluation.rank_kernel import target_ranks_many
 
     scores, targets, _, excl = random_cases(7, levels=3)
     s, t = torch.from_numpy(scores), torch.from_numpy(targets)
@@ -390,7 +385,7 @@ def test_seen_excluded_is_s3recs_rule_with_repeated_targets(seed):
     """Repeated targets (a quarter of the cases) are misses under seen_excluded, in the dense
     ranking, the tiled ranking and the metrics, exactly as S3-Rec's code scores them; the
     nothing-excluded protocol still ranks them."""
-    from journeyrec.evaluation.metrics import rank_vectors
+    from journeyrec.evaluation.rank_kernel import rank_vectors
 
     rng = np.random.default_rng(seed)
     b, n, d = 80, 60, 8

@@ -68,7 +68,7 @@ def test_repeated_targets_are_misses_when_seen_items_are_excluded(tiny_trained_r
     from journeyrec.data.datasets import EvalWindows
     from journeyrec.data.prepare import load_prepared
     from journeyrec.data.sequences import repeated_targets
-    from journeyrec.evaluation.metrics import MISS_RANK
+    from journeyrec.evaluation.rank_kernel import MISS_RANK
     from journeyrec.serving import Recommender
 
     prep = load_prepared(tiny_trained_run.out / "prepared")
@@ -239,8 +239,8 @@ def test_rebuilt_data_with_other_item_ids_is_aligned_to_the_model(tiny_trained_r
     from journeyrec.data.prepare import PreparedData, load_prepared
     from journeyrec.data.sequences import EvalCases, SequenceData, Split
     from journeyrec.evaluation.config import EvalConfig
-    from journeyrec.evaluation.metrics import MISS_RANK
     from journeyrec.evaluation.offline import align_items, evaluate_system
+    from journeyrec.evaluation.rank_kernel import MISS_RANK
 
     rec = read_bundle(tiny_trained_run.out / "bundle")
     prep = load_prepared(tiny_trained_run.out / "prepared")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from journeyrec.evaluation.metrics import MISS_RANK, exclusion_mask, rank_vectors, target_ranks_many, topk_items
+from journeyrec.evaluation.rank_kernel import MISS_RANK, exclusion_mask, rank_vectors, target_ranks_many, topk_items
 from journeyrec.models.losses import window_mask
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from journeyrec.data.sequences import EvalCases, Split, build_sequences, make_split
-from journeyrec.evaluation.metrics import roc_auc
+from journeyrec.evaluation.statistics import roc_auc
 from journeyrec.models.intent import (
     _PURCHASE,
     NEGATIVE,

@@ -15,7 +15,7 @@ import pytest
 
 from journeyrec.data.prepare import load_prepared
 from journeyrec.data.sequences import repeated_targets
-from journeyrec.evaluation.metrics import MISS_RANK
+from journeyrec.evaluation.rank_kernel import MISS_RANK
 
 pytestmark = pytest.mark.slow  # a training run through the CLI
 

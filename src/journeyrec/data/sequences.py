@@ -626,7 +626,7 @@ def repeated_targets(data: SequenceData, cases: EvalCases, chunk_events: int = 1
     """bool [n_cases]: whether each case's target is an item its user already had before it.
 
     Under the seen-excluded protocol such a case is a miss (S3-Rec's rule, see
-    :mod:`journeyrec.evaluation.metrics`), so the share of them bounds what that protocol can
+    :mod:`journeyrec.evaluation.rank_kernel`), so the share of them bounds what that protocol can
     show and belongs next to its figures. Cases go in chunks of about ``chunk_events`` history
     positions, so a long log never builds all its (case, item) pairs at once.
     """

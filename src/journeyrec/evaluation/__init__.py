@@ -1,7 +1,11 @@
 """Offline evaluation that a sceptical reviewer can check.
 
-* ``metrics``: THE metric functions (ranks with the tie policy, accuracy, beyond accuracy,
-  bootstrap intervals, paired test, labelled sampled ranks, segment breakdowns);
+* the single source of truth for every number journeyrec reports, one job per module:
+  ``rank_kernel`` (each target ranked against every item: tie policy, both protocols, top-k
+  lists, labelled sampled ranks; its compiled inner count is ``tile_kernel``), ``metrics``
+  (HR / NDCG / MRR@K from ranks, per split and per segment), ``beyond_accuracy`` (coverage,
+  diversity, novelty, popularity, Gini of the top-k lists) and ``statistics`` (bootstrap
+  intervals, paired test, AUC and its grouped bootstrap);
 * ``ranking``: applies a model (or baseline) to evaluation cases: scores -> ranks / top-k;
 * ``offline``: one system on a prepared split, every number (used by training and evaluate.py);
 * ``segments``: segment labels of cases (new/returning, length, target event, cluster);

@@ -28,7 +28,7 @@ import numpy as np
 
 from journeyrec.data.sequences import SequenceData, Split
 from journeyrec.evaluation.intent import intent_probabilities
-from journeyrec.evaluation.metrics import grouped_auc_resamples, percentile_interval, roc_auc
+from journeyrec.evaluation.statistics import grouped_auc_resamples, percentile_interval, roc_auc
 from journeyrec.models.abandonment import (
     ABANDONMENT_FEATURES,
     CART_AGE,

@@ -6,7 +6,7 @@ runs both log one) or a directory / file holding ``per_case.parquet``, optionall
 own model is used. Cases are paired by (split, user_id, target_item_id); cases present in only
 one run are reported and left out. For each metric the output gives both means, the mean of the
 per-case difference B - A with its bootstrap 95% interval, and a paired sign-flip permutation
-test (journeyrec.evaluation.metrics.paired_comparison).
+test (journeyrec.evaluation.statistics.paired_comparison).
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from typing import Any, Sequence
 import pandas as pd
 import pyarrow.parquet as pq
 
-from journeyrec.evaluation.metrics import PROTOCOLS, PairedResult, paired_comparison, per_case_metrics
+from journeyrec.evaluation.metrics import per_case_metrics
+from journeyrec.evaluation.rank_kernel import PROTOCOLS
+from journeyrec.evaluation.statistics import PairedResult, paired_comparison
 
 __all__ = ["RunCases", "load_cases", "compare_cases", "compare_runs", "format_comparison", "PER_CASE_FILE"]
 

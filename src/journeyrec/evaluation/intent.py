@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from journeyrec.data.sequences import SequenceData, Split, gather_windows
-from journeyrec.evaluation.metrics import roc_auc
+from journeyrec.evaluation.statistics import roc_auc
 from journeyrec.models.intent import SessionLogit, group_ids, heldout_intent_cases, session_features
 from journeyrec.models.protocol import IntentModel
 

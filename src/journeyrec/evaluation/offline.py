@@ -25,19 +25,12 @@ import pyarrow.compute as pc
 
 from journeyrec.data.prepare import PreparedData
 from journeyrec.data.sequences import EvalCases, SequenceData, Split, repeated_targets
+from journeyrec.evaluation.beyond_accuracy import beyond_accuracy
 from journeyrec.evaluation.config import EvalConfig
-from journeyrec.evaluation.metrics import (
-    MISS_RANK,
-    PROTOCOLS,
-    beyond_accuracy,
-    bootstrap_intervals,
-    ci_keys,
-    per_case_metrics,
-    ranking_metrics,
-    segment_metrics,
-    summarise,
-)
+from journeyrec.evaluation.metrics import per_case_metrics, ranking_metrics, segment_metrics, summarise
+from journeyrec.evaluation.rank_kernel import MISS_RANK, PROTOCOLS
 from journeyrec.evaluation.ranking import evaluate
+from journeyrec.evaluation.statistics import bootstrap_intervals, ci_keys
 from journeyrec.models.baselines import training_counts
 from journeyrec.models.protocol import RankingModel
 

@@ -36,7 +36,7 @@ from journeyrec.data.config import DataConfig
 from journeyrec.data.prepare import PreparedData, load_prepared, prepare
 from journeyrec.errors import MissingInputError
 from journeyrec.evaluation.config import EvaluateConfig
-from journeyrec.evaluation.metrics import PROTOCOLS, paired_comparison, per_case_metrics
+from journeyrec.evaluation.metrics import per_case_metrics
 from journeyrec.evaluation.offline import (
     ItemStats,
     SystemEvaluation,
@@ -46,6 +46,7 @@ from journeyrec.evaluation.offline import (
     per_case_table,
     protocol_prefix,
 )
+from journeyrec.evaluation.rank_kernel import PROTOCOLS
 from journeyrec.evaluation.report import (
     evaluation_report,
     fmt_ci,
@@ -56,6 +57,7 @@ from journeyrec.evaluation.report import (
     summary_text,
 )
 from journeyrec.evaluation.segments import case_segments, load_assignment
+from journeyrec.evaluation.statistics import paired_comparison
 from journeyrec.io import atomic_path, atomic_write_json
 from journeyrec.models.baselines import BASELINES
 from journeyrec.tracking import mlflow_client

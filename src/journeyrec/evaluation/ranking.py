@@ -16,16 +16,8 @@ from tqdm.auto import tqdm
 
 from journeyrec.data.datasets import EvalBatchSampler, EvalWindows
 from journeyrec.data.sequences import EvalCases, SequenceData, repeated_targets
-from journeyrec.evaluation.metrics import (
-    DEFAULT_KS,
-    exclusion_mask,
-    rank_vectors,
-    ranking_metrics,
-    sampled_ranks,
-    summarise,
-    target_ranks_many,
-    topk_items,
-)
+from journeyrec.evaluation.metrics import DEFAULT_KS, ranking_metrics, summarise
+from journeyrec.evaluation.rank_kernel import exclusion_mask, rank_vectors, sampled_ranks, target_ranks_many, topk_items
 from journeyrec.models.protocol import RankingModel, embedding_model
 
 __all__ = ["EvalResult", "score_batch", "rank_batch", "evaluate", "model_inputs"]

@@ -16,7 +16,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from journeyrec.evaluation.metrics import ci_keys, ranking_metrics
+from journeyrec.evaluation.metrics import ranking_metrics
+from journeyrec.evaluation.statistics import ci_keys
 from journeyrec.io import atomic_path, atomic_write_text
 
 __all__ = [

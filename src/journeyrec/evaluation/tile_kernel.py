@@ -1,6 +1,6 @@
 """Compiled compare-and-count over one score tile: the inner loop of full-ranking evaluation.
 
-:func:`journeyrec.evaluation.metrics.rank_vectors` multiplies a block of queries with a slice of
+:func:`journeyrec.evaluation.rank_kernel.rank_vectors` multiplies a block of queries with a slice of
 the catalogue into a tile that still sits in the core's cache, then needs, per row, how many
 scores are strictly above and exactly equal to the row's target score. NumPy does that in four
 passes over the tile (two comparisons into a bool buffer, two row sums) and took about half as

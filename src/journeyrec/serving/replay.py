@@ -4,11 +4,12 @@
 prepared split through :meth:`journeyrec.serving.recommender.Recommender.recommend`, one request
 per case (the customer's events before the target, the target's time as "now", consent, the
 ``served.context`` page), under several rule configurations, and scores each list with the
-metric functions of offline evaluation (:mod:`journeyrec.evaluation.metrics`): HR / NDCG / MRR@K
-(the target's position in the served list; a target not listed is a miss), catalogue coverage,
-intra-list diversity, novelty, average popularity, Gini, and the own-brand share of the lists,
-with 95% bootstrap intervals over cases and, per configuration, the paired difference of NDCG@K
-to ``raw``.
+metric functions of offline evaluation (:mod:`journeyrec.evaluation.metrics`,
+:mod:`journeyrec.evaluation.beyond_accuracy`, :mod:`journeyrec.evaluation.statistics`): HR / NDCG /
+MRR@K (the target's position in the served list; a target not listed is a miss), catalogue
+coverage, intra-list diversity, novelty, average popularity, Gini, and the own-brand share of the
+lists, with 95% bootstrap intervals over cases and, per configuration, the paired difference of
+NDCG@K to ``raw``.
 
 Configurations (:func:`configurations`), from ``served.rules`` (the rules under test):
 
@@ -45,17 +46,13 @@ from journeyrec.bundle.format import read_bundle
 from journeyrec.data.schema import CHANNELS, EVENT_TYPES
 from journeyrec.data.sequences import EvalCases, SequenceData
 from journeyrec.errors import ConfigError
+from journeyrec.evaluation.beyond_accuracy import beyond_accuracy, mean_item_value
 from journeyrec.evaluation.config import EvaluateConfig
-from journeyrec.evaluation.metrics import (
-    MISS_RANK,
-    beyond_accuracy,
-    bootstrap_intervals,
-    mean_item_value,
-    paired_comparison,
-    per_case_metrics,
-)
+from journeyrec.evaluation.metrics import per_case_metrics
 from journeyrec.evaluation.offline import ItemStats, align_items
 from journeyrec.evaluation.pipeline import _output_dir, resolve_data, resolve_model
+from journeyrec.evaluation.rank_kernel import MISS_RANK
+from journeyrec.evaluation.statistics import bootstrap_intervals, paired_comparison
 from journeyrec.io import atomic_write_json
 from journeyrec.serving.recommender import Recommender
 from journeyrec.serving.request import Context, Event, RecommendRequest

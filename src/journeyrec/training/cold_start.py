@@ -24,7 +24,8 @@ import torch
 from journeyrec.bundle.stats import category_codes
 from journeyrec.data.prepare import PreparedData
 from journeyrec.data.sequences import EvalCases, SequenceData, Split
-from journeyrec.evaluation.metrics import summarise, target_ranks
+from journeyrec.evaluation.metrics import summarise
+from journeyrec.evaluation.rank_kernel import target_ranks
 from journeyrec.evaluation.ranking import evaluate
 from journeyrec.models.protocol import RankingModel
 

@@ -49,8 +49,9 @@ from journeyrec.data.schema import FEATURE_SIZES
 from journeyrec.data.sequences import with_validation_targets
 from journeyrec.errors import MissingInputError
 from journeyrec.evaluation.intent import evaluate_intent
-from journeyrec.evaluation.metrics import PROTOCOLS, summarise
+from journeyrec.evaluation.metrics import summarise
 from journeyrec.evaluation.offline import ItemStats, SystemEvaluation, evaluate_system, per_case_table
+from journeyrec.evaluation.rank_kernel import PROTOCOLS
 from journeyrec.evaluation.segments import case_segments
 from journeyrec.io import atomic_path, atomic_write_json, atomic_write_text
 from journeyrec.models import build_model
