@@ -14,12 +14,12 @@ test-all:  ## the whole suite, end-to-end runs included (what the README's secon
 	$(PY) -m pytest -q
 
 lint: imports typecheck  ## formatting, lint, the layers contract and types
-	.venv/bin/ruff format --check src scripts benchmarks tests docs/hooks.py
-	.venv/bin/ruff check src scripts benchmarks tests docs/hooks.py
+	.venv/bin/ruff format --check src scripts benchmarks tests docs/hooks.py docs/examples
+	.venv/bin/ruff check src scripts benchmarks tests docs/hooks.py docs/examples
 
 format:  ## rewrite files in the house style
-	.venv/bin/ruff format src scripts benchmarks tests
-	.venv/bin/ruff check --fix src scripts benchmarks tests
+	.venv/bin/ruff format src scripts benchmarks tests docs/hooks.py docs/examples
+	.venv/bin/ruff check --fix src scripts benchmarks tests docs/hooks.py docs/examples
 
 typecheck:
 	.venv/bin/mypy
