@@ -87,14 +87,15 @@ def measure(rec, requests: list, rules, warmup: int = 50) -> dict:
 
 
 # the pipeline's steps, timed by --stages: (owner, attribute) -> label. The owner "rec" is the
-# Recommender instance; "module" the recommender module, whose functions _personal calls by name
+# Recommender instance; "module" the recommender module, whose functions (imported from rules.py)
+# _personal calls by name
 STAGES = {
     ("rec", "_parse_events"): "parse events",
     ("encoder", "encode"): "encode (model forward)",
     ("rec", "_base_mask"): "filter mask",
     ("policy", "decide"): "repeat policy",
     ("retriever", "search"): "search",
-    ("rec", "_session_complements"): "complements",
+    ("module", "session_complements"): "complements",
     ("module", "mmr_scores"): "diversity (MMR)",
     ("module", "exploration_slots"): "exploration slots",
     ("rec", "_explore"): "exploration picks",

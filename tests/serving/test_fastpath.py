@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from journeyrec.serving import Recommender, RecommendRequest, RulesConfig
-from journeyrec.serving.recommender import _first_occurrences
 from journeyrec.serving.request import Context, Event
+from journeyrec.serving.rules import first_occurrences
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -43,7 +43,7 @@ def test_first_occurrences_equals_unique_in_first_seen_order():
     for size in (0, 1, 7, 60):
         x = rng.integers(1, 12, size)
         _, first = np.unique(x, return_index=True)
-        assert _first_occurrences(x).tolist() == x[np.sort(first)].tolist()
+        assert first_occurrences(x).tolist() == x[np.sort(first)].tolist()
 
 
 def test_fast_event_parser_equals_the_checked_loop(demo_bundle, rec):

@@ -62,7 +62,16 @@ from journeyrec.serving.live import NewItemVectors
 from journeyrec.serving.online import OnlineStats, decay_factor
 from journeyrec.serving.request import MAX_MS, MIN_MS, Recommendation, RecommendRequest, RecommendResult, check_ms
 from journeyrec.serving.retrieval import Retriever
-from journeyrec.serving.rules import RepeatPolicy, exploration_slots, minmax, mmr_scores, thompson_top
+from journeyrec.serving.rules import (
+    PreparedRules,
+    RepeatPolicy,
+    exploration_slots,
+    first_occurrences,
+    minmax,
+    mmr_scores,
+    session_complements,
+    thompson_top,
+)
 from journeyrec.serving.segments import rfm_segment
 from journeyrec.serving.settings import CONTEXT_TYPES, RISK_CONTEXTS, SEGMENTS, RulesConfig, SegmentsConfig, merge_rules
 
@@ -87,26 +96,6 @@ def _extend_stats(stats: RuleStats, n_new: int) -> RuleStats:
             [stats.comp_offsets, np.full(n_new, stats.comp_offsets[-1], stats.comp_offsets.dtype)]
         ),
     )
-
-
-def _first_occurrences(ids: np.ndarray) -> np.ndarray:
-    """``ids`` without repeats, each kept at its first position (a session's few dozen ids: a
-    dict keeps insertion order, several times cheaper here than np.unique + sort)."""
-    return np.fromiter(dict.fromkeys(ids.tolist()), dtype=np.int64)
-
-
-class _Prepared:
-    """Per-rules arrays computed once (boost vector, diversity groups)."""
-
-    def __init__(self, rules: RulesConfig, attrs: Catalog) -> None:
-        self.rules = rules
-        self.boost = np.zeros(attrs.n, dtype=np.float32)
-        for b in rules.boosts:
-            if b.weight and attrs.has(b.attribute):
-                self.boost += b.weight * attrs.attribute_mask(b.attribute, b.value)
-        self.any_boost = bool(self.boost.any())
-        attr = rules.diversity_attribute
-        self.groups = attrs.codes(attr) if attr and attrs.has(attr) else np.zeros(attrs.n, dtype=np.int64)
 
 
 class Recommender:
@@ -151,7 +140,7 @@ class Recommender:
         self.segment_overrides = {c: {g: dict(r) for g, r in v.items()} for c, v in (segment_rules or {}).items()}
         self.segments = segments or SegmentsConfig()
         self._rng = np.random.default_rng(self.rules.seed)
-        self._prepared: dict[tuple[int, str, str | None], tuple[RulesConfig, _Prepared]] = {}
+        self._prepared: dict[tuple[int, str, str | None], tuple[RulesConfig, PreparedRules]] = {}
         # the bundle as exported; the live layer (apply_live) is kept apart and laid over it
         self.n_bundle = catalog.num_rows
         self._bundle_catalog = catalog
@@ -353,7 +342,7 @@ class Recommender:
     def _ext(self, i: int) -> str:
         return self._ext_ids[i]
 
-    def _rules_for(self, rules: RulesConfig | None, context: str, segment: str | None = None) -> _Prepared:
+    def _rules_for(self, rules: RulesConfig | None, context: str, segment: str | None = None) -> PreparedRules:
         base = rules or self.rules
         key = (id(base), context, segment)
         hit = self._prepared.get(key)
@@ -362,7 +351,7 @@ class Recommender:
         effective = merge_rules(base, self.context_overrides.get(context))
         if segment is not None:
             effective = merge_rules(effective, self.segment_overrides.get(context, {}).get(segment))
-        prepared = _Prepared(effective, self.attrs)
+        prepared = PreparedRules(effective, self.attrs)
         self._prepared[key] = (base, prepared)
         return prepared
 
@@ -527,7 +516,7 @@ class Recommender:
     def _personal(
         self,
         request: RecommendRequest,
-        prep: _Prepared,
+        prep: PreparedRules,
         items: np.ndarray,
         etypes: np.ndarray,
         chans: np.ndarray,
@@ -569,10 +558,10 @@ class Recommender:
         lo, hi = (float(scores.min()), float(scores.max())) if n_retrieved else (0.0, 1.0)
 
         # complements of the session's purchases / carts, and consumables due again
-        comp_ids, comp_bonus, comp_anchor = self._session_complements(items, etypes, eligible, rules)
+        comp_ids, comp_bonus, comp_anchor = session_complements(self.stats, items, etypes, eligible, rules)
         extra = np.concatenate([comp_ids, due]).astype(np.int64)
         if len(extra):
-            cand = _first_occurrences(np.concatenate([ids, extra]))
+            cand = first_occurrences(np.concatenate([ids, extra]))
             scores = self.vectors[cand] @ query
         else:
             cand = ids
@@ -633,33 +622,6 @@ class Recommender:
             for i, s, r, m in zip(chosen.tolist(), reported.tolist(), reasons, model_scores)
         ]
         return RecommendResult(out, warnings, personalised=True, intent=intent, bundle_version=self.bundle_version)
-
-    def _session_complements(
-        self, items: np.ndarray, etypes: np.ndarray, eligible: np.ndarray, rules: RulesConfig
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        empty = (np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64))
-        if rules.complement_weight <= 0 or rules.complements_per_anchor <= 0:
-            return empty
-        anchor_mask = (etypes == EVENT_CODE["purchase"]) | (etypes == EVENT_CODE["cart"])
-        anchors = items[anchor_mask][::-1]  # newest first: its complements win reason ties
-        if not len(anchors):
-            return empty
-        anchors = _first_occurrences(anchors)[:10]
-        # each anchor's first complements_per_anchor entries of the CSR complement lists, gathered
-        # in one vectorised step (anchor order kept: newest anchor first)
-        off = self.stats.comp_offsets
-        lo = off[anchors]
-        counts = np.minimum(off[anchors + 1] - lo, rules.complements_per_anchor)
-        total = int(counts.sum())
-        if total <= 0:
-            return empty
-        starts = np.cumsum(counts) - counts
-        pos = np.repeat(lo - starts, counts) + np.arange(total)
-        c = self.stats.comp_items[pos].astype(np.int64)
-        s = self.stats.comp_strength[pos] * rules.complement_weight
-        a = np.repeat(anchors, counts).astype(np.int64)
-        keep = eligible[c]
-        return c[keep], s[keep].astype(np.float32), a[keep]
 
     @staticmethod
     def _trending_pool(n: int, eligible: np.ndarray, taken: set[int], trending_order: np.ndarray) -> list[int]:
@@ -778,7 +740,7 @@ class Recommender:
         missing = [j for j, r in enumerate(reasons) if r is None]
         if not missing or not len(session):
             return
-        recent = _first_occurrences(session[::-1])[:50]
+        recent = first_occurrences(session[::-1])[:50]
         sims = self.unit[chosen[missing]] @ self.unit[recent].T
         best = recent[np.argmax(sims, axis=1)].tolist()
         ext = self._ext_ids
@@ -793,7 +755,7 @@ class Recommender:
     def _nonpersonal(
         self,
         request: RecommendRequest,
-        prep: _Prepared,
+        prep: PreparedRules,
         fallback: str,
         warnings: list[str],
         now: int,

@@ -1,8 +1,11 @@
 """Business rules as vectorised functions over candidate arrays (no per-item Python).
 
+* :class:`PreparedRules` -- what a rule configuration turns into over the catalogue, once: the
+  boost vector and the diversity groups.
 * :class:`RepeatPolicy` -- what a customer's purchases exclude or bring back, from the repeat
   statistics learned at export (per category class and typical interval), falling back to the
   catalogue's declared ``repurchase_class`` / ``repurchase_days`` where nothing was learned.
+* :func:`session_complements` -- the complements of the session's purchased and carted items.
 * :func:`mmr_order` -- maximal marginal relevance with category similarity, in closed form.
 * :func:`exploration_slots` -- which of the k slots are given to exploration.
 * :func:`thompson_top` -- which candidates fill them: Thompson sampling on clicks / impressions.
@@ -15,13 +18,39 @@ from dataclasses import dataclass
 import numpy as np
 
 from journeyrec.bundle.stats import CLASS_NAMES, RuleStats
+from journeyrec.data.schema import EVENT_CODE
 from journeyrec.serving.catalog import Catalog
 from journeyrec.serving.settings import RulesConfig
 
-__all__ = ["RepeatPolicy", "RepeatDecision", "mmr_order", "mmr_scores", "exploration_slots", "minmax", "thompson_top"]
+__all__ = [
+    "PreparedRules",
+    "RepeatPolicy",
+    "RepeatDecision",
+    "first_occurrences",
+    "session_complements",
+    "mmr_order",
+    "mmr_scores",
+    "exploration_slots",
+    "minmax",
+    "thompson_top",
+]
 
 DAY_MS = 86_400_000
 CONSUMABLE, DURABLE = CLASS_NAMES.index("consumable"), CLASS_NAMES.index("durable")
+
+
+class PreparedRules:
+    """Per-rules arrays computed once (boost vector, diversity groups)."""
+
+    def __init__(self, rules: RulesConfig, attrs: Catalog) -> None:
+        self.rules = rules
+        self.boost = np.zeros(attrs.n, dtype=np.float32)
+        for b in rules.boosts:
+            if b.weight and attrs.has(b.attribute):
+                self.boost += b.weight * attrs.attribute_mask(b.attribute, b.value)
+        self.any_boost = bool(self.boost.any())
+        attr = rules.diversity_attribute
+        self.groups = attrs.codes(attr) if attr and attrs.has(attr) else np.zeros(attrs.n, dtype=np.int64)
 
 
 @dataclass
@@ -101,6 +130,43 @@ class RepeatPolicy:
             excluded_groups=np.unique(groups[groups > 0]),
             due_items=items[due],
         )
+
+
+def first_occurrences(ids: np.ndarray) -> np.ndarray:
+    """``ids`` without repeats, each kept at its first position (a session's few dozen ids: a
+    dict keeps insertion order, several times cheaper here than np.unique + sort)."""
+    return np.fromiter(dict.fromkeys(ids.tolist()), dtype=np.int64)
+
+
+def session_complements(
+    stats: RuleStats, items: np.ndarray, etypes: np.ndarray, eligible: np.ndarray, rules: RulesConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The eligible complements of the session's purchased and carted ``items`` (event codes
+    ``etypes``), up to ``complements_per_anchor`` of each of the 10 newest anchors: (items, bonus =
+    strength x ``complement_weight``, anchor), newest anchor first."""
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64))
+    if rules.complement_weight <= 0 or rules.complements_per_anchor <= 0:
+        return empty
+    anchor_mask = (etypes == EVENT_CODE["purchase"]) | (etypes == EVENT_CODE["cart"])
+    anchors = items[anchor_mask][::-1]  # newest first: its complements win reason ties
+    if not len(anchors):
+        return empty
+    anchors = first_occurrences(anchors)[:10]
+    # each anchor's first complements_per_anchor entries of the CSR complement lists, gathered
+    # in one vectorised step (anchor order kept: newest anchor first)
+    off = stats.comp_offsets
+    lo = off[anchors]
+    counts = np.minimum(off[anchors + 1] - lo, rules.complements_per_anchor)
+    total = int(counts.sum())
+    if total <= 0:
+        return empty
+    starts = np.cumsum(counts) - counts
+    pos = np.repeat(lo - starts, counts) + np.arange(total)
+    c = stats.comp_items[pos].astype(np.int64)
+    s = stats.comp_strength[pos] * rules.complement_weight
+    a = np.repeat(anchors, counts).astype(np.int64)
+    keep = eligible[c]
+    return c[keep], s[keep].astype(np.float32), a[keep]
 
 
 def minmax(x: np.ndarray) -> np.ndarray:
