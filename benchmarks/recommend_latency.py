@@ -87,10 +87,10 @@ def measure(rec, requests: list, rules, warmup: int = 50) -> dict:
 
 
 # the pipeline's steps, timed by --stages: (owner, attribute) -> label. The owner "rec" is the
-# Recommender instance; "module" the recommender module, whose functions (imported from rules.py)
-# _personal calls by name
+# Recommender instance, the others its parts by attribute name, and "module" the recommender
+# module, whose functions (imported from rules.py) _personal calls by name
 STAGES = {
-    ("rec", "_parse_events"): "parse events",
+    ("event_parser", "parse"): "parse events",
     ("encoder", "encode"): "encode (model forward)",
     ("rec", "_base_mask"): "filter mask",
     ("policy", "decide"): "repeat policy",
@@ -115,6 +115,7 @@ def stage_medians(rec, requests: list, rules) -> dict:
     steps for this pass only, then removed; the wrapping adds a little to every step)."""
     owners = {
         "rec": rec,
+        "event_parser": rec.event_parser,
         "encoder": rec.encoder,
         "policy": rec.policy,
         "retriever": rec.retriever,

@@ -23,7 +23,7 @@ def test_stage_pass_times_every_step_and_removes_its_timers(demo_bundle):
 
     assert list(stages) == list(bench.STAGES.values())
     assert all(v is not None and v > 0 for v in stages.values()), stages
-    for owner in (rec, rec.encoder, rec.policy, rec.retriever):
+    for owner in (rec, rec.event_parser, rec.encoder, rec.policy, rec.retriever):
         assert not {attr for _, attr in bench.stage_attrs(rules)} & set(vars(owner)), type(owner).__name__
     assert recommender_module.mmr_scores is rules_module.mmr_scores
     assert recommender_module.exploration_slots is rules_module.exploration_slots

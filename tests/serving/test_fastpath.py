@@ -34,7 +34,7 @@ def rec(demo_bundle):
 def reference_recommender(demo_bundle) -> Recommender:
     """The same bundle with every request parsed by the checked per-event loop."""
     ref = Recommender.load(demo_bundle.path, rules=ALL_RULES)
-    ref._parse_events_fast = lambda events, now: None
+    ref.event_parser.fast = lambda events, now: None
     return ref
 
 
@@ -62,8 +62,8 @@ def test_fast_event_parser_equals_the_checked_loop(demo_bundle, rec):
     sessions.append([Event("ghost-1", "view"), Event("ghost-2", "view")])
     sessions.append([])
     for events in sessions:
-        fast = rec._parse_events_fast(events, now=1_770_000_000_000)
-        checked = rec._parse_events_checked(events, now=1_770_000_000_000)
+        fast = rec.event_parser.fast(events, now=1_770_000_000_000)
+        checked = rec.event_parser.checked(events, now=1_770_000_000_000)
         assert fast is not None
         for a, b in zip(fast[:4], checked[:4]):
             assert a.dtype == b.dtype and a.tolist() == b.tolist()
@@ -75,12 +75,12 @@ def test_fast_event_parser_equals_the_checked_loop(demo_bundle, rec):
         ([Event(ids[0], "view", "web", 10**20)], "not a time"),
         ([Event(ids[0], "view", "web", 2**70)], "not a time"),
     ]:
-        assert rec._parse_events_fast(bad, now=0) is None
+        assert rec.event_parser.fast(bad, now=0) is None
         with pytest.raises(ValueError, match=match):
-            rec._parse_events(bad, now=0)
+            rec.event_parser.parse(bad, now=0)
     # numpy and float timestamps are accepted as before (by the checked loop)
     odd = [Event(ids[0], "view", "web", np.int64(5)), Event(ids[1], "view", "web", 6.0)]
-    assert rec._parse_events(odd, now=0)[3].tolist() == [5, 6]
+    assert rec.event_parser.parse(odd, now=0)[3].tolist() == [5, 6]
 
 
 def test_responses_equal_the_reference_paths(demo_bundle):

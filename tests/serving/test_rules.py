@@ -346,7 +346,7 @@ def test_serving_encodes_sessions_exactly_as_training_windows(demo_bundle, rec):
         items = torch.from_numpy(w.pop("items"))
         with torch.no_grad():
             expected = model.session_vectors(items, {k: torch.from_numpy(v) for k, v in w.items()})[0].numpy()
-        ids, et, ch, ts, _ = rec._parse_events(raw, now=0)
+        ids, et, ch, ts, _ = rec.event_parser.parse(raw, now=0)
         got, _ = rec.encoder.encode(ids, et, ch, ts)
         np.testing.assert_allclose(got, expected, atol=1e-5)
 

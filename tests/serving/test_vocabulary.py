@@ -91,6 +91,6 @@ def test_a_bundle_from_before_the_new_values_still_serves_them_as_their_fallback
     assert np.allclose([x.score for x in a.items], [x.score for x in b.items])
     # a model built with today's vocabularies reads them as values of their own
     new = Recommender.load(demo_bundle.path)
-    qa = new.encoder.encode(*new._parse_events(new_events, 1_700_000_600_000)[:4])[0]
-    qb = new.encoder.encode(*new._parse_events(as_before, 1_700_000_600_000)[:4])[0]
+    qa = new.encoder.encode(*new.event_parser.parse(new_events, 1_700_000_600_000)[:4])[0]
+    qb = new.encoder.encode(*new.event_parser.parse(as_before, 1_700_000_600_000)[:4])[0]
     assert not np.allclose(qa, qb)

@@ -36,6 +36,8 @@ Live catalogue (:meth:`Recommender.apply_live`): stock, price and attribute chan
 on top of the bundle, which stays as exported. New items get vectors from their attributes
 (:mod:`journeyrec.serving.live`) and are scored exactly beside the index; the session encoder
 reads the bundle's items only (a new item in a session still counts for the rules).
+
+A request's events become arrays in :mod:`journeyrec.serving.request_events`.
 """
 
 from __future__ import annotations
@@ -53,14 +55,15 @@ import torch
 
 from journeyrec.bundle.format import Bundle, read_bundle
 from journeyrec.bundle.stats import RuleStats
-from journeyrec.data.schema import CATALOG_SCHEMA, CHANNEL_CODE, EVENT_CODE, ITEM_EVENT_TYPES, conform_catalog
+from journeyrec.data.schema import CATALOG_SCHEMA, CHANNEL_CODE, EVENT_CODE, conform_catalog
 from journeyrec.models.protocol import EmbeddingModel
 from journeyrec.serving.abandonment import CartRisk
 from journeyrec.serving.catalog import Catalog, FilterError
 from journeyrec.serving.encoder import SessionEncoder
 from journeyrec.serving.live import NewItemVectors
 from journeyrec.serving.online import OnlineStats, decay_factor
-from journeyrec.serving.request import MAX_MS, MIN_MS, Recommendation, RecommendRequest, RecommendResult, check_ms
+from journeyrec.serving.request import Recommendation, RecommendRequest, RecommendResult, check_ms
+from journeyrec.serving.request_events import EventParser
 from journeyrec.serving.retrieval import Retriever
 from journeyrec.serving.rules import (
     PreparedRules,
@@ -77,11 +80,8 @@ from journeyrec.serving.settings import CONTEXT_TYPES, RISK_CONTEXTS, SEGMENTS, 
 
 __all__ = ["Recommender", "Recommendation", "RecommendResult", "RecommendRequest", "FilterError"]
 
-_ITEM_EVENTS = frozenset(ITEM_EVENT_TYPES)
 _FAST_FIELDS = frozenset({"in_stock", "price"})  # live changes written in place (no rebuild)
 _NOT_ATTRIBUTES = frozenset({"in_stock", "title"})  # live fields a new item's vector does not read
-_ITEM_CODES = frozenset(EVENT_CODE[t] for t in ITEM_EVENT_TYPES)
-_MAX_LISTED_UNKNOWN = 10
 
 
 def _extend_stats(stats: RuleStats, n_new: int) -> RuleStats:
@@ -165,6 +165,7 @@ class Recommender:
         self.attrs = Catalog(catalog)
         self.item_ids = np.asarray(catalog.column("item_id").to_pylist(), dtype=object)
         self._index_of = {str(x): i + 1 for i, x in enumerate(self.item_ids)}
+        self.event_parser = EventParser(self._index_of)
         # external id string by internal id (row 0: padding), a plain list: formatting a response
         # indexes it ~40 times per request, where object-array indexing + str() costs 3x more
         self._ext_ids: list[str] = [""] + [str(x) for x in self.item_ids]
@@ -385,7 +386,7 @@ class Recommender:
             result = self._nonpersonal(request, prep, "no_consent", [], now, online)
             result.segment = "anonymous"
             return self.add_item_info(result) if request.item_fields else result
-        items, etypes, chans, ts, warnings = self._parse_events(request.events, now)
+        items, etypes, chans, ts, warnings = self.event_parser.parse(request.events, now)
         bought = etypes == EVENT_CODE["purchase"]
         segment = rfm_segment(ts[bought], self.attrs.numbers("price")[items[bought]], now, self.segments)
         prep = self._rules_for(rules, request.context.type, segment)
@@ -420,98 +421,6 @@ class Recommender:
         for r in result.items:
             r.info = self.item_info(self._index_of[r.item_id])
         return result
-
-    def _parse_events(
-        self, events: Sequence[Any], now: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
-        """Known item events -> (internal ids, event codes, channel codes, times), oldest first,
-        and the warnings (unknown ids). Raises ValueError on an unknown event type or channel or
-        a timestamp that is not epoch milliseconds (the first offending event is named)."""
-        if not isinstance(events, (list, tuple)):
-            events = list(events)  # read more than once below
-        parsed = self._parse_events_fast(events, now)
-        return parsed if parsed is not None else self._parse_events_checked(events, now)
-
-    def _parse_events_fast(
-        self, events: Sequence[Any], now: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]] | None:
-        """The usual request (valid codes, int or missing timestamps) with list comprehensions and
-        one vectorised range check instead of a per-event loop with a call per timestamp; None
-        whenever anything is unusual, so that :meth:`_parse_events_checked` (the reference, which
-        also names the first bad event) decides."""
-        event_code, channel_code = EVENT_CODE.get, CHANNEL_CODE.get
-        try:
-            codes = [event_code(e.event_type) for e in events]
-            chans = [channel_code(e.channel) for e in events]
-        except TypeError:  # an unhashable event type or channel
-            return None
-        if None in codes or None in chans:
-            return None
-        item_codes = _ITEM_CODES
-        kept = [(e, c, ch) for e, c, ch in zip(events, codes, chans) if c in item_codes and e.item_id is not None]
-        index_of = self._index_of.get
-        found = [index_of(e.item_id if type(e.item_id) is str else str(e.item_id)) for e, _, _ in kept]
-        times = [e.timestamp_ms for e, _, _ in kept]
-        if not all(t is None or type(t) is int for t in times):
-            return None
-        unknown = [str(e.item_id) for (e, _, _), i in zip(kept, found) if i is None]
-        if unknown:
-            kept = [row for row, i in zip(kept, found) if i is not None]
-            found = [i for i in found if i is not None]
-        try:
-            ts = np.asarray([now if e.timestamp_ms is None else e.timestamp_ms for e, _, _ in kept], np.int64)
-        except OverflowError:
-            return None
-        if len(ts) and (int(ts.min()) < MIN_MS or int(ts.max()) > MAX_MS):
-            return None
-        items = np.asarray(found, np.int64)
-        etypes = np.asarray([c for _, c, _ in kept], np.int64)
-        channels = np.asarray([ch for _, _, ch in kept], np.int64)
-        return items, etypes, channels, ts, self._unknown_warnings(unknown)
-
-    def _parse_events_checked(
-        self, events: Sequence[Any], now: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
-        # one pass of plain Python over the events, checking each as it comes: local names for the
-        # lookups, and one tuple per kept event, transposed once at the end
-        rows, unknown = [], []
-        event_code, channel_code, index_of, item_events = (
-            EVENT_CODE.get,
-            CHANNEL_CODE.get,
-            self._index_of.get,
-            _ITEM_EVENTS,
-        )
-        for e in events:
-            code = event_code(e.event_type)
-            if code is None:
-                raise ValueError(f"unknown event_type {e.event_type!r}; allowed: {list(EVENT_CODE)}")
-            ch = channel_code(e.channel)
-            if ch is None:
-                raise ValueError(f"unknown channel {e.channel!r}; allowed: {list(CHANNEL_CODE)}")
-            if e.event_type not in item_events or e.item_id is None:
-                continue  # searches, newsletter opens, removals: not positions of the item sequence
-            i = index_of(e.item_id if type(e.item_id) is str else str(e.item_id))
-            if i is None:
-                unknown.append(str(e.item_id))
-                continue
-            t = e.timestamp_ms
-            rows.append((i, code, ch, now if t is None else check_ms(t, "timestamp_ms")))
-        items, etypes, chans, ts = zip(*rows) if rows else ((), (), (), ())
-        return (
-            np.asarray(items, np.int64),
-            np.asarray(etypes, np.int64),
-            np.asarray(chans, np.int64),
-            np.asarray(ts, np.int64),
-            self._unknown_warnings(unknown),
-        )
-
-    @staticmethod
-    def _unknown_warnings(unknown: list[str]) -> list[str]:
-        if not unknown:
-            return []
-        shown = ", ".join(repr(u) for u in unknown[:_MAX_LISTED_UNKNOWN])
-        more = f" and {len(unknown) - _MAX_LISTED_UNKNOWN} more" if len(unknown) > _MAX_LISTED_UNKNOWN else ""
-        return [f"{len(unknown)} unknown item_id(s) ignored: {shown}{more}"]
 
     def _personal(
         self,
