@@ -20,10 +20,11 @@ items and trending items overall. It never reads the request's events or user id
 
 Online statistics (``online``, the journey store: :mod:`journeyrec.serving.online`): trending is
 the bundle's statistic decayed from the end of its data plus the store's live counts (and, per
-context, the reactions to that touchpoint's lists); the bandit reads each candidate's clicks and
-impressions in the context. Without a store, trending is the bundle's and the bandit has only its
-prior. The customer's segment (:mod:`journeyrec.serving.segments`) is computed from the request's
-purchases, picks the context's per-segment rules and is returned with the answer.
+context, the reactions to that touchpoint's lists; :func:`journeyrec.serving.online.trending_now`);
+the bandit reads each candidate's clicks and impressions in the context. Without a store,
+trending is the bundle's and the bandit has only its prior. The customer's segment
+(:mod:`journeyrec.serving.segments`) is computed from the request's purchases, picks the
+context's per-segment rules and is returned with the answer.
 
 Scores: a list is ordered by its items' ``score``, the blended score the order follows (relevance
 + rule bonuses, less the diversity penalty; personal answers in the model's score units), and a
@@ -61,7 +62,7 @@ from journeyrec.serving.abandonment import CartRisk
 from journeyrec.serving.catalog import Catalog, FilterError
 from journeyrec.serving.encoder import SessionEncoder
 from journeyrec.serving.live import NewItemVectors
-from journeyrec.serving.online import OnlineStats, decay_factor
+from journeyrec.serving.online import OnlineStats, trending_now
 from journeyrec.serving.request import Recommendation, RecommendRequest, RecommendResult, check_ms
 from journeyrec.serving.request_events import EventParser
 from journeyrec.serving.retrieval import Retriever
@@ -503,7 +504,15 @@ class Recommender:
         slots = exploration_slots(len(chosen), rules.epsilon, self._rng)
         if len(slots):
             rest = cand[order[k:]]
-            trending, _ = self._trending(now, online, request.context.type)
+            trending, _ = trending_now(
+                online,
+                now,
+                request.context.type,
+                self.stats.trending,
+                self.trending_order,
+                self.stats.data_end_ms,
+                self._index_of,
+            )
             if rules.exploration == "bandit":
                 picks = self._bandit(len(slots), eligible, chosen, rest, trending, rules, request.context.type, online)
             else:
@@ -577,42 +586,6 @@ class Recommender:
             prior = (ctr.group_clicks + in_context * s) / (ctr.group_impressions + s)
         best = thompson_top(clicks, impressions, n, prior, s, self._rng)
         return [pool[j] for j in best.tolist()]
-
-    def _trending(self, now: int, online: OnlineStats | None, context: str | None) -> tuple[np.ndarray, np.ndarray]:
-        """Items by trending score (best first) and the score of every item: the bundle's statistic,
-        decayed from the end of its data, plus the store's live counts and the context's reactions,
-        as decayed counts at ``now`` (at the later of the two references for a replay before it).
-        Both parts decay with the store's half-life, so their ratio does not depend on ``now``: each
-        is scaled down to the later reference (never up), which cannot overflow."""
-        if online is None:
-            return self.trending_order, self.stats.trending
-        live = online.trending(now, online.trending_top, context)
-        if live.landmark_ms is None:
-            return self.trending_order, self.stats.trending
-        h = online.trend_half_life_ms
-        ref = max(live.landmark_ms, self.stats.data_end_ms)
-        to_now = decay_factor(max(now - ref, 0), h)
-        score = self.stats.trending.astype(np.float64) * (decay_factor(ref - self.stats.data_end_ms, h) * to_now)
-        live_scale = decay_factor(ref - live.landmark_ms, h) * to_now
-        index_of = self._index_of.get
-        boosted = []
-        for ids, raw in ((live.items, live.raw), (live.context_items, live.context_raw)):
-            rows = [index_of(i) for i in ids]
-            keep = [j for j, r in enumerate(rows) if r is not None]
-            if keep:
-                at = np.asarray([rows[j] for j in keep], np.int64)
-                np.add.at(score, at, np.asarray(raw, np.float64)[keep] * live_scale)
-                boosted.append(at)
-        if not boosted:
-            return self.trending_order, score  # one factor for every item: the bundle's order stands
-        # the boosted items merged into the bundle's order of the others (their scores kept its order)
-        up = np.unique(np.concatenate(boosted))
-        is_up = np.zeros(len(score), bool)
-        is_up[up] = True
-        rest = self.trending_order[~is_up[self.trending_order]]
-        up = up[np.argsort(-score[up], kind="stable")]
-        at = np.searchsorted(-score[rest], -score[up], side="right")
-        return np.insert(rest, at, up), score
 
     def _explore(
         self,
@@ -693,7 +666,9 @@ class Recommender:
             category = category or self.attrs.value("category", page)
         elif ctx.item_id is not None:
             warnings.append(f"context item_id {ctx.item_id!r} is unknown; ignored")
-        trending_order, trend = self._trending(now, online, ctx.type)
+        trending_order, trend = trending_now(
+            online, now, ctx.type, self.stats.trending, self.trending_order, self.stats.data_end_ms, self._index_of
+        )
         ranked = trending_order[eligible[trending_order]]
         if category:
             in_cat = self.attrs.mask({"category": category})  # cached per category
