@@ -88,7 +88,7 @@ def measure(rec, requests: list, rules, warmup: int = 50) -> dict:
 
 # the pipeline's steps, timed by --stages: (owner, attribute) -> label. The owner "rec" is the
 # Recommender instance, the others its parts by attribute name, and "module" the recommender
-# module, whose functions (imported from rules.py) _personal calls by name
+# module, whose functions (imported from rules.py and exploration.py) _personal calls by name
 STAGES = {
     ("event_parser", "parse"): "parse events",
     ("encoder", "encode"): "encode (model forward)",
@@ -98,7 +98,7 @@ STAGES = {
     ("module", "session_complements"): "complements",
     ("module", "mmr_scores"): "diversity (MMR)",
     ("module", "exploration_slots"): "exploration slots",
-    ("rec", "_explore"): "exploration picks",
+    ("module", "random_picks"): "exploration picks",
     ("rec", "_similar_reasons"): "reasons",
 }
 
@@ -107,7 +107,8 @@ def stage_attrs(rules) -> dict:
     """STAGES with the exploration picks of the configured mode (the bandit's or the random ones)."""
     if getattr(rules, "exploration", "random") != "bandit":
         return dict(STAGES)
-    return {(("rec", "_bandit") if key == ("rec", "_explore") else key): label for key, label in STAGES.items()}
+    random_picks = ("module", "random_picks")
+    return {(("module", "bandit_picks") if key == random_picks else key): label for key, label in STAGES.items()}
 
 
 def stage_medians(rec, requests: list, rules) -> dict:

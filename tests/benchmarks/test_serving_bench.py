@@ -16,7 +16,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_stage_pass_times_every_step_and_removes_its_timers(demo_bundle):
     rules = RulesConfig(epsilon=0.2, diversity_lambda=0.7, seed=3)  # every step runs on every request
-    assert rules.exploration == "bandit" and ("rec", "_bandit") in bench.stage_attrs(rules)
+    assert rules.exploration == "bandit" and ("module", "bandit_picks") in bench.stage_attrs(rules)
     rec = Recommender.load(demo_bundle.path, rules=rules)
     requests = bench.make_requests(rec, 40, 20, 10, {})
     stages = bench.stage_medians(rec, requests, rules)

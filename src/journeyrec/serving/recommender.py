@@ -11,8 +11,8 @@ Imports torch, FAISS, NumPy and Arrow only (no Lightning, no MLflow), so a servi
     relevance = model score scaled to [0, 1] over the pool; + strategy boosts, complement and
       replenishment bonuses
     MMR diversity by category -> top k; epsilon of the slots to exploration (a Thompson-sampling
-      bandit over the unshown candidates and trending items), at random positions, in place of the
-      list's last items; a reason per item
+      bandit over the unshown candidates and trending items: :mod:`journeyrec.serving.exploration`),
+      at random positions, in place of the list's last items; a reason per item
 
 Non-personal path (no consent, or nothing known in the session): the same filters, stock,
 boosts and diversity over similar items of the product page, the context category's trending
@@ -61,6 +61,7 @@ from journeyrec.models.protocol import EmbeddingModel
 from journeyrec.serving.abandonment import CartRisk
 from journeyrec.serving.catalog import Catalog, FilterError
 from journeyrec.serving.encoder import SessionEncoder
+from journeyrec.serving.exploration import bandit_picks, random_picks, take_slots
 from journeyrec.serving.live import NewItemVectors
 from journeyrec.serving.online import OnlineStats, trending_now
 from journeyrec.serving.request import Recommendation, RecommendRequest, RecommendResult, check_ms
@@ -74,7 +75,6 @@ from journeyrec.serving.rules import (
     minmax,
     mmr_scores,
     session_complements,
-    thompson_top,
 )
 from journeyrec.serving.segments import rfm_segment
 from journeyrec.serving.settings import CONTEXT_TYPES, RISK_CONTEXTS, SEGMENTS, RulesConfig, SegmentsConfig, merge_rules
@@ -503,32 +503,17 @@ class Recommender:
 
         slots = exploration_slots(len(chosen), rules.epsilon, self._rng)
         if len(slots):
-            rest = cand[order[k:]]
+            rest, context = cand[order[k:]], request.context.type
             trending, _ = trending_now(
-                online,
-                now,
-                request.context.type,
-                self.stats.trending,
-                self.trending_order,
-                self.stats.data_end_ms,
-                self._index_of,
+                online, now, context, self.stats.trending, self.trending_order, self.stats.data_end_ms, self._index_of
             )
             if rules.exploration == "bandit":
-                picks = self._bandit(len(slots), eligible, chosen, rest, trending, rules, request.context.type, online)
+                picks = bandit_picks(
+                    len(slots), eligible, chosen, rest, trending, rules, context, online, ext, self.groups_of, self._rng
+                )
             else:
-                picks = self._explore(len(slots), eligible, chosen, rest, rules, trending)
-            if picks:
-                # the exploration items take the drawn positions (and their places in the order: scores);
-                # what makes way is the weakest of the list (its last items), not whatever held a position
-                slots = slots[: len(picks)]
-                kept = np.setdiff1d(np.arange(len(chosen)), slots)
-                n_keep = len(chosen) - len(picks)
-                shifted = np.empty_like(chosen)
-                shifted[kept], shifted[slots] = chosen[:n_keep], picks
-                shifted_reasons: list[str | None] = ["explore"] * len(chosen)
-                for pos, r in zip(kept.tolist(), reasons[:n_keep]):
-                    shifted_reasons[pos] = r
-                chosen, reasons = shifted, shifted_reasons
+                picks = random_picks(len(slots), eligible, chosen, rest, rules, trending, self.exposure, self._rng)
+            chosen, reasons = take_slots(chosen, reasons, slots, picks)
         self._similar_reasons(chosen, reasons, items)
         self.exposure[chosen] += 1
         # report in the model's score units: the model score plus rule bonuses x the pool's score range
@@ -540,83 +525,6 @@ class Recommender:
             for i, s, r, m in zip(chosen.tolist(), reported.tolist(), reasons, model_scores)
         ]
         return RecommendResult(out, warnings, personalised=True, intent=intent, bundle_version=self.bundle_version)
-
-    @staticmethod
-    def _trending_pool(n: int, eligible: np.ndarray, taken: set[int], trending_order: np.ndarray) -> list[int]:
-        top = trending_order[: max(100, 10 * n)]
-        return [i for i in top[eligible[top]].tolist() if i not in taken][:20]
-
-    def _bandit(
-        self,
-        n: int,
-        eligible: np.ndarray,
-        chosen: np.ndarray,
-        rest: np.ndarray,
-        trending_order: np.ndarray,
-        rules: RulesConfig,
-        context: str,
-        online: OnlineStats | None,
-    ) -> list[int]:
-        """n exploration items from the unshown candidates and the trending ones, by Thompson
-        sampling on each one's clicks and impressions in this context's exploration slots (where
-        the bandit put it, not where the model ranked it for its likeliest clickers). The prior is
-        hierarchical (empirical Bayes): centred on what the item's category earned in exploration
-        slots, itself shrunk towards the context's, so an item nobody has explored yet starts from
-        its category (a few dozen categories learn in a few hundred lists; items take far more)."""
-        taken = set(chosen.tolist())
-        pool = list(
-            dict.fromkeys(
-                [
-                    *(i for i in rest.tolist() if i not in taken),
-                    *self._trending_pool(n, eligible, taken, trending_order),
-                ]
-            )
-        )
-        if not pool:
-            return []
-        s = rules.bandit_prior_strength
-        if online is None:
-            clicks = impressions = np.zeros(len(pool), np.int64)
-            prior: float | np.ndarray = 0.5
-        else:
-            ext = self._ext_ids
-            ctr = online.explore_ctr(context, [ext[i] for i in pool], self.groups_of(pool))
-            clicks, impressions = ctr.clicks, ctr.impressions
-            in_context = (ctr.context_clicks + 1.0) / (ctr.context_impressions + 2.0)
-            prior = (ctr.group_clicks + in_context * s) / (ctr.group_impressions + s)
-        best = thompson_top(clicks, impressions, n, prior, s, self._rng)
-        return [pool[j] for j in best.tolist()]
-
-    def _explore(
-        self,
-        n: int,
-        eligible: np.ndarray,
-        chosen: np.ndarray,
-        rest: np.ndarray,
-        rules: RulesConfig,
-        trending_order: np.ndarray,
-    ) -> list[int]:
-        """n exploration items: trending ones, or the least-exposed of the unshown candidates."""
-        taken = set(chosen.tolist())
-        picks: list[int] = []
-        trending = self._trending_pool(n, eligible, taken, trending_order)
-        under = [i for i in rest.tolist() if i not in taken]
-        for _ in range(n):
-            use_trending = self._rng.random() < rules.explore_trending_share
-            source = trending if (use_trending and trending) or not under else under
-            if not source:
-                break
-            if source is trending:
-                p = trending.pop(int(self._rng.integers(len(trending))))
-            else:
-                exp = self.exposure[np.asarray(under)]
-                best = np.flatnonzero(exp == exp.min())
-                p = under.pop(int(best[self._rng.integers(len(best))]))
-            if p in taken:
-                continue
-            taken.add(p)
-            picks.append(p)
-        return picks
 
     def _similar_reasons(self, chosen: np.ndarray, reasons: list[str | None], session: np.ndarray) -> None:
         missing = [j for j, r in enumerate(reasons) if r is None]
