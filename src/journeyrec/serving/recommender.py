@@ -38,13 +38,12 @@ on top of the bundle, which stays as exported. New items get vectors from their 
 (:mod:`journeyrec.serving.live`) and are scored exactly beside the index; the session encoder
 reads the bundle's items only (a new item in a session still counts for the rules).
 
-A request's events become arrays in :mod:`journeyrec.serving.request_events`.
+A request's events become arrays in :mod:`journeyrec.serving.request_events`; the live layer
+is :class:`journeyrec.serving.live.LiveLayer`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -56,13 +55,13 @@ import torch
 
 from journeyrec.bundle.format import Bundle, read_bundle
 from journeyrec.bundle.stats import RuleStats
-from journeyrec.data.schema import CATALOG_SCHEMA, CHANNEL_CODE, EVENT_CODE, conform_catalog
+from journeyrec.data.schema import CHANNEL_CODE, EVENT_CODE
 from journeyrec.models.protocol import EmbeddingModel
 from journeyrec.serving.abandonment import CartRisk
 from journeyrec.serving.catalog import Catalog, FilterError
 from journeyrec.serving.encoder import SessionEncoder
 from journeyrec.serving.exploration import bandit_picks, random_picks, take_slots
-from journeyrec.serving.live import NewItemVectors
+from journeyrec.serving.live import LiveLayer
 from journeyrec.serving.online import OnlineStats, trending_now
 from journeyrec.serving.request import Recommendation, RecommendRequest, RecommendResult, check_ms
 from journeyrec.serving.request_events import EventParser
@@ -80,23 +79,6 @@ from journeyrec.serving.segments import rfm_segment
 from journeyrec.serving.settings import CONTEXT_TYPES, RISK_CONTEXTS, SEGMENTS, RulesConfig, SegmentsConfig, merge_rules
 
 __all__ = ["Recommender", "Recommendation", "RecommendResult", "RecommendRequest", "FilterError"]
-
-_FAST_FIELDS = frozenset({"in_stock", "price"})  # live changes written in place (no rebuild)
-_NOT_ATTRIBUTES = frozenset({"in_stock", "title"})  # live fields a new item's vector does not read
-
-
-def _extend_stats(stats: RuleStats, n_new: int) -> RuleStats:
-    """Rule statistics with ``n_new`` items appended that nobody has bought or seen yet."""
-    if not n_new:
-        return stats
-    return dataclasses.replace(
-        stats,
-        popularity=np.concatenate([stats.popularity, np.zeros(n_new, stats.popularity.dtype)]),
-        trending=np.concatenate([stats.trending, np.zeros(n_new, stats.trending.dtype)]),
-        comp_offsets=np.concatenate(
-            [stats.comp_offsets, np.full(n_new, stats.comp_offsets[-1], stats.comp_offsets.dtype)]
-        ),
-    )
 
 
 class Recommender:
@@ -144,14 +126,9 @@ class Recommender:
         self._prepared: dict[tuple[int, str, str | None], tuple[RulesConfig, PreparedRules]] = {}
         # the bundle as exported; the live layer (apply_live) is kept apart and laid over it
         self.n_bundle = catalog.num_rows
-        self._bundle_catalog = catalog
-        self._bundle_vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        self._bundle_stats = stats
-        self._live: dict[str, dict[str, Any]] = {}
-        self._new_vectors: dict[str, tuple[str, np.ndarray, str]] = {}  # item -> (attribute key, vector, source)
-        self._new_item_vectors: NewItemVectors | None = None
-        self.exposure = np.zeros(catalog.num_rows + 1, dtype=np.int64)
-        self._set_catalog(catalog, self._bundle_vectors, stats, np.zeros(catalog.num_rows + 1, bool))
+        self.live = LiveLayer(model, catalog, vectors, stats)
+        self.exposure = np.zeros(catalog.num_rows + 1, dtype=np.int64)  # how often each item was shown
+        self._set_catalog(catalog, self.live.vectors, stats, np.zeros(catalog.num_rows + 1, bool))
 
     def _set_catalog(
         self,
@@ -208,61 +185,14 @@ class Recommender:
         whole live layer."""
         if not items:
             return {}
-        self._live.update({str(k): dict(v) for k, v in items.items()})
-        in_bundle = [k for k in items if (self._index_of.get(str(k)) or self.n_bundle + 1) <= self.n_bundle]
-        if len(in_bundle) == len(items) and all(set(items[k]) <= _FAST_FIELDS for k in items):
-            rows = np.asarray([self._index_of[str(k)] for k in in_bundle], np.int64)
-            for name in _FAST_FIELDS:
-                has = [j for j, k in enumerate(in_bundle) if name in items[k]]
-                if has:
-                    self.attrs.set_values(name, rows[has], [items[in_bundle[j]][name] for j in has])
+        self.live.add(items)
+        if self.live.write_in_place(items, self._index_of, self.attrs):
             self._update_stock()
             self._prepared.clear()  # boosts may read price or stock
             return {}
-        return self._rebuild_live()
-
-    def _rebuild_live(self) -> dict[str, str]:
-        bundle_index = {str(x): i for i, x in enumerate(self._bundle_catalog.column("item_id").to_pylist())}
-        new_ids = [k for k in self._live if k not in bundle_index]
-        columns = {}
-        for f in CATALOG_SCHEMA:
-            values = self._bundle_catalog.column(f.name).to_pylist()
-            for k, rec in self._live.items():
-                if f.name in rec and k in bundle_index:
-                    values[bundle_index[k]] = rec[f.name]
-            columns[f.name] = values + [k if f.name == "item_id" else self._live[k].get(f.name) for k in new_ids]
-        table = conform_catalog(columns, source="live catalogue")
-        new_item_vectors = self._new_item_vectors
-        if new_item_vectors is None and new_ids:
-            new_item_vectors = NewItemVectors(self.model, self._bundle_catalog, self._bundle_vectors)
-            self._new_item_vectors = new_item_vectors
-        todo = []
-        for k in new_ids:  # vectors depend on the attributes only: recomputed when they change
-            key = json.dumps(
-                {n: v for n, v in self._live[k].items() if n not in _NOT_ATTRIBUTES}, sort_keys=True, default=str
-            )
-            if self._new_vectors.get(k, ("",))[0] != key:
-                todo.append((k, key))
-        if todo:
-            assert new_item_vectors is not None  # todo is empty without new ids
-            vecs, sources = new_item_vectors.vectors([{**self._live[k], "item_id": k} for k, _ in todo])
-            for (k, key), v, src in zip(todo, vecs, sources):
-                self._new_vectors[k] = (key, v, src)
-        n_new = len(new_ids)
-        vectors = np.concatenate(
-            [
-                self._bundle_vectors,
-                np.asarray([self._new_vectors[k][1] for k in new_ids], np.float32).reshape(
-                    n_new, self._bundle_vectors.shape[1]
-                ),
-            ]
-        )
-        is_new = np.zeros(self.n_bundle + 1 + n_new, bool)
-        is_new[self.n_bundle + 1 :] = True
-        servable = np.ones(len(is_new), bool)
-        servable[self.n_bundle + 1 :] = [self._new_vectors[k][2] != "none" for k in new_ids]
-        self._set_catalog(table, vectors, _extend_stats(self._bundle_stats, n_new), is_new, servable)
-        return {k: self._new_vectors[k][2] for k in new_ids}
+        rebuilt = self.live.rebuild()
+        self._set_catalog(rebuilt.table, rebuilt.vectors, rebuilt.stats, rebuilt.is_new, rebuilt.servable)
+        return rebuilt.sources
 
     def groups_of(self, rows: Sequence[int]) -> list[str]:
         """Each item's group for the online click-through statistics: its category ("" if none)."""
@@ -271,8 +201,7 @@ class Recommender:
 
     def vector_source(self, item_id: str) -> str | None:
         """Where a live item's vector came from (``live.VECTOR_SOURCES``); None for bundle items."""
-        entry = self._new_vectors.get(str(item_id))
-        return entry[2] if entry else None
+        return self.live.vector_source(item_id)
 
     def item_info(self, i: int) -> dict[str, Any]:
         """The catalogue fields a page shows for internal id ``i`` (live values)."""
