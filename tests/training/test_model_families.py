@@ -143,6 +143,20 @@ def test_refit_keeps_validation_figures_and_trains_on(tmp_path):
     )
 
 
+def test_refit_trains_at_the_base_rate_after_a_cosine_schedule_reached_zero(tmp_path):
+    # one epoch of a cosine schedule ends at a rate of 0; continuing that schedule would leave
+    # the refit's weights (no weight average here) exactly those of the picked epoch
+    args = ["experiment=demo", "model.n_blocks=1", "trainer.max_epochs=1", "optim.lr_schedule=cosine"]
+    refit, out = run(tmp_path, [*args, "trainer.refit_epochs=2"])
+    assert refit["best_epoch"] == 1 and refit["refit_epochs"] == 2
+    best = torch.load(out / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    after = torch.load(out / "checkpoints" / "refit.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    moved = [k for k in after if not torch.equal(after[k], best[k])]
+    assert any("emb" in k for k in moved) and any("blocks" in k for k in moved), moved
+    test = [k for k in refit if k.startswith("test_before_refit") and "ndcg" in k]
+    assert test and any(refit[k] != refit[k.replace("test_before_refit", "test", 1)] for k in test)
+
+
 def test_refit_refuses_data_parallel_before_reading_data(tmp_path):
     with pytest.raises(ValueError, match="single-process"):
         run(tmp_path, ["experiment=demo", "trainer=ddp", "trainer.refit_epochs=1"])

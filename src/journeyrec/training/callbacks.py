@@ -16,7 +16,7 @@ from journeyrec.evaluation.intent import evaluate_intent
 from journeyrec.io import atomic_write_json
 from journeyrec.models.protocol import has_purchase_intent
 
-__all__ = ["EpochCurve", "EpochProgressBar", "ResumableRNG", "IntentValidation"]
+__all__ = ["EpochCurve", "EpochProgressBar", "ResumableRNG", "RefitLearningRate", "IntentValidation"]
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,22 @@ class ResumableRNG(pl.Callback):
         torch.set_rng_state(state_dict["cpu"])
         if "cuda" in state_dict and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+
+class RefitLearningRate(pl.Callback):
+    """Sets every parameter group's learning rate to ``lr`` once the refit has restored the
+    picked epoch's optimiser (which brings back that epoch's rate). The refit runs without a
+    schedule: a cosine that reached 0 at the end of ``trainer.max_epochs`` would leave every
+    refit epoch past it learning nothing, and the refit's epoch count was chosen at a constant
+    rate."""
+
+    def __init__(self, lr: float) -> None:
+        self.lr = float(lr)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for optimizer in trainer.optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = self.lr
 
 
 class IntentValidation(pl.Callback):

@@ -30,7 +30,7 @@ class OptimConfig:
     name: str = "adamw"  # AdamW (betas 0.9 / 0.98); with sparse_item_grad, SparseAdam on the id embedding
     lr: float = 1e-3
     weight_decay: float = 0.0  # on weight matrices only (not embeddings, norms or biases)
-    lr_schedule: str = "constant"  # constant | cosine (to 0 over trainer.max_epochs, after the warm-up)
+    lr_schedule: str = "constant"  # constant | cosine (to 0 over trainer.max_epochs, after the warm-up; not the refit)
     warmup_steps: int = 0
     # sampled losses: the id embedding gets a sparse gradient and SparseAdam (not with ddp or clipping)
     sparse_item_grad: bool = False
@@ -66,8 +66,8 @@ class TrainerConfig:
     progress_bar: bool = True
     # after early stopping picked the best epoch on validation: train on from that epoch for this
     # many more epochs with each user's validation targets added to the training prefixes, then
-    # test. Validation figures stay those of the picked epoch (the refit has seen their targets).
-    # 0 = off. Single-process fits only.
+    # test, at optim.lr without a schedule. Validation figures stay those of the picked epoch
+    # (the refit has seen their targets). 0 = off. Single-process fits only.
     refit_epochs: int = 0
 
 

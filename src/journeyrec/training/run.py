@@ -69,7 +69,13 @@ from journeyrec.tracking import (
     sweep_parent,
     tracking_uri,
 )
-from journeyrec.training.callbacks import EpochCurve, EpochProgressBar, IntentValidation, ResumableRNG
+from journeyrec.training.callbacks import (
+    EpochCurve,
+    EpochProgressBar,
+    IntentValidation,
+    RefitLearningRate,
+    ResumableRNG,
+)
 from journeyrec.training.checkpoint_io import AtomicCheckpointIO, load_checkpoint
 from journeyrec.training.cold_start import evaluate_cold, hide_items, training_counts
 from journeyrec.training.config import TrainConfig, train_config
@@ -470,14 +476,17 @@ def evaluate_stage(
 def refit_stage(cfg: TrainConfig, prepared: Prepared, built: Built, fitted: Fitted) -> float:
     """Train on from the best checkpoint (raw weights, optimiser, weight average and RNG state
     as they were at that epoch) for ``trainer.refit_epochs`` epochs over the training prefixes
-    extended by each user's validation target; returns the seconds it took. No validation
-    runs: its targets are now training data."""
+    extended by each user's validation target, at ``optim.lr`` without a schedule; returns the
+    seconds it took. No validation runs: its targets are now training data."""
     if fitted.best_path is None:
         raise ValueError("refit needs the best checkpoint of the fit")
     train = prepared.train_data
     dm = _datamodule(cfg, dataclasses.replace(train, split=with_validation_targets(train.split)))
     t = cfg.trainer
     end_epoch = fitted.best_epoch + t.refit_epochs
+    # a constant rate (optim.lr): configure_optimizers then builds no schedule, and the
+    # checkpoint's decayed rate is replaced once the optimiser is restored
+    built.module.optim_cfg = dataclasses.replace(cfg.optim, lr_schedule="constant", warmup_steps=0)
     trainer = pl.Trainer(
         max_epochs=end_epoch,
         min_epochs=0,
@@ -489,7 +498,12 @@ def refit_stage(cfg: TrainConfig, prepared: Prepared, built: Built, fitted: Fitt
         limit_val_batches=0,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,
-        callbacks=[*_weight_averaging(cfg), ResumableRNG(), *([EpochProgressBar()] if t.progress_bar else [])],
+        callbacks=[
+            *_weight_averaging(cfg),
+            ResumableRNG(),
+            RefitLearningRate(cfg.optim.lr),
+            *([EpochProgressBar()] if t.progress_bar else []),
+        ],
         plugins=[AtomicCheckpointIO()],
         enable_checkpointing=False,
         logger=False,
