@@ -20,7 +20,6 @@ protocol, with the paired difference to the first run alone.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from benchmarks.harness import command_line
+from benchmarks.harness import command_line, git_commit
 from journeyrec.io import atomic_write_json
 
 __all__ = ["ANCHORS", "collect", "ensemble", "protocol_figures", "published"]
@@ -67,12 +66,6 @@ def protocol_figures(metrics: Mapping[str, float], split: str) -> dict[str, Any]
     return out
 
 
-def _commit() -> str:
-    return subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
 def collect(
     run_dir: Path,
     command: str,
@@ -98,7 +91,7 @@ def collect(
         "threads": threads,
         "load": load,
         "date": date or datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": commit or _commit(),
+        "commit": commit or git_commit()[0],
         "protocol": "test split read once per configuration; full ranking; leave-one-out; the user's earlier "
         "items excluded (seen excluded); 95% bootstrap intervals (1000 resamples)",
         "published": published(stem),
@@ -169,6 +162,7 @@ def ensemble(
     anchor = published(stem)
     members = [_member_bundles(r) for r in runs]
     prepared = runs[0] / "prepared"
+    sha, dirty = git_commit()
     rows: list[dict[str, Any]] = []
     for protocol in PROTOCOLS:
         splits = ("valid", "test") if protocol == "without_refit" else ("test",)
@@ -200,7 +194,8 @@ def ensemble(
         "machine": MACHINE,
         "threads": sorted({int(c.trainer.num_threads) for c in cfgs}),  # of the members' trainings (0: all cores)
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": _commit(),
+        "commit": sha,
+        **({"dirty": True} if dirty else {}),
         "protocol": "full ranking; leave-one-out; the user's earlier items excluded (seen excluded); 95% "
         "bootstrap intervals (1000 resamples); gain: paired difference to the first member alone (10,000 "
         "resamples); validation only without the refit (the refit trains on the validation targets)",
