@@ -22,7 +22,15 @@ from journeyrec.tracking import mlflow_client
 from journeyrec.training.config import ExportJobConfig, TrainConfig, train_config
 from journeyrec.typed import as_dict
 
-__all__ = ["export_run", "load_run_model", "checkpoint_file", "before_refit", "fit_abandonment", "REFIT_CHECKPOINT"]
+__all__ = [
+    "export_run",
+    "load_run_model",
+    "checkpoint_file",
+    "before_refit",
+    "fit_abandonment",
+    "REFIT_CHECKPOINT",
+    "BEFORE_REFIT",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +57,8 @@ def fit_abandonment(cfg: TrainConfig, model: EmbeddingModel, prepared: PreparedD
 
 
 REFIT_CHECKPOINT = "refit.ckpt"  # in <run>/checkpoints: the refitted weights (trainer.refit_epochs)
+# metrics.json of a refit run: the picked epoch's test figures under this prefix instead of "test"
+BEFORE_REFIT = "test_before_refit"
 CHECKPOINTS = "final|best|last|PATH"
 
 
@@ -94,13 +104,7 @@ def before_refit(cfg: TrainConfig, metrics: dict[str, float], picked: bool) -> t
     unknown (left out) for another."""
     kept = {k: v for k, v in metrics.items() if not k.startswith("test")}
     if picked:
-        kept.update(
-            {
-                k.replace("test_before_refit", "test", 1): v
-                for k, v in metrics.items()
-                if k.startswith("test_before_refit")
-            }
-        )
+        kept.update({k.replace(BEFORE_REFIT, "test", 1): v for k, v in metrics.items() if k.startswith(BEFORE_REFIT)})
     return dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, refit_epochs=0)), kept
 
 

@@ -81,7 +81,7 @@ from journeyrec.training.cold_start import evaluate_cold, hide_items, training_c
 from journeyrec.training.config import TrainConfig, train_config
 from journeyrec.training.data_card import log_dataset_card
 from journeyrec.training.datamodule import SequenceDataModule
-from journeyrec.training.export_run import REFIT_CHECKPOINT, fit_abandonment
+from journeyrec.training.export_run import BEFORE_REFIT, REFIT_CHECKPOINT, fit_abandonment
 from journeyrec.training.module import RecModule
 from journeyrec.training.summary import baseline_warnings, print_summary
 from journeyrec.typed import as_dict
@@ -616,7 +616,7 @@ def train(cfg: Any) -> TrainResult:
         # the picked epoch's test figures, i.e. those of the same command with trainer.refit_epochs=0
         # (same seed, same fit): one run gives the figures with and without training on validation targets
         before = evaluate_stage(cfg, prepared, model, "test", segments).metrics
-        before_refit = {k.replace("test", "test_before_refit", 1): v for k, v in before.items() if k.startswith("test")}
+        before_refit = {k.replace("test", BEFORE_REFIT, 1): v for k, v in before.items() if k.startswith("test")}
         refit_seconds = refit_stage(cfg, prepared, built, fitted)
         model = built.module.model.cpu().eval()
         log.info("refit %d epochs on the validation targets in %.1fs", cfg.trainer.refit_epochs, refit_seconds)
