@@ -142,6 +142,10 @@ class LiveLayer:
         self._new_vectors: dict[str, tuple[str, np.ndarray, str]] = {}  # item -> (attribute key, vector, source)
         self._new_item_vectors: NewItemVectors | None = None
 
+    def in_bundle(self, row: int | None) -> bool:
+        """Whether an internal id (None: unknown) is one of the bundle's items, not a live addition."""
+        return row is not None and row <= self.n_bundle
+
     def add(self, items: Mapping[str, Mapping[str, Any]]) -> None:
         """Record changed live records (each replaces the item's previous one)."""
         self.records.update({str(k): dict(v) for k, v in items.items()})
@@ -152,7 +156,7 @@ class LiveLayer:
         """When ``items`` are all bundle items changing only stock or price, write those into
         ``attrs`` (rows by ``index_of``): True. False, with nothing written, when the per-item
         arrays must be rebuilt instead (:meth:`rebuild`)."""
-        in_bundle = [k for k in items if (index_of.get(str(k)) or self.n_bundle + 1) <= self.n_bundle]
+        in_bundle = [k for k in items if self.in_bundle(index_of.get(str(k)))]
         if len(in_bundle) < len(items) or not all(set(items[k]) <= _IN_PLACE_FIELDS for k in items):
             return False
         rows = np.asarray([index_of[str(k)] for k in in_bundle], np.int64)

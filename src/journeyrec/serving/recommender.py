@@ -125,8 +125,8 @@ class Recommender:
         self._rng = np.random.default_rng(self.rules.seed)
         self._prepared: dict[tuple[int, str, str | None], tuple[RulesConfig, PreparedRules]] = {}
         # the bundle as exported; the live layer (apply_live) is kept apart and laid over it
-        self.n_bundle = catalog.num_rows
         self.live = LiveLayer(model, catalog, vectors, stats)
+        self.n_bundle = self.live.n_bundle  # rows 1..n_bundle: the bundle's items
         self.exposure = np.zeros(catalog.num_rows + 1, dtype=np.int64)  # how often each item was shown
         self._set_catalog(catalog, self.live.vectors, stats, np.zeros(catalog.num_rows + 1, bool))
 
@@ -269,6 +269,10 @@ class Recommender:
     def internal_id(self, item_id: str) -> int | None:
         """Internal (1-based) id of an external item id, None if unknown."""
         return self._index_of.get(str(item_id))
+
+    def in_bundle(self, item_id: str) -> bool:
+        """Whether ``item_id`` is one of the bundle's items (not unknown, not added live)."""
+        return self.live.in_bundle(self.internal_id(item_id))
 
     def _ext(self, i: int) -> str:
         return self._ext_ids[i]

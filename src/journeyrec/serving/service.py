@@ -406,7 +406,7 @@ class Service:
         version = store.put_items(items)
         sources = self.sync_catalog(version)
         rec = self.default
-        bundle = [k for k in items if (rec.internal_id(k) or rec.n_bundle + 1) <= rec.n_bundle]
+        bundle = [k for k in items if rec.in_bundle(k)]
         return {
             "version": version,
             "updated": sorted(bundle),
