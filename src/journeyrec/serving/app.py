@@ -13,7 +13,8 @@ Validation is Pydantic's, with the limits of ``LimitsConfig`` (events per reques
 values, body bytes): bad requests get 413 or 422 with a message naming the field and the limit,
 unknown item ids are ignored and reported in ``warnings``. Every recommendation answer carries its
 ``request_id`` in the body and the ``X-Request-ID`` header: what ``POST /v1/feedback`` names.
-The request and response shapes and their limits are in :mod:`journeyrec.serving.api_models`.
+The request and response shapes and their limits are in :mod:`journeyrec.serving.api_models`,
+the body-size limit in :mod:`journeyrec.serving.body_limit`.
 Handlers are ``async`` and run the
 recommendation in the event loop: it takes about a millisecond of CPU, less than a hand-off to
 a thread pool would cost.
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, Dict, List, Optional, TypeVar
 
 import fastapi_offline
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -50,6 +51,7 @@ from journeyrec.serving.api_models import (
     RecommendOut,
     _schemas,
 )
+from journeyrec.serving.body_limit import BodySizeLimit
 from journeyrec.serving.observability import LOGGER_NAME
 from journeyrec.serving.request import Context, Event, RecommendRequest, RecommendResult
 from journeyrec.serving.service import Service
@@ -61,66 +63,6 @@ DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
 __all__ = ["create_app"]
 
 log = logging.getLogger(LOGGER_NAME)
-
-
-class _TooLarge(HTTPException):
-    """Raised while the body streams in; an HTTPException, so FastAPI answers it as such (413)."""
-
-
-class BodySizeLimit:
-    """ASGI middleware: a body over ``max_bytes`` gets 413 (by Content-Length or while streaming)."""
-
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def _reject(self, send: Any) -> None:
-        body = json.dumps(
-            {"detail": f"request body larger than {self.max_bytes} bytes (limits.max_body_bytes)"}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length":
-                try:
-                    too_big = int(value) > self.max_bytes
-                except ValueError:
-                    too_big = False
-                if too_big:
-                    return await self._reject(send)
-        seen = 0
-        started = False
-
-        async def limited_receive() -> Any:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge(413, f"request body larger than {self.max_bytes} bytes (limits.max_body_bytes)")
-            return message
-
-        async def tracking_send(message: Any) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await self._reject(send)
-
 
 _Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
 
