@@ -4,7 +4,7 @@ its limits, apart from the routes that serve it (:mod:`journeyrec.serving.app`).
 Requests are strict (``extra="forbid"``, strict types, bounded times and lengths), so a bad request
 is a 422 naming the field. The limits of this server (``LimitsConfig``: events per request, k,
 batch and catalogue sizes) are not in the classes but in subclasses built per app by
-:func:`_schemas`, so that the OpenAPI document shows the limits the server enforces.
+:func:`limited_schemas`, so that the OpenAPI document shows the limits the server enforces.
 """
 
 # no `from __future__ import annotations`, as in app.py, which held these classes: Pydantic builds
@@ -31,10 +31,12 @@ __all__ = [
     "EventsIn",
     "FeedbackIn",
     "IdentifyIn",
+    "LimitedSchemas",
     "ItemOut",
     "RangeIn",
     "RecommendIn",
     "RecommendOut",
+    "limited_schemas",
 ]
 
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
@@ -195,7 +197,7 @@ def _limited(model: type[_Model], **constraints: FieldInfo) -> type[_Model]:
     return create_model(model.__name__, __base__=model, __module__=model.__module__, **fields)
 
 
-class _Schemas(NamedTuple):
+class LimitedSchemas(NamedTuple):
     """The request bodies with this server's limits; each a subclass of the module's class of its name."""
 
     recommend: type[RecommendIn]
@@ -204,8 +206,10 @@ class _Schemas(NamedTuple):
     catalog: type[CatalogIn]
 
 
-def _schemas(limits: Any) -> _Schemas:
-    return _Schemas(
+def limited_schemas(limits: Any) -> LimitedSchemas:
+    """The request bodies bounded by ``limits`` (a ``LimitsConfig``): built per app, so two servers
+    with other limits each publish and enforce their own."""
+    return LimitedSchemas(
         recommend=_limited(RecommendIn, events=Field(max_length=limits.max_events), k=Field(le=limits.max_k)),
         events=_limited(EventsIn, events=Field(max_length=limits.max_batch_events)),
         customer_recommend=_limited(

@@ -49,7 +49,7 @@ from journeyrec.serving.api_models import (
     IdentifyIn,
     RecommendIn,
     RecommendOut,
-    _schemas,
+    limited_schemas,
 )
 from journeyrec.serving.body_limit import BodySizeLimit
 from journeyrec.serving.observability import LOGGER_NAME
@@ -152,7 +152,7 @@ def _events(events: List[Any]) -> list[Event]:
 
 def create_app(service: Service) -> FastAPI:
     limits = service.limits
-    schemas = _schemas(limits)
+    schemas = limited_schemas(limits)
     app = FastAPI(
         title="journeyrec",
         description="Session-based recommendations with filters, repeat-purchase rules, boosts, diversity, "
