@@ -1,4 +1,4 @@
-"""Pieces of the training step: the seen-item sets of exclude_seen and event-type weights."""
+"""Pieces of the training step: the seen-item sets of exclude_seen, event-type and recency weights."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from journeyrec.data.schema import EVENT_TYPES
-from journeyrec.training.module import event_type_weight_table, seen_items
+from journeyrec.training.module import event_type_weight_table, recency_weights, seen_items
+
+from conftest import events_table
 
 
 def test_seen_items_causal_and_bidirectional():
@@ -25,6 +27,42 @@ def test_event_type_weight_table():
     assert event_type_weight_table({"view": 1.0}) is None and event_type_weight_table({}) is None
     with pytest.raises(ValueError, match="unknown event type"):
         event_type_weight_table({"checkout": 2.0})
+
+
+def test_recency_weights_count_the_targets_after_each_one():
+    """Against each user's own target list: the target with k later training targets weighs
+    0.5 ** (k / halflife), on windows cut to max_len (long users) and left-padded (short ones)."""
+    from journeyrec.data.datasets import TrainWindows
+    from journeyrec.data.sequences import build_sequences, make_split
+
+    rows = [(f"u{u}", f"i{(t * 3 + u) % 11}", "view", t) for u in range(7) for t in range(2 * u + 3)]
+    s = build_sequences(events_table(rows))
+    sp = make_split(s)
+    ds = TrainWindows(s, sp.train_ends, max_len=5)
+    batch = ds.__getitems__(list(range(len(ds))))
+    targets = batch["targets"]
+    weights = recency_weights(targets, 2.0)
+    checked = 0
+    for row, user in enumerate(ds.users):
+        own = s.items[s.offsets[user] + 1 : sp.train_ends[user]].tolist()  # this user's training targets
+        cols = torch.nonzero(targets[row]).flatten().tolist()
+        assert targets[row, cols].tolist() == own[-len(cols) :]
+        for j, col in enumerate(cols):
+            later = len(cols) - 1 - j
+            assert weights[row, col].item() == pytest.approx(0.5 ** (later / 2.0))
+            checked += 1
+    assert checked == int((targets != 0).sum()) and checked > len(ds)
+
+
+def test_recency_halflife_must_be_positive():
+    from journeyrec.models import build_model
+    from journeyrec.models.losses import LossConfig
+    from journeyrec.training.module import RecModule
+
+    model = build_model({"name": "sasrec", "d_model": 8, "n_blocks": 1, "n_heads": 1, "max_len": 5}, 20, {})
+    RecModule(model, LossConfig(recency_halflife=3.0))
+    with pytest.raises(ValueError, match="recency_halflife"):
+        RecModule(model, LossConfig(recency_halflife=0.0))
 
 
 def test_contrastive_loss_prefers_matching_views_and_ignores_same_target_pairs():

@@ -107,6 +107,8 @@ class LossConfig:
     event_type_weights: Dict[str, float] = field(
         default_factory=dict
     )  # loss weight per target event type, e.g. {purchase: 3.0}
+    # > 0: a target k steps before its user's newest training target weighs 0.5 ** (k / halflife)
+    recency_halflife: Optional[float] = None
     intent_weight: float = 0.0  # > 0: train a purchase-intent head jointly with this weight (causal models)
     contrastive_weight: float = 0.0  # > 0: InfoNCE between two dropout views of each session (extra forward pass)
     contrastive_temperature: float = 0.2

@@ -36,7 +36,7 @@ from journeyrec.models.losses import LossConfig, RecLoss
 from journeyrec.training.config import OptimConfig
 from journeyrec.training.optim import SparseDenseAdam
 
-__all__ = ["RecModule", "event_type_weight_table", "seen_items", "contrastive_loss", "local_ids"]
+__all__ = ["RecModule", "event_type_weight_table", "recency_weights", "seen_items", "contrastive_loss", "local_ids"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,15 @@ def event_type_weight_table(weights: Mapping[str, float] | None) -> torch.Tensor
             raise ValueError(f"loss.event_type_weights.{name} = {w}: weights must be >= 0")
         table[EVENT_TYPES.index(name) + 1] = float(w)
     return None if bool((table == 1).all()) else table
+
+
+def recency_weights(targets: torch.Tensor, halflife: float) -> torch.Tensor:
+    """[B, L] loss weight of each target column: 0.5 ** (k / halflife), k = how many targets of its
+    row come after it. Training windows are left-padded and end at the user's newest training
+    target, so k is the distance from the last column. Why: the items shoppers pick drift, and the
+    newest targets are the closest in time to what is predicted next (``loss.recency_halflife``)."""
+    steps_back = torch.arange(targets.shape[1] - 1, -1, -1, device=targets.device, dtype=torch.float32)
+    return torch.pow(0.5, steps_back / halflife).expand(targets.shape)
 
 
 def seen_items(sequence: torch.Tensor, mask: torch.Tensor, causal: bool = True) -> torch.Tensor:
@@ -131,6 +140,9 @@ class RecModule(pl.LightningModule):
         )
         table = event_type_weight_table(cfg.event_type_weights)
         self.register_buffer("etype_weights", table if table is not None else torch.zeros(0), persistent=False)
+        if cfg.recency_halflife is not None and cfg.recency_halflife <= 0:
+            raise ValueError(f"loss.recency_halflife = {cfg.recency_halflife}: must be > 0 (or null for equal weights)")
+        self.recency_halflife = cfg.recency_halflife
         self.contrastive_weight = float(cfg.contrastive_weight)
         self.contrastive_temperature = float(cfg.contrastive_temperature)
         self.intent_weight = float(cfg.intent_weight)
@@ -214,6 +226,9 @@ class RecModule(pl.LightningModule):
         weights = None
         if self.etype_weights.numel():
             weights = self.etype_weights[pack(view["target_event_type"])]
+        if self.recency_halflife is not None:
+            recency = pack(recency_weights(targets, self.recency_halflife))
+            weights = recency if weights is None else weights * recency
         h = pack(hidden)
         if self.temperature != 1.0:
             h = h / self.temperature
