@@ -109,6 +109,8 @@ def collect(
         "cpu_seconds": None if cpu_seconds is None else round(float(cpu_seconds), 1),
         "peak_rss_mb": None if peak_rss_mb is None else round(float(peak_rss_mb)),
         "model": OmegaConf.to_container(cfg.model, resolve=True),
+        # runs written before the loss / optim groups kept those keys under model
+        **{group: OmegaConf.to_container(cfg[group], resolve=True) for group in ("loss", "optim") if group in cfg},
         "trainer": {k: cfg.trainer[k] for k in ("max_epochs", "patience", "ema_decay", "refit_epochs")},
     }
 

@@ -42,6 +42,7 @@ def fake_run(tmp_path, with_before: bool = True):
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
     (tmp_path / "config.yaml").write_text(
         "data:\n  path: ../shared/data/amazon/Beauty.txt\nmodel:\n  name: sasrec\n  mixer: bsa\n"
+        "loss:\n  name: softmax\n  recency_halflife: 10\n"
         "trainer:\n  max_epochs: 60\n  patience: 5\n  ema_decay: 0.99\n  refit_epochs: 5\n"
     )
     return tmp_path
@@ -68,6 +69,7 @@ def test_each_protocol_reads_its_own_keys_and_the_table_compares_with_the_anchor
     assert rec["with_refit"]["ndcg@10"] == 0.0650 and rec["with_refit"]["hr@10"] == 0.1060
     assert rec["nothing_excluded_ndcg@10"] == {"without_refit": 0.0580 / 2, "with_refit": 0.0650 / 2}
     assert rec["model"]["mixer"] == "bsa" and rec["trainer"]["refit_epochs"] == 5 and rec["wall_seconds"] == 450.0
+    assert rec["loss"]["recency_halflife"] == 10 and "optim" not in rec  # the groups the run's config has
     model, ndcg, hr = ANCHORS["Beauty"]
     assert rec["published"] == {"model": model, "ndcg@10": ndcg, "hr@10": hr}
 
