@@ -131,6 +131,8 @@ def _refit_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
                 "protocol": label,
                 "ndcg@10": {"value": fig["ndcg@10"], "ci95": fig.get("ndcg@10_ci95")},
                 "vs_published": fig["ndcg@10"] / published["ndcg@10"] - 1 if published.get("ndcg@10") else None,
+                "goal": fig.get("goal_ndcg@10"),
+                "vs_goal": fig.get("vs_goal"),
                 "hr@10": {"value": fig["hr@10"], "ci95": fig.get("hr@10_ci95")},
                 "epochs": epochs if proto == "without_refit" else f"{epochs} + {record.get('refit_epochs')}",
                 "wall_min": record["wall_seconds"] / 60 if record.get("wall_seconds") is not None else None,
