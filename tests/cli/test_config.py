@@ -60,12 +60,5 @@ def test_every_experiment_composes_and_s3rec_small_only_narrows_s3rec_best():
         for key in set(best[group]) | set(small[group])
         if best[group].get(key) != small[group].get(key)
     }
-    assert changed == {
-        "model.d_model",
-        "model.dropout",
-        "model.positions",
-        "loss.recency_halflife",
-        "trainer.patience",
-        "trainer.ema_decay",
-    }
+    assert changed == {"model.d_model", "model.dropout", "trainer.patience", "trainer.ema_decay"}
     assert best.model.d_model == 2 * small.model.d_model and best.trainer.ema_decay > 0 and small.trainer.ema_decay == 0
