@@ -30,10 +30,15 @@ def stored(overrides: list[str]) -> dict:
     return as_dict(train_config(compose("train", overrides)))
 
 
+# loss fields added after the loss / optim groups: a config of the earlier layout cannot hold them
+NEWER_LOSS_KEYS = ("recency_halflife",)
+
+
 def earlier_layout(cfg: dict) -> dict:
     """The same config as runs wrote it before the loss / optim groups existed."""
     old = {k: v for k, v in cfg.items() if k not in ("loss", "optim")}
-    loss = {("loss" if k == "name" else k): v for k, v in cfg["loss"].items()}
+    assert all(cfg["loss"][k] is None for k in NEWER_LOSS_KEYS)  # at their defaults, so nothing is lost
+    loss = {("loss" if k == "name" else k): v for k, v in cfg["loss"].items() if k not in NEWER_LOSS_KEYS}
     optim = {k: v for k, v in cfg["optim"].items() if k != "name"}
     old["model"] = {**cfg["model"], **loss, **optim}
     return old
