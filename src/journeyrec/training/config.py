@@ -20,7 +20,20 @@ from journeyrec.models.config import MODEL_CONFIGS, LossConfig, ModelConfig
 from journeyrec.tracking import LoggerConfig
 from journeyrec.typed import to_typed
 
-__all__ = ["OptimConfig", "TrainerConfig", "TrainConfig", "PrepareConfig", "ExportJobConfig", "train_config"]
+__all__ = [
+    "BEFORE_REFIT",
+    "OptimConfig",
+    "TrainerConfig",
+    "TrainConfig",
+    "PrepareConfig",
+    "ExportJobConfig",
+    "train_config",
+]
+
+
+# metrics.json of a refit run (trainer.refit_epochs): the picked epoch's test figures under this
+# prefix, beside "test" for the refitted model's
+BEFORE_REFIT = "test_before_refit"
 
 
 @dataclass

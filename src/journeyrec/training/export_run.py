@@ -19,7 +19,7 @@ from journeyrec.models.abandonment import AbandonmentModel
 from journeyrec.models.base import SequenceModel
 from journeyrec.models.protocol import EmbeddingModel
 from journeyrec.tracking import mlflow_client
-from journeyrec.training.config import ExportJobConfig, TrainConfig, train_config
+from journeyrec.training.config import BEFORE_REFIT, ExportJobConfig, TrainConfig, train_config
 from journeyrec.typed import as_dict
 
 __all__ = [
@@ -29,7 +29,6 @@ __all__ = [
     "before_refit",
     "fit_abandonment",
     "REFIT_CHECKPOINT",
-    "BEFORE_REFIT",
 ]
 
 log = logging.getLogger(__name__)
@@ -57,8 +56,6 @@ def fit_abandonment(cfg: TrainConfig, model: EmbeddingModel, prepared: PreparedD
 
 
 REFIT_CHECKPOINT = "refit.ckpt"  # in <run>/checkpoints: the refitted weights (trainer.refit_epochs)
-# metrics.json of a refit run: the picked epoch's test figures under this prefix instead of "test"
-BEFORE_REFIT = "test_before_refit"
 CHECKPOINTS = "final|best|last|PATH"
 
 

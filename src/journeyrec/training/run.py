@@ -78,10 +78,10 @@ from journeyrec.training.callbacks import (
 )
 from journeyrec.training.checkpoint_io import AtomicCheckpointIO, load_checkpoint
 from journeyrec.training.cold_start import evaluate_cold, hide_items, training_counts
-from journeyrec.training.config import TrainConfig, train_config
+from journeyrec.training.config import BEFORE_REFIT, TrainConfig, train_config
 from journeyrec.training.data_card import log_dataset_card
 from journeyrec.training.datamodule import SequenceDataModule
-from journeyrec.training.export_run import BEFORE_REFIT, REFIT_CHECKPOINT, fit_abandonment
+from journeyrec.training.export_run import REFIT_CHECKPOINT, fit_abandonment
 from journeyrec.training.module import RecModule
 from journeyrec.training.summary import baseline_warnings, print_summary
 from journeyrec.typed import as_dict
