@@ -157,6 +157,10 @@ def test_item_endpoints(served, demo_bundle):
     comp = client.get(f"/v1/items/{item}/complements")
     assert comp.status_code == 200 and all(cats[x["item_id"]] != cats[item] for x in comp.json()["items"])
     assert client.get("/v1/items/ghost/similar").status_code == 404
+    # an id with "/" reaches the handler (unknown item: its 404 names it; over the k limit: 422)
+    slash = client.get("/v1/items/a%2Fb/similar")
+    assert slash.status_code == 404 and "a/b" in slash.json()["detail"]
+    assert client.get("/v1/items/%2F/complements", params={"k": 10_000}).status_code == 422
     assert client.get(f"/v1/items/{item}/similar", params={"k": 0}).status_code == 422
     assert client.get(f"/v1/items/{item}/complements", params={"filters": "[1]"}).status_code == 422
     assert client.get(f"/v1/items/{item}/complements", params={"filters": "{bad"}).status_code == 422

@@ -265,7 +265,8 @@ def create_app(service: Service) -> FastAPI:
 
     for kind in ("similar", "complements"):
         app.add_api_route(
-            f"/v1/items/{{item_id}}/{kind}",
+            # :path: an id may hold "/" (sent as %2F, which the server decodes before routing)
+            f"/v1/items/{{item_id:path}}/{kind}",
             item_endpoint(kind),
             methods=["GET"],
             response_model=RecommendOut,
