@@ -211,3 +211,29 @@ def test_session_ids_from_inactivity_gap():
     ev = events_table([("a", "x", "view", 0), ("a", "y", "view", 60), ("a", "z", "view", 4000), ("b", "x", "view", 10)])
     s = build_sequences(ev)
     assert s.session_ids(gap_ms=30 * 60 * 1000).tolist() == [0, 0, 1, 0]
+
+
+def test_newest_train_windows_hold_every_target_once_at_the_newest_position():
+    """``newest``: one window per training target, the target at the last position only, after
+    the (at most) ``max_len`` items before it; together they hold exactly the targets of the
+    per-user windows (for users no longer than the window) and every target of longer users."""
+    rows = [(f"u{u}", f"i{(t * 5 + u) % 13}", "view", t) for u in range(9) for t in range(u + 2)]
+    s = build_sequences(events_table(rows))
+    sp = make_split(s)
+    max_len = 4
+    ds = TrainWindows(s, sp.train_ends, max_len=max_len, newest=True)
+    batch = ds.__getitems__(list(range(len(ds))))
+    items, targets = batch["items"].numpy(), batch["targets"].numpy()
+    assert (targets[:, :-1] == 0).all() and (targets[:, -1] != 0).all()
+    got = sorted((tuple(row[row != 0]), int(t)) for row, t in zip(items, targets[:, -1]))
+    want = []
+    for u in range(s.n_users):
+        seq = s.items[s.offsets[u] : sp.train_ends[u]].tolist()
+        want += [(tuple(seq[max(0, j - max_len) : j]), seq[j]) for j in range(1, len(seq))]
+    assert got == sorted(want) and len(ds) == len(want)
+    every = TrainWindows(s, sp.train_ends, max_len=max_len)
+    short = [u for u in every.users if sp.train_ends[u] - s.offsets[u] <= max_len + 1]
+    per_user = every.__getitems__([int(np.flatnonzero(every.users == u)[0]) for u in short])["targets"].numpy()
+    mine = targets[np.isin(ds.users, short), -1]
+    assert sorted(per_user[per_user != 0].tolist()) == sorted(mine.tolist())
+    assert (ds.lengths == np.minimum(ds.ends - s.offsets[ds.users], max_len + 1)).all()

@@ -403,11 +403,11 @@ def test_bsa_filter_is_bsarecs_at_the_newest_position_and_causal_everywhere():
     """The filter of a full window at its newest position is BSARec's (FFT low-pass of the whole
     window, plus beta^2 times the rest); at every position t it reads positions <= t only, and
     padding counts as zeros whatever the hidden states hold there."""
-    from journeyrec.models.encoder import CausalLowPass
+    from journeyrec.models.encoder import LowPass
 
     torch.manual_seed(0)
     length, d = 10, 6
-    filt = CausalLowPass(d, length, 3)
+    filt = LowPass(d, length, 3)
     h = torch.randn(4, length, d)
     spectrum = torch.fft.rfft(h, dim=1, norm="ortho")
     spectrum[:, 3:] = 0
@@ -469,3 +469,63 @@ def test_bsa_mixer_is_causal_padding_invariant_and_rebuilds(demo):
         make("sasrec", demo, mixer="bsa", filter_alpha=1.5)
     with pytest.raises(ValueError, match="filter_cutoff must be in"):
         make("sasrec", demo, mixer="bsa", filter_cutoff=9)
+
+
+def test_bsa_filter_without_causality_is_bsarecs_at_every_position():
+    """``causal=False``: BSARec's own filter (FFT low-pass of the whole window) at every position,
+    the same as the causal filter at the newest one."""
+    from journeyrec.models.encoder import LowPass
+
+    torch.manual_seed(1)
+    length, d = 10, 6
+    causal, whole = LowPass(d, length, 3), LowPass(d, length, 3, causal=False)
+    whole.load_state_dict(causal.state_dict())
+    h = torch.randn(4, length, d)
+    spectrum = torch.fft.rfft(h, dim=1, norm="ortho")
+    spectrum[:, 3:] = 0
+    low = torch.fft.irfft(spectrum, n=length, dim=1, norm="ortho")
+    with torch.no_grad():
+        out = whole(h, None)
+        torch.testing.assert_close(out, low + whole.sqrt_beta.square() * (h - low), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(out[:, -1], causal(h, None)[:, -1], atol=1e-6, rtol=0)
+        assert not torch.allclose(out[:, 0], causal(h, None)[:, 0])
+
+
+def test_non_causal_sasrec_reads_the_whole_window_and_needs_newest_targets(demo):
+    """``causal=False``: an earlier position changes when a later item does, left padding still
+    changes nothing at the newest position, hparams rebuild it; RecModule trains it only on the
+    newest position (``loss.targets=newest``), and refuses settings that cannot work."""
+    import json
+
+    from journeyrec.models.losses import LossConfig
+    from journeyrec.training.module import RecModule
+
+    model = make("sasrec", demo, n_blocks=2, mixer="bsa", causal=False).eval()
+    assert model.causal is False and model.encoder.causal is False
+    items, feats = batch_of(demo, model)
+    row = int(torch.argmax((items != 0).sum(1)))
+    first = int((items[row] == 0).sum())
+    with torch.no_grad():
+        base = model(items, feats)
+        changed = items.clone()
+        changed[row, -1] = 1 if int(items[row, -1]) != 1 else 2
+        assert not torch.allclose(model(changed, feats)[row, first], base[row, first])
+        padded = torch.cat([torch.zeros_like(items[:, :3]), items], 1)[:, -model.max_len :]
+        pf = {k: torch.cat([torch.zeros_like(v[:, :3]), v], 1)[:, -model.max_len :] for k, v in feats.items()}
+        torch.testing.assert_close(
+            model.session_vectors(padded, pf), model.session_vectors(items, feats), atol=1e-5, rtol=1e-5
+        )
+        clone = type(model).from_hparams(json.loads(json.dumps(model.hparams)))
+        clone.load_state_dict(model.state_dict(), strict=True)
+        assert clone.causal is False
+        assert torch.equal(clone.eval().session_vectors(items, feats), model.session_vectors(items, feats))
+    RecModule(model, LossConfig(targets="newest"))
+    with pytest.raises(ValueError, match="model.causal=false .* loss.targets=newest"):
+        RecModule(model, LossConfig())
+    with pytest.raises(ValueError, match="loss.targets='last'; allowed: every"):
+        RecModule(make("sasrec", demo), LossConfig(targets="last"))
+    with pytest.raises(ValueError, match="bert4rec chooses its own"):
+        RecModule(make("bert4rec", demo), LossConfig(targets="newest"))
+    with pytest.raises(ValueError, match="recency_halflife=null"):
+        RecModule(model, LossConfig(targets="newest", recency_halflife=3.0))
+    assert make("sasrec", demo).causal is True

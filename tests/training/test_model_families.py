@@ -81,6 +81,7 @@ def test_model_trains_beats_popularity_and_its_bundle_serves_the_same_vectors(tm
         "loss=softmax loss.label_smoothing=0.1 +loss.event_type_weights.purchase=3.0 +loss.event_type_weights.cart=2.0",
         "model.repeat_bias=true +loss.event_type_weights.purchase=2.0",
         "model.repeat_bias=true loss.exclude_seen=true loss.recency_halflife=3",
+        "model.causal=false model.mixer=bsa loss.targets=newest loss.exclude_seen=true",
     ],
 )
 @pytest.mark.slow

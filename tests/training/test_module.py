@@ -105,3 +105,34 @@ def test_repeat_bias_needs_full_softmax_at_temperature_one():
     RecModule(model, LossConfig(name="softmax", exclude_seen=True))  # the two combine (tests/test_models_losses.py)
     with pytest.raises(ValueError, match="temperature"):
         RecModule(model, LossConfig(name="softmax", temperature=0.5))
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_newest_targets_step_is_the_full_forward_at_the_last_column(causal):
+    """``loss.targets=newest``: the step encodes the newest position only, and its loss is the
+    softmax (seen items left out) of the full forward's last column, window by window."""
+    import torch.nn.functional as F
+
+    from journeyrec.data.datasets import TrainWindows
+    from journeyrec.data.sequences import build_sequences, make_split
+    from journeyrec.models import build_model
+    from journeyrec.models.losses import LossConfig
+    from journeyrec.training.module import RecModule
+
+    rows = [(f"u{u}", f"i{(t * 3 + u) % 11}", "view", t) for u in range(7) for t in range(2 * u + 3)]
+    s = build_sequences(events_table(rows))
+    sp = make_split(s)
+    arch = {"name": "sasrec", "d_model": 8, "n_blocks": 2, "n_heads": 2, "max_len": 5, "dropout": 0.0}
+    torch.manual_seed(0)
+    model = build_model({**arch, "mixer": "bsa", "causal": causal}, s.n_items, {})
+    module = RecModule(model, LossConfig(targets="newest", exclude_seen=True))
+    batch = TrainWindows(s, sp.train_ends, max_len=5, newest=True).__getitems__(list(range(9)))
+    loss = module.training_step(batch, 0)
+    with torch.no_grad():
+        logits = model(batch["items"])[:, -1] @ model.item_vectors().T
+        seen = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, batch["items"], True)
+        seen[:, 0] = True
+        target = batch["targets"][:, -1]
+        seen[torch.arange(len(target)), target] = False
+        want = F.cross_entropy(logits.masked_fill(seen, float("-inf")), target)
+    torch.testing.assert_close(loss.detach(), want, atol=1e-5, rtol=1e-5)

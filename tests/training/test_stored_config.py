@@ -31,13 +31,13 @@ def stored(overrides: list[str]) -> dict:
 
 
 # loss fields added after the loss / optim groups: a config of the earlier layout cannot hold them
-NEWER_LOSS_KEYS = ("recency_halflife",)
+NEWER_LOSS_KEYS = {"recency_halflife": None, "targets": "every"}
 
 
 def earlier_layout(cfg: dict) -> dict:
     """The same config as runs wrote it before the loss / optim groups existed."""
     old = {k: v for k, v in cfg.items() if k not in ("loss", "optim")}
-    assert all(cfg["loss"][k] is None for k in NEWER_LOSS_KEYS)  # at their defaults, so nothing is lost
+    assert all(cfg["loss"][k] == v for k, v in NEWER_LOSS_KEYS.items())  # at their defaults, so nothing is lost
     loss = {("loss" if k == "name" else k): v for k, v in cfg["loss"].items() if k not in NEWER_LOSS_KEYS}
     optim = {k: v for k, v in cfg["optim"].items() if k != "name"}
     old["model"] = {**cfg["model"], **loss, **optim}

@@ -106,16 +106,40 @@ class TrainWindows(Dataset):
     """One training window per user: the last ``max_len + 1`` items of the training prefix,
     giving inputs ``items[:, :-1]`` and next-item targets ``targets = items[:, 1:]``. A position
     has a target only where both its input and its target are real items (0 elsewhere). Users
-    whose prefix has fewer than 2 items have nothing to predict and are skipped."""
+    whose prefix has fewer than 2 items have nothing to predict and are skipped.
 
-    def __init__(self, data: SequenceData, train_ends: np.ndarray, max_len: int, features: Sequence[str] = ()) -> None:
+    With ``newest`` one window per training target instead (every item of a prefix but the
+    first): the ``max_len`` items before it as inputs, the target at the last position only. Each
+    target is then read where inference reads, at the newest position of its own window, which
+    a model that reads the whole window at every position (``model.causal=false``) needs; it
+    costs a forward pass per target instead of per user (BSARec's and FMLP-Rec's training)."""
+
+    def __init__(
+        self,
+        data: SequenceData,
+        train_ends: np.ndarray,
+        max_len: int,
+        features: Sequence[str] = (),
+        newest: bool = False,
+    ) -> None:
         self.data = data
         self.max_len = max_len
         self.features = tuple(features)
-        lengths = train_ends - data.offsets[:-1]
-        self.users = np.nonzero(lengths >= 2)[0].astype(np.int64)
-        self.ends = np.asarray(train_ends, dtype=np.int64)[self.users]
-        self.lengths = np.minimum(lengths[self.users], max_len + 1)
+        self.newest = newest
+        starts = data.offsets[:-1]
+        lengths = np.asarray(train_ends, dtype=np.int64) - starts
+        if newest:
+            # every end from start + 2 (two items: one input, one target) to the user's train end
+            per_user = np.maximum(lengths - 1, 0)
+            self.users = np.repeat(np.arange(len(lengths), dtype=np.int64), per_user)
+            first = np.cumsum(per_user) - per_user
+            k = np.arange(int(per_user.sum()), dtype=np.int64) - np.repeat(first, per_user)
+            self.ends = starts[self.users] + 2 + k
+            self.lengths = np.minimum(self.ends - starts[self.users], max_len + 1)
+        else:
+            self.users = np.nonzero(lengths >= 2)[0].astype(np.int64)
+            self.ends = np.asarray(train_ends, dtype=np.int64)[self.users]
+            self.lengths = np.minimum(lengths[self.users], max_len + 1)
 
     def __len__(self) -> int:
         return len(self.users)
@@ -134,7 +158,10 @@ class TrainWindows(Dataset):
         gathered = self.features if "event_type" in self.features else (*self.features, "event_type")
         w = gather_windows(self.data, self.users[idx], self.ends[idx], length, gathered)
         batch = {name: torch.from_numpy(w[name][:, :-1]) for name in ("items", *self.features)}
-        batch["targets"] = torch.from_numpy(np.where(w["items"][:, :-1] != 0, w["items"][:, 1:], 0))
+        targets = np.where(w["items"][:, :-1] != 0, w["items"][:, 1:], 0)
+        if self.newest:
+            targets[:, :-1] = 0
+        batch["targets"] = torch.from_numpy(targets)
         for name in gathered:
             batch[f"target_{name}"] = torch.from_numpy(w[name][:, 1:])
         pos = self.ends[idx][:, None] - length + np.arange(length, dtype=np.int64)[None, :]

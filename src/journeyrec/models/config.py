@@ -22,7 +22,11 @@ __all__ = [
     "GRU4RecConfig",
     "TwoTowerConfig",
     "MODEL_CONFIGS",
+    "LOSS_TARGETS",
 ]
+
+# loss.targets: which positions are trained (see LossConfig.targets)
+LOSS_TARGETS: tuple[str, ...] = ("every", "newest")
 
 
 @dataclass
@@ -55,6 +59,8 @@ class SASRecConfig(ModelConfig):
     mixer: str = "attention"  # attention | bsa (attention mixed with a causal low/high-pass filter, as in BSARec)
     filter_alpha: float = 0.7  # bsa: weight of the filter in the mix (1 - alpha: attention)
     filter_cutoff: int = 3  # bsa: lowest frequencies of a max_len window the low-pass keeps (BSARec's c // 2 + 1)
+    # false: every position reads the whole window (attention and filter), needs loss.targets=newest
+    causal: bool = True
 
 
 @dataclass
@@ -107,6 +113,9 @@ class LossConfig:
     event_type_weights: Dict[str, float] = field(
         default_factory=dict
     )  # loss weight per target event type, e.g. {purchase: 3.0}
+    # every: one window per user, a target at every position | newest: one window per target, read
+    # at its newest position (BSARec's training; what a non-causal model, model.causal=false, needs)
+    targets: str = "every"
     # > 0: a target k steps before its user's newest training target weighs 0.5 ** (k / halflife)
     recency_halflife: Optional[float] = None
     intent_weight: float = 0.0  # > 0: train a purchase-intent head jointly with this weight (causal models)

@@ -14,8 +14,9 @@ Read top to bottom:
    every training position is exactly its prefix at inference;
 3. dropout -> pre-LayerNorm transformer blocks on ``scaled_dot_product_attention`` -> LayerNorm.
    With ``mixer="bsa"`` each block's residual branch mixes attention with a frequency filter
-   (BSARec, Shin et al. AAAI 2024: low-pass + beta^2 * high-pass of the sequence), made causal
-   (:class:`CausalLowPass`) so that every position still reads only itself and its past.
+   (BSARec, Shin et al. AAAI 2024: low-pass + beta^2 * high-pass of the sequence): causal in a
+   causal model (:class:`LowPass`), so that every position still reads only itself and its past;
+   over the whole window in a bidirectional one, as BSARec itself filters.
 
 Masking is causal (SASRec: position t sees positions <= t) or bidirectional (BERT4Rec); padding
 keys are always masked. Which inputs are used is configuration (``features``, ``attributes``).
@@ -32,7 +33,7 @@ from torch import nn
 
 from journeyrec.models.attributes import ItemEmbedding
 
-__all__ = ["SequenceEncoder", "Block", "CausalLowPass", "FeatureEmbeddings", "init_weights", "low_pass_kernel"]
+__all__ = ["SequenceEncoder", "Block", "LowPass", "FeatureEmbeddings", "init_weights", "low_pass_kernel"]
 
 
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
@@ -55,20 +56,25 @@ def low_pass_kernel(max_len: int, cutoff: int) -> torch.Tensor:
     return ((1.0 + (twice[:, None] * waves).sum(0)) / max_len).float()
 
 
-class CausalLowPass(nn.Module):
-    """BSARec's frequency filter, causal: position t gets what BSARec's filter gives at the newest
-    position of the window ending at t, ``low + beta^2 * (x - low)`` with ``low`` the low-pass of
-    the past (:func:`low_pass_kernel`, padding read as zeros) and ``beta`` learned per dimension.
-    BSARec filters the whole padded window at once, which lets earlier positions read later ones;
-    it trains on the newest position only, where that cannot happen, but training every position
-    (as SASRec does here) must not see the next item, hence one kernel per lag instead."""
+class LowPass(nn.Module):
+    """BSARec's frequency filter, ``low + beta^2 * (x - low)`` with ``low`` the low-pass of the
+    sequence (:func:`low_pass_kernel`, padding read as zeros) and ``beta`` learned per dimension.
+
+    Causal (the default): position t gets what BSARec's filter gives at the newest position of
+    the window ending at t. BSARec filters the whole padded window at once, which lets earlier
+    positions read later ones; it trains on the newest position only, where that cannot happen,
+    but training every position (as SASRec does) must not see the next item, hence one kernel per
+    lag. With ``causal=False`` every position reads the whole window (weight by distance, the
+    kernel being symmetric), BSARec's own filter: for models trained on the newest position only
+    (``loss.targets=newest``). Both give the same newest position."""
 
     kernel: torch.Tensor
 
-    def __init__(self, d_model: int, max_len: int, cutoff: int) -> None:
+    def __init__(self, d_model: int, max_len: int, cutoff: int, causal: bool = True) -> None:
         super().__init__()
         self.register_buffer("kernel", low_pass_kernel(max_len, cutoff), persistent=False)  # rebuilt from hparams
         self.sqrt_beta = nn.Parameter(torch.randn(d_model))
+        self.causal = causal
 
     def forward(self, h: torch.Tensor, keep: torch.Tensor | None, last_only: bool = False) -> torch.Tensor:
         """``h`` [B, L, D]; ``keep`` [B, L] True at real items (None: no padding); ``last_only``:
@@ -77,7 +83,10 @@ class CausalLowPass(nn.Module):
             h = h * keep[..., None]
         t = torch.arange(h.shape[1], device=h.device)
         lag = t[:, None] - t[None, :]
-        weights = torch.where(lag >= 0, self.kernel[lag.clamp(min=0)], 0.0).to(h.dtype)  # [L, L], lower triangular
+        if self.causal:
+            weights = torch.where(lag >= 0, self.kernel[lag.clamp(min=0)], 0.0).to(h.dtype)  # [L, L], lower triangular
+        else:
+            weights = self.kernel[lag.abs()].to(h.dtype)  # [L, L], symmetric
         if last_only:
             weights, h_q = weights[-1:], h[:, -1:]
         else:
@@ -101,7 +110,7 @@ def init_weights(m: nn.Module) -> None:
 
 class Block(nn.Module):
     """Pre-LN transformer block: x + attn(LN(x)); x + mlp(LN(x)). The feed-forward width is
-    ``ffn_mult * d_model``. With a ``low_pass`` (:class:`CausalLowPass`) the first branch is
+    ``ffn_mult * d_model``. With a ``low_pass`` (:class:`LowPass`) the first branch is
     ``(1 - filter_alpha) * attn(LN(x)) + filter_alpha * low_pass(LN(x))`` (BSARec's mix)."""
 
     def __init__(
@@ -111,7 +120,7 @@ class Block(nn.Module):
         dropout: float,
         ffn_mult: int = 4,
         activation: str = "gelu",
-        low_pass: CausalLowPass | None = None,
+        low_pass: LowPass | None = None,
         filter_alpha: float = 0.0,
     ) -> None:
         super().__init__()
@@ -195,7 +204,7 @@ class SequenceEncoder(nn.Module):
         attributes: item attribute fields ``{field: (vocabulary size, width)}`` (see
             :class:`journeyrec.models.attributes.ItemEmbedding`).
         id_dropout: training-time probability of hiding an item's id embedding.
-        mixer: ``attention`` or ``bsa`` (attention mixed with :class:`CausalLowPass`, weight
+        mixer: ``attention`` or ``bsa`` (attention mixed with :class:`LowPass`, weight
             ``filter_alpha``, keeping the ``filter_cutoff`` lowest frequencies).
     """
 
@@ -222,8 +231,6 @@ class SequenceEncoder(nn.Module):
         super().__init__()
         if mixer not in MIXERS:
             raise ValueError(f"mixer must be one of {list(MIXERS)}, got {mixer!r}")
-        if mixer == "bsa" and not causal:
-            raise ValueError("mixer=bsa is causal (each position filters its past); use mixer=attention for this model")
         if mixer == "bsa" and not 0.0 <= filter_alpha <= 1.0:
             raise ValueError(f"filter_alpha must be in [0, 1], got {filter_alpha}")
         if activation not in ACTIVATIONS:
@@ -253,7 +260,7 @@ class SequenceEncoder(nn.Module):
                     dropout,
                     ffn_mult,
                     activation,
-                    CausalLowPass(d_model, max_len, filter_cutoff) if mixer == "bsa" else None,
+                    LowPass(d_model, max_len, filter_cutoff, causal) if mixer == "bsa" else None,
                     filter_alpha,
                 )
                 for _ in range(n_blocks)

@@ -1,6 +1,8 @@
 """SASRec (Kang & McAuley, 2018): causal self-attention over the item sequence, scores by dot
 product with the tied item table (id + optional attribute embeddings). Trained by next-item
-prediction at every position."""
+prediction at every position; with ``causal=False`` every position reads the whole window and
+the model trains on the newest position of one window per target (``loss.targets=newest``), as
+BSARec and FMLP-Rec do."""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ __all__ = ["SASRec"]
 
 
 class SASRec(SequenceModel):
-    """Causal transformer recommender; ``hparams`` is everything needed to rebuild it."""
+    """Transformer recommender, causal unless ``causal=False``; ``hparams`` is everything needed
+    to rebuild it."""
 
     name = "sasrec"
 
@@ -39,8 +42,10 @@ class SASRec(SequenceModel):
         mixer: str = "attention",
         filter_alpha: float = 0.7,
         filter_cutoff: int = 3,
+        causal: bool = True,
     ) -> None:
         super().__init__(self._hparams(locals()))
+        self.causal = causal
         self.encoder = SequenceEncoder(
             n_items,
             d_model,
@@ -48,7 +53,7 @@ class SASRec(SequenceModel):
             n_heads,
             max_len,
             dropout,
-            causal=True,
+            causal=causal,
             features=features,
             attributes=attributes,
             id_dropout=id_dropout,

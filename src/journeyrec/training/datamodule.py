@@ -18,7 +18,9 @@ class SequenceDataModule(pl.LightningDataModule):
     """Serves training windows (shuffled, seeded) and validation cases (the test split is
     evaluated once, after training, by ``journeyrec.evaluation.ranking.evaluate``).
 
-    ``features`` are the per-position inputs the model reads (event_type, channel, time_gap).
+    ``features`` are the per-position inputs the model reads (event_type, channel, time_gap);
+    ``newest_targets``: one training window per target (``loss.targets=newest``, see
+    :class:`TrainWindows`).
 
     Data-parallel runs (``trainer=ddp``): ``batch_size`` is the global batch and each process
     gets its slice of every global batch (:class:`EpochBatchSampler`); validation cases are
@@ -41,6 +43,7 @@ class SequenceDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         seed: int = 42,
         bucket_by_length: bool = True,
+        newest_targets: bool = False,
     ) -> None:
         super().__init__()
         self.prepared = prepared
@@ -52,7 +55,7 @@ class SequenceDataModule(pl.LightningDataModule):
         self.seed = seed
         self.bucket_by_length = bucket_by_length
         seqs, split = prepared.sequences, prepared.split
-        self.train_set = TrainWindows(seqs, split.train_ends, max_len, self.features)
+        self.train_set = TrainWindows(seqs, split.train_ends, max_len, self.features, newest=newest_targets)
         self.valid_set = EvalWindows(seqs, split.valid, max_len, self.features)
         if len(self.train_set) == 0:
             raise ValueError("no user has at least 2 training events: nothing to train on (check the data and split)")

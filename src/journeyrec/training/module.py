@@ -32,6 +32,7 @@ from journeyrec.data.schema import EVENT_TYPES
 from journeyrec.evaluation.metrics import DEFAULT_KS, summarise
 from journeyrec.evaluation.ranking import rank_batch
 from journeyrec.models.base import SequenceModel
+from journeyrec.models.config import LOSS_TARGETS
 from journeyrec.models.losses import LossConfig, RecLoss
 from journeyrec.training.config import OptimConfig
 from journeyrec.training.optim import SparseDenseAdam
@@ -140,6 +141,29 @@ class RecModule(pl.LightningModule):
         )
         table = event_type_weight_table(cfg.event_type_weights)
         self.register_buffer("etype_weights", table if table is not None else torch.zeros(0), persistent=False)
+        if cfg.targets not in LOSS_TARGETS:
+            raise ValueError(
+                f"loss.targets={cfg.targets!r}; allowed: every (a target at every position of one window "
+                "per user), newest (one window per target, its newest position)"
+            )
+        if cfg.targets == "newest" and hasattr(model, "training_view"):
+            raise ValueError("loss.targets=newest is for next-item models; bert4rec chooses its own masked targets")
+        if model.hparams.get("causal") is False and cfg.targets != "newest":
+            raise ValueError(
+                "model.causal=false lets every position read later items, so only the newest position "
+                "can be trained: set loss.targets=newest"
+            )
+        if cfg.targets == "newest" and cfg.recency_halflife is not None:
+            raise ValueError(
+                "loss.recency_halflife weighs each target by the targets after it in its window; with "
+                "loss.targets=newest a window has one target: set loss.recency_halflife=null"
+            )
+        if cfg.targets == "newest" and cfg.intent_weight > 0:
+            raise ValueError(
+                "loss.intent_weight > 0 trains the intent head at every position; loss.targets=newest "
+                "computes the newest one only: set loss.intent_weight=0 or loss.targets=every"
+            )
+        self.newest = cfg.targets == "newest"
         if cfg.recency_halflife is not None and cfg.recency_halflife <= 0:
             raise ValueError(f"loss.recency_halflife = {cfg.recency_halflife}: must be > 0 (or null for equal weights)")
         self.recency_halflife = cfg.recency_halflife
@@ -173,6 +197,9 @@ class RecModule(pl.LightningModule):
         # torch.compile of the model's forward for training only (evaluation and export use the
         # plain module). Kept out of the module tree so state_dict keys do not change.
         self.__dict__["_train_forward"] = torch.compile(model) if compile else model
+        # loss.targets=newest: one target per window, at its newest position, so the last block
+        # computes that position only (as for a session vector)
+        self.__dict__["_train_last"] = torch.compile(model.last_hidden) if compile else model.last_hidden
         self._eval: dict[str, list[dict[str, torch.Tensor]]] = {}
         self.last_ranks: dict[str, dict[str, np.ndarray]] = {}
 
@@ -206,8 +233,13 @@ class RecModule(pl.LightningModule):
             table = self.model.item_rows(ids)
         else:
             table = self.model.item_table() if hasattr(self.model, "item_table") else None
-        forward = self.__dict__["_train_forward"]
-        hidden = forward(items, feats, table=table) if table is not None else forward(items, feats)
+        forward = self.__dict__["_train_last" if self.newest else "_train_forward"]
+
+        def encode() -> torch.Tensor:
+            out = forward(items, feats, table=table) if table is not None else forward(items, feats)
+            return out[:, None] if self.newest else out  # newest: [B, 1, D], each window's one target
+
+        hidden = encode()
         vectors = self.model.item_vectors(table) if table is not None else self.model.item_vectors()
         # packing the target positions: with the host-computed ``target_index`` (TrainWindows;
         # valid when the view is the batch itself) it is an index_select of known size and the
@@ -229,7 +261,7 @@ class RecModule(pl.LightningModule):
         if self.recency_halflife is not None:
             recency = pack(recency_weights(targets, self.recency_halflife))
             weights = recency if weights is None else weights * recency
-        h = pack(hidden)
+        h = hidden[:, -1] if self.newest else pack(hidden)
         if self.temperature != 1.0:
             h = h / self.temperature
         seen = None
@@ -244,7 +276,7 @@ class RecModule(pl.LightningModule):
         if self.contrastive_weight > 0:
             # a second pass draws other dropout masks: the two views of a session attract each
             # other and repel the batch's other sessions (those with the same next item excluded)
-            h2 = forward(items, feats, table=table) if table is not None else forward(items, feats)
+            h2 = encode()
             cl = contrastive_loss(hidden[:, -1], h2[:, -1], targets[:, -1], self.contrastive_temperature)
             self.log("train/contrastive_loss", cl.detach(), on_step=False, on_epoch=True, batch_size=items.shape[0])
             loss = loss + self.contrastive_weight * cl

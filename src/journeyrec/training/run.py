@@ -261,6 +261,7 @@ def _datamodule(cfg: TrainConfig, data: PreparedData) -> SequenceDataModule:
         d.num_workers,
         cfg.seed,
         d.bucket_by_length,
+        newest_targets=cfg.loss.targets == "newest",
     )
 
 
