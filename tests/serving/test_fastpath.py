@@ -101,16 +101,18 @@ def test_responses_equal_the_reference_paths(demo_bundle):
     assert np.array_equal(fast.exposure, ref.exposure)
 
 
-def test_bsa_mixer_keeps_the_traced_unpadded_fast_path():
-    """The causal filter of ``mixer=bsa`` keeps prefix semantics, so serving's traced unpadded
-    path is accepted at load and gives the padded window's session vector at every length."""
+@pytest.mark.parametrize("causal", [True, False])
+def test_bsa_mixer_keeps_the_traced_unpadded_fast_path(causal):
+    """The filter of ``mixer=bsa`` reads padding as zeros, causal or over the whole window
+    (``causal=False``), so serving's traced unpadded path is accepted at load and gives the padded
+    window's session vector at every length."""
     import torch
 
     from journeyrec.models.sasrec import SASRec
     from journeyrec.serving.encoder import SessionEncoder
 
     torch.manual_seed(0)
-    model = SASRec(40, d_model=16, n_blocks=2, max_len=10, mixer="bsa", repeat_bias=True).eval()
+    model = SASRec(40, d_model=16, n_blocks=2, max_len=10, mixer="bsa", repeat_bias=True, causal=causal).eval()
     enc = SessionEncoder(model)
     assert isinstance(enc.unpadded, torch.jit.ScriptModule), "the fast path fell back"
     feats = torch.zeros(1, 1, 10, dtype=torch.int64)
