@@ -127,6 +127,7 @@ def collect(
         # runs written before the loss / optim groups kept those keys under model
         **{group: OmegaConf.to_container(cfg[group], resolve=True) for group in ("loss", "optim") if group in cfg},
         "trainer": {k: cfg.trainer[k] for k in ("max_epochs", "patience", "ema_decay", "refit_epochs")},
+        "batch_size": int(cfg.data.batch_size),  # users per step, or windows with loss.targets=newest
     }
 
 

@@ -41,7 +41,7 @@ def fake_run(tmp_path, with_before: bool = True):
             metrics[f"{split}/{name}"] = value / 2  # the nothing-excluded protocol: not the table's
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
     (tmp_path / "config.yaml").write_text(
-        "data:\n  path: ../shared/data/amazon/Beauty.txt\nmodel:\n  name: sasrec\n  mixer: bsa\n"
+        "data:\n  path: ../shared/data/amazon/Beauty.txt\n  batch_size: 768\nmodel:\n  name: sasrec\n  mixer: bsa\n"
         "loss:\n  name: softmax\n  recency_halflife: 10\n"
         "trainer:\n  max_epochs: 60\n  patience: 5\n  ema_decay: 0.99\n  refit_epochs: 5\n"
     )
@@ -70,6 +70,7 @@ def test_each_protocol_reads_its_own_keys_and_the_table_compares_with_the_anchor
     assert rec["nothing_excluded_ndcg@10"] == {"without_refit": 0.0580 / 2, "with_refit": 0.0650 / 2}
     assert rec["model"]["mixer"] == "bsa" and rec["trainer"]["refit_epochs"] == 5 and rec["wall_seconds"] == 450.0
     assert rec["loss"]["recency_halflife"] == 10 and "optim" not in rec  # the groups the run's config has
+    assert rec["batch_size"] == 768
     # issue 25's goals beside each protocol: 0.0580 is 9.7% short of 0.0642, 0.0650 3.3% short of 0.0672
     assert before["goal_ndcg@10"] == 0.0642 and before["vs_goal"] == pytest.approx(0.0580 / 0.0642 - 1)
     assert rec["with_refit"]["goal_ndcg@10"] == 0.0672 and rec["with_refit"]["vs_goal"] == pytest.approx(
