@@ -56,7 +56,7 @@ class SASRecConfig(ModelConfig):
     repeat_bias: bool = False
     # from_end (newest event = last position) | from_start (first item = 0) | relative (attention bias by distance)
     positions: str = "from_end"
-    mixer: str = "attention"  # attention | bsa (attention mixed with a causal low/high-pass filter, as in BSARec)
+    mixer: str = "attention"  # attention | bsa (attention mixed with BSARec's low/high-pass filter)
     filter_alpha: float = 0.7  # bsa: weight of the filter in the mix (1 - alpha: attention)
     filter_cutoff: int = 3  # bsa: lowest frequencies of a max_len window the low-pass keeps (BSARec's c // 2 + 1)
     # false: every position reads the whole window (attention and filter), needs loss.targets=newest
