@@ -107,6 +107,7 @@ def test_repeat_bias_needs_full_softmax_at_temperature_one():
         RecModule(model, LossConfig(name="softmax", temperature=0.5))
 
 
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")  # a step outside a Trainer
 @pytest.mark.parametrize("causal", [True, False])
 def test_newest_targets_step_is_the_full_forward_at_the_last_column(causal):
     """``loss.targets=newest``: the step encodes the newest position only, and its loss is the
