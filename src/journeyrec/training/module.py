@@ -195,11 +195,11 @@ class RecModule(pl.LightningModule):
             model.item_embedding.sparse_grad = True
         self.max_steps = int(max_steps)
         # torch.compile of the model's forward for training only (evaluation and export use the
-        # plain module). Kept out of the module tree so state_dict keys do not change.
-        self.__dict__["_train_forward"] = torch.compile(model) if compile else model
-        # loss.targets=newest: one target per window, at its newest position, so the last block
-        # computes that position only (as for a session vector)
-        self.__dict__["_train_last"] = torch.compile(model.last_hidden) if compile else model.last_hidden
+        # plain module). Kept out of the module tree so state_dict keys do not change. With
+        # loss.targets=newest each window's one target is its newest position, so the forward is
+        # the session vector's (the last block computes that position only)
+        forward = model.last_hidden if self.newest else model
+        self.__dict__["_train_forward"] = torch.compile(forward) if compile else forward
         self._eval: dict[str, list[dict[str, torch.Tensor]]] = {}
         self.last_ranks: dict[str, dict[str, np.ndarray]] = {}
 
@@ -233,7 +233,7 @@ class RecModule(pl.LightningModule):
             table = self.model.item_rows(ids)
         else:
             table = self.model.item_table() if hasattr(self.model, "item_table") else None
-        forward = self.__dict__["_train_last" if self.newest else "_train_forward"]
+        forward = self.__dict__["_train_forward"]
 
         def encode() -> torch.Tensor:
             out = forward(items, feats, table=table) if table is not None else forward(items, feats)
