@@ -51,6 +51,7 @@ __all__ = [
     "make_split",
     "gather_windows",
     "history_pairs",
+    "training_positions",
     "repeated_targets",
     "time_gap_buckets",
     "collapse_runs",
@@ -609,6 +610,14 @@ def gather_windows(
         else:
             raise ValueError(f"unknown sequence feature '{name}'; known: event_type, channel, time_gap")
     return out
+
+
+def training_positions(data: SequenceData, train_ends: np.ndarray) -> np.ndarray:
+    """Absolute CSR positions of every training event (the prefix of each user before ``train_ends``)."""
+    starts = data.offsets[:-1]
+    lens = np.maximum(np.asarray(train_ends, dtype=np.int64) - starts, 0)
+    within = np.arange(lens.sum(), dtype=np.int64) - np.repeat(np.cumsum(lens) - lens, lens)
+    return np.repeat(starts, lens) + within
 
 
 def history_pairs(data: SequenceData, users: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

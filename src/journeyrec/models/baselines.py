@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from journeyrec.data.sequences import SequenceData
+from journeyrec.data.sequences import SequenceData, training_positions
+from journeyrec.models.transitions import Transitions
 
 __all__ = [
     "BASELINES",
@@ -44,14 +45,6 @@ __all__ = [
 ]
 
 DAY_MS = 86_400_000
-
-
-def training_positions(data: SequenceData, train_ends: np.ndarray) -> np.ndarray:
-    """Absolute CSR positions of every training event (the prefix of each user before ``train_ends``)."""
-    starts = data.offsets[:-1]
-    lens = np.maximum(np.asarray(train_ends, dtype=np.int64) - starts, 0)
-    within = np.arange(lens.sum(), dtype=np.int64) - np.repeat(np.cumsum(lens) - lens, lens)
-    return np.repeat(starts, lens) + within
 
 
 def training_counts(data: SequenceData, train_ends: np.ndarray, positions: np.ndarray | None = None) -> np.ndarray:
@@ -169,28 +162,19 @@ class RecentPopularity(_CountScores):
 class CoOccurrence(Baseline):
     """Item-to-item co-occurrence: "people who had X next had Y".
 
-    Fitting counts, over training prefixes, every ordered pair (i, j) where j follows i within
-    ``window`` positions of the same user. A session is scored by the co-occurrence rows of its
-    last ``history`` items, weighted ``history, ..., 1`` from the most recent back; items with
-    equal co-occurrence (typically zero) are ordered by popularity.
+    The counts of :class:`~journeyrec.models.transitions.Transitions` alone: every ordered pair
+    (i, j) of the training prefixes where j follows i within ``window`` positions of the same
+    user; a session is scored by the rows of its last ``history`` items, weighted ``history, ..., 1``
+    from the most recent back; items with equal co-occurrence (typically zero) are ordered by
+    popularity.
     """
 
     name = "cooccurrence"
 
-    def __init__(
-        self,
-        n_items: int,
-        indptr: np.ndarray,
-        indices: np.ndarray,
-        values: np.ndarray,
-        popularity: np.ndarray,
-        window: int,
-        history: int,
-        seed: int = 0,
-        **hparams: Any,
-    ) -> None:
-        super().__init__(n_items, max_len=history, window=window, history=history, seed=seed, **hparams)
-        self.indptr, self.indices, self.values = indptr, indices, values
+    def __init__(self, transitions: Transitions, popularity: np.ndarray, seed: int = 0, **hparams: Any) -> None:
+        t = transitions
+        super().__init__(t.n_items, max_len=t.history, window=t.window, history=t.history, seed=seed, **hparams)
+        self.transitions = t
         self.popularity = popularity  # distinct scores 1..N, float64 [N + 1]
 
     @classmethod
@@ -199,50 +183,14 @@ class CoOccurrence(Baseline):
     ) -> CoOccurrence:
         if window < 1 or history < 1:
             raise ValueError(f"cooccurrence needs window >= 1 and history >= 1; got window={window}, history={history}")
-        n = data.n_items
+        t = Transitions.fit(data, train_ends, window=window, history=history)
         pos = training_positions(data, train_ends)
-        ends = np.asarray(train_ends, dtype=np.int64)
-        user_end = np.repeat(ends, np.maximum(ends - data.offsets[:-1], 0))
-        src, dst = [], []
-        for d in range(1, window + 1):
-            ok = pos + d < user_end
-            src.append(data.items[pos[ok]])
-            dst.append(data.items[pos[ok] + d])
-        src_a = np.concatenate(src).astype(np.int64)
-        dst_a = np.concatenate(dst).astype(np.int64)
-        keys, counts = np.unique(src_a * (n + 1) + dst_a, return_counts=True)
-        rows, cols = keys // (n + 1), keys % (n + 1)
-        indptr = np.zeros(n + 2, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=n + 1), out=indptr[1:])
         pop = _popularity_scores(training_counts(data, train_ends, pos), seed)
-        return cls(
-            n,
-            indptr,
-            cols.astype(np.int64),
-            counts.astype(np.float64),
-            pop,
-            int(window),
-            int(history),
-            seed,
-            pairs=int(len(keys)),
-            train_events=int(len(pos)),
-        )
+        return cls(t, pop, seed, pairs=t.pairs, train_events=int(len(pos)))
 
     def cooccurrence_scores(self, items: np.ndarray) -> np.ndarray:
         """Weighted co-occurrence counts [B, N + 1] of the last ``history`` items of each row."""
-        b = items.shape[0]
-        last = items[:, -self.max_len :]
-        weights = np.arange(1, last.shape[1] + 1, dtype=np.float64)[None, :].repeat(b, axis=0)
-        rows = np.arange(b)[:, None].repeat(last.shape[1], axis=1)
-        real = last > 0
-        x, w, r = last[real], weights[real], rows[real]
-        lo, hi = self.indptr[x], self.indptr[x + 1]
-        lens = hi - lo
-        flat = np.repeat(lo - (np.cumsum(lens) - lens), lens) + np.arange(lens.sum())
-        n1 = self.n_items + 1
-        idx = np.repeat(r, lens) * n1 + self.indices[flat]
-        out = np.bincount(idx, weights=np.repeat(w, lens) * self.values[flat], minlength=b * n1)
-        return out.reshape(b, n1)
+        return self.transitions.counts(items)
 
     def scores(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         co = self.cooccurrence_scores(items.cpu().numpy())
