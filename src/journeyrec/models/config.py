@@ -23,6 +23,7 @@ __all__ = [
     "TwoTowerConfig",
     "MODEL_CONFIGS",
     "LOSS_TARGETS",
+    "TransitionsConfig",
 ]
 
 # loss.targets: which positions are trained (see LossConfig.targets)
@@ -121,3 +122,22 @@ class LossConfig:
     intent_weight: float = 0.0  # > 0: train a purchase-intent head jointly with this weight (causal models)
     contrastive_weight: float = 0.0  # > 0: InfoNCE between two dropout views of each session (extra forward pass)
     contrastive_temperature: float = 0.2
+
+
+@dataclass
+class TransitionsConfig:
+    """Item-to-item transition counts added to the trained model's logits
+    (:mod:`journeyrec.models.transitions`): ``weight * log(1 + count)`` of the items that followed
+    the session's last ``history`` items within ``window`` positions in the training prefixes."""
+
+    # blend weights tried on the validation split after the fit; the best by trainer.monitor is kept
+    # (0, the model alone, is always tried). Empty: off
+    weights: List[float] = field(default_factory=list)
+    window: int = 3
+    history: int = 3
+
+    def __post_init__(self) -> None:
+        if any(w < 0 for w in self.weights):
+            raise ValueError(f"transitions.weights={list(self.weights)}: weights must be >= 0 (0 = the model alone)")
+        if self.window < 1 or self.history < 1:
+            raise ValueError(f"transitions.window={self.window}, transitions.history={self.history}: both must be >= 1")

@@ -16,7 +16,7 @@ from journeyrec.bundle.settings import ExportConfig
 from journeyrec.data.config import DataConfig
 from journeyrec.errors import ConfigError
 from journeyrec.evaluation.config import EvalConfig
-from journeyrec.models.config import MODEL_CONFIGS, LossConfig, ModelConfig
+from journeyrec.models.config import MODEL_CONFIGS, LossConfig, ModelConfig, TransitionsConfig
 from journeyrec.tracking import LoggerConfig
 from journeyrec.typed import to_typed
 
@@ -96,6 +96,7 @@ class TrainConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    transitions: TransitionsConfig = field(default_factory=TransitionsConfig)
     seed: int = 42
     ckpt_path: Optional[str] = None  # "last" resumes from the run directory's last checkpoint
     output_dir: Optional[str] = None  # None: Hydra's run directory

@@ -19,6 +19,7 @@ from journeyrec.models.abandonment import AbandonmentModel
 from journeyrec.models.base import SequenceModel
 from journeyrec.models.protocol import EmbeddingModel
 from journeyrec.tracking import mlflow_client
+from journeyrec.training.blend import WEIGHT_METRIC, blend_transitions
 from journeyrec.training.config import BEFORE_REFIT, ExportJobConfig, TrainConfig, train_config
 from journeyrec.typed import as_dict
 
@@ -121,7 +122,11 @@ def export_run(cfg: ExportJobConfig) -> Path:
     out = Path(cfg.out) if cfg.out else run / "bundle"
     resolved = as_dict(dataclasses.replace(train_cfg, export=cfg.export))
     abandonment = fit_abandonment(dataclasses.replace(train_cfg, export=cfg.export), model, prepared)
-    export_bundle(out, model, prepared, resolved, metrics, cfg.export, abandonment)
+    transitions = None
+    if metrics.get(WEIGHT_METRIC):  # the weight the run chose on validation; counts of the checkpoint's prefixes
+        refit = ckpt.name == REFIT_CHECKPOINT
+        transitions, _ = blend_transitions(train_cfg, prepared, prepared, model, metrics[WEIGHT_METRIC], refit)
+    export_bundle(out, model, prepared, resolved, metrics, cfg.export, abandonment, transitions)
     run_id_file = run / "mlflow_run_id"
     if cfg.log_mlflow and run_id_file.is_file():
         version = read_manifest(out, verify=False)["bundle_version"]

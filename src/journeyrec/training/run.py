@@ -58,6 +58,8 @@ from journeyrec.models import build_model
 from journeyrec.models.base import SequenceModel
 from journeyrec.models.baselines import BASELINES
 from journeyrec.models.intent import SessionLogit, intent_labels
+from journeyrec.models.protocol import RankingModel, has_purchase_intent
+from journeyrec.models.transitions import TransitionBlend
 from journeyrec.tracking import (
     experiment_id,
     experiment_name_for,
@@ -69,6 +71,7 @@ from journeyrec.tracking import (
     sweep_parent,
     tracking_uri,
 )
+from journeyrec.training.blend import blend_transitions
 from journeyrec.training.callbacks import (
     EpochCurve,
     EpochProgressBar,
@@ -455,7 +458,7 @@ def test_segments(cfg: TrainConfig, prepared: Prepared) -> dict[str, dict[str, n
 def evaluate_stage(
     cfg: TrainConfig,
     prepared: Prepared,
-    model: SequenceModel,
+    model: RankingModel,
     split: str,
     segments: Mapping[str, Mapping[str, np.ndarray]] | None = None,
 ) -> SystemEvaluation:
@@ -467,7 +470,7 @@ def evaluate_stage(
     result = evaluate_system(
         model, data, cfg.eval, stats, segments, splits=(split,), batch_size=cfg.data.eval_batch_size
     )
-    if hasattr(model, "purchase_intent"):
+    if has_purchase_intent(model):
         train = prepared.train_data
         baseline = SessionLogit.from_training(train.sequences, train.split.train_ends)
         result.metrics.update(evaluate_intent(model, data.sequences, data.split, split, baseline=baseline))
@@ -610,25 +613,32 @@ def train(cfg: Any) -> TrainResult:
 
     model = built.module.model.cpu().eval()
     segments = test_segments(cfg, prepared)
-    evaluation = evaluate_stage(cfg, prepared, model, "valid", segments)
+    transitions, blend_metrics = blend_transitions(cfg, prepared.train_data, prepared.data, model)
+    scorer = TransitionBlend(model, transitions) if transitions else model
+    evaluation = evaluate_stage(cfg, prepared, scorer, "valid", segments)
     refit_seconds = None
     before_refit: dict[str, float] = {}
     if cfg.trainer.refit_epochs and fitted.best_path:
         # the picked epoch's test figures, i.e. those of the same command with trainer.refit_epochs=0
         # (same seed, same fit): one run gives the figures with and without training on validation targets
-        before = evaluate_stage(cfg, prepared, model, "test", segments).metrics
+        before = evaluate_stage(cfg, prepared, scorer, "test", segments).metrics
         before_refit = {k.replace("test", BEFORE_REFIT, 1): v for k, v in before.items() if k.startswith("test")}
         refit_seconds = refit_stage(cfg, prepared, built, fitted)
         model = built.module.model.cpu().eval()
         log.info("refit %d epochs on the validation targets in %.1fs", cfg.trainer.refit_epochs, refit_seconds)
+        if transitions:
+            transitions = blend_transitions(
+                cfg, prepared.train_data, prepared.data, model, transitions.weight, refit=True
+            )[0]
+        scorer = TransitionBlend(model, transitions) if transitions else model
     elif cfg.trainer.refit_epochs:
         log.warning(
             "trainer.refit_epochs=%d: no best checkpoint to refit from (validation never ran); "
             "the test figures are those of the last epoch, without a refit",
             cfg.trainer.refit_epochs,
         )
-    evaluation.merge(evaluate_stage(cfg, prepared, model, "test", segments))
-    metrics: dict[str, float] = {**evaluation.metrics, **before_refit}
+    evaluation.merge(evaluate_stage(cfg, prepared, scorer, "test", segments))
+    metrics: dict[str, float] = {**evaluation.metrics, **before_refit, **blend_metrics}
     if prepared.hidden is not None:
         metrics.update(
             evaluate_cold(
@@ -652,6 +662,7 @@ def train(cfg: Any) -> TrainResult:
             metrics,
             cfg.export,
             fit_abandonment(cfg, model, prepared.data),
+            transitions,
         )
     atomic_write_json(out / "metrics.json", metrics)
     run_id = _log_run(cfg, out, prepared, fitted, metrics, bundle) if fitted.logger is not None else None
