@@ -16,6 +16,8 @@ Layout (``FORMAT_VERSION`` 2)::
       metrics.json         the metrics of the run that produced the bundle
       abandonment.json     optional: the cart-abandonment model (journeyrec.models.abandonment), JSON
                            (LightGBM's text format or coefficients inside); checksummed like every file
+      transitions.npz      optional: item-to-item transition counts and the weight they are added to the
+                           model's logits with (journeyrec.models.transitions); manifest "transitions"
 
 Version history: 1 = weights, vectors, index, catalogue; 2 adds rule statistics and index
 quality. Serving reads only version 2 and refuses others with the command that re-exports.
@@ -49,7 +51,8 @@ from journeyrec.errors import JourneyrecError
 from journeyrec.io import atomic_dir
 from journeyrec.models import MODELS
 from journeyrec.models.abandonment import AbandonmentModel
-from journeyrec.models.protocol import EmbeddingModel
+from journeyrec.models.protocol import EmbeddingModel, RankingModel
+from journeyrec.models.transitions import TRANSITIONS_FILE, TransitionBlend, Transitions
 
 __all__ = [
     "FORMAT_NAME",
@@ -123,12 +126,14 @@ def write_bundle(
     query_source: str = "",
     target_recall: float = 0.95,
     abandonment: AbandonmentModel | None = None,
+    transitions: Transitions | None = None,
 ) -> Path:
     """Export ``model`` (a journeyrec embedding model) with its index, catalogue and statistics.
 
     ``queries`` are held-out session vectors for tuning and measuring the index; without them
     the vectors of 1,000 random items stand in (recorded as such in the manifest).
     ``abandonment``: the cart-abandonment model serving scores cart and checkout sessions with.
+    ``transitions``: item-to-item counts (and their weight) added to the model's logits.
     """
     if abandonment is not None and abandonment.kind == "head" and not hasattr(model, "purchase_intent"):
         raise BundleError("the abandonment model is the intent head, but the model has none")
@@ -139,6 +144,8 @@ def write_bundle(
         vectors = model.item_vectors().detach().float().cpu().numpy()
     if catalog.num_rows != vectors.shape[0] - 1:
         raise BundleError(f"catalogue has {catalog.num_rows} rows but the model has {vectors.shape[0] - 1} items")
+    if transitions is not None and transitions.n_items != catalog.num_rows:
+        raise BundleError(f"transitions cover {transitions.n_items} items but the catalogue has {catalog.num_rows}")
     stats = stats if stats is not None else RuleStats.empty(catalog)
     if stats.n_items != catalog.num_rows:
         raise BundleError(f"rule statistics cover {stats.n_items} items but the catalogue has {catalog.num_rows}")
@@ -158,6 +165,8 @@ def write_bundle(
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True, default=float))
         if abandonment is not None:
             (tmp / ABANDONMENT).write_text(json.dumps(abandonment.to_dict(), sort_keys=True))
+        if transitions is not None:
+            transitions.save(tmp)
         files = {
             p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size} for p in sorted(tmp.iterdir()) if p.is_file()
         }
@@ -185,6 +194,7 @@ def write_bundle(
                 "data_end_ms": stats.data_end_ms,
             },
             "n_items": int(vectors.shape[0] - 1),
+            "transitions": None if transitions is None else transitions.info(),
             "abandonment": None
             if abandonment is None
             else {"kind": abandonment.kind, "validation_auc": abandonment.info.get("validation_auc")},
@@ -202,10 +212,11 @@ def export_bundle(
     metrics: Mapping[str, Any],
     export_cfg: ExportConfig | None = None,
     abandonment: AbandonmentModel | None = None,
+    transitions: Transitions | None = None,
 ) -> Path:
     """Bundle a trained model with statistics learned from ``prepared`` (a PreparedData) and an
     index tuned on validation session vectors (never the test split); ``abandonment``: a fitted
-    cart-abandonment model to ship with it."""
+    cart-abandonment model to ship with it; ``transitions``: the blend's counts and weight."""
     cfg = export_cfg or ExportConfig()
     seqs = prepared.sequences
     stats = learn_stats(seqs, cfg.stats)
@@ -222,6 +233,7 @@ def export_bundle(
         query_source="validation session vectors",
         target_recall=cfg.target_recall,
         abandonment=abandonment,
+        transitions=transitions,
     )
 
 
@@ -278,6 +290,12 @@ class Bundle:
     stats: RuleStats
     config: dict[str, Any]  # the resolved training configuration
     abandonment: AbandonmentModel | None = None  # the cart-abandonment model, if the bundle ships one
+    transitions: Transitions | None = None  # item-to-item counts added to the model's logits, if any
+
+    @property
+    def ranking_model(self) -> RankingModel:
+        """What the bundle ranks with: the model, with the transition blend when it ships one."""
+        return self.model if self.transitions is None else TransitionBlend(self.model, self.transitions)
 
     @property
     def item_ids(self) -> np.ndarray:
@@ -340,6 +358,18 @@ def read_bundle(directory: str | Path, verify: bool = True) -> Bundle:
         abandonment = _read(
             d, ABANDONMENT, lambda: AbandonmentModel.from_dict(json.loads((d / ABANDONMENT).read_text()))
         )
+    transitions = None
+    if TRANSITIONS_FILE in manifest.get("files", {}):
+        transitions = _read(d, TRANSITIONS_FILE, lambda: Transitions.load(d))
     return Bundle(
-        d, manifest, model, index, vectors, catalog, stats, config if isinstance(config, dict) else {}, abandonment
+        d,
+        manifest,
+        model,
+        index,
+        vectors,
+        catalog,
+        stats,
+        config if isinstance(config, dict) else {},
+        abandonment,
+        transitions,
     )

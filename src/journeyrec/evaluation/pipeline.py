@@ -276,7 +276,7 @@ def run_evaluation(cfg: EvaluateConfig) -> EvaluationOutput:
         log.info("evaluated %s in %.1fs: %s %s", name, time.perf_counter() - t, headline, fmt_ci(ev.metrics, headline))
         return ev
 
-    systems: list[SystemEvaluation] = [evaluated(bundle.model, model_name)]
+    systems: list[SystemEvaluation] = [evaluated(bundle.ranking_model, model_name)]
     fitted = {}
     for name in ecfg.baselines:
         fitted[name] = BASELINES[name].fit(seqs, prepared.split.train_ends, **baseline_params(cfg, name))

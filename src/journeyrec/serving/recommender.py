@@ -57,6 +57,7 @@ from journeyrec.bundle.format import Bundle, read_bundle
 from journeyrec.bundle.stats import RuleStats
 from journeyrec.data.schema import CHANNEL_CODE, EVENT_CODE
 from journeyrec.models.protocol import EmbeddingModel
+from journeyrec.models.transitions import Transitions
 from journeyrec.serving.abandonment import CartRisk
 from journeyrec.serving.catalog import Catalog, FilterError
 from journeyrec.serving.encoder import SessionEncoder
@@ -99,6 +100,7 @@ class Recommender:
         dedup_consecutive: bool = False,
         segment_rules: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
         segments: SegmentsConfig | None = None,
+        transitions: Transitions | None = None,
     ) -> None:
         self.train_config: dict[str, Any] = {}  # the bundle's training configuration (set by load)
         self.bundle_dir = bundle_dir
@@ -106,6 +108,7 @@ class Recommender:
         self.bundle_version = str(manifest.get("bundle_version", ""))
         self.model = model
         self.index = index
+        self.transitions = transitions  # counts added to the model's scores (the bundle's blend), if any
         self.encoder = SessionEncoder(model, dedup_consecutive=dedup_consecutive, trace=trace)
         self.cart_risk = CartRisk(None, self.encoder.has_intent)  # from_bundle sets the bundle's abandonment model
         self.rules = rules or RulesConfig()
@@ -257,6 +260,7 @@ class Recommender:
             dedup,
             segment_rules,
             segments,
+            bundle.transitions,
         )
         rec.train_config = bundle.config
         rec.cart_risk = CartRisk(bundle.abandonment, rec.encoder.has_intent)
@@ -397,6 +401,13 @@ class Recommender:
             warnings.append(f"only {n_eligible} item(s) satisfy the filters and rules (k = {k})")
         pool_n = max(rules.overfetch * k, k + 20)
         ids, scores = self.retriever.search(query, pool_n, eligible, n_eligible, rules.prefilter_below)
+        # the bundle's transition blend: the items that followed the session's last items, with
+        # their bonus. The bonus is >= 0 and 0 elsewhere, so the index's best by dot product plus
+        # these hold the best of the blend
+        blend_ids, blend_bonus = self._transition_bonus(items[known], etypes[known], chans[known], ts[known], eligible)
+        if len(blend_ids):
+            ids = first_occurrences(np.concatenate([ids, blend_ids]))
+            scores = self.vectors[ids] @ query + self._lookup(ids, blend_ids, blend_bonus)
         n_retrieved = len(ids)
         lo, hi = (float(scores.min()), float(scores.max())) if n_retrieved else (0.0, 1.0)
 
@@ -405,7 +416,7 @@ class Recommender:
         extra = np.concatenate([comp_ids, due]).astype(np.int64)
         if len(extra):
             cand = first_occurrences(np.concatenate([ids, extra]))
-            scores = self.vectors[cand] @ query
+            scores = self.vectors[cand] @ query + self._lookup(cand, blend_ids, blend_bonus)
         else:
             cand = ids
         rel = np.clip((scores - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.ones(len(cand), np.float32)
@@ -451,13 +462,33 @@ class Recommender:
         self.exposure[chosen] += 1
         # report in the model's score units: the model score plus rule bonuses x the pool's score range
         reported = lo + chosen_scores * (hi - lo) if hi > lo else lo + chosen_scores - 1.0
-        model_scores = (self.vectors[chosen] @ query).tolist()
+        model_scores = (self.vectors[chosen] @ query + self._lookup(chosen, blend_ids, blend_bonus)).tolist()
         is_new = self.is_new
         out = [
             Recommendation(ext[i], s, r or "", m, bool(is_new[i]))
             for i, s, r, m in zip(chosen.tolist(), reported.tolist(), reasons, model_scores)
         ]
         return RecommendResult(out, warnings, personalised=True, intent=intent, bundle_version=self.bundle_version)
+
+    def _transition_bonus(
+        self, items: np.ndarray, etypes: np.ndarray, chans: np.ndarray, ts: np.ndarray, eligible: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Eligible items the bundle's transition counts lift after this session (the window the
+        model reads: consecutive repeats collapsed when the bundle does), and their bonus."""
+        if self.transitions is None or not len(items):
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        window = self.encoder.window(items, etypes, chans, ts, pad=False)[0][0].numpy()
+        ids, bonus = self.transitions.neighbours(window)
+        keep = eligible[ids]
+        return ids[keep], bonus[keep]
+
+    @staticmethod
+    def _lookup(cand: np.ndarray, ids: np.ndarray, bonus: np.ndarray) -> np.ndarray | float:
+        """The bonus of each of ``cand`` (0 for items not in ``ids``, which is sorted)."""
+        if not len(ids):
+            return 0.0
+        at = np.minimum(np.searchsorted(ids, cand), len(ids) - 1)
+        return np.where(ids[at] == cand, bonus[at], 0.0).astype(np.float32)
 
     def _similar_reasons(self, chosen: np.ndarray, reasons: list[str | None], session: np.ndarray) -> None:
         missing = [j for j, r in enumerate(reasons) if r is None]
