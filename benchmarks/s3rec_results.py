@@ -13,8 +13,17 @@ run's picked-epoch checkpoint is exported as its bundle without the refit
 without the refit: the others trained on the validation targets) and on test, once per m and
 protocol, with the paired difference to the first run alone.
 
+``blend`` adds the transition blend (:mod:`journeyrec.models.transitions`) to one such finished run,
+as ``transitions.weights=[...]`` on its command would have: the blend's weight is chosen on
+validation with the picked epoch's weights (:func:`journeyrec.training.blend.blend_transitions`),
+the counts of the training prefixes go with the picked epoch's bundle and those with the validation
+targets added with the refitted one; both bundles are scored on test once, with the paired
+difference to the same weights without the blend (the run's own bundles). The fit is the run's:
+the blend changes nothing before the weights are picked.
+
   python -m benchmarks.s3rec_results collect RUN_DIR --command "..." --wall-seconds S --load "..." --out FILE
   python -m benchmarks.s3rec_results ensemble RUN_DIR RUN_DIR ... --cpu-seconds S S ... --out FILE
+  python -m benchmarks.s3rec_results blend RUN_DIR --weights 0.5 1 2 4 --out FILE
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from benchmarks.harness import command_line, git_commit
 from journeyrec.io import atomic_write_json
 from journeyrec.training.config import BEFORE_REFIT
 
-__all__ = ["ANCHORS", "GOALS", "collect", "ensemble", "protocol_figures", "published", "with_goal"]
+__all__ = ["ANCHORS", "GOALS", "blend", "collect", "ensemble", "protocol_figures", "published", "with_goal"]
 
 ROOT = Path(__file__).resolve().parents[1]
 MACHINE = "2-core AMD EPYC VM, no GPU, shared with other engineers' jobs"
@@ -225,6 +234,74 @@ def ensemble(
     }
 
 
+def blend(
+    run: Path, weights: Sequence[float], work: Path, command: str = "", window: int = 3, history: int = 3
+) -> dict[str, Any]:
+    """The result record of ``run`` with the transition blend (see the module docstring)."""
+    import dataclasses
+    import time
+
+    from journeyrec.bundle.format import export_bundle
+    from journeyrec.evaluation.statistics import paired_comparison
+    from journeyrec.models.config import TransitionsConfig
+    from journeyrec.training.blend import blend_transitions
+    from journeyrec.training.export_run import REFIT_CHECKPOINT, load_run_model
+    from journeyrec.typed import as_dict
+
+    t0 = time.perf_counter()
+    alone = _member_bundles(run)
+    best, cfg, data = load_run_model(run, "best")
+    if cfg.eval.cold_items:
+        raise ValueError(f"{run}: eval.cold_items={cfg.eval.cold_items} hides items from training; blend needs 0")
+    cfg = dataclasses.replace(cfg, transitions=TransitionsConfig(weights=list(weights), window=window, history=history))
+    t_best, choice = blend_transitions(cfg, data, data, best)
+    weight = choice["transitions/weight"]
+    models = {"without_refit": (best, t_best)}
+    if (run / "checkpoints" / REFIT_CHECKPOINT).is_file():  # a screening run on the shifted split has none
+        refit = load_run_model(run, "refit")[0]
+        models["with_refit"] = (
+            refit,
+            blend_transitions(cfg, data, data, refit, weight, refit=True)[0] if weight else None,
+        )
+    stem = Path(str(cfg.data.path)).stem
+    record: dict[str, Any] = {
+        "name": f"blend_{run.name}",
+        "file": stem,
+        "run": str(run),
+        "command": command,
+        "machine": MACHINE,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": git_commit()[0],
+        "protocol": "full ranking; leave-one-out; the user's earlier items excluded (seen excluded); 95% "
+        "bootstrap intervals (1000 resamples); gain: paired difference to the run's weights without the blend "
+        "(10,000 resamples); the weight chosen on validation before the refit, kept after it",
+        "published": published(stem),
+        "transitions": {"window": window, "history": history, "weights_tried": sorted({0.0, *map(float, weights)})},
+        "weight": weight,
+        "valid_seen_excluded_ndcg@10_by_weight": {
+            k.rsplit("@w=", 1)[1]: v for k, v in choice.items() if "@w=" in k and "seen_excluded" in k
+        },
+    }
+    for protocol, (model, t) in models.items():
+        bundle = work / protocol
+        export_bundle(bundle, model, data, as_dict(cfg), choice, cfg.export, None, t)
+        figures, per_case = _score(bundle, run / "prepared", "test", work / f"eval_{protocol}")
+        base, base_case = _score(alone[protocol], run / "prepared", "test", work / f"eval_alone_{protocol}")
+        d = paired_comparison("ndcg@10", base_case, per_case)
+        record[protocol] = with_goal(
+            {
+                **figures,
+                "without_blend_ndcg@10": base["ndcg@10"],
+                "gain_ndcg@10": d.diff,
+                "gain_ndcg@10_ci95": [d.ci_low, d.ci_high],
+            },
+            stem,
+            protocol,
+        )
+    record["seconds"] = round(time.perf_counter() - t0, 1)
+    return record
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     import argparse
 
@@ -247,7 +324,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     e.add_argument("--cpu-seconds", type=float, nargs="*", default=None, help="user + sys seconds of each run")
     e.add_argument("--work", type=Path, default=Path(".cache/s3rec_ensemble"), help="ensemble bundles, evaluations")
     e.add_argument("--out", type=Path, required=True)
+    b = sub.add_parser("blend")
+    b.add_argument("run_dir", type=Path, help="a finished s3rec run (refit on)")
+    b.add_argument("--weights", type=float, nargs="+", required=True, help="blend weights tried on validation")
+    b.add_argument("--work", type=Path, default=Path(".cache/s3rec_blend"), help="bundles, evaluations")
+    b.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
+    if args.action == "blend":
+        record = blend(
+            args.run_dir,
+            args.weights,
+            args.work / args.run_dir.name,
+            command_line(argv, module="benchmarks.s3rec_results"),
+        )
+        atomic_write_json(args.out, record)
+        print(json.dumps({k: v for k, v in record.items() if k in ("file", "weight", "without_refit", "with_refit")}))
+        return
     if args.action == "ensemble":
         command = command_line(argv, module="benchmarks.s3rec_results")
         try:
