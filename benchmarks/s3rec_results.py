@@ -17,8 +17,8 @@ protocol, with the paired difference to the first run alone.
 as ``transitions.weights=[...]`` on its command would have: the blend's weight is chosen on
 validation with the picked epoch's weights (:func:`journeyrec.training.blend.blend_transitions`),
 the counts of the training prefixes go with the picked epoch's bundle and those with the validation
-targets added with the refitted one; both bundles are scored on test once, with the paired
-difference to the same weights without the blend (the run's own bundles). The fit is the run's:
+targets added with the refitted one; each is scored on test once, beside the same weights without the
+counts (the run's own figures, scored again for the paired difference). The fit is the run's:
 the blend changes nothing before the weights are picked.
 
   python -m benchmarks.s3rec_results collect RUN_DIR --command "..." --wall-seconds S --load "..." --out FILE
@@ -249,7 +249,6 @@ def blend(
     from journeyrec.typed import as_dict
 
     t0 = time.perf_counter()
-    alone = _member_bundles(run)
     best, cfg, data = load_run_model(run, "best")
     if cfg.eval.cold_items:
         raise ValueError(f"{run}: eval.cold_items={cfg.eval.cold_items} hides items from training; blend needs 0")
@@ -258,7 +257,7 @@ def blend(
     weight = choice["transitions/weight"]
     models = {"without_refit": (best, t_best)}
     if (run / "checkpoints" / REFIT_CHECKPOINT).is_file():  # a screening run on the shifted split has none
-        refit = load_run_model(run, "refit")[0]
+        refit = load_run_model(run, str(run / "checkpoints" / REFIT_CHECKPOINT))[0]
         models["with_refit"] = (
             refit,
             blend_transitions(cfg, data, data, refit, weight, refit=True)[0] if weight else None,
@@ -283,10 +282,12 @@ def blend(
         },
     }
     for protocol, (model, t) in models.items():
-        bundle = work / protocol
-        export_bundle(bundle, model, data, as_dict(cfg), choice, cfg.export, None, t)
-        figures, per_case = _score(bundle, run / "prepared", "test", work / f"eval_{protocol}")
-        base, base_case = _score(alone[protocol], run / "prepared", "test", work / f"eval_alone_{protocol}")
+        scored = {}
+        for name, counts in (("blend", t), ("alone", None)):  # the same weights with and without the counts
+            bundle = work / f"{protocol}_{name}"
+            export_bundle(bundle, model, data, as_dict(cfg), choice, cfg.export, None, counts)
+            scored[name] = _score(bundle, run / "prepared", "test", work / f"eval_{protocol}_{name}")
+        (figures, per_case), (base, base_case) = scored["blend"], scored["alone"]
         d = paired_comparison("ndcg@10", base_case, per_case)
         record[protocol] = with_goal(
             {

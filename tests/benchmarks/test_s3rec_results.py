@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.s3rec_results import ANCHORS, collect, ensemble
+from benchmarks.s3rec_results import ANCHORS, blend, collect, ensemble
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -125,18 +125,24 @@ def test_a_run_without_the_refit_is_refused_by_name(tmp_path):
         collect(fake_run(tmp_path, with_before=False), "cmd", 1.0, "load", commit="abc")
 
 
-@pytest.mark.slow  # one real training run (with a refit) on a small file of the S3-Rec format
-def test_ensemble_of_a_run_with_itself_scores_as_the_run_and_reads_each_bundle(tmp_path):
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """One real training run of experiment=s3rec_best (with a refit and the transition blend) on a
+    small file of the S3-Rec format: journeys along one route through 60 items from random starts."""
     from journeyrec.api import train
 
+    tmp = tmp_path_factory.mktemp("s3rec_small")
     rng = np.random.default_rng(0)
-    lines = [" ".join(map(str, [u, *rng.integers(1, 60, size=rng.integers(4, 12))])) for u in range(1, 301)]
-    (tmp_path / "Small.txt").write_text("\n".join(lines) + "\n")
-    run = tmp_path / "run"
+    lines = [
+        " ".join(map(str, [u, *((s + i) % 60 + 1 for i in range(n))]))
+        for u, s, n in zip(range(1, 301), rng.integers(0, 60, 300), rng.integers(4, 12, 300))
+    ]
+    (tmp / "Small.txt").write_text("\n".join(lines) + "\n")
+    run = tmp / "run"
     train(
         [
             "experiment=s3rec_best",
-            f"data.path={tmp_path / 'Small.txt'}",
+            f"data.path={tmp / 'Small.txt'}",
             "model.attributes=[]",
             "model.d_model=16",
             "trainer.max_epochs=2",
@@ -147,6 +153,12 @@ def test_ensemble_of_a_run_with_itself_scores_as_the_run_and_reads_each_bundle(t
         ],
         output_dir=run,
     )
+    return run
+
+
+@pytest.mark.slow  # one real training run (with a refit) on a small file of the S3-Rec format
+def test_ensemble_of_a_run_with_itself_scores_as_the_run_and_reads_each_bundle(small_run, tmp_path):
+    run = small_run
     rec = ensemble([run, run], tmp_path / "work", cpu_seconds=[60.0, 60.0], command="cmd")
     metrics = json.loads((run / "metrics.json").read_text())
     rows = {(r["protocol"].replace(" ", "_"), r["members"]): r for r in rec["rows"]}
@@ -183,3 +195,27 @@ def test_the_page_shows_each_committed_ensemble_row(stem):
         lo, hi = row["test_ndcg@10_ci95"]
         assert f"| {row['protocol']} | {row['members']} |" in page
         assert f"{row['test_ndcg@10']:.4f} [{lo:.4f}, {hi:.4f}]" in page, (stem, row["protocol"], row["members"])
+
+
+@pytest.mark.slow  # the same small run, its blend added again afterwards
+def test_blend_of_a_finished_run_gives_what_the_run_itself_chose_and_scored(small_run, tmp_path):
+    """The run trained with experiment=s3rec_best, whose transitions.weights the blend command is
+    given again: the same weight on validation, the run's own test figures (before and after the
+    refit) with the blend, and its figures without it as the paired baseline."""
+    run = small_run
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["transitions/weight"] > 0  # the route's next stop is what the counts know
+    rec = blend(run, [0.5, 1, 2, 4], tmp_path / "work", command="cmd")
+    assert rec["weight"] == metrics["transitions/weight"]
+    assert rec["valid_seen_excluded_ndcg@10_by_weight"]["0"] < max(
+        rec["valid_seen_excluded_ndcg@10_by_weight"].values()
+    )
+    for protocol, key in (("without_refit", "test_before_refit"), ("with_refit", "test")):
+        figures = rec[protocol]
+        assert figures["ndcg@10"] == pytest.approx(metrics[f"{key}_seen_excluded/ndcg@10"])
+        assert figures["gain_ndcg@10"] == pytest.approx(figures["ndcg@10"] - figures["without_blend_ndcg@10"])
+        lo, hi = figures["gain_ndcg@10_ci95"]
+        assert lo <= figures["gain_ndcg@10"] <= hi
+    # without the blend: the weights alone, as the same run with transitions.weights=[] would score them
+    alone = json.loads((tmp_path / "work" / "eval_without_refit_alone" / "metrics.json").read_text())
+    assert alone["test_seen_excluded/ndcg@10"] == pytest.approx(rec["without_refit"]["without_blend_ndcg@10"])

@@ -134,3 +134,48 @@ def test_a_refit_run_reexports_its_refitted_weights_by_default_and_the_picked_ep
     stored = json.loads((picked / "metrics.json").read_text())
     assert stored["test_seen_excluded/ndcg@10"] == pytest.approx(metrics["test_before_refit_seen_excluded/ndcg@10"])
     assert not any(k.startswith("test_before_refit") for k in stored)
+
+
+@pytest.mark.slow  # a real (tiny) Lightning fit with a refit and the transition blend, exported and evaluated
+def test_the_transition_blend_is_chosen_on_validation_and_travels_with_each_bundle(tmp_path):
+    import journeyrec
+    from journeyrec.bundle.format import read_bundle
+    from journeyrec.data.prepare import load_prepared
+    from journeyrec.data.sequences import with_validation_targets
+    from journeyrec.models.transitions import Transitions
+    from journeyrec.training.config import ExportJobConfig
+    from journeyrec.training.export_run import export_run
+
+    from conftest import train_tiny
+
+    metrics, run = train_tiny(
+        tmp_path / "run", ["trainer.refit_epochs=1", "eval.bootstrap=0", "transitions.weights=[1,4]"]
+    )
+    monitor = "valid_seen_excluded/ndcg@10"
+    tried = {w: metrics[f"transitions/{monitor}@w={w:g}"] for w in (0.0, 1.0, 4.0)}
+    weight = metrics["transitions/weight"]
+    assert weight == max(tried, key=lambda w: (tried[w], -w)) and weight > 0  # the demo's journeys repeat
+    assert metrics[monitor] == pytest.approx(tried[weight])  # the run's validation figures are the blend's
+
+    def test_ndcg(bundle: Path) -> float:
+        out = journeyrec.evaluate(
+            [f"bundle={bundle}", "splits=[test]", "eval.baselines=[]", "eval.bootstrap=0", "logger=none"],
+            output_dir=bundle.parent / f"eval_{bundle.name}",
+        )
+        return out.metrics["test_seen_excluded/ndcg@10"]
+
+    prep = load_prepared(run / "prepared")
+    s, split = prep.sequences, prep.split
+    # the run's bundle: the refitted weights, with the validation targets counted too
+    final = read_bundle(run / "bundle")
+    assert final.transitions is not None and final.transitions.weight == weight
+    assert final.transitions.values.sum() == Transitions.fit(s, with_validation_targets(split).train_ends).values.sum()
+    assert test_ndcg(run / "bundle") == pytest.approx(metrics["test_seen_excluded/ndcg@10"])
+    # the picked epoch re-exported: the same weight, the training prefixes' counts, the before-refit figures
+    picked = export_run(
+        ExportJobConfig(run=str(run), out=str(tmp_path / "picked"), checkpoint="best", log_mlflow=False)
+    )
+    blend = read_bundle(picked).transitions
+    assert blend is not None and blend.weight == weight
+    assert blend.values.sum() == Transitions.fit(s, split.train_ends).values.sum() < final.transitions.values.sum()
+    assert test_ndcg(picked) == pytest.approx(metrics["test_before_refit_seen_excluded/ndcg@10"])

@@ -139,3 +139,34 @@ def test_an_ensemble_bundle_serves_and_ranks_like_one_model(demo, tmp_path):
     assert len(res.items) == 5
     with pytest.raises(BundleError, match="at least 2 bundles"):
         ensemble_bundle(dirs[:1], tmp_path / "one")
+
+
+def test_an_ensemble_of_blended_bundles_ranks_as_the_mean_of_their_blends(demo, tmp_path):
+    """Members with the same transition counts and weights 1 and 3 (and one without a blend): the
+    ensemble bundle ships the counts at the mean weight, so its scores are the members' mean scores."""
+    from journeyrec.models.transitions import Transitions
+
+    seqs = demo.sequences
+    counts = Transitions.fit(seqs, demo.split.train_ends)
+    dirs = []
+    for seed, weight in ((0, 1.0), (1, 3.0), (2, None)):
+        d = tmp_path / f"m{seed}"
+        blend = None if weight is None else counts.with_weight(weight)
+        write_bundle(d, member(demo, seed), seqs.catalog, {}, {}, "Flat", stats=learn_stats(seqs), transitions=blend)
+        dirs.append(d)
+    bundle = read_bundle(ensemble_bundle(dirs, tmp_path / "ens"))
+    assert bundle.transitions is not None and bundle.transitions.weight == pytest.approx(4.0 / 3)
+    assert bundle.manifest["transitions"]["weight"] == pytest.approx(4.0 / 3)
+    batch = eval_batch(demo, bundle.model, n=16)
+    items, feats = batch["items"], {k: batch[k] for k in bundle.model.feature_names}
+    with torch.no_grad():
+        got = bundle.ranking_model.scores(items, feats)
+        mean = torch.stack([read_bundle(d).ranking_model.scores(items, feats) for d in dirs]).mean(0)
+    torch.testing.assert_close(got, mean, atol=1e-5, rtol=1e-5)
+    # counts of other training prefixes cannot be averaged into one blend
+    other = Transitions.fit(seqs, demo.split.train_ends, window=1).with_weight(1.0)
+    write_bundle(
+        tmp_path / "w1", member(demo, 3), seqs.catalog, {}, {}, "Flat", stats=learn_stats(seqs), transitions=other
+    )
+    with pytest.raises(BundleError, match="transition counts differ"):
+        ensemble_bundle([dirs[0], tmp_path / "w1"], tmp_path / "bad")
