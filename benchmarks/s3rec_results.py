@@ -137,6 +137,8 @@ def collect(
         **{group: OmegaConf.to_container(cfg[group], resolve=True) for group in ("loss", "optim") if group in cfg},
         "trainer": {k: cfg.trainer[k] for k in ("max_epochs", "patience", "ema_decay", "refit_epochs")},
         "batch_size": int(cfg.data.batch_size),  # users per step, or windows with loss.targets=newest
+        # the transition blend's weight chosen on validation (transitions.weights), when the run had one
+        "transitions_weight": metrics.get("transitions/weight"),
     }
 
 

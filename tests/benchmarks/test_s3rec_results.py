@@ -31,6 +31,7 @@ def fake_run(tmp_path, with_before: bool = True):
         "refit_epochs": 5.0,
         "train_seconds": 300.0,
         "refit_seconds": 100.0,
+        "transitions/weight": 2.0,
     }
     for split, ndcg, hr in (("test", 0.0650, 0.1060), ("test_before_refit", 0.0580, 0.0950)):
         if split == "test_before_refit" and not with_before:
@@ -70,7 +71,7 @@ def test_each_protocol_reads_its_own_keys_and_the_table_compares_with_the_anchor
     assert rec["nothing_excluded_ndcg@10"] == {"without_refit": 0.0580 / 2, "with_refit": 0.0650 / 2}
     assert rec["model"]["mixer"] == "bsa" and rec["trainer"]["refit_epochs"] == 5 and rec["wall_seconds"] == 450.0
     assert rec["loss"]["recency_halflife"] == 10 and "optim" not in rec  # the groups the run's config has
-    assert rec["batch_size"] == 768
+    assert rec["batch_size"] == 768 and rec["transitions_weight"] == 2.0
     # issue 25's goals beside each protocol: 0.0580 is 9.7% short of 0.0642, 0.0650 3.3% short of 0.0672
     assert before["goal_ndcg@10"] == 0.0642 and before["vs_goal"] == pytest.approx(0.0580 / 0.0642 - 1)
     assert rec["with_refit"]["goal_ndcg@10"] == 0.0672 and rec["with_refit"]["vs_goal"] == pytest.approx(
