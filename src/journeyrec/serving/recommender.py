@@ -403,11 +403,14 @@ class Recommender:
         ids, scores = self.retriever.search(query, pool_n, eligible, n_eligible, rules.prefilter_below)
         # the bundle's transition blend: the items that followed the session's last items, with
         # their bonus. The bonus is >= 0 and 0 elsewhere, so the index's best by dot product plus
-        # these hold the best of the blend
+        # these hold the best of the blend; the pool keeps its pool_n best
         blend_ids, blend_bonus = self._transition_bonus(items[known], etypes[known], chans[known], ts[known], eligible)
         if len(blend_ids):
             ids = first_occurrences(np.concatenate([ids, blend_ids]))
             scores = self.vectors[ids] @ query + self._lookup(ids, blend_ids, blend_bonus)
+            if len(ids) > pool_n:
+                best = np.argpartition(-scores, pool_n - 1)[:pool_n]
+                ids, scores = ids[best], scores[best]
         n_retrieved = len(ids)
         lo, hi = (float(scores.min()), float(scores.max())) if n_retrieved else (0.0, 1.0)
 
