@@ -142,8 +142,12 @@ def collect(
     }
 
 
-def _member_bundles(run: Path) -> dict[str, Path]:
-    """A finished refit run's two bundles: the picked epoch's (exported here once) and the refitted one."""
+def _member_bundles(run: Path, blend_work: Path | None = None) -> dict[str, Path]:
+    """A finished refit run's two bundles: the picked epoch's (exported here once) and the refitted
+    one; or, when ``blend_work`` holds them for this run, the two that ``blend --work`` wrote with
+    the transition blend (a run trained before it was in its configuration)."""
+    if blend_work is not None and (blend_work / run.name / "with_refit_blend" / "manifest.json").is_file():
+        return {p: blend_work / run.name / f"{p}_blend" for p in PROTOCOLS}
     from journeyrec.training.config import ExportJobConfig
     from journeyrec.training.export_run import export_run
 
@@ -175,7 +179,11 @@ def _score(bundle: Path, prepared: Path, split: str, scratch: Path) -> tuple[dic
 
 
 def ensemble(
-    runs: Sequence[Path], work: Path, cpu_seconds: Sequence[float] | None = None, command: str = ""
+    runs: Sequence[Path],
+    work: Path,
+    cpu_seconds: Sequence[float] | None = None,
+    command: str = "",
+    blend_work: Path | None = None,
 ) -> dict[str, Any]:
     """The result record of the ensembles of the first m of ``runs``, m = 1..len(runs) (see the
     module docstring). ``work`` holds the ensemble bundles and the evaluations' outputs."""
@@ -189,7 +197,7 @@ def ensemble(
     cfgs = [OmegaConf.load(r / "config.yaml") for r in runs]
     stem = Path(str(cfgs[0].data.path)).stem
     anchor = published(stem)
-    members = [_member_bundles(r) for r in runs]
+    members = [_member_bundles(r, blend_work) for r in runs]
     prepared = runs[0] / "prepared"
     sha, dirty = git_commit()
     rows: list[dict[str, Any]] = []
@@ -237,7 +245,13 @@ def ensemble(
 
 
 def blend(
-    run: Path, weights: Sequence[float], work: Path, command: str = "", window: int = 3, history: int = 3
+    run: Path,
+    weights: Sequence[float],
+    work: Path,
+    command: str = "",
+    window: int = 3,
+    history: int = 3,
+    name: str | None = None,
 ) -> dict[str, Any]:
     """The result record of ``run`` with the transition blend (see the module docstring)."""
     import dataclasses
@@ -266,7 +280,7 @@ def blend(
         )
     stem = Path(str(cfg.data.path)).stem
     record: dict[str, Any] = {
-        "name": f"blend_{run.name}",
+        "name": name or f"blend_{run.name}",
         "file": stem,
         "run": str(run),
         "command": command,
@@ -326,11 +340,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     e.add_argument("runs", type=Path, nargs="+", help="finished s3rec_best runs (refit on), one seed each")
     e.add_argument("--cpu-seconds", type=float, nargs="*", default=None, help="user + sys seconds of each run")
     e.add_argument("--work", type=Path, default=Path(".cache/s3rec_ensemble"), help="ensemble bundles, evaluations")
+    e.add_argument(
+        "--blend-work",
+        type=Path,
+        default=None,
+        help="a blend --work directory: its blended bundles stand for the runs it holds",
+    )
     e.add_argument("--out", type=Path, required=True)
     b = sub.add_parser("blend")
     b.add_argument("run_dir", type=Path, help="a finished s3rec run (refit on)")
     b.add_argument("--weights", type=float, nargs="+", required=True, help="blend weights tried on validation")
     b.add_argument("--work", type=Path, default=Path(".cache/s3rec_blend"), help="bundles, evaluations")
+    b.add_argument("--name", default=None, help="the result's name (default: blend_<run directory name>)")
     b.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     if args.action == "blend":
@@ -339,6 +360,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.weights,
             args.work / args.run_dir.name,
             command_line(argv, module="benchmarks.s3rec_results"),
+            name=args.name,
         )
         atomic_write_json(args.out, record)
         print(json.dumps({k: v for k, v in record.items() if k in ("file", "weight", "without_refit", "with_refit")}))
@@ -346,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.action == "ensemble":
         command = command_line(argv, module="benchmarks.s3rec_results")
         try:
-            record = ensemble(args.runs, args.work / args.runs[0].name, args.cpu_seconds, command)
+            record = ensemble(args.runs, args.work / args.runs[0].name, args.cpu_seconds, command, args.blend_work)
         except ValueError as exc:
             ap.error(str(exc))  # one line and exit status 2, as for a bad argument
         atomic_write_json(args.out, record)

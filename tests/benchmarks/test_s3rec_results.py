@@ -206,7 +206,7 @@ def test_blend_of_a_finished_run_gives_what_the_run_itself_chose_and_scored(smal
     run = small_run
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["transitions/weight"] > 0  # the route's next stop is what the counts know
-    rec = blend(run, [0.5, 1, 2, 4], tmp_path / "work", command="cmd")
+    rec = blend(run, [0.5, 1, 2, 4], tmp_path / "work" / run.name, command="cmd")
     assert rec["weight"] == metrics["transitions/weight"]
     assert rec["valid_seen_excluded_ndcg@10_by_weight"]["0"] < max(
         rec["valid_seen_excluded_ndcg@10_by_weight"].values()
@@ -218,5 +218,11 @@ def test_blend_of_a_finished_run_gives_what_the_run_itself_chose_and_scored(smal
         lo, hi = figures["gain_ndcg@10_ci95"]
         assert lo <= figures["gain_ndcg@10"] <= hi
     # without the blend: the weights alone, as the same run with transitions.weights=[] would score them
-    alone = json.loads((tmp_path / "work" / "eval_without_refit_alone" / "metrics.json").read_text())
+    alone = json.loads((tmp_path / "work" / run.name / "eval_without_refit_alone" / "metrics.json").read_text())
     assert alone["test_seen_excluded/ndcg@10"] == pytest.approx(rec["without_refit"]["without_blend_ndcg@10"])
+    # the blended bundles it wrote stand for the run in an ensemble (runs trained before the blend)
+    ens = ensemble([run, run], tmp_path / "ens", command="cmd", blend_work=tmp_path / "work")
+    rows = {(r["protocol"], r["members"]): r for r in ens["rows"]}
+    for protocol in ("without_refit", "with_refit"):
+        one, two = rows[(protocol.replace("_", " "), 1)], rows[(protocol.replace("_", " "), 2)]
+        assert one["test_ndcg@10"] == pytest.approx(rec[protocol]["ndcg@10"]) == pytest.approx(two["test_ndcg@10"])
