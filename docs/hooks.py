@@ -76,7 +76,7 @@ def load_result(name: str, results: Path = RESULTS) -> dict[str, Any]:
         figures = record.get("figures")
         if isinstance(figures, dict) and figures.get("benchmark") == "record-run":
             record["rows"] = _run_rows(figures["metrics"])
-        elif isinstance(record.get("with_refit"), dict) and isinstance(record.get("without_refit"), dict):
+        elif isinstance(record.get("without_refit"), dict):
             record["rows"] = _refit_rows(record)
         elif isinstance(figures, list):  # a list of result objects: one row each
             record["rows"] = figures
@@ -111,17 +111,26 @@ def _run_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _refit_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """An S3-Rec results record (``benchmarks.s3rec_results collect``) as one row per protocol:
-    the test figures at the picked epoch, then after the refit, each against ``published``."""
+    """An S3-Rec results record (``benchmarks.s3rec_results collect``, ``blend``) as one row per
+    protocol it holds: the test figures at the picked epoch, then after the refit, each against
+    ``published``; a blend record's rows also hold the figure without the blend and the paired gain."""
     published = record.get("published") or {}
     rows = []
-    for proto, label in (
-        ("without_refit", "without refit"),
-        ("with_refit", f"with refit ({record.get('refit_epochs')} epochs)"),
-    ):
+    refit = f" ({record['refit_epochs']} epochs)" if record.get("refit_epochs") else ""
+    for proto, label in (("without_refit", "without refit"), ("with_refit", f"with refit{refit}")):
+        if not isinstance(record.get(proto), dict):
+            continue
         fig = record[proto]
-        epochs = f"{record.get('epochs')} ({record.get('best_epoch')})"
+        epochs = f"{record.get('epochs')} ({record.get('best_epoch')})" if record.get("epochs") else None
+        if epochs and proto == "with_refit":
+            epochs = f"{epochs} + {record.get('refit_epochs')}"
         cpu = record.get("cpu_seconds")
+        blend = {}
+        if "gain_ndcg@10" in fig:
+            blend = {
+                "without_blend_ndcg@10": fig.get("without_blend_ndcg@10"),
+                "gain_ndcg@10": {"value": fig["gain_ndcg@10"], "ci95": fig.get("gain_ndcg@10_ci95")},
+            }
         rows.append(
             {
                 "file": record.get("file"),
@@ -134,9 +143,10 @@ def _refit_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
                 "goal": fig.get("goal_ndcg@10"),
                 "vs_goal": fig.get("vs_goal"),
                 "hr@10": {"value": fig["hr@10"], "ci95": fig.get("hr@10_ci95")},
-                "epochs": epochs if proto == "without_refit" else f"{epochs} + {record.get('refit_epochs')}",
+                "epochs": epochs,
                 "wall_min": record["wall_seconds"] / 60 if record.get("wall_seconds") is not None else None,
                 "cpu_min": cpu / 60 if cpu is not None else None,
+                **blend,
             }
         )
     return rows
