@@ -257,6 +257,8 @@ def blend(
     import dataclasses
     import time
 
+    import torch
+
     from journeyrec.bundle.format import export_bundle
     from journeyrec.evaluation.statistics import paired_comparison
     from journeyrec.models.config import TransitionsConfig
@@ -285,6 +287,7 @@ def blend(
         "run": str(run),
         "command": command,
         "machine": MACHINE,
+        "threads": torch.get_num_threads(),  # of the choice and the evaluations here (OMP_NUM_THREADS)
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": git_commit()[0],
         "protocol": "full ranking; leave-one-out; the user's earlier items excluded (seen excluded); 95% "
