@@ -26,22 +26,19 @@ PLAIN = RulesConfig(
 )
 
 
+def with_blend(demo_bundle, plain: Recommender, counts: Transitions, directory) -> None:
+    """The demo bundle's model, index kind and statistics, written again with ``counts``."""
+    config = {"data": {"dedup_consecutive": True}}
+    stats = RuleStats.load(demo_bundle.path)
+    write_bundle(directory, plain.model, plain.catalog, config, {}, "Flat", stats=stats, transitions=counts)
+
+
 @pytest.fixture(scope="module")
 def blended(demo_bundle, tmp_path_factory):
     plain = Recommender.load(demo_bundle.path)
     prep = demo_bundle.prepared
-    counts = Transitions.fit(prep.sequences, prep.split.train_ends).with_weight(2.0)
     d = tmp_path_factory.mktemp("blend") / "bundle"
-    write_bundle(
-        d,
-        plain.model,
-        plain.catalog,
-        {"data": {"dedup_consecutive": True}},
-        {},
-        "Flat",
-        stats=RuleStats.load(demo_bundle.path),
-        transitions=counts,
-    )
+    with_blend(demo_bundle, plain, Transitions.fit(prep.sequences, prep.split.train_ends).with_weight(2.0), d)
     return plain, Recommender.load(d), read_bundle(d)
 
 
@@ -73,16 +70,7 @@ def test_a_session_whose_items_nothing_followed_gets_the_model_alone(demo_bundle
     # counts of ten customers' prefixes only: most items never came before another one
     few = np.where(np.arange(s.n_users) < 10, prep.split.train_ends, s.offsets[:-1])
     counts = Transitions.fit(s, few).with_weight(2.0)
-    write_bundle(
-        tmp_path / "b",
-        plain.model,
-        plain.catalog,
-        {"data": {"dedup_consecutive": True}},
-        {},
-        "Flat",
-        stats=RuleStats.load(demo_bundle.path),
-        transitions=counts,
-    )
+    with_blend(demo_bundle, plain, counts, tmp_path / "b")
     rec = Recommender.load(tmp_path / "b")
     lonely = [i for i in range(1, counts.n_items + 1) if counts.indptr[i] == counts.indptr[i + 1]]
     followed = [i for i in range(1, counts.n_items + 1) if counts.indptr[i] < counts.indptr[i + 1]]
