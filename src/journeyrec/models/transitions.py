@@ -13,8 +13,7 @@ does not drown the model). The weight is chosen on validation
 
 Serving stays exact with a nearest-neighbour index: the bonus is never negative and is zero for
 every item that followed none of the session's last items, so the best k of the blend are among
-the index's best k by dot product and the (few) items with a count (see
-:meth:`Transitions.neighbours`).
+the index's best k by dot product and the items with a count (:meth:`Transitions.neighbours`).
 
 The :class:`~journeyrec.models.baselines.CoOccurrence` baseline is these counts alone.
 """
