@@ -131,3 +131,29 @@ def test_choice_on_validation_matches_evaluating_each_weight():
     assert table[weight][monitor] > table[0.0][monitor]  # the counts carry signal on this data
     with pytest.raises(ValueError, match="not a validation metric"):
         choose_weight(model, t, prep.sequences, prep.split.valid, [1.0], "valid_seen_excluded/mrr@7")
+
+
+@pytest.mark.parametrize("repeat_bias", [False, True])
+def test_evaluation_ranks_the_blend_tile_by_tile_exactly_as_its_dense_scores(repeat_bias):
+    """rank_batch adds the blend's sparse bonus (and the repeat bias) inside the tiles: the ranks,
+    ties and top-k lists equal those of the dense scores under both protocols."""
+    from journeyrec.data.datasets import EvalWindows
+    from journeyrec.evaluation.rank_kernel import exclusion_mask, target_ranks_many, topk_items
+    from journeyrec.evaluation.ranking import rank_batch
+
+    rng = np.random.default_rng(1)
+    prep = make_data(
+        [[(s + i) % 20 + 1 for i in range(n)] for s, n in zip(rng.integers(0, 20, 40), rng.integers(4, 9, 40))]
+    )
+    model = _model(prep.sequences.n_items, repeat_bias)
+    blend = TransitionBlend(model, Transitions.fit(prep.sequences, prep.split.train_ends).with_weight(1.5))
+    batch = EvalWindows(prep.sequences, prep.split.test, model.max_len, ()).__getitems__(list(range(40)))
+    with torch.no_grad():
+        dense = blend.scores(batch["items"])
+    excl = exclusion_mask(*dense.shape, batch["history_rows"], batch["history_items"])
+    (r_all, t_all), (r_seen, t_seen) = target_ranks_many(dense, batch["targets"], [None, excl])
+    got = rank_batch(blend, batch, topk=5)
+    assert torch.equal(got["all"], r_all) and torch.equal(got["seen_excluded"], r_seen)
+    assert torch.equal(got["ties_all"], t_all) and torch.equal(got["ties_seen_excluded"], t_seen)
+    assert torch.equal(got["top_all"], topk_items(dense, 5)[0])
+    assert torch.equal(got["top_seen_excluded"], topk_items(dense, 5, excl)[0])

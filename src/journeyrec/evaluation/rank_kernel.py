@@ -168,6 +168,7 @@ def rank_vectors(
     tile: int | None = None,
     window: tuple[torch.Tensor, torch.Tensor] | None = None,
     window_bonus: float = 0.0,
+    window_values: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Ranks, ties (and optionally top-k lists) under both protocols for dot-product scores
     ``queries @ items.T``, computed tile by tile over the catalogue: exactly what
@@ -176,8 +177,10 @@ def rank_vectors(
 
     ``window`` (rows, items) pairs get ``window_bonus`` added to their score, once per pair
     however often it is listed: a model's learned repeat bias on the items of the input window.
-    It is added inside each tile before counting, so biased models keep the tiled path instead of
-    building and comparing a whole [B, N + 1] score matrix per batch.
+    With ``window_values`` (one per pair) each pair gets its own value instead, the values of a
+    pair listed more than once summed: a sparse bonus such as the transition blend's. It is added
+    inside each tile before counting, so such models keep the tiled path instead of building and
+    comparing a whole [B, N + 1] score matrix per batch.
 
     The target's score is taken from the same matrix-multiply arithmetic (the diagonal of
     ``queries @ items[targets].T``) and the target's own column is never counted, so ties are
@@ -213,11 +216,17 @@ def rank_vectors(
     else:
         pr = pi = torch.zeros(0, dtype=torch.int64, device=q.device)
     wr = wi = torch.zeros(0, dtype=torch.int64, device=q.device)
-    if window is not None and window[0].numel() and window_bonus != 0.0:
+    wv = torch.zeros(0, dtype=q.dtype, device=q.device)
+    if window is not None and window[0].numel() and (window_values is not None or window_bonus != 0.0):
         w_rows, w_items = window[0].to(q.device), window[1].to(q.device)
         keep = (w_items > 0) & (w_items < n_cols)  # padding and special tokens get nothing
-        key = torch.unique(w_rows[keep] * n_cols + w_items[keep])
+        key, inverse = torch.unique(w_rows[keep] * n_cols + w_items[keep], return_inverse=True)
         wr, wi = key // n_cols, key % n_cols
+        if window_values is None:
+            wv = torch.full(key.shape, float(window_bonus), dtype=q.dtype, device=q.device)
+        else:
+            values = window_values.to(q.device, q.dtype)[keep]
+            wv = torch.zeros(key.shape, dtype=q.dtype, device=q.device).index_add_(0, inverse, values)
     starts = list(range(0, b, _BLOCK_ROWS)) or [0]
     bounds = torch.tensor(starts[1:] + [b], device=q.device)
     cuts = torch.searchsorted(pr, bounds).tolist()
@@ -227,10 +236,10 @@ def rank_vectors(
         hi = min(lo + _BLOCK_ROWS, b)
         a, z = (cuts[i - 1] if i else 0), cuts[i]
         wa, wz = (wcuts[i - 1] if i else 0), wcuts[i]
-        jobs.append((q[lo:hi], targets[lo:hi], pr[a:z] - lo, pi[a:z], wr[wa:wz] - lo, wi[wa:wz]))
+        jobs.append((q[lo:hi], targets[lo:hi], pr[a:z] - lo, pi[a:z], wr[wa:wz] - lo, wi[wa:wz], wv[wa:wz]))
 
     def run(job: _RankJob) -> dict[str, torch.Tensor]:
-        return _rank_block(v, *job, float(window_bonus), topk, tile)
+        return _rank_block(v, *job, topk, tile)
 
     threads = min(torch.get_num_threads(), len(jobs)) if q.device.type == "cpu" else 1
     if threads > 1:
@@ -248,8 +257,8 @@ def rank_vectors(
     return {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
 
 
-# the arguments of one _rank_block call from q to wi
-_RankJob = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+# the arguments of one _rank_block call from q to wv
+_RankJob = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 def _rank_block(
@@ -260,12 +269,12 @@ def _rank_block(
     pi: torch.Tensor,
     wr: torch.Tensor,
     wi: torch.Tensor,
-    bonus: float,
+    wv: torch.Tensor,
     topk: int,
     tile: int | None,
 ) -> dict[str, torch.Tensor]:
     """:func:`rank_vectors` for one block of queries; ``pr`` (local rows) / ``pi`` are its
-    exclusion pairs, ``wr`` / ``wi`` (unique) its window pairs that get ``bonus``."""
+    exclusion pairs, ``wr`` / ``wi`` (unique) its window pairs that get ``wv`` added."""
     b, n_cols = q.shape[0], v.shape[0]
     n_items = n_cols - 1
     dev = q.device
@@ -284,12 +293,12 @@ def _rank_block(
     rows = torch.arange(b, device=dev)
     single = q @ v.T if len(bounds) == 2 else None  # the whole catalogue is one tile
     t = single[rows, targets] if single is not None else _target_scores(q, v, targets)
-    if wr.numel():  # the target's own score carries the bonus when it is in the window
-        in_window = torch.zeros(b, dtype=torch.bool, device=dev)
-        in_window[wr[wi == targets[wr]]] = True
-        t = torch.where(in_window, t + bonus, t)
+    if wr.numel():  # the target's own score carries its pair's value (pairs are unique per row and item)
+        on_target = wi == targets[wr]
+        t = t.clone()
+        t[wr[on_target]] += wv[on_target]
         by_col = torch.argsort(wi, stable=True)
-        win_r, win_c = wr[by_col], wi[by_col]
+        win_r, win_c, win_v = wr[by_col], wi[by_col], wv[by_col]
         win_pos = torch.searchsorted(win_c, torch.tensor(bounds, device=dev)).tolist()
     tcol = t[:, None]
     # columns read back after counting: padding and the target's own column (both protocols),
@@ -324,7 +333,7 @@ def _rank_block(
             s = q @ v[lo:hi].T
         if wr.numel() and win_pos[i + 1] > win_pos[i]:
             a, z = win_pos[i], win_pos[i + 1]
-            s[win_r[a:z], win_c[a:z] - lo] += bonus
+            s[win_r[a:z], win_c[a:z] - lo] += win_v[a:z]
         a, z = fix_pos[i], fix_pos[i + 1]
         if cpu:  # one compiled pass: counts, and the read-back scores of this tile
             count_tile(s.numpy(), tn, hn, en, fix_rn[a:z], fix_cn[a:z], lo, fix_valn[a:z])

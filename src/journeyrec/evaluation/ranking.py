@@ -63,6 +63,21 @@ def rank_batch(
     targets = batch["targets"]
     bias = getattr(model, "repeat_bias", None)
     bias = bias if isinstance(bias, torch.Tensor) else None
+    if hasattr(model, "bonus_pairs") and not sampled:
+        # dot products plus a sparse bonus (the transition blend): added inside the tiles too
+        items, feats = model_inputs(batch, getattr(model, "feature_names", ()))
+        rows, cols, values = model.bonus_pairs(items)
+        embedding = embedding_model(model)
+        return rank_vectors(
+            embedding.session_vectors(items, feats),
+            embedding.item_vectors(),
+            targets,
+            batch["history_rows"],
+            batch["history_items"],
+            topk=topk,
+            window=(rows, cols),
+            window_values=values,
+        )
     if (bias is not None or not hasattr(model, "scores")) and not sampled:
         # dot-product models (+ a repeat bias on the window's items, the whole of their
         # ``scores``): tile over the catalogue, never materialising [B, N + 1] scores

@@ -2,8 +2,9 @@
 
 The weight scales count evidence against the model's logits, whose scale each training run
 learns anew, so it is chosen per run on the validation split (like the early-stopping epoch),
-never on the test split. The model's scores and the counts are computed once per batch; every
-candidate weight is ranked from them with the same rank code as :func:`~journeyrec.evaluation.ranking.evaluate`.
+never on the test split. The session vectors are computed once per batch; every candidate weight
+is ranked from them by the same tiled rank code as :func:`~journeyrec.evaluation.ranking.evaluate`
+(the blend's sparse bonus added inside the tiles).
 """
 
 from __future__ import annotations
@@ -16,17 +17,17 @@ import torch
 from journeyrec.data.datasets import EvalBatchSampler, EvalWindows
 from journeyrec.data.sequences import EvalCases, SequenceData
 from journeyrec.evaluation.metrics import DEFAULT_KS, summarise
-from journeyrec.evaluation.rank_kernel import exclusion_mask, target_ranks_many
-from journeyrec.evaluation.ranking import score_batch
-from journeyrec.models.protocol import RankingModel
-from journeyrec.models.transitions import Transitions
+from journeyrec.evaluation.rank_kernel import rank_vectors
+from journeyrec.evaluation.ranking import model_inputs
+from journeyrec.models.protocol import EmbeddingModel, embedding_model
+from journeyrec.models.transitions import TransitionBlend, Transitions
 
 __all__ = ["choose_weight"]
 
 
 @torch.no_grad()
 def choose_weight(
-    model: RankingModel,
+    model: EmbeddingModel,
     transitions: Transitions,
     data: SequenceData,
     cases: EvalCases,
@@ -42,20 +43,28 @@ def choose_weight(
     candidates = sorted({0.0, *(float(w) for w in weights)})
     was_training = model.training
     model.eval()
-    ds = EvalWindows(data, cases, model.max_len, getattr(model, "feature_names", ()))
+    features = getattr(model, "feature_names", ())
+    ds = EvalWindows(data, cases, model.max_len, features)
+    embedding = embedding_model(model)
+    item_vectors = embedding.item_vectors()
     ranks: dict[float, dict[str, list[np.ndarray]]] = {w: {"all": [], "seen_excluded": []} for w in candidates}
     for indices in EvalBatchSampler(ds.lengths, batch_size):
         batch = ds.__getitems__(indices)
-        scores = score_batch(model, batch)
-        log_counts = torch.log1p(torch.from_numpy(transitions.counts(batch["items"].numpy(), scores.shape[1])))
-        excl = exclusion_mask(
-            scores.shape[0], scores.shape[1], batch["history_rows"], batch["history_items"], scores.device
-        )
+        items, feats = model_inputs(batch, features)
+        queries = embedding.session_vectors(items, feats)  # once per batch; each weight only re-ranks
         for w in candidates:
-            blended = scores + (w * log_counts).to(scores.dtype) if w else scores
-            (r_all, _), (r_seen, _) = target_ranks_many(blended, batch["targets"], [None, excl])
-            ranks[w]["all"].append(r_all.numpy())
-            ranks[w]["seen_excluded"].append(r_seen.numpy())
+            rows, cols, values = TransitionBlend(model, transitions.with_weight(w)).bonus_pairs(items)
+            out = rank_vectors(
+                queries,
+                item_vectors,
+                batch["targets"],
+                batch["history_rows"],
+                batch["history_items"],
+                window=(rows, cols),
+                window_values=values,
+            )
+            ranks[w]["all"].append(out["all"].numpy())
+            ranks[w]["seen_excluded"].append(out["seen_excluded"].numpy())
     model.train(was_training)
     table = {
         w: summarise({p: np.concatenate(r[p]) if r[p] else np.zeros(0, np.int64) for p in r}, ks, split)

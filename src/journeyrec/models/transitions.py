@@ -89,6 +89,15 @@ class Transitions:
         flat = np.repeat(lo - (np.cumsum(lens) - lens), lens) + np.arange(int(lens.sum()))
         return np.repeat(r, lens), self.indices[flat], np.repeat(w, lens) * self.values[flat]
 
+    def pairs_of(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The nonzero entries of :meth:`counts` as (row, item, ``weight * log(1 + count)``), each
+        (row, item) once: the sparse form evaluation adds inside its tiles."""
+        rows, cols, vals = self._rows(np.asarray(items))
+        n1 = self.n_items + 1
+        key, inverse = np.unique(rows * n1 + cols, return_inverse=True)
+        total = np.bincount(inverse, weights=vals, minlength=len(key))
+        return key // n1, key % n1, self.weight * np.log1p(total)
+
     def counts(self, items: np.ndarray, width: int | None = None) -> np.ndarray:
         """Weighted transition counts [B, width] (default ``N + 1`` columns; column 0 = padding, 0)."""
         width = self.n_items + 1 if width is None else int(width)
@@ -167,6 +176,23 @@ class TransitionBlend(nn.Module):
 
     def item_vectors(self) -> torch.Tensor:
         return self.model.item_vectors()
+
+    def bonus_pairs(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What :meth:`scores` adds to ``session . item``, as (row, item, value) pairs: the counts'
+        bonus and the model's repeat bias on each window item (once per item), so evaluation ranks
+        the blend tile by tile (``rank_vectors(window=..., window_values=...)``) without building
+        [B, N + 1] scores."""
+        r, c, v = self.transitions.pairs_of(items.cpu().numpy())
+        rows, cols, vals = torch.from_numpy(r), torch.from_numpy(c), torch.from_numpy(v).to(torch.float32)
+        bias = getattr(self.model, "repeat_bias", None)
+        if isinstance(bias, torch.Tensor):
+            real = items.cpu() != 0
+            win_r = torch.arange(items.shape[0])[:, None].expand_as(items)[real]
+            key = torch.unique(win_r * (self.transitions.n_items + 1) + items.cpu()[real])
+            n1 = self.transitions.n_items + 1
+            rows, cols = torch.cat([rows, key // n1]), torch.cat([cols, key % n1])
+            vals = torch.cat([vals, torch.full(key.shape, float(bias))])
+        return rows.to(items.device), cols.to(items.device), vals.to(items.device)
 
     def scores(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         if hasattr(self.model, "scores"):

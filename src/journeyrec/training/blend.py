@@ -9,7 +9,7 @@ import logging
 from journeyrec.data.prepare import PreparedData
 from journeyrec.data.sequences import with_validation_targets
 from journeyrec.evaluation.transitions import choose_weight
-from journeyrec.models.protocol import RankingModel
+from journeyrec.models.protocol import EmbeddingModel
 from journeyrec.models.transitions import Transitions
 from journeyrec.training.config import TrainConfig
 
@@ -24,7 +24,7 @@ def blend_transitions(
     cfg: TrainConfig,
     train: PreparedData,
     data: PreparedData,
-    model: RankingModel,
+    model: EmbeddingModel,
     weight: float | None = None,
     refit: bool = False,
 ) -> tuple[Transitions | None, dict[str, float]]:
