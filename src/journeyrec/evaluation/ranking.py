@@ -63,27 +63,18 @@ def rank_batch(
     targets = batch["targets"]
     bias = getattr(model, "repeat_bias", None)
     bias = bias if isinstance(bias, torch.Tensor) else None
-    if hasattr(model, "bonus_pairs") and not sampled:
-        # dot products plus a sparse bonus (the transition blend): added inside the tiles too
+    bonus_pairs = getattr(model, "bonus_pairs", None)  # the optional protocol method (the transition blend)
+    pairs = bonus_pairs is not None
+    if (pairs or bias is not None or not hasattr(model, "scores")) and not sampled:
+        # dot-product models, plus a repeat bias on the window's items or a sparse bonus (the
+        # transition blend), the whole of their ``scores``: tile over the catalogue, the bonus
+        # added inside the tiles, never materialising [B, N + 1] scores
         items, feats = model_inputs(batch, getattr(model, "feature_names", ()))
-        rows, cols, values = model.bonus_pairs(items)
-        embedding = embedding_model(model)
-        return rank_vectors(
-            embedding.session_vectors(items, feats),
-            embedding.item_vectors(),
-            targets,
-            batch["history_rows"],
-            batch["history_items"],
-            topk=topk,
-            window=(rows, cols),
-            window_values=values,
-        )
-    if (bias is not None or not hasattr(model, "scores")) and not sampled:
-        # dot-product models (+ a repeat bias on the window's items, the whole of their
-        # ``scores``): tile over the catalogue, never materialising [B, N + 1] scores
-        items, feats = model_inputs(batch, getattr(model, "feature_names", ()))
-        window = None
-        if bias is not None:
+        window, values = None, None
+        if bonus_pairs is not None:
+            rows, cols, values = bonus_pairs(items)
+            window = (rows, cols)
+        elif bias is not None:
             real = items != 0
             window = (torch.arange(items.shape[0], device=items.device)[:, None].expand_as(items)[real], items[real])
         embedding = embedding_model(model)
@@ -95,7 +86,8 @@ def rank_batch(
             batch["history_items"],
             topk=topk,
             window=window,
-            window_bonus=float(bias) if bias is not None else 0.0,
+            window_bonus=float(bias) if bias is not None and not pairs else 0.0,
+            window_values=values,
         )
     scores = score_batch(model, batch)
     excl = exclusion_mask(
