@@ -149,8 +149,9 @@ class Transitions:
 
 class TransitionBlend(nn.Module):
     """``model``'s logits (its ``scores`` when it has them, e.g. a repeat bias, otherwise
-    ``session . item``) plus ``transitions.bonus``. Evaluation ranks it through ``scores``; the
-    session and item vectors are the model's (what the index holds)."""
+    ``session . item``) plus ``transitions.bonus``: :meth:`scores` is the dense definition;
+    evaluation ranks it tile by tile from the model's session and item vectors (what the index
+    holds) plus :meth:`bonus_pairs`."""
 
     def __init__(self, model: Any, transitions: Transitions) -> None:
         super().__init__()
