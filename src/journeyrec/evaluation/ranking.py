@@ -18,6 +18,7 @@ from journeyrec.data.datasets import EvalBatchSampler, EvalWindows
 from journeyrec.data.sequences import EvalCases, SequenceData, repeated_targets
 from journeyrec.evaluation.metrics import DEFAULT_KS, ranking_metrics, summarise
 from journeyrec.evaluation.rank_kernel import exclusion_mask, rank_vectors, sampled_ranks, target_ranks_many, topk_items
+from journeyrec.models.losses import window_pairs
 from journeyrec.models.protocol import RankingModel, embedding_model
 
 __all__ = ["EvalResult", "score_batch", "rank_batch", "evaluate", "model_inputs"]
@@ -75,8 +76,7 @@ def rank_batch(
             rows, cols, values = bonus_pairs(items)
             window = (rows, cols)
         elif bias is not None:
-            real = items != 0
-            window = (torch.arange(items.shape[0], device=items.device)[:, None].expand_as(items)[real], items[real])
+            window = window_pairs(items)
         embedding = embedding_model(model)
         return rank_vectors(
             embedding.session_vectors(items, feats),

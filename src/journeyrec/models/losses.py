@@ -67,6 +67,7 @@ __all__ = [
     "gbce_loss",
     "compute_loss",
     "window_mask",
+    "window_pairs",
 ]
 
 LOSSES = ("softmax", "sampled_softmax", "bce", "gbce")
@@ -83,6 +84,17 @@ def window_mask(ids: torch.Tensor, n_cols: int) -> torch.Tensor:
     mask.scatter_(1, ids.masked_fill(ids >= n_cols, 0), True)
     mask[:, 0] = False
     return mask
+
+
+def window_pairs(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The items of :func:`window_mask` as (row, item) pairs, each once per row, padding left out
+    (ids beyond a catalogue, such as [MASK], are for the consumer to drop): the same set in the
+    sparse form the tiled ranking adds a bonus to."""
+    real = ids != 0
+    rows = torch.arange(ids.shape[0], device=ids.device)[:, None].expand_as(ids)[real]
+    width = int(ids.max()) + 1 if ids.numel() else 1
+    key = torch.unique(rows * width + ids[real])
+    return key // width, key % width
 
 
 def window_columns(ids: torch.Tensor, n_items: int) -> tuple[torch.Tensor, torch.Tensor]:

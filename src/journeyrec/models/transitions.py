@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from journeyrec.data.sequences import SequenceData, training_positions
+from journeyrec.models.losses import window_pairs
 
 __all__ = ["Transitions", "TransitionBlend", "TRANSITIONS_FILE"]
 
@@ -53,7 +54,9 @@ class Transitions:
     def fit(cls, data: SequenceData, train_ends: np.ndarray, window: int = 3, history: int = 3) -> Transitions:
         """Count the pairs of the training prefixes ``offsets[u]:train_ends[u]`` (vectorised)."""
         if window < 1 or history < 1:
-            raise ValueError(f"transitions need window >= 1 and history >= 1; got window={window}, history={history}")
+            raise ValueError(
+                f"item-to-item counts need window >= 1 and history >= 1; got window={window}, history={history}"
+            )
         n = data.n_items
         pos = training_positions(data, train_ends)
         ends = np.asarray(train_ends, dtype=np.int64)
@@ -114,12 +117,8 @@ class Transitions:
     def neighbours(self, session: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The items with a count after one session (1-D internal ids, oldest first) and their
         bonus ``weight * log(1 + count)``: every item the blend can lift (serving's extra candidates)."""
-        rows, cols, vals = self._rows(np.asarray(session, dtype=np.int64)[None, :])
-        if not len(cols):
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        ids, inverse = np.unique(cols, return_inverse=True)
-        total = np.bincount(inverse, weights=vals)
-        return ids, (self.weight * np.log1p(total)).astype(np.float32)
+        _, ids, bonus = self.pairs_of(np.asarray(session, dtype=np.int64)[None, :])
+        return ids, bonus.astype(np.float32)
 
     def with_weight(self, weight: float) -> Transitions:
         return Transitions(self.n_items, self.indptr, self.indices, self.values, self.window, self.history, weight)
@@ -187,12 +186,9 @@ class TransitionBlend(nn.Module):
         rows, cols, vals = torch.from_numpy(r), torch.from_numpy(c), torch.from_numpy(v).to(torch.float32)
         bias = getattr(self.model, "repeat_bias", None)
         if isinstance(bias, torch.Tensor):
-            real = items.cpu() != 0
-            win_r = torch.arange(items.shape[0])[:, None].expand_as(items)[real]
-            key = torch.unique(win_r * (self.transitions.n_items + 1) + items.cpu()[real])
-            n1 = self.transitions.n_items + 1
-            rows, cols = torch.cat([rows, key // n1]), torch.cat([cols, key % n1])
-            vals = torch.cat([vals, torch.full(key.shape, float(bias))])
+            win_rows, win_items = window_pairs(items.cpu())
+            rows, cols = torch.cat([rows, win_rows]), torch.cat([cols, win_items])
+            vals = torch.cat([vals, torch.full(win_rows.shape, float(bias))])
         return rows.to(items.device), cols.to(items.device), vals.to(items.device)
 
     def scores(self, items: torch.Tensor, features: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
