@@ -181,8 +181,6 @@ class CoOccurrence(Baseline):
     def fit(
         cls, data: SequenceData, train_ends: np.ndarray, window: int = 3, history: int = 3, seed: int = 0
     ) -> CoOccurrence:
-        if window < 1 or history < 1:
-            raise ValueError(f"cooccurrence needs window >= 1 and history >= 1; got window={window}, history={history}")
         t = Transitions.fit(data, train_ends, window=window, history=history)
         pos = training_positions(data, train_ends)
         pop = _popularity_scores(training_counts(data, train_ends, pos), seed)
