@@ -262,7 +262,7 @@ def blend(
     from journeyrec.bundle.format import export_bundle
     from journeyrec.evaluation.statistics import paired_comparison
     from journeyrec.models.config import TransitionsConfig
-    from journeyrec.training.blend import blend_transitions
+    from journeyrec.training.blend import CANDIDATE_PREFIX, blend_transitions
     from journeyrec.training.export_run import REFIT_CHECKPOINT, load_run_model
     from journeyrec.typed import as_dict
 
@@ -297,7 +297,9 @@ def blend(
         "transitions": {"window": window, "history": history, "weights_tried": sorted({0.0, *map(float, weights)})},
         "weight": weight,
         "valid_seen_excluded_ndcg@10_by_weight": {
-            k.rsplit("@w=", 1)[1]: v for k, v in choice.items() if "@w=" in k and "seen_excluded" in k
+            k.rsplit(CANDIDATE_PREFIX, 1)[1]: v
+            for k, v in choice.items()
+            if k.startswith("transitions/") and CANDIDATE_PREFIX in k and "seen_excluded" in k
         },
     }
     for protocol, (model, t) in models.items():

@@ -143,6 +143,7 @@ def test_the_transition_blend_is_chosen_on_validation_and_travels_with_each_bund
     from journeyrec.data.prepare import load_prepared
     from journeyrec.data.sequences import with_validation_targets
     from journeyrec.models.transitions import Transitions
+    from journeyrec.training.blend import candidate_metric
     from journeyrec.training.config import ExportJobConfig
     from journeyrec.training.export_run import export_run
 
@@ -152,7 +153,7 @@ def test_the_transition_blend_is_chosen_on_validation_and_travels_with_each_bund
         tmp_path / "run", ["trainer.refit_epochs=1", "eval.bootstrap=0", "transitions.weights=[1,4]"]
     )
     monitor = "valid_seen_excluded/ndcg@10"
-    tried = {w: metrics[f"transitions/{monitor}@w={w:g}"] for w in (0.0, 1.0, 4.0)}
+    tried = {w: metrics[candidate_metric(monitor, w)] for w in (0.0, 1.0, 4.0)}
     weight = metrics["transitions/weight"]
     assert weight == max(tried, key=lambda w: (tried[w], -w)) and weight > 0  # the demo's journeys repeat
     assert metrics[monitor] == pytest.approx(tried[weight])  # the run's validation figures are the blend's

@@ -29,6 +29,7 @@ TINY = [
     "show_samples=0",
     "eval.bootstrap=0",
     "export.enabled=false",
+    "transitions.weights=[1]",  # the blend's candidate figures are metrics too
 ]
 
 

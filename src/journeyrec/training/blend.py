@@ -13,11 +13,18 @@ from journeyrec.models.protocol import EmbeddingModel
 from journeyrec.models.transitions import Transitions
 from journeyrec.training.config import TrainConfig
 
-__all__ = ["blend_transitions", "WEIGHT_METRIC"]
+__all__ = ["blend_transitions", "candidate_metric", "WEIGHT_METRIC"]
 
 log = logging.getLogger(__name__)
 
 WEIGHT_METRIC = "transitions/weight"  # metrics.json: the weight the run's bundle adds the counts with
+CANDIDATE_PREFIX = "/weight_"
+
+
+def candidate_metric(monitor: str, weight: float) -> str:
+    """The metrics.json name of one candidate weight's validation figure,
+    ``transitions/<monitor>/weight_<w>`` (characters MLflow accepts once ``@`` is mapped)."""
+    return f"transitions/{monitor}{CANDIDATE_PREFIX}{weight:g}"
 
 
 def blend_transitions(
@@ -33,7 +40,7 @@ def blend_transitions(
     keeps the weight chosen before it, its validation targets being training data now), otherwise
     chosen on ``data``'s validation split among ``transitions.weights`` and 0 by
     ``trainer.monitor``. Returns None when the blend is off or 0 won, and the metrics
-    ``transitions/weight`` plus each candidate's ``transitions/<monitor>@w=<w>``."""
+    ``transitions/weight`` plus each candidate's :func:`candidate_metric`."""
     tc = cfg.transitions
     if not tc.weights:
         return None, {}
@@ -45,7 +52,7 @@ def blend_transitions(
         weight, table = choose_weight(
             model, t, data.sequences, data.split.valid, tc.weights, monitor, cfg.eval.ks, cfg.data.eval_batch_size
         )
-        metrics = {f"transitions/{monitor}@w={w:g}": m[monitor] for w, m in table.items()}
+        metrics = {candidate_metric(monitor, w): m[monitor] for w, m in table.items()}
         log.info(
             "transition blend: weight %g chosen on validation (%s %.4f; the model alone %.4f)",
             weight,
