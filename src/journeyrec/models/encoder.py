@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from journeyrec.models.attributes import ItemEmbedding
+from journeyrec.models.dropout import Dropout, attention
 
 __all__ = ["SequenceEncoder", "Block", "LowPass", "FeatureEmbeddings", "init_weights", "low_pass_kernel"]
 
@@ -134,11 +135,11 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(
             nn.Linear(d_model, ffn_mult * d_model),
             ACTIVATIONS[activation](),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Linear(ffn_mult * d_model, d_model),
         )
         self.dropout = dropout
-        self.resid_drop = nn.Dropout(dropout)
+        self.resid_drop = Dropout(dropout)
         self.low_pass = low_pass
         self.filter_alpha = float(filter_alpha)
 
@@ -166,9 +167,7 @@ class Block(nn.Module):
         n_q = q.shape[1]
         q = q.reshape(b, n_q, h, d // h).transpose(1, 2)
         k, v = (t.view(b, length, h, d // h).transpose(1, 2) for t in (k, v))
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0, is_causal=is_causal
-        )
+        y = attention(q, k, v, attn_mask, is_causal, self.dropout if self.training else 0.0)
         y = self.proj(y.transpose(1, 2).reshape(b, n_q, d))
         if self.low_pass is not None:
             y = (1.0 - self.filter_alpha) * y + self.filter_alpha * self.low_pass(normed, keep, last_only)
@@ -250,7 +249,7 @@ class SequenceEncoder(nn.Module):
         # relative: [heads, distance 0..max_len-1] score bias, zero at init (no position preference)
         self.rel_bias = nn.Parameter(torch.zeros(n_heads, max_len)) if positions == "relative" else None
         self.features = FeatureEmbeddings(features, d_model)
-        self.emb_drop = nn.Dropout(dropout)
+        self.emb_drop = Dropout(dropout)
         self.mixer = mixer
         self.blocks = nn.ModuleList(
             [

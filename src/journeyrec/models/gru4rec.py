@@ -19,6 +19,7 @@ from torch import nn
 
 from journeyrec.models.attributes import ItemEmbedding
 from journeyrec.models.base import SequenceModel
+from journeyrec.models.dropout import Dropout
 from journeyrec.models.encoder import FeatureEmbeddings, init_weights
 
 __all__ = ["GRU4Rec"]
@@ -43,11 +44,11 @@ class GRU4Rec(SequenceModel):
         self.d_model = d_model
         self.items = ItemEmbedding(n_items + 1, d_model, attributes, id_dropout)
         self.features = FeatureEmbeddings(features, d_model)
-        self.emb_drop = nn.Dropout(dropout)
+        self.emb_drop = Dropout(dropout)
         self.gru = nn.GRU(
             d_model, d_model, num_layers=n_layers, batch_first=True, dropout=dropout if n_layers > 1 else 0.0
         )
-        self.out_drop = nn.Dropout(dropout)
+        self.out_drop = Dropout(dropout)
         self.proj = nn.Linear(d_model, d_model)
         self.ln = nn.LayerNorm(d_model)
         self.apply(init_weights)
