@@ -48,17 +48,25 @@ def test_unknown_key_or_wrong_type_names_the_key(override, message):
     assert message in text
 
 
-def test_every_experiment_composes_and_s3rec_small_only_narrows_s3rec_best():
+def _changed(a, b) -> set[str]:
+    return {
+        f"{group}.{key}"
+        for group in ("data", "model", "loss", "trainer", "transitions")
+        for key in set(a[group]) | set(b[group])
+        if a[group].get(key) != b[group].get(key)
+    }
+
+
+def test_every_experiment_composes_and_the_s3rec_variants_change_only_what_they_say():
     names = sorted(p.stem for p in Path(CONFIGS, "experiment").glob("*.yaml"))
-    assert {"s3rec_best", "s3rec_small"} <= set(names)
+    assert {"s3rec_best", "s3rec_causal", "s3rec_small"} <= set(names)
     for name in names:
         assert make([f"experiment={name}"]).model.name
-    best, small = make(["experiment=s3rec_best"]), make(["experiment=s3rec_small"])
-    changed = {
-        f"{group}.{key}"
-        for group in ("data", "model", "loss", "trainer")
-        for key in set(best[group]) | set(small[group])
-        if best[group].get(key) != small[group].get(key)
-    }
-    assert changed == {"model.d_model", "model.dropout", "trainer.patience", "trainer.ema_decay"}
-    assert best.model.d_model == 2 * small.model.d_model and best.trainer.ema_decay > 0 and small.trainer.ema_decay == 0
+    best, causal, small = (make([f"experiment={n}"]) for n in ("s3rec_best", "s3rec_causal", "s3rec_small"))
+    # the causal training: one window per user, every position a target; the rest is s3rec_best's
+    assert _changed(best, causal) == {"model.causal", "loss.targets", "data.batch_size", "trainer.patience"}
+    assert (best.model.causal, best.loss.targets) == (False, "newest")
+    assert (causal.model.causal, causal.loss.targets) == (True, "every")
+    # s3rec_small only narrows the causal one
+    assert _changed(causal, small) == {"model.d_model", "model.dropout", "trainer.patience", "trainer.ema_decay"}
+    assert causal.model.d_model == 2 * small.model.d_model and causal.trainer.ema_decay > 0 and small.trainer.ema_decay == 0
