@@ -13,6 +13,7 @@ docs/results/RESULT_NAME.json (default: NAME with underscores), from which the d
   data-scale         generate + prepare 1M / 10M / 50M events: events/s and peak RSS
   memory             peak memory of one training step vs catalogue size per loss and path
   softmax            one full-softmax step with exclude_seen / the repeat bias vs the plain softmax
+  dropout            one s3rec_best training step with journeyrec's CPU dropout vs torch's, and one mask alone
   ema                one weight-average update: Lightning's per-parameter path vs the foreach one in use
   validation         one validation pass on a real file: the evaluation path in use vs the straightforward one
   atomic-kills       every artifact writer SIGKILLed mid-write N times: torn / older / stray files (vs a naive writer)
@@ -350,6 +351,7 @@ BENCHMARKS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Runner]] 
     "data-scale": _module("data_scale"),
     "memory": (_memory_args, _memory),
     "softmax": (_softmax_args, _softmax),
+    "dropout": _module("dropout_step"),
     "ema": (_ema_args, _ema),
     "validation": (_validation_args, _validation),
     "atomic-kills": _module("atomic_kills"),
