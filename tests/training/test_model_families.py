@@ -73,7 +73,10 @@ def test_model_trains_beats_popularity_and_its_bundle_serves_the_same_vectors(tm
 @pytest.mark.parametrize(
     "loss",
     [
-        "loss=sampled_softmax loss.negatives=mixed loss.n_negatives=64",
+        # with 64 sampled negatives beside the batch's, the tiny run's loss falls by less than the
+        # noise of its few steps per epoch at first (it rose between epochs 1 and 2 for some seeds,
+        # with torch's dropout and with journeyrec's): four epochs
+        "loss=sampled_softmax loss.negatives=mixed loss.n_negatives=64 trainer.max_epochs=4 trainer.min_epochs=4",
         "loss=sampled_softmax loss.negatives=in_batch",
         "loss=gbce loss.negatives=popularity loss.n_negatives=16",
         "model=bert4rec loss.exclude_seen=true",
@@ -86,12 +89,13 @@ def test_model_trains_beats_popularity_and_its_bundle_serves_the_same_vectors(tm
 )
 @pytest.mark.slow
 def test_objectives_train(tmp_path, loss):
-    """Each objective learns: its training loss falls from the first epoch to the second."""
+    """Each objective learns: its training loss falls from the first epoch to the last."""
     metrics, out = run(
         tmp_path, ["experiment=demo", "trainer.max_epochs=2", "trainer.min_epochs=2", "model.n_blocks=1", *loss.split()]
     )
     losses = [row["train/loss"] for row in json.loads((out / "curve.json").read_text())]
-    assert len(losses) == 2 and np.isfinite(losses).all() and losses[1] < losses[0], losses
+    epochs = 4 if "trainer.max_epochs=4" in loss else 2
+    assert len(losses) == epochs and np.isfinite(losses).all() and losses[-1] < losses[0], losses
     if "repeat_bias" in loss:  # learned (moved off its zero start), saved and served with the bundle
         from journeyrec.serving import Recommender
 

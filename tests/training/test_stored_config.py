@@ -17,7 +17,7 @@ from journeyrec.typed import as_dict
 from conftest import compose
 
 OVERRIDES = [
-    "experiment=s3rec_best",
+    "experiment=s3rec_causal",  # every target trained (loss.targets=every), as the earlier layout could say
     "loss.temperature=0.5",
     "+loss.event_type_weights.purchase=2.0",
     "optim.lr=0.0005",
