@@ -5,7 +5,7 @@ at every position, dense ``[B, N + 1]`` scores for a model with a repeat bias), 
 same run on the same weights. Both compute the same ranks up to float rounding; the result says how many agree.
 
 Validation runs after every epoch, so on short-session files (Sports: about 8 real items in a
-window of 50) it was a third of the epoch time of ``experiment=s3rec_best``.
+window of 50) it was a third of the epoch time of the causal ``experiment=s3rec_best`` of the time (``s3rec_causal``).
 """
 
 from __future__ import annotations
