@@ -69,4 +69,8 @@ def test_every_experiment_composes_and_the_s3rec_variants_change_only_what_they_
     assert (causal.model.causal, causal.loss.targets) == (True, "every")
     # s3rec_small only narrows the causal one
     assert _changed(causal, small) == {"model.d_model", "model.dropout", "trainer.patience", "trainer.ema_decay"}
-    assert causal.model.d_model == 2 * small.model.d_model and causal.trainer.ema_decay > 0 and small.trainer.ema_decay == 0
+    assert (
+        causal.model.d_model == 2 * small.model.d_model
+        and causal.trainer.ema_decay > 0
+        and small.trainer.ema_decay == 0
+    )
