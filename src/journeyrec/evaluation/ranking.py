@@ -65,8 +65,7 @@ def rank_batch(
     bias = getattr(model, "repeat_bias", None)
     bias = bias if isinstance(bias, torch.Tensor) else None
     bonus_pairs = getattr(model, "bonus_pairs", None)  # the optional protocol method (the transition blend)
-    pairs = bonus_pairs is not None
-    if (pairs or bias is not None or not hasattr(model, "scores")) and not sampled:
+    if (bonus_pairs is not None or bias is not None or not hasattr(model, "scores")) and not sampled:
         # dot-product models, plus a repeat bias on the window's items or a sparse bonus (the
         # transition blend), the whole of their ``scores``: tile over the catalogue, the bonus
         # added inside the tiles, never materialising [B, N + 1] scores
@@ -86,7 +85,7 @@ def rank_batch(
             batch["history_items"],
             topk=topk,
             window=window,
-            window_bonus=float(bias) if bias is not None and not pairs else 0.0,
+            window_bonus=float(bias) if bias is not None else 0.0,  # unused where values are given
             window_values=values,
         )
     scores = score_batch(model, batch)

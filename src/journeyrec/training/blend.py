@@ -13,7 +13,7 @@ from journeyrec.models.protocol import EmbeddingModel
 from journeyrec.models.transitions import Transitions
 from journeyrec.training.config import TrainConfig
 
-__all__ = ["blend_transitions", "candidate_metric", "WEIGHT_METRIC"]
+__all__ = ["blend_transitions", "candidate_metric", "CANDIDATE_PREFIX", "WEIGHT_METRIC"]
 
 log = logging.getLogger(__name__)
 
