@@ -3,8 +3,8 @@
 Why: on CPU, ``torch.nn.functional.dropout`` (and the dropout inside
 ``scaled_dot_product_attention``) draws one Bernoulli sample per element through a scalar
 generator loop; with the heavy dropout the S3-Rec configurations use (0.6, nine masks per step
-over every position and the feed-forward's 4x width) that was the largest cost of a training step
-after the matrix products (``python -m benchmarks dropout`` times a step with each).
+over every position and the feed-forward's 4x width) that is a large share of a training step
+(``python -m benchmarks dropout`` times a step with each).
 :func:`dropout` draws 64 random bits per four elements from the same torch generator (so
 ``seed_everything`` still fixes every mask) and keeps an element when its 15-bit lane is at or
 above ``round(p * 32768)``: the drop probability is ``p`` to within 2e-5, and the kept elements are
