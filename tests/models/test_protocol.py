@@ -491,6 +491,27 @@ def test_bsa_filter_without_causality_is_bsarecs_at_every_position():
         assert not torch.allclose(out[:, 0], causal(h, None)[:, 0])
 
 
+@pytest.mark.parametrize("causal", [True, False])
+def test_bsa_filter_of_a_shorter_window_is_the_padded_windows(causal):
+    """A window shorter than ``max_len`` without padding (serving's unpadded path, length buckets)
+    is filtered as the same items left-padded to ``max_len``: padding reads as zeros, at every
+    position and at the newest one alone."""
+    from journeyrec.models.encoder import LowPass
+
+    torch.manual_seed(2)
+    length, d = 12, 5
+    filt = LowPass(d, length, 4, causal=causal)
+    for n in (1, 2, 7, length):
+        h = torch.randn(3, n, d)
+        padded = torch.cat([torch.full((3, length - n, d), 7.0), h], 1)
+        keep = torch.ones(3, length, dtype=torch.bool)
+        keep[:, : length - n] = False
+        with torch.no_grad():
+            want = filt(padded, keep)[:, length - n :]
+            torch.testing.assert_close(filt(h, None), want, atol=1e-6, rtol=1e-6)
+            torch.testing.assert_close(filt(h, None, last_only=True), want[:, -1:], atol=1e-6, rtol=1e-6)
+
+
 def test_non_causal_sasrec_reads_the_whole_window_and_needs_newest_targets(demo):
     """``causal=False``: an earlier position changes when a later item does, left padding still
     changes nothing at the newest position, hparams rebuild it; RecModule trains it only on the

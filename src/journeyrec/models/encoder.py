@@ -69,11 +69,20 @@ class LowPass(nn.Module):
     kernel being symmetric), BSARec's own filter: for models trained on the newest position only
     (``loss.targets=newest``). Both give the same newest position."""
 
-    kernel: torch.Tensor
+    weights: torch.Tensor
 
     def __init__(self, d_model: int, max_len: int, cutoff: int, causal: bool = True) -> None:
         super().__init__()
-        self.register_buffer("kernel", low_pass_kernel(max_len, cutoff), persistent=False)  # rebuilt from hparams
+        kernel = low_pass_kernel(max_len, cutoff)
+        t = torch.arange(max_len)
+        lag = t[:, None] - t[None, :]
+        if causal:
+            weights = torch.where(lag >= 0, kernel[lag.clamp(min=0)], 0.0)  # lower triangular
+        else:
+            weights = kernel[lag.abs()]  # symmetric
+        # [max_len, max_len], rebuilt from hparams; a weight depends on the lag only, so a shorter
+        # window's matrix is its bottom-right corner (built once: serving encodes a window per request)
+        self.register_buffer("weights", weights, persistent=False)
         self.sqrt_beta = nn.Parameter(torch.randn(d_model))
         self.causal = causal
 
@@ -82,16 +91,10 @@ class LowPass(nn.Module):
         the newest position only, [B, 1, D]."""
         if keep is not None:
             h = h * keep[..., None]
-        t = torch.arange(h.shape[1], device=h.device)
-        lag = t[:, None] - t[None, :]
-        if self.causal:
-            weights = torch.where(lag >= 0, self.kernel[lag.clamp(min=0)], 0.0).to(h.dtype)  # [L, L], lower triangular
-        else:
-            weights = self.kernel[lag.abs()].to(h.dtype)  # [L, L], symmetric
-        if last_only:
-            weights, h_q = weights[-1:], h[:, -1:]
-        else:
-            h_q = h
+        n, m = h.shape[1], self.weights.shape[0]
+        weights = self.weights.narrow(0, m - (1 if last_only else n), 1 if last_only else n).narrow(1, m - n, n)
+        weights = weights.to(h.dtype)
+        h_q = h[:, -1:] if last_only else h
         low = weights @ h
         return low + self.sqrt_beta.square() * (h_q - low)
 
