@@ -181,6 +181,13 @@ class SessionEncoder:
                 log.warning("unpadded model not traced (%s: %s); the fast path runs eagerly", type(exc).__name__, exc)
             return packed
 
+    def session_items(self, items: np.ndarray, etypes: np.ndarray) -> np.ndarray:
+        """The items of the window the model reads (consecutive repeats collapsed when the bundle
+        does, the newest ``max_len``), without building its feature rows."""
+        if self.dedup and len(items) > 1:
+            items = items[collapse_runs(items, etypes)[0]]
+        return items[-self.max_len :]
+
     def window(
         self, items: np.ndarray, etypes: np.ndarray, channels: np.ndarray, ts: np.ndarray, pad: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -404,7 +404,7 @@ class Recommender:
         # the bundle's transition blend: the items that followed the session's last items, with
         # their bonus. The bonus is >= 0 and 0 elsewhere, so the index's best by dot product plus
         # these hold the best of the blend; the pool keeps its pool_n best
-        blend_ids, blend_bonus = self._transition_bonus(items[known], etypes[known], chans[known], ts[known], eligible)
+        blend_ids, blend_bonus = self._transition_bonus(items[known], etypes[known], eligible)
         if len(blend_ids):
             ids = first_occurrences(np.concatenate([ids, blend_ids]))
             scores = self.vectors[ids] @ query + self._lookup(ids, blend_ids, blend_bonus)
@@ -474,14 +474,13 @@ class Recommender:
         return RecommendResult(out, warnings, personalised=True, intent=intent, bundle_version=self.bundle_version)
 
     def _transition_bonus(
-        self, items: np.ndarray, etypes: np.ndarray, chans: np.ndarray, ts: np.ndarray, eligible: np.ndarray
+        self, items: np.ndarray, etypes: np.ndarray, eligible: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Eligible items the bundle's transition counts lift after this session (the window the
         model reads: consecutive repeats collapsed when the bundle does), and their bonus."""
         if self.transitions is None or not len(items):
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        window = self.encoder.window(items, etypes, chans, ts, pad=False)[0][0].numpy()
-        ids, bonus = self.transitions.neighbours(window)
+        ids, bonus = self.transitions.neighbours(self.encoder.session_items(items, etypes))
         keep = eligible[ids]
         return ids[keep], bonus[keep]
 
