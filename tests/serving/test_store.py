@@ -134,6 +134,34 @@ def test_live_catalogue_merges_updates_and_reports_changes_since_a_version(store
     assert store.journey("c", NOW).catalog_version == 2
 
 
+def test_sqlite_checkpoints_on_its_own_thread_not_in_a_request(tmp_path):
+    """The store's connections never checkpoint in a commit (a request would wait for the disk
+    sync); its thread moves the write-ahead log into the main file, and stops on close."""
+    import time
+
+    slow, fast = (
+        SQLiteStore(tmp_path / "slow.sqlite", checkpoint_seconds=3600),
+        SQLiteStore(tmp_path / "fast.sqlite", checkpoint_seconds=0.05),
+    )
+    sizes = {}
+    for s in (slow, fast):
+        sizes[s] = s.path.stat().st_size
+        s.append([Arrival(ev(f"i{k}", minutes_ago=k / 10), customer=f"c{k % 7}") for k in range(300)], NOW)
+        for stats in (False, True):
+            assert s._con(stats).execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    deadline = time.monotonic() + 10
+    while fast.path.stat().st_size == sizes[fast] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert fast.path.stat().st_size > sizes[fast]
+    assert slow.path.stat().st_size == sizes[slow]  # written to the log only
+    for s in (slow, fast):
+        s.close()
+        assert not s._checkpointer.is_alive()
+    assert slow.path.stat().st_size > sizes[slow]  # close checkpoints once more
+    with pytest.raises(ValueError, match="checkpoint_seconds"):
+        SQLiteStore(tmp_path / "bad.sqlite", checkpoint_seconds=0)
+
+
 def test_forget_leaves_nothing_in_the_sqlite_files(tmp_path):
     path = tmp_path / "j.sqlite"
     s = SQLiteStore(path)

@@ -14,6 +14,11 @@ The feedback loop's writes (impressions, feedback) go through a second connectio
 to disk on every commit, so a power loss may take the last moments of statistics with it, never
 an acknowledged event (a recommendation must not wait for a disk sync to be counted). Carts and
 purchases attributed on arrival are part of the event's own ``FULL`` transaction.
+
+Checkpoints (copying the write-ahead log into the database file, with a disk sync) run on a
+background thread every ``checkpoint_seconds``, never inside a request: SQLite's automatic
+checkpoint would run in whichever commit crossed its threshold, and on a disk that syncs slowly
+that request (and every request queued behind it on the event loop) waited for the sync.
 """
 
 from __future__ import annotations
@@ -134,6 +139,24 @@ ORDER BY 1, 2, 4
 """
 
 
+def _checkpoint_every(path: Path, seconds: float, stop: threading.Event) -> None:
+    """Checkpoint the write-ahead log every ``seconds`` until ``stop`` (and once more then), on a
+    connection of its own. PASSIVE: it never waits for a writer, and writers never wait for it.
+    Holds no reference to the store, so an unclosed store can still be collected."""
+    con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        while True:
+            stopping = stop.wait(seconds)
+            try:
+                con.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:  # a locked or vanished file: the next round tries again
+                pass
+            if stopping:
+                return
+    finally:
+        con.close()
+
+
 class SQLiteStore(JourneyStore):
     def __init__(
         self,
@@ -144,7 +167,10 @@ class SQLiteStore(JourneyStore):
         busy_timeout_ms: int = 10_000,
         reaction_window_minutes: float = 1440.0,
         trending_half_life_hours: float = 168.0,
+        checkpoint_seconds: float = 1.0,
     ) -> None:
+        if not checkpoint_seconds > 0:
+            raise ValueError(f"checkpoint_seconds={checkpoint_seconds}: must be > 0")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_events = int(max_events)
@@ -163,6 +189,14 @@ class SQLiteStore(JourneyStore):
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     con.execute(statement)
+        self._stop = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=_checkpoint_every,
+            args=(self.path, float(checkpoint_seconds), self._stop),
+            name="journeyrec-sqlite-checkpoint",
+            daemon=True,
+        )
+        self._checkpointer.start()
 
     # ------------------------------------------------------------------ plumbing
     def _con(self, stats: bool = False) -> sqlite3.Connection:
@@ -177,6 +211,7 @@ class SQLiteStore(JourneyStore):
             con.execute(f"PRAGMA synchronous={'NORMAL' if stats else 'FULL'}")
             con.execute("PRAGMA secure_delete=ON")
             con.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+            con.execute("PRAGMA wal_autocheckpoint=0")  # the background thread checkpoints
             setattr(self._local, name, con)
             with self._lock:
                 self._all.append(con)
@@ -704,6 +739,8 @@ class SQLiteStore(JourneyStore):
         return {str(k)[len("counter:") :]: int(v) for k, v in rows}
 
     def close(self) -> None:
+        self._stop.set()
+        self._checkpointer.join()
         with self._lock:
             for con in self._all:
                 con.close()
