@@ -137,6 +137,7 @@ def test_live_catalogue_merges_updates_and_reports_changes_since_a_version(store
 def test_sqlite_checkpoints_on_its_own_thread_not_in_a_request(tmp_path):
     """The store's connections never checkpoint in a commit (a request would wait for the disk
     sync); its thread moves the write-ahead log into the main file, and stops on close."""
+    import gc
     import time
 
     slow, fast = (
@@ -158,6 +159,12 @@ def test_sqlite_checkpoints_on_its_own_thread_not_in_a_request(tmp_path):
         s.close()
         assert not s._checkpointer.is_alive()
     assert slow.path.stat().st_size > sizes[slow]  # close checkpoints once more
+    forgotten = SQLiteStore(tmp_path / "forgotten.sqlite", checkpoint_seconds=3600)
+    thread = forgotten._checkpointer
+    del forgotten  # never closed: collecting it stops its thread
+    gc.collect()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
     with pytest.raises(ValueError, match="checkpoint_seconds"):
         SQLiteStore(tmp_path / "bad.sqlite", checkpoint_seconds=0)
 

@@ -27,6 +27,7 @@ import json
 import math
 import sqlite3
 import threading
+import weakref
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -142,7 +143,7 @@ ORDER BY 1, 2, 4
 def _checkpoint_every(path: Path, seconds: float, stop: threading.Event) -> None:
     """Checkpoint the write-ahead log every ``seconds`` until ``stop`` (and once more then), on a
     connection of its own. PASSIVE: it never waits for a writer, and writers never wait for it.
-    Holds no reference to the store, so an unclosed store can still be collected."""
+    Holds no reference to the store, so a store never closed is still collected (and stops it)."""
     con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         while True:
@@ -197,6 +198,7 @@ class SQLiteStore(JourneyStore):
             daemon=True,
         )
         self._checkpointer.start()
+        weakref.finalize(self, self._stop.set)  # a store never closed stops its thread when collected
 
     # ------------------------------------------------------------------ plumbing
     def _con(self, stats: bool = False) -> sqlite3.Connection:
