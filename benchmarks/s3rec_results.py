@@ -21,9 +21,16 @@ targets added with the refitted one; each is scored on test once, beside the sam
 counts (the run's own figures, scored again for the paired difference). The fit is the run's:
 the blend changes nothing before the weights are picked.
 
+``blend-screen`` asks whether the blend's own settings (how many positions ahead a pair counts,
+how many of the session's last items are read) were worth choosing: for each (window, history) pair
+the counts are fitted on the run's training prefixes and every weight is scored on the validation
+split with the picked epoch's weights, as :func:`journeyrec.training.blend.blend_transitions` would
+choose it. The test split is not read.
+
   python -m benchmarks.s3rec_results collect RUN_DIR --command "..." --wall-seconds S --load "..." --out FILE
   python -m benchmarks.s3rec_results ensemble RUN_DIR RUN_DIR ... --cpu-seconds S S ... --out FILE
   python -m benchmarks.s3rec_results blend RUN_DIR --weights 0.5 1 2 4 --out FILE
+  python -m benchmarks.s3rec_results blend-screen RUN_DIR --windows 1 2 3 --histories 1 2 3 --weights 0.5 1 2 --out FILE
 """
 
 from __future__ import annotations
@@ -40,7 +47,17 @@ from benchmarks.harness import command_line, git_commit
 from journeyrec.io import atomic_write_json
 from journeyrec.training.config import BEFORE_REFIT
 
-__all__ = ["ANCHORS", "GOALS", "blend", "collect", "ensemble", "protocol_figures", "published", "with_goal"]
+__all__ = [
+    "ANCHORS",
+    "GOALS",
+    "blend",
+    "blend_screen",
+    "collect",
+    "ensemble",
+    "protocol_figures",
+    "published",
+    "with_goal",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 MACHINE = "2-core AMD EPYC VM, no GPU, shared with other engineers' jobs"
@@ -324,6 +341,63 @@ def blend(
     return record
 
 
+def blend_screen(
+    run: Path, windows: Sequence[int], histories: Sequence[int], weights: Sequence[float], command: str = ""
+) -> dict[str, Any]:
+    """The validation figure of every (window, history, weight) of the blend on ``run``'s picked
+    epoch (see the module docstring); rows in the order tried, the run's own settings marked."""
+    import time
+
+    import torch
+
+    from journeyrec.evaluation.transitions import choose_weight
+    from journeyrec.models.transitions import Transitions
+    from journeyrec.training.export_run import load_run_model
+
+    t0 = time.perf_counter()
+    best, cfg, data = load_run_model(run, "best")
+    monitor = cfg.trainer.monitor
+    own = (cfg.transitions.window, cfg.transitions.history)
+    rows = []
+    for window in windows:
+        for history in histories:
+            t = Transitions.fit(data.sequences, data.split.train_ends, window=window, history=history)
+            weight, table = choose_weight(
+                best, t, data.sequences, data.split.valid, weights, monitor, cfg.eval.ks, cfg.data.eval_batch_size
+            )
+            rows.append(
+                {
+                    "window": window,
+                    "history": history,
+                    "run_setting": (window, history) == own,
+                    "weight": weight,
+                    "valid": table[weight][monitor],
+                    "valid_by_weight": {f"{w:g}": m[monitor] for w, m in table.items()},
+                }
+            )
+            print(json.dumps({k: rows[-1][k] for k in ("window", "history", "weight", "valid")}), flush=True)
+    top = max(rows, key=lambda r: r["valid"])
+    mine = next((r for r in rows if r["run_setting"]), None)
+    return {
+        "name": f"blend_screen_{run.name}",
+        "file": Path(str(cfg.data.path)).stem,
+        "run": str(run),
+        "command": command,
+        "machine": MACHINE,
+        "threads": torch.get_num_threads(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": git_commit()[0],
+        "monitor": monitor,
+        "protocol": "the validation split only, with the run's picked-epoch weights; the test split is not read",
+        "model_alone_valid": rows[0]["valid_by_weight"]["0"],
+        "run_setting": {"window": own[0], "history": own[1], "valid": None if mine is None else mine["valid"]},
+        "best": {k: top[k] for k in ("window", "history", "weight", "valid")},
+        "best_minus_run_setting": None if mine is None else top["valid"] - mine["valid"],
+        "rows": rows,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     import argparse
 
@@ -358,7 +432,29 @@ def main(argv: Sequence[str] | None = None) -> None:
     b.add_argument("--work", type=Path, default=Path(".cache/s3rec_blend"), help="bundles, evaluations")
     b.add_argument("--name", default=None, help="the result's name (default: blend_<run directory name>)")
     b.add_argument("--out", type=Path, required=True)
+    s = sub.add_parser("blend-screen")
+    s.add_argument("run_dir", type=Path, help="a finished s3rec run")
+    s.add_argument("--windows", type=int, nargs="+", required=True, help="transitions.window values")
+    s.add_argument("--histories", type=int, nargs="+", required=True, help="transitions.history values")
+    s.add_argument("--weights", type=float, nargs="+", required=True, help="blend weights (0 is always tried)")
+    s.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
+    if args.action == "blend-screen":
+        try:
+            record = blend_screen(
+                args.run_dir,
+                args.windows,
+                args.histories,
+                args.weights,
+                command_line(argv, module="benchmarks.s3rec_results"),
+            )
+        except ValueError as exc:
+            ap.error(str(exc))
+        atomic_write_json(args.out, record)
+        print(
+            json.dumps({k: record[k] for k in ("model_alone_valid", "run_setting", "best", "best_minus_run_setting")})
+        )
+        return
     if args.action == "blend":
         record = blend(
             args.run_dir,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.s3rec_results import ANCHORS, blend, collect, ensemble
+from benchmarks.s3rec_results import ANCHORS, blend, blend_screen, collect, ensemble
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -227,3 +227,22 @@ def test_blend_of_a_finished_run_gives_what_the_run_itself_chose_and_scored(smal
     for protocol in ("without_refit", "with_refit"):
         one, two = rows[(protocol.replace("_", " "), 1)], rows[(protocol.replace("_", " "), 2)]
         assert one["test_ndcg@10"] == pytest.approx(rec[protocol]["ndcg@10"]) == pytest.approx(two["test_ndcg@10"])
+
+
+@pytest.mark.slow  # shares the real training run above
+def test_blend_screen_scores_the_runs_own_setting_as_the_run_chose_it(small_run):
+    """The screen's row for the run's own (window, history) is the run's own choice: the same
+    weight and the same validation figures per weight as its metrics.json; other settings fit other
+    counts and so score differently; the best row is the highest."""
+    metrics = json.loads((small_run / "metrics.json").read_text())
+    rec = blend_screen(small_run, [1, 3], [1, 3], [0.5, 1, 2, 4], command="cmd")
+    assert [(r["window"], r["history"]) for r in rec["rows"]] == [(1, 1), (1, 3), (3, 1), (3, 3)]
+    own = [r for r in rec["rows"] if r["run_setting"]]
+    assert [(r["window"], r["history"]) for r in own] == [(3, 3)]
+    assert own[0]["weight"] == metrics["transitions/weight"]
+    for w, figure in own[0]["valid_by_weight"].items():
+        assert figure == pytest.approx(metrics[f"transitions/valid_seen_excluded/ndcg@10/weight_{w}"])
+    assert rec["model_alone_valid"] == pytest.approx(metrics["transitions/valid_seen_excluded/ndcg@10/weight_0"])
+    assert len({round(r["valid_by_weight"]["1"], 9) for r in rec["rows"]}) > 1
+    assert rec["best"]["valid"] == max(r["valid"] for r in rec["rows"])
+    assert rec["best_minus_run_setting"] == pytest.approx(rec["best"]["valid"] - own[0]["valid"])
