@@ -342,7 +342,12 @@ def blend(
 
 
 def blend_screen(
-    run: Path, windows: Sequence[int], histories: Sequence[int], weights: Sequence[float], command: str = ""
+    run: Path,
+    windows: Sequence[int],
+    histories: Sequence[int],
+    weights: Sequence[float],
+    command: str = "",
+    name: str | None = None,
 ) -> dict[str, Any]:
     """The validation figure of every (window, history, weight) of the blend on ``run``'s picked
     epoch (see the module docstring); rows in the order tried, the run's own settings marked."""
@@ -379,7 +384,7 @@ def blend_screen(
     top = max(rows, key=lambda r: r["valid"])
     mine = next((r for r in rows if r["run_setting"]), None)
     return {
-        "name": f"blend_screen_{run.name}",
+        "name": name or f"blend_screen_{run.name}",
         "file": Path(str(cfg.data.path)).stem,
         "run": str(run),
         "command": command,
@@ -447,6 +452,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 args.histories,
                 args.weights,
                 command_line(argv, module="benchmarks.s3rec_results"),
+                name=args.out.stem,  # the docs find a record by its file's name
             )
         except ValueError as exc:
             ap.error(str(exc))
