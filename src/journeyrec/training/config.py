@@ -82,6 +82,11 @@ class TrainerConfig:
     # test, at optim.lr without a schedule. Validation figures stay those of the picked epoch
     # (the refit has seen their targets). 0 = off. Single-process fits only.
     refit_epochs: int = 0
+    # wall-clock minutes for the data preparation, the fit and the refit, from the start of the run
+    # (the final evaluation and export come after): the fit stops at the end of the epoch after
+    # which the next epoch and the refit would no longer end in time, the refit trains the whole
+    # epochs still left (journeyrec.training.callbacks.TimeBudget). None: no budget
+    time_budget_minutes: Optional[float] = None
 
 
 @dataclass

@@ -78,6 +78,7 @@ from journeyrec.training.callbacks import (
     IntentValidation,
     RefitLearningRate,
     ResumableRNG,
+    TimeBudget,
 )
 from journeyrec.training.checkpoint_io import AtomicCheckpointIO, load_checkpoint
 from journeyrec.training.cold_start import evaluate_cold, hide_items, training_counts
@@ -162,6 +163,7 @@ class Fitted:
     logger: Any  # the MLflow logger (None when tracking is off or on ranks other than 0)
     parent_run: str | None  # the sweep's parent run in a Hydra multirun
     global_zero: bool = True  # False on the other processes of a data-parallel fit
+    budget: TimeBudget | None = None  # trainer.time_budget_minutes: its clock and whether it stopped the fit
 
 
 # --------------------------------------------------------------------------- helpers
@@ -253,6 +255,25 @@ def _weight_averaging(cfg: TrainConfig) -> list[pl.Callback]:
     ]
 
 
+def _refit_datamodule(cfg: TrainConfig, prepared: Prepared) -> SequenceDataModule:
+    """The refit's batches: the training prefixes extended by each user's validation target."""
+    train = prepared.train_data
+    return _datamodule(cfg, dataclasses.replace(train, split=with_validation_targets(train.split)))
+
+
+def _time_budget(cfg: TrainConfig, prepared: Prepared, built: Built, started: float) -> TimeBudget | None:
+    """The run's :class:`TimeBudget` (None without ``trainer.time_budget_minutes``); a refit
+    epoch is reckoned longer than a fit epoch by the positions it adds (window lengths summed)."""
+    minutes = cfg.trainer.time_budget_minutes
+    if minutes is None:
+        return None
+    scale = 1.0
+    if cfg.trainer.refit_epochs:
+        fit_positions = float(built.datamodule.train_set.lengths.sum())
+        scale = float(_refit_datamodule(cfg, prepared).train_set.lengths.sum()) / max(fit_positions, 1.0)
+    return TimeBudget(minutes, started, cfg.trainer.refit_epochs, scale)
+
+
 def _datamodule(cfg: TrainConfig, data: PreparedData) -> SequenceDataModule:
     d = cfg.data
     return SequenceDataModule(
@@ -273,6 +294,9 @@ def check_settings(cfg: TrainConfig) -> None:
     _weight_averaging(cfg)
     if cfg.trainer.refit_epochs < 0:
         raise ValueError(f"trainer.refit_epochs={cfg.trainer.refit_epochs}: must be >= 0 (0 = no refit)")
+    budget = cfg.trainer.time_budget_minutes
+    if budget is not None and not budget > 0:
+        raise ValueError(f"trainer.time_budget_minutes={budget}: must be > 0 (null = no budget)")
     if cfg.trainer.refit_epochs and not _single_process(cfg):
         raise ValueError(
             "trainer.refit_epochs needs a single-process fit (devices=1, one node, no ddp): "
@@ -372,9 +396,17 @@ def _resolve_ckpt(cfg: TrainConfig, ckpt_dir: Path) -> str | None:
     return str(cfg.ckpt_path)
 
 
-def fit_stage(cfg: TrainConfig, prepared: Prepared, built: Built, out: Path, main_process: bool = True) -> Fitted:
-    """Lightning fit with early stopping on ``trainer.monitor``, best and last checkpoints,
-    per-epoch curve, and the MLflow run (params, dataset card, per-epoch metrics)."""
+def fit_stage(
+    cfg: TrainConfig,
+    prepared: Prepared,
+    built: Built,
+    out: Path,
+    main_process: bool = True,
+    budget: TimeBudget | None = None,
+) -> Fitted:
+    """Lightning fit with early stopping on ``trainer.monitor`` (and on the time ``budget``, when
+    given), best and last checkpoints, per-epoch curve, and the MLflow run (params, dataset card,
+    per-epoch metrics)."""
     ckpt_dir = out / "checkpoints"
     monitor = cfg.trainer.monitor
     # saved at the end of each training epoch, after validation and after EpochCurve has recorded
@@ -424,6 +456,7 @@ def fit_stage(cfg: TrainConfig, prepared: Prepared, built: Built, out: Path, mai
             *_weight_averaging(cfg),
             checkpoint,
             early,
+            *([budget] if budget is not None else []),
             EpochCurve(out / "curve.json"),
             ResumableRNG(),
             *([EpochProgressBar()] if t.progress_bar else []),
@@ -445,7 +478,9 @@ def fit_stage(cfg: TrainConfig, prepared: Prepared, built: Built, out: Path, mai
         best = load_checkpoint(best_path)
         built.module.load_state_dict(best["state_dict"])
         best_epoch = int(best.get("epoch", -1)) + 1  # 1-based, as in curve.json
-    return Fitted(best_path, best_epoch, int(trainer.current_epoch), seconds, logger, parent, trainer.is_global_zero)
+    return Fitted(
+        best_path, best_epoch, int(trainer.current_epoch), seconds, logger, parent, trainer.is_global_zero, budget
+    )
 
 
 def test_segments(cfg: TrainConfig, prepared: Prepared) -> dict[str, dict[str, np.ndarray]]:
@@ -477,17 +512,17 @@ def evaluate_stage(
     return result
 
 
-def refit_stage(cfg: TrainConfig, prepared: Prepared, built: Built, fitted: Fitted) -> float:
+def refit_stage(cfg: TrainConfig, prepared: Prepared, built: Built, fitted: Fitted, epochs: int) -> float:
     """Train on from the best checkpoint (raw weights, optimiser, weight average and RNG state
-    as they were at that epoch) for ``trainer.refit_epochs`` epochs over the training prefixes
-    extended by each user's validation target, at ``optim.lr`` without a schedule; returns the
-    seconds it took. No validation runs: its targets are now training data."""
+    as they were at that epoch) for ``epochs`` epochs (``trainer.refit_epochs``, or fewer within
+    the time budget) over the training prefixes extended by each user's validation target, at
+    ``optim.lr`` without a schedule; returns the seconds it took. No validation runs: its targets
+    are now training data."""
     if fitted.best_path is None:
         raise ValueError("refit needs the best checkpoint of the fit")
-    train = prepared.train_data
-    dm = _datamodule(cfg, dataclasses.replace(train, split=with_validation_targets(train.split)))
+    dm = _refit_datamodule(cfg, prepared)
     t = cfg.trainer
-    end_epoch = fitted.best_epoch + t.refit_epochs
+    end_epoch = fitted.best_epoch + epochs
     # a constant rate (optim.lr): configure_optimizers then builds no schedule, and the
     # checkpoint's decayed rate is replaced once the optimiser is restored
     built.module.optim_cfg = dataclasses.replace(cfg.optim, lr_schedule="constant", warmup_steps=0)
@@ -591,6 +626,7 @@ def log_job_file(run_id: str | None, cfg: TrainConfig, path: Path) -> None:
 def train(cfg: Any) -> TrainResult:
     """Run every stage for one configuration (a TrainConfig, or a composed / stored config that
     converts to one; see the module docstring)."""
+    started = time.perf_counter()  # trainer.time_budget_minutes counts from here
     cfg = train_config(cfg)
     _quiet_third_party()
     check_settings(cfg)
@@ -607,7 +643,7 @@ def train(cfg: Any) -> TrainResult:
 
     prepared = prepare_stage(cfg, out, main_process)
     built = build_stage(cfg, prepared)
-    fitted = fit_stage(cfg, prepared, built, out, main_process)
+    fitted = fit_stage(cfg, prepared, built, out, main_process, _time_budget(cfg, prepared, built, started))
     if not fitted.global_zero:
         return TrainResult({}, out, prepared.store, None)  # rank 0 evaluates, exports and tracks the run
 
@@ -617,27 +653,47 @@ def train(cfg: Any) -> TrainResult:
     scorer = TransitionBlend(model, transitions) if transitions else model
     evaluation = evaluate_stage(cfg, prepared, scorer, "valid", segments)
     refit_seconds = None
+    refit_epochs = cfg.trainer.refit_epochs
     before_refit: dict[str, float] = {}
-    if cfg.trainer.refit_epochs and fitted.best_path:
+    before: SystemEvaluation | None = None
+    if refit_epochs and fitted.best_path:
         # the picked epoch's test figures, i.e. those of the same command with trainer.refit_epochs=0
         # (same seed, same fit): one run gives the figures with and without training on validation targets
-        before = evaluate_stage(cfg, prepared, scorer, "test", segments).metrics
-        before_refit = {k.replace("test", BEFORE_REFIT, 1): v for k, v in before.items() if k.startswith("test")}
-        refit_seconds = refit_stage(cfg, prepared, built, fitted)
+        before = evaluate_stage(cfg, prepared, scorer, "test", segments)
+        before_refit = {
+            k.replace("test", BEFORE_REFIT, 1): v for k, v in before.metrics.items() if k.startswith("test")
+        }
+        if fitted.budget is not None:
+            refit_epochs = fitted.budget.refit_epochs_that_fit(refit_epochs)
+            if refit_epochs < cfg.trainer.refit_epochs:
+                log.warning(
+                    "time budget (trainer.time_budget_minutes=%g): %.0f s left, time for %d of the %d refit epochs",
+                    fitted.budget.minutes,
+                    fitted.budget.seconds_left(),
+                    refit_epochs,
+                    cfg.trainer.refit_epochs,
+                )
+    if refit_epochs and fitted.best_path:
+        refit_seconds = refit_stage(cfg, prepared, built, fitted, refit_epochs)
         model = built.module.model.cpu().eval()
-        log.info("refit %d epochs on the validation targets in %.1fs", cfg.trainer.refit_epochs, refit_seconds)
+        log.info("refit %d epochs on the validation targets in %.1fs", refit_epochs, refit_seconds)
         if transitions:
             transitions = blend_transitions(
                 cfg, prepared.train_data, prepared.data, model, transitions.weight, refit=True
             )[0]
         scorer = TransitionBlend(model, transitions) if transitions else model
-    elif cfg.trainer.refit_epochs:
+    elif cfg.trainer.refit_epochs and not fitted.best_path:
         log.warning(
             "trainer.refit_epochs=%d: no best checkpoint to refit from (validation never ran); "
             "the test figures are those of the last epoch, without a refit",
             cfg.trainer.refit_epochs,
         )
-    evaluation.merge(evaluate_stage(cfg, prepared, scorer, "test", segments))
+    # no refit epoch within the time budget: the test figures are the picked epoch's, just computed
+    evaluation.merge(
+        before
+        if before is not None and refit_seconds is None
+        else evaluate_stage(cfg, prepared, scorer, "test", segments)
+    )
     metrics: dict[str, float] = {**evaluation.metrics, **before_refit, **blend_metrics}
     if prepared.hidden is not None:
         metrics.update(
@@ -646,19 +702,27 @@ def train(cfg: Any) -> TrainResult:
             )
         )
     metrics.update(train_seconds=fitted.train_seconds, epochs=float(fitted.epochs), best_epoch=float(fitted.best_epoch))
-    if refit_seconds is not None:
-        metrics.update(refit_epochs=float(cfg.trainer.refit_epochs), refit_seconds=refit_seconds)
+    if before_refit:  # the refit ran, or the time budget left none of its epochs
+        metrics.update(refit_epochs=float(refit_epochs), refit_seconds=refit_seconds or 0.0)
+    if fitted.budget is not None:
+        metrics.update(
+            time_budget_minutes=fitted.budget.minutes,
+            fit_stopped_by_time_budget=float(fitted.budget.stopped_after is not None),
+        )
     metrics.update(baseline_stage(cfg, prepared))
     with atomic_path(out / "per_case.parquet") as tmp:
         pq.write_table(per_case_table(evaluation, prepared.data, segments), tmp)
 
     bundle = None
     if cfg.export.enabled:
+        # the bundle's config says how many refit epochs its weights had (fewer within a time budget)
+        done = refit_epochs if refit_seconds is not None else 0
+        held = dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, refit_epochs=done))
         bundle = export_bundle(
             out / "bundle",
             model,
             prepared.data,
-            as_dict(cfg),
+            as_dict(held),
             metrics,
             cfg.export,
             fit_abandonment(cfg, model, prepared.data),
