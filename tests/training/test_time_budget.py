@@ -9,9 +9,12 @@ import json
 import time
 
 import pytest
+from sequence_support import make_data
 
 from journeyrec.training.callbacks import TimeBudget
+from journeyrec.training.run import refit_work_ratio
 
+from conftest import compose
 from conftest import train_tiny as run
 
 ARGS = ["experiment=demo", "model.n_blocks=1", "trainer.max_epochs=3", "trainer.patience=3", "trainer.refit_epochs=2"]
@@ -56,3 +59,23 @@ def test_a_budget_that_is_not_positive_is_refused_before_reading_data(tmp_path, 
     with pytest.raises(ValueError, match=r"trainer.time_budget_minutes=.*must be > 0"):
         run(tmp_path, ["experiment=demo", f"trainer.time_budget_minutes={minutes}"])
     assert not (tmp_path / "prepared").exists()
+
+
+@pytest.mark.parametrize("targets", ["newest", "every"])
+def test_refit_work_ratio_counts_the_positions_the_validation_targets_add(targets):
+    """Brute force: a window per training target (newest) or per user (every), each as long as
+    the items it reads plus its target, at most max_len + 1."""
+    seqs = [[1, 2, 3, 1, 4, 5, 6], [2, 3, 2, 5], [1, 2, 5, 6, 7, 8], [3, 3, 1], [6, 2, 1, 2, 4, 8, 9, 3]]
+    prep = make_data(seqs)
+    max_len = 3
+    cfg = compose("train", ["experiment=demo", f"model.max_len={max_len}", f"loss.targets={targets}"])
+    from journeyrec.training.config import train_config
+
+    def positions(prefix_lengths):
+        if targets == "newest":
+            return sum(min(k, max_len + 1) for n in prefix_lengths for k in range(2, n + 1))
+        return sum(min(n, max_len + 1) for n in prefix_lengths if n >= 2)
+
+    fit = [len(s) - 2 for s in seqs]  # leave-one-out: the last two items are validation and test
+    want = positions([n + 1 for n in fit]) / positions(fit)
+    assert refit_work_ratio(train_config(cfg), prep) == pytest.approx(want)

@@ -44,6 +44,7 @@ import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
 from journeyrec.bundle.format import export_bundle
+from journeyrec.data.datasets import TrainWindows
 from journeyrec.data.prepare import PreparedData, load_prepared, prepare_store
 from journeyrec.data.schema import FEATURE_SIZES
 from journeyrec.data.sequences import with_validation_targets
@@ -103,6 +104,7 @@ __all__ = [
     "fit_stage",
     "evaluate_stage",
     "refit_stage",
+    "refit_work_ratio",
     "baseline_stage",
     "test_segments",
     "experiment_name",
@@ -261,16 +263,23 @@ def _refit_datamodule(cfg: TrainConfig, prepared: Prepared) -> SequenceDataModul
     return _datamodule(cfg, dataclasses.replace(train, split=with_validation_targets(train.split)))
 
 
-def _time_budget(cfg: TrainConfig, prepared: Prepared, built: Built, started: float) -> TimeBudget | None:
-    """The run's :class:`TimeBudget` (None without ``trainer.time_budget_minutes``); a refit
-    epoch is reckoned longer than a fit epoch by the positions it adds (window lengths summed)."""
+def refit_work_ratio(cfg: TrainConfig, train: PreparedData) -> float:
+    """How much longer a refit epoch takes than a fit epoch: the positions of its training
+    windows (the prefixes extended by each user's validation target) over the fit's."""
+
+    def positions(train_ends: np.ndarray) -> float:
+        windows = TrainWindows(train.sequences, train_ends, cfg.model.max_len, newest=cfg.loss.targets == "newest")
+        return float(windows.lengths.sum())
+
+    return positions(with_validation_targets(train.split).train_ends) / max(positions(train.split.train_ends), 1.0)
+
+
+def _time_budget(cfg: TrainConfig, prepared: Prepared, started: float) -> TimeBudget | None:
+    """The run's :class:`TimeBudget` (None without ``trainer.time_budget_minutes``)."""
     minutes = cfg.trainer.time_budget_minutes
     if minutes is None:
         return None
-    scale = 1.0
-    if cfg.trainer.refit_epochs:
-        fit_positions = float(built.datamodule.train_set.lengths.sum())
-        scale = float(_refit_datamodule(cfg, prepared).train_set.lengths.sum()) / max(fit_positions, 1.0)
+    scale = refit_work_ratio(cfg, prepared.train_data) if cfg.trainer.refit_epochs else 1.0
     return TimeBudget(minutes, started, cfg.trainer.refit_epochs, scale)
 
 
@@ -643,7 +652,7 @@ def train(cfg: Any) -> TrainResult:
 
     prepared = prepare_stage(cfg, out, main_process)
     built = build_stage(cfg, prepared)
-    fitted = fit_stage(cfg, prepared, built, out, main_process, _time_budget(cfg, prepared, built, started))
+    fitted = fit_stage(cfg, prepared, built, out, main_process, _time_budget(cfg, prepared, started))
     if not fitted.global_zero:
         return TrainResult({}, out, prepared.store, None)  # rank 0 evaluates, exports and tracks the run
 
