@@ -152,7 +152,16 @@ def collect(
         "model": OmegaConf.to_container(cfg.model, resolve=True),
         # runs written before the loss / optim groups kept those keys under model
         **{group: OmegaConf.to_container(cfg[group], resolve=True) for group in ("loss", "optim") if group in cfg},
-        "trainer": {k: cfg.trainer[k] for k in ("max_epochs", "patience", "ema_decay", "refit_epochs")},
+        "trainer": {
+            k: cfg.trainer[k]
+            for k in ("max_epochs", "patience", "ema_decay", "refit_epochs", "time_budget_minutes")
+            if k in cfg.trainer  # runs written before the time budget have no such key
+        },
+        **(
+            {"fit_stopped_by_time_budget": bool(metrics["fit_stopped_by_time_budget"])}
+            if "fit_stopped_by_time_budget" in metrics
+            else {}
+        ),
         "batch_size": int(cfg.data.batch_size),  # users per step, or windows with loss.targets=newest
         # the transition blend's weight chosen on validation (transitions.weights), when the run had one
         "transitions_weight": metrics.get("transitions/weight"),

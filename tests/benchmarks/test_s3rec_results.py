@@ -73,6 +73,8 @@ def test_each_protocol_reads_its_own_keys_and_the_table_compares_with_the_anchor
     assert rec["model"]["mixer"] == "bsa" and rec["trainer"]["refit_epochs"] == 5 and rec["wall_seconds"] == 450.0
     assert rec["loss"]["recency_halflife"] == 10 and "optim" not in rec  # the groups the run's config has
     assert rec["batch_size"] == 768 and rec["transitions_weight"] == 2.0
+    # a run from before the time budget has neither its setting nor its verdict
+    assert "time_budget_minutes" not in rec["trainer"] and "fit_stopped_by_time_budget" not in rec
     # issue 25's goals beside each protocol: 0.0580 is 9.7% short of 0.0642, 0.0650 3.3% short of 0.0672
     assert before["goal_ndcg@10"] == 0.0642 and before["vs_goal"] == pytest.approx(0.0580 / 0.0642 - 1)
     assert rec["with_refit"]["goal_ndcg@10"] == 0.0672 and rec["with_refit"]["vs_goal"] == pytest.approx(
@@ -120,6 +122,18 @@ def test_the_page_shows_each_committed_files_figures(stem):
         assert f"{fig['ndcg@10']:.4f} [{lo:.4f}, {hi:.4f}]" in page, (stem, proto)
         assert f"{fig['ndcg@10'] / rec['published']['ndcg@10'] - 1:+.1%}" in page, (stem, proto)
     assert rec["published"]["model"] == ANCHORS[stem][0]
+
+
+def test_a_run_whose_time_budget_stopped_its_fit_says_so(tmp_path):
+    """A budget that stopped the fit and left the refit 3 of its 5 epochs: the record has the
+    setting, the verdict and the refit epochs run."""
+    run = fake_run(tmp_path)
+    metrics = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**metrics, "fit_stopped_by_time_budget": 1.0, "refit_epochs": 3.0}))
+    (run / "config.yaml").write_text((run / "config.yaml").read_text() + "  time_budget_minutes: 28\n")
+    rec = collect(run, "cmd", 1.0, "load", commit="abc")
+    assert rec["fit_stopped_by_time_budget"] is True and rec["refit_epochs"] == 3
+    assert rec["trainer"]["time_budget_minutes"] == 28 and rec["trainer"]["refit_epochs"] == 5
 
 
 def test_a_run_without_the_refit_is_refused_by_name(tmp_path):
