@@ -1,9 +1,9 @@
 """Would ``trainer.time_budget_minutes`` have changed a finished run? The budget's rule
-(:class:`journeyrec.training.callbacks.TimeBudget`) replayed on the run's ``train.log``.
+(:class:`journeyrec.training.time_budget.TimeBudget`) replayed on the run's ``train.log``.
 
 At the end of each epoch the fit stops when the seconds left are fewer than the next epoch (as
 long as this one, validation included) plus the refit (``trainer.refit_epochs`` at this epoch's
-training pace times :func:`journeyrec.training.run.refit_work_ratio`); the refit, once it starts,
+training pace times :func:`journeyrec.training.time_budget.refit_work_ratio`); the refit, once it starts,
 trains the whole epochs still left. The log gives each epoch's end and training seconds and the
 refit's end and seconds; the first epoch's validation is taken as long as the second's. The clock
 starts at ``--started``, the command's start: a few seconds earlier than the run's own clock
@@ -42,7 +42,7 @@ def replay(run: Path, started: datetime, minutes: float) -> dict[str, Any]:
 
     from journeyrec.data.prepare import load_prepared
     from journeyrec.training.config import train_config
-    from journeyrec.training.run import refit_work_ratio
+    from journeyrec.training.time_budget import refit_work_ratio
 
     cfg = train_config(OmegaConf.load(run / "config.yaml"))
     log = (run / "train.log").read_text().splitlines()

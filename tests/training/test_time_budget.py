@@ -11,8 +11,7 @@ import time
 import pytest
 from sequence_support import make_data
 
-from journeyrec.training.callbacks import TimeBudget
-from journeyrec.training.run import refit_work_ratio
+from journeyrec.training.time_budget import TimeBudget, refit_work_ratio
 
 from conftest import compose
 from conftest import train_tiny as run

@@ -16,7 +16,7 @@ from journeyrec.evaluation.intent import evaluate_intent
 from journeyrec.io import atomic_write_json
 from journeyrec.models.protocol import has_purchase_intent
 
-__all__ = ["EpochCurve", "EpochProgressBar", "ResumableRNG", "RefitLearningRate", "IntentValidation", "TimeBudget"]
+__all__ = ["EpochCurve", "EpochProgressBar", "ResumableRNG", "RefitLearningRate", "IntentValidation"]
 
 log = logging.getLogger(__name__)
 
@@ -152,62 +152,3 @@ class IntentValidation(pl.Callback):
             raise TypeError(f"IntentValidation needs a model with the purchase-intent head, not {type(model).__name__}")
         auc = evaluate_intent(model, self.data, self.split, "valid", self.batch_size)["valid_intent/auc"]
         pl_module.log("valid_intent/auc", auc, prog_bar=True, sync_dist=False, rank_zero_only=False)
-
-
-class TimeBudget(pl.Callback):
-    """The wall-clock budget of one run (``trainer.time_budget_minutes``), counted from
-    ``started`` (a ``time.perf_counter()`` value, the start of the run): data preparation, the fit
-    and the refit end within it; the final evaluation and export come after.
-
-    Why: a configuration promised to finish a file within so many minutes on a given machine would
-    otherwise take whatever a larger file, or a slower or busier machine, makes it take. At the
-    end of each epoch the fit stops when the next epoch (at the pace of this one, validation
-    included) and the refit (``refit_epochs`` at this epoch's training pace, ``refit_scale`` times
-    longer for the targets it adds) would no longer end in time; the refit then trains the whole
-    epochs still left (:meth:`refit_epochs_that_fit`). Stopping early costs quality, not
-    correctness: the best epoch validated so far is the one kept."""
-
-    def __init__(self, minutes: float, started: float, refit_epochs: int = 0, refit_scale: float = 1.0) -> None:
-        self.minutes = float(minutes)
-        self.deadline = started + 60.0 * self.minutes
-        self.refit_epochs = refit_epochs
-        self.refit_scale = refit_scale
-        self.train_seconds: float | None = None  # the last epoch's training part (validation excluded)
-        self.stopped_after: int | None = None  # the epoch after which the budget stopped the fit
-        self._t0 = self._last = 0.0
-
-    def seconds_left(self) -> float:
-        return self.deadline - time.perf_counter()
-
-    def refit_epochs_that_fit(self, wanted: int) -> int:
-        """How many of ``wanted`` refit epochs end within the budget, at the last fit epoch's
-        training pace times ``refit_scale`` (all of them when no epoch was timed)."""
-        if self.train_seconds is None or self.train_seconds <= 0:
-            return wanted
-        return max(0, min(wanted, int(self.seconds_left() // (self.train_seconds * self.refit_scale))))
-
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._t0 = self._last = time.perf_counter()
-
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        self._last = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        now = time.perf_counter()
-        epoch, self.train_seconds = now - self._t0, self._last - self._t0
-        reserve = self.refit_epochs * self.train_seconds * self.refit_scale
-        stop = trainer.strategy.reduce_boolean_decision(self.deadline - now < epoch + reserve, all=False)
-        last_epoch = trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs
-        if not stop or trainer.should_stop or last_epoch:
-            return
-        trainer.should_stop = True
-        self.stopped_after = trainer.current_epoch + 1
-        log.warning(
-            "time budget (trainer.time_budget_minutes=%g): the fit stops after epoch %d with %.0f s left; "
-            "the next epoch would take about %.0f s and the refit %.0f s",
-            self.minutes,
-            self.stopped_after,
-            self.deadline - now,
-            epoch,
-            reserve,
-        )

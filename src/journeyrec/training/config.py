@@ -85,7 +85,7 @@ class TrainerConfig:
     # wall-clock minutes for the data preparation, the fit and the refit, from the start of the run
     # (the final evaluation and export come after): the fit stops at the end of the epoch after
     # which the next epoch and the refit would no longer end in time, the refit trains the whole
-    # epochs still left (journeyrec.training.callbacks.TimeBudget); a resumed run (ckpt_path=last)
+    # epochs still left (journeyrec.training.time_budget.TimeBudget); a resumed run (ckpt_path=last)
     # has the whole budget again. None: no budget
     time_budget_minutes: Optional[float] = None
 

@@ -44,7 +44,6 @@ import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
 from journeyrec.bundle.format import export_bundle
-from journeyrec.data.datasets import TrainWindows
 from journeyrec.data.prepare import PreparedData, load_prepared, prepare_store
 from journeyrec.data.schema import FEATURE_SIZES
 from journeyrec.data.sequences import with_validation_targets
@@ -79,7 +78,6 @@ from journeyrec.training.callbacks import (
     IntentValidation,
     RefitLearningRate,
     ResumableRNG,
-    TimeBudget,
 )
 from journeyrec.training.checkpoint_io import AtomicCheckpointIO, load_checkpoint
 from journeyrec.training.cold_start import evaluate_cold, hide_items, training_counts
@@ -89,6 +87,7 @@ from journeyrec.training.datamodule import SequenceDataModule
 from journeyrec.training.export_run import REFIT_CHECKPOINT, fit_abandonment
 from journeyrec.training.module import RecModule
 from journeyrec.training.summary import baseline_warnings, print_summary
+from journeyrec.training.time_budget import TimeBudget, time_budget
 from journeyrec.typed import as_dict
 
 __all__ = [
@@ -104,7 +103,6 @@ __all__ = [
     "fit_stage",
     "evaluate_stage",
     "refit_stage",
-    "refit_work_ratio",
     "baseline_stage",
     "test_segments",
     "experiment_name",
@@ -261,26 +259,6 @@ def _refit_datamodule(cfg: TrainConfig, prepared: Prepared) -> SequenceDataModul
     """The refit's batches: the training prefixes extended by each user's validation target."""
     train = prepared.train_data
     return _datamodule(cfg, dataclasses.replace(train, split=with_validation_targets(train.split)))
-
-
-def refit_work_ratio(cfg: TrainConfig, train: PreparedData) -> float:
-    """How much longer a refit epoch takes than a fit epoch: the positions of its training
-    windows (the prefixes extended by each user's validation target) over the fit's."""
-
-    def positions(train_ends: np.ndarray) -> float:
-        windows = TrainWindows(train.sequences, train_ends, cfg.model.max_len, newest=cfg.loss.targets == "newest")
-        return float(windows.lengths.sum())
-
-    return positions(with_validation_targets(train.split).train_ends) / max(positions(train.split.train_ends), 1.0)
-
-
-def _time_budget(cfg: TrainConfig, prepared: Prepared, started: float) -> TimeBudget | None:
-    """The run's :class:`TimeBudget` (None without ``trainer.time_budget_minutes``)."""
-    minutes = cfg.trainer.time_budget_minutes
-    if minutes is None:
-        return None
-    scale = refit_work_ratio(cfg, prepared.train_data) if cfg.trainer.refit_epochs else 1.0
-    return TimeBudget(minutes, started, cfg.trainer.refit_epochs, scale)
 
 
 def _datamodule(cfg: TrainConfig, data: PreparedData) -> SequenceDataModule:
@@ -652,7 +630,7 @@ def train(cfg: Any) -> TrainResult:
 
     prepared = prepare_stage(cfg, out, main_process)
     built = build_stage(cfg, prepared)
-    fitted = fit_stage(cfg, prepared, built, out, main_process, _time_budget(cfg, prepared, started))
+    fitted = fit_stage(cfg, prepared, built, out, main_process, time_budget(cfg, prepared.train_data, started))
     if not fitted.global_zero:
         return TrainResult({}, out, prepared.store, None)  # rank 0 evaluates, exports and tracks the run
 
