@@ -11,6 +11,9 @@ Metrics (text exposition format 0.0.4 at ``GET /metrics``):
   rejected, opted_out (accepted, not stored: the customer opted out), expired (older than retention)
 * ``journeyrec_feedback_total{outcome}`` reactions by outcome (attributed, duplicate, unknown_request,
   expired, not_shown, before_impression; ``event``: carts and purchases attributed on arrival)
+* ``journeyrec_gc_collections_total{generation}``, ``journeyrec_gc_pause_seconds_total{generation}``,
+  ``journeyrec_gc_pause_seconds_max{generation}``, ``journeyrec_gc_frozen_objects``: Python's
+  garbage collections in the server process (:mod:`journeyrec.serving.collector`)
 
 Log lines are JSON objects, one per line, carrying only what operations and A/B analysis need
 (request id, endpoint, status, latency, variant, bundle version, context type, counts). They
@@ -25,6 +28,8 @@ import logging
 import sys
 from collections import defaultdict
 from typing import Any
+
+from journeyrec.serving.collector import GCPauses
 
 __all__ = ["Metrics", "JsonFormatter", "configure_logging", "LATENCY_BUCKETS", "LOGGER_NAME"]
 
@@ -49,6 +54,7 @@ class Metrics:
         self.buckets: dict[str, list[int]] = defaultdict(lambda: [0] * len(LATENCY_BUCKETS))
         self.latency_sum: dict[str, float] = defaultdict(float)
         self.latency_count: dict[str, int] = defaultdict(int)
+        self.collector: GCPauses | None = None  # the serving process's garbage collections, when watched
 
     def observe(self, endpoint: str, status: int, seconds: float) -> None:
         self.requests[(endpoint, status)] += 1
@@ -114,6 +120,8 @@ class Metrics:
         ]
         for outcome, n in sorted(self.feedback.items()):
             lines.append(f"journeyrec_feedback_total{_labels(outcome=outcome)} {n}")
+        if self.collector is not None:
+            lines += self.collector.render()
         return "\n".join(lines) + "\n"
 
 

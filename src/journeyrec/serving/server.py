@@ -49,10 +49,15 @@ def run(cfg: Any) -> None:
     import uvicorn
 
     from journeyrec.serving.app import create_app
+    from journeyrec.serving.collector import GCPauses, freeze_startup
     from journeyrec.serving.observability import configure_logging
 
     log = configure_logging(cfg.log_level)
     service = build_service(cfg)
+    app = create_app(service)
+    # everything loaded so far lives as long as the process: out of the collector's walks
+    frozen = freeze_startup()
+    service.metrics.collector = GCPauses().install()
     log.info(
         "ready",
         extra={
@@ -63,12 +68,13 @@ def run(cfg: Any) -> None:
                 "host": cfg.host,
                 "port": cfg.port,
                 "store": None if cfg.store is None else cfg.store.backend,
+                "gc_frozen_objects": frozen,
             }
         },
     )
     try:
         uvicorn.run(
-            create_app(service),
+            app,
             host=cfg.host,
             port=int(cfg.port),
             access_log=False,
