@@ -8,6 +8,7 @@ docs/results/RESULT_NAME.json (default: NAME with underscores), from which the d
   faiss              Flat / HNSW32 / IVF-PQ fast-scan on 1M x 64 (+ a real bundle): build, recall@10, QPS
   serving            recommend-latency and loadtest together on one bundle (in process, then HTTP)
   recommend-latency  in-process recommend() latency with every rule on vs the model alone and the eager model
+  gc-pauses          the serving process's garbage collections: start-up objects collected vs frozen
   loadtest           HTTP load (open or closed loop) against a running service on 127.0.0.1
   soak               a served bundle under a fixed rate for minutes: errors and memory growth
   data-scale         generate + prepare 1M / 10M / 50M events: events/s and peak RSS
@@ -37,7 +38,7 @@ import sys
 
 # A serving process runs one BLAS thread (harness.start_server); the in-process latency benchmark
 # must too, and OpenBLAS reads the setting once, when NumPy loads, hence before any import below.
-if sys.argv[1:2] in (["recommend-latency"], ["serving"]):
+if sys.argv[1:2] in (["recommend-latency"], ["serving"], ["gc-pauses"]):
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
@@ -346,6 +347,7 @@ BENCHMARKS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Runner]] 
     "faiss": (_faiss_args, _faiss),
     "serving": (_serving_args, _serving),
     "recommend-latency": _module("recommend_latency"),
+    "gc-pauses": _module("gc_pauses"),
     "loadtest": _module("loadtest"),
     "soak": _module("soak"),
     "data-scale": _module("data_scale"),
