@@ -5,9 +5,10 @@ does once warm):
     python -m benchmarks gc-pauses --bundle PATH [--requests 15000] [--rounds 2] [--save]
 
 The service is built as ``scripts/serve.py`` builds it (``build_service`` with a SQLite store
-recording impressions, and its FastAPI app), then the same requests (``recommend_latency.make_requests``:
-50 events, k = 20) go through ``Service.recommend`` in alternating phases: the baseline with
-every object in the collected generations (``gc.unfreeze``), then frozen. Each phase reports the
+recording impressions, and its FastAPI app), then the same requests (50 events, k = 20, from
+``recommend_latency.make_requests``, made 500 at a time so that they do not fill the heap
+themselves) go through ``Service.recommend`` in alternating phases: the baseline with every
+object in the collected generations (``gc.unfreeze``), then frozen. Each phase reports the
 collections the interpreter ran by itself per generation (count, total and longest pause), one
 forced full collection, and the requests' latency percentiles. One thread, as a server runs.
 """
@@ -18,6 +19,7 @@ import argparse
 import gc
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1)
 
 
-def _phase(service: Any, requests: list, frozen: bool) -> dict[str, Any]:
+CHUNK = 500  # requests made at a time: a whole phase's requests held at once would be most of the heap
+
+
+def _requests(rec: Any, n: int, events: int, k: int) -> Iterator[Any]:
+    """The same ``n`` requests every phase, made ``CHUNK`` at a time (seeded by chunk)."""
+    from benchmarks.recommend_latency import make_requests
+
+    for start in range(0, n, CHUNK):
+        yield from make_requests(rec, min(CHUNK, n - start), events, k, {}, seed=start)
+
+
+def _phase(service: Any, args: argparse.Namespace, frozen: bool) -> dict[str, Any]:
     from journeyrec.serving.collector import GCPauses, freeze_startup
 
     gc.unfreeze()
@@ -45,9 +58,9 @@ def _phase(service: Any, requests: list, frozen: bool) -> dict[str, Any]:
     gc.collect()
     forced_ms = (time.perf_counter() - t) * 1e3
     pauses = GCPauses().install()
-    latencies = np.empty(len(requests))
+    latencies = np.empty(args.requests)
     try:
-        for i, request in enumerate(requests):
+        for i, request in enumerate(_requests(service.default, args.requests, args.events, args.k)):
             t = time.perf_counter()
             service.recommend(request, f"gc-{frozen}-{i}")
             latencies[i] = time.perf_counter() - t
@@ -62,7 +75,7 @@ def _phase(service: Any, requests: list, frozen: bool) -> dict[str, Any]:
         **{f"gen{g}_collections": pauses.collections[g] for g in range(3)},
         **{f"gen{g}_pause_total_ms": round(pauses.seconds[g] * 1e3, 2) for g in range(3)},
         **{f"gen{g}_pause_max_ms": round(pauses.longest[g] * 1e3, 2) for g in range(3)},
-        "requests": len(requests),
+        "requests": args.requests,
         "p50_ms": round(float(np.percentile(ms, 50)), 3),
         "p99_ms": round(float(np.percentile(ms, 99)), 3),
         "p999_ms": round(float(np.percentile(ms, 99.9)), 3),
@@ -74,7 +87,6 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dict
     import faiss
     import torch
 
-    from benchmarks.recommend_latency import make_requests
     from journeyrec.config import ServeConfig
     from journeyrec.serving.app import create_app
     from journeyrec.serving.server import build_service
@@ -86,12 +98,10 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dict
         cfg = ServeConfig(bundle=str(args.bundle), threads=args.threads, store=StoreConfig(path=f"{tmp}/store.db"))
         service = build_service(cfg)
         create_app(service)  # what a server holds: its app's routes, models and schemas
-        rec = service.default
-        requests = make_requests(rec, args.requests, args.events, args.k, {})
         rows = []
         for round_ in range(args.rounds):
             for frozen in (False, True):
-                rows.append({"round": round_ + 1, **_phase(service, requests, frozen)})
+                rows.append({"round": round_ + 1, **_phase(service, args, frozen)})
         base = [r for r in rows if not r["frozen_objects"]]
         for r in rows:
             r["ratio_forced_collection_vs_baseline"] = round(
