@@ -360,12 +360,13 @@ def blend_screen(
 ) -> dict[str, Any]:
     """The validation figure of every (window, history, weight) of the blend on ``run``'s picked
     epoch (see the module docstring); rows in the order tried, the run's own settings marked."""
+    import dataclasses
     import time
 
     import torch
 
-    from journeyrec.evaluation.transitions import choose_weight
-    from journeyrec.models.transitions import Transitions
+    from journeyrec.models.config import TransitionsConfig
+    from journeyrec.training.blend import CANDIDATE_PREFIX, WEIGHT_METRIC, blend_transitions
     from journeyrec.training.export_run import load_run_model
 
     t0 = time.perf_counter()
@@ -375,18 +376,19 @@ def blend_screen(
     rows = []
     for window in windows:
         for history in histories:
-            t = Transitions.fit(data.sequences, data.split.train_ends, window=window, history=history)
-            weight, table = choose_weight(
-                best, t, data.sequences, data.split.valid, weights, monitor, cfg.eval.ks, cfg.data.eval_batch_size
-            )
+            setting = TransitionsConfig(weights=list(weights), window=window, history=history)
+            # the run's own choice, as its training made it, with this window and history
+            _, choice = blend_transitions(dataclasses.replace(cfg, transitions=setting), data, data, best)
+            by_weight = {k.rsplit(CANDIDATE_PREFIX, 1)[1]: v for k, v in choice.items() if CANDIDATE_PREFIX in k}
+            weight = choice[WEIGHT_METRIC]
             rows.append(
                 {
                     "window": window,
                     "history": history,
                     "run_setting": (window, history) == own,
                     "weight": weight,
-                    "valid": table[weight][monitor],
-                    "valid_by_weight": {f"{w:g}": m[monitor] for w, m in table.items()},
+                    "valid": by_weight[f"{weight:g}"],
+                    "valid_by_weight": by_weight,
                 }
             )
             print(json.dumps({k: rows[-1][k] for k in ("window", "history", "weight", "valid")}), flush=True)
