@@ -34,7 +34,8 @@ class EpochCurve(pl.Callback):
         self.keys = keys
         self.rows: list[dict[str, float]] = []
         self._total = 0.0
-        self._t0 = self._last = 0.0
+        self.epoch_started = 0.0  # time.perf_counter() at the start of the current epoch
+        self._last = 0.0
         self._train_part: float | None = None
         self._valid: dict[str, float] = {}
 
@@ -46,7 +47,7 @@ class EpochCurve(pl.Callback):
         self._total = float(state_dict["total"])
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._t0 = self._last = time.perf_counter()
+        self.epoch_started = self._last = time.perf_counter()
         self._train_part = None
         self._valid = {}
 
@@ -55,14 +56,14 @@ class EpochCurve(pl.Callback):
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
-            self._train_part = self._last - self._t0
+            self._train_part = self._last - self.epoch_started
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
             self._valid = {k: float(trainer.callback_metrics[k]) for k in self.keys if k in trainer.callback_metrics}
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        seconds = self._train_part if self._train_part is not None else time.perf_counter() - self._t0
+        seconds = self._train_part if self._train_part is not None else time.perf_counter() - self.epoch_started
         self._total += seconds
         row = {"epoch": float(trainer.current_epoch + 1), "epoch_seconds": seconds, "train_seconds": self._total}
         loss = trainer.callback_metrics.get("train/loss")

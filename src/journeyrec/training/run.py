@@ -389,11 +389,11 @@ def fit_stage(
     built: Built,
     out: Path,
     main_process: bool = True,
-    budget: TimeBudget | None = None,
+    started: float | None = None,
 ) -> Fitted:
-    """Lightning fit with early stopping on ``trainer.monitor`` (and on the time ``budget``, when
-    given), best and last checkpoints, per-epoch curve, and the MLflow run (params, dataset card,
-    per-epoch metrics)."""
+    """Lightning fit with early stopping on ``trainer.monitor`` (and on ``trainer.time_budget_minutes``
+    counted from ``started``, a ``time.perf_counter()`` value; default: now), best and last
+    checkpoints, per-epoch curve, and the MLflow run (params, dataset card, per-epoch metrics)."""
     ckpt_dir = out / "checkpoints"
     monitor = cfg.trainer.monitor
     # saved at the end of each training epoch, after validation and after EpochCurve has recorded
@@ -422,6 +422,8 @@ def fit_stage(
         else []
     )
     t = cfg.trainer
+    curve = EpochCurve(out / "curve.json")
+    budget = time_budget(cfg, prepared.train_data, time.perf_counter() if started is None else started, curve)
     trainer = pl.Trainer(
         max_epochs=t.max_epochs,
         min_epochs=t.min_epochs,
@@ -443,8 +445,8 @@ def fit_stage(
             *_weight_averaging(cfg),
             checkpoint,
             early,
-            *([budget] if budget is not None else []),
-            EpochCurve(out / "curve.json"),
+            curve,
+            *([budget] if budget is not None else []),  # after the curve: it reads the epoch's timing
             ResumableRNG(),
             *([EpochProgressBar()] if t.progress_bar else []),
         ],
@@ -630,7 +632,7 @@ def train(cfg: Any) -> TrainResult:
 
     prepared = prepare_stage(cfg, out, main_process)
     built = build_stage(cfg, prepared)
-    fitted = fit_stage(cfg, prepared, built, out, main_process, time_budget(cfg, prepared.train_data, started))
+    fitted = fit_stage(cfg, prepared, built, out, main_process, started)
     if not fitted.global_zero:
         return TrainResult({}, out, prepared.store, None)  # rank 0 evaluates, exports and tracks the run
 

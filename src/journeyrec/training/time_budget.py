@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -20,6 +19,7 @@ import pytorch_lightning as pl
 from journeyrec.data.datasets import TrainWindows
 from journeyrec.data.prepare import PreparedData
 from journeyrec.data.sequences import with_validation_targets
+from journeyrec.training.callbacks import EpochCurve
 from journeyrec.training.config import TrainConfig
 
 __all__ = ["TimeBudget", "refit_work_ratio", "time_budget"]
@@ -38,14 +38,21 @@ class TimeBudget(pl.Callback):
     epochs still left (:meth:`refit_epochs_that_fit`). Stopping early costs quality, not
     correctness: the best epoch validated so far is the one kept."""
 
-    def __init__(self, minutes: float, started: float, refit_epochs: int = 0, refit_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        minutes: float,
+        started: float,
+        refit_epochs: int = 0,
+        refit_scale: float = 1.0,
+        curve: EpochCurve | None = None,
+    ) -> None:
         self.minutes = float(minutes)
         self.deadline = started + 60.0 * self.minutes
         self.refit_epochs = refit_epochs
         self.refit_scale = refit_scale
+        self.curve = curve  # the fit's EpochCurve: it times each epoch; the budget must come after it
         self.train_seconds: float | None = None  # the last epoch's training part (validation excluded)
         self.stopped_after: int | None = None  # the epoch after which the budget stopped the fit
-        self._t0 = self._last = 0.0
 
     def seconds_left(self) -> float:
         return self.deadline - time.perf_counter()
@@ -57,15 +64,11 @@ class TimeBudget(pl.Callback):
             return wanted
         return max(0, min(wanted, int(self.seconds_left() // (self.train_seconds * self.refit_scale))))
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._t0 = self._last = time.perf_counter()
-
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        self._last = time.perf_counter()
-
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.curve is None or not self.curve.rows:
+            raise RuntimeError("TimeBudget reads the fit's EpochCurve: pass it, and list the budget after it")
         now = time.perf_counter()
-        epoch, self.train_seconds = now - self._t0, self._last - self._t0
+        epoch, self.train_seconds = now - self.curve.epoch_started, self.curve.rows[-1]["epoch_seconds"]
         reserve = self.refit_epochs * self.train_seconds * self.refit_scale
         stop = trainer.strategy.reduce_boolean_decision(self.deadline - now < epoch + reserve, all=False)
         last_epoch = trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs
@@ -95,11 +98,11 @@ def refit_work_ratio(cfg: TrainConfig, train: PreparedData) -> float:
     return positions(with_validation_targets(train.split).train_ends) / max(positions(train.split.train_ends), 1.0)
 
 
-def time_budget(cfg: TrainConfig, train: PreparedData, started: float) -> TimeBudget | None:
+def time_budget(cfg: TrainConfig, train: PreparedData, started: float, curve: EpochCurve) -> TimeBudget | None:
     """The run's :class:`TimeBudget` (None without ``trainer.time_budget_minutes``), its clock
-    started at ``started``; ``train``: what the fit reads."""
+    started at ``started``; ``train``: what the fit reads; ``curve``: the fit's epoch timer."""
     minutes = cfg.trainer.time_budget_minutes
     if minutes is None:
         return None
     scale = refit_work_ratio(cfg, train) if cfg.trainer.refit_epochs else 1.0
-    return TimeBudget(minutes, started, cfg.trainer.refit_epochs, scale)
+    return TimeBudget(minutes, started, cfg.trainer.refit_epochs, scale, curve)
