@@ -1,9 +1,9 @@
 """Python's garbage collector in a long-running serving process.
 
-Why: a serving process holds some 340,000 container objects from its start (torch, FastAPI,
-pydantic, the bundle's tables) that live as long as it does. CPython's full (generation 2)
-collection walks every one of them, about 0.2 s on the 2-core VM (`python -m benchmarks
-gc-pauses`), and the event loop with every request queued behind it waits that long.
+Why: a serving process holds hundreds of thousands of container objects from its start (torch,
+FastAPI, pydantic, the bundle's tables) that live as long as it does. CPython's full
+(generation 2) collection walks every one of them, and the event loop with every request queued
+behind it waits that long (measured by ``python -m benchmarks gc-pauses``, docs/performance.md).
 :func:`freeze_startup` moves them, once the service is warm, to the permanent generation
 (``gc.freeze``), which no collection walks: a full collection then walks only what requests made
 since. :class:`GCPauses` counts the collections per generation and the time they took, for
